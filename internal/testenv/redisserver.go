@@ -1,0 +1,195 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisServer is a private redis-server process on a loopback port, for tests
+// that kill, pause or restart Redis. It is stopped when the test ends.
+// Its methods are safe for concurrent use.
+type RedisServer struct {
+	t    testing.TB
+	Port int    // the TCP port it listens on; kept across Restart
+	Addr string // "127.0.0.1:<Port>"
+	dir  string
+	args []string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// StartRedis launches redis-server on a free loopback port with persistence
+// off and the extra args given (e.g. "--maxmemory", "1mb"), waits until it
+// answers PING and registers its shutdown with t.Cleanup. It fails the test
+// when redis-server is not installed.
+func StartRedis(t testing.TB, args ...string) *RedisServer {
+	t.Helper()
+	s := &RedisServer{t: t, dir: t.TempDir(), args: args}
+	s.Port = FreePort(t)
+	s.Addr = loopback(s.Port)
+	if err := s.start(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(s.Kill)
+	return s
+}
+
+func redisBinary(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found in PATH (install Redis 7: apt-get install redis-server): %w", name, err)
+	}
+	return p, nil
+}
+
+func (s *RedisServer) start() error {
+	bin, err := redisBinary("redis-server")
+	if err != nil {
+		return err
+	}
+	args := append([]string{
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.Port),
+		"--save", "", "--appendonly", "no", "--dir", s.dir,
+		"--daemonize", "no", "--protected-mode", "no",
+	}, s.args...)
+	cmd := exec.Command(bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting redis-server: %w", err)
+	}
+	if err := waitTCP(s.Addr, 5*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("redis-server on %s did not start: %v\n%s", s.Addr, err, out.String())
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	return nil
+}
+
+// Client returns a new client of this server, closed when the test ends.
+func (s *RedisServer) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// URL returns the redis:// URL of this server.
+func (s *RedisServer) URL() string { return "redis://" + s.Addr + "/0" }
+
+// Kill stops the server at once with SIGKILL and waits for it to exit.
+// Killing a stopped server does nothing.
+func (s *RedisServer) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused process must die too
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts a killed server again on the same port, with an empty
+// data set.
+func (s *RedisServer) Restart() {
+	s.t.Helper()
+	s.Kill()
+	if err := s.start(); err != nil {
+		s.t.Fatalf("testenv: restart: %v", err)
+	}
+}
+
+// Pause freezes the server with SIGSTOP: connections stay open but nothing
+// answers, as with a hung or overloaded server. Resume undoes it.
+func (s *RedisServer) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server run again.
+func (s *RedisServer) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *RedisServer) signal(sig os.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
+// Cluster is a private 3-master Redis Cluster on loopback ports.
+type Cluster struct {
+	// Addrs are the masters' "127.0.0.1:port" addresses.
+	Addrs   []string
+	Servers []*RedisServer
+	t       testing.TB
+}
+
+// RedisCluster launches three redis-server processes in cluster mode,
+// joins them with `redis-cli --cluster create` (no replicas), waits until the
+// cluster reports ok and tears it all down when the test ends.
+func RedisCluster(t testing.TB) *Cluster {
+	t.Helper()
+	cli, err := redisBinary("redis-cli")
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	rc := &Cluster{t: t}
+	for range 3 {
+		dir := t.TempDir()
+		s := StartRedis(t, "--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+			"--cluster-node-timeout", "2000")
+		rc.Servers = append(rc.Servers, s)
+		rc.Addrs = append(rc.Addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, rc.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs})
+	defer c.Close()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := c.ClusterInfo(ctx).Result()
+		okAll := err == nil && bytes.Contains([]byte(info), []byte("cluster_state:ok"))
+		if okAll {
+			// every master must also serve its slots before tests start
+			err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+				return n.Ping(ctx).Err()
+			})
+			okAll = err == nil && c.Set(ctx, "testenv:probe", "1", 0).Err() == nil &&
+				c.Del(ctx, "testenv:probe").Err() == nil
+		}
+		cancel()
+		if okAll {
+			return rc
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: Redis Cluster on %v not ready: %v %q", rc.Addrs, err, info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Client returns a new cluster client of the cluster, closed when the test ends.
+func (rc *Cluster) Client() *redis.ClusterClient {
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs})
+	rc.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
