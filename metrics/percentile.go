@@ -1,0 +1,228 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// Percentiles summarises one histogram.
+type Percentiles struct {
+	Count         uint64
+	Sum           float64
+	P50, P95, P99 float64
+}
+
+// Quantile estimates the q-quantile (0 ≤ q ≤ 1) of a histogram with explicit
+// bounds and per-bucket counts (len(counts) == len(bounds)+1, the last being
+// the overflow bucket), interpolating linearly inside the bucket like
+// Prometheus' histogram_quantile: the first bucket starts at 0 (or at its
+// bound when that is negative) and a quantile in the overflow bucket is the
+// highest bound. It returns ErrNoData for an empty histogram.
+func Quantile(q float64, bounds []float64, counts []uint64) (float64, error) {
+	if q < 0 || q > 1 || math.IsNaN(q) {
+		return 0, fmt.Errorf("metrics: quantile %v not in [0, 1]", q)
+	}
+	if len(counts) != len(bounds)+1 {
+		return 0, fmt.Errorf("metrics: %d bucket counts for %d bounds", len(counts), len(bounds))
+	}
+	var total uint64
+	for _, c := range counts {
+		total += c
+	}
+	if total == 0 {
+		return 0, ErrNoData
+	}
+	if len(bounds) == 0 {
+		return 0, fmt.Errorf("metrics: histogram has no bounds")
+	}
+	rank := q * float64(total)
+	var cum uint64
+	for i, c := range counts {
+		if c == 0 || float64(cum+c) < rank {
+			cum += c
+			continue
+		}
+		if i == len(bounds) {
+			return bounds[len(bounds)-1], nil
+		}
+		lo := 0.0
+		if i > 0 {
+			lo = bounds[i-1]
+		} else if bounds[0] < 0 {
+			lo = bounds[0]
+		}
+		return lo + (bounds[i]-lo)*(rank-float64(cum))/float64(c), nil
+	}
+	return bounds[len(bounds)-1], nil
+}
+
+func percentilesOf(bounds []float64, counts []uint64, sum float64) (Percentiles, error) {
+	p := Percentiles{Sum: sum}
+	for _, c := range counts {
+		p.Count += c
+	}
+	var err error
+	if p.P50, err = Quantile(0.50, bounds, counts); err != nil {
+		return p, err
+	}
+	p.P95, _ = Quantile(0.95, bounds, counts)
+	p.P99, _ = Quantile(0.99, bounds, counts)
+	return p, nil
+}
+
+// ReadPercentiles collects r (a ManualReader passed in Options.Readers, say)
+// and returns the percentiles of the explicit-bucket histogram name, summed
+// over the data points whose attributes match (nil: all). It returns
+// ErrNoData when nothing matched or nothing was recorded.
+func ReadPercentiles(ctx context.Context, r sdkmetric.Reader, name string, match func(attribute.Set) bool) (Percentiles, error) {
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(ctx, &rm); err != nil {
+		return Percentiles{}, fmt.Errorf("metrics: collect: %w", err)
+	}
+	var (
+		bounds []float64
+		counts []uint64
+		sum    float64
+	)
+	add := func(b []float64, c []uint64, s float64, attrs attribute.Set) error {
+		if match != nil && !match(attrs) {
+			return nil
+		}
+		if counts == nil {
+			bounds, counts = b, make([]uint64, len(c))
+		} else if !slices.Equal(bounds, b) {
+			return fmt.Errorf("metrics: %s: data points with different bounds", name)
+		}
+		for i, n := range c {
+			counts[i] += n
+		}
+		sum += s
+		return nil
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			switch d := m.Data.(type) {
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					if err := add(dp.Bounds, dp.BucketCounts, dp.Sum, dp.Attributes); err != nil {
+						return Percentiles{}, err
+					}
+				}
+			case metricdata.Histogram[int64]:
+				for _, dp := range d.DataPoints {
+					if err := add(dp.Bounds, dp.BucketCounts, float64(dp.Sum), dp.Attributes); err != nil {
+						return Percentiles{}, err
+					}
+				}
+			default:
+				return Percentiles{}, fmt.Errorf("metrics: %s is %T, not an explicit-bucket histogram", name, m.Data)
+			}
+		}
+	}
+	if counts == nil {
+		return Percentiles{}, fmt.Errorf("metrics: %s: %w", name, ErrNoData)
+	}
+	return percentilesOf(bounds, counts, sum)
+}
+
+// ParsePrometheus parses the Prometheus text exposition format (what
+// Provider.Handler serves) into metric families keyed by name.
+func ParsePrometheus(r io.Reader) (map[string]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mf, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: parse prometheus text: %w", err)
+	}
+	return mf, nil
+}
+
+// PromPercentiles returns the percentiles of the Prometheus histogram family
+// name (e.g. "http_server_request_duration_seconds") in families, summed over
+// the series whose labels include every pair in match (nil: all series).
+// It returns ErrNoData when nothing matched or nothing was recorded.
+func PromPercentiles(families map[string]*dto.MetricFamily, name string, match map[string]string) (Percentiles, error) {
+	mf, ok := families[name]
+	if !ok {
+		return Percentiles{}, fmt.Errorf("metrics: %s: %w", name, ErrNoData)
+	}
+	if mf.GetType() != dto.MetricType_HISTOGRAM {
+		return Percentiles{}, fmt.Errorf("metrics: %s is a %s, not a histogram", name, mf.GetType())
+	}
+	var (
+		bounds []float64
+		cumul  []uint64
+		total  uint64
+		sum    float64
+		seen   bool
+	)
+	for _, m := range mf.GetMetric() {
+		if !labelsMatch(m.GetLabel(), match) {
+			continue
+		}
+		h := m.GetHistogram()
+		var b []float64
+		var c []uint64
+		for _, bk := range h.GetBucket() {
+			if math.IsInf(bk.GetUpperBound(), 1) {
+				continue
+			}
+			b = append(b, bk.GetUpperBound())
+			c = append(c, bk.GetCumulativeCount())
+		}
+		if !seen {
+			bounds, cumul, seen = b, make([]uint64, len(c)), true
+		} else if !slices.Equal(bounds, b) {
+			return Percentiles{}, fmt.Errorf("metrics: %s: series with different buckets", name)
+		}
+		for i, n := range c {
+			cumul[i] += n
+		}
+		total += h.GetSampleCount()
+		sum += h.GetSampleSum()
+	}
+	if !seen {
+		return Percentiles{}, fmt.Errorf("metrics: %s: %w", name, ErrNoData)
+	}
+	counts := make([]uint64, len(bounds)+1)
+	var prev uint64
+	for i, c := range cumul {
+		if c < prev { // malformed input; keep counts non-negative
+			c = prev
+		}
+		counts[i] = c - prev
+		prev = c
+	}
+	if total > prev {
+		counts[len(bounds)] = total - prev
+	}
+	return percentilesOf(bounds, counts, sum)
+}
+
+func labelsMatch(labels []*dto.LabelPair, match map[string]string) bool {
+	for k, v := range match {
+		found := false
+		for _, l := range labels {
+			if l.GetName() == k && l.GetValue() == v {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}

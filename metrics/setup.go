@@ -1,0 +1,308 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// Options configures Setup. The zero value gives a Prometheus-only provider
+// with seconds buckets on every duration histogram.
+type Options struct {
+	// ServiceName is the service.name resource attribute. Default: the
+	// OTEL_SERVICE_NAME environment variable, else the executable's base name.
+	ServiceName string
+	// ServiceVersion is service.version. Default: the main module's version
+	// from the build info, else "unknown".
+	ServiceVersion string
+	// InstanceID is service.instance.id. Default: "<hostname>-<pid>".
+	InstanceID string
+	// Attributes are added to the resource (deployment.environment.name, ...).
+	// OTEL_RESOURCE_ATTRIBUTES is also honoured.
+	Attributes []attribute.KeyValue
+
+	// Registry receives the Prometheus collector. Default: a new registry of
+	// its own (never prometheus.DefaultRegisterer), with Go runtime and process
+	// collectors unless NoRuntimeMetrics is set.
+	Registry *prometheus.Registry
+	// NoRuntimeMetrics leaves the Go and process collectors out of a registry
+	// that Setup creates.
+	NoRuntimeMetrics bool
+	// NoPrometheus leaves the Prometheus exporter out; Handler then serves 404.
+	NoPrometheus bool
+
+	// OTLP enables OTLP/HTTP export when OTLP.Enabled is set.
+	OTLP OTLPOptions
+	// OTLPFromEnv enables OTLP/HTTP export when the standard
+	// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
+	// environment variable is set; the exporter then reads its endpoint,
+	// headers and timeout from the standard variables.
+	OTLPFromEnv bool
+
+	// StatsD, when non-nil, adds a StatsD/DogStatsD exporter (see StatsDConfig).
+	StatsD *StatsDConfig
+
+	// ExportInterval is how often push exporters (OTLP, StatsD) collect.
+	// Default 10 s.
+	ExportInterval time.Duration
+
+	// HTTPBuckets are the boundaries of every duration histogram (unit "s")
+	// whose name does not start with "db.". Default HTTPBuckets(). They replace
+	// both the SDK default (milliseconds) and any boundaries an instrument
+	// advised; use Views to give one instrument others.
+	HTTPBuckets []float64
+	// DBBuckets are the boundaries of duration histograms named "db.*".
+	// Default DBBuckets().
+	DBBuckets []float64
+	// ExponentialHistograms makes every duration histogram a base-2
+	// exponential histogram (160 buckets, scale ≤ 20) instead. The Prometheus
+	// text format cannot carry these (only native-histogram protobuf can).
+	ExponentialHistograms bool
+	// Views are tried before the duration view; the first match wins.
+	Views []sdkmetric.View
+	// Readers are extra readers (a ManualReader in tests or a load report).
+	Readers []sdkmetric.Reader
+
+	// SetGlobal installs the provider with otel.SetMeterProvider so that
+	// every package defaulting to otel.GetMeterProvider() reports into it.
+	SetGlobal bool
+	// Logger receives export errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// OTLPOptions configures the optional OTLP/HTTP exporter.
+type OTLPOptions struct {
+	// Enabled turns the exporter on.
+	Enabled bool
+	// EndpointURL is the full URL, e.g. "http://collector:4318/v1/metrics".
+	// Default: the standard OTEL_EXPORTER_OTLP_* variables, else
+	// https://localhost:4318/v1/metrics.
+	EndpointURL string
+	// Headers are sent with every request (API keys).
+	Headers map[string]string
+	// Timeout bounds one export. Default 10 s.
+	Timeout time.Duration
+}
+
+// Provider is a configured MeterProvider with its Prometheus handler. It is
+// safe for concurrent use. Shutdown flushes push exporters and releases them.
+type Provider struct {
+	embedded.MeterProvider
+
+	mp       *sdkmetric.MeterProvider
+	registry *prometheus.Registry
+	handler  http.Handler
+	statsd   *StatsDExporter
+
+	once        sync.Once
+	shutdownErr error
+}
+
+var _ metric.MeterProvider = (*Provider)(nil)
+
+// Setup builds a Provider from opts. It returns an error wrapping
+// ErrInvalidConfig for bad options, or the exporter's error. ctx bounds the
+// resource detection and exporter construction only.
+func Setup(ctx context.Context, opts Options) (*Provider, error) {
+	if opts.ExportInterval < 0 {
+		return nil, fmt.Errorf("%w: negative ExportInterval", ErrInvalidConfig)
+	}
+	if opts.ExportInterval == 0 {
+		opts.ExportInterval = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	httpB, dbB := opts.HTTPBuckets, opts.DBBuckets
+	if httpB == nil {
+		httpB = HTTPBuckets()
+	}
+	if dbB == nil {
+		dbB = DBBuckets()
+	}
+	if err := checkBounds(httpB); err != nil {
+		return nil, fmt.Errorf("%w: HTTPBuckets: %w", ErrInvalidConfig, err)
+	}
+	if err := checkBounds(dbB); err != nil {
+		return nil, fmt.Errorf("%w: DBBuckets: %w", ErrInvalidConfig, err)
+	}
+
+	res, err := newResource(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{registry: opts.Registry, handler: http.NotFoundHandler()}
+	mpOpts := []sdkmetric.Option{
+		sdkmetric.WithResource(res),
+		sdkmetric.WithView(durationView(opts.Views, httpB, dbB, opts.ExponentialHistograms)),
+	}
+
+	// Exporters built so far are shut down if a later one fails.
+	var readers []sdkmetric.Reader
+	fail := func(err error) (*Provider, error) {
+		for _, r := range readers {
+			_ = r.Shutdown(context.Background())
+		}
+		return nil, err
+	}
+
+	if !opts.NoPrometheus {
+		if p.registry == nil {
+			p.registry = prometheus.NewRegistry()
+			if !opts.NoRuntimeMetrics {
+				p.registry.MustRegister(collectors.NewGoCollector(),
+					collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			}
+		}
+		exp, err := otelprom.New(otelprom.WithRegisterer(p.registry), otelprom.WithoutScopeInfo())
+		if err != nil {
+			return fail(fmt.Errorf("metrics: prometheus exporter: %w", err))
+		}
+		readers = append(readers, exp)
+		p.handler = promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		})
+	}
+
+	if opts.OTLP.Enabled || (opts.OTLPFromEnv && otlpEnvSet()) {
+		var o []otlpmetrichttp.Option
+		if opts.OTLP.EndpointURL != "" {
+			o = append(o, otlpmetrichttp.WithEndpointURL(opts.OTLP.EndpointURL))
+		}
+		if len(opts.OTLP.Headers) > 0 {
+			o = append(o, otlpmetrichttp.WithHeaders(opts.OTLP.Headers))
+		}
+		if opts.OTLP.Timeout > 0 {
+			o = append(o, otlpmetrichttp.WithTimeout(opts.OTLP.Timeout))
+		}
+		exp, err := otlpmetrichttp.New(ctx, o...)
+		if err != nil {
+			return fail(fmt.Errorf("metrics: otlp exporter: %w", err))
+		}
+		readers = append(readers, sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(opts.ExportInterval)))
+	}
+
+	if opts.StatsD != nil {
+		cfg := *opts.StatsD
+		if cfg.Logger == nil {
+			cfg.Logger = opts.Logger
+		}
+		exp, err := NewStatsDExporter(cfg)
+		if err != nil {
+			return fail(err)
+		}
+		p.statsd = exp
+		readers = append(readers, sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(opts.ExportInterval)))
+	}
+
+	readers = append(readers, opts.Readers...)
+	for _, r := range readers {
+		mpOpts = append(mpOpts, sdkmetric.WithReader(r))
+	}
+	p.mp = sdkmetric.NewMeterProvider(mpOpts...)
+	if opts.SetGlobal {
+		otel.SetMeterProvider(p.mp)
+	}
+	return p, nil
+}
+
+// Meter returns a Meter of the underlying SDK provider.
+func (p *Provider) Meter(name string, opts ...metric.MeterOption) metric.Meter {
+	return p.mp.Meter(name, opts...)
+}
+
+// SDK returns the underlying SDK provider.
+func (p *Provider) SDK() *sdkmetric.MeterProvider { return p.mp }
+
+// Registry returns the Prometheus registry the exporter writes to, nil with
+// NoPrometheus.
+func (p *Provider) Registry() *prometheus.Registry { return p.registry }
+
+// Handler returns the Prometheus scrape handler (for /health/metrics).
+func (p *Provider) Handler() http.Handler { return p.handler }
+
+// StatsD returns the StatsD exporter, nil unless Options.StatsD was set.
+func (p *Provider) StatsD() *StatsDExporter { return p.statsd }
+
+// ForceFlush collects and pushes to every push exporter now, honouring ctx.
+func (p *Provider) ForceFlush(ctx context.Context) error { return p.mp.ForceFlush(ctx) }
+
+// Shutdown flushes and stops every reader and exporter; it honours ctx's
+// deadline. It is idempotent: later calls return the first call's result.
+func (p *Provider) Shutdown(ctx context.Context) error {
+	p.once.Do(func() { p.shutdownErr = p.mp.Shutdown(ctx) })
+	return p.shutdownErr
+}
+
+func newResource(ctx context.Context, opts Options) (*resource.Resource, error) {
+	name := opts.ServiceName
+	if name == "" {
+		name = os.Getenv("OTEL_SERVICE_NAME")
+	}
+	if name == "" {
+		if exe, err := os.Executable(); err == nil {
+			name = filepath.Base(exe)
+		} else {
+			name = "unknown_service:go"
+		}
+	}
+	version := opts.ServiceVersion
+	if version == "" {
+		version = "unknown"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			version = bi.Main.Version
+		}
+	}
+	instance := opts.InstanceID
+	if instance == "" {
+		host, _ := os.Hostname()
+		instance = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	attrs := append([]attribute.KeyValue{
+		attribute.String("service.name", name),
+		attribute.String("service.version", version),
+		attribute.String("service.instance.id", instance),
+	}, opts.Attributes...)
+	res, err := resource.New(ctx,
+		resource.WithFromEnv(),
+		resource.WithTelemetrySDK(),
+		resource.WithAttributes(attrs...),
+	)
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		return nil, fmt.Errorf("metrics: resource: %w", err)
+	}
+	return res, nil
+}
+
+func otlpEnvSet() bool {
+	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != ""
+}
+
+func checkBounds(b []float64) error {
+	for i := 1; i < len(b); i++ {
+		if !(b[i] > b[i-1]) {
+			return fmt.Errorf("boundaries not strictly increasing at %d", i)
+		}
+	}
+	return nil
+}

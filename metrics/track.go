@@ -1,0 +1,205 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Names of the instruments a Tracker records and of their attributes.
+const (
+	// OperationDuration is the histogram (unit "s") of tracked calls, with
+	// attributes operation.name and outcome ("ok" or "error").
+	OperationDuration = "perfkit.operation.duration"
+	// OperationErrors counts tracked calls that returned an error, with
+	// attribute operation.name.
+	OperationErrors = "perfkit.operation.errors"
+
+	instrumentationName = "github.com/servio/perfkit/metrics"
+)
+
+// TrackerConfig configures NewTracker. The zero value records into
+// otel.GetMeterProvider() and starts no spans.
+type TrackerConfig struct {
+	// MeterProvider records the instruments. Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// TracerProvider, when set, gives every tracked call a span named after
+	// the operation, with its error recorded. Default nil: no spans (a span
+	// costs allocations; metrics alone cost none).
+	TracerProvider trace.TracerProvider
+	// Buckets are the advised duration boundaries in seconds. Default
+	// HTTPBuckets(). (Setup's view applies its own seconds buckets anyway.)
+	Buckets []float64
+}
+
+// Tracker holds the instruments behind Track. Create one per provider and
+// reuse it; it is safe for concurrent use.
+type Tracker struct {
+	duration metric.Float64Histogram
+	errors   metric.Int64Counter
+	tracer   trace.Tracer
+}
+
+// NewTracker creates the Tracker's instruments. It returns an error wrapping
+// ErrInvalidConfig for bad buckets or the SDK's instrument error.
+func NewTracker(cfg TrackerConfig) (*Tracker, error) {
+	mp := cfg.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	b := cfg.Buckets
+	if b == nil {
+		b = HTTPBuckets()
+	}
+	if err := checkBounds(b); err != nil {
+		return nil, fmt.Errorf("%w: Tracker Buckets: %w", ErrInvalidConfig, err)
+	}
+	m := mp.Meter(instrumentationName)
+	d, err := m.Float64Histogram(OperationDuration, metric.WithUnit("s"),
+		metric.WithDescription("Duration of tracked operations."),
+		metric.WithExplicitBucketBoundaries(b...))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %s: %w", OperationDuration, err)
+	}
+	e, err := m.Int64Counter(OperationErrors, metric.WithUnit("{error}"),
+		metric.WithDescription("Tracked operations that returned an error."))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %s: %w", OperationErrors, err)
+	}
+	t := &Tracker{duration: d, errors: e}
+	if cfg.TracerProvider != nil {
+		t.tracer = cfg.TracerProvider.Tracer(instrumentationName)
+	}
+	return t, nil
+}
+
+// defaultTracker builds a Tracker on the global providers' meter. Instrument
+// creation on a valid name cannot fail; if it ever did, the calls are still
+// made, into no-op instruments.
+func defaultTracker() *Tracker {
+	t, err := NewTracker(TrackerConfig{})
+	if err != nil {
+		m := noop.Meter{}
+		d, _ := m.Float64Histogram(OperationDuration)
+		e, _ := m.Int64Counter(OperationErrors)
+		return &Tracker{duration: d, errors: e}
+	}
+	return t
+}
+
+// Op is one named operation bound to a Tracker with its attribute sets
+// precomputed. Use it where a wrapper does not fit:
+//
+//	start := time.Now()
+//	err := doWork()
+//	op.Observe(ctx, start, err)
+//
+// Safe for concurrent use.
+type Op struct {
+	t    *Tracker
+	name string
+	ok   []metric.RecordOption
+	fail []metric.RecordOption
+	errs []metric.AddOption
+}
+
+// Op binds name to t. Bind once (at wrap or start-up time), not per call.
+func (t *Tracker) Op(name string) *Op {
+	op := attribute.String("operation.name", name)
+	return &Op{
+		t:    t,
+		name: name,
+		ok:   []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(op, attribute.String("outcome", "ok")))},
+		fail: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(op, attribute.String("outcome", "error")))},
+		errs: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(op))},
+	}
+}
+
+// Observe records one call that started at start and ended now with err.
+// It allocates nothing.
+func (o *Op) Observe(ctx context.Context, start time.Time, err error) {
+	d := time.Since(start).Seconds()
+	if err != nil {
+		o.t.duration.Record(ctx, d, o.fail...)
+		o.t.errors.Add(ctx, 1, o.errs...)
+		return
+	}
+	o.t.duration.Record(ctx, d, o.ok...)
+}
+
+func (o *Op) startSpan(ctx context.Context) (context.Context, trace.Span) {
+	return o.t.tracer.Start(ctx, o.name)
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// Track wraps fn so that every call records its duration in
+// perfkit.operation.duration and, on error, counts it in
+// perfkit.operation.errors, under operation.name = name. It is the seed's
+// @Track decorator. The instruments come from otel.GetMeterProvider() at wrap
+// time (a provider set later with otel.SetMeterProvider still receives them);
+// a call allocates nothing beyond what fn does. If fn panics, nothing is recorded.
+func Track[T any](name string, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
+	return TrackWith(defaultTracker(), name, fn)
+}
+
+// TrackArg is Track for functions that take an argument (a struct when
+// there are several).
+func TrackArg[A, T any](name string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+	return TrackArgWith(defaultTracker(), name, fn)
+}
+
+// TrackWith is Track recording through t (and, when t has a tracer, in a span).
+func TrackWith[T any](t *Tracker, name string, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
+	op := t.Op(name)
+	if t.tracer != nil {
+		return func(ctx context.Context) (T, error) {
+			start := time.Now()
+			ctx, span := op.startSpan(ctx)
+			v, err := fn(ctx)
+			op.Observe(ctx, start, err)
+			endSpan(span, err)
+			return v, err
+		}
+	}
+	return func(ctx context.Context) (T, error) {
+		start := time.Now()
+		v, err := fn(ctx)
+		op.Observe(ctx, start, err)
+		return v, err
+	}
+}
+
+// TrackArgWith is TrackArg recording through t.
+func TrackArgWith[A, T any](t *Tracker, name string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+	op := t.Op(name)
+	if t.tracer != nil {
+		return func(ctx context.Context, a A) (T, error) {
+			start := time.Now()
+			ctx, span := op.startSpan(ctx)
+			v, err := fn(ctx, a)
+			op.Observe(ctx, start, err)
+			endSpan(span, err)
+			return v, err
+		}
+	}
+	return func(ctx context.Context, a A) (T, error) {
+		start := time.Now()
+		v, err := fn(ctx, a)
+		op.Observe(ctx, start, err)
+		return v, err
+	}
+}
