@@ -1,0 +1,69 @@
+package resilience
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+func okCall(context.Context) (int, error) { return 1, nil }
+
+func BenchmarkRetry(b *testing.B) {
+	b.ReportAllocs()
+	fn := Retry(RetryPolicy{}, okCall)
+	ctx := context.Background()
+	for b.Loop() {
+		_, _ = fn(ctx)
+	}
+}
+
+func BenchmarkBreaker(b *testing.B) {
+	b.ReportAllocs()
+	cb, _ := NewCircuitBreaker(BreakerConfig{})
+	fn := Breaker(cb, okCall)
+	ctx := context.Background()
+	for b.Loop() {
+		_, _ = fn(ctx)
+	}
+}
+
+func BenchmarkGobreakerExecute(b *testing.B) {
+	b.ReportAllocs()
+	cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{})
+	ctx := context.Background()
+	for b.Loop() {
+		_, _ = cb.Execute(func() (int, error) { return okCall(ctx) })
+	}
+}
+
+func BenchmarkRetryBreaker(b *testing.B) {
+	b.ReportAllocs()
+	p, _ := NewPipeline(Policy{Retry: &RetryPolicy{}, Breaker: &BreakerConfig{}})
+	fn := Wrap(p, okCall)
+	ctx := context.Background()
+	for b.Loop() {
+		_, _ = fn(ctx)
+	}
+}
+
+func BenchmarkRetryBreakerTimeout(b *testing.B) {
+	b.ReportAllocs()
+	p, _ := NewPipeline(Policy{Timeout: time.Second, Retry: &RetryPolicy{}, Breaker: &BreakerConfig{}})
+	fn := Wrap(p, okCall)
+	ctx := context.Background()
+	for b.Loop() {
+		_, _ = fn(ctx)
+	}
+}
+
+func BenchmarkContextWithTimeout(b *testing.B) {
+	b.ReportAllocs()
+	ctx := context.Background()
+	for b.Loop() {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		_, _ = okCall(c)
+		cancel()
+	}
+}

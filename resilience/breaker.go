@@ -1,0 +1,263 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// State is a circuit breaker state (an alias of gobreaker's).
+type State = gobreaker.State
+
+// Counts are a breaker's counters in the current window (an alias of
+// gobreaker's).
+type Counts = gobreaker.Counts
+
+// Breaker states.
+const (
+	StateClosed   = gobreaker.StateClosed
+	StateHalfOpen = gobreaker.StateHalfOpen
+	StateOpen     = gobreaker.StateOpen
+)
+
+// BreakerConfig configures a CircuitBreaker. Every zero field means the
+// documented default, so BreakerConfig{} trips after 5 consecutive failures
+// and probes again after 60 s.
+type BreakerConfig struct {
+	// Name labels errors, metrics, logs and OnStateChange. Default "breaker".
+	Name string
+	// ConsecutiveFailures trips the breaker after this many failures in a
+	// row. Default 5 when FailureRatio is 0, otherwise off.
+	ConsecutiveFailures uint32
+	// FailureRatio, in (0, 1], trips the breaker when failures/(failures +
+	// successes) reaches it over the rolling Window once MinRequests calls
+	// have been counted. Slow calls count as failures (see
+	// SlowCallDuration). Default 0: off.
+	FailureRatio float64
+	// MinRequests is the number of counted calls in the window before
+	// FailureRatio applies. Default 10.
+	MinRequests uint32
+	// Window is the rolling window over which closed-state counts are kept.
+	// Default 60 s.
+	Window time.Duration
+	// BucketPeriod is the granularity of the rolling window (gobreaker's
+	// BucketPeriod). Default Window/10.
+	BucketPeriod time.Duration
+	// SlowCallDuration, when positive, makes successful calls that take
+	// longer than this count as failures (a slow-call ratio folded into
+	// FailureRatio and ConsecutiveFailures).
+	SlowCallDuration time.Duration
+	// OpenTimeout is how long the breaker stays open before letting probes
+	// through (half-open). Default 60 s.
+	OpenTimeout time.Duration
+	// HalfOpenProbes is the number of calls let through while half-open; as
+	// many consecutive successes close the breaker, one failure reopens it.
+	// Default 1.
+	HalfOpenProbes uint32
+	// IsFailure reports whether an error counts against the dependency;
+	// errors for which it is false are not counted at all. It is only asked
+	// about non-nil errors of calls whose context was not canceled.
+	// Default DefaultIsFailure.
+	IsFailure func(error) bool
+	// OnStateChange, when set, is called on every transition, under the
+	// breaker's lock: keep it short and do not call the breaker from it.
+	OnStateChange func(name string, from, to State)
+	// Clock times slow calls. Default the system clock. (Open and half-open
+	// timing is gobreaker's and uses the system clock.)
+	Clock Clock
+	// MeterProvider for metrics. Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Logger receives an Info record per state change. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultIsFailure is the default BreakerConfig.IsFailure: every error
+// except context.Canceled (a caller giving up says nothing about the
+// dependency), errors marked NotFailure, and rejections by perfkit's own
+// bulkheads, rate limiters and breakers.
+func DefaultIsFailure(err error) bool {
+	return !errors.Is(err, context.Canceled) && !IsNotFailure(err) &&
+		!errors.Is(err, ErrBulkheadFull) && !errors.Is(err, ErrRateLimited) &&
+		!errors.Is(err, ErrOpen) && !errors.Is(err, ErrTooManyRequests)
+}
+
+func (c BreakerConfig) validate() error {
+	if !(c.FailureRatio >= 0 && c.FailureRatio <= 1) {
+		return errors.New("resilience: breaker FailureRatio must be in [0, 1]")
+	}
+	if c.Window < 0 || c.BucketPeriod < 0 || c.SlowCallDuration < 0 || c.OpenTimeout < 0 {
+		return errors.New("resilience: breaker config has a negative duration")
+	}
+	if c.BucketPeriod > 0 && c.Window > 0 && c.BucketPeriod > c.Window {
+		return errors.New("resilience: breaker BucketPeriod exceeds Window")
+	}
+	return nil
+}
+
+// CircuitBreaker stops calling a failing dependency for a while (gobreaker
+// underneath) so callers fail fast instead of piling up. It is safe for
+// concurrent use; the calling path does not allocate.
+type CircuitBreaker struct {
+	cb        *gobreaker.CircuitBreaker[struct{}]
+	name      string
+	isFailure func(error) bool
+	slow      time.Duration
+	clock     Clock
+	open      *BreakerError
+	tooMany   *BreakerError
+
+	rejections  metric.Int64Counter
+	transitions metric.Int64Counter
+	state       metric.Int64Gauge
+	pol         attribute.KeyValue
+	rejectOpt   []metric.AddOption
+	stateOpt    []metric.RecordOption
+}
+
+// errExcluded and errFailed are what the breaker reports to gobreaker: the
+// classification is perfkit's, gobreaker only counts.
+var (
+	errExcluded = errors.New("resilience: excluded")
+	errFailed   = errors.New("resilience: failed")
+)
+
+// NewCircuitBreaker returns a closed breaker configured by c.
+func NewCircuitBreaker(c BreakerConfig) (*CircuitBreaker, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	b := &CircuitBreaker{name: c.Name, isFailure: c.IsFailure, slow: c.SlowCallDuration, clock: clockOr(c.Clock)}
+	if b.name == "" {
+		b.name = "breaker"
+	}
+	if b.isFailure == nil {
+		b.isFailure = DefaultIsFailure
+	}
+	b.open, b.tooMany = newBreakerErrors(b.name)
+	logger := c.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	window := c.Window
+	if window == 0 {
+		window = 60 * time.Second
+	}
+	bucket := c.BucketPeriod
+	if bucket == 0 {
+		bucket = window / 10
+	}
+	consecutive := c.ConsecutiveFailures
+	if consecutive == 0 && c.FailureRatio == 0 {
+		consecutive = 5
+	}
+	minReq := c.MinRequests
+	if minReq == 0 {
+		minReq = 10
+	}
+	ratio := c.FailureRatio
+	bld := newBuilder(c.MeterProvider)
+	b.rejections = bld.counter("resilience.breaker.rejections", "Calls rejected by an open or saturated half-open breaker.")
+	b.transitions = bld.counter("resilience.breaker.transitions", "Circuit breaker state changes.")
+	b.state = bld.gauge("resilience.breaker.state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.")
+	b.pol = attribute.String(attrPolicy, b.name)
+	b.rejectOpt = addOpts(b.pol)
+	b.stateOpt = recordOpts(b.pol)
+	if err := bld.err(); err != nil {
+		return nil, err
+	}
+	onChange := c.OnStateChange
+	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:         b.name,
+		MaxRequests:  c.HalfOpenProbes,
+		Interval:     window,
+		BucketPeriod: bucket,
+		Timeout:      c.OpenTimeout,
+		ReadyToTrip: func(n gobreaker.Counts) bool {
+			if consecutive > 0 && n.ConsecutiveFailures >= consecutive {
+				return true
+			}
+			counted := n.TotalFailures + n.TotalSuccesses
+			return ratio > 0 && counted >= minReq && float64(n.TotalFailures) >= ratio*float64(counted)
+		},
+		IsExcluded: func(err error) bool { return err == errExcluded },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			ctx := context.Background()
+			b.state.Record(ctx, int64(to), b.stateOpt...)
+			b.transitions.Add(ctx, 1, metric.WithAttributes(b.pol,
+				attribute.String("from", from.String()), attribute.String("to", to.String())))
+			logger.Info("resilience: circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
+			if onChange != nil {
+				onChange(name, from, to)
+			}
+		},
+	})
+	b.state.Record(context.Background(), int64(StateClosed), b.stateOpt...)
+	return b, nil
+}
+
+// Name returns the breaker's name.
+func (b *CircuitBreaker) Name() string { return b.name }
+
+// State returns the current state.
+func (b *CircuitBreaker) State() State { return b.cb.State() }
+
+// Counts returns the counts of the current window or half-open period.
+func (b *CircuitBreaker) Counts() Counts { return b.cb.Counts() }
+
+// Do runs fn through the breaker; it is the non-generic form of Breaker for
+// callers such as http.RoundTrippers. It returns a *BreakerError without
+// calling fn when the breaker rejects the call.
+func (b *CircuitBreaker) Do(ctx context.Context, fn func(context.Context) error) error {
+	_, err := breakerDo(ctx, b, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	return err
+}
+
+// Breaker returns fn guarded by cb: while cb is open calls fail at once
+// with a *BreakerError (errors.Is ErrOpen or ErrTooManyRequests). Errors of
+// fn come back unchanged. The returned func is safe for concurrent use.
+func Breaker[T any](cb *CircuitBreaker, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) { return breakerDo(ctx, cb, fn) }
+}
+
+func breakerDo[T any](ctx context.Context, b *CircuitBreaker, fn func(context.Context) (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+		ran bool
+	)
+	_, gerr := b.cb.Execute(func() (struct{}, error) {
+		ran = true
+		var start time.Time
+		if b.slow > 0 {
+			start = b.clock.Now()
+		}
+		v, err = fn(ctx)
+		return struct{}{}, b.classify(ctx, err, start)
+	})
+	if !ran {
+		b.rejections.Add(ctx, 1, b.rejectOpt...)
+		if gerr == gobreaker.ErrOpenState {
+			return v, b.open
+		}
+		return v, b.tooMany
+	}
+	return v, err
+}
+
+func (b *CircuitBreaker) classify(ctx context.Context, err error, start time.Time) error {
+	if err == nil {
+		if b.slow > 0 && b.clock.Now().Sub(start) > b.slow {
+			return errFailed
+		}
+		return nil
+	}
+	if ctx.Err() == context.Canceled || !b.isFailure(err) {
+		return errExcluded
+	}
+	return errFailed
+}

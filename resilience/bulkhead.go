@@ -1,0 +1,135 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// BulkheadConfig configures a Bulkhead. BulkheadConfig{} allows 10
+// concurrent calls and rejects the 11th at once.
+type BulkheadConfig struct {
+	// Name labels errors and metrics. Default "bulkhead".
+	Name string
+	// MaxConcurrent is the number of calls allowed in flight. Default 10.
+	MaxConcurrent int
+	// MaxQueue is the number of calls allowed to wait for a slot when all
+	// are taken. Default 0: reject at once.
+	MaxQueue int
+	// QueueTimeout bounds the wait of a queued call. Default 0: wait until
+	// a slot frees or the context is done.
+	QueueTimeout time.Duration
+	// Clock supplies queue timers. Default the system clock.
+	Clock Clock
+	// MeterProvider for metrics. Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+}
+
+// Bulkhead caps the number of concurrent calls to a dependency, with an
+// optional bounded wait queue, so one slow dependency cannot take every
+// goroutine and connection. It is safe for concurrent use; a call that finds
+// a free slot does not allocate.
+type Bulkhead struct {
+	sem          chan struct{}
+	maxQueue     int64
+	queued       atomic.Int64
+	queueTimeout time.Duration
+	clock        Clock
+	full         *BulkheadError
+	timedOut     *BulkheadError
+
+	rejections metric.Int64Counter
+	wait       metric.Float64Histogram
+	rejectOpt  []metric.AddOption
+	waitOpt    []metric.RecordOption
+}
+
+// NewBulkhead returns a bulkhead configured by c.
+func NewBulkhead(c BulkheadConfig) (*Bulkhead, error) {
+	if c.MaxConcurrent < 0 || c.MaxQueue < 0 || c.QueueTimeout < 0 {
+		return nil, errors.New("resilience: bulkhead config has a negative field")
+	}
+	if c.Name == "" {
+		c.Name = "bulkhead"
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = 10
+	}
+	b := &Bulkhead{
+		sem: make(chan struct{}, c.MaxConcurrent), maxQueue: int64(c.MaxQueue), queueTimeout: c.QueueTimeout,
+		clock: clockOr(c.Clock), full: &BulkheadError{Name: c.Name}, timedOut: &BulkheadError{Name: c.Name, Queued: true},
+	}
+	bld := newBuilder(c.MeterProvider)
+	b.rejections = bld.counter("resilience.bulkhead.rejections", "Calls rejected by a full bulkhead.")
+	b.wait = bld.seconds("resilience.bulkhead.wait", "Time queued calls waited for a bulkhead slot.")
+	pol := attribute.String(attrPolicy, c.Name)
+	b.rejectOpt = addOpts(pol)
+	b.waitOpt = recordOpts(pol)
+	return b, bld.err()
+}
+
+// InFlight returns the number of calls holding a slot.
+func (b *Bulkhead) InFlight() int { return len(b.sem) }
+
+// Queued returns the number of calls waiting for a slot.
+func (b *Bulkhead) Queued() int { return int(b.queued.Load()) }
+
+// Do runs fn in a slot; it is the non-generic form of Isolate. It returns a
+// *BulkheadError (errors.Is ErrBulkheadFull) without calling fn when no slot
+// is free in time, or ctx's error if ctx is done while queued.
+func (b *Bulkhead) Do(ctx context.Context, fn func(context.Context) error) error {
+	if err := b.acquire(ctx); err != nil {
+		return err
+	}
+	defer b.release()
+	return fn(ctx)
+}
+
+// Isolate returns fn limited by bh (see Bulkhead.Do).
+func Isolate[T any](bh *Bulkhead, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) {
+		if err := bh.acquire(ctx); err != nil {
+			var zero T
+			return zero, err
+		}
+		defer bh.release()
+		return fn(ctx)
+	}
+}
+
+func (b *Bulkhead) acquire(ctx context.Context) error {
+	select {
+	case b.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	if b.queued.Add(1) > b.maxQueue {
+		b.queued.Add(-1)
+		b.rejections.Add(ctx, 1, b.rejectOpt...)
+		return b.full
+	}
+	defer b.queued.Add(-1)
+	start := b.clock.Now()
+	var timeout <-chan time.Time
+	if b.queueTimeout > 0 {
+		t := b.clock.NewTimer(b.queueTimeout)
+		defer t.Stop()
+		timeout = t.C()
+	}
+	select {
+	case b.sem <- struct{}{}:
+		b.wait.Record(ctx, b.clock.Now().Sub(start).Seconds(), b.waitOpt...)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timeout:
+		b.rejections.Add(ctx, 1, b.rejectOpt...)
+		return b.timedOut
+	}
+}
+
+func (b *Bulkhead) release() { <-b.sem }

@@ -1,0 +1,38 @@
+// Package resilience makes calls to other services hard to knock over:
+// retry with exponential backoff and jitter, circuit breaker
+// (sony/gobreaker/v2), timeout, bulkhead, local rate limit
+// (golang.org/x/time/rate) and fallback, as generic wrappers of
+//
+//	func(context.Context) (T, error)
+//	func(context.Context, A) (T, error)
+//
+// that return a function of the same shape, so they compose by nesting and
+// replace the seed service's @Retry and @Timeout decorators:
+//
+//	get := resilience.Retry(resilience.RetryPolicy{}, fetchMenu)
+//	get = resilience.Timeout(2*time.Second, get)
+//
+// A Pipeline stacks them in one documented order (timeout ⊃ retry ⊃
+// breaker ⊃ bulkhead ⊃ rate limit ⊃ call) and wraps either shape:
+//
+//	p, err := resilience.NewPipeline(resilience.OpenAI())
+//	ask := resilience.Wrap1(p, client.Ask)
+//
+// Presets (OpenAI, Twilio, Webhook) are functions returning plain Policy
+// values to adjust. Breakers keeps one breaker per key (host, tenant).
+//
+// Errors: policies return *RetryError, *TimeoutError, *BreakerError,
+// *BulkheadError and *RateLimitError, which match the sentinels ErrTimeout
+// (and context.DeadlineExceeded), ErrOpen / ErrTooManyRequests (and
+// gobreaker's), ErrBulkheadFull and ErrRateLimited with errors.Is and wrap
+// the callee's error. Permanent stops retrying; NotFailure keeps an error
+// (a 4xx, say) out of breaker counts and retries. context.Canceled never
+// counts as a breaker failure.
+//
+// The happy path is cheap: a call that succeeds at the first attempt
+// through Retry, Breaker or both allocates nothing; backoff state and
+// timers exist only after a failure. Metrics go to OpenTelemetry through a
+// MeterProvider field (default otel.GetMeterProvider()) with precomputed
+// attribute sets; durations are in seconds. Nothing in the package starts a
+// goroutine.
+package resilience

@@ -1,0 +1,218 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Policy describes a Pipeline: which policies to apply and how. A nil
+// pointer (or zero Timeout) leaves that policy out, so Policy{} is a
+// pipeline that only calls through. The order is fixed and documented on
+// Pipeline. Presets (OpenAI, Twilio, Webhook) return filled Policies to copy
+// and adjust.
+type Policy struct {
+	// Name labels metrics and errors; parts without their own Name are named
+	// Name+".retry", Name+".breaker" and so on. Default "pipeline".
+	Name string
+	// Timeout bounds the whole call, retries included. 0: none.
+	Timeout time.Duration
+	// TimeoutMessage is carried by the *TimeoutError.
+	TimeoutMessage string
+	// Retry retries failed attempts.
+	Retry *RetryPolicy
+	// Breaker guards each attempt with a circuit breaker.
+	Breaker *BreakerConfig
+	// Bulkhead caps concurrent attempts.
+	Bulkhead *BulkheadConfig
+	// RateLimit limits the rate of attempts.
+	RateLimit *RateLimitConfig
+	// Clock is used by parts whose own Clock is nil. Default system clock.
+	Clock Clock
+	// MeterProvider is used by parts whose own is nil.
+	// Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Logger is used by parts whose own is nil. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Pipeline applies several policies to a call in one fixed order, outermost
+// first:
+//
+//	timeout ⊃ retry ⊃ circuit breaker ⊃ bulkhead ⊃ rate limit ⊃ call
+//
+// so the timeout bounds all attempts and backoff, every attempt is counted
+// by the breaker, an open breaker rejects before taking a bulkhead slot,
+// and a call holds its slot while waiting for a rate-limit token. Breaker,
+// bulkhead and rate-limit rejections are not counted as breaker failures;
+// rate-limit rejections are retried after their RetryAfter, breaker
+// rejections are not retried. A Pipeline holds the breaker, bulkhead and
+// limiter state, so build it once and share it; it is safe for concurrent
+// use. Wrap and Wrap1 make decorators of it, Do calls through it.
+type Pipeline struct {
+	name     string
+	timeout  time.Duration
+	msg      string
+	retry    *retrier
+	breaker  *CircuitBreaker
+	bulkhead *Bulkhead
+	limiter  *RateLimiter
+
+	timeouts   metric.Int64Counter
+	timeoutOpt []metric.AddOption
+}
+
+// NewPipeline validates p and builds its parts.
+func NewPipeline(p Policy) (*Pipeline, error) {
+	if p.Timeout < 0 {
+		return nil, errors.New("resilience: negative pipeline timeout")
+	}
+	if p.Name == "" {
+		p.Name = "pipeline"
+	}
+	pl := &Pipeline{name: p.Name, timeout: p.Timeout, msg: p.TimeoutMessage}
+	sub := func(own string, kind string) string {
+		if own != "" {
+			return own
+		}
+		return p.Name + "." + kind
+	}
+	var err error
+	if p.Retry != nil {
+		rp := *p.Retry
+		if err = rp.validate(); err != nil {
+			return nil, err
+		}
+		rp.Name = sub(rp.Name, "retry")
+		rp.Clock = clockOrNil(rp.Clock, p.Clock)
+		if rp.MeterProvider == nil {
+			rp.MeterProvider = p.MeterProvider
+		}
+		if rp.Logger == nil {
+			rp.Logger = p.Logger
+		}
+		if pl.retry, err = newRetrier(rp); err != nil {
+			return nil, err
+		}
+	}
+	if p.Breaker != nil {
+		bc := *p.Breaker
+		bc.Name = sub(bc.Name, "breaker")
+		bc.Clock = clockOrNil(bc.Clock, p.Clock)
+		if bc.MeterProvider == nil {
+			bc.MeterProvider = p.MeterProvider
+		}
+		if bc.Logger == nil {
+			bc.Logger = p.Logger
+		}
+		if pl.breaker, err = NewCircuitBreaker(bc); err != nil {
+			return nil, err
+		}
+	}
+	if p.Bulkhead != nil {
+		bc := *p.Bulkhead
+		bc.Name = sub(bc.Name, "bulkhead")
+		bc.Clock = clockOrNil(bc.Clock, p.Clock)
+		if bc.MeterProvider == nil {
+			bc.MeterProvider = p.MeterProvider
+		}
+		if pl.bulkhead, err = NewBulkhead(bc); err != nil {
+			return nil, err
+		}
+	}
+	if p.RateLimit != nil {
+		rc := *p.RateLimit
+		rc.Name = sub(rc.Name, "ratelimit")
+		rc.Clock = clockOrNil(rc.Clock, p.Clock)
+		if rc.MeterProvider == nil {
+			rc.MeterProvider = p.MeterProvider
+		}
+		if pl.limiter, err = NewRateLimiter(rc); err != nil {
+			return nil, err
+		}
+	}
+	bld := newBuilder(p.MeterProvider)
+	pl.timeouts = bld.counter("resilience.timeout.timeouts", "Calls that failed after their pipeline timeout.")
+	pl.timeoutOpt = addOpts(attribute.String(attrPolicy, p.Name))
+	return pl, bld.err()
+}
+
+func clockOrNil(own, def Clock) Clock {
+	if own != nil {
+		return own
+	}
+	return def
+}
+
+// Breaker returns the pipeline's circuit breaker, or nil.
+func (p *Pipeline) Breaker() *CircuitBreaker { return p.breaker }
+
+// Bulkhead returns the pipeline's bulkhead, or nil.
+func (p *Pipeline) Bulkhead() *Bulkhead { return p.bulkhead }
+
+// RateLimiter returns the pipeline's rate limiter, or nil.
+func (p *Pipeline) RateLimiter() *RateLimiter { return p.limiter }
+
+// Do calls fn through p (see Pipeline for the order). Errors wrap both the
+// policy's own (*TimeoutError, *RetryError, *BreakerError, *BulkheadError,
+// *RateLimitError) and fn's, so errors.Is/As reach either.
+func Do[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
+	if p.timeout <= 0 {
+		return pipeRetry(ctx, p, fn)
+	}
+	tctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	v, err := pipeRetry(tctx, p, fn)
+	if err != nil && ctx.Err() == nil && tctx.Err() == context.DeadlineExceeded {
+		p.timeouts.Add(ctx, 1, p.timeoutOpt...)
+		return v, &TimeoutError{After: p.timeout, Message: p.msg, Err: err}
+	}
+	return v, err
+}
+
+// Wrap returns fn decorated with p.
+func Wrap[T any](p *Pipeline, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) { return Do(ctx, p, fn) }
+}
+
+// Wrap1 returns fn, a function of one argument, decorated with p.
+func Wrap1[A, T any](p *Pipeline, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+	return func(ctx context.Context, a A) (T, error) {
+		return Do(ctx, p, func(ctx context.Context) (T, error) { return fn(ctx, a) })
+	}
+}
+
+func pipeRetry[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
+	if p.retry == nil {
+		return pipeBreaker(ctx, p, fn)
+	}
+	return retryDo(ctx, p.retry, func(ctx context.Context) (T, error) { return pipeBreaker(ctx, p, fn) })
+}
+
+func pipeBreaker[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
+	if p.breaker == nil {
+		return pipeGuard(ctx, p, fn)
+	}
+	return breakerDo(ctx, p.breaker, func(ctx context.Context) (T, error) { return pipeGuard(ctx, p, fn) })
+}
+
+func pipeGuard[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
+	if p.bulkhead != nil {
+		if err := p.bulkhead.acquire(ctx); err != nil {
+			var zero T
+			return zero, err
+		}
+		defer p.bulkhead.release()
+	}
+	if p.limiter != nil {
+		if err := p.limiter.acquire(ctx); err != nil {
+			var zero T
+			return zero, err
+		}
+	}
+	return fn(ctx)
+}

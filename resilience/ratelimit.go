@@ -1,0 +1,125 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/time/rate"
+)
+
+// RateLimitConfig configures a RateLimiter: Limit calls per Per, in bursts
+// of up to Burst. RateLimitConfig{} allows 100 calls per second and rejects
+// beyond that.
+type RateLimitConfig struct {
+	// Name labels errors and metrics. Default "ratelimit".
+	Name string
+	// Limit is the number of calls allowed per Per. Default 100.
+	Limit int
+	// Per is the period of Limit. Default 1 s.
+	Per time.Duration
+	// Burst is the bucket size. Default Limit.
+	Burst int
+	// MaxWait is how long a call may wait for a token. Default 0: reject at
+	// once with a *RateLimitError (wait-or-reject: set MaxWait to wait).
+	// A call never waits past its context deadline.
+	MaxWait time.Duration
+	// Clock supplies time and timers. Default the system clock.
+	Clock Clock
+	// MeterProvider for metrics. Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+}
+
+// RateLimiter is a local token bucket (golang.org/x/time/rate) in front of
+// a dependency. It is safe for concurrent use; an allowed call does not
+// allocate. For limits shared across instances use perfkit's ratelimit
+// package.
+type RateLimiter struct {
+	name    string
+	lim     *rate.Limiter
+	maxWait time.Duration
+	clock   Clock
+
+	rejections metric.Int64Counter
+	wait       metric.Float64Histogram
+	rejectOpt  []metric.AddOption
+	waitOpt    []metric.RecordOption
+}
+
+// NewRateLimiter returns a rate limiter configured by c.
+func NewRateLimiter(c RateLimitConfig) (*RateLimiter, error) {
+	if c.Limit < 0 || c.Per < 0 || c.Burst < 0 || c.MaxWait < 0 {
+		return nil, errors.New("resilience: rate limit config has a negative field")
+	}
+	if c.Name == "" {
+		c.Name = "ratelimit"
+	}
+	if c.Limit == 0 {
+		c.Limit = 100
+	}
+	if c.Per == 0 {
+		c.Per = time.Second
+	}
+	if c.Burst == 0 {
+		c.Burst = c.Limit
+	}
+	l := &RateLimiter{
+		name: c.Name, lim: rate.NewLimiter(rate.Limit(float64(c.Limit)/c.Per.Seconds()), c.Burst),
+		maxWait: c.MaxWait, clock: clockOr(c.Clock),
+	}
+	bld := newBuilder(c.MeterProvider)
+	l.rejections = bld.counter("resilience.ratelimit.rejections", "Calls rejected by a rate limiter.")
+	l.wait = bld.seconds("resilience.ratelimit.wait", "Time calls waited for a rate-limit token.")
+	pol := attribute.String(attrPolicy, c.Name)
+	l.rejectOpt = addOpts(pol)
+	l.waitOpt = recordOpts(pol)
+	return l, bld.err()
+}
+
+// Do runs fn once a token is available; it is the non-generic form of
+// Throttle. Without a token (within MaxWait) it returns a *RateLimitError
+// (errors.Is ErrRateLimited, RetryAfter set) without calling fn.
+func (l *RateLimiter) Do(ctx context.Context, fn func(context.Context) error) error {
+	if err := l.acquire(ctx); err != nil {
+		return err
+	}
+	return fn(ctx)
+}
+
+// Throttle returns fn limited by rl (see RateLimiter.Do).
+func Throttle[T any](rl *RateLimiter, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) {
+		if err := rl.acquire(ctx); err != nil {
+			var zero T
+			return zero, err
+		}
+		return fn(ctx)
+	}
+}
+
+func (l *RateLimiter) acquire(ctx context.Context) error {
+	now := l.clock.Now()
+	if l.lim.AllowN(now, 1) {
+		return nil
+	}
+	r := l.lim.ReserveN(now, 1)
+	if !r.OK() {
+		l.rejections.Add(ctx, 1, l.rejectOpt...)
+		return &RateLimitError{Name: l.name}
+	}
+	d := r.DelayFrom(now)
+	dl, hasDL := ctx.Deadline()
+	if d > l.maxWait || (hasDL && !now.Add(d).Before(dl)) {
+		r.CancelAt(now)
+		l.rejections.Add(ctx, 1, l.rejectOpt...)
+		return &RateLimitError{Name: l.name, Delay: d}
+	}
+	if err := sleep(ctx, l.clock, d); err != nil {
+		r.CancelAt(l.clock.Now())
+		return err
+	}
+	l.wait.Record(ctx, d.Seconds(), l.waitOpt...)
+	return nil
+}

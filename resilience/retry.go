@@ -1,0 +1,291 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// RetryPolicy configures Retry. The zero value is usable: 3 attempts, full
+// jitter from 100 ms up to 10 s, retrying every error but NotFailure ones
+// and breaker rejections. Negative values mean the default. A RetryPolicy is
+// a plain value: copy a preset and change fields.
+type RetryPolicy struct {
+	// Name labels metrics and logs. Default "retry".
+	Name string
+	// MaxAttempts is the number of attempts including the first. Default 3;
+	// 1 disables retrying.
+	MaxAttempts int
+	// BaseDelay is the first backoff step. Default 100 ms.
+	BaseDelay time.Duration
+	// MaxDelay caps every delay, including server-supplied ones
+	// (RetryAfterer). Default 10 s.
+	MaxDelay time.Duration
+	// MaxElapsed stops retrying when the next attempt would start more than
+	// this long after the first. Default 0: no limit (the context deadline
+	// still applies).
+	MaxElapsed time.Duration
+	// Jitter picks the randomisation. Default JitterFull.
+	Jitter Jitter
+	// Backoff, when set, supplies the delay schedule instead of
+	// BaseDelay/Jitter, e.g. func() backoff.BackOff { return
+	// backoff.NewExponentialBackOff() }. It is called once per call, after
+	// the first failure; backoff.Stop ends retrying. MaxDelay still caps it.
+	Backoff func() backoff.BackOff
+	// Retryable reports whether an error is worth another attempt.
+	// Default DefaultRetryable. IsTransient and RetryOn give the seed's
+	// list form.
+	Retryable func(error) bool
+	// Budget, when set, is a retry budget shared with other callers.
+	Budget *Budget
+	// AttemptTimeout, when positive, bounds each attempt with its own
+	// context deadline.
+	AttemptTimeout time.Duration
+	// OnRetry, when set, is called before each retry with the number of the
+	// attempt that failed (1-based), its error and the delay about to be
+	// waited.
+	OnRetry func(ctx context.Context, attempt int, err error, delay time.Duration)
+	// Clock supplies time and timers. Default the system clock.
+	Clock Clock
+	// MeterProvider for metrics. Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Logger receives a Debug record per retry. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (p RetryPolicy) validate() error {
+	if p.MaxAttempts < 0 || p.BaseDelay < 0 || p.MaxDelay < 0 || p.MaxElapsed < 0 || p.AttemptTimeout < 0 {
+		return errors.New("resilience: retry policy has a negative field")
+	}
+	if p.Jitter < JitterFull || p.Jitter > JitterNone {
+		return errors.New("resilience: unknown jitter")
+	}
+	return nil
+}
+
+type retrier struct {
+	name           string
+	maxAttempts    int
+	base, maxDelay time.Duration
+	maxElapsed     time.Duration
+	jitter         Jitter
+	backoff        func() backoff.BackOff
+	retryable      func(error) bool
+	budget         *Budget
+	attemptTimeout time.Duration
+	onRetry        func(context.Context, int, error, time.Duration)
+	clock          Clock
+	logger         *slog.Logger
+
+	calls                     metric.Int64Counter
+	retries                   metric.Int64Counter
+	delay                     metric.Float64Histogram
+	okOpt, failOpt, gaveUpOpt []metric.AddOption
+	retryOpt                  []metric.AddOption
+	delayOpt                  []metric.RecordOption
+}
+
+func newRetrier(p RetryPolicy) (*retrier, error) {
+	r := &retrier{
+		name: p.Name, maxAttempts: p.MaxAttempts, base: p.BaseDelay, maxDelay: p.MaxDelay,
+		maxElapsed: max(p.MaxElapsed, 0), jitter: p.Jitter, backoff: p.Backoff, retryable: p.Retryable,
+		budget: p.Budget, attemptTimeout: max(p.AttemptTimeout, 0), onRetry: p.OnRetry,
+		clock: clockOr(p.Clock), logger: p.Logger,
+	}
+	if r.name == "" {
+		r.name = "retry"
+	}
+	if r.maxAttempts <= 0 {
+		r.maxAttempts = 3
+	}
+	if r.base <= 0 {
+		r.base = 100 * time.Millisecond
+	}
+	if r.maxDelay <= 0 {
+		r.maxDelay = 10 * time.Second
+	}
+	if r.jitter < JitterFull || r.jitter > JitterNone {
+		r.jitter = JitterFull
+	}
+	if r.retryable == nil {
+		r.retryable = DefaultRetryable
+	}
+	if r.logger == nil {
+		r.logger = slog.Default()
+	}
+	b := newBuilder(p.MeterProvider)
+	r.calls = b.counter("resilience.retry.calls", "Calls through a retry policy by final outcome.")
+	r.retries = b.counter("resilience.retry.retries", "Retries (attempts after the first).")
+	r.delay = b.seconds("resilience.retry.delay", "Time waited before a retry.")
+	pol := attribute.String(attrPolicy, r.name)
+	r.okOpt = addOpts(pol, attribute.String("outcome", "success"))
+	r.failOpt = addOpts(pol, attribute.String("outcome", "failure"))
+	r.gaveUpOpt = addOpts(pol, attribute.String("outcome", "gave_up"))
+	r.retryOpt = addOpts(pol)
+	r.delayOpt = recordOpts(pol)
+	return r, b.err()
+}
+
+// mustRetrier is for decorators, which cannot return an error: an invalid
+// policy has already been normalised to defaults and a metrics error leaves
+// no-op instruments, which is logged once.
+func mustRetrier(p RetryPolicy) *retrier {
+	r, err := newRetrier(p)
+	if err != nil {
+		r.logger.Warn("resilience: retry metrics disabled", "policy", r.name, "error", err)
+	}
+	return r
+}
+
+// Retry returns fn wrapped so that failed calls are retried per p (the
+// seed's @Retry). The first attempt costs no allocation: backoff state and
+// timers are created only after a failure. Retry stops at once on a
+// Permanent error, a non-retryable error or the caller's context being done,
+// never waits past the context deadline, and returns within a scheduler tick
+// of cancellation. When it gives up on a retryable error it returns a
+// *RetryError wrapping the last error. The returned func is safe for
+// concurrent use.
+func Retry[T any](p RetryPolicy, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
+	r := mustRetrier(p)
+	return func(ctx context.Context) (T, error) { return retryDo(ctx, r, fn) }
+}
+
+// Retry1 is Retry for functions that take an argument.
+func Retry1[A, T any](p RetryPolicy, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+	r := mustRetrier(p)
+	return func(ctx context.Context, a A) (T, error) {
+		return retryDo(ctx, r, func(ctx context.Context) (T, error) { return fn(ctx, a) })
+	}
+}
+
+func retryDo[T any](ctx context.Context, r *retrier, fn func(context.Context) (T, error)) (T, error) {
+	if r.budget != nil {
+		r.budget.deposit()
+	}
+	var start time.Time
+	if r.maxElapsed > 0 {
+		start = r.clock.Now()
+	}
+	var v T
+	var err error
+	if r.attemptTimeout > 0 {
+		v, err = callWithTimeout(ctx, r.attemptTimeout, fn)
+	} else {
+		v, err = fn(ctx)
+	}
+	if err == nil {
+		r.calls.Add(ctx, 1, r.okOpt...)
+		return v, nil
+	}
+	return retrySlow(ctx, r, fn, start, v, err)
+}
+
+func callWithTimeout[T any](ctx context.Context, d time.Duration, fn func(context.Context) (T, error)) (T, error) {
+	actx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return fn(actx)
+}
+
+// retrySlow runs from the first failure on; keeping it out of retryDo keeps
+// the happy path small.
+func retrySlow[T any](ctx context.Context, r *retrier, fn func(context.Context) (T, error), start time.Time, v T, err error) (T, error) {
+	var bo backoff.BackOff
+	prev := r.base
+	for attempt := 1; ; attempt++ {
+		if cause, ok := permanentCause(err); ok {
+			r.calls.Add(ctx, 1, r.failOpt...)
+			return v, cause
+		}
+		if !r.retryable(err) {
+			r.calls.Add(ctx, 1, r.failOpt...)
+			return v, err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return giveUp[T](ctx, r, attempt, err, cerr)
+		}
+		if attempt >= r.maxAttempts {
+			return giveUp[T](ctx, r, attempt, err, ErrRetriesExhausted)
+		}
+		var d time.Duration
+		if r.backoff != nil {
+			if bo == nil {
+				bo = r.backoff()
+			}
+			if d = bo.NextBackOff(); d == backoff.Stop {
+				return giveUp[T](ctx, r, attempt, err, ErrRetriesExhausted)
+			}
+		} else {
+			d = nextDelay(r.jitter, r.base, r.maxDelay, attempt, prev)
+			prev = d
+		}
+		if ra := serverDelay(err); ra > 0 {
+			d = ra
+		}
+		d = min(d, r.maxDelay)
+		now := r.clock.Now()
+		if r.maxElapsed > 0 && now.Add(d).Sub(start) > r.maxElapsed {
+			return giveUp[T](ctx, r, attempt, err, ErrRetriesExhausted)
+		}
+		if dl, ok := ctx.Deadline(); ok && !now.Add(d).Before(dl) {
+			return giveUp[T](ctx, r, attempt, err, context.DeadlineExceeded)
+		}
+		if r.budget != nil && !r.budget.withdraw() {
+			return giveUp[T](ctx, r, attempt, err, ErrRetryBudget)
+		}
+		if r.onRetry != nil {
+			r.onRetry(ctx, attempt, err, d)
+		}
+		r.retries.Add(ctx, 1, r.retryOpt...)
+		r.delay.Record(ctx, d.Seconds(), r.delayOpt...)
+		if r.logger.Enabled(ctx, slog.LevelDebug) {
+			r.logger.DebugContext(ctx, "resilience: retrying", "policy", r.name, "attempt", attempt, "delay", d, "error", err)
+		}
+		if serr := sleep(ctx, r.clock, d); serr != nil {
+			return giveUp[T](ctx, r, attempt, err, serr)
+		}
+		if r.attemptTimeout > 0 {
+			v, err = callWithTimeout(ctx, r.attemptTimeout, fn)
+		} else {
+			v, err = fn(ctx)
+		}
+		if err == nil {
+			r.calls.Add(ctx, 1, r.okOpt...)
+			return v, nil
+		}
+	}
+}
+
+func giveUp[T any](ctx context.Context, r *retrier, attempts int, err, reason error) (T, error) {
+	r.calls.Add(ctx, 1, r.gaveUpOpt...)
+	var zero T
+	return zero, &RetryError{Attempts: attempts, Err: err, Reason: reason}
+}
+
+// serverDelay returns the delay an error asks for, or 0.
+func serverDelay(err error) time.Duration {
+	var ra RetryAfterer
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
+	}
+	return 0
+}
+
+// sleep waits d on clk or until ctx is done.
+func sleep(ctx context.Context, clk Clock, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := clk.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C():
+		return nil
+	}
+}
