@@ -1,0 +1,128 @@
+package httpclient
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestTransportDefaults(t *testing.T) {
+	t.Parallel()
+	tr := Transport(Options{})
+	assert.Equal(t, 50, tr.MaxConnsPerHost)
+	assert.Equal(t, 50, tr.MaxIdleConnsPerHost, "idle pool should match MaxConnsPerHost")
+	assert.Equal(t, 200, tr.MaxIdleConns)
+	assert.Equal(t, 5*time.Second, tr.TLSHandshakeTimeout)
+	assert.Equal(t, 30*time.Second, tr.ResponseHeaderTimeout)
+	assert.Equal(t, 90*time.Second, tr.IdleConnTimeout)
+	assert.Equal(t, time.Second, tr.ExpectContinueTimeout)
+	assert.True(t, tr.ForceAttemptHTTP2)
+	assert.NotNil(t, tr.Proxy)
+	assert.NotNil(t, tr.DialContext)
+
+	tr = Transport(Options{MaxConnsPerHost: 8, ResponseHeaderTimeout: -1, DisableHTTP2: true})
+	assert.Equal(t, 8, tr.MaxConnsPerHost)
+	assert.Equal(t, 8, tr.MaxIdleConnsPerHost)
+	assert.Zero(t, tr.ResponseHeaderTimeout)
+	assert.False(t, tr.ForceAttemptHTTP2)
+}
+
+func TestNewDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := New(Options{})
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Second, c.Timeout)
+	assert.IsType(t, &RetryTransport{}, c.Transport, "retry should be the outermost layer")
+
+	c, err = New(Options{Timeout: -1, DisableRetry: true, DisableMetrics: true, DisableBreaker: true})
+	require.NoError(t, err)
+	assert.Zero(t, c.Timeout)
+	assert.IsType(t, &http.Transport{}, c.Transport)
+
+	c, err = New(OpenAI)
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Second, c.Timeout)
+}
+
+func TestNewRejectsInvalidOptions(t *testing.T) {
+	t.Parallel()
+	cases := map[string]Options{
+		"MaxConnsPerHost":     {MaxConnsPerHost: -1},
+		"MaxIdleConnsPerHost": {MaxIdleConnsPerHost: -1},
+		"MaxIdleConns":        {MaxIdleConns: -1},
+		"DialTimeout":         {DialTimeout: -time.Second},
+		"Retry.BaseDelay":     {Retry: RetryOptions{BaseDelay: -1}},
+		"Retry.DrainLimit":    {Retry: RetryOptions{DrainLimit: -1}},
+		"Retry.RetryStatuses": {Retry: RetryOptions{RetryStatuses: []int{5000}}},
+		"Breaker.Ratio":       {Breaker: BreakerOptions{FailureRatio: 1.5}},
+		"Breaker.MaxHosts":    {Breaker: BreakerOptions{MaxHosts: -1}},
+		"Metrics.MaxSets":     {Metrics: MetricsOptions{MaxAttributeSets: -1}},
+	}
+	for name, opts := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c, err := New(opts)
+			assert.ErrorIs(t, err, ErrInvalidOptions)
+			assert.Nil(t, c)
+		})
+	}
+}
+
+// TestConnectionReuse sends 10,000 requests at concurrency 50 through the
+// default client and checks the server saw at most MaxConnsPerHost
+// connections.
+func TestConnectionReuse(t *testing.T) {
+	t.Parallel()
+	srv := newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})
+	c := newTestClient(t, Options{})
+	const workers, perWorker = 50, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for range perWorker {
+				resp, err := c.Get(srv.URL)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, int64(workers*perWorker), srv.requests.Load())
+	assert.LessOrEqual(t, srv.conns.Load(), int64(DefaultMaxConnsPerHost),
+		"wanted at most MaxConnsPerHost new connections for 10,000 requests")
+}
+
+func TestExampleOpenAIPathUsesOneLine(t *testing.T) {
+	t.Parallel()
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, "/v1/chat/completions", r.URL.Path)
+		assert.Equal(t, "Bearer sk-test", r.Header.Get("Authorization"))
+		_, _ = io.WriteString(w, `{"choices":[{"message":{"content":"hi"}}]}`)
+	})
+	c := newTestClient(t, OpenAI)
+	req, err := http.NewRequestWithContext(WithRoute(context.Background(), "/v1/chat/completions"),
+		http.MethodPost, srv.URL+"/v1/chat/completions", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer sk-test")
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}

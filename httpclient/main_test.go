@@ -1,0 +1,75 @@
+package httpclient
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// countingServer is a loopback httptest server that counts the TCP
+// connections it accepts and the requests it serves.
+type countingServer struct {
+	*httptest.Server
+	conns    atomic.Int64
+	requests atomic.Int64
+}
+
+func newCountingServer(t testing.TB, h http.HandlerFunc) *countingServer {
+	t.Helper()
+	s := &countingServer{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		h(w, r)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	s.Server = srv
+	return s
+}
+
+// newTestClient builds a client and closes its idle connections at cleanup
+// (before the server closes) so goleak sees no connection goroutines.
+func newTestClient(t testing.TB, opts Options) *http.Client {
+	t.Helper()
+	c, err := New(opts)
+	require.NoError(t, err)
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// sleepRecorder records requested waits instead of sleeping.
+type sleepRecorder struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (s *sleepRecorder) Sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.waits = append(s.waits, d)
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func (s *sleepRecorder) Waits() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.waits)
+}

@@ -1,0 +1,29 @@
+package httpclient
+
+import (
+	"context"
+	"net/http"
+)
+
+type routeKey struct{}
+
+// WithRoute returns a context that labels requests made with it with a route
+// template such as "/v1/orders/{id}". The metrics and retry layers use the
+// template as the http.route attribute and in log lines, so ids in paths do
+// not become metric labels. Requests without a route are recorded with no
+// http.route attribute; the raw path is never used.
+func WithRoute(ctx context.Context, route string) context.Context {
+	return context.WithValue(ctx, routeKey{}, route)
+}
+
+// RouteFromContext returns the route template set by [WithRoute], or "".
+func RouteFromContext(ctx context.Context) string {
+	r, _ := ctx.Value(routeKey{}).(string)
+	return r
+}
+
+// RouteFromRequest is the default route function of the metrics and retry
+// layers: the template set on the request context by [WithRoute], or "".
+func RouteFromRequest(req *http.Request) string {
+	return RouteFromContext(req.Context())
+}
