@@ -2,6 +2,7 @@ package httpclient
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -49,6 +50,9 @@ func newCountingServer(t testing.TB, h http.HandlerFunc) *countingServer {
 // (before the server closes) so goleak sees no connection goroutines.
 func newTestClient(t testing.TB, opts Options) *http.Client {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	c, err := New(opts)
 	require.NoError(t, err)
 	t.Cleanup(c.CloseIdleConnections)

@@ -1,0 +1,196 @@
+package httpclient
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// switchServer answers with the status stored in status.
+func switchServer(t *testing.T, status *atomic.Int64) *countingServer {
+	t.Helper()
+	return newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(int(status.Load()))
+	})
+}
+
+func get(t *testing.T, c *http.Client, u string) (int, error) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func TestBreakerOpensOn5xxAndRecovers(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int64
+	status.Store(http.StatusInternalServerError)
+	srv := switchServer(t, &status)
+	var changes []string
+	c := newTestClient(t, Options{DisableRetry: true, Breaker: BreakerOptions{
+		ConsecutiveFailures: 3,
+		OpenTimeout:         50 * time.Millisecond,
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			changes = append(changes, from.String()+"→"+to.String())
+		},
+	}})
+
+	for range 3 {
+		code, err := get(t, c, srv.URL)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusInternalServerError, code)
+	}
+	_, err := get(t, c, srv.URL)
+	require.ErrorIs(t, err, ErrBreakerOpen, "wanted the fourth request refused by the open breaker")
+	var be *BreakerOpenError
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, srv.Listener.Addr().String(), be.Host)
+	assert.ErrorIs(t, err, gobreaker.ErrOpenState)
+	assert.Equal(t, int64(3), srv.requests.Load(), "an open breaker must not reach the server")
+
+	status.Store(http.StatusOK)
+	require.Eventually(t, func() bool {
+		code, err := get(t, c, srv.URL)
+		return err == nil && code == http.StatusOK
+	}, 5*time.Second, 10*time.Millisecond, "wanted the breaker to half-open and close after the timeout")
+	code, err := get(t, c, srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, []string{"closed→open", "open→half-open", "half-open→closed"}, changes)
+}
+
+func TestBreakerIgnores4xxAndCancellation(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int64
+	status.Store(http.StatusNotFound)
+	srv := switchServer(t, &status)
+	b, err := NewBreaker(Transport(Options{}), BreakerOptions{ConsecutiveFailures: 2})
+	require.NoError(t, err)
+	c := &http.Client{Transport: b}
+	t.Cleanup(c.CloseIdleConnections)
+	for range 5 {
+		code, err := get(t, c, srv.URL)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusNotFound, code)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 5 {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		require.NoError(t, err)
+		_, err = c.Do(req)
+		require.ErrorIs(t, err, context.Canceled)
+	}
+	u, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	st, ok := b.State(u.Host)
+	require.True(t, ok)
+	assert.Equal(t, gobreaker.StateClosed, st, "4xx and caller cancellation must not trip the breaker")
+}
+
+func TestBreakerIsPerHost(t *testing.T) {
+	t.Parallel()
+	var bad, good atomic.Int64
+	bad.Store(http.StatusServiceUnavailable)
+	good.Store(http.StatusOK)
+	badSrv, goodSrv := switchServer(t, &bad), switchServer(t, &good)
+	c := newTestClient(t, Options{DisableRetry: true, Breaker: BreakerOptions{ConsecutiveFailures: 1}})
+	_, err := get(t, c, badSrv.URL)
+	require.NoError(t, err)
+	_, err = get(t, c, badSrv.URL)
+	require.ErrorIs(t, err, ErrBreakerOpen)
+	code, err := get(t, c, goodSrv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code, "another host's breaker must stay closed")
+}
+
+func TestBreakerFailureRatio(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	// Every other request fails: never 2 in a row, but 50% overall.
+	srv := newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		if calls.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	})
+	c := newTestClient(t, Options{DisableRetry: true, Breaker: BreakerOptions{
+		ConsecutiveFailures: 100, FailureRatio: 0.5, MinRequests: 10,
+	}})
+	var err error
+	for range 10 {
+		if _, err = get(t, c, srv.URL); err != nil {
+			break
+		}
+	}
+	require.NoError(t, err, "the breaker must wait for MinRequests")
+	_, err = get(t, c, srv.URL)
+	assert.ErrorIs(t, err, ErrBreakerOpen)
+}
+
+// fakeBreaker is a CircuitBreaker that refuses when closed is false and
+// records outcomes.
+type fakeBreaker struct {
+	open     atomic.Bool
+	outcomes chan error
+}
+
+func (f *fakeBreaker) Allow() (func(error), error) {
+	if f.open.Load() {
+		return nil, errors.New("fake: open")
+	}
+	return func(err error) { f.outcomes <- err }, nil
+}
+
+func TestBreakerCustomImplementation(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int64
+	status.Store(http.StatusServiceUnavailable)
+	srv := switchServer(t, &status)
+	fb := &fakeBreaker{outcomes: make(chan error, 10)}
+	c := newTestClient(t, Options{DisableRetry: true, Breaker: BreakerOptions{
+		New: func(string) CircuitBreaker { return fb },
+	}})
+	_, err := get(t, c, srv.URL)
+	require.NoError(t, err)
+	assert.Error(t, <-fb.outcomes, "a 503 should be reported as a failure")
+	status.Store(http.StatusBadRequest)
+	_, err = get(t, c, srv.URL)
+	require.NoError(t, err)
+	assert.NoError(t, <-fb.outcomes, "a 400 should be reported as a success")
+
+	fb.open.Store(true)
+	_, err = get(t, c, srv.URL)
+	assert.ErrorIs(t, err, ErrBreakerOpen)
+	assert.Equal(t, int64(2), srv.requests.Load())
+}
+
+func TestBreakerBoundsHosts(t *testing.T) {
+	t.Parallel()
+	b, err := NewBreaker(roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+	}), BreakerOptions{MaxHosts: 3})
+	require.NoError(t, err)
+	for _, h := range []string{"a:1", "b:1", "c:1", "d:1", "e:1"} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+h+"/", nil)
+		require.NoError(t, err)
+		_, err = b.RoundTrip(req)
+		require.NoError(t, err)
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	assert.Len(t, b.hosts, 3)
+	assert.Contains(t, b.hosts, "e:1")
+}
