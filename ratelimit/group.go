@@ -1,0 +1,161 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Config configures a Group (and NewRedis). The zero value is usable: local
+// limiters, default metrics and logging.
+type Config struct {
+	// Redis, when set, makes limits hold across instances. Give it
+	// ContextTimeoutEnabled: true, or go-redis ignores the per-decision
+	// deadline and a hung Redis stalls requests for its ReadTimeout. A
+	// *redis.ClusterClient works: each decision touches one hash slot.
+	Redis redis.UniversalClient
+	// Prefix starts every Redis key (default "ratelimit:"). Keys are
+	// Prefix + "{" + key + "}:" + tier name.
+	Prefix string
+	// Timeout bounds each Redis decision (default 50 ms); past it the tier's
+	// failure policy decides.
+	Timeout time.Duration
+	// Instances is how many instances share the limits (default 1). While
+	// Redis is down, each fails open to a local limit of Limit ÷ Instances.
+	Instances int
+	// MaxKeys bounds each local limiter's keys (default DefaultMaxKeys).
+	MaxKeys int
+	// BreakerFailures is how many consecutive Redis failures open the
+	// circuit breaker (default 3). While open, decisions skip Redis.
+	BreakerFailures int
+	// BreakerOpen is how long the breaker stays open before one decision
+	// probes Redis again (default 5 s).
+	BreakerOpen time.Duration
+	// MeterProvider defaults to otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Group builds limiters and middleware for tiers on one backend: Redis when
+// Config.Redis is set (sharing one circuit breaker), local otherwise. It
+// starts no goroutines. It is safe for concurrent use.
+type Group struct {
+	cfg Config
+	in  *instruments
+	b   *backend // nil without Redis
+}
+
+// New validates cfg and returns a Group.
+func New(cfg Config) (*Group, error) {
+	switch {
+	case cfg.Timeout < 0:
+		return nil, errInvalid(fmt.Sprintf("Timeout %v < 0", cfg.Timeout))
+	case cfg.Instances < 0:
+		return nil, errInvalid(fmt.Sprintf("Instances %d < 0", cfg.Instances))
+	case cfg.MaxKeys < 0:
+		return nil, errInvalid(fmt.Sprintf("MaxKeys %d < 0", cfg.MaxKeys))
+	case cfg.BreakerFailures < 0:
+		return nil, errInvalid(fmt.Sprintf("BreakerFailures %d < 0", cfg.BreakerFailures))
+	case cfg.BreakerOpen < 0:
+		return nil, errInvalid(fmt.Sprintf("BreakerOpen %v < 0", cfg.BreakerOpen))
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "ratelimit:"
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 50 * time.Millisecond
+	}
+	if cfg.Instances == 0 {
+		cfg.Instances = 1
+	}
+	if cfg.BreakerFailures == 0 {
+		cfg.BreakerFailures = 3
+	}
+	if cfg.BreakerOpen == 0 {
+		cfg.BreakerOpen = 5 * time.Second
+	}
+	if cfg.MeterProvider == nil {
+		cfg.MeterProvider = otel.GetMeterProvider()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	in, err := newInstruments(cfg.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: metrics: %w", err)
+	}
+	g := &Group{cfg: cfg, in: in}
+	if cfg.Redis != nil {
+		g.b = newBackend(cfg, in)
+	}
+	return g, nil
+}
+
+// Limiter returns a limiter that checks every tier given on each decision:
+// a *Redis (one round trip for all tiers) when the Group has Redis, else a
+// *Local for one tier or a chain of them for several. With no tiers it uses
+// Tiers().API.
+func (g *Group) Limiter(tiers ...Tier) (TieredLimiter, error) {
+	if len(tiers) == 0 {
+		tiers = []Tier{Tiers().API}
+	}
+	for _, t := range tiers {
+		if err := t.validate(); err != nil {
+			return nil, err
+		}
+	}
+	if g.b != nil {
+		return newRedis(g.b, tiers)
+	}
+	if len(tiers) == 1 {
+		return NewLocal(LocalConfig{Tier: tiers[0], MaxKeys: g.cfg.MaxKeys})
+	}
+	c := &localChain{tiers: tiers}
+	for _, t := range tiers {
+		l, err := NewLocal(LocalConfig{Tier: t, MaxKeys: g.cfg.MaxKeys})
+		if err != nil {
+			return nil, err
+		}
+		c.ls = append(c.ls, l)
+	}
+	return c, nil
+}
+
+// localChain checks several local tiers in turn. Unlike Redis it is not
+// all-or-nothing: tiers before a denying one have counted the event.
+type localChain struct {
+	tiers []Tier
+	ls    []*Local
+}
+
+func (c *localChain) Tiers() []Tier { return c.tiers }
+
+func (c *localChain) Allow(ctx context.Context, key string) (Result, error) {
+	return c.AllowN(ctx, key, 1)
+}
+
+func (c *localChain) AllowN(_ context.Context, key string, n int) (Result, error) {
+	now := time.Now()
+	var best Result
+	for i, l := range c.ls {
+		r, err := l.AllowAt(key, now, n)
+		if err != nil {
+			return r, err
+		}
+		if i == 0 {
+			best = r
+		} else {
+			best = binding([]Result{best, r})
+		}
+		if !r.Allowed {
+			return best, nil
+		}
+	}
+	return best, nil
+}

@@ -1,0 +1,175 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultMaxKeys is how many keys a Local limiter remembers when
+// LocalConfig.MaxKeys is zero.
+const DefaultMaxKeys = 100_000
+
+const localShards = 64
+
+// LocalConfig configures NewLocal. The zero value is usable.
+type LocalConfig struct {
+	// Tier is the limit enforced; the zero Tier means Tiers().API.
+	// Algorithm and OnFailure are ignored: local limiters use GCRA.
+	Tier Tier
+	// MaxKeys bounds the keys remembered (default DefaultMaxKeys, rounded
+	// up to a multiple of 64). When a shard is full, keys whose quota is
+	// whole again are dropped first (forgetting them changes nothing); if
+	// that is not enough, arbitrary keys are dropped, which forgives their
+	// recent use. Memory therefore stays bounded however many keys come.
+	MaxKeys int
+}
+
+// Local is an in-memory GCRA limiter: one timestamp (the theoretical arrival
+// time) per key in a sharded map. A decision on a known key takes one shard
+// lock and allocates nothing. Local starts no goroutines and needs no Close.
+// It is safe for concurrent use.
+type Local struct {
+	tiers     []Tier
+	name      string
+	emission  int64 // ns per event
+	tolerance int64 // emission × burst
+	burst     int
+	shardCap  int
+	seed      maphash.Seed
+	epoch     time.Time
+	evicted   atomic.Int64
+	shards    [localShards]localShard
+}
+
+type localShard struct {
+	mu sync.Mutex
+	m  map[string]int64 // key → theoretical arrival time, ns since epoch
+	_  [40]byte         // keep shards on separate cache lines
+}
+
+var _ TieredLimiter = (*Local)(nil)
+
+// NewLocal returns a local limiter for cfg.Tier.
+func NewLocal(cfg LocalConfig) (*Local, error) {
+	t := cfg.Tier
+	if t == (Tier{}) {
+		t = Tiers().API
+	}
+	if err := t.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxKeys < 0 {
+		return nil, errInvalid(fmt.Sprintf("MaxKeys %d < 0", cfg.MaxKeys))
+	}
+	maxKeys := cfg.MaxKeys
+	if maxKeys == 0 {
+		maxKeys = DefaultMaxKeys
+	}
+	l := &Local{
+		tiers:    []Tier{t},
+		name:     t.Name,
+		emission: int64(t.Limit.emission()),
+		burst:    t.Limit.burst(),
+		shardCap: (maxKeys + localShards - 1) / localShards,
+		seed:     maphash.MakeSeed(),
+		epoch:    time.Now(),
+	}
+	l.tolerance = l.emission * int64(l.burst)
+	for i := range l.shards {
+		l.shards[i].m = make(map[string]int64)
+	}
+	return l, nil
+}
+
+// Tiers returns the one tier l enforces.
+func (l *Local) Tiers() []Tier { return l.tiers }
+
+// Allow reports whether one event for key may happen now. It never blocks
+// and never fails; ctx is not used.
+func (l *Local) Allow(_ context.Context, key string) (Result, error) {
+	return l.AllowAt(key, time.Now(), 1)
+}
+
+// AllowN reports whether n events for key may happen now.
+func (l *Local) AllowN(_ context.Context, key string, n int) (Result, error) {
+	return l.AllowAt(key, time.Now(), n)
+}
+
+// AllowAt is AllowN at time now, for tests and simulations that drive the
+// clock. Times should not go backwards by much for one key: a decision in
+// the past is judged against the state of the future.
+func (l *Local) AllowAt(key string, now time.Time, n int) (Result, error) {
+	if n < 1 || n > l.burst {
+		return Result{Limit: l.burst, Policy: l.name}, ErrInvalidN
+	}
+	t := int64(now.Sub(l.epoch))
+	s := &l.shards[maphash.String(l.seed, key)&(localShards-1)]
+	s.mu.Lock()
+	tat, ok := s.m[key]
+	if tat < t {
+		tat = t
+	}
+	newTat := tat + l.emission*int64(n)
+	allowAt := newTat - l.tolerance
+	if t < allowAt {
+		s.mu.Unlock()
+		return Result{
+			Limit:      l.burst,
+			Remaining:  int((t - (tat - l.tolerance)) / l.emission),
+			ResetAfter: time.Duration(tat - t),
+			RetryAfter: time.Duration(allowAt - t),
+			Policy:     l.name,
+		}, nil
+	}
+	if !ok && len(s.m) >= l.shardCap {
+		l.evict(s, t)
+	}
+	s.m[key] = newTat
+	s.mu.Unlock()
+	return Result{
+		Allowed:    true,
+		Limit:      l.burst,
+		Remaining:  int((t - allowAt) / l.emission),
+		ResetAfter: time.Duration(newTat - t),
+		Policy:     l.name,
+	}, nil
+}
+
+// evict makes room in a full shard: it drops every key whose quota is
+// whole, then arbitrary keys until the shard is at most 7/8 full, so the
+// next sweep is at least cap/8 inserts away.
+func (l *Local) evict(s *localShard, now int64) {
+	for k, tat := range s.m {
+		if tat <= now {
+			delete(s.m, k)
+		}
+	}
+	target := l.shardCap - max(l.shardCap/8, 1)
+	for k := range s.m {
+		if len(s.m) <= target {
+			break
+		}
+		delete(s.m, k)
+		l.evicted.Add(1)
+	}
+}
+
+// Len returns the number of keys l remembers.
+func (l *Local) Len() int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Evicted returns how many keys were dropped while still in use because
+// MaxKeys was reached.
+func (l *Local) Evicted() int64 { return l.evicted.Load() }

@@ -1,0 +1,48 @@
+package ratelimit
+
+import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+const meterName = "github.com/servio/perfkit/ratelimit"
+
+// instruments are created once per Group or Middleware; the attribute sets
+// they use are built up front so recording allocates nothing.
+type instruments struct {
+	decisions metric.Int64Counter
+	fallbacks metric.Int64Counter
+	redisDur  metric.Float64Histogram
+	redisOK   []metric.RecordOption
+	redisErr  []metric.RecordOption
+}
+
+func newInstruments(mp metric.MeterProvider) (*instruments, error) {
+	m := mp.Meter(meterName)
+	var in instruments
+	var err error
+	if in.decisions, err = m.Int64Counter("ratelimit.decisions",
+		metric.WithDescription("Rate-limit decisions by tier and outcome (allowed, denied, shadow_denied, unavailable)."),
+		metric.WithUnit("{decision}")); err != nil {
+		return nil, err
+	}
+	if in.fallbacks, err = m.Int64Counter("ratelimit.fallbacks",
+		metric.WithDescription("Decisions made without Redis, by tier and failure policy."),
+		metric.WithUnit("{decision}")); err != nil {
+		return nil, err
+	}
+	if in.redisDur, err = m.Float64Histogram("ratelimit.redis.duration",
+		metric.WithDescription("Duration of one Redis rate-limit round trip."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1)); err != nil {
+		return nil, err
+	}
+	in.redisOK = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "ok")))}
+	in.redisErr = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "error")))}
+	return &in, nil
+}
+
+// addOpts returns a prebuilt option slice for a counter with these attributes.
+func addOpts(kv ...attribute.KeyValue) []metric.AddOption {
+	return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
+}
