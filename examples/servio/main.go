@@ -1,6 +1,13 @@
 // Command servio is perfkit's example restaurant service: orders, menus and
 // inventory assembled from perfkit's packages. With no configuration it runs
-// on embedded defaults and serves on :8080 (-addr or ADDR to change).
+// on embedded defaults (SQLite file under ./data, in-process cache,
+// simulated LLM upstream) and serves on :8080 (-addr or ADDR to change);
+// DATABASE_URL, REDIS_URL and OPENAI_BASE_URL switch to real services.
+//
+// Subcommands:
+//
+//	servio [flags]          serve (the default)
+//	servio seed [flags]     fill the database with a realistic data set
 package main
 
 import (
@@ -8,7 +15,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -17,39 +26,62 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "servio:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("servio", flag.ContinueOnError)
-	addr := fs.String("addr", envOr("ADDR", ":8080"), "listen address (env ADDR)")
-	if err := fs.Parse(args); err != nil {
+// run executes the subcommand in args until ctx is cancelled.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "seed" {
+		return runSeed(ctx, args[1:], getenv, stderr)
+	}
+	if len(args) > 0 && args[0] == "serve" {
+		args = args[1:]
+	}
+	cfg, err := parseConfig("servio", args, getenv, stderr, nil)
+	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	log := newLogger(stderr, cfg.LogLevel)
+	start := time.Now()
+	app, err := newApp(ctx, cfg, log, appOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	return serve(ctx, app, log, start)
+}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-	})
-	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// serve listens on the configured address until ctx is cancelled, then
+// lets in-flight requests finish within the shutdown timeout.
+func serve(ctx context.Context, app *App, log *slog.Logger, start time.Time) error {
+	ln, err := net.Listen("tcp", app.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           app.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("servio listening", "addr", *addr)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("servio listening", "addr", ln.Addr().String(), "startup", time.Since(start).Round(time.Millisecond).String())
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("servio shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), app.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return err
@@ -57,12 +89,14 @@ func run(args []string) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	log.Info("servio stopped")
 	return nil
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
 	}
-	return def
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }

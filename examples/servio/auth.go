@@ -1,0 +1,157 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/servio/perfkit/examples/servio/internal/store"
+)
+
+// Password hashing for the demo users: PBKDF2-HMAC-SHA256 from the standard
+// library (bcrypt/argon2 would need x/crypto, which perfkit does not pull in).
+// The iteration count is below OWASP's 600,000 to keep the demo's startup
+// and tests quick; a production service would raise it or use argon2id.
+const pbkdf2Iterations = 100_000
+
+// hashPassword returns "pbkdf2-sha256$<iterations>$<salt>$<key>".
+func hashPassword(password string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	key, err := pbkdf2.Key(sha256.New, password, salt, pbkdf2Iterations, 32)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawStdEncoding
+	return fmt.Sprintf("pbkdf2-sha256$%d$%s$%s", pbkdf2Iterations, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+}
+
+// checkPassword reports whether password matches the stored hash, in time
+// independent of where they differ.
+func checkPassword(hash, password string) bool {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 4 || parts[0] != "pbkdf2-sha256" {
+		return false
+	}
+	iter, err := strconv.Atoi(parts[1])
+	if err != nil || iter < 1 || iter > 10_000_000 {
+		return false
+	}
+	enc := base64.RawStdEncoding
+	salt, err1 := enc.DecodeString(parts[2])
+	want, err2 := enc.DecodeString(parts[3])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got, err := pbkdf2.Key(sha256.New, password, salt, iter, len(want))
+	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// dummyHash is checked against when the email is unknown, so a login for
+// an unknown user costs as much as one with a wrong password.
+const dummyHash = "pbkdf2-sha256$100000$c2VydmlvLWR1bW15LXNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// tokenSigner issues HMAC-SHA256 signed bearer tokens:
+// base64url(claims JSON) "." base64url(mac).
+type tokenSigner struct {
+	key []byte
+	ttl time.Duration
+	now func() time.Time
+}
+
+type tokenClaims struct {
+	Sub   int64  `json:"sub"`
+	Email string `json:"email"`
+	Role  string `json:"role"`
+	Exp   int64  `json:"exp"`
+}
+
+func (s *tokenSigner) issue(u store.User) (string, time.Time, error) {
+	exp := s.now().Add(s.ttl).UTC().Truncate(time.Second)
+	payload, err := json.Marshal(tokenClaims{Sub: u.ID, Email: u.Email, Role: u.Role, Exp: exp.Unix()})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	body := base64.RawURLEncoding.EncodeToString(payload)
+	return body + "." + s.sign(body), exp, nil
+}
+
+func (s *tokenSigner) sign(body string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(body))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+var errBadToken = errors.New("invalid or expired token")
+
+// verify checks a token's signature and expiry and returns its claims.
+func (s *tokenSigner) verify(tok string) (tokenClaims, error) {
+	body, sig, ok := strings.Cut(tok, ".")
+	if !ok || !hmac.Equal([]byte(sig), []byte(s.sign(body))) {
+		return tokenClaims{}, errBadToken
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil {
+		return tokenClaims{}, errBadToken
+	}
+	var c tokenClaims
+	if err := json.Unmarshal(raw, &c); err != nil || s.now().Unix() >= c.Exp {
+		return tokenClaims{}, errBadToken
+	}
+	return c, nil
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type loginResponse struct {
+	Token     string     `json:"token"`
+	TokenType string     `json:"token_type"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	User      store.User `json:"user"`
+}
+
+func (a *App) login(w http.ResponseWriter, r *http.Request) {
+	var req loginRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if req.Email == "" || req.Password == "" || len(req.Email) > 320 || len(req.Password) > 1024 {
+		a.fail(w, r, badRequest("email and password are required"))
+		return
+	}
+	u, err := a.st.UserByEmail(r.Context(), strings.ToLower(strings.TrimSpace(req.Email)))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.fail(w, r, err)
+		return
+	}
+	hash := u.PasswordHash
+	if err != nil {
+		hash = dummyHash
+	}
+	if !checkPassword(hash, req.Password) || err != nil {
+		writeError(w, http.StatusUnauthorized, "wrong email or password")
+		return
+	}
+	tok, exp, err := a.tokens.issue(u)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, loginResponse{Token: tok, TokenType: "Bearer", ExpiresAt: exp, User: u})
+}

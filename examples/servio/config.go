@@ -1,0 +1,138 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Config is servio's configuration. Every field has a flag and, for the
+// settings shared with other tools, the environment variable of DESIGN.md;
+// a flag given on the command line wins over the environment.
+type Config struct {
+	Addr          string // -addr, ADDR; default ":8080"
+	DatabaseURL   string // -database-url, DATABASE_URL (postgres://); empty: SQLite file in DataDir
+	RedisURL      string // -redis-url, REDIS_URL (redis://, rediss://, or cluster host:port,host:port); empty: L1-only cache, local limits
+	OpenAIBaseURL string // -openai-base-url, OPENAI_BASE_URL; empty: in-process simulated upstream
+	OpenAIAPIKey  string // OPENAI_API_KEY (env only, so it stays out of ps)
+	OpenAIModel   string // -openai-model, OPENAI_MODEL; default "gpt-4o-mini"
+	StatsDAddr    string // -statsd-addr, STATSD_ADDR (host:port)
+	OTLPEndpoint  string // -otlp-endpoint, OTEL_EXPORTER_OTLP_ENDPOINT
+	DataDir       string // -data-dir, DATA_DIR; default "./data" (SQLite file and uploads/)
+
+	UploadMaxBytes int64 // -upload-max-bytes, UPLOAD_MAX_BYTES; default 10 MiB
+	DemoData       bool  // -demo-data, DEMO_DATA; default true: load demo data into an empty database
+
+	SimLLMLatency     time.Duration // -sim-llm-latency, SIM_LLM_LATENCY; default 150ms
+	SimLLMFailureRate float64       // -sim-llm-failure-rate, SIM_LLM_FAILURE_RATE (0..1); default 0
+
+	AuthSecret      string        // AUTH_SECRET; empty: random per process (tokens then hold on this instance only)
+	ShutdownTimeout time.Duration // -shutdown-timeout; default 15s
+	LogLevel        string        // -log-level, LOG_LEVEL: debug, info, warn, error; default info
+}
+
+const defaultUploadMax = 10 << 20
+
+// parseConfig reads flags from args over defaults taken from getenv.
+// extra, when set, registers more flags (the seed subcommand's).
+func parseConfig(name string, args []string, getenv func(string) string, out io.Writer, extra func(*flag.FlagSet)) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	envInt := func(k string, def int64) int64 {
+		v := getenv(k)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+		return n
+	}
+	envDur := func(k string, def time.Duration) time.Duration {
+		v := getenv(k)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+		return d
+	}
+	envFloat := func(k string, def float64) float64 {
+		v := getenv(k)
+		if v == "" {
+			return def
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+		return f
+	}
+	envBool := func(k string, def bool) bool {
+		v := getenv(k)
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+		return b
+	}
+	fs.StringVar(&c.Addr, "addr", env("ADDR", ":8080"), "listen address (env ADDR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL; empty: SQLite in -data-dir (env DATABASE_URL)")
+	fs.StringVar(&c.RedisURL, "redis-url", getenv("REDIS_URL"), "Redis URL or comma-separated cluster nodes; empty: in-process only (env REDIS_URL)")
+	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
+	fs.StringVar(&c.OpenAIModel, "openai-model", env("OPENAI_MODEL", "gpt-4o-mini"), "chat model (env OPENAI_MODEL)")
+	fs.StringVar(&c.StatsDAddr, "statsd-addr", getenv("STATSD_ADDR"), "StatsD/DogStatsD host:port (env STATSD_ADDR)")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP endpoint (env OTEL_EXPORTER_OTLP_ENDPOINT)")
+	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "directory for the SQLite file and uploads (env DATA_DIR)")
+	fs.Int64Var(&c.UploadMaxBytes, "upload-max-bytes", envInt("UPLOAD_MAX_BYTES", defaultUploadMax), "largest accepted upload (env UPLOAD_MAX_BYTES)")
+	fs.BoolVar(&c.DemoData, "demo-data", envBool("DEMO_DATA", true), "load demo data into an empty database (env DEMO_DATA)")
+	fs.DurationVar(&c.SimLLMLatency, "sim-llm-latency", envDur("SIM_LLM_LATENCY", 150*time.Millisecond), "simulated LLM latency (env SIM_LLM_LATENCY)")
+	fs.Float64Var(&c.SimLLMFailureRate, "sim-llm-failure-rate", envFloat("SIM_LLM_FAILURE_RATE", 0), "simulated LLM failure rate 0..1 (env SIM_LLM_FAILURE_RATE)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests get on shutdown")
+	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	c.OpenAIAPIKey = getenv("OPENAI_API_KEY")
+	c.AuthSecret = getenv("AUTH_SECRET")
+	if extra != nil {
+		extra(fs)
+	}
+	if len(errs) > 0 {
+		return c, errs[0]
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.UploadMaxBytes <= 0:
+		return fmt.Errorf("upload max bytes must be positive, got %d", c.UploadMaxBytes)
+	case c.SimLLMFailureRate < 0 || c.SimLLMFailureRate > 1:
+		return fmt.Errorf("SIM_LLM_FAILURE_RATE must be within 0..1, got %v", c.SimLLMFailureRate)
+	case c.SimLLMLatency < 0:
+		return fmt.Errorf("SIM_LLM_LATENCY must not be negative")
+	case c.DataDir == "":
+		return fmt.Errorf("data dir must not be empty")
+	}
+	return nil
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/servio/perfkit/examples/servio/internal/store"
+)
+
+// Input bounds. Keeping quantities and prices small keeps every total far
+// from int64 overflow (50 lines × 1,000 × 100,000,000 cents < 2^63).
+const (
+	maxNameLen     = 200
+	maxDescLen     = 2000
+	maxPriceCents  = 100_000_000 // $1,000,000.00
+	maxQuantity    = 1000
+	maxOrderLines  = 50
+	maxStock       = 1_000_000
+	defaultStock   = 100
+	defaultReorder = 10
+)
+
+func (a *App) getMenu(w http.ResponseWriter, r *http.Request) {
+	rid, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	b, err := a.svc.Menu(r.Context(), rid)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, b)
+}
+
+type addMenuItemRequest struct {
+	Name         string `json:"name"`
+	Description  string `json:"description"`
+	PriceCents   *int64 `json:"price_cents"`
+	IsAvailable  *bool  `json:"is_available"`
+	Stock        *int   `json:"stock"`
+	ReorderPoint *int   `json:"reorder_point"`
+}
+
+func (a *App) addMenuItem(w http.ResponseWriter, r *http.Request) {
+	rid, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req addMenuItemRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	in := store.NewMenuItem{RestaurantID: rid, Name: strings.TrimSpace(req.Name), Description: req.Description,
+		IsAvailable: true, Stock: defaultStock, ReorderPoint: defaultReorder}
+	switch {
+	case in.Name == "" || utf8.RuneCountInString(in.Name) > maxNameLen:
+		err = badRequest("name is required (at most %d characters)", maxNameLen)
+	case utf8.RuneCountInString(in.Description) > maxDescLen:
+		err = badRequest("description is longer than %d characters", maxDescLen)
+	case req.PriceCents == nil:
+		err = badRequest("price_cents is required")
+	case *req.PriceCents < 0 || *req.PriceCents > maxPriceCents:
+		err = badRequest("price_cents must be within 0..%d", maxPriceCents)
+	case req.Stock != nil && (*req.Stock < 0 || *req.Stock > maxStock):
+		err = badRequest("stock must be within 0..%d", maxStock)
+	case req.ReorderPoint != nil && (*req.ReorderPoint < 0 || *req.ReorderPoint > maxStock):
+		err = badRequest("reorder_point must be within 0..%d", maxStock)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	in.PriceCents = *req.PriceCents
+	if req.IsAvailable != nil {
+		in.IsAvailable = *req.IsAvailable
+	}
+	if req.Stock != nil {
+		in.Stock = *req.Stock
+	}
+	if req.ReorderPoint != nil {
+		in.ReorderPoint = *req.ReorderPoint
+	}
+	m, err := a.svc.AddMenuItem(r.Context(), in)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, m)
+}
+
+type patchMenuItemRequest struct {
+	PriceCents  *int64 `json:"price_cents"`
+	IsAvailable *bool  `json:"is_available"`
+}
+
+func (a *App) patchMenuItem(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req patchMenuItemRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	switch {
+	case req.PriceCents == nil && req.IsAvailable == nil:
+		err = badRequest("nothing to change: give price_cents and/or is_available")
+	case req.PriceCents != nil && (*req.PriceCents < 0 || *req.PriceCents > maxPriceCents):
+		err = badRequest("price_cents must be within 0..%d", maxPriceCents)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	m, err := a.svc.PatchMenu(r.Context(), menuPatch{ID: id, Patch: store.MenuItemPatch{PriceCents: req.PriceCents, IsAvailable: req.IsAvailable}})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (a *App) getOrder(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	b, err := a.svc.Order(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, b)
+}
+
+func (a *App) listOrders(w http.ResponseWriter, r *http.Request) {
+	rid, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	q := store.OrdersQuery{RestaurantID: rid, Status: r.URL.Query().Get("status")}
+	if q.Status != "" && !store.ValidStatus(q.Status) {
+		a.fail(w, r, badRequest("status must be one of pending, preparing, ready, completed, cancelled"))
+		return
+	}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			a.fail(w, r, badRequest("limit must be a positive integer (at most %d)", store.MaxPageSize))
+			return
+		}
+		q.Limit = min(n, store.MaxPageSize)
+	}
+	if v := r.URL.Query().Get("cursor"); v != "" {
+		c, err := store.DecodeCursor(v)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		q.After = &c
+	}
+	page, err := a.svc.Orders(r.Context(), q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+type createOrderRequest struct {
+	RestaurantID int64  `json:"restaurant_id"`
+	CustomerName string `json:"customer_name"`
+	Items        []struct {
+		MenuItemID int64 `json:"menu_item_id"`
+		Quantity   int   `json:"quantity"`
+	} `json:"items"`
+}
+
+func (a *App) createOrder(w http.ResponseWriter, r *http.Request) {
+	var req createOrderRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	in := store.NewOrder{RestaurantID: req.RestaurantID, CustomerName: strings.TrimSpace(req.CustomerName)}
+	var err error
+	switch {
+	case req.RestaurantID <= 0:
+		err = badRequest("restaurant_id must be a positive integer")
+	case utf8.RuneCountInString(in.CustomerName) > maxNameLen:
+		err = badRequest("customer_name is longer than %d characters", maxNameLen)
+	case len(req.Items) == 0 || len(req.Items) > maxOrderLines:
+		err = badRequest("items must hold 1..%d lines", maxOrderLines)
+	}
+	for i, it := range req.Items {
+		if err != nil {
+			break
+		}
+		switch {
+		case it.MenuItemID <= 0:
+			err = badRequest("items[%d].menu_item_id must be a positive integer", i)
+		case it.Quantity <= 0 || it.Quantity > maxQuantity:
+			err = badRequest("items[%d].quantity must be within 1..%d", i, maxQuantity)
+		}
+		in.Items = append(in.Items, store.NewOrderItem{MenuItemID: it.MenuItemID, Quantity: it.Quantity})
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	o, err := a.svc.CreateOrder(r.Context(), in)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/orders/"+strconv.FormatInt(o.ID, 10))
+	writeJSON(w, http.StatusCreated, o)
+}
+
+type patchOrderRequest struct {
+	Status string `json:"status"`
+}
+
+func (a *App) patchOrder(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req patchOrderRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if !store.ValidStatus(req.Status) {
+		a.fail(w, r, badRequest("status must be one of pending, preparing, ready, completed, cancelled"))
+		return
+	}
+	o, err := a.svc.PatchOrder(r.Context(), orderPatch{ID: id, Status: req.Status})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+type lowStockResponse struct {
+	RestaurantID int64                 `json:"restaurant_id"`
+	Items        []store.InventoryItem `json:"items"`
+}
+
+func (a *App) lowStock(w http.ResponseWriter, r *http.Request) {
+	rid, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	items, err := a.svc.LowStock(r.Context(), rid)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, lowStockResponse{RestaurantID: rid, Items: items})
+}

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// Menu returns the available menu items of a restaurant ordered by name and
+// price (one query on idx_menu_items_active; a second only when the menu is
+// empty, to tell an empty menu from an unknown restaurant).
+func (s *Store) Menu(ctx context.Context, restaurantID int64) ([]MenuItem, error) {
+	rows, err := s.db.QueryContext(ctx, s.q.menu, restaurantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []MenuItem{}
+	for rows.Next() {
+		var m MenuItem
+		if err := rows.Scan(&m.ID, &m.RestaurantID, &m.Name, &m.Description, &m.PriceCents, &m.IsAvailable); err != nil {
+			return nil, err
+		}
+		items = append(items, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		if err := s.mustRestaurant(ctx, restaurantID); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
+}
+
+func (s *Store) mustRestaurant(ctx context.Context, id int64) error {
+	ok, err := s.RestaurantExists(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &NotFoundError{What: "restaurant", ID: id}
+	}
+	return nil
+}
+
+// NewMenuItem is a dish to add; Stock and ReorderPoint seed its inventory row.
+type NewMenuItem struct {
+	RestaurantID int64
+	Name         string
+	Description  string
+	PriceCents   int64
+	IsAvailable  bool
+	Stock        int
+	ReorderPoint int
+}
+
+// AddMenuItem inserts a menu item and its inventory row in one transaction.
+func (s *Store) AddMenuItem(ctx context.Context, in NewMenuItem) (MenuItem, error) {
+	m := MenuItem{RestaurantID: in.RestaurantID, Name: in.Name, Description: in.Description,
+		PriceCents: in.PriceCents, IsAvailable: in.IsAvailable}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ok, err := exists(ctx, tx, s.q.restaurantExists, in.RestaurantID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &NotFoundError{What: "restaurant", ID: in.RestaurantID}
+		}
+		if err := tx.QueryRowContext(ctx, s.q.menuItemInsert, in.RestaurantID, in.Name, in.Description,
+			in.PriceCents, in.IsAvailable).Scan(&m.ID); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.q.inventoryInsert, in.RestaurantID, m.ID, in.Name, in.Stock, in.ReorderPoint)
+		return err
+	})
+	return m, err
+}
+
+// MenuItemPatch changes a menu item; nil fields are left as they are.
+type MenuItemPatch struct {
+	PriceCents  *int64
+	IsAvailable *bool
+}
+
+// UpdateMenuItem applies p to menu item id and returns the item as stored.
+func (s *Store) UpdateMenuItem(ctx context.Context, id int64, p MenuItemPatch) (MenuItem, error) {
+	var price, avail any
+	if p.PriceCents != nil {
+		price = *p.PriceCents
+	}
+	if p.IsAvailable != nil {
+		avail = *p.IsAvailable
+	}
+	var m MenuItem
+	err := s.db.QueryRowContext(ctx, s.q.menuItemUpdate, price, avail, id).
+		Scan(&m.ID, &m.RestaurantID, &m.Name, &m.Description, &m.PriceCents, &m.IsAvailable)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, &NotFoundError{What: "menu item", ID: id}
+	}
+	return m, err
+}

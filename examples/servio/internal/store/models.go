@@ -1,0 +1,77 @@
+package store
+
+import "time"
+
+// Order statuses.
+const (
+	StatusPending   = "pending"
+	StatusPreparing = "preparing"
+	StatusReady     = "ready"
+	StatusCompleted = "completed"
+	StatusCancelled = "cancelled"
+)
+
+// ValidStatus reports whether s is an order status.
+func ValidStatus(s string) bool {
+	switch s {
+	case StatusPending, StatusPreparing, StatusReady, StatusCompleted, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// MenuItem is one dish of a restaurant's menu. Prices are integer cents.
+type MenuItem struct {
+	ID           int64  `json:"id"`
+	RestaurantID int64  `json:"restaurant_id"`
+	Name         string `json:"name"`
+	Description  string `json:"description"`
+	PriceCents   int64  `json:"price_cents"`
+	IsAvailable  bool   `json:"is_available"`
+}
+
+// OrderItem is one line of an order, priced when the order was placed.
+type OrderItem struct {
+	ID             int64  `json:"id"`
+	MenuItemID     int64  `json:"menu_item_id"`
+	Name           string `json:"name"`
+	Quantity       int    `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+}
+
+// Order is an order with its items.
+type Order struct {
+	ID           int64       `json:"id"`
+	RestaurantID int64       `json:"restaurant_id"`
+	CustomerName string      `json:"customer_name"`
+	Status       string      `json:"status"`
+	TotalCents   int64       `json:"total_cents"`
+	CreatedAt    time.Time   `json:"created_at"`
+	UpdatedAt    time.Time   `json:"updated_at"`
+	Items        []OrderItem `json:"items"`
+}
+
+// OrderPage is one keyset page of a restaurant's orders, newest first.
+// NextCursor is empty on the last page.
+type OrderPage struct {
+	Orders     []Order `json:"orders"`
+	NextCursor string  `json:"next_cursor,omitempty"`
+}
+
+// InventoryItem is the stock of one menu item.
+type InventoryItem struct {
+	ID              int64  `json:"id"`
+	MenuItemID      int64  `json:"menu_item_id"`
+	Name            string `json:"name"`
+	CurrentQuantity int    `json:"current_quantity"`
+	ReorderPoint    int    `json:"reorder_point"`
+}
+
+// User is a staff account that can log in.
+type User struct {
+	ID           int64  `json:"id"`
+	Email        string `json:"email"`
+	Name         string `json:"name"`
+	Role         string `json:"role"`
+	PasswordHash string `json:"-"`
+}

@@ -1,0 +1,250 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Page sizes for Orders.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanOrder(r scanner) (Order, error) {
+	var o Order
+	var created, updated dbTime
+	var items []byte
+	if err := r.Scan(&o.ID, &o.RestaurantID, &o.CustomerName, &o.Status, &o.TotalCents, &created, &updated, &items); err != nil {
+		return o, err
+	}
+	o.CreatedAt, o.UpdatedAt = created.t, updated.t
+	o.Items = []OrderItem{}
+	if len(items) > 0 {
+		if err := json.Unmarshal(items, &o.Items); err != nil {
+			return o, fmt.Errorf("store: order %d items: %w", o.ID, err)
+		}
+	}
+	return o, nil
+}
+
+// Order returns one order with its items in one query.
+func (s *Store) Order(ctx context.Context, id int64) (Order, error) {
+	o, err := scanOrder(s.db.QueryRowContext(ctx, s.q.orderGet, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, &NotFoundError{What: "order", ID: id}
+	}
+	return o, err
+}
+
+// OrdersQuery selects a page of a restaurant's orders.
+type OrdersQuery struct {
+	RestaurantID int64
+	Status       string  // optional filter
+	Limit        int     // 0 means DefaultPageSize; capped at MaxPageSize
+	After        *Cursor // nil for the first page
+}
+
+// Orders returns one page of a restaurant's live orders, newest first, each
+// with its items, in one query (two when the page is empty, to tell an
+// unknown restaurant from one without orders).
+func (s *Store) Orders(ctx context.Context, q OrdersQuery) (OrderPage, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	limit = min(limit, MaxPageSize)
+	args := make([]any, 0, 5)
+	args = append(args, q.RestaurantID)
+	hs, hc := 0, 0
+	if q.Status != "" {
+		hs = 1
+		args = append(args, q.Status)
+	}
+	if q.After != nil {
+		hc = 1
+		args = append(args, s.timeArg(q.After.CreatedAt), q.After.ID)
+	}
+	args = append(args, limit+1) // one more tells whether a next page exists
+	rows, err := s.db.QueryContext(ctx, s.q.orderPage[hs][hc], args...)
+	if err != nil {
+		return OrderPage{}, err
+	}
+	defer rows.Close()
+	page := OrderPage{Orders: make([]Order, 0, min(limit, 32))}
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return OrderPage{}, err
+		}
+		page.Orders = append(page.Orders, o)
+	}
+	if err := rows.Err(); err != nil {
+		return OrderPage{}, err
+	}
+	if len(page.Orders) > limit {
+		page.Orders = page.Orders[:limit]
+		last := page.Orders[limit-1]
+		page.NextCursor = Cursor{CreatedAt: last.CreatedAt, ID: last.ID}.Encode()
+	}
+	if len(page.Orders) == 0 && q.After == nil {
+		if err := s.mustRestaurant(ctx, q.RestaurantID); err != nil {
+			return OrderPage{}, err
+		}
+	}
+	return page, nil
+}
+
+// NewOrder is an order to place.
+type NewOrder struct {
+	RestaurantID int64
+	CustomerName string
+	Items        []NewOrderItem
+}
+
+// NewOrderItem is one line of a NewOrder.
+type NewOrderItem struct {
+	MenuItemID int64
+	Quantity   int
+}
+
+// CreateOrder places an order in one transaction: it prices the items from
+// the menu, takes the stock of every item (refusing with a ConflictError
+// when one is short or unavailable, and a NotFoundError for an item not on
+// the restaurant's menu) and writes the order and its items. Nothing is
+// written when it fails. Quantities must be positive (the caller validates).
+func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
+	// Merge repeated items and lock stock rows in id order so two orders
+	// never deadlock on each other's rows.
+	qty := map[int64]int{}
+	for _, it := range in.Items {
+		qty[it.MenuItemID] += it.Quantity
+	}
+	ids := make([]int64, 0, len(qty))
+	for id := range qty {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+
+	var orderID int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ok, err := exists(ctx, tx, s.q.restaurantExists, in.RestaurantID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &NotFoundError{What: "restaurant", ID: in.RestaurantID}
+		}
+		args := make([]any, 0, len(ids)+1)
+		args = append(args, in.RestaurantID)
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		rows, err := tx.QueryContext(ctx, rebind(s.d, s.q.menuForOrder+placeholders(len(ids))+")"), args...)
+		if err != nil {
+			return err
+		}
+		type priced struct {
+			name  string
+			price int64
+		}
+		menu := make(map[int64]priced, len(ids))
+		for rows.Next() {
+			var id, price int64
+			var name string
+			var avail bool
+			if err := rows.Scan(&id, &name, &price, &avail); err != nil {
+				rows.Close()
+				return err
+			}
+			if !avail {
+				rows.Close()
+				return &ConflictError{Reason: fmt.Sprintf("menu item %d (%s) is not available", id, name)}
+			}
+			menu[id] = priced{name, price}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var total int64
+		for _, id := range ids {
+			m, ok := menu[id]
+			if !ok {
+				return &NotFoundError{What: "menu item", ID: id}
+			}
+			total += m.price * int64(qty[id])
+			res, err := tx.ExecContext(ctx, s.q.stockTake, qty[id], id, qty[id])
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return &ConflictError{Reason: fmt.Sprintf("menu item %d (%s) is out of stock", id, m.name)}
+			}
+		}
+		if err := tx.QueryRowContext(ctx, s.q.orderInsert, in.RestaurantID, in.CustomerName, total).Scan(&orderID); err != nil {
+			return err
+		}
+		vals := make([]any, 0, 5*len(ids))
+		for _, id := range ids {
+			vals = append(vals, orderID, id, menu[id].name, qty[id], menu[id].price)
+		}
+		_, err = tx.ExecContext(ctx, rebind(s.d, s.q.orderItemsHead+valueRows(len(ids), 5)), vals...)
+		return err
+	})
+	if err != nil {
+		return Order{}, err
+	}
+	return s.Order(ctx, orderID)
+}
+
+// UpdateOrderStatus moves an order to status. Completed and cancelled
+// orders are closed (ConflictError); cancelling returns the order's items
+// to stock in the same transaction.
+func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string) (Order, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, s.q.orderStatusGet, id).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return &NotFoundError{What: "order", ID: id}
+		}
+		if err != nil {
+			return err
+		}
+		if cur == StatusCompleted || cur == StatusCancelled {
+			return &ConflictError{Reason: fmt.Sprintf("order %d is %s and cannot change", id, cur)}
+		}
+		if _, err := tx.ExecContext(ctx, s.q.orderStatusSet, status, id); err != nil {
+			return err
+		}
+		if status == StatusCancelled {
+			_, err = tx.ExecContext(ctx, s.q.stockRestore, id, id)
+		}
+		return err
+	})
+	if err != nil {
+		return Order{}, err
+	}
+	return s.Order(ctx, id)
+}
+
+// valueRows returns "(?,?),(?,?)" for n rows of cols columns.
+func valueRows(n, cols int) string {
+	row := "(" + placeholders(cols) + ")"
+	b := make([]byte, 0, n*(len(row)+1))
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, row...)
+	}
+	return string(b)
+}

@@ -1,0 +1,93 @@
+package store
+
+import "fmt"
+
+// queries holds every statement, rebound for the dialect once.
+type queries struct {
+	now string // SQL expression for the current time
+
+	restaurantExists string
+
+	menu            string
+	menuItemInsert  string
+	inventoryInsert string
+	menuItemUpdate  string
+
+	orderGet       string
+	orderPage      [2][2]string // [hasStatus][hasCursor]
+	menuForOrder   string       // prefix; "(?,…))" appended per call
+	stockTake      string
+	orderInsert    string
+	orderItemsHead string
+	orderStatusGet string
+	orderStatusSet string
+	stockRestore   string
+
+	lowStock string
+
+	userByEmail string
+}
+
+func buildQueries(d Dialect) queries {
+	now := "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+	items := `(SELECT json_group_array(json_object('id', oi.id, 'menu_item_id', oi.menu_item_id, 'name', oi.name,
+		'quantity', oi.quantity, 'unit_price_cents', oi.unit_price_cents) ORDER BY oi.id)
+		FROM order_items oi WHERE oi.order_id = o.id)`
+	forUpdate := ""
+	if d == Postgres {
+		now = "now()"
+		items = `COALESCE((SELECT json_agg(json_build_object('id', oi.id, 'menu_item_id', oi.menu_item_id, 'name', oi.name,
+		'quantity', oi.quantity, 'unit_price_cents', oi.unit_price_cents) ORDER BY oi.id)
+		FROM order_items oi WHERE oi.order_id = o.id), '[]'::json)`
+		forUpdate = " FOR UPDATE"
+	}
+	orderCols := "o.id, o.restaurant_id, o.customer_name, o.status, o.total_cents, o.created_at, o.updated_at, " + items
+	q := queries{
+		now:              now,
+		restaurantExists: "SELECT 1 FROM restaurants WHERE id = ? AND deleted_at IS NULL",
+		menu: `SELECT id, restaurant_id, name, description, price_cents, is_available FROM menu_items
+			WHERE restaurant_id = ? AND is_available AND deleted_at IS NULL ORDER BY name, price_cents`,
+		menuItemInsert: `INSERT INTO menu_items (restaurant_id, name, description, price_cents, is_available)
+			VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		inventoryInsert: `INSERT INTO inventory_items (restaurant_id, menu_item_id, name, current_quantity, reorder_point)
+			VALUES (?, ?, ?, ?, ?)`,
+		menuItemUpdate: `UPDATE menu_items SET price_cents = COALESCE(?, price_cents), is_available = COALESCE(?, is_available),
+			updated_at = ` + now + ` WHERE id = ? AND deleted_at IS NULL
+			RETURNING id, restaurant_id, name, description, price_cents, is_available`,
+		orderGet:     "SELECT " + orderCols + " FROM orders o WHERE o.id = ? AND o.deleted_at IS NULL",
+		menuForOrder: "SELECT id, name, price_cents, is_available FROM menu_items WHERE restaurant_id = ? AND deleted_at IS NULL AND id IN (",
+		stockTake: `UPDATE inventory_items SET current_quantity = current_quantity - ?, updated_at = ` + now + `
+			WHERE menu_item_id = ? AND deleted_at IS NULL AND current_quantity >= ?`,
+		orderInsert: `INSERT INTO orders (restaurant_id, customer_name, status, total_cents)
+			VALUES (?, ?, 'pending', ?) RETURNING id`,
+		orderItemsHead: "INSERT INTO order_items (order_id, menu_item_id, name, quantity, unit_price_cents) VALUES ",
+		orderStatusGet: "SELECT status FROM orders WHERE id = ? AND deleted_at IS NULL" + forUpdate,
+		orderStatusSet: "UPDATE orders SET status = ?, updated_at = " + now + " WHERE id = ?",
+		stockRestore: `UPDATE inventory_items SET current_quantity = current_quantity +
+			(SELECT SUM(oi.quantity) FROM order_items oi WHERE oi.order_id = ? AND oi.menu_item_id = inventory_items.menu_item_id),
+			updated_at = ` + now + `
+			WHERE menu_item_id IN (SELECT menu_item_id FROM order_items WHERE order_id = ?)`,
+		lowStock: `SELECT id, menu_item_id, name, current_quantity, reorder_point FROM inventory_items
+			WHERE restaurant_id = ? AND deleted_at IS NULL AND current_quantity < reorder_point
+			ORDER BY current_quantity, id`,
+		userByEmail: "SELECT id, email, name, role, password_hash FROM users WHERE email = ? AND deleted_at IS NULL",
+	}
+	for hs := range 2 {
+		for hc := range 2 {
+			where := "o.restaurant_id = ? AND o.deleted_at IS NULL"
+			if hs == 1 {
+				where += " AND o.status = ?"
+			}
+			if hc == 1 {
+				where += " AND (o.created_at, o.id) < (?, ?)"
+			}
+			q.orderPage[hs][hc] = fmt.Sprintf("SELECT %s FROM orders o WHERE %s ORDER BY o.created_at DESC, o.id DESC LIMIT ?", orderCols, where)
+		}
+	}
+	for _, p := range []*string{&q.restaurantExists, &q.menu, &q.menuItemInsert, &q.inventoryInsert, &q.menuItemUpdate,
+		&q.orderGet, &q.orderPage[0][0], &q.orderPage[0][1], &q.orderPage[1][0], &q.orderPage[1][1],
+		&q.stockTake, &q.orderInsert, &q.orderStatusGet, &q.orderStatusSet, &q.stockRestore, &q.lowStock, &q.userByEmail} {
+		*p = rebind(d, *p)
+	}
+	return q
+}

@@ -1,0 +1,230 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Dialect says which SQL database a Store talks to.
+type Dialect int
+
+const (
+	// SQLite is the embedded default (modernc.org/sqlite, no cgo).
+	SQLite Dialect = iota
+	// Postgres is PostgreSQL through pgx's database/sql driver.
+	Postgres
+)
+
+// String returns "sqlite" or "postgres".
+func (d Dialect) String() string {
+	if d == Postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Errors the repositories return; handlers map them to HTTP statuses.
+var (
+	ErrNotFound  = errors.New("store: not found")
+	ErrConflict  = errors.New("store: conflict")
+	ErrBadCursor = errors.New("store: bad cursor")
+)
+
+// NotFoundError names what was not found; it matches ErrNotFound.
+type NotFoundError struct {
+	What string
+	ID   int64
+}
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %d not found", e.What, e.ID) }
+
+// Is reports whether target is ErrNotFound.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// ConflictError says why a write was refused (out of stock, item not
+// available, order already closed); it matches ErrConflict.
+type ConflictError struct{ Reason string }
+
+func (e *ConflictError) Error() string { return e.Reason }
+
+// Is reports whether target is ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+//go:embed migrations
+var migrations embed.FS
+
+// Target resolves the database to use: databaseURL (postgres:// or
+// postgresql://) when set, otherwise the SQLite file servio.db under dataDir
+// (WAL, busy timeout 5 s, foreign keys on, immediate write transactions).
+func Target(databaseURL, dataDir string) (driver, dsn string, d Dialect, err error) {
+	if databaseURL != "" {
+		if !strings.HasPrefix(databaseURL, "postgres://") && !strings.HasPrefix(databaseURL, "postgresql://") {
+			return "", "", 0, fmt.Errorf("store: DATABASE_URL must be a postgres:// URL")
+		}
+		return "pgx", databaseURL, Postgres, nil
+	}
+	path := filepath.Join(dataDir, "servio.db")
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	return "sqlite", "file:" + path + "?" + q.Encode(), SQLite, nil
+}
+
+// Store runs servio's queries on a *sql.DB. It is safe for concurrent use.
+type Store struct {
+	db *sql.DB
+	d  Dialect
+	q  queries
+}
+
+// New returns a Store over db, which speaks dialect d.
+func New(db *sql.DB, d Dialect) *Store {
+	return &Store{db: db, d: d, q: buildQueries(d)}
+}
+
+// DB returns the underlying pool.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Dialect returns the store's SQL dialect.
+func (s *Store) Dialect() Dialect { return s.d }
+
+// Migrate applies the embedded migrations not applied yet. On PostgreSQL a
+// session advisory lock keeps instances starting together from racing.
+func (s *Store) Migrate(ctx context.Context, log *slog.Logger) error {
+	sub, err := fs.Sub(migrations, "migrations/"+s.d.String())
+	if err != nil {
+		return err
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	dialect := goose.DialectSQLite3
+	if s.d == Postgres {
+		dialect = goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, s.db, sub, opts...)
+	if err != nil {
+		return fmt.Errorf("store: migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	for _, r := range res {
+		log.Info("migration applied", "version", r.Source.Version, "file", filepath.Base(r.Source.Path), "took", r.Duration.String())
+	}
+	return nil
+}
+
+// rebind turns ? placeholders into $1, $2, … for PostgreSQL.
+func rebind(d Dialect, q string) string {
+	if d != Postgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// sqliteTime is the fixed-width text form timestamps take in SQLite.
+const sqliteTime = "2006-01-02T15:04:05.000Z"
+
+// timeArg is t as a query argument of the dialect.
+func (s *Store) timeArg(t time.Time) any {
+	if s.d == SQLite {
+		return t.UTC().Format(sqliteTime)
+	}
+	return t.UTC()
+}
+
+// dbTime scans a timestamp from either dialect (time.Time or text).
+type dbTime struct{ t time.Time }
+
+func (d *dbTime) Scan(v any) error {
+	switch x := v.(type) {
+	case time.Time:
+		d.t = x.UTC()
+		return nil
+	case string:
+		return d.parse(x)
+	case []byte:
+		return d.parse(string(x))
+	case nil:
+		d.t = time.Time{}
+		return nil
+	}
+	return fmt.Errorf("store: cannot scan %T as time", v)
+}
+
+func (d *dbTime) parse(s string) error {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("store: bad timestamp %q: %w", s, err)
+	}
+	d.t = t.UTC()
+	return nil
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// RestaurantExists reports whether a live restaurant has this id.
+func (s *Store) RestaurantExists(ctx context.Context, id int64) (bool, error) {
+	return exists(ctx, s.db, s.q.restaurantExists, id)
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func exists(ctx context.Context, q queryer, query string, args ...any) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}

@@ -1,0 +1,17 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// UserByEmail returns the live user with this email, or ErrNotFound.
+func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
+	var u User
+	err := s.db.QueryRowContext(ctx, s.q.userByEmail, email).Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.PasswordHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, ErrNotFound
+	}
+	return u, err
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// simLLM is an in-process stand-in for an OpenAI-compatible chat
+// completions API, started when OPENAI_BASE_URL is not set. Its latency and
+// failure rate are adjustable at run time so retries and the circuit
+// breaker can be watched working. It is safe for concurrent use.
+type simLLM struct {
+	srv     *http.Server
+	ln      net.Listener
+	latency atomic.Int64  // nanoseconds
+	failPPM atomic.Uint32 // failures per million requests
+	calls   atomic.Int64
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// startSimLLM listens on a free loopback port and serves until Close.
+func startSimLLM(latency time.Duration, failureRate float64, log *slog.Logger) (*simLLM, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("simulated LLM: %w", err)
+	}
+	s := &simLLM{ln: ln}
+	s.setLatency(latency)
+	s.setFailureRate(failureRate)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.complete)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("simulated LLM stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// BaseURL is the OpenAI-style base URL ("http://127.0.0.1:port/v1").
+func (s *simLLM) BaseURL() string { return "http://" + s.ln.Addr().String() + "/v1" }
+
+func (s *simLLM) setLatency(d time.Duration) { s.latency.Store(int64(d)) }
+func (s *simLLM) setFailureRate(f float64)   { s.failPPM.Store(uint32(f * 1e6)) }
+
+// Close stops the server and waits for it; calling it again does nothing.
+func (s *simLLM) Close() error {
+	var err error
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = s.srv.Shutdown(ctx)
+		s.wg.Wait()
+	})
+	return err
+}
+
+func (s *simLLM) complete(w http.ResponseWriter, r *http.Request) {
+	s.calls.Add(1)
+	var req chatRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil || len(req.Messages) == 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"message": "bad request", "type": "invalid_request_error"}})
+		return
+	}
+	if d := time.Duration(s.latency.Load()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if ppm := s.failPPM.Load(); ppm > 0 && rand.Uint32N(1e6) < ppm {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"message": "simulated upstream failure", "type": "server_error"}})
+		return
+	}
+	q := req.Messages[len(req.Messages)-1].Content
+	answer := fmt.Sprintf("(simulated) For %q: our most ordered dishes are Margherita, Salmon nigiri and Carnitas taco; "+
+		"ask staff about allergens.", strings.TrimSpace(q))
+	writeJSON(w, http.StatusOK, chatResponse{
+		ID: "chatcmpl-sim", Object: "chat.completion", Model: req.Model,
+		Choices: []chatChoice{{Index: 0, Message: chatMessage{Role: "assistant", Content: answer}, FinishReason: "stop"}},
+	})
+}
