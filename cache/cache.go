@@ -1,0 +1,365 @@
+package cache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Defaults used for zero Config fields.
+const (
+	DefaultMaxEntries      = 100_000
+	DefaultL1TTL           = 60 * time.Second
+	DefaultTTL             = 300 * time.Second
+	DefaultL2Timeout       = 100 * time.Millisecond
+	DefaultLoadTimeout     = 30 * time.Second
+	DefaultJitter          = 0.1
+	DefaultBreakerFailures = 5
+	DefaultBreakerOpenFor  = 5 * time.Second
+	DefaultChannel         = "perfkit:cache:invalidate"
+)
+
+// Errors returned by the cache. Match them with errors.Is.
+var (
+	// ErrMiss is returned by Get when neither tier holds the key.
+	ErrMiss = errors.New("cache: miss")
+	// ErrNotFound is what a loader returns (wrapped) for "no such thing";
+	// with Config.NegativeTTL set such results are cached.
+	ErrNotFound = errors.New("cache: not found")
+	// ErrCorrupt wraps the reason an L2 value was rejected: bad magic,
+	// version, codec, flags or payload. Such values are deleted and treated
+	// as misses; the error only surfaces from DecodeHeader-like internals and
+	// in the Corrupt counter.
+	ErrCorrupt = errors.New("cache: corrupt value")
+	// ErrUnavailable is returned by writes (Set, Delete, invalidations) when
+	// Redis failed or the breaker in front of it is open.
+	ErrUnavailable = errors.New("cache: redis unavailable")
+	// ErrClosed is returned by operations on a closed Cache.
+	ErrClosed = errors.New("cache: closed")
+	// ErrType is returned when a key holds a value of another type than the
+	// one asked for (two callers of one key disagree on V).
+	ErrType = errors.New("cache: value of another type")
+	// ErrInvalidConfig is wrapped by New for a Config it cannot use.
+	ErrInvalidConfig = errors.New("cache: invalid config")
+)
+
+// Config configures a Cache. The zero value of every field means the
+// documented default, so Config{} is an L1-only cache.
+type Config struct {
+	// Redis is the L2. nil (the default) makes an L1-only cache. Any
+	// redis.UniversalClient works: *redis.Client, failover (Sentinel) or
+	// *redis.ClusterClient. For L2Timeout to bound socket I/O too, create
+	// the client with ContextTimeoutEnabled (New logs a warning otherwise).
+	Redis redis.UniversalClient
+	// KeyPrefix is prepended to every Redis key and to the default pub/sub
+	// channel (e.g. "servio:"). Default "". Tag sets live at
+	// KeyPrefix+"tag:"+tag.
+	KeyPrefix string
+	// MaxEntries is the L1 capacity in entries (each entry costs 1, ristretto's
+	// internal cost is ignored, so N really holds about N). Default 100,000.
+	MaxEntries int64
+	// L1TTL is how long a value stays in L1. Default 60 s. It is capped by
+	// the per-call TTL.
+	L1TTL time.Duration
+	// TTL is how long a value stays in L2 when the call passes ttl 0.
+	// Default 300 s.
+	TTL time.Duration
+	// Jitter shortens every TTL by a random fraction in [0, Jitter) so keys
+	// written together do not expire together. Default 0.1; negative turns it
+	// off; at most 1.
+	Jitter float64
+	// StaleFor turns on stale-while-revalidate: a value is kept StaleFor past
+	// its TTL, and a read in that window gets the stale value at once while
+	// one background load refreshes it. Default 0 (off).
+	StaleFor time.Duration
+	// NegativeTTL turns on negative caching: a loader error for which
+	// IsNegative reports true is cached for NegativeTTL and returned to
+	// callers without running the loader. Default 0 (errors are not cached).
+	NegativeTTL time.Duration
+	// IsNegative picks the loader errors that negative caching keeps.
+	// Default: errors.Is(err, ErrNotFound).
+	IsNegative func(error) bool
+	// Codec encodes L2 values. Default JSON{}.
+	Codec Codec
+	// L2Timeout bounds each Redis call (one GET, one pipeline). Default 100 ms.
+	L2Timeout time.Duration
+	// LoadTimeout bounds a loader run. The loader runs detached from its
+	// callers' cancellation (a caller that gives up does not cancel the load
+	// others wait for) but keeps their context values. Default 30 s.
+	LoadTimeout time.Duration
+	// BreakerFailures is how many consecutive Redis failures open the
+	// breaker; while open, L2 is skipped. Default 5.
+	BreakerFailures uint32
+	// BreakerOpenFor is how long the breaker stays open before one probe
+	// is let through. Default 5 s.
+	BreakerOpenFor time.Duration
+	// Channel is the pub/sub channel for cross-instance L1 invalidation.
+	// Default KeyPrefix+"perfkit:cache:invalidate".
+	Channel string
+	// DisablePubSub turns cross-instance invalidation off (a single instance,
+	// or a Redis without pub/sub). Default false.
+	DisablePubSub bool
+	// Name is the cache.name attribute of the metrics. Default "default".
+	Name string
+	// MeterProvider receives the metrics. Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Logger logs background failures. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for stale-while-revalidate deadlines. Default time.Now.
+	Now func() time.Time
+}
+
+// Cache is a two-tier cache. Use it through the generic functions
+// (GetOrSet, Get, Set, GetMany, SetMany) and its methods. It is safe for
+// concurrent use. Close it when done.
+type Cache struct {
+	l1         *ristretto.Cache[string, *entry]
+	flushEpoch atomic.Uint64 // L1 entries of an older epoch are gone
+	l1Hits     atomic.Uint64
+
+	cfg   Config
+	rdb   redis.UniversalClient
+	cb    *gobreaker.TwoStepCircuitBreaker[struct{}]
+	id    string
+	seed  maphash.Seed
+	inv   atomic.Uint64 // bumped by every pattern/tag invalidation and flush
+	gens  [256]atomic.Uint64
+	clear sync.Mutex
+
+	mu    sync.Mutex
+	calls map[string]*call
+
+	st  counters
+	met *instruments
+
+	ps        *redis.PubSub
+	ready     chan struct{}
+	started   atomic.Bool
+	wg        sync.WaitGroup
+	closed    atomic.Bool
+	closeOnce sync.Once
+}
+
+// New returns a Cache configured by cfg. It validates cfg and starts the
+// invalidation subscriber when cfg.Redis is set; it does not fail when Redis
+// is down (the subscriber reconnects in the background).
+func New(cfg Config) (*Cache, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	c := &Cache{
+		cfg:   cfg,
+		rdb:   cfg.Redis,
+		seed:  maphash.MakeSeed(),
+		calls: make(map[string]*call),
+		id:    instanceID(),
+		ready: make(chan struct{}),
+	}
+	l1, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
+		NumCounters:        cfg.MaxEntries * 10,
+		MaxCost:            cfg.MaxEntries,
+		BufferItems:        64,
+		IgnoreInternalCost: true,
+		OnReject:           func(*ristretto.Item[*entry]) { c.st.l1Drops.Add(1) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: ristretto: %w", ErrInvalidConfig, err)
+	}
+	c.l1 = l1
+	c.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "cache:" + cfg.Name,
+		MaxRequests: 1,
+		Timeout:     cfg.BreakerOpenFor,
+		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= cfg.BreakerFailures },
+		IsExcluded: func(err error) bool {
+			return errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled)
+		},
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			cfg.Logger.Warn("cache: redis breaker", "cache", cfg.Name, "from", from.String(), "to", to.String())
+		},
+	})
+	if c.met, err = newInstruments(c); err != nil {
+		l1.Close()
+		return nil, err
+	}
+	if c.rdb != nil {
+		warnContextTimeout(c.rdb, cfg.Logger)
+		if !cfg.DisablePubSub {
+			c.subscribe()
+		}
+	}
+	c.started.Store(true)
+	return c, nil
+}
+
+func (cfg *Config) setDefaults() error {
+	switch {
+	case cfg.MaxEntries < 0:
+		return fmt.Errorf("%w: MaxEntries %d < 0", ErrInvalidConfig, cfg.MaxEntries)
+	case cfg.L1TTL < 0, cfg.TTL < 0, cfg.StaleFor < 0, cfg.NegativeTTL < 0,
+		cfg.L2Timeout < 0, cfg.LoadTimeout < 0, cfg.BreakerOpenFor < 0:
+		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
+	case cfg.Jitter > 1 || math.IsNaN(cfg.Jitter):
+		return fmt.Errorf("%w: Jitter %v > 1", ErrInvalidConfig, cfg.Jitter)
+	}
+	if cfg.MaxEntries == 0 {
+		cfg.MaxEntries = DefaultMaxEntries
+	}
+	if cfg.L1TTL == 0 {
+		cfg.L1TTL = DefaultL1TTL
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.Jitter == 0 {
+		cfg.Jitter = DefaultJitter
+	} else if cfg.Jitter < 0 {
+		cfg.Jitter = 0
+	}
+	if cfg.IsNegative == nil {
+		cfg.IsNegative = func(err error) bool { return errors.Is(err, ErrNotFound) }
+	}
+	if cfg.Codec == nil {
+		cfg.Codec = JSON{}
+	}
+	if cfg.L2Timeout == 0 {
+		cfg.L2Timeout = DefaultL2Timeout
+	}
+	if cfg.LoadTimeout == 0 {
+		cfg.LoadTimeout = DefaultLoadTimeout
+	}
+	if cfg.BreakerFailures == 0 {
+		cfg.BreakerFailures = DefaultBreakerFailures
+	}
+	if cfg.BreakerOpenFor == 0 {
+		cfg.BreakerOpenFor = DefaultBreakerOpenFor
+	}
+	if cfg.Channel == "" {
+		cfg.Channel = cfg.KeyPrefix + DefaultChannel
+	}
+	if cfg.Name == "" {
+		cfg.Name = "default"
+	}
+	if cfg.MeterProvider == nil {
+		cfg.MeterProvider = otel.GetMeterProvider()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return nil
+}
+
+// warnContextTimeout logs once when the client ignores context deadlines,
+// since then L2Timeout cannot cut a read from a hung server short.
+func warnContextTimeout(rdb redis.UniversalClient, log *slog.Logger) {
+	enabled := true
+	switch c := rdb.(type) {
+	case *redis.Client:
+		enabled = c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		enabled = c.Options().ContextTimeoutEnabled
+	}
+	if !enabled {
+		log.Warn("cache: redis client has ContextTimeoutEnabled=false; a hung Redis is bounded by its ReadTimeout, not L2Timeout (the breaker still opens)")
+	}
+}
+
+func instanceID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Close stops the invalidation subscriber, waits for background loads and
+// refreshes (each bounded by LoadTimeout) and releases L1. It does not close
+// the Redis client. Close is idempotent; later calls return nil. Operations
+// after Close return ErrClosed (reads via GetOrSet run the loader directly).
+func (c *Cache) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		if c.ps != nil {
+			_ = c.ps.Close()
+		}
+		c.wg.Wait()
+		c.met.close()
+		c.clear.Lock()
+		c.l1.Close()
+		c.clear.Unlock()
+	})
+	return nil
+}
+
+// ID returns this instance's id, carried by its invalidation messages so it
+// ignores its own.
+func (c *Cache) ID() string { return c.id }
+
+// Wait blocks until every L1 write made so far is applied. The cache calls
+// it itself where it matters; tests and benchmarks may use it.
+func (c *Cache) Wait() { c.l1.Wait() }
+
+// snapshot returns a number that changes whenever key may have been
+// invalidated: a value read before the change must not fill L1 after it.
+func (c *Cache) snapshot(key string) uint64 {
+	return c.gens[maphash.String(c.seed, key)&255].Load() + c.inv.Load() + c.flushEpoch.Load()
+}
+
+// bumpKey marks key as invalidated for racing loads.
+func (c *Cache) bumpKey(key string) {
+	c.gens[maphash.String(c.seed, key)&255].Add(1)
+}
+
+// ttls resolves a call's TTL into the L1 and L2 TTLs, jittered.
+func (c *Cache) ttls(ttl time.Duration, o *itemOptions) (l1, l2 time.Duration) {
+	l2 = ttl
+	if l2 <= 0 {
+		l2 = c.cfg.TTL
+	}
+	l1 = c.cfg.L1TTL
+	if o != nil && o.l1TTL > 0 {
+		l1 = o.l1TTL
+	} else if c.rdb == nil && ttl > 0 {
+		// With no L2, the per-call TTL is L1's.
+		l1 = ttl
+	}
+	l1 = min(l1, l2)
+	return c.jitter(l1), c.jitter(l2)
+}
+
+func (c *Cache) jitter(d time.Duration) time.Duration {
+	if c.cfg.Jitter == 0 || d <= 0 {
+		return d
+	}
+	cut := time.Duration(mrand.Float64() * c.cfg.Jitter * float64(d))
+	if d-cut < time.Millisecond {
+		return d
+	}
+	return d - cut
+}
+
+// redisKey maps a cache key to its Redis key.
+func (c *Cache) redisKey(key string) string {
+	if c.cfg.KeyPrefix == "" {
+		return key
+	}
+	return c.cfg.KeyPrefix + key
+}
+
+func (c *Cache) tagKey(tag string) string { return c.cfg.KeyPrefix + "tag:" + tag }

@@ -1,0 +1,205 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// scanCount is the COUNT hint of the SCANs of pattern invalidation.
+const scanCount = 1000
+
+// unlinkBatch is how many keys one pipelined UNLINK batch holds.
+const unlinkBatch = 500
+
+// Delete removes keys from L1, from L2 (pipelined UNLINK, one per key, so
+// it works on a cluster) and from every other instance's L1. It returns an
+// error wrapping ErrUnavailable when Redis failed (L1 is cleared anyway).
+func (c *Cache) Delete(ctx context.Context, keys ...string) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	c.delLocal(keys...)
+	c.st.invalidations.Add(uint64(len(keys)))
+	if c.rdb == nil {
+		return nil
+	}
+	rk := make([]string, len(keys))
+	for i, k := range keys {
+		rk[i] = c.redisKey(k)
+	}
+	return c.l2Unlink(ctx, rk, c.message(keys, "", nil))
+}
+
+// InvalidatePattern removes every key matching the Redis glob pattern (in
+// cache keys, without KeyPrefix) from L1, from L2 — SCAN MATCH with COUNT
+// 1000 on every master and pipelined UNLINKs, never KEYS — and from every
+// other instance's L1. Use EscapePattern for key parts that may hold glob
+// characters. It returns how many L2 keys it removed, and an error wrapping
+// ErrUnavailable when Redis failed.
+func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, error) {
+	if c.closed.Load() {
+		return 0, ErrClosed
+	}
+	n := c.delLocalPattern(pattern)
+	c.st.invalidations.Add(1)
+	if c.rdb == nil {
+		return n, nil
+	}
+	match := EscapePattern(c.cfg.KeyPrefix) + pattern
+	var removed atomic.Int64 // ForEachMaster scans the masters concurrently
+	scan := func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, match, scanCount).Iterator()
+		batch := make([]string, 0, unlinkBatch)
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			if _, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range batch {
+					p.Unlink(ctx, k)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			removed.Add(int64(len(batch)))
+			batch = batch[:0]
+			return nil
+		}
+		for iter.Next(ctx) {
+			batch = append(batch, iter.Val())
+			if len(batch) == unlinkBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	err := c.l2Bulk(ctx, func(ctx context.Context) error {
+		switch r := c.rdb.(type) {
+		case *redis.ClusterClient:
+			return r.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
+		case *redis.Ring:
+			return r.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
+		default:
+			return scan(ctx, r)
+		}
+	})
+	if msg := c.message(nil, pattern, nil); msg != nil && err == nil {
+		err = c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Publish(ctx, c.cfg.Channel, msg).Err() })
+	}
+	return int(removed.Load()), err
+}
+
+// InvalidateTags removes every key written WithTags(tag) for any of tags —
+// reading each tag's set (SMEMBERS) and unlinking its members, O(keys
+// tagged) — from L1, L2 and every other instance's L1. It returns how many
+// L2 keys it removed, and an error wrapping ErrUnavailable when Redis failed.
+func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (int, error) {
+	if c.closed.Load() {
+		return 0, ErrClosed
+	}
+	if len(tags) == 0 {
+		return 0, nil
+	}
+	n := c.delLocalTags(tags)
+	c.st.invalidations.Add(uint64(len(tags)))
+	if c.rdb == nil {
+		return n, nil
+	}
+	var members []string
+	err := c.l2Do(ctx, func(ctx context.Context) error {
+		cmds, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, t := range tags {
+				p.SMembers(ctx, c.tagKey(t))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, cmd := range cmds {
+			members = append(members, cmd.(*redis.StringSliceCmd).Val()...)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	keys := make([]string, 0, len(members))
+	for _, m := range members {
+		if k, ok := strings.CutPrefix(m, c.cfg.KeyPrefix); ok {
+			keys = append(keys, k)
+		}
+	}
+	c.delLocal(keys...)
+	unlink := slices.Clip(members)
+	for _, t := range tags {
+		unlink = append(unlink, c.tagKey(t))
+	}
+	var msg []byte
+	if !c.cfg.DisablePubSub {
+		msg, _ = json.Marshal(message{ID: c.id, Keys: keys, Tags: tags})
+	}
+	if err := c.l2UnlinkBulk(ctx, unlink, msg); err != nil {
+		return 0, err
+	}
+	return len(members), nil
+}
+
+// Flush empties L1 here and, through pub/sub, on every other instance. L2
+// is left alone (use InvalidatePattern(ctx, "*") for that).
+func (c *Cache) Flush(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.flushLocal()
+	c.st.invalidations.Add(1)
+	if c.rdb == nil || c.cfg.DisablePubSub {
+		return nil
+	}
+	msg, _ := json.Marshal(message{ID: c.id, Flush: true})
+	return c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Publish(ctx, c.cfg.Channel, msg).Err() })
+}
+
+// l2Bulk runs a multi-round-trip Redis job (SCAN loops) behind the breaker,
+// without the per-call L2 timeout: only ctx bounds it.
+func (c *Cache) l2Bulk(ctx context.Context, f func(ctx context.Context) error) error {
+	done, err := c.cb.Allow()
+	if err != nil {
+		c.st.l2Errors.Add(1)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	err = f(ctx)
+	done(err)
+	if err != nil {
+		c.st.l2Errors.Add(1)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// l2UnlinkBulk unlinks many keys in pipelines of unlinkBatch, the last one
+// carrying msg.
+func (c *Cache) l2UnlinkBulk(ctx context.Context, keys []string, msg []byte) error {
+	for len(keys) > unlinkBatch {
+		if err := c.l2Unlink(ctx, keys[:unlinkBatch], nil); err != nil {
+			return err
+		}
+		keys = keys[unlinkBatch:]
+	}
+	return c.l2Unlink(ctx, keys, msg)
+}

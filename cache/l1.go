@@ -1,0 +1,119 @@
+package cache
+
+import (
+	"slices"
+	"time"
+)
+
+// entry is what L1 holds for a key: the decoded value (or a cached error)
+// and what is needed to invalidate it.
+type entry struct {
+	key   string
+	val   any
+	err   error    // non-nil for a negative entry
+	epoch uint64   // flushEpoch at fill time; older epochs are flushed
+	fresh int64    // Unix ns after which the value is stale; 0: fresh until it expires
+	tags  []string // tags given at Set, for local tag invalidation
+}
+
+// stale reports whether e is past its fresh deadline (stale-while-revalidate).
+func (c *Cache) stale(e *entry) bool {
+	return e.fresh != 0 && c.cfg.Now().UnixNano() > e.fresh
+}
+
+// fillL1 puts e in L1 for ttl unless key was invalidated since snap was
+// taken, and makes it visible to the next Get (ristretto applies new keys
+// asynchronously).
+func (c *Cache) fillL1(e *entry, ttl time.Duration, snap uint64) {
+	if c.putL1(e, ttl, snap) {
+		c.settleL1(e.key, snap)
+	}
+}
+
+// putL1 queues e in L1 unless key was invalidated since snap. It reports
+// whether the write was queued; settleL1 must follow.
+func (c *Cache) putL1(e *entry, ttl time.Duration, snap uint64) bool {
+	if ttl <= 0 || c.closed.Load() || c.snapshot(e.key) != snap {
+		return false
+	}
+	e.epoch = c.flushEpoch.Load()
+	if !c.l1.SetWithTTL(e.key, e, 1, ttl) {
+		c.st.l1Drops.Add(1)
+		return false
+	}
+	return true
+}
+
+// settleL1 waits for queued L1 writes and undoes the write of key if an
+// invalidation ran between putL1's check and its Set.
+func (c *Cache) settleL1(key string, snap uint64) {
+	c.l1.Wait()
+	if c.snapshot(key) != snap {
+		c.l1.Del(key)
+	}
+}
+
+// newEntry builds the L1 entry of a value for the TTL l1 (with the stale
+// window when StaleFor is set, so the stored TTL is l1+StaleFor).
+func (c *Cache) newEntry(key string, val any, err error, l1 time.Duration, o *itemOptions) (*entry, time.Duration) {
+	e := &entry{key: key, val: val, err: err}
+	if o != nil {
+		e.tags = o.tags
+	}
+	if c.cfg.StaleFor > 0 && err == nil {
+		e.fresh = c.cfg.Now().Add(l1).UnixNano()
+		l1 += c.cfg.StaleFor
+	}
+	return e, l1
+}
+
+// delLocal removes keys from this instance's L1.
+func (c *Cache) delLocal(keys ...string) {
+	for _, k := range keys {
+		c.bumpKey(k)
+		c.l1.Del(k)
+	}
+}
+
+// delLocalWhere removes the L1 entries for which match is true.
+func (c *Cache) delLocalWhere(match func(*entry) bool) int {
+	c.inv.Add(1)
+	var keys []string
+	c.l1.IterValues(func(e *entry) bool {
+		if match(e) {
+			keys = append(keys, e.key)
+		}
+		return false
+	})
+	c.delLocal(keys...)
+	return len(keys)
+}
+
+// delLocalPattern removes the L1 keys matching a Redis glob pattern.
+func (c *Cache) delLocalPattern(pattern string) int {
+	return c.delLocalWhere(func(e *entry) bool { return globMatch(pattern, e.key) })
+}
+
+// delLocalTags removes the L1 entries carrying any of tags.
+func (c *Cache) delLocalTags(tags []string) int {
+	return c.delLocalWhere(func(e *entry) bool {
+		for _, t := range e.tags {
+			if slices.Contains(tags, t) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// flushLocal empties L1 at once: entries of an older epoch read as misses,
+// then the memory is released.
+func (c *Cache) flushLocal() {
+	c.flushEpoch.Add(1)
+	c.inv.Add(1)
+	c.clear.Lock()
+	defer c.clear.Unlock()
+	if !c.closed.Load() {
+		c.l1.Clear()
+	}
+}
