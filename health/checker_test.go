@@ -1,0 +1,285 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestHangingCheckTimesOutWithoutLeak(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const timeout = 100 * time.Millisecond
+	c, err := New(Config{Logger: discard(), Checks: []Check{{
+		Name: "hang", Critical: true, Timeout: timeout,
+		Run: func(ctx context.Context) Result { <-ctx.Done(); return Result{Err: ctx.Err()} },
+	}}})
+	require.NoError(t, err)
+	t0 := time.Now()
+	rep := c.Check(context.Background())
+	took := time.Since(t0)
+	assert.Less(t, took, timeout+50*time.Millisecond, "Check must return within timeout + 50 ms")
+	assert.GreaterOrEqual(t, took, timeout)
+	require.Len(t, rep.Checks, 1)
+	assert.Equal(t, StatusFail, rep.Status)
+	assert.Contains(t, rep.Checks[0].Output, "timed out after 100ms")
+	c.Close()
+}
+
+func TestCheckIgnoringContextReturnsOnTime(t *testing.T) {
+	release := make(chan struct{})
+	clk := newClock()
+	var runs atomic.Int32
+	c := newTest(t, Config{Now: clk.Now, Checks: []Check{{
+		Name: "stubborn", Timeout: 50 * time.Millisecond,
+		Run: func(context.Context) Result { runs.Add(1); <-release; return Result{} },
+	}}})
+	t0 := time.Now()
+	rep := c.Check(context.Background())
+	assert.Less(t, time.Since(t0), 100*time.Millisecond)
+	assert.Equal(t, StatusWarn, rep.Status, "a non-critical timeout warns")
+	assert.Contains(t, rep.Checks[0].Output, "timed out")
+
+	clk.Add(time.Hour)
+	rep = c.Check(context.Background())
+	assert.Contains(t, rep.Checks[0].Output, "previous run has not returned")
+	assert.Equal(t, int32(1), runs.Load(), "a stuck check must not be started again")
+
+	close(release)
+	require.Eventually(t, func() bool {
+		clk.Add(time.Hour)
+		return c.Check(context.Background()).Checks[0].Status == StatusPass
+	}, 2*time.Second, 5*time.Millisecond)
+}
+
+func TestPanicIsAFailedCheck(t *testing.T) {
+	t.Parallel()
+	c := newTest(t, Config{Checks: []Check{
+		{Name: "boom", Critical: true, Run: func(context.Context) Result { panic("kaboom") }},
+		{Name: "fine", Critical: true, Run: fixed(Result{})},
+	}})
+	rep := c.Check(context.Background())
+	assert.Equal(t, StatusFail, rep.Status)
+	require.Len(t, rep.Checks, 2)
+	assert.Equal(t, "boom", rep.Checks[0].Name)
+	assert.Equal(t, StatusFail, rep.Checks[0].Status)
+	assert.Contains(t, rep.Checks[0].Output, "panicked: kaboom")
+	assert.Equal(t, StatusPass, rep.Checks[1].Status)
+}
+
+func TestChecksRunConcurrently(t *testing.T) {
+	t.Parallel()
+	var inside, peak atomic.Int32
+	slow := func(context.Context) Result {
+		n := inside.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(30 * time.Millisecond)
+		inside.Add(-1)
+		return Result{}
+	}
+	c := newTest(t, Config{Checks: []Check{{Name: "a", Run: slow}, {Name: "b", Run: slow}, {Name: "c", Run: slow}}})
+	rep := c.Check(context.Background())
+	assert.Equal(t, StatusPass, rep.Status)
+	assert.Equal(t, int32(3), peak.Load(), "all three checks should run at once")
+}
+
+func TestCacheUnderRequestStorm(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	var dbRuns, apiRuns atomic.Int32
+	counted := func(n *atomic.Int32) CheckFunc {
+		return func(context.Context) Result {
+			n.Add(1)
+			time.Sleep(20 * time.Millisecond) // let requests pile up on the run
+			return Result{Measurements: []Measurement{{Name: "responseTime", Value: 20, Unit: "ms"}}}
+		}
+	}
+	c := newTest(t, Config{Now: clk.Now, Checks: []Check{
+		{Name: "db", Critical: true, Run: counted(&dbRuns)},
+		{Name: "api", Run: counted(&apiRuns)},
+	}})
+	h := c.Handler(Options{Authorizer: AllowAll})
+
+	// 10,000 requests from 2,000 goroutines: the race detector allows at
+	// most 8,128 live goroutines.
+	const requests, workers = 10000, 2000
+	var next, bad atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range workers {
+		wg.Go(func() {
+			<-start
+			for next.Add(1) <= requests {
+				if w := get(h, "/health/detailed"); w.Code != http.StatusOK {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	assert.Zero(t, bad.Load(), "every request should be served 200")
+	assert.Equal(t, int32(1), dbRuns.Load(), "db check runs once per cache interval")
+	assert.Equal(t, int32(1), apiRuns.Load(), "api check runs once per cache interval")
+
+	clk.Add(time.Second) // the default CacheTTL
+	get(h, "/health")
+	get(h, "/health/ready")
+	assert.Equal(t, int32(2), dbRuns.Load(), "an expired result runs the check again")
+}
+
+func TestBackgroundRefresh(t *testing.T) {
+	t.Parallel()
+	var runs atomic.Int32
+	c := newTest(t, Config{Checks: []Check{{
+		Name: "bg", Interval: 10 * time.Millisecond,
+		Run: func(context.Context) Result { runs.Add(1); return Result{} },
+	}}})
+	require.Eventually(t, func() bool { return runs.Load() >= 3 }, 2*time.Second, 5*time.Millisecond,
+		"the refresher should run the check every Interval")
+	before := runs.Load()
+	for range 100 {
+		assert.Equal(t, StatusPass, c.Check(context.Background()).Status)
+	}
+	assert.LessOrEqual(t, runs.Load()-before, int32(3), "requests are served from the refreshed result")
+	c.Close()
+	after := runs.Load()
+	time.Sleep(30 * time.Millisecond)
+	assert.Equal(t, after, runs.Load(), "Close stops the refresher")
+	c.Close() // idempotent
+	assert.ErrorIs(t, c.Register(Check{Name: "late", Run: fixed(Result{})}), ErrClosed)
+}
+
+func TestThresholds(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	var failing atomic.Bool
+	c := newTest(t, Config{Now: clk.Now, Checks: []Check{{
+		Name: "flappy", Critical: true, FailureThreshold: 3, SuccessThreshold: 2,
+		Run: func(context.Context) Result {
+			if failing.Load() {
+				return Result{Err: errors.New("refused")}
+			}
+			return Result{}
+		},
+	}}})
+	step := func(fail bool) CheckReport {
+		failing.Store(fail)
+		clk.Add(time.Minute)
+		return c.Check(context.Background()).Checks[0]
+	}
+	seq := []struct {
+		fail bool
+		want Status
+		out  string
+	}{
+		{false, StatusPass, ""},
+		{true, StatusWarn, "failing 1/3: refused"},
+		{true, StatusWarn, "failing 2/3: refused"},
+		{true, StatusFail, "refused"},
+		{false, StatusFail, "recovering 1/2"},
+		{true, StatusFail, "refused"},
+		{false, StatusFail, "recovering 1/2"},
+		{false, StatusPass, ""},
+	}
+	for i, s := range seq {
+		got := step(s.fail)
+		assert.Equal(t, s.want, got.Status, "step %d", i)
+		assert.Equal(t, s.out, got.Output, "step %d", i)
+	}
+}
+
+func TestSlowThreshold(t *testing.T) {
+	t.Parallel()
+	c := newTest(t, Config{Checks: []Check{{
+		Name: "slow", Critical: true, SlowThreshold: time.Millisecond,
+		Run: func(context.Context) Result { time.Sleep(5 * time.Millisecond); return Result{} },
+	}}})
+	rep := c.Check(context.Background())
+	assert.Equal(t, StatusWarn, rep.Status)
+	assert.Contains(t, rep.Checks[0].Output, "slow: took")
+}
+
+func TestRegisterValidation(t *testing.T) {
+	t.Parallel()
+	ok := fixed(Result{})
+	tests := []struct {
+		name  string
+		check Check
+	}{
+		{"empty name", Check{Run: ok}},
+		{"colon in name", Check{Name: "a:b", Run: ok}},
+		{"comma in name", Check{Name: "a,b", Run: ok}},
+		{"nil run", Check{Name: "a"}},
+		{"negative timeout", Check{Name: "a", Run: ok, Timeout: -1}},
+		{"negative threshold", Check{Name: "a", Run: ok, FailureThreshold: -1}},
+		{"duplicate", Check{Name: "dup", Run: ok}},
+	}
+	c := newTest(t, Config{Checks: []Check{{Name: "dup", Run: ok}}})
+	for _, tt := range tests {
+		assert.ErrorIs(t, c.Register(Check{Name: "fine", Run: ok}, tt.check), ErrInvalidCheck, tt.name)
+	}
+	assert.Len(t, c.Check(context.Background()).Checks, 1, "a failed Register adds nothing")
+
+	_, err := New(Config{Checks: []Check{{Name: "x"}}})
+	assert.ErrorIs(t, err, ErrInvalidCheck)
+	_, err = New(Config{Timeout: -time.Second})
+	assert.Error(t, err)
+}
+
+func TestCheckHonoursCallerContext(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	c := newTest(t, Config{Checks: []Check{{
+		Name: "slow", Critical: true, Timeout: time.Second,
+		Run: func(ctx context.Context) Result {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return Result{}
+		},
+	}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	rep := c.Check(ctx)
+	assert.Equal(t, StatusFail, rep.Status, "a check not finished when the caller gives up counts as fail")
+	assert.Equal(t, "not checked yet", rep.Checks[0].Output)
+	close(release)
+}
+
+func TestFuncAndWarn(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want Status
+	}{
+		{"nil", nil, StatusPass},
+		{"error", errors.New("no"), StatusFail},
+		{"warn", Warn(errors.New("meh")), StatusWarn},
+		{"wrapped warn", errors.Join(Warn(errors.New("meh"))), StatusWarn},
+	}
+	for _, tt := range tests {
+		res := Func(func(context.Context) error { return tt.err })(context.Background())
+		assert.Equal(t, tt.want, worse(res.Status, failIf(res.Err)), tt.name)
+	}
+	assert.Error(t, Func(nil)(context.Background()).Err)
+	assert.NoError(t, Warn(nil))
+}
+
+// failIf is StatusFail for a non-nil error.
+func failIf(err error) Status {
+	if err != nil {
+		return StatusFail
+	}
+	return StatusPass
+}

@@ -1,0 +1,30 @@
+// Package health runs named health checks and serves them as Kubernetes-style
+// probes in the application/health+json format of
+// draft-inadarei-api-health-check.
+//
+// A [Checker] holds checks. Each check is critical or not (a failing
+// non-critical check turns the service's status to warn, not fail), has its
+// own timeout, optional background refresh, failure and success thresholds
+// against flapping, and panic recovery. Checks run concurrently; their results
+// are cached and every run is shared by all callers waiting for it, so a
+// storm of probes reaches each dependency at most once per cache interval.
+//
+// [Checker.Mount] serves, under a prefix such as /health:
+//
+//	/health           cached aggregate status (cheap)
+//	/health/detailed  every check with its measurements
+//	/health/live      liveness: never touches a dependency
+//	/health/ready     readiness: 503 until startup checks passed once,
+//	                  while a critical check fails and once draining began
+//	/health/metrics   any http.Handler, normally a Prometheus handler
+//
+// HTTP status is 200 for pass and warn and 503 for fail. ?verbose adds the
+// checks to /health and /health/ready, ?exclude=name (repeatable or comma
+// separated) leaves checks out. Details (checks, outputs, versions) go only
+// to callers an [Options.Authorizer] accepts; others get the status alone.
+// Check outputs are passed through [Redact], so credentials in URLs and
+// password=... pairs never reach a response.
+//
+// Built-in checks reuse the application's own pools: [SQL], [Redis],
+// [Memory], [CPU], [HTTP] and the adapter [Func].
+package health

@@ -1,0 +1,150 @@
+package health
+
+import (
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// Options configures the HTTP handlers. The zero value serves under
+// /health, shows details to nobody and serves no metrics.
+type Options struct {
+	// Prefix is the path the endpoints live under. Default "/health".
+	Prefix string
+	// Authorizer reports whether a request may see details: checks,
+	// outputs and service versions. Others get {"status":...} alone, with
+	// the same HTTP status. Default nil: nobody; see BearerToken,
+	// PrivateNetwork and AllowAll.
+	Authorizer func(*http.Request) bool
+	// Metrics, when set, is served at Prefix+"/metrics" as it is — normally
+	// the Prometheus handler of the application's MeterProvider.
+	Metrics http.Handler
+}
+
+// The endpoints under Options.Prefix.
+const (
+	pathDetailed = "/detailed"
+	pathLive     = "/live"
+	pathReady    = "/ready"
+	pathMetrics  = "/metrics"
+)
+
+const contentType = "application/health+json"
+
+// handler serves the health endpoints.
+type handler struct {
+	c      *Checker
+	opts   Options
+	ct     []string  // Content-Type header value, shared to spare an allocation
+	cc     []string  // Cache-Control header value
+	status [3][]byte // {"status":...} bodies per status
+}
+
+var _ http.Handler = (*handler)(nil)
+
+// Handler returns an http.Handler serving Prefix, Prefix/detailed,
+// Prefix/live, Prefix/ready and Prefix/metrics (when Options.Metrics is set);
+// other paths get 404 and methods other than GET and HEAD get 405.
+func (c *Checker) Handler(opts Options) http.Handler {
+	if opts.Prefix == "" {
+		opts.Prefix = "/health"
+	}
+	opts.Prefix = strings.TrimSuffix(opts.Prefix, "/")
+	h := &handler{c: c, opts: opts, ct: []string{contentType}, cc: []string{"no-store"}}
+	for s := StatusPass; s <= StatusFail; s++ {
+		h.status[s] = []byte(`{"status":"` + s.String() + `"}` + "\n")
+	}
+	return h
+}
+
+// Mount registers Handler(opts) on mux for Prefix and everything under
+// Prefix+"/". Like ServeMux.Handle it panics if those patterns are taken.
+func (c *Checker) Mount(mux *http.ServeMux, opts Options) {
+	h := c.Handler(opts).(*handler)
+	mux.Handle(h.opts.Prefix, h)
+	mux.Handle(h.opts.Prefix+"/", h)
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, h.opts.Prefix)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if rest == pathMetrics && h.opts.Metrics != nil {
+		h.opts.Metrics.ServeHTTP(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	switch rest {
+	case "", "/":
+		h.serveStatus(w, r, false, false)
+	case pathReady:
+		h.serveStatus(w, r, true, false)
+	case pathDetailed:
+		h.serveStatus(w, r, false, true)
+	case pathLive:
+		// The process answers, so it is live; nothing else is consulted.
+		h.write(w, r, http.StatusOK, h.status[StatusPass])
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (h *handler) serveStatus(w http.ResponseWriter, r *http.Request, ready, detailed bool) {
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.write(w, r, http.StatusBadRequest, []byte(`{"status":"fail","output":"bad query"}`+"\n"))
+		return
+	}
+	allowed := h.opts.Authorizer != nil && h.opts.Authorizer(r)
+	if !allowed {
+		st, _ := h.c.status(r.Context(), q, ready)
+		h.write(w, r, st.HTTPStatus(), h.status[st])
+		return
+	}
+	rep := h.c.report(r.Context(), q, ready)
+	h.write(w, r, rep.Status.HTTPStatus(), h.c.marshal(rep, detailed || q.verbose))
+}
+
+func (h *handler) write(w http.ResponseWriter, r *http.Request, code int, body []byte) {
+	hd := w.Header()
+	hd["Content-Type"] = h.ct
+	hd["Cache-Control"] = h.cc
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// AllowAll is an Authorizer that shows details to every caller; use it only
+// where the health endpoints are not reachable from outside.
+func AllowAll(*http.Request) bool { return true }
+
+// BearerToken returns an Authorizer accepting requests with the header
+// "Authorization: Bearer <token>", compared in constant time. An empty
+// token accepts nobody.
+func BearerToken(token string) func(*http.Request) bool {
+	want := []byte(token)
+	return func(r *http.Request) bool {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		return ok && len(want) > 0 && subtle.ConstantTimeCompare([]byte(got), want) == 1
+	}
+}
+
+// PrivateNetwork is an Authorizer accepting requests whose peer address
+// (RemoteAddr, not X-Forwarded-For) is loopback or in a private range
+// (10/8, 172.16/12, 192.168/16, fc00::/7).
+func PrivateNetwork(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsPrivate())
+}
