@@ -1,0 +1,266 @@
+package resilience
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type transition struct{ from, to State }
+
+// recorder collects OnStateChange calls.
+type recorder struct {
+	mu sync.Mutex
+	ts []transition
+}
+
+func (r *recorder) hook(_ string, from, to State) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ts = append(r.ts, transition{from, to})
+}
+
+func (r *recorder) get() []transition {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]transition(nil), r.ts...)
+}
+
+func fail(context.Context) (int, error) { return 0, errBoom }
+
+// waitHalfOpen waits out the (real, gobreaker-timed) open period.
+func waitHalfOpen(t *testing.T, cb *CircuitBreaker) {
+	t.Helper()
+	require.Eventually(t, func() bool { return cb.State() == StateHalfOpen }, 2*time.Second, time.Millisecond)
+}
+
+func TestBreakerLifecycle(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	cb, err := NewCircuitBreaker(BreakerConfig{
+		Name: "dep", ConsecutiveFailures: 3, OpenTimeout: 20 * time.Millisecond, HalfOpenProbes: 2, OnStateChange: rec.hook,
+	})
+	require.NoError(t, err)
+	failing := Breaker(cb, fail)
+	ok := Breaker(cb, okCall)
+	ctx := context.Background()
+
+	for i := range 2 {
+		_, err := failing(ctx)
+		require.ErrorIs(t, err, errBoom)
+		require.Equal(t, StateClosed, cb.State(), "after %d failures", i+1)
+	}
+	_, err = failing(ctx)
+	require.ErrorIs(t, err, errBoom)
+	require.Equal(t, StateOpen, cb.State(), "after 3 consecutive failures")
+
+	called := false
+	_, err = Breaker(cb, func(context.Context) (int, error) { called = true; return 1, nil })(ctx)
+	assert.False(t, called, "an open breaker must not call through")
+	assert.ErrorIs(t, err, ErrOpen)
+	assert.ErrorIs(t, err, gobreaker.ErrOpenState)
+	var be *BreakerError
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, "dep", be.Name)
+	assert.Equal(t, "resilience: circuit open (dep)", err.Error())
+
+	waitHalfOpen(t, cb)
+	_, err = ok(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, StateHalfOpen, cb.State(), "one of two probes succeeded")
+	_, err = ok(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, StateClosed, cb.State(), "both probes succeeded")
+	assert.Equal(t, []transition{{StateClosed, StateOpen}, {StateOpen, StateHalfOpen}, {StateHalfOpen, StateClosed}}, rec.get())
+}
+
+func TestBreakerHalfOpenFailureReopens(t *testing.T) {
+	t.Parallel()
+	cb, err := NewCircuitBreaker(BreakerConfig{ConsecutiveFailures: 1, OpenTimeout: 10 * time.Millisecond})
+	require.NoError(t, err)
+	_, _ = Breaker(cb, fail)(context.Background())
+	waitHalfOpen(t, cb)
+	_, err = Breaker(cb, fail)(context.Background())
+	assert.ErrorIs(t, err, errBoom)
+	assert.Equal(t, StateOpen, cb.State())
+}
+
+func TestBreakerHalfOpenProbeLimit(t *testing.T) {
+	t.Parallel()
+	cb, err := NewCircuitBreaker(BreakerConfig{ConsecutiveFailures: 1, OpenTimeout: 10 * time.Millisecond, HalfOpenProbes: 1})
+	require.NoError(t, err)
+	_, _ = Breaker(cb, fail)(context.Background())
+	waitHalfOpen(t, cb)
+
+	inProbe, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := Breaker(cb, func(context.Context) (int, error) {
+			close(inProbe)
+			<-release
+			return 1, nil
+		})(context.Background())
+		done <- err
+	}()
+	<-inProbe
+	_, err = Breaker(cb, okCall)(context.Background())
+	assert.ErrorIs(t, err, ErrTooManyRequests)
+	assert.ErrorIs(t, err, gobreaker.ErrTooManyRequests)
+	close(release)
+	require.NoError(t, <-done)
+	assert.Equal(t, StateClosed, cb.State())
+}
+
+func TestBreakerFailureRatio(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		pattern  string // f = failure, s = success
+		wantOpen bool
+	}{
+		{"below min requests", "fffffffff", false},
+		{"ratio reached at min requests", "sssssfffff", true},
+		{"ratio below threshold", "ssssssffff", false},
+		{"ratio reached later", "ssssssffffsfff", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cb, err := NewCircuitBreaker(BreakerConfig{FailureRatio: 0.5, MinRequests: 10})
+			require.NoError(t, err)
+			for _, c := range tt.pattern {
+				fn := okCall
+				if c == 'f' {
+					fn = fail
+				}
+				_, _ = Breaker(cb, fn)(context.Background())
+			}
+			assert.Equal(t, tt.wantOpen, cb.State() == StateOpen, "state %v after %s", cb.State(), tt.pattern)
+		})
+	}
+}
+
+func TestBreakerNotCounted(t *testing.T) {
+	t.Parallel()
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+	}{
+		{"context canceled", context.Background(), context.Canceled},
+		{"wrapped cancel", context.Background(), fmt.Errorf("read: %w", context.Canceled)},
+		{"caller canceled, other error", canceled, errBoom},
+		{"not failure", context.Background(), NotFailure(fmt.Errorf("404: %w", errBoom))},
+		{"bulkhead rejection", context.Background(), &BulkheadError{}},
+		{"rate limited", context.Background(), &RateLimitError{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cb, err := NewCircuitBreaker(BreakerConfig{ConsecutiveFailures: 1})
+			require.NoError(t, err)
+			for range 3 {
+				_, err = Breaker(cb, func(context.Context) (int, error) { return 0, tt.err })(tt.ctx)
+				assert.ErrorIs(t, err, tt.err)
+			}
+			assert.Equal(t, StateClosed, cb.State())
+			c := cb.Counts()
+			assert.Equal(t, uint32(0), c.TotalFailures)
+			assert.Equal(t, uint32(3), c.TotalExclusions)
+		})
+	}
+}
+
+func TestBreakerIsFailure(t *testing.T) {
+	t.Parallel()
+	cb, err := NewCircuitBreaker(BreakerConfig{ConsecutiveFailures: 1, IsFailure: func(err error) bool { return err != errBoom }})
+	require.NoError(t, err)
+	_, _ = Breaker(cb, fail)(context.Background())
+	assert.Equal(t, StateClosed, cb.State())
+}
+
+func TestBreakerSlowCalls(t *testing.T) {
+	t.Parallel()
+	clk := newAutoClock()
+	cb, err := NewCircuitBreaker(BreakerConfig{ConsecutiveFailures: 2, SlowCallDuration: 100 * time.Millisecond, Clock: clk})
+	require.NoError(t, err)
+	slow := Breaker(cb, func(context.Context) (int, error) { clk.Advance(200 * time.Millisecond); return 7, nil })
+	fast := Breaker(cb, func(context.Context) (int, error) { clk.Advance(50 * time.Millisecond); return 7, nil })
+	v, err := fast(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 7, v)
+	v, err = slow(context.Background())
+	require.NoError(t, err, "a slow call still returns its result")
+	assert.Equal(t, 7, v)
+	assert.Equal(t, StateClosed, cb.State())
+	_, _ = slow(context.Background())
+	assert.Equal(t, StateOpen, cb.State(), "two slow calls in a row")
+}
+
+func TestBreakerDo(t *testing.T) {
+	t.Parallel()
+	cb, err := NewCircuitBreaker(BreakerConfig{ConsecutiveFailures: 1})
+	require.NoError(t, err)
+	assert.ErrorIs(t, cb.Do(context.Background(), func(context.Context) error { return errBoom }), errBoom)
+	assert.ErrorIs(t, cb.Do(context.Background(), func(context.Context) error { return nil }), ErrOpen)
+	assert.Equal(t, "breaker", cb.Name())
+}
+
+func TestBreakerValidates(t *testing.T) {
+	t.Parallel()
+	for _, c := range []BreakerConfig{
+		{FailureRatio: 1.5}, {FailureRatio: -0.1}, {Window: -1}, {OpenTimeout: -1},
+		{Window: time.Second, BucketPeriod: time.Minute},
+	} {
+		_, err := NewCircuitBreaker(c)
+		assert.Error(t, err, "%+v", c)
+	}
+	_, err := NewBreakers(BreakerConfig{FailureRatio: 2}, 0)
+	assert.Error(t, err)
+	_, err = NewBreakers(BreakerConfig{}, -1)
+	assert.Error(t, err)
+}
+
+func TestBreakers(t *testing.T) {
+	t.Parallel()
+	reg, err := NewBreakers(BreakerConfig{Name: "http", ConsecutiveFailures: 1}, 2)
+	require.NoError(t, err)
+	a := reg.Get("a.example")
+	assert.Same(t, a, reg.Get("a.example"))
+	assert.Equal(t, "http/a.example", a.Name())
+	b := reg.Get("b.example")
+	assert.NotSame(t, a, b)
+
+	_, _ = Breaker(a, fail)(context.Background())
+	require.Equal(t, StateOpen, a.State())
+	assert.Equal(t, StateClosed, b.State(), "breakers per key are independent")
+
+	reg.Get("c.example")
+	assert.Equal(t, 2, reg.Len())
+	assert.Same(t, a, reg.Get("a.example"), "the open breaker is kept, a closed one evicted")
+	assert.NotSame(t, b, reg.Get("b.example"))
+}
+
+func TestBreakersConcurrentGet(t *testing.T) {
+	t.Parallel()
+	reg, err := NewBreakers(BreakerConfig{}, 0)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	got := make([]*CircuitBreaker, 50)
+	for i := range got {
+		wg.Go(func() { got[i] = reg.Get("same") })
+	}
+	wg.Wait()
+	for _, b := range got {
+		assert.Same(t, got[0], b)
+	}
+	assert.Equal(t, "same", got[0].Name())
+}

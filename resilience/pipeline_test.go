@@ -1,0 +1,175 @@
+package resilience
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPipelineRetryOutsideBreaker(t *testing.T) {
+	t.Parallel()
+	p, err := NewPipeline(Policy{
+		Retry:   &RetryPolicy{MaxAttempts: 3, Clock: newAutoClock()},
+		Breaker: &BreakerConfig{ConsecutiveFailures: 3},
+	})
+	require.NoError(t, err)
+	fn, calls := failing(100, errBoom)
+	_, err = Do(context.Background(), p, fn)
+	assert.ErrorIs(t, err, errBoom)
+	assert.ErrorIs(t, err, ErrRetriesExhausted)
+	assert.Equal(t, int32(3), calls.Load())
+	assert.Equal(t, StateOpen, p.Breaker().State(), "each attempt is counted by the breaker")
+
+	_, err = Do(context.Background(), p, fn)
+	assert.ErrorIs(t, err, ErrOpen)
+	assert.NotErrorIs(t, err, ErrRetriesExhausted, "an open breaker is not retried")
+	assert.Equal(t, int32(3), calls.Load())
+}
+
+func TestPipelineTimeoutOutsideRetry(t *testing.T) {
+	t.Parallel()
+	p, err := NewPipeline(Policy{
+		Timeout: 10 * time.Millisecond, TimeoutMessage: "llm",
+		Retry: &RetryPolicy{MaxAttempts: 5, Clock: newAutoClock()},
+	})
+	require.NoError(t, err)
+	var calls atomic.Int32
+	_, err = Do(context.Background(), p, func(ctx context.Context) (int, error) {
+		calls.Add(1)
+		return blockUntilDone(ctx)
+	})
+	assert.Equal(t, int32(1), calls.Load(), "the timeout bounds all attempts")
+	var te *TimeoutError
+	require.ErrorAs(t, err, &te)
+	assert.Equal(t, "llm", te.Message)
+	var re *RetryError
+	assert.ErrorAs(t, err, &re, "the retry error is wrapped")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestPipelineRejectionsNotBreakerFailures(t *testing.T) {
+	t.Parallel()
+	p, err := NewPipeline(Policy{
+		Breaker:  &BreakerConfig{ConsecutiveFailures: 1},
+		Bulkhead: &BulkheadConfig{MaxConcurrent: 1},
+	})
+	require.NoError(t, err)
+	release := hold(t, p.Bulkhead())
+	defer release()
+	_, err = Do(context.Background(), p, okCall)
+	assert.ErrorIs(t, err, ErrBulkheadFull)
+	assert.Equal(t, StateClosed, p.Breaker().State())
+}
+
+func TestPipelineBulkheadOutsideRateLimit(t *testing.T) {
+	t.Parallel()
+	clk := newManualClock()
+	p, err := NewPipeline(Policy{
+		Bulkhead:  &BulkheadConfig{MaxConcurrent: 1},
+		RateLimit: &RateLimitConfig{Limit: 1, Per: time.Second, MaxWait: time.Second},
+		Clock:     clk,
+	})
+	require.NoError(t, err)
+	_, err = Do(context.Background(), p, okCall)
+	require.NoError(t, err)
+	res := make(chan error, 1)
+	go func() { _, err := Do(context.Background(), p, okCall); res <- err }()
+	<-clk.Created // waiting for a token ...
+	assert.Equal(t, 1, p.Bulkhead().InFlight(), "... while holding the bulkhead slot")
+	_, err = Do(context.Background(), p, okCall)
+	assert.ErrorIs(t, err, ErrBulkheadFull)
+	clk.Advance(time.Second)
+	assert.NoError(t, <-res)
+}
+
+func TestPipelineRetriesRateLimitAfterDelay(t *testing.T) {
+	t.Parallel()
+	clk := newAutoClock()
+	var delays []time.Duration
+	p, err := NewPipeline(Policy{
+		Retry: &RetryPolicy{OnRetry: func(_ context.Context, _ int, _ error, d time.Duration) {
+			delays = append(delays, d)
+		}},
+		RateLimit: &RateLimitConfig{Limit: 1, Per: time.Second},
+		Clock:     clk,
+	})
+	require.NoError(t, err)
+	for range 2 {
+		_, err = Do(context.Background(), p, okCall)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, []time.Duration{time.Second}, delays, "the second call waited its RetryAfter")
+}
+
+func TestWrap1(t *testing.T) {
+	t.Parallel()
+	p, err := NewPipeline(Policy{Retry: &RetryPolicy{Clock: newAutoClock()}})
+	require.NoError(t, err)
+	var calls atomic.Int32
+	fn := Wrap1(p, func(_ context.Context, s string) (int, error) {
+		if calls.Add(1) == 1 {
+			return 0, errBoom
+		}
+		return len(s), nil
+	})
+	v, err := fn(context.Background(), "four")
+	require.NoError(t, err)
+	assert.Equal(t, 4, v)
+
+	v, err = Wrap(p, okCall)(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, v)
+}
+
+func TestEmptyPipeline(t *testing.T) {
+	t.Parallel()
+	p, err := NewPipeline(Policy{})
+	require.NoError(t, err)
+	_, err = Do(context.Background(), p, fail)
+	assert.Same(t, errBoom, err)
+	assert.Nil(t, p.Breaker())
+	assert.Nil(t, p.Bulkhead())
+	assert.Nil(t, p.RateLimiter())
+}
+
+func TestNewPipelineValidates(t *testing.T) {
+	t.Parallel()
+	for _, p := range []Policy{
+		{Timeout: -1},
+		{Retry: &RetryPolicy{MaxAttempts: -1}},
+		{Retry: &RetryPolicy{Jitter: 9}},
+		{Breaker: &BreakerConfig{FailureRatio: 2}},
+		{Bulkhead: &BulkheadConfig{MaxConcurrent: -1}},
+		{RateLimit: &RateLimitConfig{Limit: -1}},
+	} {
+		_, err := NewPipeline(p)
+		assert.Error(t, err, "%+v", p)
+	}
+}
+
+func TestPresets(t *testing.T) {
+	t.Parallel()
+	o := OpenAI()
+	assert.Equal(t, 30*time.Second, o.Timeout)
+	assert.Equal(t, 0.5, o.Breaker.FailureRatio)
+	assert.Equal(t, 60*time.Second, o.Breaker.OpenTimeout)
+	assert.Equal(t, 100, o.RateLimit.Limit)
+	assert.Equal(t, time.Minute, o.RateLimit.Per)
+	assert.Equal(t, 10, o.Bulkhead.MaxConcurrent)
+	assert.Equal(t, 4, o.Retry.MaxAttempts, "3 retries")
+	assert.Equal(t, time.Second, o.Retry.BaseDelay)
+	assert.Equal(t, 10*time.Second, o.Retry.MaxDelay)
+	assert.Equal(t, JitterFull, o.Retry.Jitter)
+
+	o.Retry.MaxAttempts = 9
+	assert.Equal(t, 4, OpenAI().Retry.MaxAttempts, "presets are fresh values")
+
+	for _, p := range []Policy{OpenAI(), Twilio(), Webhook()} {
+		_, err := NewPipeline(p)
+		assert.NoError(t, err, p.Name)
+	}
+}
