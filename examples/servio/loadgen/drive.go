@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// routeStats is what one worker saw of one route.
+type routeStats struct {
+	hist            histogram
+	errors, limited uint64
+}
+
+// recorder collects one worker's results; merged at the end, so the hot
+// path takes no lock.
+type recorder struct {
+	all    histogram
+	routes map[string]*routeStats
+	errs   uint64 // transport errors and 5xx
+	lim    uint64 // 429
+	c4xx   uint64 // other 4xx (expected for some writes, e.g. out of stock)
+}
+
+func newRecorder() *recorder { return &recorder{routes: map[string]*routeStats{}} }
+
+func (r *recorder) merge(o *recorder) {
+	r.all.merge(&o.all)
+	r.errs += o.errs
+	r.lim += o.lim
+	r.c4xx += o.c4xx
+	for k, v := range o.routes {
+		s := r.routes[k]
+		if s == nil {
+			s = &routeStats{}
+			r.routes[k] = s
+		}
+		s.hist.merge(&v.hist)
+		s.errors += v.errors
+		s.limited += v.limited
+	}
+}
+
+// live counters for the progress line.
+type progress struct {
+	sent, done, errs atomic.Uint64
+}
+
+type engine struct {
+	o       *options
+	client  *http.Client
+	menus   *menus
+	prog    progress
+	measure atomic.Bool
+}
+
+func drive(ctx context.Context, o options, stderr io.Writer) (*report, error) {
+	e := &engine{o: &o, client: newHTTPClient(o.concurrency), menus: &menus{items: map[int][]int64{}}}
+	defer e.client.CloseIdleConnections()
+	if err := e.ping(ctx); err != nil {
+		return nil, err
+	}
+	before, _ := scrape(ctx, e.client, o.target)
+
+	runCtx, cancel := context.WithTimeout(ctx, o.warmup+o.duration)
+	defer cancel()
+	sampler := startSampler(runCtx, e.client, o.target)
+	if !o.quiet {
+		go e.showProgress(runCtx, stderr)
+	}
+	time.AfterFunc(o.warmup, func() { e.measure.Store(true) })
+	start := time.Now()
+	var rec *recorder
+	if o.mode == "open" {
+		rec = e.openLoop(runCtx)
+	} else {
+		rec = e.closedLoop(runCtx)
+	}
+	elapsed := time.Since(start) - o.warmup
+	if !o.quiet {
+		fmt.Fprintln(stderr)
+	}
+	after, _ := scrape(context.Background(), e.client, o.target)
+	return newReport(&o, rec, elapsed, before, after, sampler.stop()), nil
+}
+
+func (e *engine) ping(ctx context.Context) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.o.target+"/health", nil)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("service not reachable at %s: %w", e.o.target, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// openLoop issues requests at their scheduled times. Latency counts from the
+// scheduled time, so time spent waiting for a free slot is included.
+func (e *engine) openLoop(ctx context.Context) *recorder {
+	interval := time.Duration(float64(time.Second) / e.o.rate)
+	type job struct {
+		op  op
+		due time.Time
+	}
+	jobs := make(chan job, e.o.concurrency*4)
+	recs := make([]*recorder, e.o.concurrency)
+	var wg sync.WaitGroup
+	for i := range recs {
+		recs[i] = newRecorder()
+		wg.Go(func() {
+			for j := range jobs {
+				e.do(j.op, j.due, recs[i])
+			}
+		})
+	}
+	w := newWorkload(e.o, 0, e.menus)
+	next := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-timer.C:
+		}
+		now := time.Now()
+		for !next.After(now) {
+			select {
+			case jobs <- job{w.next(), next}:
+				e.prog.sent.Add(1)
+			case <-ctx.Done():
+				break loop
+			}
+			next = next.Add(interval)
+		}
+		timer.Reset(time.Until(next))
+	}
+	close(jobs)
+	wg.Wait()
+	return mergeAll(recs)
+}
+
+func (e *engine) closedLoop(ctx context.Context) *recorder {
+	recs := make([]*recorder, e.o.concurrency)
+	var wg sync.WaitGroup
+	for i := range recs {
+		recs[i] = newRecorder()
+		w := newWorkload(e.o, uint64(i+1), e.menus)
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				e.prog.sent.Add(1)
+				e.do(w.next(), time.Now(), recs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return mergeAll(recs)
+}
+
+func mergeAll(recs []*recorder) *recorder {
+	all := newRecorder()
+	for _, r := range recs {
+		all.merge(r)
+	}
+	return all
+}
+
+// do sends one request. Requests are sent with a background context so the
+// end of the run does not turn in-flight requests into errors.
+func (e *engine) do(o op, due time.Time, rec *recorder) {
+	var body io.Reader
+	if o.body != nil {
+		body = bytes.NewReader(o.body)
+	}
+	req, _ := http.NewRequest(o.method, e.o.target+o.path, body)
+	if o.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("X-Forwarded-For", o.client)
+	resp, err := e.client.Do(req)
+	status := 0
+	var respBody []byte
+	if err == nil {
+		status = resp.StatusCode
+		if o.onBody != nil && status/100 == 2 {
+			respBody, _ = io.ReadAll(resp.Body)
+		} else {
+			_, _ = io.Copy(io.Discard, resp.Body)
+		}
+		resp.Body.Close()
+	}
+	lat := time.Since(due)
+	e.prog.done.Add(1)
+	failed := err != nil || status >= 500
+	if failed {
+		e.prog.errs.Add(1)
+	}
+	if respBody != nil {
+		o.onBody(respBody)
+	}
+	if !e.measure.Load() {
+		return
+	}
+	rs := rec.routes[o.route]
+	if rs == nil {
+		rs = &routeStats{}
+		rec.routes[o.route] = rs
+	}
+	rec.all.record(lat)
+	rs.hist.record(lat)
+	switch {
+	case failed:
+		rec.errs++
+		rs.errors++
+	case status == http.StatusTooManyRequests:
+		rec.lim++
+		rs.limited++
+	case status >= 400:
+		rec.c4xx++
+	}
+}
+
+func (e *engine) showProgress(ctx context.Context, w io.Writer) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	start := time.Now()
+	var last uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		done := e.prog.done.Load()
+		phase := "run"
+		if !e.measure.Load() {
+			phase = "warm-up"
+		}
+		fmt.Fprintf(w, "\r%-7s %5.0fs  %7d req/s  sent %d  done %d  errors %d   ",
+			phase, time.Since(start).Seconds(), done-last, e.prog.sent.Load(), done, e.prog.errs.Load())
+		last = done
+	}
+}
+
+func sortedRoutes(m map[string]*routeStats) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeServio answers servio's routes the way the service shapes them and
+// records what it was sent.
+type fakeServio struct {
+	mu     sync.Mutex
+	routes map[string]int
+	orders [][]byte
+	xff    map[string]bool
+}
+
+func newFakeServio(t *testing.T) (*fakeServio, *httptest.Server) {
+	f := &fakeServio{routes: map[string]int{}, xff: map[string]bool{}}
+	mux := http.NewServeMux()
+	ok := func(body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			f.mu.Lock()
+			f.routes[r.Pattern]++
+			f.xff[r.Header.Get("X-Forwarded-For")] = true
+			if r.Pattern == "POST /orders" {
+				b, _ := io.ReadAll(r.Body)
+				f.orders = append(f.orders, b)
+			}
+			f.mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, body)
+		}
+	}
+	mux.HandleFunc("GET /health", ok(`{"status":"pass"}`))
+	mux.HandleFunc("GET /health/metrics", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "# TYPE perfkit_cache_hits_total counter\nperfkit_cache_hits_total{tier=\"l1\"} 9\n# TYPE perfkit_cache_misses_total counter\nperfkit_cache_misses_total 1\n# TYPE db_client_connection_saturation gauge\ndb_client_connection_saturation 0.25\n")
+	})
+	mux.HandleFunc("GET /restaurants/{id}/menu", ok(`[{"id":11,"name":"a"},{"id":12,"name":"b"}]`))
+	mux.HandleFunc("GET /orders/{id}", ok(`{"id":1}`))
+	mux.HandleFunc("PATCH /orders/{id}", ok(`{"id":1}`))
+	mux.HandleFunc("GET /restaurants/{id}/orders", ok(`{"orders":[]}`))
+	mux.HandleFunc("GET /restaurants/{id}/inventory/low-stock", ok(`[]`))
+	mux.HandleFunc("POST /orders", ok(`{"id":2}`))
+	mux.HandleFunc("POST /auth/login", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.routes[r.Pattern]++
+		f.mu.Unlock()
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, `{"error":"limited"}`, http.StatusTooManyRequests)
+	})
+	mux.HandleFunc("POST /assistant/query", ok(`{"answer":"x"}`))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func TestOpenLoopRun(t *testing.T) {
+	t.Parallel()
+	f, srv := newFakeServio(t)
+	var out, errOut bytes.Buffer
+	jsonPath := t.TempDir() + "/r.json"
+	err := run(context.Background(), []string{"-url", srv.URL, "-rate", "400", "-duration", "1s", "-warmup", "200ms",
+		"-writes", "0.3", "-logins", "0.05", "-assistant", "0.05", "-quiet", "-json", jsonPath}, &out, &errOut)
+	require.NoError(t, err, errOut.String())
+
+	var rep map[string]any
+	b, err := os.ReadFile(jsonPath)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep))
+	n := rep["requests"].(float64)
+	assert.InDelta(t, 400, n, 120, "1 s at 400 req/s should measure ≈400 requests, got %v", n)
+	assert.Zero(t, rep["error_rate"], "a healthy fake server must show no errors")
+	assert.Positive(t, rep["limited_429"], "logins answered 429 must be counted as limited")
+	assert.InDelta(t, 0.25, rep["pool_saturation_mean"], 1e-9)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, route := range []string{"GET /restaurants/{id}/menu", "GET /orders/{id}", "POST /orders", "POST /auth/login", "POST /assistant/query"} {
+		assert.Positive(t, f.routes[route], "the mix never sent %s", route)
+	}
+	require.NotEmpty(t, f.orders)
+	var order struct {
+		Items []struct {
+			MenuItemID int64 `json:"menu_item_id"`
+		} `json:"items"`
+	}
+	require.NoError(t, json.Unmarshal(f.orders[0], &order))
+	require.NotEmpty(t, order.Items)
+	assert.Contains(t, []int64{11, 12}, order.Items[0].MenuItemID, "orders must use menu items the menu listed")
+	assert.Greater(t, len(f.xff), 10, "requests should come from many simulated clients")
+	assert.Contains(t, out.String(), "p99")
+}
+
+func TestClosedLoopRun(t *testing.T) {
+	t.Parallel()
+	_, srv := newFakeServio(t)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"-url", srv.URL, "-mode", "closed", "-concurrency", "4",
+		"-duration", "300ms", "-warmup", "0s", "-quiet"}, &out, &errOut)
+	require.NoError(t, err, errOut.String())
+	assert.Contains(t, out.String(), "cache hit rate")
+}
+
+func TestRejectsBadFlags(t *testing.T) {
+	t.Parallel()
+	tests := [][]string{
+		{"-url", "http://10.0.0.1:8080"},
+		{"-url", "http://example.com"},
+		{"-mode", "sideways"},
+		{"-rate", "0"},
+		{"-writes", "0.9", "-logins", "0.2"},
+		{"-zipf", "1"},
+	}
+	for _, args := range tests {
+		var out, errOut bytes.Buffer
+		assert.Error(t, run(context.Background(), args, &out, &errOut), "args %v must be rejected", args)
+	}
+}
+
+func TestItemIDs(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, []int64{1, 2}, itemIDs([]byte(`[{"id":1},{"id":2}]`)))
+	assert.Equal(t, []int64{3}, itemIDs([]byte(`{"items":[{"id":3}]}`)))
+	assert.Empty(t, itemIDs([]byte(`not json`)))
+}

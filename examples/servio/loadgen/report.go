@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// report is the result of one run.
+type report struct {
+	Mode         string          `json:"mode"`
+	OfferedRate  float64         `json:"offered_rate,omitempty"`
+	Duration     time.Duration   `json:"duration_ns"`
+	Requests     uint64          `json:"requests"`
+	Throughput   float64         `json:"throughput_rps"`
+	ErrorRate    float64         `json:"error_rate"`
+	Limited      uint64          `json:"limited_429"`
+	ClientErrors uint64          `json:"client_errors_4xx"`
+	Latency      percentiles     `json:"latency"`
+	Routes       []routeReport   `json:"routes"`
+	CacheHitRate float64         `json:"cache_hit_rate"` // NaN when the service exposes no cache metrics
+	PoolSat      poolSaturations `json:"pool_saturation"`
+	SlowShare    float64         `json:"slow_query_share"` // NaN when unknown
+}
+
+type percentiles struct {
+	Mean, P50, P90, P95, P99, Max time.Duration
+}
+
+type routeReport struct {
+	Route    string      `json:"route"`
+	Requests uint64      `json:"requests"`
+	Errors   uint64      `json:"errors"`
+	Limited  uint64      `json:"limited_429"`
+	Latency  percentiles `json:"latency"`
+}
+
+type poolSaturations struct {
+	Mean, Max float64 // NaN when the service exposes no pool metrics
+}
+
+func pct(h *histogram) percentiles {
+	return percentiles{h.mean(), h.quantile(.5), h.quantile(.9), h.quantile(.95), h.quantile(.99), h.max}
+}
+
+func newReport(o *options, rec *recorder, elapsed time.Duration, before, after families, sat []float64) *report {
+	r := &report{
+		Mode:         o.mode,
+		Duration:     elapsed,
+		Requests:     rec.all.n,
+		Limited:      rec.lim,
+		ClientErrors: rec.c4xx,
+		Latency:      pct(&rec.all),
+		CacheHitRate: cacheHitRate(before, after),
+		PoolSat:      summarize(sat),
+		SlowShare:    slowShare(before, after),
+	}
+	if o.mode == "open" {
+		r.OfferedRate = o.rate
+	}
+	if elapsed > 0 {
+		r.Throughput = float64(rec.all.n) / elapsed.Seconds()
+	}
+	if rec.all.n > 0 {
+		r.ErrorRate = float64(rec.errs) / float64(rec.all.n)
+	}
+	for _, k := range sortedRoutes(rec.routes) {
+		s := rec.routes[k]
+		r.Routes = append(r.Routes, routeReport{k, s.hist.n, s.errors, s.limited, pct(&s.hist)})
+	}
+	return r
+}
+
+// cacheHitRate is hits ÷ (hits + misses) of the service's cache over the run.
+func cacheHitRate(before, after families) float64 {
+	hits, misses := after.find("perfkit_cache_hits", ""), after.find("perfkit_cache_misses", "")
+	if hits == "" || misses == "" {
+		return math.NaN()
+	}
+	h, m := delta(before, after, hits, nil), delta(before, after, misses, nil)
+	if h+m == 0 {
+		return math.NaN()
+	}
+	return h / (h + m)
+}
+
+// slowShare is slow queries ÷ all queries over the run.
+func slowShare(before, after families) float64 {
+	slow, all := after.find("db_client_operation_slow", ""), after.find("db_client_operation_duration", "")
+	if slow == "" || all == "" {
+		return math.NaN()
+	}
+	n := delta(before, after, all, nil)
+	if n == 0 {
+		return math.NaN()
+	}
+	return delta(before, after, slow, nil) / n
+}
+
+func summarize(xs []float64) poolSaturations {
+	if len(xs) == 0 {
+		return poolSaturations{math.NaN(), math.NaN()}
+	}
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	return poolSaturations{sum / float64(len(xs)), slices.Max(xs)}
+}
+
+func (r *report) print(w io.Writer) {
+	fmt.Fprintf(w, "mode %s", r.Mode)
+	if r.OfferedRate > 0 {
+		fmt.Fprintf(w, ", offered %.0f req/s", r.OfferedRate)
+	}
+	fmt.Fprintf(w, ", measured %v\n", r.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "requests %d  throughput %.1f req/s  errors %.3f%%  429s %d  other 4xx %d\n",
+		r.Requests, r.Throughput, 100*r.ErrorRate, r.Limited, r.ClientErrors)
+	fmt.Fprintf(w, "cache hit rate %s  pool saturation mean %s max %s  slow queries %s\n\n",
+		percent(r.CacheHitRate), percent(r.PoolSat.Mean), percent(r.PoolSat.Max), percent(r.SlowShare))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "route\treqs\terrs\t429\tmean\tp50\tp90\tp95\tp99\tmax\t")
+	row := func(name string, n, errs, lim uint64, p percentiles) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, n, errs, lim,
+			ms(p.Mean), ms(p.P50), ms(p.P90), ms(p.P95), ms(p.P99), ms(p.Max))
+	}
+	for _, rr := range r.Routes {
+		row(rr.Route, rr.Requests, rr.Errors, rr.Limited, rr.Latency)
+	}
+	row("all", r.Requests, uint64(math.Round(r.ErrorRate*float64(r.Requests))), r.Limited, r.Latency)
+	tw.Flush()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+func percent(x float64) string {
+	if math.IsNaN(x) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f%%", 100*x)
+}
+
+// writeJSON writes the report; NaNs (unknown figures) become null.
+func (r *report) writeJSON(path string) error {
+	type alias report
+	b, err := json.MarshalIndent(struct {
+		*alias
+		CacheHitRate *float64 `json:"cache_hit_rate"`
+		SlowShare    *float64 `json:"slow_query_share"`
+		PoolSatMean  *float64 `json:"pool_saturation_mean"`
+		PoolSatMax   *float64 `json:"pool_saturation_max"`
+		PoolSat      struct{} `json:"pool_saturation,omitempty"`
+	}{alias: (*alias)(r), CacheHitRate: num(r.CacheHitRate), SlowShare: num(r.SlowShare),
+		PoolSatMean: num(r.PoolSat.Mean), PoolSatMax: num(r.PoolSat.Max)}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func num(x float64) *float64 {
+	if math.IsNaN(x) {
+		return nil
+	}
+	return &x
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// families is one scrape of the service's /health/metrics.
+type families map[string]*dto.MetricFamily
+
+func scrape(ctx context.Context, c *http.Client, base string) (families, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health/metrics", nil)
+	req.Header.Set("Accept", "text/plain")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/health/metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(resp.Body)
+}
+
+// sum adds the values of every series of the named counter, gauge or
+// histogram (its count) whose labels include all of match.
+func (f families) sum(name string, match map[string]string) (float64, bool) {
+	mf, ok := f[name]
+	if !ok {
+		return 0, false
+	}
+	var total float64
+	for _, m := range mf.GetMetric() {
+		if !hasLabels(m, match) {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			total += m.Counter.GetValue()
+		case m.Gauge != nil:
+			total += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			total += float64(m.Histogram.GetSampleCount())
+		case m.Untyped != nil:
+			total += m.Untyped.GetValue()
+		}
+	}
+	return total, true
+}
+
+// find returns the first family name with the given prefix and suffix, so
+// the report survives exporters that add unit and _total suffixes.
+func (f families) find(prefix, suffix string) string {
+	for name := range f {
+		if strings.HasPrefix(name, prefix) && strings.HasSuffix(name, suffix) {
+			return name
+		}
+	}
+	return ""
+}
+
+func hasLabels(m *dto.Metric, match map[string]string) bool {
+	for k, v := range match {
+		found := false
+		for _, l := range m.GetLabel() {
+			if l.GetName() == k && l.GetValue() == v {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// delta is after − before of a counter-like series (0 when absent).
+func delta(before, after families, name string, match map[string]string) float64 {
+	a, _ := after.sum(name, match)
+	b, _ := before.sum(name, match)
+	return a - b
+}
+
+// sampler reads the DB pool's saturation once a second during the run.
+type sampler struct {
+	mu      sync.Mutex
+	samples []float64
+	done    chan struct{}
+}
+
+func startSampler(ctx context.Context, c *http.Client, base string) *sampler {
+	s := &sampler{done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			f, err := scrape(ctx, c, base)
+			if err != nil {
+				continue
+			}
+			if v, ok := poolSaturation(f); ok {
+				s.mu.Lock()
+				s.samples = append(s.samples, v)
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sampler) stop() []float64 {
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.samples
+}
+
+// poolSaturation is in-use ÷ max connections of the service's DB pool.
+func poolSaturation(f families) (float64, bool) {
+	if n := f.find("db_client_connection_saturation", ""); n != "" {
+		return f.sum(n, nil)
+	}
+	count, max := f.find("db_client_connection_count", ""), f.find("db_client_connection_max", "")
+	if count == "" || max == "" {
+		return 0, false
+	}
+	used, _ := f.sum(count, map[string]string{"db_client_connection_state": "used"})
+	m, _ := f.sum(max, nil)
+	if m == 0 {
+		return 0, false
+	}
+	return used / m, true
+}
