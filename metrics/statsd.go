@@ -140,7 +140,7 @@ func NewStatsDExporter(cfg StatsDConfig) (*StatsDExporter, error) {
 		if i > 0 {
 			e.constTag += ","
 		}
-		e.constTag += sanitizeTag(string(kv.Key)) + ":" + sanitizeTag(kv.Value.Emit())
+		e.constTag += sanitizeTag(string(kv.Key)) + ":" + sanitizeTag(kv.Value.String())
 	}
 	return e, nil
 }
@@ -446,7 +446,7 @@ func (e *StatsDExporter) tagString(attrs *attribute.Set) string {
 			b = append(b, '.')
 			b = append(b, sanitizeGraphite(string(kv.Key))...)
 			b = append(b, '.')
-			b = append(b, sanitizeGraphite(kv.Value.Emit())...)
+			b = append(b, sanitizeGraphite(kv.Value.String())...)
 			continue
 		}
 		if len(b) > 0 {
@@ -454,7 +454,7 @@ func (e *StatsDExporter) tagString(attrs *attribute.Set) string {
 		}
 		b = append(b, sanitizeTag(string(kv.Key))...)
 		b = append(b, ':')
-		b = append(b, sanitizeTag(kv.Value.Emit())...)
+		b = append(b, sanitizeTag(kv.Value.String())...)
 	}
 	s := string(b)
 	if len(e.tags) >= maxCachedTagSets {

@@ -1,0 +1,182 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+func newMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") == "missing" {
+			http.Error(w, "no such order", http.StatusNotFound)
+			return
+		}
+		_, _ = io.WriteString(w, "order")
+	})
+	mux.HandleFunc("POST /orders", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+	})
+	mux.HandleFunc("/boom", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	mux.HandleFunc("/custom/", func(w http.ResponseWriter, _ *http.Request) {
+		SetRoute(w, "/custom/{rest...}")
+	})
+	return mux
+}
+
+func TestMiddlewareRecordsRoutePatternMethodAndStatus(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp})
+	require.NoError(t, err)
+	h := mw.Wrap(newMux())
+
+	reqs := []struct{ method, path string }{
+		{"GET", "/orders/1"}, {"GET", "/orders/2"}, {"GET", "/orders/missing"},
+		{"POST", "/orders"}, {"BREW", "/boom"}, {"GET", "/nowhere"},
+	}
+	for _, rq := range reqs {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(rq.method, rq.path, nil))
+	}
+
+	pts := histPoints(t, collect(t, r, HTTPServerDuration))
+	want := map[string]uint64{
+		"http.request.method=GET,http.response.status_code=200,http.route=GET /orders/{id},network.protocol.version=1.1,url.scheme=http":        2,
+		"http.request.method=GET,http.response.status_code=404,http.route=GET /orders/{id},network.protocol.version=1.1,url.scheme=http":        1,
+		"http.request.method=POST,http.response.status_code=201,http.route=POST /orders,network.protocol.version=1.1,url.scheme=http":           1,
+		"error.type=500,http.request.method=_OTHER,http.response.status_code=500,http.route=/boom,network.protocol.version=1.1,url.scheme=http": 1,
+		"http.request.method=GET,http.response.status_code=404,network.protocol.version=1.1,url.scheme=http":                                    1,
+	}
+	got := map[string]uint64{}
+	for k, dp := range pts {
+		got[k] = dp.Count
+		assert.Equal(t, HTTPBuckets(), dp.Bounds, "seconds buckets on %s", k)
+	}
+	assert.Equal(t, want, got)
+
+	active := collect(t, r, HTTPServerActiveRequests).Data.(metricdata.Sum[int64])
+	for _, dp := range active.DataPoints {
+		assert.Zero(t, dp.Value, "active requests back to 0 for %s", dp.Attributes.Encoded(nil))
+	}
+}
+
+func TestMiddlewareBoundsRoutes(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp, MaxRoutes: 1})
+	require.NoError(t, err)
+	h := mw.Wrap(newMux())
+	for _, p := range []string{"/orders/1", "/boom", "/custom/a/b", "/orders/2"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
+	}
+	routes := map[string]uint64{}
+	for _, dp := range histPoints(t, collect(t, r, HTTPServerDuration)) {
+		v, _ := dp.Attributes.Value("http.route")
+		routes[v.AsString()] += dp.Count
+	}
+	assert.Equal(t, map[string]uint64{"GET /orders/{id}": 2, OtherValue: 2}, routes)
+}
+
+func TestMiddlewareInsideMuxAndSetRoute(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle("GET /menu/{id}", mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})))
+	// A layer that replaces the request hides the pattern from an outer Wrap;
+	// SetRoute (here from the custom handler) still reports it.
+	outer := mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		newMux().ServeHTTP(w, r.WithContext(r.Context()))
+	}))
+	mux.Handle("/custom/", outer)
+	for _, p := range []string{"/menu/7", "/custom/x"} {
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
+	}
+	routes := map[string]uint64{}
+	for _, dp := range histPoints(t, collect(t, r, HTTPServerDuration)) {
+		v, _ := dp.Attributes.Value("http.route")
+		routes[v.AsString()] += dp.Count
+	}
+	// The outer Wrap around /custom/ sees the outer mux's pattern "/custom/"
+	// on its own request: r.Pattern wins over SetRoute when both are present.
+	assert.Equal(t, map[string]uint64{"GET /menu/{id}": 1, "/custom/": 1}, routes)
+}
+
+type wrappedWriter struct{ http.ResponseWriter }
+
+func (w wrappedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func TestSetRouteThroughUnwrapChain(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp})
+	require.NoError(t, err)
+	router := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		SetRoute(w, "/items/:id")
+		w.WriteHeader(http.StatusAccepted)
+	})
+	h := mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		router.ServeHTTP(wrappedWriter{w}, r)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/items/9", nil))
+	SetRoute(httptest.NewRecorder(), "/ignored") // no middleware writer: nothing happens
+
+	for _, dp := range histPoints(t, collect(t, r, HTTPServerDuration)) {
+		route, _ := dp.Attributes.Value("http.route")
+		status, _ := dp.Attributes.Value("http.response.status_code")
+		assert.Equal(t, "/items/:id", route.AsString())
+		assert.Equal(t, int64(http.StatusAccepted), status.AsInt64())
+	}
+}
+
+func TestMiddlewareOverRealServerFlushAndPanic(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "a")
+		w.(http.Flusher).Flush()
+	})
+	mux.HandleFunc("POST /abort", func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
+	srv := httptest.NewServer(mw.Wrap(mux))
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "/stream")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, "a", string(body))
+	_, err = http.Post(srv.URL+"/abort", "text/plain", nil)
+	require.Error(t, err, "aborted handler closes the connection (POST: the client does not retry)")
+	srv.Close() // waits for handlers, so both requests are recorded
+
+	routes := map[string]uint64{}
+	for _, dp := range histPoints(t, collect(t, r, HTTPServerDuration)) {
+		v, _ := dp.Attributes.Value("http.route")
+		routes[v.AsString()] += dp.Count
+	}
+	assert.Equal(t, map[string]uint64{"GET /stream": 1, "POST /abort": 1}, routes)
+	active := collect(t, r, HTTPServerActiveRequests).Data.(metricdata.Sum[int64])
+	for _, dp := range active.DataPoints {
+		assert.Zero(t, dp.Value, "active requests back to 0 after a panic")
+	}
+}
+
+func TestNewHTTPMiddlewareRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []HTTPConfig{{MaxRoutes: -1}, {Buckets: []float64{2, 1}}} {
+		_, err := NewHTTPMiddleware(cfg)
+		assert.ErrorIs(t, err, ErrInvalidConfig, "config %+v", cfg)
+	}
+}

@@ -1,0 +1,134 @@
+package metrics
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+func nowMinus(seconds float64) time.Time {
+	return time.Now().Add(-time.Duration(seconds * float64(time.Second)))
+}
+
+func TestQuantile(t *testing.T) {
+	t.Parallel()
+	bounds := []float64{0.1, 0.2, 0.5}
+	cases := []struct {
+		name   string
+		q      float64
+		counts []uint64
+		want   float64
+	}{
+		{"median inside first bucket", 0.5, []uint64{10, 0, 0, 0}, 0.05},
+		{"all in second bucket", 0.5, []uint64{0, 4, 0, 0}, 0.15},
+		{"p99 in third bucket", 0.99, []uint64{50, 40, 10, 0}, 0.2 + 0.3*0.9},
+		{"overflow gives top bound", 0.99, []uint64{1, 0, 0, 99}, 0.5},
+		{"q=0 is the lower edge", 0, []uint64{0, 3, 0, 0}, 0.1},
+		{"q=1 is the upper edge", 1, []uint64{0, 3, 0, 0}, 0.2},
+	}
+	for _, c := range cases {
+		got, err := Quantile(c.q, bounds, c.counts)
+		require.NoError(t, err, c.name)
+		assert.InDelta(t, c.want, got, 1e-9, c.name)
+	}
+}
+
+func TestQuantileErrors(t *testing.T) {
+	t.Parallel()
+	_, err := Quantile(0.5, []float64{1}, []uint64{0, 0})
+	assert.ErrorIs(t, err, ErrNoData)
+	for _, q := range []float64{-0.1, 1.1, math.NaN()} {
+		_, err = Quantile(q, []float64{1}, []uint64{1, 0})
+		assert.Error(t, err, "q=%v", q)
+	}
+	_, err = Quantile(0.5, []float64{1}, []uint64{1})
+	assert.Error(t, err, "mismatched counts")
+}
+
+func TestReadPercentilesFromManualReader(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	h, _ := mp.Meter("t").Float64Histogram("lat", metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(HTTPBuckets()...))
+	ctx := context.Background()
+	fast := metric.WithAttributes(attribute.String("route", "fast"))
+	slow := metric.WithAttributes(attribute.String("route", "slow"))
+	for range 90 {
+		h.Record(ctx, 0.004, fast)
+	}
+	for range 10 {
+		h.Record(ctx, 0.9, slow)
+	}
+	all, err := ReadPercentiles(ctx, r, "lat", nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(100), all.Count)
+	assert.InDelta(t, 0.005*50/90, all.P50, 1e-9, "p50 interpolated in the first bucket")
+	assert.InDelta(t, 0.875, all.P95, 1e-9, "p95 in the (0.75, 1] bucket")
+	onlyFast, err := ReadPercentiles(ctx, r, "lat", func(s attribute.Set) bool {
+		v, _ := s.Value("route")
+		return v.AsString() == "fast"
+	})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(90), onlyFast.Count)
+	assert.Less(t, onlyFast.P99, 0.005)
+	_, err = ReadPercentiles(ctx, r, "absent", nil)
+	assert.ErrorIs(t, err, ErrNoData)
+}
+
+const promText = `# HELP rq_seconds x
+# TYPE rq_seconds histogram
+rq_seconds_bucket{route="a",le="0.1"} 5
+rq_seconds_bucket{route="a",le="1"} 9
+rq_seconds_bucket{route="a",le="+Inf"} 10
+rq_seconds_sum{route="a"} 4
+rq_seconds_count{route="a"} 10
+rq_seconds_bucket{route="b",le="0.1"} 0
+rq_seconds_bucket{route="b",le="1"} 0
+rq_seconds_bucket{route="b",le="+Inf"} 10
+rq_seconds_sum{route="b"} 40
+rq_seconds_count{route="b"} 10
+# TYPE up gauge
+up 1
+`
+
+func TestPromPercentiles(t *testing.T) {
+	t.Parallel()
+	fams, err := ParsePrometheus(strings.NewReader(promText))
+	require.NoError(t, err)
+	a, err := PromPercentiles(fams, "rq_seconds", map[string]string{"route": "a"})
+	require.NoError(t, err)
+	assert.Equal(t, Percentiles{Count: 10, Sum: 4, P50: 0.1, P95: 1, P99: 1}, a)
+	all, err := PromPercentiles(fams, "rq_seconds", nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(20), all.Count)
+	assert.InDelta(t, 1.0, all.P50, 1e-9, "rank 10 of 20 falls in +Inf: the top finite bound")
+	_, err = PromPercentiles(fams, "up", nil)
+	assert.Error(t, err, "not a histogram")
+	_, err = PromPercentiles(fams, "rq_seconds", map[string]string{"route": "zzz"})
+	assert.ErrorIs(t, err, ErrNoData)
+}
+
+func FuzzPromPercentiles(f *testing.F) {
+	f.Add(promText)
+	f.Add("# TYPE x histogram\nx_bucket{le=\"1\"} 3\nx_bucket{le=\"+Inf\"} 1\nx_count 1\nx_sum 1\n")
+	f.Add("garbage")
+	f.Fuzz(func(t *testing.T, text string) {
+		fams, err := ParsePrometheus(strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		for name := range fams {
+			p, err := PromPercentiles(fams, name, nil)
+			if err == nil && (math.IsNaN(p.P50) || p.P50 > p.P99+1e-9 && !math.IsInf(p.P99, 0)) {
+				t.Fatalf("%s: inconsistent percentiles %+v", name, p)
+			}
+		}
+	})
+}

@@ -1,0 +1,233 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+func setupTest(t *testing.T, opts Options) *Provider {
+	t.Helper()
+	p, err := Setup(context.Background(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	return p
+}
+
+func TestSetupGivesDurationHistogramsSecondsBuckets(t *testing.T) {
+	t.Parallel()
+	r := sdkmetric.NewManualReader()
+	p := setupTest(t, Options{Readers: []sdkmetric.Reader{r}, NoPrometheus: true})
+	m := p.Meter("test")
+	ctx := context.Background()
+	cases := []struct {
+		name, unit string
+		advice     []float64
+		want       []float64
+	}{
+		{"http.client.request.duration", "s", nil, HTTPBuckets()},
+		{"db.client.operation.duration", "s", nil, DBBuckets()},
+		{"cache.load.duration", "s", []float64{1, 2}, HTTPBuckets()},
+		{"order.value", "USD", []float64{10, 100}, []float64{10, 100}},
+		{"legacy.latency", "ms", nil, []float64{0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000}},
+	}
+	for _, c := range cases {
+		opts := []metric.Float64HistogramOption{metric.WithUnit(c.unit)}
+		if c.advice != nil {
+			opts = append(opts, metric.WithExplicitBucketBoundaries(c.advice...))
+		}
+		h, err := m.Float64Histogram(c.name, opts...)
+		require.NoError(t, err)
+		h.Record(ctx, 0.3)
+	}
+	for _, c := range cases {
+		pts := histPoints(t, collect(t, r, c.name))
+		require.Len(t, pts, 1)
+		for _, dp := range pts {
+			assert.Equal(t, c.want, dp.Bounds, "bounds of %s (%s)", c.name, c.unit)
+		}
+	}
+	assert.Contains(t, DBBuckets(), 1.0, "DB buckets have a 1 s boundary")
+}
+
+func TestSetupExponentialAndUserViews(t *testing.T) {
+	t.Parallel()
+	r := sdkmetric.NewManualReader()
+	custom := sdkmetric.NewView(sdkmetric.Instrument{Name: "special.duration"},
+		sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: []float64{0.5}}})
+	p := setupTest(t, Options{Readers: []sdkmetric.Reader{r}, NoPrometheus: true,
+		ExponentialHistograms: true, Views: []sdkmetric.View{custom}})
+	ctx := context.Background()
+	a, _ := p.Meter("test").Float64Histogram("job.duration", metric.WithUnit("s"))
+	b, _ := p.Meter("test").Float64Histogram("special.duration", metric.WithUnit("s"))
+	a.Record(ctx, 0.01)
+	b.Record(ctx, 0.01)
+	_, isExp := collect(t, r, "job.duration").Data.(metricdata.ExponentialHistogram[float64])
+	assert.True(t, isExp, "job.duration is exponential")
+	for _, dp := range histPoints(t, collect(t, r, "special.duration")) {
+		assert.Equal(t, []float64{0.5}, dp.Bounds, "user view wins, one stream only")
+	}
+}
+
+func TestSetupPrometheusOutputParsesBack(t *testing.T) {
+	t.Parallel()
+	p := setupTest(t, Options{ServiceName: "servio", ServiceVersion: "1.2.3", InstanceID: "i-1"})
+	ctx := context.Background()
+
+	tr, err := NewTracker(TrackerConfig{MeterProvider: p})
+	require.NoError(t, err)
+	op := tr.Op("order.create")
+	op.Observe(ctx, nowMinus(0.2), nil)
+	op.Observe(ctx, nowMinus(0.2), errBoom)
+
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: p})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /orders/{id}", func(http.ResponseWriter, *http.Request) {})
+	mux.Handle("GET /health/metrics", p.Handler())
+	h := mw.Wrap(mux)
+	for range 3 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/orders/1", nil))
+	}
+	orders, err := NewCounter(p, "servio.orders", metric.WithUnit("{order}"))
+	require.NoError(t, err)
+	orders.Bind(attribute.String("channel", "web")).Add(ctx, 2)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/health/metrics", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	fams, err := ParsePrometheus(rec.Body)
+	require.NoError(t, err)
+
+	req := fams["http_server_request_duration_seconds"]
+	require.NotNil(t, req, "http_server_request_duration_seconds exposed")
+	var hist *dto.Histogram
+	for _, m := range req.GetMetric() {
+		if label(m, "http_route") == "GET /orders/{id}" {
+			hist = m.GetHistogram()
+			assert.Equal(t, "GET", label(m, "http_request_method"))
+			assert.Equal(t, "200", label(m, "http_response_status_code"))
+		}
+	}
+	require.NotNil(t, hist, "series for the route pattern")
+	assert.Equal(t, uint64(3), hist.GetSampleCount())
+	var bounds []float64
+	for _, b := range hist.GetBucket() {
+		bounds = append(bounds, b.GetUpperBound())
+	}
+	assert.Equal(t, HTTPBuckets(), bounds[:len(HTTPBuckets())], "seconds buckets in the exposition")
+
+	ops := fams["perfkit_operation_duration_seconds"]
+	require.NotNil(t, ops)
+	assert.Len(t, ops.GetMetric(), 2, "ok and error series")
+	errs := fams["perfkit_operation_errors_total"]
+	require.NotNil(t, errs)
+	assert.Equal(t, 1.0, errs.GetMetric()[0].GetCounter().GetValue())
+	ord := fams["servio_orders_total"]
+	require.NotNil(t, ord)
+	assert.Equal(t, 2.0, ord.GetMetric()[0].GetCounter().GetValue())
+	assert.Equal(t, "web", label(ord.GetMetric()[0], "channel"))
+
+	target := fams["target_info"]
+	require.NotNil(t, target, "resource attributes as target_info")
+	assert.Equal(t, "servio", label(target.GetMetric()[0], "service_name"))
+	assert.Equal(t, "1.2.3", label(target.GetMetric()[0], "service_version"))
+	assert.Equal(t, "i-1", label(target.GetMetric()[0], "service_instance_id"))
+	assert.Contains(t, fams, "go_goroutines", "runtime collectors registered")
+
+	pct, err := PromPercentiles(fams, "perfkit_operation_duration_seconds", map[string]string{"outcome": "ok"})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), pct.Count)
+	assert.InDelta(t, 0.2, pct.P50, 0.05, "p50 of a 0.2 s observation within its bucket")
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+func TestSetupOwnRegistryNotGlobal(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	p := setupTest(t, Options{Registry: reg})
+	assert.Same(t, reg, p.Registry())
+	c, _ := p.Meter("test").Int64Counter("own.registry.only")
+	c.Add(context.Background(), 1)
+	fams, err := reg.Gather()
+	require.NoError(t, err)
+	var names []string
+	for _, f := range fams {
+		names = append(names, f.GetName())
+	}
+	assert.Contains(t, names, "own_registry_only_total")
+	def, err := prometheus.DefaultGatherer.Gather()
+	require.NoError(t, err)
+	for _, f := range def {
+		assert.NotEqual(t, "own_registry_only_total", f.GetName(), "nothing in the global registry")
+	}
+}
+
+// TestSetupOTLPFromEnv sets environment variables, so it is not parallel.
+func TestSetupOTLPFromEnv(t *testing.T) {
+	var posts atomic.Int64
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/metrics" {
+			posts.Add(1)
+		}
+	}))
+	defer collector.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+
+	p, err := Setup(context.Background(), Options{OTLPFromEnv: true, NoPrometheus: true})
+	require.NoError(t, err)
+	c, _ := p.Meter("test").Int64Counter("otlp.counter")
+	c.Add(context.Background(), 1)
+	require.NoError(t, p.ForceFlush(context.Background()))
+	assert.Equal(t, int64(1), posts.Load(), "one OTLP/HTTP export reached the collector")
+	require.NoError(t, p.Shutdown(context.Background()))
+	require.NoError(t, p.Shutdown(context.Background()), "Shutdown is idempotent")
+}
+
+func TestSetupWithStatsD(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	p := setupTest(t, Options{StatsD: &StatsDConfig{Addr: sink.addr()}, NoPrometheus: true})
+	require.NotNil(t, p.StatsD())
+	c, _ := p.Meter("test").Int64Counter("setup.statsd")
+	c.Add(context.Background(), 4)
+	require.NoError(t, p.ForceFlush(context.Background()))
+	assert.Equal(t, map[string]float64{"setup.statsd|c|": 4}, sums(parseLines(t, sink.packets(t))))
+	rec := httptest.NewRecorder()
+	p.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	assert.Equal(t, http.StatusNotFound, rec.Code, "no Prometheus handler with NoPrometheus")
+}
+
+func TestSetupRejectsBadOptions(t *testing.T) {
+	t.Parallel()
+	for _, o := range []Options{
+		{ExportInterval: -1},
+		{HTTPBuckets: []float64{1, 1}},
+		{DBBuckets: []float64{3, 2}},
+		{StatsD: &StatsDConfig{MaxPacketSize: 1}},
+	} {
+		_, err := Setup(context.Background(), o)
+		assert.ErrorIs(t, err, ErrInvalidConfig, "options %+v", o)
+	}
+}

@@ -1,0 +1,289 @@
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+)
+
+// udpSink is a real StatsD listener on 127.0.0.1 that keeps every datagram.
+type udpSink struct {
+	conn *net.UDPConn
+}
+
+func newUDPSink(t *testing.T) *udpSink {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	require.NoError(t, conn.SetReadBuffer(1<<20))
+	return &udpSink{conn: conn}
+}
+
+func (s *udpSink) addr() string { return s.conn.LocalAddr().String() }
+
+// packets reads datagrams until none arrives for 200 ms. Loopback UDP
+// delivers what was written before ForceFlush returned, so this drains it.
+func (s *udpSink) packets(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	buf := make([]byte, 65536)
+	for {
+		require.NoError(t, s.conn.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+		n, err := s.conn.Read(buf)
+		if err != nil {
+			return out
+		}
+		out = append(out, string(buf[:n]))
+	}
+}
+
+// statsdLine is one parsed line: "name:value|type[|@rate][|#tags]".
+type statsdLine struct {
+	name, typ, tags string
+	value, rate     float64
+}
+
+func parseLines(t *testing.T, packets []string) []statsdLine {
+	t.Helper()
+	var out []statsdLine
+	for _, p := range packets {
+		for _, l := range strings.Split(p, "\n") {
+			name, rest, ok := strings.Cut(l, ":")
+			require.Truef(t, ok, "line %q has no ':'", l)
+			parts := strings.Split(rest, "|")
+			require.GreaterOrEqualf(t, len(parts), 2, "line %q", l)
+			v, err := strconv.ParseFloat(parts[0], 64)
+			require.NoErrorf(t, err, "line %q", l)
+			sl := statsdLine{name: name, value: v, typ: parts[1], rate: 1}
+			for _, f := range parts[2:] {
+				switch {
+				case strings.HasPrefix(f, "@"):
+					sl.rate, err = strconv.ParseFloat(f[1:], 64)
+					require.NoError(t, err)
+				case strings.HasPrefix(f, "#"):
+					sl.tags = f[1:]
+				default:
+					t.Fatalf("line %q: unknown field %q", l, f)
+				}
+			}
+			out = append(out, sl)
+		}
+	}
+	return out
+}
+
+// sums adds up the values of lines by "name|type|tags", as an agent would.
+func sums(lines []statsdLine) map[string]float64 {
+	out := map[string]float64{}
+	for _, l := range lines {
+		k := l.name + "|" + l.typ + "|" + l.tags
+		if l.typ == "g" {
+			out[k] = l.value
+		} else {
+			out[k] += l.value / l.rate
+		}
+	}
+	return out
+}
+
+func newStatsDProvider(t *testing.T, cfg StatsDConfig) (*sdkmetric.MeterProvider, *StatsDExporter) {
+	t.Helper()
+	exp, err := NewStatsDExporter(cfg)
+	require.NoError(t, err)
+	// A long interval: the test drives every export with ForceFlush.
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(
+		sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	return mp, exp
+}
+
+func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Prefix: "servio",
+		Tags: []attribute.KeyValue{attribute.String("env", "test")}})
+	m := mp.Meter("test")
+	ctx := context.Background()
+	orders, _ := m.Int64Counter("orders")
+	revenue, _ := m.Float64Counter("revenue")
+	queue, _ := m.Int64UpDownCounter("queue.depth")
+	dur, _ := m.Float64Histogram("op.duration", metric.WithExplicitBucketBoundaries(0.1, 1))
+	eu := metric.WithAttributes(attribute.String("region", "eu"))
+	us := metric.WithAttributes(attribute.String("region", "us"))
+
+	orders.Add(ctx, 3, eu)
+	orders.Add(ctx, 4, eu)
+	orders.Add(ctx, 10, us)
+	revenue.Add(ctx, 12.5, eu)
+	revenue.Add(ctx, 0.25, eu)
+	queue.Add(ctx, 5)
+	queue.Add(ctx, -2)
+	for _, v := range []float64{0.05, 0.5, 0.7, 3} {
+		dur.Record(ctx, v, eu)
+	}
+	require.NoError(t, mp.ForceFlush(ctx))
+	got := sums(parseLines(t, sink.packets(t)))
+	assert.Equal(t, map[string]float64{
+		"servio.orders|c|env:test,region:eu":                     7,
+		"servio.orders|c|env:test,region:us":                     10,
+		"servio.revenue|c|env:test,region:eu":                    12.75,
+		"servio.queue.depth|g|env:test":                          3,
+		"servio.op.duration.count|c|env:test,region:eu":          4,
+		"servio.op.duration.sum|c|env:test,region:eu":            4.25,
+		"servio.op.duration.bucket|c|env:test,region:eu,le:0.1":  1,
+		"servio.op.duration.bucket|c|env:test,region:eu,le:1":    3,
+		"servio.op.duration.bucket|c|env:test,region:eu,le:+Inf": 4,
+	}, got, "first collection")
+
+	// Second cycle: only the increments since the first are sent.
+	orders.Add(ctx, 5, eu)
+	queue.Add(ctx, 1)
+	dur.Record(ctx, 0.2, eu)
+	require.NoError(t, mp.ForceFlush(ctx))
+	got = sums(parseLines(t, sink.packets(t)))
+	assert.Equal(t, map[string]float64{
+		"servio.orders|c|env:test,region:eu":                     5,
+		"servio.queue.depth|g|env:test":                          4,
+		"servio.op.duration.count|c|env:test,region:eu":          1,
+		"servio.op.duration.sum|c|env:test,region:eu":            0.2,
+		"servio.op.duration.bucket|c|env:test,region:eu,le:1":    1,
+		"servio.op.duration.bucket|c|env:test,region:eu,le:+Inf": 1,
+	}, got, "second collection: deltas")
+
+	st := exp.Stats()
+	assert.Zero(t, st.WriteErrors)
+	assert.Equal(t, uint64(15), st.Lines)
+}
+
+func TestStatsDGraphiteNames(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	mp, _ := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: Graphite})
+	ctx := context.Background()
+	c, _ := mp.Meter("test").Int64Counter("http.requests")
+	c.Add(ctx, 2, metric.WithAttributes(attribute.String("http.route", "GET /orders/{id}"), attribute.Int("code", 200)))
+	g, _ := mp.Meter("test").Float64Gauge("pool.in_use")
+	g.Record(ctx, 7)
+	require.NoError(t, mp.ForceFlush(ctx))
+	got := sums(parseLines(t, sink.packets(t)))
+	assert.Equal(t, map[string]float64{
+		"http.requests.code.200.http_route.GET__orders__id_|c|": 2,
+		"pool.in_use|g|": 7,
+	}, got)
+}
+
+func TestStatsDBatchesUnderMaxPacketSize(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), MaxPacketSize: 200})
+	ctx := context.Background()
+	c, _ := mp.Meter("test").Int64Counter("c")
+	const series = 100
+	for i := range series {
+		c.Add(ctx, int64(i+1), metric.WithAttributes(attribute.Int("i", i)))
+	}
+	require.NoError(t, mp.ForceFlush(ctx))
+	pkts := sink.packets(t)
+	for _, p := range pkts {
+		assert.LessOrEqual(t, len(p), 200, "datagram size")
+	}
+	lines := parseLines(t, pkts)
+	require.Len(t, lines, series)
+	total := 0.0
+	for _, l := range lines {
+		total += l.value
+	}
+	assert.Equal(t, float64(series*(series+1)/2), total)
+	assert.Equal(t, uint64(len(pkts)), exp.Stats().Packets)
+	assert.Greater(t, len(pkts), 5, "lines were split over many datagrams")
+}
+
+func TestStatsDDistributions(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	mp, _ := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Distributions: true})
+	ctx := context.Background()
+	h, _ := mp.Meter("test").Float64Histogram("lat", metric.WithExplicitBucketBoundaries(0.1, 1))
+	for _, v := range []float64{0.2, 0.4, 0.6, 0.8, 5} {
+		h.Record(ctx, v)
+	}
+	require.NoError(t, mp.ForceFlush(ctx))
+	lines := parseLines(t, sink.packets(t))
+	require.Len(t, lines, 2)
+	var count float64
+	for _, l := range lines {
+		assert.Equal(t, "d", l.typ)
+		count += 1 / l.rate
+	}
+	assert.InDelta(t, 5, count, 1e-9, "sample rates add up to the observation count")
+	assert.InDelta(t, 0.6, lines[0].value, 1e-9, "midpoint of [min 0.2, bound 1]")
+	assert.InDelta(t, 3, lines[1].value, 1e-9, "midpoint of [bound 1, max 5]")
+}
+
+func TestStatsDWriteErrorsAreCountedNotReturned(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	addr := sink.addr()
+	require.NoError(t, sink.conn.Close()) // nobody listens: writes get ECONNREFUSED
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: addr, Logger: slog.New(slog.DiscardHandler)})
+	c, _ := mp.Meter("test").Int64Counter("c")
+	ctx := context.Background()
+	for range 3 {
+		c.Add(ctx, 1)
+		require.NoError(t, mp.ForceFlush(ctx))
+	}
+	st := exp.Stats()
+	assert.Equal(t, uint64(3), st.Packets+st.WriteErrors, "every export attempted one datagram")
+}
+
+func TestStatsDExporterShutdown(t *testing.T) {
+	t.Parallel()
+	exp, err := NewStatsDExporter(StatsDConfig{Addr: newUDPSink(t).addr()})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, exp.Shutdown(ctx))
+	require.NoError(t, exp.Shutdown(ctx), "idempotent")
+	assert.ErrorIs(t, exp.Export(ctx, nil), ErrClosed)
+}
+
+func TestNewStatsDExporterRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []StatsDConfig{
+		{MaxPacketSize: 10},
+		{WriteTimeout: -1},
+		{Format: 9},
+		{Format: Graphite, Distributions: true},
+		{Addr: "no-port"},
+	} {
+		_, err := NewStatsDExporter(cfg)
+		assert.ErrorIs(t, err, ErrInvalidConfig, "config %+v", cfg)
+	}
+}
+
+func TestSanitize(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		fn       func(string) string
+		in, want string
+	}{
+		{sanitizeName, "http.server.request.duration", "http.server.request.duration"},
+		{sanitizeName, "a:b|c@d#e,f g", "a_b_c_d_e_f_g"},
+		{sanitizeTag, "GET /orders/{id}", "GET_/orders/{id}"},
+		{sanitizeTag, "host:port,x|y#z", "host:port_x_y_z"},
+		{sanitizeGraphite, "GET /a.b", "GET__a_b"},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, c.fn(c.in), "input %q", c.in)
+	}
+}
