@@ -31,7 +31,7 @@ func BenchmarkBreaker(b *testing.B) {
 
 func BenchmarkGobreakerExecute(b *testing.B) {
 	b.ReportAllocs()
-	cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{})
+	cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{Interval: time.Minute, BucketPeriod: 6 * time.Second})
 	ctx := context.Background()
 	for b.Loop() {
 		_, _ = cb.Execute(func() (int, error) { return okCall(ctx) })

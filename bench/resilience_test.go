@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
+	"github.com/failsafe-go/failsafe-go/timeout"
+	goretry "github.com/sethvargo/go-retry"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/servio/perfkit/resilience"
+)
+
+// The callee succeeds: these benchmarks measure what each library adds to
+// the happy path. failsafe-go is called with Get (no WithContext), its
+// cheapest form.
+
+func okCall(context.Context) (int, error) { return 1, nil }
+
+func BenchmarkRetryOK(b *testing.B) {
+	ctx := context.Background()
+	b.Run("perfkit", func(b *testing.B) {
+		b.ReportAllocs()
+		fn := resilience.Retry(resilience.RetryPolicy{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond}, okCall)
+		for b.Loop() {
+			_, _ = fn(ctx)
+		}
+	})
+	b.Run("go-retry", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			bo := goretry.WithMaxRetries(3, goretry.WithFullJitter(goretry.NewExponential(100*time.Millisecond)))
+			_, _ = goretry.DoValue(ctx, bo, okCall)
+		}
+	})
+	b.Run("failsafe-go", func(b *testing.B) {
+		b.ReportAllocs()
+		ex := failsafe.With[int](retrypolicy.NewBuilder[int]().WithMaxRetries(3).
+			WithBackoff(100*time.Millisecond, 10*time.Second).WithJitterFactor(.5).Build())
+		for b.Loop() {
+			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
+		}
+	})
+}
+
+func BenchmarkBreakerOK(b *testing.B) {
+	ctx := context.Background()
+	b.Run("perfkit", func(b *testing.B) {
+		b.ReportAllocs()
+		cb, _ := resilience.NewCircuitBreaker(resilience.BreakerConfig{})
+		fn := resilience.Breaker(cb, okCall)
+		for b.Loop() {
+			_, _ = fn(ctx)
+		}
+	})
+	b.Run("gobreaker", func(b *testing.B) {
+		b.ReportAllocs()
+		cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{Interval: time.Minute, BucketPeriod: 6 * time.Second})
+		for b.Loop() {
+			_, _ = cb.Execute(func() (int, error) { return okCall(ctx) })
+		}
+	})
+	b.Run("failsafe-go", func(b *testing.B) {
+		b.ReportAllocs()
+		ex := failsafe.With[int](circuitbreaker.NewWithDefaults[int]())
+		for b.Loop() {
+			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
+		}
+	})
+}
+
+func BenchmarkRetryBreakerOK(b *testing.B) {
+	ctx := context.Background()
+	b.Run("perfkit", func(b *testing.B) {
+		b.ReportAllocs()
+		p, _ := resilience.NewPipeline(resilience.Policy{
+			Retry: &resilience.RetryPolicy{MaxAttempts: 4}, Breaker: &resilience.BreakerConfig{},
+		})
+		fn := resilience.Wrap(p, okCall)
+		for b.Loop() {
+			_, _ = fn(ctx)
+		}
+	})
+	b.Run("gobreaker+go-retry", func(b *testing.B) {
+		b.ReportAllocs()
+		cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{Interval: time.Minute, BucketPeriod: 6 * time.Second})
+		for b.Loop() {
+			bo := goretry.WithMaxRetries(3, goretry.WithFullJitter(goretry.NewExponential(100*time.Millisecond)))
+			_, _ = goretry.DoValue(ctx, bo, func(ctx context.Context) (int, error) {
+				return cb.Execute(func() (int, error) { return okCall(ctx) })
+			})
+		}
+	})
+	b.Run("failsafe-go", func(b *testing.B) {
+		b.ReportAllocs()
+		ex := failsafe.With[int](retrypolicy.NewBuilder[int]().WithMaxRetries(3).
+			WithBackoff(100*time.Millisecond, 10*time.Second).Build(), circuitbreaker.NewWithDefaults[int]())
+		for b.Loop() {
+			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
+		}
+	})
+}
+
+func BenchmarkRetryBreakerTimeoutOK(b *testing.B) {
+	ctx := context.Background()
+	b.Run("perfkit", func(b *testing.B) {
+		b.ReportAllocs()
+		p, _ := resilience.NewPipeline(resilience.Policy{
+			Timeout: 30 * time.Second, Retry: &resilience.RetryPolicy{MaxAttempts: 4}, Breaker: &resilience.BreakerConfig{},
+		})
+		fn := resilience.Wrap(p, okCall)
+		for b.Loop() {
+			_, _ = fn(ctx)
+		}
+	})
+	b.Run("failsafe-go", func(b *testing.B) {
+		b.ReportAllocs()
+		ex := failsafe.With[int](timeout.New[int](30*time.Second), retrypolicy.NewBuilder[int]().WithMaxRetries(3).
+			WithBackoff(100*time.Millisecond, 10*time.Second).Build(), circuitbreaker.NewWithDefaults[int]())
+		for b.Loop() {
+			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
+		}
+	})
+	b.Run("context.WithTimeout", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, _ = okCall(c)
+			cancel()
+		}
+	})
+}
