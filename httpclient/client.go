@@ -31,9 +31,12 @@ const (
 // breaker-protected, instrumented client. Options is a plain value: copy a
 // preset such as [OpenAI] and change fields on the copy.
 type Options struct {
-	// Timeout bounds one logical request (all attempts, backoff waits and
-	// reading the body) through http.Client.Timeout. Default 30 s; negative
-	// means no overall timeout.
+	// Timeout bounds one request (all attempts, backoff waits and reading
+	// the body; each redirect hop gets its own) through the request context.
+	// Default 30 s; negative means none. A tighter caller deadline wins.
+	// http.Client.Timeout is left zero: for a RoundTripper other than
+	// *http.Transport, net/http would enforce it with a goroutine, a timer
+	// and about a dozen allocations per request.
 	Timeout time.Duration
 
 	// MaxConnsPerHost caps connections (dialing, active and idle) per host.
@@ -191,7 +194,7 @@ func positiveOr(d, def time.Duration) time.Duration {
 // New returns an *http.Client over the tuned [Transport] with the middleware
 // stack, outermost first:
 //
-//	Retry → Metrics → Breaker → base transport
+//	timeout → Retry → Metrics → Breaker → base transport
 //
 // Retry is outermost so each attempt is measured, logged and judged by the
 // breaker on its own: http.client.request.duration is recorded per attempt
@@ -244,13 +247,11 @@ func New(opts Options) (*http.Client, error) {
 		}
 		rt = r
 	}
-	timeout := orDefault(opts.Timeout, DefaultTimeout)
-	if timeout < 0 {
-		timeout = 0
+	if timeout := orDefault(opts.Timeout, DefaultTimeout); timeout > 0 {
+		rt = &timeoutTransport{next: rt, d: timeout}
 	}
 	return &http.Client{
 		Transport:     rt,
-		Timeout:       timeout,
 		CheckRedirect: opts.CheckRedirect,
 		Jar:           opts.Jar,
 	}, nil

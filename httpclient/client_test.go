@@ -37,17 +37,54 @@ func TestNewDefaults(t *testing.T) {
 	t.Parallel()
 	c, err := New(Options{})
 	require.NoError(t, err)
-	assert.Equal(t, 30*time.Second, c.Timeout)
-	assert.IsType(t, &RetryTransport{}, c.Transport, "retry should be the outermost layer")
+	assert.Zero(t, c.Timeout, "the timeout layer, not Client.Timeout, bounds requests")
+	tt, ok := c.Transport.(*timeoutTransport)
+	require.True(t, ok, "the timeout layer should be outermost, got %T", c.Transport)
+	assert.Equal(t, 30*time.Second, tt.d)
+	assert.IsType(t, &RetryTransport{}, tt.next, "retry should sit under the timeout")
 
 	c, err = New(Options{Timeout: -1, DisableRetry: true, DisableMetrics: true, DisableBreaker: true})
 	require.NoError(t, err)
-	assert.Zero(t, c.Timeout)
 	assert.IsType(t, &http.Transport{}, c.Transport)
 
 	c, err = New(OpenAI)
 	require.NoError(t, err)
-	assert.Equal(t, 30*time.Second, c.Timeout)
+	assert.Equal(t, 30*time.Second, c.Transport.(*timeoutTransport).d)
+}
+
+func TestTimeoutBoundsRequestAndBody(t *testing.T) {
+	t.Parallel()
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow-body" {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+		}
+		<-r.Context().Done()
+	})
+	c := newTestClient(t, Options{Timeout: 50 * time.Millisecond, DisableRetry: true})
+	_, err := c.Get(srv.URL + "/slow-headers")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+	resp, err := c.Get(srv.URL + "/slow-body")
+	require.NoError(t, err)
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "the timeout should cover reading the body")
+}
+
+func TestTimeoutKeepsConnectionAfterBodyRead(t *testing.T) {
+	t.Parallel()
+	srv := newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})
+	c := newTestClient(t, Options{Timeout: time.Minute})
+	for range 20 {
+		resp, err := c.Get(srv.URL)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	assert.Equal(t, int64(1), srv.conns.Load(), "cancelling the timeout after EOF must not drop the connection")
 }
 
 func TestNewRejectsInvalidOptions(t *testing.T) {
@@ -109,7 +146,7 @@ func TestConnectionReuse(t *testing.T) {
 		"wanted at most MaxConnsPerHost new connections for 10,000 requests")
 }
 
-func TestExampleOpenAIPathUsesOneLine(t *testing.T) {
+func TestOpenAIPresetPOST(t *testing.T) {
 	t.Parallel()
 	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		assert.Equal(t, "/v1/chat/completions", r.URL.Path)

@@ -11,7 +11,7 @@
 //
 // New stacks the layers, outermost first, as
 //
-//	RetryTransport → MetricsTransport → BreakerTransport → *http.Transport
+//	timeout → RetryTransport → MetricsTransport → BreakerTransport → *http.Transport
 //
 // so every attempt is measured and judged by the breaker, and a request the
 // breaker refuses is not retried. Each layer can also be used alone on any

@@ -35,7 +35,7 @@ func collect(t *testing.T, r sdkmetric.Reader) map[string]metricdata.Metrics {
 func attrsOf(set attribute.Set) map[string]string {
 	out := map[string]string{}
 	for _, kv := range set.ToSlice() {
-		out[string(kv.Key)] = kv.Value.Emit()
+		out[string(kv.Key)] = kv.Value.String()
 	}
 	return out
 }

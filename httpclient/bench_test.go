@@ -1,0 +1,139 @@
+package httpclient
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+)
+
+const benchConcurrency = 50
+
+func benchServer(b *testing.B) *countingServer {
+	return newCountingServer(b, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	})
+}
+
+func doGet(b *testing.B, c *http.Client, req *http.Request) {
+	resp, err := c.Do(req)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Errorf("status %d", resp.StatusCode)
+	}
+}
+
+// runParallel drives c at benchConcurrency goroutines and reports the
+// connections the server accepted, in total and per 1,000 requests.
+func runParallel(b *testing.B, srv *countingServer, c *http.Client) {
+	b.Helper()
+	b.Cleanup(c.CloseIdleConnections)
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/v1/items/1", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req = req.WithContext(WithRoute(req.Context(), "/v1/items/{id}"))
+	srv.conns.Store(0)
+	b.ReportAllocs()
+	b.SetParallelism(max(1, benchConcurrency/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			doGet(b, c, req)
+		}
+	})
+	b.StopTimer()
+	conns := float64(srv.conns.Load())
+	b.ReportMetric(conns, "conns")
+	b.ReportMetric(conns*1000/float64(b.N), "conns/1k-req")
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+type middlewareCase struct {
+	name   string
+	client func(testing.TB) *http.Client
+}
+
+// middlewareCases are the bare tuned transport as a caller would use it
+// (http.Client.Timeout 30 s over Transport(Options{})) and New's full stack
+// with a no-op and with a real SDK meter provider.
+func middlewareCases() []middlewareCase {
+	stack := func(mp metric.MeterProvider) func(testing.TB) *http.Client {
+		return func(tb testing.TB) *http.Client {
+			c, err := New(Options{MeterProvider: mp, Logger: quiet()})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return c
+		}
+	}
+	return []middlewareCase{
+		{"bare", func(testing.TB) *http.Client {
+			return &http.Client{Transport: Transport(Options{}), Timeout: DefaultTimeout}
+		}},
+		{"stack-noop", stack(noop.NewMeterProvider())},
+		{"stack-sdk", stack(sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader())))},
+	}
+}
+
+// BenchmarkMiddleware compares the full stack (retry, metrics, breaker) with
+// the bare tuned transport at concurrency 50; "stack-sdk" records into a
+// real OpenTelemetry SDK meter provider.
+func BenchmarkMiddleware(b *testing.B) {
+	for _, tc := range middlewareCases() {
+		b.Run(tc.name, func(b *testing.B) {
+			srv := benchServer(b)
+			c := tc.client(b)
+			runParallel(b, srv, c)
+		})
+	}
+}
+
+// BenchmarkMiddlewareSerial measures the same stacks one request at a time,
+// where allocs/op are exact per request.
+func BenchmarkMiddlewareSerial(b *testing.B) {
+	for _, tc := range middlewareCases() {
+		b.Run(tc.name, func(b *testing.B) {
+			srv := benchServer(b)
+			c := tc.client(b)
+			b.Cleanup(c.CloseIdleConnections)
+			req, err := http.NewRequest(http.MethodGet, srv.URL+"/v1/items/1", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req = req.WithContext(WithRoute(req.Context(), "/v1/items/{id}"))
+			b.ReportAllocs()
+			for b.Loop() {
+				doGet(b, c, req)
+			}
+		})
+	}
+}
+
+// BenchmarkIdlePool shows why MaxIdleConnsPerHost defaults to
+// MaxConnsPerHost: at concurrency 50 a smaller idle pool closes the
+// connections it cannot keep after each burst and dials them again.
+func BenchmarkIdlePool(b *testing.B) {
+	for _, idle := range []int{2, 10, 32, 50} {
+		b.Run("idle="+strconv.Itoa(idle), func(b *testing.B) {
+			srv := benchServer(b)
+			c, err := New(Options{MaxIdleConnsPerHost: idle, DisableRetry: true, DisableBreaker: true, DisableMetrics: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			runParallel(b, srv, c)
+		})
+	}
+}
