@@ -10,6 +10,13 @@
 //
 //	go run ./examples/servio/loadgen -url http://127.0.0.1:8080 -rate 500 -duration 30s
 //
+// `loadgen compare` seeds one data set, runs servio on it twice — with
+// perfkit's techniques off (servio -baseline) and on — drives the same
+// workload at each and prints the before/after table (and, with -html, a
+// report with latency percentile charts):
+//
+//	go run ./examples/servio/loadgen compare -rate 300 -duration 30s -html report.html
+//
 // Only loopback targets are accepted.
 package main
 
@@ -52,11 +59,14 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "compare" {
+		return runCompare(ctx, args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(ctx)
 	defer stop()
 	rep, err := drive(ctx, o, stderr)
 	if err != nil {
@@ -69,11 +79,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	registerLoadFlags(fs, &o)
 	fs.StringVar(&o.target, "url", "http://127.0.0.1:8080", "base URL of the servio instance (loopback only)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	return o, o.validate()
+}
+
+// registerLoadFlags registers the workload flags shared by a plain run and
+// `loadgen compare`.
+func registerLoadFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.mode, "mode", "open", "open (constant arrival rate) or closed (workers back to back)")
 	fs.Float64Var(&o.rate, "rate", 200, "open loop: requests per second")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "measured duration")
@@ -83,19 +107,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.mix.writes, "writes", 0.05, "share of order writes (POST /orders, PATCH /orders/{id})")
 	fs.Float64Var(&o.mix.logins, "logins", 0.005, "share of POST /auth/login")
 	fs.Float64Var(&o.mix.assistant, "assistant", 0.01, "share of POST /assistant/query")
-	fs.IntVar(&o.restaurants, "restaurants", 5, "restaurant ids 1..N to spread reads over (Zipf)")
-	fs.IntVar(&o.orders, "orders", 50, "order ids 1..N to spread reads over (Zipf)")
-	fs.IntVar(&o.clients, "clients", 1000, "distinct simulated clients (sent as X-Forwarded-For; the service must trust loopback as a proxy to key on them)")
+	fs.IntVar(&o.restaurants, "restaurants", 5, "restaurant ids 1..N to spread reads over (Zipf; compare sets it from -seed-restaurants)")
+	fs.IntVar(&o.orders, "orders", 50, "order ids 1..N to spread reads over (Zipf; compare sets it from -seed-orders)")
+	fs.IntVar(&o.clients, "clients", 10000, "distinct simulated clients (sent as X-Forwarded-For; the service must trust loopback as a proxy to key on them)")
 	fs.Float64Var(&o.zipfS, "zipf", 1.1, "Zipf exponent s (> 1) of the key skew")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live progress line")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if err := o.validate(); err != nil {
-		return o, err
-	}
-	return o, nil
 }
 
 func (o *options) validate() error {

@@ -46,7 +46,6 @@ type workload struct {
 	rng  *rand.Rand
 	rest *rand.Zipf
 	ord  *rand.Zipf
-	cli  *rand.Zipf
 	menu *menus
 }
 
@@ -106,7 +105,6 @@ func newWorkload(o *options, seed uint64, m *menus) *workload {
 		rng:  rng,
 		rest: rand.NewZipf(rng, o.zipfS, 1, uint64(o.restaurants-1)),
 		ord:  rand.NewZipf(rng, o.zipfS, 1, uint64(o.orders-1)),
-		cli:  rand.NewZipf(rng, o.zipfS, 1, uint64(o.clients-1)),
 		menu: m,
 	}
 }
@@ -172,9 +170,10 @@ func (w *workload) createOrder(r int, ids []int64, client string) op {
 	return op{route: "POST /orders", method: http.MethodPost, path: "/orders", body: buf.Bytes(), client: client}
 }
 
-// clientIP names a simulated client in the documentation range 198.18.0.0/15
-// (benchmarking addresses; only ever sent as a header value).
+// clientIP names one of the simulated clients, drawn uniformly (per-client
+// rate limits then see a realistic share each), as an address of the
+// benchmarking range 198.18.0.0/15 — only ever sent as a header value.
 func (w *workload) clientIP() string {
-	c := w.cli.Uint64()
+	c := w.rng.IntN(w.o.clients)
 	return fmt.Sprintf("198.18.%d.%d", (c>>8)&0xff, c&0xff)
 }

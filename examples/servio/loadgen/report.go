@@ -26,7 +26,23 @@ type report struct {
 	CacheHitRate float64         `json:"cache_hit_rate"` // NaN when the service exposes no cache metrics
 	PoolSat      poolSaturations `json:"pool_saturation"`
 	SlowShare    float64         `json:"slow_query_share"` // NaN when unknown
+	Curve        []curvePoint    `json:"curve"`            // latency by percentile, for charts
 }
+
+// curvePoint is the latency at one percentile.
+type curvePoint struct {
+	Q       float64       `json:"q"`
+	Latency time.Duration `json:"latency_ns"`
+}
+
+// curveQuantiles are spread evenly on a "nines" scale from p0 to p99.99.
+var curveQuantiles = func() []float64 {
+	var qs []float64
+	for x := 0.0; x <= 4.0001; x += 0.1 {
+		qs = append(qs, 1-math.Pow(10, -x))
+	}
+	return qs
+}()
 
 type percentiles struct {
 	Mean, P50, P90, P95, P99, Max time.Duration
@@ -62,6 +78,9 @@ func newReport(o *options, rec *recorder, elapsed time.Duration, before, after f
 	}
 	if o.mode == "open" {
 		r.OfferedRate = o.rate
+	}
+	for _, q := range curveQuantiles {
+		r.Curve = append(r.Curve, curvePoint{q, rec.all.quantile(q)})
 	}
 	if elapsed > 0 {
 		r.Throughput = float64(rec.all.n) / elapsed.Seconds()

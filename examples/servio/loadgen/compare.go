@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// compareOptions configure `loadgen compare`: seed one data set, run servio
+// on it twice — with perfkit's techniques off (-baseline) and on — drive the
+// same workload at each and print the before/after table.
+type compareOptions struct {
+	load        options
+	servio      string // servio binary; empty: built from ./examples/servio
+	dataDir     string
+	restaurants int
+	items       int
+	orders      int
+	html        string
+}
+
+func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c compareOptions
+	fs := flag.NewFlagSet("loadgen compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.servio, "servio", "", "servio binary (default: go build ./examples/servio)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "data directory for the SQLite file (default: a temporary one); DATABASE_URL / REDIS_URL in the environment are passed on")
+	fs.IntVar(&c.restaurants, "seed-restaurants", 50, "restaurants to seed")
+	fs.IntVar(&c.items, "seed-items", 40, "menu items per restaurant to seed")
+	fs.IntVar(&c.orders, "seed-orders", 20000, "orders to seed")
+	fs.StringVar(&c.html, "html", "", "also write an HTML report with latency percentile charts to this file")
+	registerLoadFlags(fs, &c.load)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c.load.target = "http://127.0.0.1" // replaced by each run's address
+	c.load.restaurants, c.load.orders = c.restaurants, c.orders
+	if err := c.load.validate(); err != nil {
+		return err
+	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
+
+	if c.dataDir == "" {
+		d, err := os.MkdirTemp("", "servio-compare-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		c.dataDir = d
+	}
+	if c.servio == "" {
+		bin := filepath.Join(c.dataDir, "servio-bin")
+		fmt.Fprintln(stderr, "building ./examples/servio …")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./examples/servio").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./examples/servio (run from the repository root): %v\n%s", err, out)
+		}
+		c.servio = bin
+	}
+	fmt.Fprintf(stderr, "seeding %d restaurants × %d items, %d orders …\n", c.restaurants, c.items, c.orders)
+	seed := exec.CommandContext(ctx, c.servio, "seed", "-data-dir", c.dataDir,
+		"-restaurants", strconv.Itoa(c.restaurants), "-items", strconv.Itoa(c.items), "-orders", strconv.Itoa(c.orders))
+	seed.Stdout, seed.Stderr = stderr, stderr
+	if err := seed.Run(); err != nil {
+		return fmt.Errorf("servio seed: %w", err)
+	}
+
+	var reps [2]*report
+	for i, mode := range []string{"before", "after"} {
+		fmt.Fprintf(stderr, "\n== %s: servio %s\n", mode, map[string]string{"before": "with perfkit off (-baseline)", "after": "with perfkit on"}[mode])
+		rep, err := c.runOne(ctx, mode == "before", stderr)
+		if err != nil {
+			return fmt.Errorf("%s run: %w", mode, err)
+		}
+		rep.print(stderr)
+		reps[i] = rep
+	}
+	fmt.Fprintln(stdout)
+	printComparison(stdout, reps[0], reps[1])
+	if c.html != "" {
+		if err := writeHTML(c.html, reps[0], reps[1], &c.load); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "HTML report:", c.html)
+	}
+	return nil
+}
+
+func (c *compareOptions) runOne(ctx context.Context, baseline bool, stderr io.Writer) (*report, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	args := []string{"-addr", addr, "-data-dir", c.dataDir, "-demo-data=false", "-log-level", "warn"}
+	if baseline {
+		args = append(args, "-baseline")
+	}
+	cmd := exec.Command(c.servio, args...)
+	cmd.Env = append(os.Environ(), "TRUSTED_PROXIES=127.0.0.1/32,::1/128")
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	o := c.load
+	o.target = "http://" + addr
+	if err := waitHealthy(ctx, o.target, exited); err != nil {
+		return nil, err
+	}
+	return drive(ctx, o, stderr)
+}
+
+func waitHealthy(ctx context.Context, base string, exited <-chan error) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("servio exited before it was ready: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		resp, err := http.Get(base + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	return errors.New("servio not ready within 60s")
+}
+
+type row struct {
+	name          string
+	before, after float64
+	unit          string
+	lowerIsBetter bool
+}
+
+func comparisonRows(b, a *report) []row {
+	msf := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return []row{
+		{"avg response time", msf(b.Latency.Mean), msf(a.Latency.Mean), "ms", true},
+		{"p50", msf(b.Latency.P50), msf(a.Latency.P50), "ms", true},
+		{"p95", msf(b.Latency.P95), msf(a.Latency.P95), "ms", true},
+		{"p99", msf(b.Latency.P99), msf(a.Latency.P99), "ms", true},
+		{"max", msf(b.Latency.Max), msf(a.Latency.Max), "ms", true},
+		{"throughput", b.Throughput, a.Throughput, "req/s", false},
+		{"error rate", 100 * b.ErrorRate, 100 * a.ErrorRate, "%", true},
+		{"cache hit rate", 100 * b.CacheHitRate, 100 * a.CacheHitRate, "%", false},
+		{"DB pool saturation (mean)", 100 * b.PoolSat.Mean, 100 * a.PoolSat.Mean, "%", true},
+		{"DB pool saturation (max)", 100 * b.PoolSat.Max, 100 * a.PoolSat.Max, "%", true},
+		{"slow queries (>1s)", 100 * b.SlowShare, 100 * a.SlowShare, "%", true},
+	}
+}
+
+func printComparison(w io.Writer, b, a *report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "metric\tbefore\tafter\timprovement\t")
+	for _, r := range comparisonRows(b, a) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r.name, fmtVal(r.before, r.unit), fmtVal(r.after, r.unit), ratio(r))
+	}
+	tw.Flush()
+}
+
+func fmtVal(v float64, unit string) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	switch unit {
+	case "ms":
+		return fmt.Sprintf("%.2f ms", v)
+	case "%":
+		return fmt.Sprintf("%.1f%%", v)
+	}
+	return fmt.Sprintf("%.0f %s", v, unit)
+}
+
+// ratio says how many times better after is than before.
+func ratio(r row) string {
+	b, a := r.before, r.after
+	if math.IsNaN(a) || math.IsNaN(b) || a == b {
+		return "—"
+	}
+	if r.lowerIsBetter {
+		if a == 0 {
+			return "∞"
+		}
+		return fmt.Sprintf("%.1f× lower", b/a)
+	}
+	if b == 0 {
+		return "from 0"
+	}
+	return fmt.Sprintf("%.1f× higher", a/b)
+}
