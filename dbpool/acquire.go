@@ -1,0 +1,189 @@
+package dbpool
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// acquireCtx is the context DB's methods hand to database/sql. It counts the
+// caller as pending until the driver wrapper sees it take a connection,
+// records the wait, and, when AcquireTimeout is shorter than the caller's
+// own deadline, ends the wait with ErrAcquireTimeout. The wrapper unwraps it
+// before calling the driver, so drivers only see the caller's context.
+type acquireCtx struct {
+	context.Context
+	p     *pool
+	start time.Time
+	state atomic.Int32 // waiting, expired or settled
+
+	done      chan struct{} // nil when the caller's context bounds the wait
+	closeOnce sync.Once
+	timer     *time.Timer
+	stop      func() bool // unregisters the parent-cancel hook
+	err       atomic.Pointer[acquireTimeoutError]
+}
+
+const (
+	waiting int32 = iota
+	expired
+	settled
+)
+
+func (p *pool) begin(ctx context.Context) *acquireCtx {
+	a := &acquireCtx{Context: ctx, p: p, start: time.Now()}
+	p.pending.Add(1)
+	if t := p.cfg.AcquireTimeout; t > 0 {
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t {
+			a.done = make(chan struct{})
+			a.timer = time.AfterFunc(t, a.expire)
+			if ctx.Done() != nil {
+				a.stop = context.AfterFunc(ctx, a.close)
+			}
+		}
+	}
+	return a
+}
+
+// Done is the wait's channel while waiting (closed by the acquire timeout or
+// the caller's cancellation) and the caller's once a connection is taken.
+func (a *acquireCtx) Done() <-chan struct{} {
+	if a.done == nil || a.state.Load() == settled {
+		return a.Context.Done()
+	}
+	return a.done
+}
+
+// Err reports ErrAcquireTimeout after the acquire timeout, else the caller's
+// context error.
+func (a *acquireCtx) Err() error {
+	if e := a.err.Load(); e != nil {
+		return e
+	}
+	return a.Context.Err()
+}
+
+func (a *acquireCtx) close() { a.closeOnce.Do(func() { close(a.done) }) }
+
+func (a *acquireCtx) expire() {
+	if !a.state.CompareAndSwap(waiting, expired) {
+		return
+	}
+	a.err.Store(&acquireTimeoutError{d: a.p.cfg.AcquireTimeout})
+	a.p.pending.Add(-1)
+	a.p.acquireTimeouts.Add(1)
+	a.p.in.timeouts.Add(context.Background(), 1, a.p.in.add...)
+	a.close()
+	if a.stop != nil {
+		a.stop()
+	}
+}
+
+// settle ends the wait: the caller has a connection (or gave up).
+func (a *acquireCtx) settle(got bool) {
+	if !a.state.CompareAndSwap(waiting, settled) {
+		return
+	}
+	a.p.pending.Add(-1)
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	if a.stop != nil {
+		a.stop()
+	}
+	if got {
+		a.p.in.waitTime.Record(a.Context, time.Since(a.start).Seconds(), a.p.in.rec...)
+	}
+}
+
+// finish runs when DB's method returns.
+func (a *acquireCtx) finish(err error) { a.settle(err == nil) }
+
+// acquired settles the wait of ctx if it is a waiting caller's and returns
+// the caller's own context.
+func (p *pool) acquired(ctx context.Context) context.Context {
+	if a, ok := ctx.(*acquireCtx); ok {
+		a.settle(true)
+		return a.Context
+	}
+	return ctx
+}
+
+// QueryContext is sql.DB.QueryContext with the acquire timeout and the
+// pending/wait accounting.
+func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	a := db.p.begin(ctx)
+	rows, err := db.DB.QueryContext(a, query, args...)
+	a.finish(err)
+	return rows, err
+}
+
+// Query is QueryContext with context.Background().
+func (db *DB) Query(query string, args ...any) (*sql.Rows, error) {
+	return db.QueryContext(context.Background(), query, args...)
+}
+
+// QueryRowContext is sql.DB.QueryRowContext with the acquire timeout and
+// the pending/wait accounting.
+func (db *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	a := db.p.begin(ctx)
+	row := db.DB.QueryRowContext(a, query, args...)
+	a.finish(row.Err())
+	return row
+}
+
+// QueryRow is QueryRowContext with context.Background().
+func (db *DB) QueryRow(query string, args ...any) *sql.Row {
+	return db.QueryRowContext(context.Background(), query, args...)
+}
+
+// ExecContext is sql.DB.ExecContext with the acquire timeout and the
+// pending/wait accounting.
+func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	a := db.p.begin(ctx)
+	res, err := db.DB.ExecContext(a, query, args...)
+	a.finish(err)
+	return res, err
+}
+
+// Exec is ExecContext with context.Background().
+func (db *DB) Exec(query string, args ...any) (sql.Result, error) {
+	return db.ExecContext(context.Background(), query, args...)
+}
+
+// BeginTx is sql.DB.BeginTx with the acquire timeout and the pending/wait
+// accounting.
+func (db *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	a := db.p.begin(ctx)
+	tx, err := db.DB.BeginTx(a, opts)
+	a.finish(err)
+	return tx, err
+}
+
+// Begin is BeginTx with context.Background().
+func (db *DB) Begin() (*sql.Tx, error) {
+	return db.BeginTx(context.Background(), nil)
+}
+
+// Conn is sql.DB.Conn with the acquire timeout and the pending/wait
+// accounting.
+func (db *DB) Conn(ctx context.Context) (*sql.Conn, error) {
+	a := db.p.begin(ctx)
+	c, err := db.DB.Conn(a)
+	a.finish(err)
+	return c, err
+}
+
+// PingContext is sql.DB.PingContext with the acquire timeout and the
+// pending/wait accounting.
+func (db *DB) PingContext(ctx context.Context) error {
+	a := db.p.begin(ctx)
+	err := db.DB.PingContext(a)
+	a.finish(err)
+	return err
+}
+
+// Ping is PingContext with context.Background().
+func (db *DB) Ping() error { return db.PingContext(context.Background()) }

@@ -1,0 +1,139 @@
+package dbpool
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Config configures a pool. The zero value of every field means the default
+// documented beside it, so Config{} is Servio's pool: 20 max, 5 warm,
+// recycle after 7,500 uses, 30 s query and idle timeouts, 2 s connect
+// timeout. A negative duration or count switches the feature off where noted.
+type Config struct {
+	// MaxOpen bounds open connections (in use + idle). Default 20.
+	MaxOpen int
+	// MinConns connections are kept open and warm: opened at Open and topped
+	// up in the background, never above MaxOpen. Default 5; negative: none.
+	MinConns int
+	// MaxUses retires a connection after it ran this many statements
+	// (queries, execs, prepared-statement runs), with ±10 % jitter per
+	// connection unless JitterOff. Default 7,500; negative: never.
+	MaxUses int
+	// JitterOff makes every connection retire after exactly MaxUses uses.
+	JitterOff bool
+	// QueryTimeout is applied to every statement whose context has no
+	// deadline; an explicit deadline wins. Default 30 s; negative: none.
+	QueryTimeout time.Duration
+	// IdleTimeout closes connections idle this long (database/sql
+	// SetConnMaxIdleTime); the warm MinConns are refreshed by the maintainer
+	// and survive it. Default 30 s; negative: never.
+	IdleTimeout time.Duration
+	// MaxLifetime closes connections this old (SetConnMaxLifetime).
+	// Default 0: no limit (MaxUses recycles instead).
+	MaxLifetime time.Duration
+	// ConnectTimeout bounds opening one connection (dial, TLS, startup).
+	// Default 2 s.
+	ConnectTimeout time.Duration
+	// AcquireTimeout bounds the wait for a free connection in DB's methods
+	// when the caller's context has no earlier deadline; the call then fails
+	// with ErrAcquireTimeout. Default 5 s; negative: only ctx bounds it.
+	AcquireTimeout time.Duration
+	// SlowQuery logs (Warn, SQL text, arguments redacted) and counts
+	// statements that take at least this long. Default 1 s; negative: off.
+	SlowQuery time.Duration
+	// LeakThreshold logs, with the acquiring goroutine's stack, a connection
+	// held longer than this (HikariCP's leakDetectionThreshold). The stack
+	// is captured at each acquisition only when this is set. Default 0: off.
+	LeakThreshold time.Duration
+	// SaturationThreshold is the in-use/MaxOpen ratio at or above which the
+	// pool counts as saturated (Saturated, Stats, a Warn log on entering).
+	// Default 0.9.
+	SaturationThreshold float64
+	// MaintainInterval is how often the maintainer tops up warm connections,
+	// checks saturation and leaks. Default 1 s (or IdleTimeout/3 if smaller).
+	MaintainInterval time.Duration
+	// Name is the db.client.connection.pool.name metric attribute.
+	// Default: the driver name.
+	Name string
+	// MeterProvider provides the metrics. Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Logger receives slow-query, saturation and leak logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultMaxOpen             = 20
+	DefaultMinConns            = 5
+	DefaultMaxUses             = 7500
+	DefaultQueryTimeout        = 30 * time.Second
+	DefaultIdleTimeout         = 30 * time.Second
+	DefaultConnectTimeout      = 2 * time.Second
+	DefaultAcquireTimeout      = 5 * time.Second
+	DefaultSlowQuery           = time.Second
+	DefaultSaturationThreshold = 0.9
+	DefaultMaintainInterval    = time.Second
+)
+
+// withDefaults validates c and fills in defaults; negative "off" values
+// become 0.
+func (c Config) withDefaults(driverName string) (Config, error) {
+	if c.MaxOpen < 0 {
+		return c, fmt.Errorf("%w: MaxOpen %d < 0", ErrConfig, c.MaxOpen)
+	}
+	if c.SaturationThreshold < 0 || c.SaturationThreshold > 1 {
+		return c, fmt.Errorf("%w: SaturationThreshold %v not in [0,1]", ErrConfig, c.SaturationThreshold)
+	}
+	if c.ConnectTimeout < 0 || c.MaxLifetime < 0 || c.LeakThreshold < 0 || c.MaintainInterval < 0 {
+		return c, fmt.Errorf("%w: ConnectTimeout, MaxLifetime, LeakThreshold and MaintainInterval must not be negative", ErrConfig)
+	}
+	if c.MaxOpen == 0 {
+		c.MaxOpen = DefaultMaxOpen
+	}
+	c.MinConns = orDefault(c.MinConns, DefaultMinConns)
+	if c.MinConns > c.MaxOpen {
+		return c, fmt.Errorf("%w: MinConns %d > MaxOpen %d", ErrConfig, c.MinConns, c.MaxOpen)
+	}
+	c.MaxUses = orDefault(c.MaxUses, DefaultMaxUses)
+	c.QueryTimeout = orDefault(c.QueryTimeout, DefaultQueryTimeout)
+	c.IdleTimeout = orDefault(c.IdleTimeout, DefaultIdleTimeout)
+	c.AcquireTimeout = orDefault(c.AcquireTimeout, DefaultAcquireTimeout)
+	c.SlowQuery = orDefault(c.SlowQuery, DefaultSlowQuery)
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.SaturationThreshold == 0 {
+		c.SaturationThreshold = DefaultSaturationThreshold
+	}
+	if c.MaintainInterval == 0 {
+		c.MaintainInterval = DefaultMaintainInterval
+		if c.IdleTimeout > 0 && c.IdleTimeout/3 < c.MaintainInterval {
+			c.MaintainInterval = max(c.IdleTimeout/3, 10*time.Millisecond)
+		}
+	}
+	if c.Name == "" {
+		c.Name = driverName
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = otel.GetMeterProvider()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}
+
+// orDefault maps 0 to def and negative ("off") to 0.
+func orDefault[T int | time.Duration](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}

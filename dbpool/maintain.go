@@ -1,0 +1,192 @@
+package dbpool
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type maintKey struct{}
+
+// isMaint reports whether ctx is the maintainer's, whose holds are not uses.
+func (p *pool) isMaint(ctx context.Context) bool {
+	return p.maintaining.Load() && ctx.Value(maintKey{}) != nil
+}
+
+// maintain is the background goroutine: it dials replacements for retired
+// connections, keeps MinConns connections open and fresh, and watches
+// saturation and leaks, every MaintainInterval and whenever a connection
+// closes or retires. It returns when ctx is cancelled.
+func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(p.cfg.MaintainInterval)
+	defer t.Stop()
+	lastRefresh := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.expireSpares()
+		case <-p.kick:
+		}
+		p.dialSpares(ctx)
+		s := p.db.Stats()
+		refresh := p.cfg.IdleTimeout > 0 && time.Since(lastRefresh) >= p.cfg.IdleTimeout/2
+		if s.OpenConnections < p.cfg.MinConns || refresh {
+			// Never hold more than the pool has room for: the maintainer
+			// must not queue behind callers.
+			n := min(p.cfg.MinConns, s.MaxOpenConnections) - s.InUse
+			if err := p.hold(ctx, n); err != nil && ctx.Err() == nil {
+				p.log.LogAttrs(ctx, slog.LevelDebug, "dbpool: topping up warm connections failed",
+					slog.String("pool", p.cfg.Name), slog.String("error", err.Error()))
+			}
+			lastRefresh = time.Now()
+			s = p.db.Stats()
+		}
+		p.checkSaturation(ctx, s)
+		p.checkLeaks(ctx)
+	}
+}
+
+// hold takes n connections from the pool at once, which opens as many as
+// are missing, and hands them back: they are then open, idle and fresh.
+func (p *pool) hold(ctx context.Context, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	p.maintaining.Store(true)
+	defer p.maintaining.Store(false)
+	mctx := context.WithValue(ctx, maintKey{}, true)
+	held := make([]*sql.Conn, 0, n)
+	defer func() {
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	for range n {
+		// Longer than ConnectTimeout, so that a slow dial fails with
+		// ErrConnectTimeout rather than this context's deadline.
+		cctx, cancel := context.WithTimeout(mctx, 2*p.cfg.ConnectTimeout)
+		c, err := p.db.Conn(cctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		held = append(held, c)
+	}
+	return nil
+}
+
+// dialSpares dials the replacements retirements asked for and parks them
+// for the connector's next Connect.
+func (p *pool) dialSpares(ctx context.Context) {
+	for p.wantSpare.Load() > 0 {
+		p.wantSpare.Add(-1)
+		c, err := p.connector.dial(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.LogAttrs(ctx, slog.LevelDebug, "dbpool: dialling a replacement failed",
+					slog.String("pool", p.cfg.Name), slog.String("error", err.Error()))
+			}
+			return
+		}
+		c.parked = time.Now()
+		select {
+		case p.spares <- c:
+		default:
+			_ = c.Close()
+		}
+	}
+}
+
+// expireSpares closes parked connections older than IdleTimeout.
+func (p *pool) expireSpares() {
+	if p.cfg.IdleTimeout <= 0 {
+		return
+	}
+	for range len(p.spares) {
+		select {
+		case c := <-p.spares:
+			if time.Since(c.parked) > p.cfg.IdleTimeout {
+				_ = c.Close()
+				continue
+			}
+			select {
+			case p.spares <- c:
+			default:
+				_ = c.Close()
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (p *pool) checkSaturation(ctx context.Context, s sql.DBStats) {
+	sat := saturation(s)
+	switch {
+	case sat >= p.cfg.SaturationThreshold && p.saturated.CompareAndSwap(false, true):
+		p.log.LogAttrs(ctx, slog.LevelWarn, "dbpool: pool saturated",
+			slog.String("pool", p.cfg.Name), slog.Int("in_use", s.InUse), slog.Int("max", s.MaxOpenConnections),
+			slog.Int64("pending", max(p.pending.Load(), 0)), slog.Float64("threshold", p.cfg.SaturationThreshold))
+	case sat < p.cfg.SaturationThreshold && p.saturated.CompareAndSwap(true, false):
+		p.log.LogAttrs(ctx, slog.LevelInfo, "dbpool: pool no longer saturated",
+			slog.String("pool", p.cfg.Name), slog.Int("in_use", s.InUse), slog.Int("max", s.MaxOpenConnections))
+	}
+}
+
+// checkLeaks logs, once per acquisition, each connection held longer than
+// LeakThreshold with the stack that acquired it.
+func (p *pool) checkLeaks(ctx context.Context) {
+	if p.cfg.LeakThreshold <= 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	var leaked []*conn
+	p.mu.Lock()
+	for c := range p.conns {
+		if h := c.heldSince.Load(); h != 0 && time.Duration(now-h) > p.cfg.LeakThreshold && !c.leaked.Load() {
+			leaked = append(leaked, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range leaked {
+		h := c.heldSince.Load()
+		if h == 0 || !c.leaked.CompareAndSwap(false, true) {
+			continue
+		}
+		p.leaks.Add(1)
+		p.in.leaks.Add(ctx, 1, p.in.add...)
+		var stack string
+		if pcs := c.stack.Load(); pcs != nil {
+			stack = formatStack(*pcs)
+		}
+		p.log.LogAttrs(ctx, slog.LevelWarn, "dbpool: connection held longer than the leak threshold",
+			slog.String("pool", p.cfg.Name), slog.Duration("held", time.Duration(now-h)),
+			slog.Duration("threshold", p.cfg.LeakThreshold), slog.String("stack", stack))
+	}
+}
+
+func formatStack(pcs []uintptr) string {
+	var b strings.Builder
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		if !strings.HasPrefix(f.Function, "database/sql.") && !strings.HasPrefix(f.Function, "github.com/servio/perfkit/dbpool.") {
+			b.WriteString(f.Function)
+			b.WriteString("\n\t")
+			b.WriteString(f.File)
+			b.WriteByte(':')
+			b.WriteString(strconv.Itoa(f.Line))
+			b.WriteByte('\n')
+		}
+		if !more {
+			return b.String()
+		}
+	}
+}

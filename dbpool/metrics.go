@@ -1,0 +1,101 @@
+package dbpool
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// secondsBuckets returns the explicit histogram boundaries, in seconds, of
+// every duration histogram; they include the 1 s slow-query boundary.
+func secondsBuckets() []float64 {
+	return []float64{.001, .0025, .005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10}
+}
+
+const meterName = "github.com/servio/perfkit/dbpool"
+
+// instruments holds the pool's metric instruments, created once, and the
+// precomputed attribute options the hot path passes as they are.
+type instruments struct {
+	opDuration metric.Float64Histogram
+	slow       metric.Int64Counter
+	retired    metric.Int64Counter
+	timeouts   metric.Int64Counter
+	waitTime   metric.Float64Histogram
+	useTime    metric.Float64Histogram
+	createTime metric.Float64Histogram
+	leaks      metric.Int64Counter
+	reg        metric.Registration
+
+	rec  []metric.RecordOption // pool attributes
+	add  []metric.AddOption
+	obs  []metric.ObserveOption
+	idle []metric.ObserveOption // + state=idle
+	used []metric.ObserveOption // + state=used
+}
+
+func newInstruments(p *pool) (*instruments, error) {
+	m := p.cfg.MeterProvider.Meter(meterName)
+	pool := attribute.String("db.client.connection.pool.name", p.cfg.Name)
+	set := attribute.NewSet(pool)
+	in := &instruments{
+		rec:  []metric.RecordOption{metric.WithAttributeSet(set)},
+		add:  []metric.AddOption{metric.WithAttributeSet(set)},
+		obs:  []metric.ObserveOption{metric.WithAttributeSet(set)},
+		idle: []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(pool, attribute.String("db.client.connection.state", "idle")))},
+		used: []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(pool, attribute.String("db.client.connection.state", "used")))},
+	}
+	seconds := func(name, desc string) (metric.Float64Histogram, error) {
+		return m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
+			metric.WithExplicitBucketBoundaries(secondsBuckets()...))
+	}
+	var errs [16]error
+	in.opDuration, errs[0] = seconds("db.client.operation.duration", "Duration of database client operations.")
+	in.waitTime, errs[1] = seconds("db.client.connection.wait_time", "Time it took to obtain an open connection from the pool.")
+	in.useTime, errs[2] = seconds("db.client.connection.use_time", "Time between borrowing a connection and returning it to the pool.")
+	in.createTime, errs[3] = seconds("db.client.connection.create_time", "Time it took to create a new connection.")
+	in.slow, errs[4] = m.Int64Counter("db.client.operation.slow", metric.WithUnit("{operation}"),
+		metric.WithDescription("Operations that took at least the slow-query threshold."))
+	in.retired, errs[5] = m.Int64Counter("db.client.connection.retired", metric.WithUnit("{connection}"),
+		metric.WithDescription("Connections closed after reaching their maximum number of uses."))
+	in.timeouts, errs[6] = m.Int64Counter("db.client.connection.timeouts", metric.WithUnit("{timeout}"),
+		metric.WithDescription("Timeouts obtaining a connection: acquire and connect timeouts."))
+	in.leaks, errs[7] = m.Int64Counter("db.client.connection.leaks", metric.WithUnit("{connection}"),
+		metric.WithDescription("Connections held longer than the leak threshold."))
+	count, e8 := m.Int64ObservableUpDownCounter("db.client.connection.count", metric.WithUnit("{connection}"),
+		metric.WithDescription("Connections currently in the state described by db.client.connection.state."))
+	maxC, e9 := m.Int64ObservableUpDownCounter("db.client.connection.max", metric.WithUnit("{connection}"),
+		metric.WithDescription("The maximum number of open connections allowed."))
+	idleMin, e10 := m.Int64ObservableUpDownCounter("db.client.connection.idle.min", metric.WithUnit("{connection}"),
+		metric.WithDescription("The minimum number of idle open connections allowed."))
+	idleMax, e11 := m.Int64ObservableUpDownCounter("db.client.connection.idle.max", metric.WithUnit("{connection}"),
+		metric.WithDescription("The maximum number of idle open connections allowed."))
+	pending, e12 := m.Int64ObservableUpDownCounter("db.client.connection.pending_requests", metric.WithUnit("{request}"),
+		metric.WithDescription("Callers waiting for an open connection."))
+	sat, e13 := m.Float64ObservableGauge("db.client.connection.saturation", metric.WithUnit("1"),
+		metric.WithDescription("Connections in use divided by the maximum."))
+	errs[8], errs[9], errs[10], errs[11], errs[12], errs[13] = e8, e9, e10, e11, e12, e13
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("dbpool: creating metrics: %w", err)
+		}
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := p.db.Stats()
+		o.ObserveInt64(count, int64(s.Idle), in.idle...)
+		o.ObserveInt64(count, int64(s.InUse), in.used...)
+		o.ObserveInt64(maxC, int64(s.MaxOpenConnections), in.obs...)
+		o.ObserveInt64(idleMin, int64(p.cfg.MinConns), in.obs...)
+		o.ObserveInt64(idleMax, int64(p.cfg.MaxOpen), in.obs...)
+		o.ObserveInt64(pending, max(p.pending.Load(), 0), in.obs...)
+		o.ObserveFloat64(sat, saturation(s), in.obs...)
+		return nil
+	}, count, maxC, idleMin, idleMax, pending, sat)
+	if err != nil {
+		return nil, fmt.Errorf("dbpool: registering metrics callback: %w", err)
+	}
+	in.reg = reg
+	return in, nil
+}

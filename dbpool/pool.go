@@ -1,0 +1,280 @@
+package dbpool
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DB is a database/sql pool with dbpool's tuning and observation. It embeds
+// *sql.DB, so everything written for *sql.DB works on it (pass db.DB where a
+// *sql.DB is required). Its context-taking methods that acquire a connection
+// (QueryContext, ExecContext, QueryRowContext, BeginTx, Conn, PingContext
+// and the context-free forms) add the acquire timeout and the
+// pending/wait-time accounting; everything else is observed in the driver
+// wrapper whichever way it is called. Safe for concurrent use.
+type DB struct {
+	*sql.DB
+	p *pool
+
+	stop      context.CancelFunc // stops the maintainer
+	done      chan struct{}      // closed when the maintainer has returned
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// pool is the state the driver wrapper, the maintainer and DB share.
+type pool struct {
+	cfg Config
+	db  *sql.DB
+	in  *instruments
+	log *slog.Logger
+
+	connects        atomic.Int64
+	connectTimeouts atomic.Int64
+	acquireTimeouts atomic.Int64
+	retired         atomic.Int64
+	queries         atomic.Int64
+	slow            atomic.Int64
+	leaks           atomic.Int64
+	pending         atomic.Int64
+	maintaining     atomic.Bool
+	saturated       atomic.Bool
+
+	kick      chan struct{} // wakes the maintainer
+	wantSpare atomic.Int64  // replacements to dial in the background
+	spares    chan *conn    // background-dialled connections for Connect
+	connector *connector
+
+	mu    sync.Mutex
+	conns map[*conn]struct{} // live connections, kept when LeakThreshold > 0
+}
+
+// Open opens a pool on a registered database/sql driver ("pgx", "sqlite",
+// ...) and warms MinConns connections within ctx. For "sqlite" the DSN gets
+// dbpool's SQLite defaults (see SQLiteDSN); for "pgx" the pool is opened
+// with OpenPostgres, so timed-out queries are cancelled server-side. It
+// returns an error wrapping ErrConfig for a bad Config, and the connect
+// error when no connection can be opened (the pool is then closed).
+func Open(ctx context.Context, driverName, dsn string, cfg Config) (*DB, error) {
+	switch driverName {
+	case "pgx", "pgx/v5":
+		return OpenPostgres(ctx, dsn, cfg)
+	case "sqlite":
+		var err error
+		if cfg, dsn, err = sqliteConfig(cfg, dsn); err != nil {
+			return nil, err
+		}
+	}
+	probe, err := sql.Open(driverName, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("dbpool: %w", err)
+	}
+	drv := probe.Driver()
+	_ = probe.Close()
+	var c driver.Connector = dsnConnector{dsn: dsn, drv: drv}
+	if dc, ok := drv.(driver.DriverContext); ok {
+		if c, err = dc.OpenConnector(dsn); err != nil {
+			return nil, fmt.Errorf("dbpool: %w", err)
+		}
+	}
+	if cfg.Name == "" {
+		cfg.Name = driverName
+	}
+	return OpenConnector(ctx, c, cfg)
+}
+
+// OpenConnector opens a pool on a driver.Connector (e.g. pgx's
+// stdlib.GetConnector) and warms MinConns connections within ctx.
+func OpenConnector(ctx context.Context, c driver.Connector, cfg Config) (*DB, error) {
+	if c == nil {
+		return nil, fmt.Errorf("%w: nil connector", ErrConfig)
+	}
+	cfg, err := cfg.withDefaults(fmt.Sprintf("%T", c.Driver()))
+	if err != nil {
+		return nil, err
+	}
+	p := &pool{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		kick:   make(chan struct{}, 1),
+		spares: make(chan *conn, max(cfg.MinConns, 1)),
+		conns:  make(map[*conn]struct{}),
+	}
+	p.connector = &connector{inner: c, p: p}
+	p.db = sql.OpenDB(p.connector)
+	p.db.SetMaxOpenConns(cfg.MaxOpen)
+	p.db.SetMaxIdleConns(cfg.MaxOpen)
+	p.db.SetConnMaxIdleTime(cfg.IdleTimeout)
+	p.db.SetConnMaxLifetime(cfg.MaxLifetime)
+	if p.in, err = newInstruments(p); err != nil {
+		_ = p.db.Close()
+		return nil, err
+	}
+	if err := p.hold(ctx, cfg.MinConns); err != nil {
+		_ = p.in.reg.Unregister()
+		_ = p.db.Close()
+		return nil, fmt.Errorf("dbpool: warming %d connections: %w", cfg.MinConns, err)
+	}
+	mctx, stop := context.WithCancel(context.Background())
+	db := &DB{DB: p.db, p: p, stop: stop, done: make(chan struct{})}
+	go p.maintain(mctx, db.done)
+	return db, nil
+}
+
+// Close stops the maintainer, closes the pool and unregisters the metrics.
+// It is idempotent and returns the first call's error.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.stop()
+		<-db.done
+		db.closeErr = errors.Join(db.DB.Close(), db.p.in.reg.Unregister())
+	})
+	return db.closeErr
+}
+
+// Stats is a snapshot of the pool: database/sql's counters plus dbpool's.
+type Stats struct {
+	sql.DBStats
+	// MinConns is the configured number of warm connections.
+	MinConns int
+	// Pending is the number of callers of DB's methods waiting for a connection.
+	Pending int64
+	// Saturation is InUse / MaxOpenConnections.
+	Saturation float64
+	// Saturated reports Saturation >= Config.SaturationThreshold.
+	Saturated bool
+	// Connects counts connections opened (the driver's Connect succeeded).
+	Connects int64
+	// Retired counts connections closed after reaching their maximum uses.
+	Retired int64
+	// ConnectTimeouts and AcquireTimeouts count the two kinds of timeout.
+	ConnectTimeouts, AcquireTimeouts int64
+	// Queries counts statements run; SlowQueries those at or above the
+	// slow-query threshold.
+	Queries, SlowQueries int64
+	// Leaks counts connections held longer than LeakThreshold.
+	Leaks int64
+}
+
+// Stats returns a snapshot of the pool's statistics.
+func (db *DB) Stats() Stats {
+	p := db.p
+	s := Stats{
+		DBStats:         p.db.Stats(),
+		MinConns:        p.cfg.MinConns,
+		Pending:         max(p.pending.Load(), 0),
+		Connects:        p.connects.Load(),
+		Retired:         p.retired.Load(),
+		ConnectTimeouts: p.connectTimeouts.Load(),
+		AcquireTimeouts: p.acquireTimeouts.Load(),
+		Queries:         p.queries.Load(),
+		SlowQueries:     p.slow.Load(),
+		Leaks:           p.leaks.Load(),
+	}
+	s.Saturation = saturation(s.DBStats)
+	s.Saturated = s.Saturation >= p.cfg.SaturationThreshold
+	return s
+}
+
+// Saturated reports whether in-use / max connections is at or above
+// Config.SaturationThreshold right now.
+func (db *DB) Saturated() bool {
+	return saturation(db.p.db.Stats()) >= db.p.cfg.SaturationThreshold
+}
+
+// Config returns the pool's configuration with defaults filled in.
+func (db *DB) Config() Config { return db.p.cfg }
+
+func saturation(s sql.DBStats) float64 {
+	if s.MaxOpenConnections <= 0 {
+		return 0
+	}
+	return float64(s.InUse) / float64(s.MaxOpenConnections)
+}
+
+// HealthCheck pings the database through the pool and returns the ping's
+// latency and the pool's stats. It honours ctx. Use db.Check where a
+// func(context.Context) error is wanted.
+func (db *DB) HealthCheck(ctx context.Context) (time.Duration, Stats, error) {
+	start := time.Now()
+	err := db.PingContext(ctx)
+	d := time.Since(start)
+	if err != nil {
+		err = fmt.Errorf("dbpool: ping: %w", err)
+	}
+	return d, db.Stats(), err
+}
+
+// Check pings the database through the pool: a health check of the shape
+// func(context.Context) error that needs no import of dbpool's types.
+func (db *DB) Check(ctx context.Context) error {
+	_, _, err := db.HealthCheck(ctx)
+	return err
+}
+
+func (p *pool) slowQuery(ctx context.Context, query string, nargs int, d time.Duration, err error) {
+	p.slow.Add(1)
+	p.in.slow.Add(ctx, 1, p.in.add...)
+	attrs := []slog.Attr{
+		slog.String("pool", p.cfg.Name),
+		slog.String("sql", query),
+		slog.Int("args", nargs), // values redacted: they may hold personal data or secrets
+		slog.Duration("duration", d),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	p.log.LogAttrs(ctx, slog.LevelWarn, "dbpool: slow query", attrs...)
+}
+
+// retire counts a connection retired after its maximum uses and asks the
+// maintainer for a replacement dialled in the background.
+func (p *pool) retire() {
+	p.retired.Add(1)
+	p.in.retired.Add(context.Background(), 1, p.in.add...)
+	p.wantSpare.Add(1)
+	p.wake()
+}
+
+func (p *pool) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pool) track(c *conn) {
+	if p.cfg.LeakThreshold <= 0 {
+		return
+	}
+	p.mu.Lock()
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *pool) untrack(c *conn) {
+	if p.cfg.LeakThreshold > 0 {
+		p.mu.Lock()
+		delete(p.conns, c)
+		p.mu.Unlock()
+	}
+	p.wake() // top up warm connections after idle close or retirement
+}
+
+func (p *pool) drainSpares() {
+	for {
+		select {
+		case s := <-p.spares:
+			_ = s.Close()
+		default:
+			return
+		}
+	}
+}

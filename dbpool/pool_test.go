@@ -1,0 +1,193 @@
+package dbpool_test
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/servio/perfkit/dbpool"
+)
+
+func TestConfigInvalid(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  dbpool.Config
+	}{
+		{"negative MaxOpen", dbpool.Config{MaxOpen: -1}},
+		{"MinConns above MaxOpen", dbpool.Config{MaxOpen: 2, MinConns: 3}},
+		{"saturation above 1", dbpool.Config{SaturationThreshold: 1.5}},
+		{"negative ConnectTimeout", dbpool.Config{ConnectTimeout: -time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := dbpool.Open(context.Background(), "sqlite", t.TempDir()+"/x.db", tt.cfg)
+			assert.ErrorIs(t, err, dbpool.ErrConfig)
+		})
+	}
+}
+
+func TestOpenUnknownDriver(t *testing.T) {
+	t.Parallel()
+	_, err := dbpool.Open(context.Background(), "no-such-driver", "", dbpool.Config{})
+	assert.ErrorContains(t, err, "dbpool:")
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	db := openSQLite(t, dbpool.Config{})
+	cfg := db.Config()
+	assert.Equal(t, 20, cfg.MaxOpen)
+	assert.Equal(t, 5, cfg.MinConns)
+	assert.Equal(t, 7500, cfg.MaxUses)
+	assert.Equal(t, 30*time.Second, cfg.QueryTimeout)
+	assert.Equal(t, 30*time.Second, cfg.IdleTimeout)
+	assert.Equal(t, 2*time.Second, cfg.ConnectTimeout)
+	assert.Equal(t, time.Second, cfg.SlowQuery)
+	assert.Equal(t, "sqlite", cfg.Name)
+	s := db.Stats()
+	assert.Equal(t, 20, s.MaxOpenConnections)
+	assert.Equal(t, 5, s.OpenConnections, "MinConns warmed at Open")
+	assert.Equal(t, 5, s.Idle, "warm connections are idle")
+}
+
+func TestMinConnsKeptAfterIdleClose(t *testing.T) {
+	t.Parallel()
+	db := openSQLite(t, dbpool.Config{MaxOpen: 6, MinConns: 2, IdleTimeout: 100 * time.Millisecond})
+	ctx := context.Background()
+	var held []*sql.Conn
+	for range 6 {
+		c, err := db.Conn(ctx)
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	for _, c := range held {
+		require.NoError(t, c.Close())
+	}
+	require.Equal(t, 6, db.Stats().OpenConnections)
+	// database/sql's cleaner runs at most once a second.
+	require.Eventually(t, func() bool {
+		s := db.Stats()
+		return s.MaxIdleTimeClosed >= 4 && s.OpenConnections == 2
+	}, 5*time.Second, 10*time.Millisecond, "idle connections above MinConns closed")
+	assert.Never(t, func() bool { return db.Stats().OpenConnections < 2 }, 1500*time.Millisecond, 5*time.Millisecond,
+		"the warm MinConns survive the idle timeout")
+}
+
+func TestMinConnsKeptAfterRecycle(t *testing.T) {
+	t.Parallel()
+	db := openSQLite(t, dbpool.Config{MaxOpen: 3, MinConns: 3, MaxUses: 2, JitterOff: true})
+	ctx := context.Background()
+	for range 20 {
+		var one int
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT 1").Scan(&one))
+	}
+	require.Eventually(t, func() bool { return db.Stats().OpenConnections == 3 }, 2*time.Second, 5*time.Millisecond)
+	s := db.Stats()
+	assert.Equal(t, int64(10), s.Retired, "20 queries / 2 uses each")
+	assert.GreaterOrEqual(t, s.Connects, int64(3+10-1), "warm + replacements")
+}
+
+func TestMaxUsesExactPostgres(t *testing.T) {
+	t.Parallel()
+	db := openPostgres(t, dbpool.Config{MaxOpen: 1, MinConns: 1, MaxUses: 3, JitterOff: true})
+	ctx := context.Background()
+	var pids []int
+	for range 7 {
+		var pid int
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid))
+		pids = append(pids, pid)
+	}
+	assert.Equal(t, []int{pids[0], pids[0], pids[0], pids[3], pids[3], pids[3], pids[6]}, pids,
+		"each backend serves exactly 3 queries")
+	assert.NotEqual(t, pids[0], pids[3])
+	assert.NotEqual(t, pids[3], pids[6])
+	assert.Equal(t, int64(2), db.Stats().Retired)
+}
+
+func TestSaturation(t *testing.T) {
+	t.Parallel()
+	log, recs := newLogger()
+	mp, collect := newMeter(t)
+	db := openSQLite(t, dbpool.Config{MaxOpen: 20, Logger: log, MeterProvider: mp, MaintainInterval: 10 * time.Millisecond})
+	ctx := context.Background()
+	var held []*sql.Conn
+	for range 20 {
+		c, err := db.Conn(ctx)
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() { _ = db.PingContext(wctx) })
+	}
+	require.Eventually(t, func() bool { return db.Stats().Pending == 100 }, 5*time.Second, 5*time.Millisecond)
+	s := db.Stats()
+	assert.True(t, db.Saturated())
+	assert.True(t, s.Saturated)
+	assert.Equal(t, 1.0, s.Saturation)
+	assert.Equal(t, 20, s.InUse)
+	require.Eventually(t, func() bool { return len(recs.find("dbpool: pool saturated")) == 1 }, 2*time.Second, 5*time.Millisecond)
+	assert.Equal(t, "20", recs.find("dbpool: pool saturated")[0]["max"])
+	m := collect()
+	pending := m["db.client.connection.pending_requests"].(metricdata.Sum[int64])
+	assert.Equal(t, int64(100), pending.DataPoints[0].Value)
+	sat := m["db.client.connection.saturation"].(metricdata.Gauge[float64])
+	assert.Equal(t, 1.0, sat.DataPoints[0].Value)
+
+	for _, c := range held {
+		require.NoError(t, c.Close())
+	}
+	wg.Wait()
+	assert.Zero(t, db.Stats().Pending)
+	assert.False(t, db.Saturated())
+	require.Eventually(t, func() bool { return len(recs.find("dbpool: pool no longer saturated")) == 1 }, 2*time.Second, 5*time.Millisecond)
+	waits := collect()["db.client.connection.wait_time"].(metricdata.Histogram[float64])
+	assert.GreaterOrEqual(t, waits.DataPoints[0].Count, uint64(100), "every waiter's wait recorded")
+}
+
+func TestAcquireTimeout(t *testing.T) {
+	t.Parallel()
+	db := openSQLite(t, dbpool.Config{MaxOpen: 1, MinConns: 1, AcquireTimeout: 100 * time.Millisecond})
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	require.NoError(t, err)
+	defer c.Close()
+
+	start := time.Now()
+	_, err = db.ExecContext(ctx, "SELECT 1")
+	assert.ErrorIs(t, err, dbpool.ErrAcquireTimeout)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), time.Second)
+	assert.Equal(t, int64(1), db.Stats().AcquireTimeouts)
+
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	err = db.QueryRowContext(short, "SELECT 1").Err()
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "the caller's earlier deadline wins")
+	assert.NotErrorIs(t, err, dbpool.ErrAcquireTimeout)
+	assert.Zero(t, db.Stats().Pending)
+}
+
+func TestHealthCheck(t *testing.T) {
+	t.Parallel()
+	db, err := dbpool.Open(context.Background(), "sqlite", t.TempDir()+"/h.db", dbpool.Config{MinConns: 2})
+	require.NoError(t, err)
+	lat, s, err := db.HealthCheck(context.Background())
+	require.NoError(t, err)
+	assert.Positive(t, lat)
+	assert.Equal(t, 2, s.MinConns)
+	var check func(context.Context) error = db.Check
+	assert.NoError(t, check(context.Background()))
+	require.NoError(t, db.Close())
+	require.NoError(t, db.Close(), "Close is idempotent")
+	assert.Error(t, db.Check(context.Background()), "a closed pool is unhealthy")
+}
