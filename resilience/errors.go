@@ -45,6 +45,7 @@ type RetryError struct {
 	Reason   error // why retrying stopped
 }
 
+// Error describes the attempts, why retrying stopped and the last error.
 func (e *RetryError) Error() string {
 	return "resilience: gave up after " + strconv.Itoa(e.Attempts) + " attempts (" + trimPrefix(e.Reason) + "): " + errString(e.Err)
 }
@@ -61,6 +62,7 @@ type TimeoutError struct {
 	Err     error         // the callee's error, usually context.DeadlineExceeded
 }
 
+// Error describes the message (if any) and the timeout.
 func (e *TimeoutError) Error() string {
 	if e.Message != "" {
 		return "resilience: " + e.Message + " (timeout after " + e.After.String() + ")"
@@ -87,6 +89,7 @@ type BreakerError struct {
 	gbErr error
 }
 
+// Error describes the sentinel's message and the breaker name.
 func (e *BreakerError) Error() string {
 	if e.Name == "" {
 		return e.err.Error()
@@ -110,6 +113,7 @@ type BulkheadError struct {
 	Queued bool
 }
 
+// Error describes why the bulkhead rejected the call.
 func (e *BulkheadError) Error() string {
 	s := "resilience: bulkhead full"
 	if e.Queued {
@@ -132,6 +136,7 @@ type RateLimitError struct {
 	Delay time.Duration // time until the call would have been allowed
 }
 
+// Error describes the delay until a token frees.
 func (e *RateLimitError) Error() string {
 	s := "resilience: rate limited, retry after " + e.Delay.String()
 	if e.Name != "" {

@@ -25,8 +25,12 @@ type Policy struct {
 	TimeoutMessage string
 	// Retry retries failed attempts.
 	Retry *RetryPolicy
-	// Breaker guards each attempt with a circuit breaker.
+	// Breaker guards each attempt with a circuit breaker built for this
+	// pipeline.
 	Breaker *BreakerConfig
+	// CircuitBreaker, when set, is an existing breaker (from a Breakers
+	// registry, or shared between pipelines) used instead of Breaker.
+	CircuitBreaker *CircuitBreaker
 	// Bulkhead caps concurrent attempts.
 	Bulkhead *BulkheadConfig
 	// RateLimit limits the rate of attempts.
@@ -99,7 +103,9 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 			return nil, err
 		}
 	}
-	if p.Breaker != nil {
+	if p.CircuitBreaker != nil {
+		pl.breaker = p.CircuitBreaker
+	} else if p.Breaker != nil {
 		bc := *p.Breaker
 		bc.Name = sub(bc.Name, "breaker")
 		bc.Clock = clockOrNil(bc.Clock, p.Clock)

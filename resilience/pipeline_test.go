@@ -173,3 +173,18 @@ func TestPresets(t *testing.T) {
 		assert.NoError(t, err, p.Name)
 	}
 }
+
+func TestPipelineSharedBreaker(t *testing.T) {
+	t.Parallel()
+	hosts, err := NewBreakers(BreakerConfig{ConsecutiveFailures: 1}, 0)
+	require.NoError(t, err)
+	cb := hosts.Get("api.example")
+	p1, err := NewPipeline(Policy{CircuitBreaker: cb, Breaker: &BreakerConfig{ConsecutiveFailures: 100}})
+	require.NoError(t, err)
+	p2, err := NewPipeline(Policy{CircuitBreaker: cb})
+	require.NoError(t, err)
+	assert.Same(t, cb, p1.Breaker())
+	_, _ = Do(context.Background(), p1, fail)
+	_, err = Do(context.Background(), p2, okCall)
+	assert.ErrorIs(t, err, ErrOpen, "the breaker tripped through p1 guards p2")
+}
