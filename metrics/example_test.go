@@ -1,0 +1,128 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/servio/perfkit/metrics"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+)
+
+// Setup with the Prometheus exporter; its handler serves /health/metrics.
+func ExampleSetup() {
+	ctx := context.Background()
+	p, err := metrics.Setup(ctx, metrics.Options{ServiceName: "servio", NoRuntimeMetrics: true})
+	if err != nil {
+		panic(err)
+	}
+	defer p.Shutdown(ctx)
+
+	orders, _ := metrics.NewCounter(p, "servio.orders", metric.WithUnit("{order}"))
+	web := orders.Bind(attribute.String("channel", "web"))
+	web.Inc(ctx)
+	web.Inc(ctx)
+
+	rec := httptest.NewRecorder()
+	p.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/health/metrics", nil))
+	fams, _ := metrics.ParsePrometheus(rec.Body)
+	fmt.Println(fams["servio_orders_total"].GetMetric()[0].GetCounter().GetValue())
+	// Output: 2
+}
+
+// Track wraps a function like the seed's @Track decorator. With SetGlobal the
+// wrapper (which resolves otel.GetMeterProvider() when it wraps) records into p.
+func ExampleTrackArg() {
+	ctx := context.Background()
+	reader := sdkmetric.NewManualReader()
+	p, _ := metrics.Setup(ctx, metrics.Options{SetGlobal: true, NoPrometheus: true,
+		Readers: []sdkmetric.Reader{reader}})
+	defer p.Shutdown(ctx)
+
+	createOrder := metrics.TrackArg("order.create", func(_ context.Context, items int) (string, error) {
+		if items == 0 {
+			return "", errors.New("empty order")
+		}
+		return "order-1", nil
+	})
+	id, _ := createOrder(ctx, 3)
+	_, err := createOrder(ctx, 0)
+	fmt.Println(id, err)
+
+	pct, _ := metrics.ReadPercentiles(ctx, reader, metrics.OperationDuration, nil)
+	fmt.Println("observations:", pct.Count)
+	// Output:
+	// order-1 empty order
+	// observations: 2
+}
+
+// A Tracker records into an explicit provider; Op instruments code that is
+// not a function of the wrapped shape.
+func ExampleTracker_Op() {
+	ctx := context.Background()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(ctx)
+
+	tr, _ := metrics.NewTracker(metrics.TrackerConfig{MeterProvider: mp})
+	getMenu := metrics.TrackWith(tr, "menu.get", func(context.Context) ([]string, error) {
+		return []string{"pizza"}, nil
+	})
+	menu, _ := getMenu(ctx)
+	fmt.Println(menu)
+	// Output: [pizza]
+}
+
+// The middleware goes around the ServeMux; the route is the mux pattern.
+func ExampleHTTPMiddleware_Wrap() {
+	ctx := context.Background()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(ctx)
+
+	mw, _ := metrics.NewHTTPMiddleware(metrics.HTTPConfig{MeterProvider: mp})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, _ *http.Request) {})
+	handler := mw.Wrap(mux)
+
+	for _, id := range []string{"1", "2", "3"} {
+		handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/orders/"+id, nil))
+	}
+	pct, _ := metrics.ReadPercentiles(ctx, reader, metrics.HTTPServerDuration, func(s attribute.Set) bool {
+		route, _ := s.Value("http.route")
+		return route.AsString() == "GET /orders/{id}"
+	})
+	fmt.Println("requests for GET /orders/{id}:", pct.Count)
+	// Output: requests for GET /orders/{id}: 3
+}
+
+// StatsD/DogStatsD output for DataDog or Graphite, added through Setup.
+func ExampleStatsDConfig() {
+	ctx := context.Background()
+	p, err := metrics.Setup(ctx, metrics.Options{
+		NoPrometheus: true,
+		StatsD: &metrics.StatsDConfig{
+			Addr:   "127.0.0.1:8125",
+			Prefix: "servio",
+			Tags:   []attribute.KeyValue{attribute.String("env", "dev")},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer p.Shutdown(ctx)
+	fmt.Println(p.StatsD() != nil)
+	// Output: true
+}
+
+func ExampleQuantile() {
+	bounds := []float64{0.1, 0.5, 1}
+	counts := []uint64{50, 45, 5, 0} // last: above 1 s
+	p95, _ := metrics.Quantile(0.95, bounds, counts)
+	fmt.Printf("p95 = %.2f s\n", p95)
+	// Output: p95 = 0.50 s
+}
