@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/servio/perfkit/examples/servio/internal/store"
@@ -122,18 +123,31 @@ func (a *App) Close() error {
 // routes registers every route of DESIGN.md under its rate-limit tier.
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
-	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, a.limit(tierAPI, h)) }
-	api("GET /restaurants/{id}/menu", a.getMenu)
-	api("POST /restaurants/{id}/menu", a.addMenuItem)
-	api("PATCH /menu-items/{id}", a.patchMenuItem)
-	api("GET /orders/{id}", a.getOrder)
-	api("GET /restaurants/{id}/orders", a.listOrders)
-	api("POST /orders", a.createOrder)
-	api("PATCH /orders/{id}", a.patchOrder)
-	api("GET /restaurants/{id}/inventory/low-stock", a.lowStock)
-	mux.Handle("POST /auth/login", a.limit(tierAuth, http.HandlerFunc(a.login)))
-	mux.Handle("POST /assistant/query", a.limit(tierHeavy, http.HandlerFunc(a.assistantQuery)))
-	mux.Handle("POST /uploads", a.limit(tierUploads, http.HandlerFunc(a.upload)))
+	allowed := map[string][]string{}
+	handle := func(tier, method, path string, h http.HandlerFunc) {
+		mux.Handle(method+" "+path, a.limit(tier, h))
+		allowed[path] = append(allowed[path], method)
+	}
+	handle(tierAPI, "GET", "/restaurants/{id}/menu", a.getMenu)
+	handle(tierAPI, "POST", "/restaurants/{id}/menu", a.addMenuItem)
+	handle(tierAPI, "PATCH", "/menu-items/{id}", a.patchMenuItem)
+	handle(tierAPI, "GET", "/orders/{id}", a.getOrder)
+	handle(tierAPI, "PATCH", "/orders/{id}", a.patchOrder)
+	handle(tierAPI, "GET", "/restaurants/{id}/orders", a.listOrders)
+	handle(tierAPI, "POST", "/orders", a.createOrder)
+	handle(tierAPI, "GET", "/restaurants/{id}/inventory/low-stock", a.lowStock)
+	handle(tierAuth, "POST", "/auth/login", a.login)
+	handle(tierHeavy, "POST", "/assistant/query", a.assistantQuery)
+	handle(tierUploads, "POST", "/uploads", a.upload)
+	// A method-less pattern per path answers other methods with a JSON 405
+	// (the mux's own 405 is plain text).
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+allow)
+		})
+	}
 
 	health := http.NewServeMux()
 	a.healthRoutes(health)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -148,12 +149,17 @@ func (a *App) listOrders(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	q := store.OrdersQuery{RestaurantID: rid, Status: r.URL.Query().Get("status")}
+	params, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		a.fail(w, r, badRequest("malformed query string"))
+		return
+	}
+	q := store.OrdersQuery{RestaurantID: rid, Status: params.Get("status")}
 	if q.Status != "" && !store.ValidStatus(q.Status) {
 		a.fail(w, r, badRequest("status must be one of pending, preparing, ready, completed, cancelled"))
 		return
 	}
-	if v := r.URL.Query().Get("limit"); v != "" {
+	if v := params.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
 			a.fail(w, r, badRequest("limit must be a positive integer (at most %d)", store.MaxPageSize))
@@ -161,7 +167,7 @@ func (a *App) listOrders(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Limit = min(n, store.MaxPageSize)
 	}
-	if v := r.URL.Query().Get("cursor"); v != "" {
+	if v := params.Get("cursor"); v != "" {
 		c, err := store.DecodeCursor(v)
 		if err != nil {
 			a.fail(w, r, err)
