@@ -18,6 +18,9 @@ import (
 // newL1 returns an L1-only cache closed when the test ends.
 func newL1(t *testing.T, cfg cache.Config) *cache.Cache {
 	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
 	c, err := cache.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })

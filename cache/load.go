@@ -82,14 +82,14 @@ func waitCall[V any](ctx context.Context, cl *call) (V, error) {
 }
 
 // callLoader runs load, turning a panic into a *PanicError.
-func callLoader[V any](ctx context.Context, load func(context.Context) (V, error)) (v V, err error, pnc *PanicError) {
+func callLoader[V any](ctx context.Context, load func(context.Context) (V, error)) (v V, pnc *PanicError, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			pnc = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
 	v, err = load(ctx)
-	return v, err, nil
+	return v, nil, err
 }
 
 // runLoad resolves a miss of key for every caller of cl: L2 first, then the
@@ -146,7 +146,7 @@ func runLoad[V any](parent context.Context, c *Cache, key string, cl *call, ttl 
 
 	c.st.loads.Add(1)
 	start := time.Now()
-	v, err, pnc := callLoader(ctx, load)
+	v, pnc, err := callLoader(ctx, load)
 	c.met.recordLoad(time.Since(start), errOrPanic(err, pnc))
 	switch {
 	case pnc != nil:

@@ -69,7 +69,7 @@ func Memoize[T any](ttl time.Duration, fn func(context.Context) (T, error)) func
 		if !leader {
 			return waitCall[T](ctx, cl)
 		}
-		v, err, pnc := callLoader(context.WithoutCancel(ctx), fn)
+		v, pnc, err := callLoader(context.WithoutCancel(ctx), fn)
 		mu.Lock()
 		if err == nil && pnc == nil {
 			r := &result{val: v}

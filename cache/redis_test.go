@@ -1,0 +1,440 @@
+package cache_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/servio/perfkit/cache"
+	"github.com/servio/perfkit/internal/testenv"
+)
+
+// newCache returns a cache over rdb with every Redis key and the channel
+// under prefix, closed when the test ends.
+func newCache(t *testing.T, rdb redis.UniversalClient, prefix string, cfg cache.Config) *cache.Cache {
+	t.Helper()
+	cfg.Redis = rdb
+	cfg.KeyPrefix = prefix
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	c, err := cache.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// twin returns a second client of the server rdb talks to, as another
+// instance of the service would have.
+func twin(t *testing.T, rdb *redis.Client) *redis.Client {
+	t.Helper()
+	opt := *rdb.Options()
+	c := redis.NewClient(&opt)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// countHook counts the commands and pipelines a client sends.
+type countHook struct{ cmds, pipes atomic.Int32 }
+
+// hooked returns a twin of rdb whose commands are counted.
+func hooked(t *testing.T, rdb *redis.Client) (*redis.Client, *countHook) {
+	t.Helper()
+	c := twin(t, rdb)
+	h := &countHook{}
+	c.AddHook(h)
+	return c, h
+}
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !connSetup(cmd) {
+			h.cmds.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !connSetup(cmds[0]) {
+			h.pipes.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// connSetup reports whether cmd is part of go-redis' connection setup.
+func connSetup(cmd redis.Cmder) bool { return cmd.Name() == "hello" || cmd.Name() == "client" }
+
+type menu struct {
+	Restaurant int      `json:"restaurant"`
+	Items      []string `json:"items"`
+}
+
+func TestL2HitFillsL1InOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	a := newCache(t, rdb, prefix, cache.Config{})
+	rdbB, hook := hooked(t, rdb)
+	b := newCache(t, rdbB, prefix, cache.Config{DisablePubSub: true})
+	ctx := t.Context()
+
+	want := menu{Restaurant: 7, Items: []string{"pho", "banh mi"}}
+	require.NoError(t, cache.Set(ctx, a, "menu:7", want, 0))
+	failLoad := func(context.Context) (menu, error) { return menu{}, fmt.Errorf("loader must not run") }
+
+	got, err := cache.GetOrSet(ctx, b, "menu:7", 0, failLoad)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.Equal(t, int32(1), hook.cmds.Load()+hook.pipes.Load(), "an L2 hit is one round trip")
+
+	got, err = cache.GetOrSet(ctx, b, "menu:7", 0, failLoad)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.Equal(t, int32(1), hook.cmds.Load(), "the second read is an L1 hit")
+	st := b.Stats()
+	assert.Equal(t, uint64(1), st.L2Hits)
+	assert.Equal(t, uint64(1), st.L1Hits)
+
+	ttl, err := rdb.TTL(ctx, prefix+"menu:7").Result()
+	require.NoError(t, err)
+	assert.InDelta(t, cache.DefaultTTL.Seconds(), ttl.Seconds(), cache.DefaultTTL.Seconds()*0.11, "L2 TTL is the default 300 s minus jitter")
+}
+
+func TestEmptyValueIsNotAMiss(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	a := newCache(t, rdb, prefix, cache.Config{})
+	b := newCache(t, twin(t, rdb), prefix, cache.Config{})
+	ctx := t.Context()
+	require.NoError(t, cache.Set(ctx, a, "empty", "", 0))
+	require.NoError(t, cache.Set(ctx, a, "none", []int{}, 0))
+	s, err := cache.Get[string](ctx, b, "empty")
+	require.NoError(t, err)
+	assert.Equal(t, "", s)
+	sl, err := cache.Get[[]int](ctx, b, "none")
+	require.NoError(t, err)
+	assert.Equal(t, []int{}, sl)
+	assert.Equal(t, uint64(2), b.Stats().L2Hits)
+}
+
+// rawHeader builds an L2 header by hand, to forge foreign values.
+func rawHeader(magic0, magic1, version, codec, flags byte) []byte {
+	return binary.BigEndian.AppendUint64([]byte{magic0, magic1, version, codec, flags}, 0)
+}
+
+func TestCorruptL2ValuesAreCountedDeletedAndMissed(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	good := rawHeader(0xC5, 0x4B, 1, 1, 0)
+	cases := map[string][]byte{
+		"empty":          {},
+		"plain string":   []byte("hello"),
+		"json only":      []byte(`{"restaurant":1}`),
+		"bad magic":      append(rawHeader(0xC5, 0x00, 1, 1, 0), `{}`...),
+		"future version": append(rawHeader(0xC5, 0x4B, 9, 1, 0), `{}`...),
+		"foreign codec":  append(rawHeader(0xC5, 0x4B, 1, 99, 0), `{}`...),
+		"unknown flags":  append(rawHeader(0xC5, 0x4B, 1, 1, 0x80), `{}`...),
+		"bad json":       append(good, `{"restaurant":`...),
+		"wrong type":     append(good, `"a string"`...),
+		"truncated":      good[:7],
+	}
+	c := newCache(t, rdb, prefix, cache.Config{})
+	i := 0
+	for name, raw := range cases {
+		i++
+		key := fmt.Sprint("bad:", i)
+		require.NoError(t, rdb.Set(ctx, prefix+key, raw, time.Minute).Err(), name)
+		_, err := cache.Get[menu](ctx, c, key)
+		assert.ErrorIs(t, err, cache.ErrMiss, name)
+		n, err := rdb.Exists(ctx, prefix+key).Result()
+		require.NoError(t, err)
+		assert.Zero(t, n, "%s: corrupt value deleted", name)
+
+		require.NoError(t, rdb.Set(ctx, prefix+key, raw, time.Minute).Err(), name)
+		v, err := cache.GetOrSet(ctx, c, key, 0, func(context.Context) (menu, error) { return menu{Restaurant: i}, nil })
+		require.NoError(t, err, name)
+		assert.Equal(t, i, v.Restaurant, "%s: loader result served", name)
+	}
+	st := c.Stats()
+	assert.Equal(t, uint64(2*len(cases)), st.Corrupt)
+	assert.Zero(t, st.L2Hits)
+}
+
+func TestGetManySetManyOnePipeline(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	a := newCache(t, rdb, prefix, cache.Config{})
+	rdbB, hook := hooked(t, rdb)
+	b := newCache(t, rdbB, prefix, cache.Config{DisablePubSub: true})
+
+	items := make(map[string]int, 100)
+	keys := make([]string, 0, 110)
+	for i := range 100 {
+		k := fmt.Sprint("item:", i)
+		items[k] = i
+		keys = append(keys, k)
+	}
+	for i := range 10 {
+		keys = append(keys, fmt.Sprint("absent:", i))
+	}
+	require.NoError(t, cache.SetMany(ctx, a, items, time.Minute))
+	for _, k := range []string{"item:0", "item:99"} {
+		ttl, err := rdb.TTL(ctx, prefix+k).Result()
+		require.NoError(t, err)
+		assert.Greater(t, ttl, 50*time.Second, "TTL on %s", k)
+	}
+
+	got, err := cache.GetMany[int](ctx, b, keys)
+	require.NoError(t, err)
+	assert.Equal(t, items, got)
+	assert.Equal(t, int32(1), hook.pipes.Load(), "one pipeline")
+	assert.Zero(t, hook.cmds.Load())
+
+	got, err = cache.GetMany[int](ctx, b, keys[:100])
+	require.NoError(t, err)
+	assert.Equal(t, items, got)
+	assert.Equal(t, int32(1), hook.pipes.Load(), "second read served by L1")
+}
+
+func TestDeletePatternAndTagsOnRedis(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	c := newCache(t, rdb, prefix, cache.Config{})
+	odd := "menu:[weird]*?\\"
+	for _, k := range []string{"menu:1", "menu:2", odd, "order:1", "order:2", "order:3"} {
+		require.NoError(t, cache.Set(ctx, c, k, k, 0))
+	}
+	require.NoError(t, cache.Set(ctx, c, "order:4", "o4", 0, cache.WithTags("restaurant:1")))
+	require.NoError(t, cache.Set(ctx, c, "order:5", "o5", 0, cache.WithTags("restaurant:1", "vip")))
+
+	require.NoError(t, c.Delete(ctx, "order:1"))
+	n, err := c.InvalidatePattern(ctx, cache.EscapePattern(odd))
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "escaped pattern matches only the literal key")
+	n, err = c.InvalidatePattern(ctx, "menu:*")
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	n, err = c.InvalidateTags(ctx, "restaurant:1")
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+
+	left, err := rdb.Keys(ctx, prefix+"*").Result() // test-only check of the keyspace
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{prefix + "order:2", prefix + "order:3", prefix + "tag:vip"}, left)
+	for _, k := range []string{"menu:1", "menu:2", odd, "order:1", "order:4", "order:5"} {
+		_, err := cache.Get[string](ctx, c, k)
+		assert.ErrorIs(t, err, cache.ErrMiss, k)
+	}
+}
+
+func TestCrossInstanceInvalidation(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	a := newCache(t, rdb, prefix, cache.Config{})
+	b := newCache(t, twin(t, rdb), prefix, cache.Config{})
+	load := func(v string) func(context.Context) (string, error) {
+		return func(context.Context) (string, error) { return v, nil }
+	}
+	warm := func(keys ...string) {
+		for _, k := range keys {
+			_, err := cache.GetOrSet(ctx, a, k, 0, load("old"))
+			require.NoError(t, err)
+			v, err := cache.GetOrSet(ctx, b, k, 0, load("never"))
+			require.NoError(t, err)
+			require.Equal(t, "old", v)
+		}
+	}
+	// cleanWithin checks that b's L1 no longer serves the old value of key.
+	cleanWithin := func(what, key string) {
+		t.Helper()
+		assert.Eventually(t, func() bool {
+			v, err := cache.Get[string](ctx, b, key)
+			return err != nil || v != "old"
+		}, 50*time.Millisecond, time.Millisecond, "%s: b's L1 clean within 50 ms", what)
+	}
+
+	warm("menu:1")
+	require.NoError(t, a.Delete(ctx, "menu:1"))
+	cleanWithin("Delete", "menu:1")
+
+	warm("menu:2")
+	require.NoError(t, cache.Set(ctx, a, "menu:2", "new", 0))
+	cleanWithin("Set", "menu:2")
+	v, err := cache.Get[string](ctx, b, "menu:2")
+	require.NoError(t, err)
+	assert.Equal(t, "new", v)
+
+	warm("menu:3")
+	_, err = a.InvalidatePattern(ctx, "menu:*")
+	require.NoError(t, err)
+	cleanWithin("InvalidatePattern", "menu:3")
+
+	for _, k := range []string{"order:1", "order:2"} {
+		require.NoError(t, cache.Set(ctx, a, k, "old", 0, cache.WithTags("r9")))
+		v, err := cache.Get[string](ctx, b, k)
+		require.NoError(t, err)
+		require.Equal(t, "old", v)
+	}
+	_, err = a.InvalidateTags(ctx, "r9")
+	require.NoError(t, err)
+	cleanWithin("InvalidateTags", "order:1")
+	cleanWithin("InvalidateTags", "order:2")
+
+	warm("menu:4")
+	require.NoError(t, a.Flush(ctx))
+	require.NoError(t, rdb.Set(ctx, prefix+"menu:4", "junk", time.Minute).Err())
+	cleanWithin("Flush", "menu:4")
+
+	// a ignores its own messages: its L1 keeps what it just set.
+	require.NoError(t, cache.Set(ctx, a, "mine", "x", 0))
+	require.NoError(t, rdb.Del(ctx, prefix+"mine").Err())
+	time.Sleep(20 * time.Millisecond) // let a's own message come back
+	v, err = cache.Get[string](ctx, a, "mine")
+	require.NoError(t, err)
+	assert.Equal(t, "x", v)
+}
+
+func TestInvalidationWinsOverRacingLoad(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	a := newCache(t, rdb, prefix, cache.Config{})
+	b := newCache(t, twin(t, rdb), prefix, cache.Config{})
+
+	loading := make(chan struct{})
+	release := make(chan struct{})
+	got := make(chan string, 1)
+	go func() {
+		v, _ := cache.GetOrSet(ctx, b, "order:1", 0, func(context.Context) (string, error) {
+			close(loading)
+			<-release
+			return "pending", nil // read from the DB before the write below
+		})
+		got <- v
+	}()
+	<-loading
+	before := b.Stats().Invalidations
+	require.NoError(t, cache.Set(ctx, a, "order:1", "paid", 0))
+	require.Eventually(t, func() bool { return b.Stats().Invalidations > before }, time.Second, time.Millisecond)
+	close(release)
+	assert.Equal(t, "pending", <-got, "the caller gets what its load read")
+
+	for _, c := range []*cache.Cache{a, b} {
+		v, err := cache.Get[string](ctx, c, "order:1")
+		require.NoError(t, err)
+		assert.Equal(t, "paid", v, "the stale load filled neither L1 nor L2")
+	}
+}
+
+func TestRedisKilledAndRestarted(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := t.Context()
+	c := newCache(t, rdb, "", cache.Config{BreakerOpenFor: 50 * time.Millisecond})
+	var loads atomic.Int32
+	load := func(v string) func(context.Context) (string, error) {
+		return func(context.Context) (string, error) { loads.Add(1); return v, nil }
+	}
+
+	_, err := cache.GetOrSet(ctx, c, "hot", 0, load("hot"))
+	require.NoError(t, err)
+	srv.Kill()
+
+	for i := range 20 {
+		v, err := cache.GetOrSet(ctx, c, "hot", 0, load("never"))
+		require.NoError(t, err, "L1 keeps serving")
+		assert.Equal(t, "hot", v)
+		v, err = cache.GetOrSet(ctx, c, fmt.Sprint("cold:", i), 0, load("loaded"))
+		require.NoError(t, err, "misses fall back to the loader")
+		assert.Equal(t, "loaded", v)
+	}
+	st := c.Stats()
+	assert.Positive(t, st.L2Errors, "L2 errors counted")
+	assert.Equal(t, uint64(21), st.Misses, "L2 errors read as misses")
+	assert.ErrorIs(t, cache.Set(ctx, c, "w", "x", 0), cache.ErrUnavailable, "writes report Redis down")
+
+	srv.Restart()
+	// The resubscription flushes L1 (messages were lost while down), and
+	// L2 writes and hits resume once the breaker lets a probe through.
+	require.Eventually(t, func() bool {
+		return cache.Set(ctx, c, "back", "yes", 0) == nil
+	}, 10*time.Second, 20*time.Millisecond, "writes resume")
+	other := newCache(t, rdb, "", cache.Config{DisablePubSub: true})
+	v, err := cache.Get[string](ctx, other, "back")
+	require.NoError(t, err)
+	assert.Equal(t, "yes", v)
+	assert.Equal(t, uint64(1), other.Stats().L2Hits, "L2 hits resume")
+	require.Eventually(t, func() bool {
+		_, err := cache.Get[string](ctx, c, "hot")
+		return err != nil
+	}, 10*time.Second, 20*time.Millisecond, "L1 flushed after resubscribe")
+}
+
+func TestClusterPatternTagsAndBatches(t *testing.T) {
+	t.Parallel()
+	cl := testenv.RedisCluster(t)
+	rdb := cl.Client()
+	ctx := t.Context()
+	a := newCache(t, rdb, "", cache.Config{})
+	b := newCache(t, cl.Client(), "", cache.Config{})
+
+	items := make(map[string]string, 200)
+	keys := make([]string, 0, 200)
+	for i := range 100 {
+		for _, kind := range []string{"menu", "order"} {
+			k := fmt.Sprintf("%s:%d", kind, i)
+			items[k] = k
+			keys = append(keys, k)
+		}
+	}
+	require.NoError(t, cache.SetMany(ctx, a, items, time.Minute), "cross-slot SetMany")
+	got, err := cache.GetMany[string](ctx, b, keys)
+	require.NoError(t, err)
+	assert.Equal(t, items, got, "cross-slot GetMany")
+
+	var mastersWithKeys atomic.Int32
+	require.NoError(t, rdb.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		if n.DBSize(ctx).Val() > 0 {
+			mastersWithKeys.Add(1)
+		}
+		return nil
+	}))
+	require.Equal(t, int32(3), mastersWithKeys.Load(), "keys spread over all masters")
+
+	n, err := a.InvalidatePattern(ctx, "menu:*")
+	require.NoError(t, err)
+	assert.Equal(t, 100, n, "pattern invalidation on every master")
+	for i := range 100 {
+		k := fmt.Sprint("order:", i)
+		require.NoError(t, cache.Set(ctx, a, k, k, 0, cache.WithTags(fmt.Sprint("r", i%2))))
+	}
+	n, err = a.InvalidateTags(ctx, "r0")
+	require.NoError(t, err)
+	assert.Equal(t, 50, n, "tag invalidation across slots")
+
+	assert.Eventually(t, func() bool {
+		got, err := cache.GetMany[string](ctx, b, keys)
+		return err == nil && len(got) == 50
+	}, time.Second, 5*time.Millisecond, "b sees only the 50 orders of tag r1")
+	total := int64(0)
+	require.NoError(t, rdb.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		atomic.AddInt64(&total, n.DBSize(ctx).Val())
+		return nil
+	}))
+	assert.Equal(t, int64(51), total, "50 orders + the r1 tag set")
+}
