@@ -67,3 +67,49 @@ func BenchmarkContextWithTimeout(b *testing.B) {
 		cancel()
 	}
 }
+
+func okCall1(_ context.Context, n int) (int, error) { return n, nil }
+
+func BenchmarkRetry1(b *testing.B) {
+	b.ReportAllocs()
+	fn := Retry1(RetryPolicy{}, okCall1)
+	ctx := context.Background()
+	for b.Loop() {
+		_, _ = fn(ctx, 1)
+	}
+}
+
+func BenchmarkBulkhead(b *testing.B) {
+	b.ReportAllocs()
+	bh, _ := NewBulkhead(BulkheadConfig{})
+	fn := Isolate(bh, okCall)
+	ctx := context.Background()
+	for b.Loop() {
+		_, _ = fn(ctx)
+	}
+}
+
+func BenchmarkRateLimit(b *testing.B) {
+	b.ReportAllocs()
+	rl, _ := NewRateLimiter(RateLimitConfig{Limit: 1 << 30})
+	fn := Throttle(rl, okCall)
+	ctx := context.Background()
+	for b.Loop() {
+		_, _ = fn(ctx)
+	}
+}
+
+// BenchmarkPipelineFull is the OpenAI preset without its timeout: retry,
+// breaker, bulkhead and rate limit around a call of one argument.
+func BenchmarkPipelineFull(b *testing.B) {
+	b.ReportAllocs()
+	pol := OpenAI()
+	pol.Timeout = 0
+	pol.RateLimit.Limit, pol.RateLimit.Burst = 1<<30, 1<<30
+	p, _ := NewPipeline(pol)
+	fn := Wrap1(p, okCall1)
+	ctx := context.Background()
+	for b.Loop() {
+		_, _ = fn(ctx, 1)
+	}
+}
