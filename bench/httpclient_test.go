@@ -1,0 +1,179 @@
+package bench
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/servio/perfkit/httpclient"
+)
+
+// httpConcurrency is the number of goroutines issuing requests.
+const httpConcurrency = 50
+
+// loopback is a local HTTP server that counts accepted connections.
+type loopback struct {
+	*httptest.Server
+	conns atomic.Int64
+}
+
+func newLoopback(b *testing.B, h http.HandlerFunc) *loopback {
+	b.Helper()
+	l := &loopback{}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			l.conns.Add(1)
+		}
+	}
+	srv.Start()
+	b.Cleanup(srv.Close)
+	l.Server = srv
+	return l
+}
+
+// httpPeer issues one GET and reports whether it ended in a 200.
+type httpPeer struct {
+	name  string
+	get   func(url string) (int, error)
+	close func()
+}
+
+func stdGet(c *http.Client) func(string) (int, error) {
+	return func(url string) (int, error) {
+		resp, err := c.Get(url)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+}
+
+// httpPeers builds each client with its own defaults, changing only what a
+// benchmark needs (retry waits of 1 µs so a storm measures connections, not
+// sleeping; 503 as a retry condition where the library does not retry
+// statuses by default).
+func httpPeers(b *testing.B, retries int) []httpPeer {
+	b.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+
+	pk, err := httpclient.New(httpclient.Options{
+		Logger: quiet,
+		Retry:  httpclient.RetryOptions{MaxRetries: max(retries, -1), BaseDelay: time.Microsecond, MaxDelay: time.Microsecond},
+		// The storm is the point of the retry benchmark, not a reason to trip.
+		Breaker: httpclient.BreakerOptions{ConsecutiveFailures: 1 << 30},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	def := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
+	rh := retryablehttp.NewClient()
+	rh.Logger = nil
+	rh.RetryMax = max(retries, 0)
+	rh.RetryWaitMin, rh.RetryWaitMax = time.Microsecond, time.Microsecond
+
+	rs := resty.New().
+		SetRetryCount(max(retries, 0)).
+		SetRetryWaitTime(time.Microsecond).
+		SetRetryMaxWaitTime(time.Microsecond).
+		AddRetryCondition(func(r *resty.Response, _ error) bool { return r.StatusCode() == http.StatusServiceUnavailable })
+
+	return []httpPeer{
+		{"perfkit", stdGet(pk), pk.CloseIdleConnections},
+		{"default", stdGet(def), def.CloseIdleConnections},
+		{"retryablehttp", func(url string) (int, error) {
+			resp, err := rh.Get(url)
+			if err != nil {
+				return 0, err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}, rh.HTTPClient.CloseIdleConnections},
+		{"resty", func(url string) (int, error) {
+			resp, err := rs.R().Get(url)
+			if err != nil {
+				return 0, err
+			}
+			return resp.StatusCode(), nil
+		}, rs.GetClient().CloseIdleConnections},
+	}
+}
+
+// runHTTP drives get at httpConcurrency goroutines and reports connections
+// opened in total ("conns") and per 1,000 requests.
+func runHTTP(b *testing.B, srv *loopback, p httpPeer) {
+	b.Cleanup(p.close)
+	url := srv.URL + "/v1/items/1"
+	srv.conns.Store(0)
+	var failed atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(max(1, httpConcurrency/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			code, err := p.get(url)
+			if err != nil || code != http.StatusOK {
+				failed.Add(1)
+			}
+		}
+	})
+	b.StopTimer()
+	conns := float64(srv.conns.Load())
+	b.ReportMetric(conns, "conns")
+	b.ReportMetric(conns*1000/float64(b.N), "conns/1k-req")
+	b.ReportMetric(float64(failed.Load())*100/float64(b.N), "%failed")
+}
+
+// BenchmarkHTTPClientGet: 50 goroutines GET a small JSON body from one
+// loopback host, each client with its library defaults.
+func BenchmarkHTTPClientGet(b *testing.B) {
+	for _, p := range httpPeers(b, 0) {
+		b.Run(p.name, func(b *testing.B) {
+			srv := newLoopback(b, func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{"id":1,"name":"margherita","price":950}`)
+			})
+			runHTTP(b, srv, p)
+		})
+	}
+}
+
+// BenchmarkHTTPClient503Storm: the server answers every other request with
+// 503 and an 8 KiB error page (a proxy's HTML page), so a logical request
+// takes two attempts on average; every retrying client gets 10 retries with
+// 1 µs waits (a request fails only after 11 straight 503s, ~0.05%). Counts show which clients keep their connections
+// through the storm. "default" does not retry and is left out.
+func BenchmarkHTTPClient503Storm(b *testing.B) {
+	page := strings.Repeat("x", 8<<10)
+	for _, p := range httpPeers(b, 10) {
+		if p.name == "default" {
+			continue
+		}
+		b.Run(p.name, func(b *testing.B) {
+			var calls atomic.Int64
+			srv := newLoopback(b, func(w http.ResponseWriter, _ *http.Request) {
+				if calls.Add(1)%2 == 0 {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					_, _ = io.WriteString(w, page)
+					return
+				}
+				_, _ = io.WriteString(w, `{"ok":true}`)
+			})
+			runHTTP(b, srv, p)
+		})
+	}
+}
