@@ -88,3 +88,20 @@ func TestRateLimitDefaults(t *testing.T) {
 		assert.Error(t, err, "%+v", c)
 	}
 }
+
+func TestRateLimitWaitCanceled(t *testing.T) {
+	t.Parallel()
+	clk := newManualClock()
+	rl, err := NewRateLimiter(RateLimitConfig{Limit: 1, Per: time.Second, MaxWait: time.Second, Clock: clk})
+	require.NoError(t, err)
+	require.NoError(t, rl.Do(context.Background(), func(context.Context) error { return nil }))
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- rl.Do(ctx, func(context.Context) error { return nil }) }()
+	require.Equal(t, time.Second, <-clk.Created)
+	cancel()
+	assert.ErrorIs(t, <-res, context.Canceled)
+	clk.Advance(time.Second)
+	assert.NoError(t, rl.Do(context.Background(), func(context.Context) error { return nil }),
+		"the canceled wait gave its token back")
+}

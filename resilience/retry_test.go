@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -387,4 +388,35 @@ func FuzzNextDelay(f *testing.F) {
 			t.Fatalf("nextDelay = %v, want within [0, %v]", d, time.Duration(maxD))
 		}
 	})
+}
+
+func TestRetryConcurrentShared(t *testing.T) {
+	t.Parallel()
+	budget, err := NewBudget(0.5, 5)
+	require.NoError(t, err)
+	var calls atomic.Int32
+	fn := Retry(RetryPolicy{MaxAttempts: 3, Budget: budget, Clock: newAutoClock()}, func(context.Context) (int, error) {
+		if calls.Add(1)%2 == 0 {
+			return 0, errBoom
+		}
+		return 1, nil
+	})
+	var ok, failed atomic.Int32
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			_, err := fn(context.Background())
+			if err == nil {
+				ok.Add(1)
+				return
+			}
+			if errors.Is(err, errBoom) {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int32(100), ok.Load()+failed.Load(), "every call succeeds or fails with the callee's error")
+	assert.LessOrEqual(t, calls.Load()-100, int32(5+50), "retries stay within the budget's reserve plus ratio")
+	assert.LessOrEqual(t, budget.Tokens(), 5.0)
 }
