@@ -167,13 +167,14 @@ func scheme(tls bool) string {
 	return "http"
 }
 
-// Wrap returns next instrumented. The route is r.Pattern as set by an
-// http.ServeMux: Wrap may sit around the mux (the mux sets Pattern on the
-// request it was given, which Wrap reads after next returns) or around a
-// handler registered in it. A layer between Wrap and the mux that replaces
-// the *Request (r.WithContext) hides the pattern; such a layer, or a router
-// other than ServeMux, can report the route with SetRoute. Requests without
-// a route (404s from the mux) carry no http.route attribute.
+// Wrap returns next instrumented. The route is the http.ServeMux pattern
+// that matched: Wrap may sit directly around the mux (the mux sets Pattern
+// on the request it was given, which Wrap reads after next returns) or
+// around a handler registered in it. When layers between Wrap and the mux
+// replace the *Request (r.WithContext, http.StripPrefix), put ReportRoute
+// directly around the mux; other routers call SetRoute. A route reported
+// that way wins over r.Pattern. Requests without a route (404s from the
+// mux) carry no http.route attribute.
 func (h *HTTPMiddleware) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -188,9 +189,9 @@ func (h *HTTPMiddleware) Wrap(next http.Handler) http.Handler {
 		rw := &responseWriter{ResponseWriter: w}
 		defer func() {
 			h.active.Add(ctx, -1, h.activeOpts[mi][ti]...)
-			route := r.Pattern
+			route := rw.route // reported from inside: the most specific
 			if route == "" {
-				route = rw.route
+				route = r.Pattern
 			}
 			status := rw.status
 			if status == 0 {
@@ -245,6 +246,19 @@ func (h *HTTPMiddleware) opts(key seriesKey) []metric.RecordOption {
 	next[key] = o
 	h.series.Store(&next)
 	return o
+}
+
+// ReportRoute returns mux wrapped so that, after it has served a request,
+// the pattern it matched is reported to an enclosing HTTPMiddleware with
+// SetRoute. Use it when layers between the middleware and the mux replace
+// the *Request.
+func ReportRoute(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		if r.Pattern != "" {
+			SetRoute(w, r.Pattern)
+		}
+	})
 }
 
 // SetRoute records route as the http.route of the request being served on

@@ -107,8 +107,34 @@ func TestMiddlewareInsideMuxAndSetRoute(t *testing.T) {
 		routes[v.AsString()] += dp.Count
 	}
 	// The outer Wrap around /custom/ sees the outer mux's pattern "/custom/"
-	// on its own request: r.Pattern wins over SetRoute when both are present.
-	assert.Equal(t, map[string]uint64{"GET /menu/{id}": 1, "/custom/": 1}, routes)
+	// on its own request, but the route reported from inside is more specific.
+	assert.Equal(t, map[string]uint64{"GET /menu/{id}": 1, "/custom/{rest...}": 1}, routes)
+}
+
+func TestReportRouteThroughRequestReplacingLayer(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp})
+	require.NoError(t, err)
+	// A layer that replaces the request and wraps the writer, like many
+	// auth or rate-limit middlewares.
+	replacing := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(wrappedWriter{w}, r.WithContext(r.Context()))
+		})
+	}
+	hidden := mw.Wrap(replacing(newMux()))
+	reported := mw.Wrap(replacing(ReportRoute(newMux())))
+	hidden.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/orders/1", nil))
+	reported.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/orders/2", nil))
+
+	routes := map[string]uint64{}
+	for _, dp := range histPoints(t, collect(t, r, HTTPServerDuration)) {
+		v, _ := dp.Attributes.Value("http.route")
+		routes[v.AsString()] += dp.Count
+	}
+	assert.Equal(t, map[string]uint64{"": 1, "GET /orders/{id}": 1}, routes,
+		"the pattern is lost without ReportRoute and kept with it")
 }
 
 type wrappedWriter struct{ http.ResponseWriter }

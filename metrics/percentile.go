@@ -81,9 +81,11 @@ func percentilesOf(bounds []float64, counts []uint64, sum float64) (Percentiles,
 }
 
 // ReadPercentiles collects r (a ManualReader passed in Options.Readers, say)
-// and returns the percentiles of the explicit-bucket histogram name, summed
-// over the data points whose attributes match (nil: all). It returns
-// ErrNoData when nothing matched or nothing was recorded.
+// and returns the percentiles of the histogram name, summed over the data
+// points whose attributes match (nil: all). Exponential histograms (positive
+// values; their scale must agree across points) are read as explicit bounds
+// at their bucket edges. It returns ErrNoData when nothing matched or
+// nothing was recorded.
 func ReadPercentiles(ctx context.Context, r sdkmetric.Reader, name string, match func(attribute.Set) bool) (Percentiles, error) {
 	var rm metricdata.ResourceMetrics
 	if err := r.Collect(ctx, &rm); err != nil {
@@ -94,8 +96,8 @@ func ReadPercentiles(ctx context.Context, r sdkmetric.Reader, name string, match
 		counts []uint64
 		sum    float64
 	)
-	add := func(b []float64, c []uint64, s float64, attrs attribute.Set) error {
-		if match != nil && !match(attrs) {
+	add := func(b []float64, c []uint64, s float64, attrs *attribute.Set) error {
+		if attrs != nil && match != nil && !match(*attrs) {
 			return nil
 		}
 		if counts == nil {
@@ -117,18 +119,31 @@ func ReadPercentiles(ctx context.Context, r sdkmetric.Reader, name string, match
 			switch d := m.Data.(type) {
 			case metricdata.Histogram[float64]:
 				for _, dp := range d.DataPoints {
-					if err := add(dp.Bounds, dp.BucketCounts, dp.Sum, dp.Attributes); err != nil {
+					if err := add(dp.Bounds, dp.BucketCounts, dp.Sum, &dp.Attributes); err != nil {
 						return Percentiles{}, err
 					}
 				}
 			case metricdata.Histogram[int64]:
 				for _, dp := range d.DataPoints {
-					if err := add(dp.Bounds, dp.BucketCounts, float64(dp.Sum), dp.Attributes); err != nil {
+					if err := add(dp.Bounds, dp.BucketCounts, float64(dp.Sum), &dp.Attributes); err != nil {
+						return Percentiles{}, err
+					}
+				}
+			case metricdata.ExponentialHistogram[float64]:
+				var pts []metricdata.ExponentialHistogramDataPoint[float64]
+				for _, dp := range d.DataPoints {
+					if match == nil || match(dp.Attributes) {
+						pts = append(pts, dp)
+					}
+				}
+				if len(pts) > 0 {
+					b, c, s := mergeExponential(pts)
+					if err := add(b, c, s, nil); err != nil {
 						return Percentiles{}, err
 					}
 				}
 			default:
-				return Percentiles{}, fmt.Errorf("metrics: %s is %T, not an explicit-bucket histogram", name, m.Data)
+				return Percentiles{}, fmt.Errorf("metrics: %s is %T, not a histogram", name, m.Data)
 			}
 		}
 	}
@@ -225,4 +240,52 @@ func labelsMatch(labels []*dto.LabelPair, match map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// mergeExponential merges the positive halves of base-2 exponential
+// histogram points at their lowest scale and returns explicit bounds and
+// counts: first the zero count in a bucket ending at the lowest edge, then
+// bucket index k covering (base^k, base^(k+1)] with base = 2^(2^-scale).
+func mergeExponential(pts []metricdata.ExponentialHistogramDataPoint[float64]) ([]float64, []uint64, float64) {
+	scale := pts[0].Scale
+	for _, p := range pts {
+		scale = min(scale, p.Scale)
+	}
+	var (
+		zero   uint64
+		sum    float64
+		lo, hi int32
+		byIdx  = map[int32]uint64{}
+	)
+	first := true
+	for _, p := range pts {
+		zero += p.ZeroCount
+		sum += p.Sum
+		shift := p.Scale - scale
+		for i, c := range p.PositiveBucket.Counts {
+			if c == 0 {
+				continue
+			}
+			k := (p.PositiveBucket.Offset + int32(i)) >> shift
+			byIdx[k] += c
+			if first || k < lo {
+				lo = k
+			}
+			if first || k > hi {
+				hi = k
+			}
+			first = false
+		}
+	}
+	base := math.Exp2(math.Exp2(-float64(scale)))
+	bounds := []float64{math.Pow(base, float64(lo))}
+	counts := []uint64{zero}
+	if first { // only zeros
+		return bounds, append(counts, 0), sum
+	}
+	for k := lo; k <= hi; k++ {
+		bounds = append(bounds, math.Pow(base, float64(k+1)))
+		counts = append(counts, byIdx[k])
+	}
+	return bounds, append(counts, 0), sum
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 func nowMinus(seconds float64) time.Time {
@@ -131,4 +132,22 @@ func FuzzPromPercentiles(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestReadPercentilesFromExponentialHistogram(t *testing.T) {
+	t.Parallel()
+	r := sdkmetric.NewManualReader()
+	p := setupTest(t, Options{Readers: []sdkmetric.Reader{r}, NoPrometheus: true, ExponentialHistograms: true})
+	h, _ := p.Meter("t").Float64Histogram("exp.duration", metric.WithUnit("s"))
+	ctx := context.Background()
+	for i := range 100 {
+		route := attribute.String("route", []string{"a", "b"}[i%2])
+		h.Record(ctx, float64(i+1)/1000, metric.WithAttributes(route)) // 1 ms … 100 ms
+	}
+	pct, err := ReadPercentiles(ctx, r, "exp.duration", nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(100), pct.Count)
+	assert.InEpsilon(t, 0.050, pct.P50, 0.02, "p50 within 2%%")
+	assert.InEpsilon(t, 0.095, pct.P95, 0.02, "p95 within 2%%")
+	assert.InEpsilon(t, 0.099, pct.P99, 0.02, "p99 within 2%%")
 }

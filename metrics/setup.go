@@ -63,7 +63,7 @@ type Options struct {
 	StatsD *StatsDConfig
 
 	// ExportInterval is how often push exporters (OTLP, StatsD) collect.
-	// Default 10 s.
+	// Default: OTEL_METRIC_EXPORT_INTERVAL (milliseconds) when set, else 10 s.
 	ExportInterval time.Duration
 
 	// HTTPBuckets are the boundaries of every duration histogram (unit "s")
@@ -127,8 +127,12 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	if opts.ExportInterval < 0 {
 		return nil, fmt.Errorf("%w: negative ExportInterval", ErrInvalidConfig)
 	}
-	if opts.ExportInterval == 0 {
-		opts.ExportInterval = 10 * time.Second
+	var intervalOpts []sdkmetric.PeriodicReaderOption
+	switch {
+	case opts.ExportInterval > 0:
+		intervalOpts = append(intervalOpts, sdkmetric.WithInterval(opts.ExportInterval))
+	case os.Getenv("OTEL_METRIC_EXPORT_INTERVAL") == "":
+		intervalOpts = append(intervalOpts, sdkmetric.WithInterval(10*time.Second))
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -199,7 +203,7 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 		if err != nil {
 			return fail(fmt.Errorf("metrics: otlp exporter: %w", err))
 		}
-		readers = append(readers, sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(opts.ExportInterval)))
+		readers = append(readers, sdkmetric.NewPeriodicReader(exp, intervalOpts...))
 	}
 
 	if opts.StatsD != nil {
@@ -212,7 +216,7 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 			return fail(err)
 		}
 		p.statsd = exp
-		readers = append(readers, sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(opts.ExportInterval)))
+		readers = append(readers, sdkmetric.NewPeriodicReader(exp, intervalOpts...))
 	}
 
 	readers = append(readers, opts.Readers...)
