@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -28,6 +29,8 @@ type App struct {
 	llm    *llmClient
 	sim    *simLLM // nil when OPENAI_BASE_URL is set
 	tokens *tokenSigner
+	// dummyHash is checked when a login names no user (see login).
+	dummyHash string
 
 	svcAsk        func(ctx context.Context, normalized string) ([]byte, error)
 	isUnavailable func(error) bool
@@ -41,6 +44,9 @@ type App struct {
 // appOptions are the seams tests and wiring replace.
 type appOptions struct {
 	openDB openDBFunc
+	// passwordIterations is the PBKDF2 cost of new password hashes;
+	// 0 means pbkdf2Iterations. Tests lower it to stay fast under -race.
+	passwordIterations int
 }
 
 // newApp opens the database, applies migrations, loads the demo data into
@@ -71,8 +77,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	if err := a.st.Migrate(ctx, log); err != nil {
 		return nil, err
 	}
+	iter := cmp.Or(opts.passwordIterations, pbkdf2Iterations)
+	hash := func(p string) (string, error) { return hashPassword(p, iter) }
+	if a.dummyHash, err = hash("not a password"); err != nil {
+		return nil, err
+	}
 	if cfg.DemoData {
-		loaded, err := a.st.LoadDemo(ctx, hashPassword)
+		loaded, err := a.st.LoadDemo(ctx, hash)
 		if err != nil {
 			return nil, fmt.Errorf("demo data: %w", err)
 		}

@@ -25,17 +25,17 @@ import (
 const pbkdf2Iterations = 100_000
 
 // hashPassword returns "pbkdf2-sha256$<iterations>$<salt>$<key>".
-func hashPassword(password string) (string, error) {
+func hashPassword(password string, iterations int) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key, err := pbkdf2.Key(sha256.New, password, salt, pbkdf2Iterations, 32)
+	key, err := pbkdf2.Key(sha256.New, password, salt, iterations, 32)
 	if err != nil {
 		return "", err
 	}
 	enc := base64.RawStdEncoding
-	return fmt.Sprintf("pbkdf2-sha256$%d$%s$%s", pbkdf2Iterations, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+	return fmt.Sprintf("pbkdf2-sha256$%d$%s$%s", iterations, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
 }
 
 // checkPassword reports whether password matches the stored hash, in time
@@ -58,10 +58,6 @@ func checkPassword(hash, password string) bool {
 	got, err := pbkdf2.Key(sha256.New, password, salt, iter, len(want))
 	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
 }
-
-// dummyHash is checked against when the email is unknown, so a login for
-// an unknown user costs as much as one with a wrong password.
-const dummyHash = "pbkdf2-sha256$100000$c2VydmlvLWR1bW15LXNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 // tokenSigner issues HMAC-SHA256 signed bearer tokens:
 // base64url(claims JSON) "." base64url(mac).
@@ -142,7 +138,8 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	}
 	hash := u.PasswordHash
 	if err != nil {
-		hash = dummyHash
+		// An unknown email costs as much as a wrong password.
+		hash = a.dummyHash
 	}
 	if !checkPassword(hash, req.Password) || err != nil {
 		writeError(w, http.StatusUnauthorized, "wrong email or password")

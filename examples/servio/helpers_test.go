@@ -52,7 +52,7 @@ func startApp(t testing.TB, cfg Config) *testApp {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	app, err := newApp(ctx, cfg, log, appOptions{openDB: countingOpen(&n)})
+	app, err := newApp(ctx, cfg, log, appOptions{openDB: countingOpen(&n), passwordIterations: 1000})
 	require.NoError(t, err)
 	srv := httptest.NewServer(app.Handler())
 	t.Cleanup(func() {

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/servio/perfkit/examples/servio/internal/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func itoa(n int64) string              { return strconv.FormatInt(n, 10) }
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+func rebindTest(a *testApp, q string) string {
+	if a.st.Dialect() == store.Postgres {
+		return strings.Replace(q, "?", "$1", 1)
+	}
+	return q
+}
+
+func TestParseConfig(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"ADDR": ":9090", "DATABASE_URL": "postgres://x/y", "UPLOAD_MAX_BYTES": "2048",
+		"SIM_LLM_LATENCY": "5ms", "SIM_LLM_FAILURE_RATE": "0.5", "OPENAI_API_KEY": "sk-test", "DEMO_DATA": "false"}
+	cfg, err := parseConfig("t", []string{"-addr", ":7070"}, func(k string) string { return env[k] }, io.Discard, nil)
+	require.NoError(t, err)
+	assert.Equal(t, ":7070", cfg.Addr, "a flag wins over the environment")
+	assert.Equal(t, "postgres://x/y", cfg.DatabaseURL)
+	assert.Equal(t, int64(2048), cfg.UploadMaxBytes)
+	assert.Equal(t, 5*time.Millisecond, cfg.SimLLMLatency)
+	assert.InDelta(t, 0.5, cfg.SimLLMFailureRate, 1e-9)
+	assert.Equal(t, "sk-test", cfg.OpenAIAPIKey)
+	assert.False(t, cfg.DemoData)
+
+	def, err := parseConfig("t", nil, func(string) string { return "" }, io.Discard, nil)
+	require.NoError(t, err)
+	assert.Equal(t, ":8080", def.Addr)
+	assert.Equal(t, "./data", def.DataDir)
+	assert.Equal(t, int64(10<<20), def.UploadMaxBytes)
+	assert.True(t, def.DemoData)
+
+	bad := []map[string]string{
+		{"UPLOAD_MAX_BYTES": "ten"}, {"UPLOAD_MAX_BYTES": "-1"}, {"SIM_LLM_FAILURE_RATE": "2"},
+		{"SIM_LLM_LATENCY": "soon"}, {"DEMO_DATA": "maybe"},
+	}
+	for _, e := range bad {
+		_, err := parseConfig("t", nil, func(k string) string { return e[k] }, io.Discard, nil)
+		assert.Error(t, err, "env %v must be refused", e)
+	}
+	_, err = parseConfig("t", []string{"extra"}, func(string) string { return "" }, io.Discard, nil)
+	assert.Error(t, err)
+}
+
+func TestPasswordHash(t *testing.T) {
+	t.Parallel()
+	h, err := hashPassword("s3cret", 1000)
+	require.NoError(t, err)
+	assert.True(t, checkPassword(h, "s3cret"))
+	assert.False(t, checkPassword(h, "s3creT"))
+	assert.False(t, checkPassword(h, ""))
+	for _, bad := range []string{"", "plain", "pbkdf2-sha256$x$y$z", "pbkdf2-sha256$0$AA$AA", "md5$1$AA$AA"} {
+		assert.False(t, checkPassword(bad, "s3cret"), "hash %q", bad)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	s := &tokenSigner{key: []byte("k"), ttl: time.Hour, now: func() time.Time { return now }}
+	tok, exp, err := s.issue(store.User{ID: 7, Email: "a@b", Role: "staff"})
+	require.NoError(t, err)
+	assert.Equal(t, now.Add(time.Hour), exp)
+	c, err := s.verify(tok)
+	require.NoError(t, err)
+	assert.Equal(t, int64(7), c.Sub)
+
+	other := &tokenSigner{key: []byte("other"), ttl: time.Hour, now: s.now}
+	_, err = other.verify(tok)
+	assert.ErrorIs(t, err, errBadToken, "another key must not verify")
+	_, err = s.verify(tok[:len(tok)-2] + "xx")
+	assert.ErrorIs(t, err, errBadToken, "a changed signature must not verify")
+	later := &tokenSigner{key: []byte("k"), ttl: time.Hour, now: func() time.Time { return now.Add(2 * time.Hour) }}
+	_, err = later.verify(tok)
+	assert.ErrorIs(t, err, errBadToken, "an expired token must not verify")
+}
+
+func TestNormalizeQuestion(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"What's vegan?", "what's vegan"},
+		{"  what's   VEGAN \n", "what's vegan"},
+		{"Hello!!!", "hello"},
+		{"?!", ""},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, normalizeQuestion(tc.in), "normalizeQuestion(%q)", tc.in)
+	}
+	assert.Equal(t, assistantKey(normalizeQuestion("What's vegan?")), assistantKey(normalizeQuestion("what's VEGAN")))
+}
