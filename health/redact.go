@@ -13,7 +13,7 @@ var (
 	// scheme://user:password@host → scheme://user:xxxxx@host, as url.Redacted.
 	reURLUserinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#@\s:"']*):[^/?#@\s"']*@`)
 	// password=..., token: ..., api_key=... in DSNs, queries and messages.
-	reSecretPair = regexp.MustCompile(`(?i)\b((?:[a-z0-9]+[_-])*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|credentials?|signature))(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,"']+)`)
+	reSecretPair = regexp.MustCompile(`(?i)\b((?:[a-z0-9]+[_-])*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|credentials?|signature))(["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,"']+)`)
 	// Authorization: Bearer abc / Basic dXNlcjpwYXNz.
 	reBearer = regexp.MustCompile(`\b([Bb]earer|BEARER|Basic)\s+[A-Za-z0-9\-._~+/]{6,}=*`)
 )
