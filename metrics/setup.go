@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
@@ -51,9 +52,9 @@ type Options struct {
 	// NoPrometheus leaves the Prometheus exporter out; Handler then serves 404.
 	NoPrometheus bool
 
-	// OTLP enables OTLP/HTTP export when OTLP.Enabled is set.
+	// OTLP enables OTLP export when OTLP.Enabled is set.
 	OTLP OTLPOptions
-	// OTLPFromEnv enables OTLP/HTTP export when the standard
+	// OTLPFromEnv enables OTLP export when the standard
 	// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
 	// environment variable is set; the exporter then reads its endpoint,
 	// headers and timeout from the standard variables.
@@ -90,13 +91,18 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// OTLPOptions configures the optional OTLP/HTTP exporter.
+// OTLPOptions configures the optional OTLP exporter (HTTP or gRPC).
 type OTLPOptions struct {
 	// Enabled turns the exporter on.
 	Enabled bool
-	// EndpointURL is the full URL, e.g. "http://collector:4318/v1/metrics".
-	// Default: the standard OTEL_EXPORTER_OTLP_* variables, else
-	// https://localhost:4318/v1/metrics.
+	// Protocol is "http/protobuf" or "grpc". Default: the standard
+	// OTEL_EXPORTER_OTLP_METRICS_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL
+	// variable, else "http/protobuf".
+	Protocol string
+	// EndpointURL is the full URL, e.g. "http://collector:4318/v1/metrics"
+	// or, for gRPC, "http://collector:4317". Default: the standard
+	// OTEL_EXPORTER_OTLP_* variables, else https://localhost:4318/v1/metrics
+	// (gRPC: localhost:4317).
 	EndpointURL string
 	// Headers are sent with every request (API keys).
 	Headers map[string]string
@@ -189,19 +195,9 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	}
 
 	if opts.OTLP.Enabled || (opts.OTLPFromEnv && otlpEnvSet()) {
-		var o []otlpmetrichttp.Option
-		if opts.OTLP.EndpointURL != "" {
-			o = append(o, otlpmetrichttp.WithEndpointURL(opts.OTLP.EndpointURL))
-		}
-		if len(opts.OTLP.Headers) > 0 {
-			o = append(o, otlpmetrichttp.WithHeaders(opts.OTLP.Headers))
-		}
-		if opts.OTLP.Timeout > 0 {
-			o = append(o, otlpmetrichttp.WithTimeout(opts.OTLP.Timeout))
-		}
-		exp, err := otlpmetrichttp.New(ctx, o...)
+		exp, err := newOTLPExporter(ctx, opts.OTLP)
 		if err != nil {
-			return fail(fmt.Errorf("metrics: otlp exporter: %w", err))
+			return fail(err)
 		}
 		readers = append(readers, sdkmetric.NewPeriodicReader(exp, intervalOpts...))
 	}
@@ -296,6 +292,52 @@ func newResource(ctx context.Context, opts Options) (*resource.Resource, error) 
 		return nil, fmt.Errorf("metrics: resource: %w", err)
 	}
 	return res, nil
+}
+
+func newOTLPExporter(ctx context.Context, o OTLPOptions) (sdkmetric.Exporter, error) {
+	proto := o.Protocol
+	if proto == "" {
+		proto = os.Getenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+	}
+	if proto == "" {
+		proto = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	switch proto {
+	case "", "http/protobuf":
+		var opts []otlpmetrichttp.Option
+		if o.EndpointURL != "" {
+			opts = append(opts, otlpmetrichttp.WithEndpointURL(o.EndpointURL))
+		}
+		if len(o.Headers) > 0 {
+			opts = append(opts, otlpmetrichttp.WithHeaders(o.Headers))
+		}
+		if o.Timeout > 0 {
+			opts = append(opts, otlpmetrichttp.WithTimeout(o.Timeout))
+		}
+		exp, err := otlpmetrichttp.New(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: otlp http exporter: %w", err)
+		}
+		return exp, nil
+	case "grpc":
+		var opts []otlpmetricgrpc.Option
+		if o.EndpointURL != "" {
+			opts = append(opts, otlpmetricgrpc.WithEndpointURL(o.EndpointURL))
+		}
+		if len(o.Headers) > 0 {
+			opts = append(opts, otlpmetricgrpc.WithHeaders(o.Headers))
+		}
+		if o.Timeout > 0 {
+			opts = append(opts, otlpmetricgrpc.WithTimeout(o.Timeout))
+		}
+		exp, err := otlpmetricgrpc.New(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: otlp grpc exporter: %w", err)
+		}
+		return exp, nil
+	default:
+		return nil, fmt.Errorf("%w: OTLP protocol %q (want http/protobuf or grpc)", ErrInvalidConfig, proto)
+	}
 }
 
 func otlpEnvSet() bool {
