@@ -110,7 +110,7 @@ func (l *Local) AllowAt(key string, now time.Time, n int) (Result, error) {
 	s := &l.shards[maphash.String(l.seed, key)&(localShards-1)]
 	s.mu.Lock()
 	tat, ok := s.m[key]
-	if tat < t {
+	if !ok || tat < t {
 		tat = t
 	}
 	newTat := tat + l.emission*int64(n)

@@ -49,10 +49,10 @@ func TestRedisExactAcrossInstances(t *testing.T) {
 func TestRedisResultFields(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		algo      ratelimit.Algorithm
-		retryMin  time.Duration
-		retryMax  time.Duration
-		resetMin  time.Duration
+		algo     ratelimit.Algorithm
+		retryMin time.Duration
+		retryMax time.Duration
+		resetMin time.Duration
 	}{
 		{ratelimit.GCRA, 9 * time.Second, 10 * time.Second, 50 * time.Second},
 		{ratelimit.SlidingWindow, time.Millisecond, 2 * time.Minute, 0},

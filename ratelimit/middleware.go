@@ -1,0 +1,244 @@
+package ratelimit
+
+import (
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// MiddlewareConfig configures Middleware. The zero value keys by RemoteIP,
+// denies with 429 and writes the IETF headers.
+type MiddlewareConfig struct {
+	// Key picks the key of a request (default RemoteIP). An empty key lets
+	// the request through unlimited.
+	Key KeyFunc
+	// Shadow decides and counts (outcome "shadow_denied") and logs at Debug
+	// but never denies and writes no headers: for trying a limit in
+	// production.
+	Shadow bool
+	// LegacyHeaders adds X-RateLimit-Limit, X-RateLimit-Remaining and
+	// X-RateLimit-Reset (seconds) beside the IETF fields.
+	LegacyHeaders bool
+	// Jitter is the most added to Retry-After, at random, so denied clients
+	// do not all come back at once (default 1 s; negative for none).
+	Jitter time.Duration
+	// Denied, if set, writes the response for a denied request instead of
+	// the default problem+json 429; the headers are already set.
+	Denied func(w http.ResponseWriter, r *http.Request, res Result)
+	// MeterProvider defaults to otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// tierHeader holds what the headers of one tier need, built once.
+type tierHeader struct {
+	name      string
+	rlPrefix  string // `"api";r=`
+	legacyLim []string
+	outcomes  [4][]metric.AddOption // allowed, denied, shadow_denied, unavailable
+}
+
+const (
+	outAllowed = iota
+	outDenied
+	outShadow
+	outUnavailable
+)
+
+type middleware struct {
+	l      TieredLimiter
+	cfg    MiddlewareConfig
+	next   http.Handler
+	policy []string // RateLimit-Policy value
+	tiers  []tierHeader
+	in     *instruments
+	jitter int64
+}
+
+// Middleware returns net/http middleware that limits each request with l.
+// On allow it sets RateLimit-Policy (every tier: `"api";q=60;w=60`) and
+// RateLimit (the binding tier: `"api";r=59;t=1`) as in
+// draft-ietf-httpapi-ratelimit-headers, and calls the next handler. On deny
+// it answers 429 with Retry-After (whole seconds plus jitter) and an
+// application/problem+json body of type
+// https://iana.org/assignments/http-problem-types#quota-exceeded naming the
+// violated policy. When Redis cannot decide for a fail-closed tier it
+// answers 503 the same way. Other limiter errors let the request through
+// (logged). Decisions are counted in ratelimit.decisions {tier, outcome}.
+func Middleware(l TieredLimiter, cfg MiddlewareConfig) (func(http.Handler) http.Handler, error) {
+	if l == nil {
+		return nil, errInvalid("Middleware needs a limiter")
+	}
+	if cfg.Key == nil {
+		cfg.Key = RemoteIP
+	}
+	if cfg.Jitter == 0 {
+		cfg.Jitter = time.Second
+	}
+	if cfg.MeterProvider == nil {
+		cfg.MeterProvider = otel.GetMeterProvider()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	in, err := newInstruments(cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	m := &middleware{l: l, cfg: cfg, in: in, jitter: int64(max(cfg.Jitter, 0))}
+	var pol []string
+	for _, t := range l.Tiers() {
+		q := t.Limit.Rate
+		if t.Algorithm == GCRA {
+			q = t.Limit.burst()
+		}
+		w := int64((t.Limit.Period + time.Second - 1) / time.Second)
+		pol = append(pol, strconv.Quote(t.Name)+";q="+strconv.Itoa(q)+";w="+strconv.FormatInt(w, 10))
+		th := tierHeader{name: t.Name, rlPrefix: strconv.Quote(t.Name) + ";r=", legacyLim: []string{strconv.Itoa(q)}}
+		for i, o := range []string{"allowed", "denied", "shadow_denied", "unavailable"} {
+			th.outcomes[i] = addOpts(attribute.String("tier", t.Name), attribute.String("outcome", o))
+		}
+		m.tiers = append(m.tiers, th)
+	}
+	m.policy = []string{strings.Join(pol, ", ")}
+	return func(next http.Handler) http.Handler {
+		mm := *m
+		mm.next = next
+		return &mm
+	}, nil
+}
+
+// Middleware returns Middleware for a limiter of the tiers (see
+// Group.Limiter), using the Group's meter provider and logger unless cfg
+// sets them.
+func (g *Group) Middleware(cfg MiddlewareConfig, tiers ...Tier) (func(http.Handler) http.Handler, error) {
+	l, err := g.Limiter(tiers...)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MeterProvider == nil {
+		cfg.MeterProvider = g.cfg.MeterProvider
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = g.cfg.Logger
+	}
+	return Middleware(l, cfg)
+}
+
+func (m *middleware) tier(name string) *tierHeader {
+	for i := range m.tiers {
+		if m.tiers[i].name == name {
+			return &m.tiers[i]
+		}
+	}
+	return &m.tiers[0]
+}
+
+func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key := m.cfg.Key(r)
+	if key == "" {
+		m.next.ServeHTTP(w, r)
+		return
+	}
+	ctx := r.Context()
+	res, err := m.l.Allow(ctx, key)
+	th := m.tier(res.Policy)
+	switch {
+	case err != nil && errors.Is(err, ErrUnavailable):
+		m.in.decisions.Add(ctx, 1, th.outcomes[outUnavailable]...)
+		if m.cfg.Shadow {
+			break
+		}
+		m.deny(w, r, th, res, http.StatusServiceUnavailable)
+		return
+	case err != nil:
+		if ctx.Err() == nil {
+			m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "ratelimit: limiter failed; request let through",
+				slog.String("tier", th.name), slog.String("err", err.Error()))
+		}
+	case res.Allowed:
+		m.in.decisions.Add(ctx, 1, th.outcomes[outAllowed]...)
+		if !m.cfg.Shadow {
+			m.setHeaders(w.Header(), th, res)
+		}
+	case m.cfg.Shadow:
+		m.in.decisions.Add(ctx, 1, th.outcomes[outShadow]...)
+		m.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "ratelimit: shadow mode would deny",
+			slog.String("tier", th.name), slog.String("key", key), slog.Duration("retry_after", res.RetryAfter))
+	default:
+		m.in.decisions.Add(ctx, 1, th.outcomes[outDenied]...)
+		m.deny(w, r, th, res, http.StatusTooManyRequests)
+		return
+	}
+	m.next.ServeHTTP(w, r)
+}
+
+func (m *middleware) setHeaders(h http.Header, th *tierHeader, res Result) {
+	h["Ratelimit-Policy"] = m.policy
+	var buf [64]byte
+	b := append(buf[:0], th.rlPrefix...)
+	b = strconv.AppendInt(b, int64(res.Remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, ceilSeconds(res.ResetAfter), 10)
+	h["Ratelimit"] = []string{string(b)}
+	if m.cfg.LegacyHeaders {
+		h["X-Ratelimit-Limit"] = th.legacyLim
+		h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(res.Remaining)}
+		h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(ceilSeconds(res.ResetAfter), 10)}
+	}
+}
+
+func (m *middleware) deny(w http.ResponseWriter, r *http.Request, th *tierHeader, res Result, status int) {
+	h := w.Header()
+	m.setHeaders(h, th, res)
+	retry := ceilSeconds(res.RetryAfter + time.Duration(rand.Int64N(m.jitter+1)))
+	h.Set("Retry-After", strconv.FormatInt(max(retry, 1), 10))
+	if m.cfg.Denied != nil {
+		m.cfg.Denied(w, r, res)
+		return
+	}
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(problemBody(status, th.name, max(retry, 1)))
+}
+
+// problemBody is the RFC 9457 body of a denial: the quota-exceeded problem
+// type of the RateLimit draft, or temporary-reduced-capacity when Redis is
+// unavailable to a fail-closed tier.
+func problemBody(status int, policy string, retry int64) []byte {
+	typ, title := "quota-exceeded", "Request cannot be satisfied as assigned quota has been exceeded"
+	if status == http.StatusServiceUnavailable {
+		typ, title = "temporary-reduced-capacity", "Rate limiting is temporarily unavailable"
+	}
+	b := make([]byte, 0, 320)
+	b = append(b, `{"type":"https://iana.org/assignments/http-problem-types#`...)
+	b = append(b, typ...)
+	b = append(b, `","title":`...)
+	b = strconv.AppendQuote(b, title)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"detail":`...)
+	b = strconv.AppendQuote(b, "Too many requests for policy "+policy+"; retry after "+strconv.FormatInt(retry, 10)+" s.")
+	b = append(b, `,"violated-policies":[`...)
+	b = strconv.AppendQuote(b, policy)
+	b = append(b, `],"retry-after":`...)
+	b = strconv.AppendInt(b, retry, 10)
+	return append(b, "}\n"...)
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
