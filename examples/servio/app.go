@@ -14,67 +14,99 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit/cache"
+	"github.com/servio/perfkit/dbpool"
 	"github.com/servio/perfkit/examples/servio/internal/store"
+	"github.com/servio/perfkit/health"
+	"github.com/servio/perfkit/httpclient"
+	"github.com/servio/perfkit/metrics"
+	"github.com/servio/perfkit/ratelimit"
+	"github.com/servio/perfkit/resilience"
 )
 
-// App is the assembled service: configuration, database, cache, LLM client
-// and the HTTP handler. Close releases everything it started.
+// App is the assembled service: configuration, database pool, cache, rate
+// limits, LLM client, health checker, metrics and the HTTP handler. Close
+// releases everything it started.
 type App struct {
-	cfg    Config
-	log    *slog.Logger
-	db     *sql.DB
-	st     *store.Store
-	svc    *service
-	cache  responseCache
-	llm    *llmClient
-	sim    *simLLM // nil when OPENAI_BASE_URL is set
-	tokens *tokenSigner
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics.Provider
+	redis   redis.UniversalClient // nil without REDIS_URL
+	pool    *dbpool.DB
+	db      *sql.DB // pool.DB, for what needs a plain *sql.DB
+	st      *store.Store
+	cache   *cache.Cache
+	svc     *service
+	limits  *ratelimit.Group
+	health  *health.Checker
+	llm     *llmClient
+	llmPipe *resilience.Pipeline
+	sim     *simLLM // nil when OPENAI_BASE_URL is set
+	tokens  *tokenSigner
 	// dummyHash is checked when a login names no user (see login).
 	dummyHash string
 
-	svcAsk        func(ctx context.Context, normalized string) ([]byte, error)
-	isUnavailable func(error) bool
-	limit         limitFunc
-	metricsH      http.Handler
+	ask func(ctx context.Context, normalized string) ([]byte, error)
 
 	handler http.Handler
 	closers []func() error
 }
 
-// appOptions are the seams tests and wiring replace.
+// appOptions are knobs for tests and for the binary.
 type appOptions struct {
-	openDB openDBFunc
+	// setGlobal installs the metrics provider as OTel's global one (the
+	// binary does; tests, which run several Apps, do not).
+	setGlobal bool
 	// passwordIterations is the PBKDF2 cost of new password hashes;
 	// 0 means pbkdf2Iterations. Tests lower it to stay fast under -race.
 	passwordIterations int
+	// llmPolicy, when set, adjusts the resilience.OpenAI policy (tests
+	// shorten its backoff).
+	llmPolicy func(*resilience.Policy)
 }
 
-// newApp opens the database, applies migrations, loads the demo data into
-// an empty database and assembles the handler. On error everything already
-// started is closed.
+// newApp opens everything and assembles the handler; on error, whatever
+// was already started is closed.
 func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) (_ *App, err error) {
-	a := &App{cfg: cfg, log: log, cache: noCache{}, limit: noLimit, isUnavailable: func(error) bool { return false }}
+	a := &App{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
 		}
 	}()
-	if opts.openDB == nil {
-		opts.openDB = openDBStd
-	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "uploads"), 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if err := a.setupMetrics(ctx, opts.setGlobal); err != nil {
+		return nil, err
+	}
+	mp := a.metrics
+
+	if a.redis, err = newRedis(cfg.RedisURL); err != nil {
+		return nil, err
+	}
+	if a.redis != nil {
+		a.closers = append(a.closers, a.redis.Close)
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := a.redis.Ping(pctx).Err(); err != nil {
+			// Cache and limits degrade to local behind their breakers.
+			log.Warn("Redis not reachable at startup; running degraded until it answers", "err", err)
+		}
+		cancel()
+	}
+
 	driver, dsn, dialect, err := store.Target(cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	if a.db, err = opts.openDB(ctx, driver, dsn); err != nil {
-		return nil, err
+	if a.pool, err = dbpool.Open(ctx, driver, dsn, dbpool.Config{Name: "servio", MeterProvider: mp, Logger: log}); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
 	}
-	a.closers = append(a.closers, a.db.Close)
-	a.st = store.New(a.db, dialect)
-	if err := a.st.Migrate(ctx, log); err != nil {
+	a.closers = append(a.closers, a.pool.Close)
+	a.db = a.pool.DB
+	a.st = store.New(a.pool, dialect)
+	if err := a.st.Migrate(ctx, a.db, log); err != nil {
 		return nil, err
 	}
 	iter := cmp.Or(opts.passwordIterations, pbkdf2Iterations)
@@ -92,6 +124,17 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		}
 	}
 
+	if a.cache, err = cache.New(cache.Config{Redis: a.redis, KeyPrefix: cfg.RedisPrefix + "cache:", Codec: rawJSON{},
+		Name: "servio", MeterProvider: mp, Logger: log}); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.cache.Close)
+	tracker, err := metrics.NewTracker(metrics.TrackerConfig{MeterProvider: mp})
+	if err != nil {
+		return nil, err
+	}
+	a.svc = newService(a.st, a.cache, tracker, log)
+
 	a.tokens = &tokenSigner{key: []byte(cfg.AuthSecret), ttl: 12 * time.Hour, now: time.Now}
 	if cfg.AuthSecret == "" {
 		a.tokens.key = make([]byte, 32)
@@ -99,22 +142,87 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		log.Warn("AUTH_SECRET not set: tokens are signed with a random per-process key and hold on this instance only")
 	}
 
-	a.llm = &llmClient{http: &http.Client{Timeout: 30 * time.Second}, baseURL: cfg.OpenAIBaseURL, apiKey: cfg.OpenAIAPIKey, model: cfg.OpenAIModel}
-	if cfg.OpenAIBaseURL == "" {
-		if a.sim, err = startSimLLM(cfg.SimLLMLatency, cfg.SimLLMFailureRate, log); err != nil {
-			return nil, err
+	if err := a.setupLLM(mp, tracker, opts.llmPolicy); err != nil {
+		return nil, err
+	}
+	if a.limits, err = ratelimit.New(ratelimit.Config{Redis: a.redis, Prefix: cfg.RedisPrefix + "ratelimit:",
+		MeterProvider: mp, Logger: log}); err != nil {
+		return nil, err
+	}
+	if err := a.setupHealth(mp); err != nil {
+		return nil, err
+	}
+	if a.handler, err = a.routes(); err != nil {
+		return nil, err
+	}
+	log.Info("servio ready", "database", dialect.String(), "redis", a.redis != nil,
+		"cache", map[bool]string{true: "L1+Redis L2", false: "L1 only"}[a.redis != nil],
+		"rate_limits", cfg.RateLimit, "llm_simulated", a.sim != nil)
+	return a, nil
+}
+
+func (a *App) setupMetrics(ctx context.Context, setGlobal bool) error {
+	opts := metrics.Options{ServiceName: "servio", SetGlobal: setGlobal, Logger: a.log, OTLPFromEnv: true}
+	if ep := a.cfg.OTLPEndpoint; ep != "" && ep != os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") {
+		// Given by flag: the standard variable is the base URL, the option the full one.
+		opts.OTLP = metrics.OTLPOptions{Enabled: true, EndpointURL: strings.TrimSuffix(ep, "/") + "/v1/metrics"}
+	}
+	if a.cfg.StatsDAddr != "" {
+		opts.StatsD = &metrics.StatsDConfig{Addr: a.cfg.StatsDAddr, Prefix: "servio", Logger: a.log}
+	}
+	p, err := metrics.Setup(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	a.metrics = p
+	a.closers = append(a.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return p.Shutdown(ctx)
+	})
+	return nil
+}
+
+// setupLLM builds the assistant's path: cache (answers by normalized
+// question) ⊃ resilience.OpenAI pipeline (timeout, retry, breaker,
+// bulkhead, rate limit) ⊃ httpclient's pooled, instrumented client. The
+// client's own retry and breaker layers are off so the two do not multiply.
+func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*resilience.Policy)) error {
+	copts := httpclient.OpenAI
+	copts.DisableRetry, copts.DisableBreaker = true, true
+	copts.MeterProvider, copts.Logger = mp, a.log
+	client, err := httpclient.New(copts)
+	if err != nil {
+		return err
+	}
+	a.llm = &llmClient{http: client, baseURL: a.cfg.OpenAIBaseURL, apiKey: a.cfg.OpenAIAPIKey, model: a.cfg.OpenAIModel}
+	if a.cfg.OpenAIBaseURL == "" {
+		if a.sim, err = startSimLLM(a.cfg.SimLLMLatency, a.cfg.SimLLMFailureRate, a.log); err != nil {
+			return err
 		}
 		a.closers = append(a.closers, a.sim.Close)
 		a.llm.baseURL = a.sim.BaseURL()
-		log.Warn("SIMULATED LLM upstream in use (set OPENAI_BASE_URL for a real one)",
-			"url", a.llm.baseURL, "latency", cfg.SimLLMLatency.String(), "failure_rate", cfg.SimLLMFailureRate)
+		a.log.Warn("SIMULATED LLM upstream in use (set OPENAI_BASE_URL for a real one)",
+			"url", a.llm.baseURL, "latency", a.cfg.SimLLMLatency.String(), "failure_rate", a.cfg.SimLLMFailureRate)
 	}
-
-	a.svc = newService(a.st, a.cache, nil, log)
-	a.svcAsk = a.ask
-	a.handler = a.routes()
-	log.Info("servio ready", "database", dialect.String(), "cache", "none", "llm_simulated", a.sim != nil)
-	return a, nil
+	policy := resilience.OpenAI()
+	policy.Name, policy.MeterProvider, policy.Logger = "openai", mp, a.log
+	if adjust != nil {
+		adjust(&policy)
+	}
+	if a.llmPipe, err = resilience.NewPipeline(policy); err != nil {
+		return err
+	}
+	call := resilience.Wrap1(a.llmPipe, a.llm.ask)
+	a.ask = metrics.TrackArgWith(tr, "assistant.query", cache.Cacheable(a.cache, assistantKey, assistantTTL,
+		func(ctx context.Context, norm string) ([]byte, error) {
+			ans, err := call(ctx, norm)
+			if err != nil {
+				return nil, err
+			}
+			return marshalAnswer(norm, ans, a.llm.model, a.sim != nil)
+		}))
+	return nil
 }
 
 // Handler returns the service's HTTP handler.
@@ -129,49 +237,4 @@ func (a *App) Close() error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
-}
-
-// routes registers every route of DESIGN.md under its rate-limit tier.
-func (a *App) routes() http.Handler {
-	mux := http.NewServeMux()
-	allowed := map[string][]string{}
-	handle := func(tier, method, path string, h http.HandlerFunc) {
-		mux.Handle(method+" "+path, a.limit(tier, h))
-		allowed[path] = append(allowed[path], method)
-	}
-	handle(tierAPI, "GET", "/restaurants/{id}/menu", a.getMenu)
-	handle(tierAPI, "POST", "/restaurants/{id}/menu", a.addMenuItem)
-	handle(tierAPI, "PATCH", "/menu-items/{id}", a.patchMenuItem)
-	handle(tierAPI, "GET", "/orders/{id}", a.getOrder)
-	handle(tierAPI, "PATCH", "/orders/{id}", a.patchOrder)
-	handle(tierAPI, "GET", "/restaurants/{id}/orders", a.listOrders)
-	handle(tierAPI, "POST", "/orders", a.createOrder)
-	handle(tierAPI, "GET", "/restaurants/{id}/inventory/low-stock", a.lowStock)
-	handle(tierAuth, "POST", "/auth/login", a.login)
-	handle(tierHeavy, "POST", "/assistant/query", a.assistantQuery)
-	handle(tierUploads, "POST", "/uploads", a.upload)
-	// A method-less pattern per path answers other methods with a JSON 405
-	// (the mux's own 405 is plain text).
-	for path, methods := range allowed {
-		allow := strings.Join(methods, ", ")
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+allow)
-		})
-	}
-
-	health := http.NewServeMux()
-	a.healthRoutes(health)
-	mux.Handle("/health", health)
-	mux.Handle("/health/", health)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path)
-	})
-	// Health endpoints stay outside the global limit so probes never get 429.
-	limited := a.limit(tierGlobal, mux)
-	root := http.NewServeMux()
-	root.Handle("/health", mux)
-	root.Handle("/health/", mux)
-	root.Handle("/", limited)
-	return recoverer(a.log, root)
 }

@@ -10,9 +10,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/servio/perfkit/resilience"
 )
 
 // OpenAI chat-completions wire types (the subset servio uses).
@@ -40,10 +44,17 @@ type chatResponse struct {
 	Choices []chatChoice `json:"choices"`
 }
 
-// errUpstream is an answer from the LLM upstream that is not a success.
-type upstreamError struct{ status int }
+// upstreamError is an answer from the LLM upstream that is not a success.
+// It carries the upstream's Retry-After, which resilience's retry honours.
+type upstreamError struct {
+	status     int
+	retryAfter time.Duration
+}
 
 func (e *upstreamError) Error() string { return fmt.Sprintf("LLM upstream answered %d", e.status) }
+
+// RetryAfter implements resilience.RetryAfterer.
+func (e *upstreamError) RetryAfter() time.Duration { return e.retryAfter }
 
 // llmClient asks an OpenAI-compatible chat-completions endpoint.
 type llmClient struct {
@@ -77,7 +88,15 @@ func (c *llmClient) ask(ctx context.Context, question string) (string, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return "", &upstreamError{status: resp.StatusCode}
+		ue := &upstreamError{status: resp.StatusCode}
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			ue.retryAfter = time.Duration(secs) * time.Second
+		}
+		if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+			// Our request was wrong: neither retry it nor count it against the upstream.
+			return "", resilience.NotFailure(ue)
+		}
+		return "", ue
 	}
 	var out chatResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
@@ -125,7 +144,7 @@ func (a *App) assistantQuery(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, badRequest("question is required (at most %d characters)", maxQuestionLen))
 		return
 	}
-	b, err := a.svcAsk(r.Context(), norm)
+	b, err := a.ask(r.Context(), norm)
 	if err != nil {
 		a.failUpstream(w, r, err)
 		return
@@ -133,27 +152,21 @@ func (a *App) assistantQuery(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, b)
 }
 
-// ask answers a normalized question through the cache; only successful
-// answers are cached.
-func (a *App) ask(ctx context.Context, norm string) ([]byte, error) {
-	return a.cache.GetOrLoad(ctx, assistantKey(norm), assistantTTL, func(ctx context.Context) ([]byte, error) {
-		ans, err := a.llm.ask(ctx, norm)
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(assistantResponse{Question: norm, Answer: ans, Model: a.llm.model, Simulated: a.sim != nil})
-	})
+func marshalAnswer(norm, answer, model string, simulated bool) ([]byte, error) {
+	return json.Marshal(assistantResponse{Question: norm, Answer: answer, Model: model, Simulated: simulated})
 }
 
-// failUpstream maps LLM failures: a timeout is 504, an open breaker or a
-// full bulkhead 503, any other upstream failure 502.
+// failUpstream maps LLM failures: an open circuit, a full bulkhead or the
+// local rate limit is 503 (fail fast, retry later), a timeout 504, any
+// other upstream failure 502.
 func (a *App) failUpstream(w http.ResponseWriter, r *http.Request, err error) {
 	var ue *upstreamError
 	switch {
-	case a.isUnavailable(err):
+	case errors.Is(err, resilience.ErrOpen), errors.Is(err, resilience.ErrTooManyRequests),
+		errors.Is(err, resilience.ErrBulkheadFull), errors.Is(err, resilience.ErrRateLimited):
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusServiceUnavailable, "assistant temporarily unavailable")
-	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+	case errors.Is(err, resilience.ErrTimeout), errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 		writeError(w, http.StatusGatewayTimeout, "assistant timed out")
 	case errors.As(err, &ue):
 		a.log.WarnContext(r.Context(), "assistant upstream failed", "status", ue.status)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -15,6 +16,7 @@ type Config struct {
 	Addr          string // -addr, ADDR; default ":8080"
 	DatabaseURL   string // -database-url, DATABASE_URL (postgres://); empty: SQLite file in DataDir
 	RedisURL      string // -redis-url, REDIS_URL (redis://, rediss://, or cluster host:port,host:port); empty: L1-only cache, local limits
+	RedisPrefix   string // -redis-prefix, REDIS_PREFIX; default "servio:" (cache and rate-limit keys start with it)
 	OpenAIBaseURL string // -openai-base-url, OPENAI_BASE_URL; empty: in-process simulated upstream
 	OpenAIAPIKey  string // OPENAI_API_KEY (env only, so it stays out of ps)
 	OpenAIModel   string // -openai-model, OPENAI_MODEL; default "gpt-4o-mini"
@@ -25,11 +27,15 @@ type Config struct {
 	UploadMaxBytes int64 // -upload-max-bytes, UPLOAD_MAX_BYTES; default 10 MiB
 	DemoData       bool  // -demo-data, DEMO_DATA; default true: load demo data into an empty database
 
+	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
+	TrustedProxies []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
+
 	SimLLMLatency     time.Duration // -sim-llm-latency, SIM_LLM_LATENCY; default 150ms
 	SimLLMFailureRate float64       // -sim-llm-failure-rate, SIM_LLM_FAILURE_RATE (0..1); default 0
 
 	AuthSecret      string        // AUTH_SECRET; empty: random per process (tokens then hold on this instance only)
 	ShutdownTimeout time.Duration // -shutdown-timeout; default 15s
+	DrainDelay      time.Duration // -drain-delay, DRAIN_DELAY: how long /health/ready fails before the listener closes; default 0
 	LogLevel        string        // -log-level, LOG_LEVEL: debug, info, warn, error; default info
 }
 
@@ -95,6 +101,9 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.StringVar(&c.Addr, "addr", env("ADDR", ":8080"), "listen address (env ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL; empty: SQLite in -data-dir (env DATABASE_URL)")
 	fs.StringVar(&c.RedisURL, "redis-url", getenv("REDIS_URL"), "Redis URL or comma-separated cluster nodes; empty: in-process only (env REDIS_URL)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("REDIS_PREFIX", "servio:"), "prefix of every Redis key (env REDIS_PREFIX)")
+	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
+	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
 	fs.StringVar(&c.OpenAIModel, "openai-model", env("OPENAI_MODEL", "gpt-4o-mini"), "chat model (env OPENAI_MODEL)")
 	fs.StringVar(&c.StatsDAddr, "statsd-addr", getenv("STATSD_ADDR"), "StatsD/DogStatsD host:port (env STATSD_ADDR)")
@@ -104,6 +113,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.BoolVar(&c.DemoData, "demo-data", envBool("DEMO_DATA", true), "load demo data into an empty database (env DEMO_DATA)")
 	fs.DurationVar(&c.SimLLMLatency, "sim-llm-latency", envDur("SIM_LLM_LATENCY", 150*time.Millisecond), "simulated LLM latency (env SIM_LLM_LATENCY)")
 	fs.Float64Var(&c.SimLLMFailureRate, "sim-llm-failure-rate", envFloat("SIM_LLM_FAILURE_RATE", 0), "simulated LLM failure rate 0..1 (env SIM_LLM_FAILURE_RATE)")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", envDur("DRAIN_DELAY", 0), "how long /health/ready reports draining before shutdown (env DRAIN_DELAY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests get on shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	c.OpenAIAPIKey = getenv("OPENAI_API_KEY")
@@ -116,6 +126,11 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	for _, p := range strings.Split(*proxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.TrustedProxies = append(c.TrustedProxies, p)
+		}
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))

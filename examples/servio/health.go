@@ -2,57 +2,65 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/servio/perfkit/health"
+	"github.com/servio/perfkit/metrics"
+	"github.com/servio/perfkit/resilience"
 )
 
-// healthRoutes serves the health endpoints.
-func (a *App) healthRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.pingDB(r.Context()); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "down", "database": "unreachable"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /health/detailed", func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		db := map[string]any{"status": "up", "dialect": a.st.Dialect().String()}
-		status := http.StatusOK
-		if err := a.pingDB(r.Context()); err != nil {
-			db["status"], db["error"] = "down", err.Error()
-			status = http.StatusServiceUnavailable
-		}
-		db["latency_ms"] = time.Since(start).Milliseconds()
-		st := a.db.Stats()
-		db["open_connections"], db["in_use"], db["idle"] = st.OpenConnections, st.InUse, st.Idle
-		overall := "ok"
-		if status != http.StatusOK {
-			overall = "down"
-		}
-		writeJSON(w, status, map[string]any{"status": overall, "checks": map[string]any{
-			"database": db,
-			"llm":      map[string]any{"status": "unchecked", "simulated": a.sim != nil, "critical": false},
-		}})
-	})
-	mux.HandleFunc("GET /health/metrics", func(w http.ResponseWriter, r *http.Request) {
-		if a.metricsH == nil {
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-			_, _ = w.Write([]byte("# metrics are not configured\n"))
-			return
-		}
-		a.metricsH.ServeHTTP(w, r)
-	})
+// setupHealth registers servio's checks: the database (critical), Redis
+// when configured and the LLM upstream (both non-critical: the service
+// degrades without them), and process memory.
+func (a *App) setupHealth(mp *metrics.Provider) error {
+	checks := []health.Check{
+		{Name: "database", Run: health.SQL(a.db), Critical: true},
+		{Name: "llm", Run: a.llmCheck, ComponentType: "component"},
+		{Name: "memory", Run: health.Memory(health.MemoryLimits{})},
+	}
+	if a.redis != nil {
+		checks = append(checks, health.Check{Name: "redis", Run: health.Redis(a.redis)})
+	}
+	c, err := health.New(health.Config{Checks: checks, ServiceID: "servio",
+		Description: "perfkit example restaurant service", MeterProvider: mp, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.health = c
+	a.closers = append(a.closers, func() error { c.Close(); return nil })
+	return nil
 }
 
-func (a *App) pingDB(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return a.db.PingContext(ctx)
+// llmCheck reports the assistant's upstream through its circuit breaker,
+// saying plainly when the upstream is the in-process simulation. It sends
+// no request: probing a paid API from health checks costs money.
+func (a *App) llmCheck(context.Context) health.Result {
+	kind := "OpenAI-compatible upstream"
+	if a.sim != nil {
+		kind = "SIMULATED LLM upstream (in-process)"
+	}
+	state := a.llmPipe.Breaker().State()
+	r := health.Result{ComponentType: "component", Output: fmt.Sprintf("%s at %s; circuit %s", kind, a.llm.baseURL, state)}
+	if state != resilience.StateClosed {
+		r.Status = health.StatusWarn
+	}
+	return r
+}
+
+// mountHealth serves /health, /health/detailed, /health/live,
+// /health/ready and /health/metrics (Prometheus). Details are shown to
+// callers on loopback or private networks only.
+func (a *App) mountHealth(mux *http.ServeMux) {
+	a.health.Mount(mux, health.Options{Authorizer: health.PrivateNetwork, Metrics: a.metrics.Handler()})
+}
+
+// drain makes /health/ready fail so load balancers stop sending traffic
+// before the server shuts down.
+func (a *App) drain(wait time.Duration) {
+	a.health.SetDraining(true)
+	if wait > 0 {
+		time.Sleep(wait)
+	}
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,12 +12,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servio/perfkit/dbpool"
 	"github.com/servio/perfkit/internal/testenv"
+	"github.com/servio/perfkit/resilience"
 	"github.com/stretchr/testify/require"
 )
 
 // dialects are the databases every route test runs on.
 var dialects = []string{"sqlite", "postgres"}
+
+// testAppOptions keep tests fast: cheap password hashes and an LLM policy
+// whose retries wait milliseconds, not seconds.
+var testAppOptions = appOptions{passwordIterations: 1000, llmPolicy: func(p *resilience.Policy) {
+	p.Retry.BaseDelay, p.Retry.MaxDelay = time.Millisecond, 5*time.Millisecond
+}}
 
 // testApp is a servio App behind an httptest server, with a count of the
 // SQL statements its pool ran.
@@ -52,9 +58,14 @@ func startApp(t testing.TB, cfg Config) *testApp {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	app, err := newApp(ctx, cfg, log, appOptions{openDB: countingOpen(&n), passwordIterations: 1000})
+	app, err := newApp(ctx, cfg, log, testAppOptions)
 	require.NoError(t, err)
-	srv := httptest.NewServer(app.Handler())
+	// Count every statement each request runs, with dbpool's counter.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, qc := dbpool.CountQueries(r.Context())
+		app.Handler().ServeHTTP(w, r.WithContext(ctx))
+		n.Add(qc.Load())
+	}))
 	t.Cleanup(func() {
 		srv.Close()
 		require.NoError(t, app.Close())
@@ -98,88 +109,3 @@ func (a *testApp) doJSON(method, path, body string, want int, out any) {
 	}
 }
 
-// countingOpen opens the pool like openDBStd through a driver wrapper that
-// counts every statement sent to the database.
-func countingOpen(n *atomic.Int64) openDBFunc {
-	return func(ctx context.Context, drv, dsn string) (*sql.DB, error) {
-		probe, err := sql.Open(drv, dsn)
-		if err != nil {
-			return nil, err
-		}
-		d := probe.Driver()
-		_ = probe.Close()
-		db := sql.OpenDB(countingConnector{d: d, dsn: dsn, n: n})
-		db.SetMaxOpenConns(20)
-		db.SetMaxIdleConns(5)
-		return db, db.PingContext(ctx)
-	}
-}
-
-type countingConnector struct {
-	d   driver.Driver
-	dsn string
-	n   *atomic.Int64
-}
-
-func (c countingConnector) Connect(context.Context) (driver.Conn, error) {
-	conn, err := c.d.Open(c.dsn)
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: conn, n: c.n}, nil
-}
-
-func (c countingConnector) Driver() driver.Driver { return c.d }
-
-// countingConn counts QueryContext and ExecContext calls; both drivers
-// implement the context interfaces, so every statement passes here.
-type countingConn struct {
-	driver.Conn
-	n *atomic.Int64
-}
-
-func (c *countingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
-	c.n.Add(1)
-	return c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
-}
-
-func (c *countingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
-	c.n.Add(1)
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
-}
-
-func (c *countingConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
-	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
-}
-
-func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
-}
-
-func (c *countingConn) Ping(ctx context.Context) error {
-	if p, ok := c.Conn.(driver.Pinger); ok {
-		return p.Ping(ctx)
-	}
-	return nil
-}
-
-func (c *countingConn) ResetSession(ctx context.Context) error {
-	if r, ok := c.Conn.(driver.SessionResetter); ok {
-		return r.ResetSession(ctx)
-	}
-	return nil
-}
-
-func (c *countingConn) IsValid() bool {
-	if v, ok := c.Conn.(driver.Validator); ok {
-		return v.IsValid()
-	}
-	return true
-}
-
-func (c *countingConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if ch, ok := c.Conn.(driver.NamedValueChecker); ok {
-		return ch.CheckNamedValue(nv)
-	}
-	return driver.ErrSkip
-}

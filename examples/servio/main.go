@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	start := time.Now()
-	app, err := newApp(ctx, cfg, log, appOptions{})
+	app, err := newApp(ctx, cfg, log, appOptions{setGlobal: true})
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,8 @@ func serve(ctx context.Context, app *App, log *slog.Logger, start time.Time) err
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("servio shutting down")
+	log.Info("servio shutting down: draining, then finishing in-flight requests")
+	app.drain(app.cfg.DrainDelay)
 	sctx, cancel := context.WithTimeout(context.Background(), app.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

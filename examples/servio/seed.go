@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/servio/perfkit/dbpool"
 	"github.com/servio/perfkit/examples/servio/internal/store"
 )
 
@@ -34,13 +35,13 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return err
 	}
-	db, err := openDBStd(ctx, driver, dsn)
+	db, err := dbpool.Open(ctx, driver, dsn, dbpool.Config{Name: "servio-seed", Logger: log, QueryTimeout: -1})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	st := store.New(db, dialect)
-	if err := st.Migrate(ctx, log); err != nil {
+	if err := st.Migrate(ctx, db.DB, log); err != nil {
 		return err
 	}
 	start := time.Now()

@@ -7,12 +7,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/servio/perfkit/cache"
 	"github.com/servio/perfkit/examples/servio/internal/store"
+	"github.com/servio/perfkit/metrics"
 )
 
-// Cache TTLs. Menus change rarely; single orders change with their status
-// (every change invalidates them); order lists and inventory change with
-// every order and are not cached at all.
+// Cache TTLs (L2; L1 keeps entries at most cache.Config.L1TTL, 60 s).
+// Menus change rarely; single orders change with their status (every change
+// invalidates them); order lists and inventory change with every order and
+// are not cached at all — the seed's "don't cache rapidly changing data".
 const (
 	menuTTL      = 5 * time.Minute
 	orderTTL     = time.Minute
@@ -22,13 +25,14 @@ const (
 func menuKey(restaurantID int64) string { return "menu:" + strconv.FormatInt(restaurantID, 10) }
 func orderKey(orderID int64) string     { return "order:" + strconv.FormatInt(orderID, 10) }
 
-// service is servio's business layer: the store's repositories with caching
-// and metrics where the seed put its decorators. Methods returning []byte
-// return the encoded JSON response, which is what the cache holds, so a hit
-// costs neither a query nor an encode.
+// service is servio's business layer: the store's repositories wrapped with
+// perfkit where the seed put its decorators — metrics.Track on every method
+// (@Track), cache.Cacheable on menus and single orders (@Cacheable).
+// Cached methods return the encoded JSON response, which is what the cache
+// holds, so a hit costs neither a query nor an encode.
 type service struct {
 	st    *store.Store
-	cache responseCache
+	cache *cache.Cache
 	log   *slog.Logger
 
 	Menu        func(ctx context.Context, restaurantID int64) ([]byte, error)
@@ -56,37 +60,33 @@ type menuResponse struct {
 	Items        []store.MenuItem `json:"items"`
 }
 
-func newService(st *store.Store, c responseCache, tr tracker, log *slog.Logger) *service {
+func newService(st *store.Store, c *cache.Cache, tr *metrics.Tracker, log *slog.Logger) *service {
 	s := &service{st: st, cache: c, log: log}
-	s.Menu = tracked(tr, "menu.get", s.menu)
-	s.AddMenuItem = tracked(tr, "menu.add_item", s.addMenuItem)
-	s.PatchMenu = tracked(tr, "menu.update_item", s.patchMenu)
-	s.Order = tracked(tr, "order.get", s.order)
-	s.Orders = tracked(tr, "order.list", st.Orders)
-	s.CreateOrder = tracked(tr, "order.create", s.createOrder)
-	s.PatchOrder = tracked(tr, "order.update_status", s.patchOrder)
-	s.LowStock = tracked(tr, "inventory.low_stock", st.LowStock)
+	s.Menu = metrics.TrackArgWith(tr, "menu.get", cache.Cacheable(c, menuKey, menuTTL, s.loadMenu))
+	s.AddMenuItem = metrics.TrackArgWith(tr, "menu.add_item", s.addMenuItem)
+	s.PatchMenu = metrics.TrackArgWith(tr, "menu.update_item", s.patchMenu)
+	s.Order = metrics.TrackArgWith(tr, "order.get", cache.Cacheable(c, orderKey, orderTTL, s.loadOrder))
+	s.Orders = metrics.TrackArgWith(tr, "order.list", st.Orders)
+	s.CreateOrder = metrics.TrackArgWith(tr, "order.create", st.CreateOrder)
+	s.PatchOrder = metrics.TrackArgWith(tr, "order.update_status", s.patchOrder)
+	s.LowStock = metrics.TrackArgWith(tr, "inventory.low_stock", st.LowStock)
 	return s
 }
 
-func (s *service) menu(ctx context.Context, rid int64) ([]byte, error) {
-	return s.cache.GetOrLoad(ctx, menuKey(rid), menuTTL, func(ctx context.Context) ([]byte, error) {
-		items, err := s.st.Menu(ctx, rid)
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(menuResponse{RestaurantID: rid, Items: items})
-	})
+func (s *service) loadMenu(ctx context.Context, rid int64) ([]byte, error) {
+	items, err := s.st.Menu(ctx, rid)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(menuResponse{RestaurantID: rid, Items: items})
 }
 
-func (s *service) order(ctx context.Context, id int64) ([]byte, error) {
-	return s.cache.GetOrLoad(ctx, orderKey(id), orderTTL, func(ctx context.Context) ([]byte, error) {
-		o, err := s.st.Order(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(o)
-	})
+func (s *service) loadOrder(ctx context.Context, id int64) ([]byte, error) {
+	o, err := s.st.Order(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(o)
 }
 
 func (s *service) addMenuItem(ctx context.Context, in store.NewMenuItem) (store.MenuItem, error) {
@@ -105,10 +105,6 @@ func (s *service) patchMenu(ctx context.Context, in menuPatch) (store.MenuItem, 
 	return m, err
 }
 
-func (s *service) createOrder(ctx context.Context, in store.NewOrder) (store.Order, error) {
-	return s.st.CreateOrder(ctx, in)
-}
-
 func (s *service) patchOrder(ctx context.Context, in orderPatch) (store.Order, error) {
 	o, err := s.st.UpdateOrderStatus(ctx, in.ID, in.Status)
 	if err == nil {
@@ -117,28 +113,11 @@ func (s *service) patchOrder(ctx context.Context, in orderPatch) (store.Order, e
 	return o, err
 }
 
-// invalidate drops keys after a committed write. A failure is logged, not
-// returned: the write stands, and the entry expires with its TTL.
+// invalidate drops keys after a committed write, here and (through Redis
+// pub/sub) on every other instance. A failure is logged, not returned: the
+// write stands, L1 is cleared anyway, and L2 expires with its TTL.
 func (s *service) invalidate(ctx context.Context, keys ...string) {
 	if err := s.cache.Delete(context.WithoutCancel(ctx), keys...); err != nil {
 		s.log.WarnContext(ctx, "cache invalidation failed", "keys", keys, "err", err)
-	}
-}
-
-// tracker is the metrics seam: it starts an observation of a named
-// operation and returns the func that ends it (perfkit/metrics.Track when
-// wired). nil records nothing.
-type tracker func(ctx context.Context, name string) (context.Context, func(err error))
-
-// tracked wraps fn so every call is observed by tr under name.
-func tracked[A, T any](tr tracker, name string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
-	if tr == nil {
-		return fn
-	}
-	return func(ctx context.Context, a A) (T, error) {
-		ctx, done := tr(ctx, name)
-		v, err := fn(ctx, a)
-		done(err)
-		return v, err
 	}
 }

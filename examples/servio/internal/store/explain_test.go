@@ -30,7 +30,7 @@ func newStore(t *testing.T, d Dialect) *Store {
 	s := New(db, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, s.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, s.Migrate(ctx, db, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	return s
 }
 
@@ -77,7 +77,7 @@ func TestExplainUsesIndexes(t *testing.T) {
 				{"low stock", s.q.lowStock, []any{rid}, []string{"idx_inventory_low_stock_active"}},
 			}
 			for _, tc := range tests {
-				plan := queryPlan(t, s.db, explain+tc.query, tc.args...)
+				plan := queryPlan(t, s.db.(*sql.DB), explain+tc.query, tc.args...)
 				t.Logf("%s:\n%s", tc.name, plan)
 				for _, idx := range tc.index {
 					assert.Contains(t, plan, idx, "%s: plan must use %s:\n%s", tc.name, idx, plan)

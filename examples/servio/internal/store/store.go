@@ -88,27 +88,34 @@ func Target(databaseURL, dataDir string) (driver, dsn string, d Dialect, err err
 	return "sqlite", "file:" + path + "?" + q.Encode(), SQLite, nil
 }
 
-// Store runs servio's queries on a *sql.DB. It is safe for concurrent use.
+// Conn is what a Store runs its statements on: a *sql.DB, or a
+// *dbpool.DB, whose own methods add the acquire timeout and pool accounting.
+type Conn interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// Store runs servio's queries. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db Conn
 	d  Dialect
 	q  queries
 }
 
 // New returns a Store over db, which speaks dialect d.
-func New(db *sql.DB, d Dialect) *Store {
+func New(db Conn, d Dialect) *Store {
 	return &Store{db: db, d: d, q: buildQueries(d)}
 }
-
-// DB returns the underlying pool.
-func (s *Store) DB() *sql.DB { return s.db }
 
 // Dialect returns the store's SQL dialect.
 func (s *Store) Dialect() Dialect { return s.d }
 
-// Migrate applies the embedded migrations not applied yet. On PostgreSQL a
-// session advisory lock keeps instances starting together from racing.
-func (s *Store) Migrate(ctx context.Context, log *slog.Logger) error {
+// Migrate applies the embedded migrations not applied yet to db (the pool
+// behind the Store). On PostgreSQL a session advisory lock keeps instances
+// starting together from racing.
+func (s *Store) Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	sub, err := fs.Sub(migrations, "migrations/"+s.d.String())
 	if err != nil {
 		return err
@@ -123,7 +130,7 @@ func (s *Store) Migrate(ctx context.Context, log *slog.Logger) error {
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(dialect, s.db, sub, opts...)
+	p, err := goose.NewProvider(dialect, db, sub, opts...)
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
 	}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// newRedis builds the client REDIS_URL describes: a redis:// or rediss://
+// URL for one server, or a comma-separated list of cluster nodes (host:port
+// or URLs). Every client has ContextTimeoutEnabled so the per-call deadlines
+// of the cache and the rate limiter hold on the socket too.
+func newRedis(raw string) (redis.UniversalClient, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil, nil
+	}
+	if !strings.Contains(raw, ",") && strings.Contains(raw, "://") {
+		opt, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		opt.ContextTimeoutEnabled = true
+		return redis.NewClient(opt), nil
+	}
+	opt := &redis.ClusterOptions{ContextTimeoutEnabled: true}
+	for _, node := range strings.Split(raw, ",") {
+		node = strings.TrimSpace(node)
+		if node == "" {
+			continue
+		}
+		if strings.Contains(node, "://") {
+			o, err := redis.ParseURL(node)
+			if err != nil {
+				return nil, fmt.Errorf("REDIS_URL node %q: %w", node, err)
+			}
+			if o.TLSConfig != nil {
+				opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			opt.Username, opt.Password = o.Username, o.Password
+			node = o.Addr
+		}
+		if _, _, err := net.SplitHostPort(node); err != nil {
+			return nil, fmt.Errorf("REDIS_URL node %q: want host:port", node)
+		}
+		opt.Addrs = append(opt.Addrs, node)
+	}
+	if len(opt.Addrs) == 0 {
+		return nil, fmt.Errorf("REDIS_URL %q names no node", raw)
+	}
+	return redis.NewClusterClient(opt), nil
+}

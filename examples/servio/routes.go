@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/servio/perfkit/metrics"
+	"github.com/servio/perfkit/ratelimit"
+)
+
+// routes registers every route of DESIGN.md behind the Global rate limit
+// and its own tier, mounts the health endpoints (never rate limited) and
+// wraps it all in the HTTP metrics middleware and panic recovery.
+func (a *App) routes() (http.Handler, error) {
+	tiers := ratelimit.Tiers()
+	limit := func(t ratelimit.Tier) (func(http.Handler) http.Handler, error) {
+		if !a.cfg.RateLimit {
+			return func(h http.Handler) http.Handler { return h }, nil
+		}
+		key, err := ratelimit.ClientIPKey(ratelimit.IPConfig{TrustedProxies: a.cfg.TrustedProxies})
+		if err != nil {
+			return nil, err
+		}
+		return a.limits.Middleware(ratelimit.MiddlewareConfig{Key: key, Denied: deniedJSON,
+			MeterProvider: a.metrics, Logger: a.log}, t)
+	}
+	global, err := limit(tiers.Global)
+	if err != nil {
+		return nil, err
+	}
+	byTier := map[string]func(http.Handler) http.Handler{}
+	for _, t := range []ratelimit.Tier{tiers.API, tiers.Auth, tiers.Heavy, tiers.Uploads} {
+		if byTier[t.Name], err = limit(t); err != nil {
+			return nil, err
+		}
+	}
+
+	mux := http.NewServeMux()
+	allowed := map[string][]string{}
+	handle := func(t ratelimit.Tier, method, path string, h http.HandlerFunc) {
+		mux.Handle(method+" "+path, global(byTier[t.Name](h)))
+		allowed[path] = append(allowed[path], method)
+	}
+	handle(tiers.API, "GET", "/restaurants/{id}/menu", a.getMenu)
+	handle(tiers.API, "POST", "/restaurants/{id}/menu", a.addMenuItem)
+	handle(tiers.API, "PATCH", "/menu-items/{id}", a.patchMenuItem)
+	handle(tiers.API, "GET", "/orders/{id}", a.getOrder)
+	handle(tiers.API, "PATCH", "/orders/{id}", a.patchOrder)
+	handle(tiers.API, "GET", "/restaurants/{id}/orders", a.listOrders)
+	handle(tiers.API, "POST", "/orders", a.createOrder)
+	handle(tiers.API, "GET", "/restaurants/{id}/inventory/low-stock", a.lowStock)
+	handle(tiers.Auth, "POST", "/auth/login", a.login)
+	handle(tiers.Heavy, "POST", "/assistant/query", a.assistantQuery)
+	handle(tiers.Uploads, "POST", "/uploads", a.upload)
+	// A method-less pattern per path answers other methods with a JSON 405
+	// (the mux's own 405 is plain text).
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+allow)
+		})
+	}
+	a.mountHealth(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path)
+	})
+
+	mw, err := metrics.NewHTTPMiddleware(metrics.HTTPConfig{MeterProvider: a.metrics})
+	if err != nil {
+		return nil, err
+	}
+	return recoverer(a.log, mw.Wrap(metrics.ReportRoute(mux))), nil
+}
+
+// deniedJSON answers a rate-limited request in servio's error shape; the
+// Retry-After and RateLimit headers are already set.
+func deniedJSON(w http.ResponseWriter, _ *http.Request, res ratelimit.Result) {
+	secs := int(math.Ceil(res.RetryAfter.Seconds()))
+	if v, err := strconv.Atoi(w.Header().Get("Retry-After")); err == nil {
+		secs = v
+	}
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{
+		"error":       fmt.Sprintf("rate limit exceeded (%s tier); retry in %d s", res.Policy, secs),
+		"retry_after": secs,
+	})
+}
