@@ -1,0 +1,221 @@
+package ratelimit_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit/internal/testenv"
+	"github.com/servio/perfkit/ratelimit"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+
+// counts returns the ratelimit.decisions (or another counter) by
+// "tier/outcome" attributes.
+func counts(t *testing.T, rd *sdkmetric.ManualReader, name string) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, rd.Collect(context.Background(), &rm))
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				k := ""
+				for _, kv := range dp.Attributes.ToSlice() {
+					k += kv.Value.Emit() + "/"
+				}
+				out[k] += dp.Value
+			}
+		}
+	}
+	return out
+}
+
+// Structured-field items of the draft: "name";q=N;w=N and "name";r=N;t=N.
+var (
+	policyRe = regexp.MustCompile(`^"[a-z]+";q=\d+;w=\d+(, "[a-z]+";q=\d+;w=\d+)*$`)
+	limitRe  = regexp.MustCompile(`^"[a-z]+";r=\d+;t=\d+$`)
+)
+
+func TestMiddlewareHeadersAndProblem(t *testing.T) {
+	t.Parallel()
+	rd := sdkmetric.NewManualReader()
+	g, err := ratelimit.New(ratelimit.Config{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))})
+	require.NoError(t, err)
+	tiers := ratelimit.Tiers()
+	mw, err := g.Middleware(ratelimit.MiddlewareConfig{LegacyHeaders: true, Jitter: -1}, tiers.Global, tiers.Auth)
+	require.NoError(t, err)
+	h := mw(okHandler)
+
+	for i := range 5 {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, request("192.0.2.1:1"))
+		require.Equal(t, http.StatusNoContent, w.Code, "request %d", i)
+		assert.Equal(t, `"global";q=100;w=900, "auth";q=5;w=900`, w.Header().Get("RateLimit-Policy"))
+		assert.Regexp(t, policyRe, w.Header().Get("RateLimit-Policy"))
+		assert.Equal(t, `"auth";r=`+strconv.Itoa(4-i)+`;t=`+strconv.Itoa(180*(i+1)), w.Header().Get("RateLimit"))
+		assert.Regexp(t, limitRe, w.Header().Get("RateLimit"))
+		assert.Equal(t, "5", w.Header().Get("X-RateLimit-Limit"))
+		assert.Equal(t, strconv.Itoa(4-i), w.Header().Get("X-RateLimit-Remaining"))
+	}
+
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, request("192.0.2.1:1"))
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
+	assert.Equal(t, "180", w.Header().Get("Retry-After"), "one emission interval of 15 min / 5, no jitter")
+	assert.Equal(t, `"auth";r=0;t=900`, w.Header().Get("RateLimit"))
+	var body map[string]any
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body))
+	assert.Equal(t, map[string]any{
+		"type":              "https://iana.org/assignments/http-problem-types#quota-exceeded",
+		"title":             "Request cannot be satisfied as assigned quota has been exceeded",
+		"status":            float64(429),
+		"detail":            "Too many requests for policy auth; retry after 180 s.",
+		"violated-policies": []any{"auth"},
+		"retry-after":       float64(180),
+	}, body)
+
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, request("192.0.2.2:1"))
+	assert.Equal(t, http.StatusNoContent, w.Code, "another client is not limited")
+
+	assert.Equal(t, map[string]int64{"allowed/auth/": 6, "denied/auth/": 1}, counts(t, rd, "ratelimit.decisions"))
+}
+
+func TestMiddlewareJitter(t *testing.T) {
+	t.Parallel()
+	l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "one", Limit: ratelimit.PerSecond(1)}})
+	require.NoError(t, err)
+	mw, err := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{Jitter: 3 * time.Second})
+	require.NoError(t, err)
+	h := mw(okHandler)
+	h.ServeHTTP(httptest.NewRecorder(), request("192.0.2.1:1"))
+	seen := map[string]bool{}
+	for range 200 {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, request("192.0.2.1:1"))
+		require.Equal(t, http.StatusTooManyRequests, w.Code)
+		seen[w.Header().Get("Retry-After")] = true
+	}
+	for s := range seen {
+		n, err := strconv.Atoi(s)
+		require.NoError(t, err)
+		assert.True(t, n >= 1 && n <= 4, "Retry-After %d within 1 s + 3 s jitter", n)
+	}
+	assert.Greater(t, len(seen), 1, "jitter spreads Retry-After: %v", seen)
+}
+
+func TestMiddlewareShadow(t *testing.T) {
+	t.Parallel()
+	rd := sdkmetric.NewManualReader()
+	l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "api", Limit: ratelimit.PerHour(2)}})
+	require.NoError(t, err)
+	mw, err := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{Shadow: true,
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd)), Logger: quiet()})
+	require.NoError(t, err)
+	h := mw(okHandler)
+	for range 5 {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, request("192.0.2.1:1"))
+		assert.Equal(t, http.StatusNoContent, w.Code)
+		assert.Empty(t, w.Header().Get("RateLimit"), "shadow mode writes no headers")
+	}
+	assert.Equal(t, map[string]int64{"allowed/api/": 2, "shadow_denied/api/": 3}, counts(t, rd, "ratelimit.decisions"))
+}
+
+func TestMiddlewareKeys(t *testing.T) {
+	t.Parallel()
+	l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "api", Limit: ratelimit.PerHour(1)}})
+	require.NoError(t, err)
+	key, err := ratelimit.ClientIPKey(ratelimit.IPConfig{TrustedProxies: []string{"10.0.0.0/8"}})
+	require.NoError(t, err)
+	mw, err := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{Key: key})
+	require.NoError(t, err)
+	h := mw(okHandler)
+	tests := []struct {
+		req  *http.Request
+		code int
+	}{
+		{request("10.0.0.1:1", "X-Forwarded-For", "198.51.100.1"), http.StatusNoContent},
+		{request("10.0.0.2:1", "X-Forwarded-For", "198.51.100.1"), http.StatusTooManyRequests},
+		{request("10.0.0.2:1", "X-Forwarded-For", "198.51.100.2"), http.StatusNoContent},
+		{request("203.0.113.5:1", "X-Forwarded-For", "198.51.100.3"), http.StatusNoContent},
+		{request("203.0.113.5:1", "X-Forwarded-For", "198.51.100.4"), http.StatusTooManyRequests},
+	}
+	for i, tt := range tests {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, tt.req)
+		assert.Equal(t, tt.code, w.Code, "request %d", i)
+	}
+	// an empty key is not limited
+	mw, err = ratelimit.Middleware(l, ratelimit.MiddlewareConfig{Key: ratelimit.HeaderKey("X-Api-Key")})
+	require.NoError(t, err)
+	for range 3 {
+		w := httptest.NewRecorder()
+		mw(okHandler).ServeHTTP(w, request("192.0.2.1:1"))
+		assert.Equal(t, http.StatusNoContent, w.Code)
+	}
+}
+
+// TestMiddlewareRedisDown: with Redis gone, the fail-open API tier keeps
+// serving from the local fallback and the fail-closed Auth tier answers 503
+// problem+json; fallbacks are counted.
+func TestMiddlewareRedisDown(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	rd := sdkmetric.NewManualReader()
+	g, err := ratelimit.New(ratelimit.Config{Redis: c, Logger: quiet(), MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))})
+	require.NoError(t, err)
+	tiers := ratelimit.Tiers()
+	api, err := g.Middleware(ratelimit.MiddlewareConfig{}, tiers.API)
+	require.NoError(t, err)
+	auth, err := g.Middleware(ratelimit.MiddlewareConfig{}, tiers.Auth)
+	require.NoError(t, err)
+	srv.Kill()
+	for range 4 {
+		w := httptest.NewRecorder()
+		api(okHandler).ServeHTTP(w, request("192.0.2.1:1"))
+		assert.Equal(t, http.StatusNoContent, w.Code)
+		w = httptest.NewRecorder()
+		auth(okHandler).ServeHTTP(w, request("192.0.2.1:1"))
+		assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+		assert.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
+		assert.NotEmpty(t, w.Header().Get("Retry-After"))
+		assert.Contains(t, w.Body.String(), "temporary-reduced-capacity")
+	}
+	assert.Equal(t, map[string]int64{"fail_open/api/": 4, "fail_closed/auth/": 4}, counts(t, rd, "ratelimit.fallbacks"))
+	assert.Equal(t, map[string]int64{"allowed/api/": 4, "unavailable/auth/": 4}, counts(t, rd, "ratelimit.decisions"))
+}
+
+func TestMiddlewareConfigErrors(t *testing.T) {
+	t.Parallel()
+	_, err := ratelimit.Middleware(nil, ratelimit.MiddlewareConfig{})
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig)
+	g, err := ratelimit.New(ratelimit.Config{})
+	require.NoError(t, err)
+	_, err = g.Middleware(ratelimit.MiddlewareConfig{}, ratelimit.Tier{Name: "x"})
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidLimit)
+	for _, cfg := range []ratelimit.Config{{Timeout: -1}, {Instances: -1}, {MaxKeys: -1}, {BreakerFailures: -1}, {BreakerOpen: -1}} {
+		_, err := ratelimit.New(cfg)
+		assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig, "%+v", cfg)
+	}
+	_, err = ratelimit.NewRedis(ratelimit.Config{})
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig)
+}
