@@ -197,7 +197,7 @@ func (c *Checker) record(s *checkState, res Result, started time.Time, d time.Du
 	}
 	c.inst.recordDuration(s, st, d)
 	if prev == nil || prev.status != st {
-		c.log.Log(context.Background(), logLevel(st), "health: check status", "check", s.check.Name, "status", st.String(), "critical", s.check.Critical, "output", snap.output)
+		c.log.Log(context.Background(), logLevel(effective(st, s.check.Critical)), "health: check status", "check", s.check.Name, "status", st.String(), "critical", s.check.Critical, "output", snap.output)
 	}
 }
 

@@ -1,0 +1,116 @@
+package health_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit/health"
+)
+
+// A service with a database (critical), Redis (critical when configured),
+// an LLM upstream (non-critical) and memory, mounted under /health with the
+// application's Prometheus handler.
+func Example_service() {
+	var (
+		db        *sql.DB               // the application's pool
+		rdb       redis.UniversalClient // nil when Redis is not configured
+		client    *http.Client          // the application's HTTP client
+		llmURL    = "https://api.openai.example/v1/models"
+		promHTTP  http.Handler // e.g. from metrics.Setup
+		mux       = http.NewServeMux()
+		adminAuth = health.BearerToken("from-a-secret-store")
+	)
+
+	hc, err := health.New(health.Config{ServiceID: "servio", Version: "1", Checks: []health.Check{
+		{Name: "db", Critical: true, Run: health.SQL(db)},
+		{Name: "llm", Interval: 15 * time.Second, Run: health.HTTP(client, llmURL, http.StatusOK)},
+		{Name: "memory", Run: health.Memory(health.MemoryLimits{WarnRSS: 1 << 30})},
+	}})
+	if err == nil && rdb != nil {
+		err = hc.Register(health.Check{Name: "redis", Critical: true, Run: health.Redis(rdb)})
+	}
+	if err != nil {
+		panic(err)
+	}
+	defer hc.Close()
+	hc.Mount(mux, health.Options{Authorizer: adminAuth, Metrics: promHTTP})
+}
+
+func ExampleChecker_Mount() {
+	hc, err := health.New(health.Config{Checks: []health.Check{
+		{Name: "db", Critical: true, Run: health.Func(func(context.Context) error { return nil })},
+		{Name: "llm", Run: health.Func(func(context.Context) error { return errors.New("upstream 502") })},
+	}})
+	if err != nil {
+		panic(err)
+	}
+	defer hc.Close()
+	mux := http.NewServeMux()
+	hc.Mount(mux, health.Options{})
+
+	for _, path := range []string{"/health", "/health/ready", "/health/ready?exclude=llm", "/health/live"} {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		body, _ := io.ReadAll(w.Body)
+		fmt.Printf("%s %d %s", path, w.Code, body)
+	}
+	// Output:
+	// /health 200 {"status":"warn"}
+	// /health/ready 200 {"status":"warn"}
+	// /health/ready?exclude=llm 200 {"status":"pass"}
+	// /health/live 200 {"status":"pass"}
+}
+
+// Draining: on SIGTERM, flip readiness first, give load balancers a probe
+// period to notice, then shut the server down.
+func ExampleChecker_SetDraining() {
+	hc, err := health.New(health.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer hc.Close()
+	fmt.Println(hc.Ready(context.Background()).Status)
+	hc.SetDraining(true) // then: time.Sleep(probe period); srv.Shutdown(ctx)
+	r := hc.Ready(context.Background())
+	fmt.Println(r.Status, r.Output, r.Status.HTTPStatus())
+	// Output:
+	// pass
+	// fail draining 503
+}
+
+func ExampleChecker_Check() {
+	hc, err := health.New(health.Config{Checks: []health.Check{
+		{Name: "cache", Run: health.Func(func(context.Context) error {
+			return health.Warn(errors.New("hit rate 12%"))
+		})},
+		{Name: "db", Critical: true, Run: func(context.Context) health.Result {
+			return health.Result{Err: errors.New("dial postgres://app:hunter2@db:5432/servio: connection refused")}
+		}},
+	}})
+	if err != nil {
+		panic(err)
+	}
+	defer hc.Close()
+	r := hc.Check(context.Background())
+	fmt.Println(r.Status)
+	for _, c := range r.Checks {
+		fmt.Printf("%s critical=%v %s: %s\n", c.Name, c.Critical, c.Status, c.Output)
+	}
+	// Output:
+	// fail
+	// cache critical=false warn: hit rate 12%
+	// db critical=true fail: dial postgres://app:xxxxx@db:5432/servio: connection refused
+}
+
+func ExampleRedact() {
+	fmt.Println(health.Redact("connect redis://:s3cret@cache:6379/0 password=s3cret failed"))
+	// Output:
+	// connect redis://:xxxxx@cache:6379/0 password=xxxxx failed
+}
