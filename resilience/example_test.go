@@ -194,3 +194,22 @@ func ExampleOpenAI() {
 	fmt.Println(answer, err, p.Breaker().Name())
 	// Output: 42 <nil> openai.breaker
 }
+
+func ExampleFallback() {
+	p, _ := resilience.NewPipeline(resilience.Policy{
+		Breaker: &resilience.BreakerConfig{ConsecutiveFailures: 1},
+	})
+	recommend := resilience.Fallback(
+		resilience.Wrap(p, func(context.Context) (string, error) { return "", errors.New("llm down") }),
+		func(_ context.Context, err error) (string, error) {
+			if errors.Is(err, resilience.ErrOpen) {
+				return "today's special", nil // breaker open: degrade instead of failing
+			}
+			return "", err
+		})
+	fmt.Println(recommend(context.Background()))
+	fmt.Println(recommend(context.Background()))
+	// Output:
+	//  llm down
+	// today's special <nil>
+}

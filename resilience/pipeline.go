@@ -163,9 +163,15 @@ func (p *Pipeline) Bulkhead() *Bulkhead { return p.bulkhead }
 // RateLimiter returns the pipeline's rate limiter, or nil.
 func (p *Pipeline) RateLimiter() *RateLimiter { return p.limiter }
 
-// Do calls fn through p (see Pipeline for the order). Errors wrap both the
-// policy's own (*TimeoutError, *RetryError, *BreakerError, *BulkheadError,
-// *RateLimitError) and fn's, so errors.Is/As reach either.
+// Do calls fn through p (see Pipeline for the order) without allocating
+// when fn succeeds at once (a Timeout costs context.WithTimeout's four
+// allocations). Errors wrap both the policy's own (*TimeoutError,
+// *RetryError, *BreakerError, *BulkheadError, *RateLimitError) and fn's, so
+// errors.Is/As reach either. When Retry gives up early because its next
+// backoff would pass the timeout, the error is a *RetryError whose Reason is
+// context.DeadlineExceeded rather than a *TimeoutError; errors.Is(err,
+// context.DeadlineExceeded) holds either way. For a fallback, wrap the
+// result: Fallback(Wrap(p, fn), fb).
 func Do[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
 	if p.timeout <= 0 {
 		return pipeRetry(ctx, p, fn)

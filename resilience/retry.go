@@ -148,8 +148,9 @@ func mustRetrier(p RetryPolicy) *retrier {
 // Permanent error, a non-retryable error or the caller's context being done,
 // never waits past the context deadline, and returns within a scheduler tick
 // of cancellation. When it gives up on a retryable error it returns a
-// *RetryError wrapping the last error. The returned func is safe for
-// concurrent use.
+// *RetryError wrapping the last error and a zero T. fn must release what a
+// failed attempt holds (close a response body) before returning its error.
+// The returned func is safe for concurrent use.
 func Retry[T any](p RetryPolicy, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	r := mustRetrier(p)
 	return func(ctx context.Context) (T, error) { return retryDo(ctx, r, fn) }
