@@ -184,7 +184,9 @@ func (c *Checker) Check(ctx context.Context) Report {
 }
 
 // Ready is Check for readiness: it reports fail while draining and until
-// every critical and startup check has passed once.
+// every critical and startup check has passed once. Once that happened the
+// service counts as started for good: checks registered later do not gate
+// it again.
 func (c *Checker) Ready(ctx context.Context) Report {
 	return c.report(ctx, query{}, true)
 }

@@ -59,10 +59,12 @@ func (c *Checker) Handler(opts Options) http.Handler {
 }
 
 // Mount registers Handler(opts) on mux for Prefix and everything under
-// Prefix+"/". Like ServeMux.Handle it panics if those patterns are taken.
+// Prefix+"/" (Prefix "/" mounts the endpoints at the root: /, /ready, ...). Like ServeMux.Handle it panics if those patterns are taken.
 func (c *Checker) Mount(mux *http.ServeMux, opts Options) {
 	h := c.Handler(opts).(*handler)
-	mux.Handle(h.opts.Prefix, h)
+	if h.opts.Prefix != "" {
+		mux.Handle(h.opts.Prefix, h)
+	}
 	mux.Handle(h.opts.Prefix+"/", h)
 }
 

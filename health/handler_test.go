@@ -197,6 +197,11 @@ func TestHandlerRouting(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusNotFound, get(c.Handler(Options{}), "/health/metrics").Code, "no metrics handler, no route")
 	assert.Equal(t, http.StatusNotFound, get(c.Handler(Options{}), "/other").Code)
+
+	root := http.NewServeMux()
+	c.Mount(root, Options{Prefix: "/"})
+	assert.Equal(t, http.StatusOK, get(root, "/ready").Code, "Prefix / mounts at the root")
+	assert.Equal(t, http.StatusOK, get(root, "/").Code)
 }
 
 func TestAuthorizers(t *testing.T) {
