@@ -40,8 +40,8 @@ type HTTPConfig struct {
 // ServeMux pattern that matched, never the raw path), http.response.status_code,
 // url.scheme, network.protocol.version and, for 5xx, error.type; and
 // http.server.active_requests by method and scheme. Attribute sets are
-// built once per (method, route, status, scheme, protocol) and cached, so a
-// request costs one small allocation (the status-recording writer).
+// built once per (method, route, status, scheme, protocol) and cached, and
+// the status-recording writer is pooled, so a request allocates nothing.
 // Safe for concurrent use.
 type HTTPMiddleware struct {
 	duration  metric.Float64Histogram
@@ -49,6 +49,8 @@ type HTTPMiddleware struct {
 	maxRoutes int
 
 	activeOpts [len(knownMethods) + 1][2][]metric.AddOption
+
+	writers sync.Pool // of *responseWriter
 
 	series atomic.Pointer[map[seriesKey][]metric.RecordOption] // copy on write
 	mu     sync.Mutex                                          // serialises writers of series and routes
@@ -155,6 +157,7 @@ func NewHTTPMiddleware(cfg HTTPConfig) (*HTTPMiddleware, error) {
 			h.activeOpts[i][tls] = []metric.AddOption{metric.WithAttributeSet(set)}
 		}
 	}
+	h.writers.New = func() any { return new(responseWriter) }
 	empty := map[seriesKey][]metric.RecordOption{}
 	h.series.Store(&empty)
 	return h, nil
@@ -186,7 +189,8 @@ func (h *HTTPMiddleware) Wrap(next http.Handler) http.Handler {
 		}
 		ctx := r.Context()
 		h.active.Add(ctx, 1, h.activeOpts[mi][ti]...)
-		rw := &responseWriter{ResponseWriter: w}
+		rw := h.writers.Get().(*responseWriter)
+		rw.ResponseWriter = w
 		defer func() {
 			h.active.Add(ctx, -1, h.activeOpts[mi][ti]...)
 			route := rw.route // reported from inside: the most specific
@@ -199,6 +203,10 @@ func (h *HTTPMiddleware) Wrap(next http.Handler) http.Handler {
 			}
 			key := seriesKey{method: mi, tls: tls, proto: protoIndex(r), status: status, route: route}
 			h.duration.Record(ctx, time.Since(start).Seconds(), h.opts(key)...)
+			// The handler has returned, so it no longer uses rw (the
+			// http.Handler contract): recycle it.
+			*rw = responseWriter{}
+			h.writers.Put(rw)
 		}()
 		next.ServeHTTP(rw, r)
 	})
