@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"slices"
 
 	dto "github.com/prometheus/client_model/go"
@@ -66,30 +67,86 @@ func Quantile(q float64, bounds []float64, counts []uint64) (float64, error) {
 	return bounds[len(bounds)-1], nil
 }
 
-func percentilesOf(bounds []float64, counts []uint64, sum float64) (Percentiles, error) {
-	p := Percentiles{Sum: sum}
-	for _, c := range counts {
-		p.Count += c
+// Histogram is an explicit-bucket histogram read back for reporting:
+// Counts[i] observations fell in (Bounds[i-1], Bounds[i]], the last entry
+// of Counts (len(Bounds)+1 in all) counting those above the highest bound.
+type Histogram struct {
+	Bounds []float64
+	Counts []uint64
+	Sum    float64
+}
+
+// Count returns the number of observations.
+func (h Histogram) Count() uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
 	}
+	return n
+}
+
+// Quantile estimates the q-quantile; see the package-level Quantile.
+func (h Histogram) Quantile(q float64) (float64, error) { return Quantile(q, h.Bounds, h.Counts) }
+
+// Percentiles returns count, sum, p50, p95 and p99, or ErrNoData when empty.
+func (h Histogram) Percentiles() (Percentiles, error) {
+	p := Percentiles{Count: h.Count(), Sum: h.Sum}
 	var err error
-	if p.P50, err = Quantile(0.50, bounds, counts); err != nil {
+	if p.P50, err = h.Quantile(0.50); err != nil {
 		return p, err
 	}
-	p.P95, _ = Quantile(0.95, bounds, counts)
-	p.P99, _ = Quantile(0.99, bounds, counts)
+	p.P95, _ = h.Quantile(0.95)
+	p.P99, _ = h.Quantile(0.99)
 	return p, nil
 }
 
-// ReadPercentiles collects r (a ManualReader passed in Options.Readers, say)
-// and returns the percentiles of the histogram name, summed over the data
+// Sub returns the observations made between earlier and h (two reads of the
+// same cumulative histogram), for reporting one phase of a load test.
+func (h Histogram) Sub(earlier Histogram) (Histogram, error) {
+	if len(earlier.Counts) == 0 {
+		return h, nil
+	}
+	if !slices.Equal(h.Bounds, earlier.Bounds) || len(h.Counts) != len(earlier.Counts) {
+		return Histogram{}, fmt.Errorf("metrics: subtracting histograms with different bounds")
+	}
+	out := Histogram{Bounds: slices.Clone(h.Bounds), Counts: make([]uint64, len(h.Counts)), Sum: h.Sum - earlier.Sum}
+	for i, c := range h.Counts {
+		if c < earlier.Counts[i] {
+			return Histogram{}, fmt.Errorf("metrics: histogram went backwards (a restart?) in bucket %d", i)
+		}
+		out.Counts[i] = c - earlier.Counts[i]
+	}
+	return out, nil
+}
+
+// ReadPercentiles is ReadHistogram followed by Percentiles.
+func ReadPercentiles(ctx context.Context, r sdkmetric.Reader, name string, match func(attribute.Set) bool) (Percentiles, error) {
+	h, err := ReadHistogram(ctx, r, name, match)
+	if err != nil {
+		return Percentiles{}, err
+	}
+	return h.Percentiles()
+}
+
+// PromPercentiles is PromHistogram followed by Percentiles.
+func PromPercentiles(families map[string]*dto.MetricFamily, name string, match map[string]string) (Percentiles, error) {
+	h, err := PromHistogram(families, name, match)
+	if err != nil {
+		return Percentiles{}, err
+	}
+	return h.Percentiles()
+}
+
+// ReadHistogram collects r (a ManualReader passed in Options.Readers, say)
+// and returns the histogram name, summed over the data
 // points whose attributes match (nil: all). Exponential histograms (positive
 // values; their scale must agree across points) are read as explicit bounds
 // at their bucket edges. It returns ErrNoData when nothing matched or
 // nothing was recorded.
-func ReadPercentiles(ctx context.Context, r sdkmetric.Reader, name string, match func(attribute.Set) bool) (Percentiles, error) {
+func ReadHistogram(ctx context.Context, r sdkmetric.Reader, name string, match func(attribute.Set) bool) (Histogram, error) {
 	var rm metricdata.ResourceMetrics
 	if err := r.Collect(ctx, &rm); err != nil {
-		return Percentiles{}, fmt.Errorf("metrics: collect: %w", err)
+		return Histogram{}, fmt.Errorf("metrics: collect: %w", err)
 	}
 	var (
 		bounds []float64
@@ -120,13 +177,13 @@ func ReadPercentiles(ctx context.Context, r sdkmetric.Reader, name string, match
 			case metricdata.Histogram[float64]:
 				for _, dp := range d.DataPoints {
 					if err := add(dp.Bounds, dp.BucketCounts, dp.Sum, &dp.Attributes); err != nil {
-						return Percentiles{}, err
+						return Histogram{}, err
 					}
 				}
 			case metricdata.Histogram[int64]:
 				for _, dp := range d.DataPoints {
 					if err := add(dp.Bounds, dp.BucketCounts, float64(dp.Sum), &dp.Attributes); err != nil {
-						return Percentiles{}, err
+						return Histogram{}, err
 					}
 				}
 			case metricdata.ExponentialHistogram[float64]:
@@ -139,18 +196,18 @@ func ReadPercentiles(ctx context.Context, r sdkmetric.Reader, name string, match
 				if len(pts) > 0 {
 					b, c, s := mergeExponential(pts)
 					if err := add(b, c, s, nil); err != nil {
-						return Percentiles{}, err
+						return Histogram{}, err
 					}
 				}
 			default:
-				return Percentiles{}, fmt.Errorf("metrics: %s is %T, not a histogram", name, m.Data)
+				return Histogram{}, fmt.Errorf("metrics: %s is %T, not a histogram", name, m.Data)
 			}
 		}
 	}
 	if counts == nil {
-		return Percentiles{}, fmt.Errorf("metrics: %s: %w", name, ErrNoData)
+		return Histogram{}, fmt.Errorf("metrics: %s: %w", name, ErrNoData)
 	}
-	return percentilesOf(bounds, counts, sum)
+	return Histogram{Bounds: bounds, Counts: counts, Sum: sum}, nil
 }
 
 // ParsePrometheus parses the Prometheus text exposition format (what
@@ -164,17 +221,17 @@ func ParsePrometheus(r io.Reader) (map[string]*dto.MetricFamily, error) {
 	return mf, nil
 }
 
-// PromPercentiles returns the percentiles of the Prometheus histogram family
+// PromHistogram returns the Prometheus histogram family
 // name (e.g. "http_server_request_duration_seconds") in families, summed over
 // the series whose labels include every pair in match (nil: all series).
 // It returns ErrNoData when nothing matched or nothing was recorded.
-func PromPercentiles(families map[string]*dto.MetricFamily, name string, match map[string]string) (Percentiles, error) {
+func PromHistogram(families map[string]*dto.MetricFamily, name string, match map[string]string) (Histogram, error) {
 	mf, ok := families[name]
 	if !ok {
-		return Percentiles{}, fmt.Errorf("metrics: %s: %w", name, ErrNoData)
+		return Histogram{}, fmt.Errorf("metrics: %s: %w", name, ErrNoData)
 	}
 	if mf.GetType() != dto.MetricType_HISTOGRAM {
-		return Percentiles{}, fmt.Errorf("metrics: %s is a %s, not a histogram", name, mf.GetType())
+		return Histogram{}, fmt.Errorf("metrics: %s is a %s, not a histogram", name, mf.GetType())
 	}
 	var (
 		bounds []float64
@@ -200,7 +257,7 @@ func PromPercentiles(families map[string]*dto.MetricFamily, name string, match m
 		if !seen {
 			bounds, cumul, seen = b, make([]uint64, len(c)), true
 		} else if !slices.Equal(bounds, b) {
-			return Percentiles{}, fmt.Errorf("metrics: %s: series with different buckets", name)
+			return Histogram{}, fmt.Errorf("metrics: %s: series with different buckets", name)
 		}
 		for i, n := range c {
 			cumul[i] += n
@@ -209,7 +266,7 @@ func PromPercentiles(families map[string]*dto.MetricFamily, name string, match m
 		sum += h.GetSampleSum()
 	}
 	if !seen {
-		return Percentiles{}, fmt.Errorf("metrics: %s: %w", name, ErrNoData)
+		return Histogram{}, fmt.Errorf("metrics: %s: %w", name, ErrNoData)
 	}
 	counts := make([]uint64, len(bounds)+1)
 	var prev uint64
@@ -223,7 +280,7 @@ func PromPercentiles(families map[string]*dto.MetricFamily, name string, match m
 	if total > prev {
 		counts[len(bounds)] = total - prev
 	}
-	return percentilesOf(bounds, counts, sum)
+	return Histogram{Bounds: bounds, Counts: counts, Sum: sum}, nil
 }
 
 func labelsMatch(labels []*dto.LabelPair, match map[string]string) bool {
@@ -288,4 +345,28 @@ func mergeExponential(pts []metricdata.ExponentialHistogramDataPoint[float64]) (
 		counts = append(counts, byIdx[k])
 	}
 	return bounds, append(counts, 0), sum
+}
+
+// FetchPrometheus GETs a Prometheus text endpoint (a service's
+// /health/metrics) with client (nil: http.DefaultClient) and parses it.
+// ctx bounds the request.
+func FetchPrometheus(ctx context.Context, client *http.Client, url string) (map[string]*dto.MetricFamily, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: fetch %s: %w", url, err)
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: fetch %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("metrics: fetch %s: status %s", url, resp.Status)
+	}
+	return ParsePrometheus(resp.Body)
 }

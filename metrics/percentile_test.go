@@ -3,6 +3,9 @@ package metrics
 import (
 	"context"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,4 +153,66 @@ func TestReadPercentilesFromExponentialHistogram(t *testing.T) {
 	assert.InEpsilon(t, 0.050, pct.P50, 0.02, "p50 within 2%%")
 	assert.InEpsilon(t, 0.095, pct.P95, 0.02, "p95 within 2%%")
 	assert.InEpsilon(t, 0.099, pct.P99, 0.02, "p99 within 2%%")
+}
+
+func TestHistogramSub(t *testing.T) {
+	t.Parallel()
+	before := Histogram{Bounds: []float64{1, 2}, Counts: []uint64{1, 2, 0}, Sum: 3}
+	after := Histogram{Bounds: []float64{1, 2}, Counts: []uint64{1, 5, 1}, Sum: 12}
+	d, err := after.Sub(before)
+	require.NoError(t, err)
+	assert.Equal(t, Histogram{Bounds: []float64{1, 2}, Counts: []uint64{0, 3, 1}, Sum: 9}, d)
+	assert.Equal(t, uint64(4), d.Count())
+
+	same, err := after.Sub(Histogram{})
+	require.NoError(t, err)
+	assert.Equal(t, after, same, "nothing before: all of it")
+	_, err = before.Sub(after)
+	assert.Error(t, err, "a histogram that went backwards")
+	_, err = after.Sub(Histogram{Bounds: []float64{1}, Counts: []uint64{0, 0}})
+	assert.Error(t, err, "different bounds")
+}
+
+// TestFetchPrometheusPhaseReport is the load report's flow: scrape a
+// service, run a phase, scrape again and report the phase's percentiles.
+func TestFetchPrometheusPhaseReport(t *testing.T) {
+	t.Parallel()
+	p := setupTest(t, Options{NoRuntimeMetrics: true})
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: p})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /orders/{id}", func(http.ResponseWriter, *http.Request) {})
+	mux.Handle("GET /health/metrics", p.Handler())
+	srv := httptest.NewServer(mw.Wrap(mux))
+	defer srv.Close()
+	ctx := context.Background()
+	get := func(path string) {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+	}
+	orders := map[string]string{"http_route": "GET /orders/{id}"}
+	const name = "http_server_request_duration_seconds"
+
+	get("/orders/0") // warm-up, not in the phase
+	fams, err := FetchPrometheus(ctx, srv.Client(), srv.URL+"/health/metrics")
+	require.NoError(t, err)
+	before, err := PromHistogram(fams, name, orders)
+	require.NoError(t, err)
+	for i := range 5 {
+		get("/orders/" + strconv.Itoa(i+1))
+	}
+	fams, err = FetchPrometheus(ctx, nil, srv.URL+"/health/metrics")
+	require.NoError(t, err)
+	after, err := PromHistogram(fams, name, orders)
+	require.NoError(t, err)
+	phase, err := after.Sub(before)
+	require.NoError(t, err)
+	pct, err := phase.Percentiles()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(5), pct.Count)
+	assert.Less(t, pct.P99, 0.5, "loopback requests take well under 0.5 s")
+
+	_, err = FetchPrometheus(ctx, nil, srv.URL+"/nowhere")
+	assert.Error(t, err, "404 is an error")
 }
