@@ -283,3 +283,26 @@ func failIf(err error) Status {
 	}
 	return StatusPass
 }
+
+func TestCloseKeepsLastResult(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	var hang atomic.Bool
+	c := newTest(t, Config{Now: clk.Now, Checks: []Check{{
+		Name: "db", Critical: true,
+		Run: func(ctx context.Context) Result {
+			if hang.Load() {
+				<-ctx.Done()
+				return Result{Err: ctx.Err()}
+			}
+			return Result{}
+		},
+	}}})
+	require.Equal(t, StatusPass, c.Check(context.Background()).Status)
+	hang.Store(true)
+	clk.Add(time.Hour)
+	time.AfterFunc(20*time.Millisecond, c.Close)
+	rep := c.Check(context.Background())
+	assert.Equal(t, StatusPass, rep.Status, "a run cancelled by Close is not a failure of the dependency")
+	assert.Equal(t, StatusPass, c.Check(context.Background()).Status, "after Close the cache is still served")
+}

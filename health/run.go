@@ -105,13 +105,14 @@ func (c *Checker) run(s *checkState, done chan struct{}) {
 		case res = <-results:
 		case <-ctx.Done():
 			res = Result{Status: StatusFail, Err: fmt.Errorf("%w after %s", ErrTimeout, s.check.Timeout)}
-			if c.ctx.Err() != nil {
-				res.Err = ErrClosed
-			}
 		}
 		cancel()
 	}
-	c.record(s, res, started, time.Since(t0))
+	// A run cut short by Close says nothing about the dependency: keep the
+	// last result.
+	if c.ctx.Err() == nil {
+		c.record(s, res, started, time.Since(t0))
+	}
 	s.mu.Lock()
 	s.inflight = nil
 	s.mu.Unlock()
