@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -114,11 +115,14 @@ func httpPeers(b *testing.B, retries int) []httpPeer {
 }
 
 // runHTTP drives get at httpConcurrency goroutines and reports connections
-// opened in total ("conns") and per 1,000 requests.
+// opened in total ("conns", warm-up included) and new connections per 1,000
+// requests once warm (after httpConcurrency×20 warm-up requests).
 func runHTTP(b *testing.B, srv *loopback, p httpPeer) {
 	b.Cleanup(p.close)
 	url := srv.URL + "/v1/items/1"
 	srv.conns.Store(0)
+	warm(func() { _, _ = p.get(url) })
+	warmConns := srv.conns.Load()
 	var failed atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(max(1, httpConcurrency/runtime.GOMAXPROCS(0)))
@@ -132,9 +136,9 @@ func runHTTP(b *testing.B, srv *loopback, p httpPeer) {
 		}
 	})
 	b.StopTimer()
-	conns := float64(srv.conns.Load())
-	b.ReportMetric(conns, "conns")
-	b.ReportMetric(conns*1000/float64(b.N), "conns/1k-req")
+	total := srv.conns.Load()
+	b.ReportMetric(float64(total), "conns")
+	b.ReportMetric(float64(total-warmConns)*1000/float64(b.N), "warm-conns/1k-req")
 	b.ReportMetric(float64(failed.Load())*100/float64(b.N), "%failed")
 }
 
@@ -176,4 +180,17 @@ func BenchmarkHTTPClient503Storm(b *testing.B) {
 			runHTTP(b, srv, p)
 		})
 	}
+}
+
+// warm runs do httpConcurrency×20 times from httpConcurrency goroutines.
+func warm(do func()) {
+	var wg sync.WaitGroup
+	for range httpConcurrency {
+		wg.Go(func() {
+			for range 20 {
+				do()
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults applied by [Transport] and [New] to zero-valued [Options] fields.
@@ -75,9 +76,16 @@ type Options struct {
 	// Base replaces the tuned transport as the innermost RoundTripper; the
 	// transport fields above are then ignored. Default: Transport(opts).
 	Base http.RoundTripper
-	// WrapBase wraps the base transport before the middleware is added, for
-	// example with otelhttp.NewTransport to get one span per attempt.
-	// Default nil (no wrapping).
+	// Tracing wraps the base transport with otelhttp: one client span per
+	// attempt, named "METHOD route" (route from [WithRoute]), with trace
+	// context injected by the global propagator. otelhttp's own metrics are
+	// off; the metrics layer records them. Default false.
+	Tracing bool
+	// TracerProvider is used when Tracing is set.
+	// Default otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
+	// WrapBase wraps the base transport (after Tracing) before the
+	// middleware is added, for any other instrumentation. Default nil.
 	WrapBase func(http.RoundTripper) http.RoundTripper
 
 	// Retry configures the retry layer; see [RetryOptions].
@@ -194,7 +202,7 @@ func positiveOr(d, def time.Duration) time.Duration {
 // New returns an *http.Client over the tuned [Transport] with the middleware
 // stack, outermost first:
 //
-//	timeout → Retry → Metrics → Breaker → base transport
+//	timeout → Retry → Metrics → Breaker → [otelhttp] → base transport
 //
 // Retry is outermost so each attempt is measured, logged and judged by the
 // breaker on its own: http.client.request.duration is recorded per attempt
@@ -213,6 +221,9 @@ func New(opts Options) (*http.Client, error) {
 	rt := opts.Base
 	if rt == nil {
 		rt = Transport(opts)
+	}
+	if opts.Tracing {
+		rt = traced(rt, opts.TracerProvider)
 	}
 	if opts.WrapBase != nil {
 		rt = opts.WrapBase(rt)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 func TestTransportDefaults(t *testing.T) {
@@ -65,6 +67,8 @@ func TestTimeoutBoundsRequestAndBody(t *testing.T) {
 	_, err := c.Get(srv.URL + "/slow-headers")
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 
+	// A longer window so the headers surely arrive on a loaded machine.
+	c = newTestClient(t, Options{Timeout: time.Second, DisableRetry: true})
 	resp, err := c.Get(srv.URL + "/slow-body")
 	require.NoError(t, err)
 	_, err = io.ReadAll(resp.Body)
@@ -84,7 +88,9 @@ func TestTimeoutKeepsConnectionAfterBodyRead(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	assert.Equal(t, int64(1), srv.conns.Load(), "cancelling the timeout after EOF must not drop the connection")
+	// 1 on an idle machine; slack for net/http's 50 ms write-confirmation
+	// rule under CPU starvation. Killing the connection would give 20.
+	assert.LessOrEqual(t, srv.conns.Load(), int64(3), "cancelling the timeout after EOF must not drop the connection")
 }
 
 func TestNewRejectsInvalidOptions(t *testing.T) {
@@ -142,8 +148,15 @@ func TestConnectionReuse(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, int64(workers*perWorker), srv.requests.Load())
-	assert.LessOrEqual(t, srv.conns.Load(), int64(DefaultMaxConnsPerHost),
-		"wanted at most MaxConnsPerHost new connections for 10,000 requests")
+	assert.LessOrEqual(t, srv.peak.Load(), int64(DefaultMaxConnsPerHost),
+		"wanted at most MaxConnsPerHost connections open at once")
+	// On an idle machine exactly 50 connections serve all 10,000 requests.
+	// Under heavy CPU starvation (-race on a busy 2-core box) net/http may
+	// drop a connection whose request write it could not confirm within
+	// 50 ms (maxWriteWaitBeforeConnReuse) and dial a replacement, so allow a
+	// handful: anything churning, like an idle pool below 50, opens hundreds.
+	assert.LessOrEqual(t, srv.conns.Load(), int64(DefaultMaxConnsPerHost+5),
+		"wanted about MaxConnsPerHost new connections for 10,000 requests")
 }
 
 func TestOpenAIPresetPOST(t *testing.T) {
@@ -162,4 +175,24 @@ func TestOpenAIPresetPOST(t *testing.T) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+func TestTracingSpanPerAttempt(t *testing.T) {
+	t.Parallel()
+	srv := newCountingServer(t, failFirst(1, http.StatusServiceUnavailable, nil))
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	rec := &sleepRecorder{}
+	c := newTestClient(t, Options{Tracing: true, TracerProvider: tp, Retry: RetryOptions{Sleep: rec.Sleep}})
+	req, err := http.NewRequestWithContext(WithRoute(context.Background(), "/v1/orders/{id}"), http.MethodGet, srv.URL+"/v1/orders/7", nil)
+	require.NoError(t, err)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	ended := spans.Ended()
+	require.Len(t, ended, 2, "wanted one span per attempt")
+	for _, s := range ended {
+		assert.Equal(t, "GET /v1/orders/{id}", s.Name())
+	}
 }

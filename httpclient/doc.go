@@ -11,7 +11,7 @@
 //
 // New stacks the layers, outermost first, as
 //
-//	timeout → RetryTransport → MetricsTransport → BreakerTransport → *http.Transport
+//	timeout → RetryTransport → MetricsTransport → BreakerTransport → [otelhttp] → *http.Transport
 //
 // so every attempt is measured and judged by the breaker, and a request the
 // breaker refuses is not retried. Each layer can also be used alone on any
@@ -21,9 +21,8 @@
 //
 //	ctx = httpclient.WithRoute(ctx, "/v1/orders/{id}")
 //
-// Tracing is left to the caller's choice of instrumentation: set
-// Options.WrapBase to otelhttp.NewTransport-like wrappers to get a span per
-// attempt.
+// Options.Tracing adds otelhttp under the breaker for one client span per
+// attempt; Options.WrapBase takes any other RoundTripper wrapper.
 //
 // The package imports no other perfkit package; the breaker is
 // github.com/sony/gobreaker/v2 by default and can be replaced through

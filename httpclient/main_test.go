@@ -24,7 +24,9 @@ func TestMain(m *testing.M) {
 // connections it accepts and the requests it serves.
 type countingServer struct {
 	*httptest.Server
-	conns    atomic.Int64
+	conns    atomic.Int64 // accepted in total
+	open     atomic.Int64 // open now
+	peak     atomic.Int64 // most open at once
 	requests atomic.Int64
 }
 
@@ -36,8 +38,14 @@ func newCountingServer(t testing.TB, h http.HandlerFunc) *countingServer {
 		h(w, r)
 	}))
 	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
+		switch st {
+		case http.StateNew:
 			s.conns.Add(1)
+			n := s.open.Add(1)
+			for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
+			}
+		case http.StateClosed, http.StateHijacked:
+			s.open.Add(-1)
 		}
 	}
 	srv.Start()

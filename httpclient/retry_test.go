@@ -245,7 +245,10 @@ func TestRetryDrainsDiscardedBodies(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, int64(3*workers*perWorker), srv.requests.Load())
-	assert.LessOrEqual(t, srv.conns.Load(), int64(workers), "wanted no extra connections during the 503 storm")
+	assert.LessOrEqual(t, srv.peak.Load(), int64(workers))
+	// Slack of 2 for net/http's 50 ms write-confirmation rule under CPU
+	// starvation (see TestConnectionReuse); undrained bodies would add ~600.
+	assert.LessOrEqual(t, srv.conns.Load(), int64(workers+2), "wanted no extra connections during the 503 storm")
 }
 
 // TestRetryClosesOversizedBodies checks a discarded body longer than
@@ -265,7 +268,7 @@ func TestRetryClosesOversizedBodies(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	assert.Equal(t, int64(2), srv.conns.Load(), "wanted the oversized body's connection closed, not drained")
+	assert.GreaterOrEqual(t, srv.conns.Load(), int64(2), "wanted the oversized body's connection closed, not drained")
 }
 
 func TestRetryStopsOnContextCancel(t *testing.T) {
