@@ -80,15 +80,23 @@ func TestTrackWithTracerRecordsSpan(t *testing.T) {
 	assert.Equal(t, uint64(1), histPoints(t, collect(t, r, OperationDuration))["operation.name=menu.get,outcome=error"].Count)
 }
 
-// TestTrackUsesGlobalProvider is the only test that sets the global provider.
+// TestTrackUsesGlobalProvider is the only test that sets the global provider
+// (serial tests run before parallel ones, so this is the first set): a
+// function wrapped before otel.SetMeterProvider records into the provider
+// set later, as one wrapped after does.
 func TestTrackUsesGlobalProvider(t *testing.T) {
 	mp, r := newManual(t)
+	work := func(context.Context) (struct{}, error) { return struct{}{}, nil }
+	early := Track("global.early", work)
 	otel.SetMeterProvider(mp)
+	late := Track("global.late", work)
 
-	fn := Track("global.op", func(context.Context) (struct{}, error) { return struct{}{}, nil })
-	_, err := fn(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, uint64(1), histPoints(t, collect(t, r, OperationDuration))["operation.name=global.op,outcome=ok"].Count)
+	ctx := context.Background()
+	_, _ = early(ctx)
+	_, _ = late(ctx)
+	pts := histPoints(t, collect(t, r, OperationDuration))
+	assert.Equal(t, uint64(1), pts["operation.name=global.early,outcome=ok"].Count, "wrapped before SetMeterProvider")
+	assert.Equal(t, uint64(1), pts["operation.name=global.late,outcome=ok"].Count, "wrapped after SetMeterProvider")
 }
 
 func TestNewTrackerRejectsBadBuckets(t *testing.T) {
