@@ -15,9 +15,14 @@ import (
 // when configured and the LLM upstream (both non-critical: the service
 // degrades without them), and process memory.
 func (a *App) setupHealth(mp *metrics.Provider) error {
+	llmID := a.llm.baseURL
+	if a.sim != nil {
+		// Clearly labelled: a pass here says nothing about a real LLM.
+		llmID = "SIMULATED in-process upstream " + llmID
+	}
 	checks := []health.Check{
 		{Name: "database", Run: health.SQL(a.db), Critical: true},
-		{Name: "llm", Run: a.llmCheck, ComponentType: "component"},
+		{Name: "llm", Run: a.llmCheck, ComponentType: "component", ComponentID: llmID},
 		{Name: "memory", Run: health.Memory(health.MemoryLimits{})},
 	}
 	if a.redis != nil {

@@ -108,4 +108,3 @@ func (a *testApp) doJSON(method, path, body string, want int, out any) {
 		require.NoError(a.t, json.Unmarshal(b, out), "%s %s: body %s", method, path, b)
 	}
 }
-

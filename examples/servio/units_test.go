@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/servio/perfkit/examples/servio/internal/store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -99,4 +100,45 @@ func TestNormalizeQuestion(t *testing.T) {
 		assert.Equal(t, tc.want, normalizeQuestion(tc.in), "normalizeQuestion(%q)", tc.in)
 	}
 	assert.Equal(t, assistantKey(normalizeQuestion("What's vegan?")), assistantKey(normalizeQuestion("what's VEGAN")))
+}
+
+func TestNewRedis(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url     string
+		cluster bool
+		addrs   []string
+	}{
+		{"redis://127.0.0.1:6379/0", false, []string{"127.0.0.1:6379"}},
+		{"rediss://user:pw@cache.example:6380", false, []string{"cache.example:6380"}},
+		{"10.0.0.1:7000,10.0.0.2:7000, 10.0.0.3:7000", true, []string{"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"}},
+		{"redis://10.0.0.1:7000,redis://10.0.0.2:7000", true, []string{"10.0.0.1:7000", "10.0.0.2:7000"}},
+		{"10.0.0.1:7000", true, []string{"10.0.0.1:7000"}},
+	}
+	for _, tc := range tests {
+		c, err := newRedis(tc.url)
+		require.NoError(t, err, tc.url)
+		if tc.cluster {
+			cc, ok := c.(*redis.ClusterClient)
+			require.True(t, ok, "%s must make a cluster client", tc.url)
+			assert.Equal(t, tc.addrs, cc.Options().Addrs)
+			assert.True(t, cc.Options().ContextTimeoutEnabled)
+		} else {
+			rc, ok := c.(*redis.Client)
+			require.True(t, ok, "%s must make a single-node client", tc.url)
+			assert.Equal(t, tc.addrs[0], rc.Options().Addr)
+			assert.True(t, rc.Options().ContextTimeoutEnabled)
+		}
+		require.NoError(t, c.Close())
+	}
+	for _, bad := range []string{"http://x", "nohostport", "a:1,,b", "redis://h:1,bad"} {
+		c, err := newRedis(bad)
+		if err == nil {
+			_ = c.Close()
+		}
+		assert.Error(t, err, "REDIS_URL %q must be refused", bad)
+	}
+	c, err := newRedis("")
+	assert.NoError(t, err)
+	assert.Nil(t, c)
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/servio/perfkit/resilience"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestAssistantAnswersCached: the same question, however it is typed, costs
+// one upstream call.
+func TestAssistantAnswersCached(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "sqlite")
+	for _, q := range []string{"Is the tiramisu vegan?", "is the TIRAMISU vegan", "  Is the tiramisu   vegan?! "} {
+		a.doJSON("POST", "/assistant/query", `{"question":"`+q+`"}`, http.StatusOK, nil)
+	}
+	assert.Equal(t, int64(1), a.sim.calls.Load(), "normalized questions share one cached answer")
+}
+
+// TestAssistantBreakerOpensFailsFast: with the upstream failing every call,
+// the resilience.OpenAI breaker opens (50% of at least 10 calls) and the
+// assistant then answers 503 without calling the upstream at all.
+func TestAssistantBreakerOpensFailsFast(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "sqlite")
+	cfg.SimLLMFailureRate = 1
+	a := startApp(t, cfg)
+	codes := []int{}
+	for range 5 {
+		code, _ := a.do("POST", "/assistant/query", `{"question":"anything"}`)
+		codes = append(codes, code)
+		if code == http.StatusServiceUnavailable {
+			break
+		}
+	}
+	require.Equal(t, http.StatusServiceUnavailable, codes[len(codes)-1], "codes %v", codes)
+	assert.Equal(t, http.StatusBadGateway, codes[0], "a failing upstream is 502 while the circuit is closed")
+	assert.Equal(t, resilience.StateOpen, a.llmPipe.Breaker().State())
+
+	before := a.sim.calls.Load()
+	resp, err := http.Post(a.URL+"/assistant/query", "application/json", strings.NewReader(`{"question":"still there?"}`))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+	assert.Equal(t, before, a.sim.calls.Load(), "an open circuit fails fast: no upstream call")
+
+	var h struct {
+		Status string
+		Checks map[string][]struct{ Status, Output, ComponentID string }
+	}
+	code, body := a.do("GET", "/health/detailed", "")
+	require.NoError(t, json.Unmarshal(body, &h), "%s", body)
+	assert.Equal(t, http.StatusOK, code, "the LLM is not critical: %s", body)
+	require.NotEmpty(t, h.Checks["llm"])
+	assert.Equal(t, "warn", h.Checks["llm"][0].Status)
+	assert.Contains(t, h.Checks["llm"][0].Output, "circuit open")
+	assert.Contains(t, h.Checks["llm"][0].ComponentID, "SIMULATED")
+}
+
+// TestMetricsEndpoint: /health/metrics serves Prometheus text with HTTP,
+// cache, DB-pool, operation and breaker metrics.
+func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "sqlite")
+	a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
+	a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
+	a.doJSON("POST", "/assistant/query", `{"question":"hi"}`, http.StatusOK, nil)
+	code, body := a.do("GET", "/health/metrics", "")
+	require.Equal(t, http.StatusOK, code)
+	for _, name := range []string{
+		`http_server_request_duration_seconds_count{`, `http_route="GET /restaurants/{id}/menu"`,
+		"perfkit_cache_hits_total", "db_client_connection_count", "perfkit_operation_duration_seconds",
+		`operation_name="menu.get"`, "resilience_breaker_state", "http_client_request_duration_seconds", "ratelimit_decisions_total",
+	} {
+		assert.Contains(t, string(body), name)
+	}
+}

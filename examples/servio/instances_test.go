@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/servio/perfkit/examples/servio/internal/store"
+	"github.com/servio/perfkit/internal/testenv"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// twoInstances starts two servio instances on one PostgreSQL schema and one
+// Redis (under this test's key prefix), as in a deployment of two replicas.
+func twoInstances(t *testing.T) (*testApp, *testApp) {
+	t.Helper()
+	_, prefix := testenv.Redis(t)
+	cfg := testConfig(t, "postgres")
+	cfg.RedisURL, cfg.RedisPrefix = testenv.RedisURL(), prefix
+	a := startApp(t, cfg)
+	cfg.DataDir = t.TempDir()
+	b := startApp(t, cfg)
+	return a, b
+}
+
+// TestInvalidationAcrossInstances: a write on A is served by B at once,
+// though B had the old value cached in its L1.
+func TestInvalidationAcrossInstances(t *testing.T) {
+	t.Parallel()
+	a, b := twoInstances(t)
+	var menu menuResponse
+	a.doJSON("GET", "/restaurants/2/menu", "", http.StatusOK, &menu)
+	b.doJSON("GET", "/restaurants/2/menu", "", http.StatusOK, &menu)
+	b.doJSON("GET", "/restaurants/2/menu", "", http.StatusOK, &menu) // now an L1 hit on B
+	require.NotEmpty(t, menu.Items)
+	item := menu.Items[0]
+
+	a.doJSON("PATCH", fmt.Sprintf("/menu-items/%d", item.ID), `{"price_cents":12345}`, http.StatusOK, nil)
+	priceOnB := func() int64 {
+		var m menuResponse
+		b.doJSON("GET", "/restaurants/2/menu", "", http.StatusOK, &m)
+		for _, it := range m.Items {
+			if it.ID == item.ID {
+				return it.PriceCents
+			}
+		}
+		return -1
+	}
+	// Pub/sub delivery to B takes a round trip; allow it, nothing more.
+	require.Eventually(t, func() bool { return priceOnB() == 12345 }, time.Second, 5*time.Millisecond,
+		"B must serve the price A wrote")
+
+	var o store.Order
+	b.doJSON("GET", "/orders/10", "", http.StatusOK, &o)
+	a.doJSON("GET", "/orders/10", "", http.StatusOK, &o)
+	b.doJSON("PATCH", "/orders/10", `{"status":"preparing"}`, http.StatusOK, nil)
+	require.Eventually(t, func() bool {
+		var got store.Order
+		a.doJSON("GET", "/orders/10", "", http.StatusOK, &got)
+		return got.Status == store.StatusPreparing
+	}, time.Second, 5*time.Millisecond, "A must serve the status B wrote")
+}
+
+// TestAuthTierAcrossInstances: the Auth tier (5 per 15 minutes) holds
+// across instances sharing Redis: the 6th login gets 429 with Retry-After.
+func TestAuthTierAcrossInstances(t *testing.T) {
+	t.Parallel()
+	a, b := twoInstances(t)
+	login := `{"email":"staff@servio.dev","password":"servio-demo"}`
+	for i := range 5 {
+		inst := []*testApp{a, b}[i%2]
+		inst.doJSON("POST", "/auth/login", login, http.StatusOK, nil)
+	}
+	resp, err := http.Post(b.URL+"/auth/login", "application/json", stringsReader(login))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	require.NoError(t, err, "Retry-After %q", resp.Header.Get("Retry-After"))
+	assert.Positive(t, secs)
+	assert.Contains(t, resp.Header.Get("RateLimit-Policy"), "auth")
+
+	// Other tiers are separate: the menu still answers.
+	a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
+}
