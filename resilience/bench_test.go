@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 func okCall(context.Context) (int, error) { return 1, nil }
@@ -95,5 +96,31 @@ func BenchmarkPipelineFull(b *testing.B) {
 	ctx := context.Background()
 	for b.Loop() {
 		_, _ = fn(ctx, 1)
+	}
+}
+
+// BenchmarkWithSDK is the happy path with a real OTel SDK meter provider:
+// the policies record nothing on it, so the cost matches the no-op case.
+func BenchmarkWithSDK(b *testing.B) {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	p, err := NewPipeline(Policy{MeterProvider: mp, Retry: &RetryPolicy{}, Breaker: &BreakerConfig{}, Bulkhead: &BulkheadConfig{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		fn   func(context.Context) (int, error)
+	}{
+		{"retry", Retry(RetryPolicy{MeterProvider: mp}, okCall)},
+		{"retry+breaker+bulkhead", Wrap(p, okCall)},
+	} {
+		fn := c.fn
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = fn(ctx)
+			}
+		})
 	}
 }

@@ -53,13 +53,16 @@ func TestMetrics(t *testing.T) {
 	})
 	require.NoError(t, err)
 	_, _ = Do(context.Background(), p, okCall)
-	_, _ = Do(context.Background(), p, fail) // 3 attempts, trips the breaker
-	_, _ = Do(context.Background(), p, fail) // rejected by the open breaker
+	flaky, _ := failing(1, errBoom)
+	_, _ = Do(context.Background(), p, flaky) // recovered after one retry
+	_, _ = Do(context.Background(), p, fail)  // 3 attempts, trips the breaker
+	_, _ = Do(context.Background(), p, fail)  // rejected by the open breaker
 
 	got := collect(t, reader)
-	assert.Equal(t, int64(3), got["resilience.retry.calls"], "one success, one gave up, one failure")
-	assert.Equal(t, int64(2), got["resilience.retry.retries"])
-	assert.Equal(t, int64(2), got["resilience.retry.delay"])
+	assert.Equal(t, int64(3), got["resilience.retry.calls"],
+		"recovered, gave up, failed (breaker open); first-attempt successes are not counted")
+	assert.Equal(t, int64(3), got["resilience.retry.retries"])
+	assert.Equal(t, int64(3), got["resilience.retry.delay"])
 	assert.Equal(t, int64(StateOpen), got["resilience.breaker.state"])
 	assert.Equal(t, int64(1), got["resilience.breaker.transitions"])
 	assert.Equal(t, int64(1), got["resilience.breaker.rejections"])
