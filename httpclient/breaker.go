@@ -136,6 +136,9 @@ type BreakerTransport struct {
 
 var _ http.RoundTripper = (*BreakerTransport)(nil)
 
+// CloseIdleConnections closes the idle connections of the wrapped transport.
+func (b *BreakerTransport) CloseIdleConnections() { closeIdle(b.next) }
+
 // NewBreaker wraps next with a per-host circuit breaker. A nil next means
 // http.DefaultTransport.
 func NewBreaker(next http.RoundTripper, opts BreakerOptions) (*BreakerTransport, error) {

@@ -213,7 +213,7 @@ func positiveOr(d, def time.Duration) time.Duration {
 //
 // The client is safe for concurrent use; share it. It starts no goroutines
 // of its own beyond net/http's connection goroutines, which
-// client.CloseIdleConnections releases.
+// client.CloseIdleConnections releases (every layer forwards it).
 func New(opts Options) (*http.Client, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -250,6 +250,9 @@ func New(opts Options) (*http.Client, error) {
 	}
 	if !opts.DisableRetry {
 		ro := opts.Retry
+		if ro.Route == nil {
+			ro.Route = opts.Metrics.Route
+		}
 		ro.MeterProvider = orDefault(ro.MeterProvider, opts.MeterProvider)
 		ro.Logger = orDefault(ro.Logger, opts.Logger)
 		r, err := NewRetry(rt, ro)

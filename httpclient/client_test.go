@@ -196,3 +196,19 @@ func TestTracingSpanPerAttempt(t *testing.T) {
 		assert.Equal(t, "GET /v1/orders/{id}", s.Name())
 	}
 }
+
+func TestCloseIdleConnectionsReachesPool(t *testing.T) {
+	t.Parallel()
+	srv := newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})
+	c := newTestClient(t, Options{Tracing: true})
+	resp, err := c.Get(srv.URL)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	require.Equal(t, int64(1), srv.open.Load())
+	c.CloseIdleConnections()
+	assert.Eventually(t, func() bool { return srv.open.Load() == 0 }, 5*time.Second, 5*time.Millisecond,
+		"wanted CloseIdleConnections to pass through every layer to the pool")
+}

@@ -59,6 +59,9 @@ type MetricsTransport struct {
 
 var _ http.RoundTripper = (*MetricsTransport)(nil)
 
+// CloseIdleConnections closes the idle connections of the wrapped transport.
+func (m *MetricsTransport) CloseIdleConnections() { closeIdle(m.next) }
+
 // NewMetrics wraps next with metrics and request logging. A nil next means
 // http.DefaultTransport.
 func NewMetrics(next http.RoundTripper, opts MetricsOptions) (*MetricsTransport, error) {

@@ -56,8 +56,9 @@ type RetryOptions struct {
 	// Default 64 KiB.
 	DrainLimit int64
 	// OnRetry is called before each wait with the 1-based number of the
-	// retry about to be made, the response (already drained and closed; read
-	// only its status and headers) or error that caused it, and the wait.
+	// retry about to be made, the response or error that caused it, and the
+	// wait. Read only the response's status and headers: its body is drained
+	// and closed right after.
 	OnRetry func(req *http.Request, retry int, resp *http.Response, err error, wait time.Duration)
 	// Sleep waits d or until ctx is done, returning ctx.Err() then.
 	// Default: a timer. Tests inject a recorder.
@@ -123,6 +124,11 @@ type RetryTransport struct {
 }
 
 var _ http.RoundTripper = (*RetryTransport)(nil)
+
+// CloseIdleConnections closes the idle connections of the wrapped
+// transport; http.Client.CloseIdleConnections calls it. The retry layer
+// itself never does.
+func (r *RetryTransport) CloseIdleConnections() { closeIdle(r.next) }
 
 // NewRetry wraps next with retries. A nil next means http.DefaultTransport.
 func NewRetry(next http.RoundTripper, opts RetryOptions) (*RetryTransport, error) {

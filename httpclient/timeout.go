@@ -17,6 +17,15 @@ type timeoutTransport struct {
 	d    time.Duration
 }
 
+func (t *timeoutTransport) CloseIdleConnections() { closeIdle(t.next) }
+
+// closeIdle forwards http.Client.CloseIdleConnections through a layer.
+func closeIdle(rt http.RoundTripper) {
+	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	if dl, ok := ctx.Deadline(); (ok && time.Until(dl) <= t.d) || req.Header.Get("Upgrade") != "" {

@@ -20,8 +20,17 @@ func traced(rt http.RoundTripper, tp trace.TracerProvider) http.RoundTripper {
 	if tp != nil {
 		opts = append(opts, otelhttp.WithTracerProvider(tp))
 	}
-	return otelhttp.NewTransport(rt, opts...)
+	return &tracedTransport{Transport: otelhttp.NewTransport(rt, opts...), base: rt}
 }
+
+// tracedTransport forwards CloseIdleConnections, which otelhttp.Transport
+// does not.
+type tracedTransport struct {
+	*otelhttp.Transport
+	base http.RoundTripper
+}
+
+func (t *tracedTransport) CloseIdleConnections() { closeIdle(t.base) }
 
 func spanName(_ string, r *http.Request) string {
 	if route := RouteFromRequest(r); route != "" {
