@@ -30,9 +30,26 @@
 // counts as a breaker failure.
 //
 // The happy path is cheap: a call that succeeds at the first attempt
-// through Retry, Breaker or both allocates nothing; backoff state and
-// timers exist only after a failure. Metrics go to OpenTelemetry through a
-// MeterProvider field (default otel.GetMeterProvider()) with precomputed
-// attribute sets; durations are in seconds. Nothing in the package starts a
-// goroutine.
+// through Retry, Breaker, Bulkhead, RateLimiter or a Pipeline of them
+// allocates nothing and records no metric; backoff state and timers exist
+// only after a failure. Nothing in the package starts a goroutine.
+//
+// Metrics go to OpenTelemetry through a MeterProvider field (default
+// otel.GetMeterProvider()), labelled resilience.policy=<Name>, with
+// durations in seconds:
+//
+//	resilience.retry.calls            calls whose first attempt failed, by outcome (recovered, failed, gave_up)
+//	resilience.retry.retries          retries
+//	resilience.retry.delay            backoff waited before a retry (histogram)
+//	resilience.breaker.state          0 closed, 1 half-open, 2 open (gauge)
+//	resilience.breaker.transitions    state changes, by from and to
+//	resilience.breaker.rejections     calls refused by an open breaker
+//	resilience.bulkhead.rejections    calls refused by a full bulkhead
+//	resilience.bulkhead.wait          time queued for a slot (histogram)
+//	resilience.ratelimit.rejections   calls refused by a rate limiter
+//	resilience.ratelimit.wait         time waited for a token (histogram)
+//	resilience.timeout.timeouts       pipeline calls that hit their timeout
+//
+// Breaker state changes are logged at Info and retries at Debug through a
+// *slog.Logger field (default slog.Default()).
 package resilience
