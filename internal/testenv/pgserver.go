@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -101,7 +103,7 @@ func (s *PostgresServer) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting postgres: %w", err)
 	}
-	if err := waitTCP(loopback(s.Port), 15*time.Second); err != nil {
+	if err := waitPostgres(s.DSN(), 20*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return fmt.Errorf("postgres on port %d did not start: %v\n%s", s.Port, err, out.String())
@@ -110,6 +112,26 @@ func (s *PostgresServer) start() error {
 	s.cmd = cmd
 	s.mu.Unlock()
 	return nil
+}
+
+// waitPostgres waits until the server accepts a session: it listens a
+// moment before it stops answering "the database system is starting up".
+func waitPostgres(dsn string, d time.Duration) error {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	deadline := time.Now().Add(d)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := db.PingContext(ctx)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // DSN returns the URL of the server's postgres database.
