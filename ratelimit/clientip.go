@@ -145,26 +145,34 @@ func (c *ClientIP) isTrusted(a netip.Addr) bool {
 // The address is unmapped and unzoned; the text is returned only when it is
 // the canonical form of an IPv4 address.
 func parseHost(s string) (netip.Addr, string) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		if a.Is4() {
-			return a, s
+	// Pick the parser by shape: a failed parse allocates its error.
+	switch {
+	case strings.HasPrefix(s, "["):
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return unmap(ap.Addr())
 		}
-		return a.Unmap().WithZone(""), ""
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		a := ap.Addr()
-		if a.Is4() {
-			return a, s[:strings.LastIndexByte(s, ':')]
+		if len(s) > 2 && s[len(s)-1] == ']' {
+			if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil && a.Is6() {
+				return unmap(a)
+			}
 		}
-		return a.Unmap().WithZone(""), ""
-	}
-	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
-		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil && a.Is6() {
-			return a.Unmap().WithZone(""), ""
+	case strings.Count(s, ":") == 1:
+		if ap, err := netip.ParseAddrPort(s); err == nil && ap.Addr().Is4() {
+			return ap.Addr(), s[:strings.LastIndexByte(s, ':')]
+		}
+	default:
+		if a, err := netip.ParseAddr(s); err == nil {
+			if a.Is4() {
+				return a, s
+			}
+			return unmap(a)
 		}
 	}
 	return netip.Addr{}, ""
 }
+
+// unmap turns ::ffff:a.b.c.d into a.b.c.d and drops any zone.
+func unmap(a netip.Addr) (netip.Addr, string) { return a.Unmap().WithZone(""), "" }
 
 // parseForwardedFor reads the for= parameter of one Forwarded element
 // (`for=192.0.2.60;proto=http`, `for="[2001:db8::1]:4711"`). "unknown" and

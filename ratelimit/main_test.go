@@ -17,7 +17,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // sharedRedis returns a client of the shared Redis that honours context
 // deadlines, closed at the end of the test, and the test's key prefix.
-func sharedRedis(t *testing.T) (*redis.Client, string) {
+func sharedRedis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
 	_, prefix := testenv.Redis(t)
 	opt, err := redis.ParseURL(testenv.RedisURL())

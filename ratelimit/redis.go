@@ -174,9 +174,12 @@ func (r *Redis) Allow(ctx context.Context, key string) (Result, error) {
 // tier's (see Result.Policy). It waits at most Config.Timeout for Redis; a
 // cancelled ctx returns ctx's error with a denying Result.
 func (r *Redis) AllowN(ctx context.Context, key string, n int) (Result, error) {
-	rs := make([]Result, len(r.tiers))
-	res, err := r.AllowTiers(ctx, key, n, rs)
-	return res, err
+	var buf [4]Result
+	rs := buf[:0]
+	if len(r.tiers) > len(buf) {
+		rs = make([]Result, 0, len(r.tiers))
+	}
+	return r.AllowTiers(ctx, key, n, rs[:len(r.tiers)])
 }
 
 // AllowTiers is AllowN that also fills out (len ≥ len(Tiers())) with each
@@ -193,9 +196,13 @@ func (r *Redis) AllowTiers(ctx context.Context, key string, n int, out []Result)
 		return Result{Policy: r.tiers[0].Name}, err
 	}
 	keys := make([]string, len(r.tiers))
-	base := r.b.cfg.Prefix + "{" + key + "}:"
-	for i, t := range r.tiers {
-		keys[i] = base + t.Name
+	if len(keys) == 1 {
+		keys[0] = r.b.cfg.Prefix + "{" + key + "}:" + r.tiers[0].Name
+	} else {
+		base := r.b.cfg.Prefix + "{" + key + "}:"
+		for i, t := range r.tiers {
+			keys[i] = base + t.Name
+		}
 	}
 	dctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
 	start := time.Now()

@@ -1,0 +1,149 @@
+package ratelimit_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit/ratelimit"
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// roomy never denies in a benchmark: a million a second, bursts of a billion.
+var roomy = ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: 1_000_000, Period: time.Second, Burst: 1 << 30}}
+
+func BenchmarkLocalAllow(b *testing.B) {
+	l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: roomy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.Run("hot-key", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if r, _ := l.Allow(ctx, "203.0.113.9"); !r.Allowed {
+				b.Fatal("denied")
+			}
+		}
+	})
+	b.Run("hot-key-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_, _ = l.Allow(ctx, "203.0.113.9")
+			}
+		})
+	})
+	keys := make([]string, 4096)
+	for i := range keys {
+		keys[i] = "10.0." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256)
+	}
+	b.Run("4k-keys-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				_, _ = l.Allow(ctx, keys[i&4095])
+				i++
+			}
+		})
+	})
+	deny, _ := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "d", Limit: ratelimit.PerHour(1)}})
+	_, _ = deny.Allow(ctx, "k")
+	b.Run("denied", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = deny.Allow(ctx, "k")
+		}
+	})
+}
+
+// benchWriter is a reusable ResponseWriter, so the benchmark measures the
+// middleware, not a recorder.
+type benchWriter struct{ h http.Header }
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *benchWriter) WriteHeader(int)             {}
+
+func BenchmarkMiddlewareAllow(b *testing.B) {
+	for _, legacy := range []bool{false, true} {
+		name := "ietf-headers"
+		if legacy {
+			name = "ietf+legacy-headers"
+		}
+		b.Run(name, func(b *testing.B) {
+			l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: roomy})
+			if err != nil {
+				b.Fatal(err)
+			}
+			mw, err := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{LegacyHeaders: legacy, MeterProvider: noop.NewMeterProvider()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			r := httptest.NewRequest(http.MethodGet, "/orders/1", nil)
+			r.RemoteAddr = "203.0.113.9:41234"
+			w := &benchWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				h.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+// BenchmarkRedisDecision compares one GCRA decision with a bare EVALSHA of
+// a script that only returns four numbers, on the same client.
+func BenchmarkRedisDecision(b *testing.B) {
+	c, prefix := sharedRedis(b)
+	ctx := context.Background()
+	b.Run("bare-evalsha", func(b *testing.B) {
+		s := redis.NewScript(`return {1, 2, 3, 4}`)
+		if err := s.Load(ctx, c).Err(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := s.EvalSha(ctx, c, []string{prefix + "bare"}, 1, 1000, 100).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, algo := range []ratelimit.Algorithm{ratelimit.GCRA, ratelimit.SlidingWindow, ratelimit.FixedWindow} {
+		b.Run(algo.String(), func(b *testing.B) {
+			t := roomy
+			t.Name, t.Algorithm = "bench-"+algo.String(), algo
+			t.Limit = ratelimit.Limit{Rate: 1 << 30, Period: time.Hour, Burst: 1 << 30}
+			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, MeterProvider: noop.NewMeterProvider()}, t)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if r, err := l.Allow(ctx, "203.0.113.9"); err != nil || !r.Allowed {
+					b.Fatal(r, err)
+				}
+			}
+		})
+	}
+	b.Run("gcra-2-tiers", func(b *testing.B) {
+		t1, t2 := roomy, roomy
+		t1.Name, t2.Name = "bench-2t-a", "bench-2t-b"
+		l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, MeterProvider: noop.NewMeterProvider()}, t1, t2)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := l.Allow(ctx, "203.0.113.9"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
