@@ -18,15 +18,15 @@ type Report struct {
 
 // CheckReport is the latest result of one check.
 type CheckReport struct {
-	Name          string
-	Critical      bool
-	Status        Status // after thresholds; fail when the check has no result yet
-	Output        string // redacted
-	ComponentType string
-	ComponentID   string
-	Time          time.Time     // when the run started
-	Duration      time.Duration // how long it took
-	Measurements  []Measurement
+	Name          string        // Check.Name
+	Critical      bool          // Check.Critical
+	Status        Status        // after thresholds; fail when the check has no result yet
+	Output        string        // redacted; "not checked yet" before the first result
+	ComponentType string        // Check.ComponentType, else the Result's, else "component"
+	ComponentID   string        // Check.ComponentID
+	Time          time.Time     // when the run started, by Config.Now
+	Duration      time.Duration // how long the run took
+	Measurements  []Measurement // the Result's measurements
 }
 
 func (c *Checker) report(ctx context.Context, q query, ready bool) Report {
