@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,116 +23,130 @@ import (
 
 func okCall(context.Context) (int, error) { return 1, nil }
 
+// loop runs body b.Loop() times and, beside wall time, reports the CPU time
+// of the benchmark's OS thread per op (cpu-ns/op). On a machine shared with
+// other jobs wall time swings with preemption; thread CPU time mostly does
+// not, so ratios of cpu-ns/op are the steadier comparison.
+func loop(b *testing.B, body func()) {
+	b.Helper()
+	b.ReportAllocs()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := threadCPU()
+	n := 0
+	for b.Loop() {
+		body()
+		n++
+	}
+	if n > 0 {
+		b.ReportMetric(float64(threadCPU()-start)/float64(n), "cpu-ns/op")
+	}
+}
+
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func BenchmarkRetryOK(b *testing.B) {
 	ctx := context.Background()
 	b.Run("perfkit", func(b *testing.B) {
-		b.ReportAllocs()
 		fn := resilience.Retry(resilience.RetryPolicy{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond}, okCall)
-		for b.Loop() {
+		loop(b, func() {
 			_, _ = fn(ctx)
-		}
+		})
 	})
 	b.Run("go-retry", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
+		loop(b, func() {
 			bo := goretry.WithMaxRetries(3, goretry.WithFullJitter(goretry.NewExponential(100*time.Millisecond)))
 			_, _ = goretry.DoValue(ctx, bo, okCall)
-		}
+		})
 	})
 	b.Run("failsafe-go", func(b *testing.B) {
-		b.ReportAllocs()
 		ex := failsafe.With[int](retrypolicy.NewBuilder[int]().WithMaxRetries(3).
 			WithBackoff(100*time.Millisecond, 10*time.Second).WithJitterFactor(.5).Build())
-		for b.Loop() {
+		loop(b, func() {
 			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
-		}
+		})
 	})
 }
 
 func BenchmarkBreakerOK(b *testing.B) {
 	ctx := context.Background()
 	b.Run("perfkit", func(b *testing.B) {
-		b.ReportAllocs()
 		cb, _ := resilience.NewCircuitBreaker(resilience.BreakerConfig{})
 		fn := resilience.Breaker(cb, okCall)
-		for b.Loop() {
+		loop(b, func() {
 			_, _ = fn(ctx)
-		}
+		})
 	})
 	b.Run("gobreaker", func(b *testing.B) {
-		b.ReportAllocs()
 		cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{Interval: time.Minute, BucketPeriod: 6 * time.Second})
-		for b.Loop() {
+		loop(b, func() {
 			_, _ = cb.Execute(func() (int, error) { return okCall(ctx) })
-		}
+		})
 	})
 	b.Run("failsafe-go", func(b *testing.B) {
-		b.ReportAllocs()
 		ex := failsafe.With[int](circuitbreaker.NewWithDefaults[int]())
-		for b.Loop() {
+		loop(b, func() {
 			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
-		}
+		})
 	})
 }
 
 func BenchmarkRetryBreakerOK(b *testing.B) {
 	ctx := context.Background()
 	b.Run("perfkit", func(b *testing.B) {
-		b.ReportAllocs()
 		p, _ := resilience.NewPipeline(resilience.Policy{
 			Retry: &resilience.RetryPolicy{MaxAttempts: 4}, Breaker: &resilience.BreakerConfig{},
 		})
 		fn := resilience.Wrap(p, okCall)
-		for b.Loop() {
+		loop(b, func() {
 			_, _ = fn(ctx)
-		}
+		})
 	})
 	b.Run("gobreaker+go-retry", func(b *testing.B) {
-		b.ReportAllocs()
 		cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{Interval: time.Minute, BucketPeriod: 6 * time.Second})
-		for b.Loop() {
+		loop(b, func() {
 			bo := goretry.WithMaxRetries(3, goretry.WithFullJitter(goretry.NewExponential(100*time.Millisecond)))
 			_, _ = goretry.DoValue(ctx, bo, func(ctx context.Context) (int, error) {
 				return cb.Execute(func() (int, error) { return okCall(ctx) })
 			})
-		}
+		})
 	})
 	b.Run("failsafe-go", func(b *testing.B) {
-		b.ReportAllocs()
 		ex := failsafe.With[int](retrypolicy.NewBuilder[int]().WithMaxRetries(3).
 			WithBackoff(100*time.Millisecond, 10*time.Second).Build(), circuitbreaker.NewWithDefaults[int]())
-		for b.Loop() {
+		loop(b, func() {
 			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
-		}
+		})
 	})
 }
 
 func BenchmarkRetryBreakerTimeoutOK(b *testing.B) {
 	ctx := context.Background()
 	b.Run("perfkit", func(b *testing.B) {
-		b.ReportAllocs()
 		p, _ := resilience.NewPipeline(resilience.Policy{
 			Timeout: 30 * time.Second, Retry: &resilience.RetryPolicy{MaxAttempts: 4}, Breaker: &resilience.BreakerConfig{},
 		})
 		fn := resilience.Wrap(p, okCall)
-		for b.Loop() {
+		loop(b, func() {
 			_, _ = fn(ctx)
-		}
+		})
 	})
 	b.Run("failsafe-go", func(b *testing.B) {
-		b.ReportAllocs()
 		ex := failsafe.With[int](timeout.New[int](30*time.Second), retrypolicy.NewBuilder[int]().WithMaxRetries(3).
 			WithBackoff(100*time.Millisecond, 10*time.Second).Build(), circuitbreaker.NewWithDefaults[int]())
-		for b.Loop() {
+		loop(b, func() {
 			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
-		}
+		})
 	})
 	b.Run("context.WithTimeout", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
+		loop(b, func() {
 			c, cancel := context.WithTimeout(ctx, 30*time.Second)
 			_, _ = okCall(c)
 			cancel()
-		}
+		})
 	})
 }
