@@ -54,6 +54,28 @@ func TestSQLSaturatedPoolTimesOut(t *testing.T) {
 	assert.Regexp(t, `timed out|deadline exceeded`, rep.Checks[0].Output)
 }
 
+func TestPostgresOutage(t *testing.T) {
+	t.Parallel()
+	pg := testenv.StartPostgres(t)
+	db, err := sql.Open("pgx", pg.DSN())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	clk := newClock()
+	c := newTest(t, Config{Now: clk.Now, Checks: []Check{{Name: "db", Critical: true, Timeout: 2 * time.Second, Run: SQL(db)}}})
+	h := c.Handler(Options{})
+	require.Equal(t, http.StatusOK, get(h, "/health/ready").Code, "ready while PostgreSQL runs")
+
+	pg.Stop()
+	clk.Add(time.Hour)
+	assert.Equal(t, http.StatusServiceUnavailable, get(h, "/health/ready").Code, "PostgreSQL down: not ready")
+	assert.Equal(t, http.StatusServiceUnavailable, get(h, "/health").Code)
+	assert.Equal(t, http.StatusOK, get(h, "/health/live").Code, "liveness does not depend on the database")
+
+	pg.Start()
+	clk.Add(time.Hour)
+	assert.Equal(t, http.StatusOK, get(h, "/health/ready").Code, "ready again once PostgreSQL is back")
+}
+
 func TestSQLClosedAndNil(t *testing.T) {
 	t.Parallel()
 	db := testenv.SQLite(t)

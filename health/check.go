@@ -52,7 +52,8 @@ type Measurement struct {
 	// Name is the measurement name, e.g. "responseTime"; checks are keyed
 	// "<check name>:<Name>" in the JSON output.
 	Name string
-	// Value is the observedValue: any JSON-encodable value, normally a number.
+	// Value is the observedValue: any JSON-encodable value, normally a
+	// number. A string value is passed through Redact.
 	Value any
 	// Unit is the observedUnit, e.g. "ms", "bytes", "percent".
 	Unit string

@@ -17,8 +17,9 @@ type Options struct {
 	// the same HTTP status. Default nil: nobody; see BearerToken,
 	// PrivateNetwork and AllowAll.
 	Authorizer func(*http.Request) bool
-	// Metrics, when set, is served at Prefix+"/metrics" as it is — normally
-	// the Prometheus handler of the application's MeterProvider.
+	// Metrics, when set, is served at Prefix+"/metrics" as it is (the
+	// Authorizer does not apply; wrap it to restrict it) — normally the
+	// Prometheus handler of the application's MeterProvider.
 	Metrics http.Handler
 }
 

@@ -108,6 +108,9 @@ func (c *Checker) marshal(r Report, withChecks bool) []byte {
 			for _, m := range cr.Measurements {
 				e := base
 				e.ObservedValue, e.ObservedUnit = m.Value, m.Unit
+				if str, ok := m.Value.(string); ok {
+					e.ObservedValue = Redact(str)
+				}
 				if m.ComponentID != "" {
 					e.ComponentID = m.ComponentID
 				}
