@@ -44,6 +44,11 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if err := st.Migrate(ctx, db.DB, log); err != nil {
 		return err
 	}
+	// The demo data first (a no-op on a database that has any), so the
+	// README's curl tour and demo logins work on a seeded database too.
+	if _, err := st.LoadDemo(ctx, func(p string) (string, error) { return hashPassword(p, pbkdf2Iterations) }); err != nil {
+		return err
+	}
 	start := time.Now()
 	opts.Progress = func(done, total int) {
 		fmt.Fprintf(stderr, "\rseeding orders %s %d/%d (%.0f%%)", bar(done, total, 30), done, total, 100*float64(done)/float64(total))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,6 +47,21 @@ func TestSmokeRunCommand(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	}, 30*time.Second, 50*time.Millisecond, "GET %s never answered 200", url)
 
+	// The README's first request: the demo data is there at once.
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/restaurants/1/menu")
+	require.NoError(t, err)
+	var menu struct {
+		RestaurantID int64 `json:"restaurant_id"`
+		Items        []struct {
+			Name       string `json:"name"`
+			PriceCents int64  `json:"price_cents"`
+		} `json:"items"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&menu))
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.NotEmpty(t, menu.Items, "GET /restaurants/1/menu must return the demo menu")
+
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case err := <-done:
@@ -61,7 +77,8 @@ func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		switch k, _, _ := strings.Cut(kv, "="); k {
-		case "ADDR", "DATABASE_URL", "REDIS_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "STATSD_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT":
+		case "ADDR", "DATABASE_URL", "REDIS_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "STATSD_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT",
+			"DATA_DIR", "REDIS_PREFIX", "RATE_LIMIT", "DEMO_DATA", "UPLOAD_MAX_BYTES", "SIM_LLM_LATENCY", "SIM_LLM_FAILURE_RATE", "AUTH_SECRET":
 			continue
 		}
 		env = append(env, kv)

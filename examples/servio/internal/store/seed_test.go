@@ -9,7 +9,8 @@ import (
 )
 
 // TestSeedIdempotent: a second run with the same sizes adds nothing, a
-// bigger one adds only the difference.
+// bigger one adds only the difference, and LoadDemo leaves the seeded
+// database alone.
 func TestSeedIdempotent(t *testing.T) {
 	t.Parallel()
 	for _, d := range []Dialect{SQLite, Postgres} {
@@ -41,6 +42,37 @@ func TestSeedIdempotent(t *testing.T) {
 			assert.Equal(t, 20, count("menu_items"))
 			assert.Equal(t, 20, count("inventory_items"))
 			assert.Equal(t, 750, count("orders"))
+
+			loaded, err := s.LoadDemo(ctx, func(p string) (string, error) { return "x", nil })
+			require.NoError(t, err)
+			assert.False(t, loaded, "demo data is never loaded over existing data")
+			assert.Equal(t, 4, count("restaurants"))
+		})
+	}
+}
+
+// TestLoadDemoOnce: the demo data goes into an empty database once; a
+// second call, as from a second instance starting, adds nothing.
+func TestLoadDemoOnce(t *testing.T) {
+	t.Parallel()
+	for _, d := range []Dialect{SQLite, Postgres} {
+		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := newStore(t, d)
+			hash := func(p string) (string, error) { return "h:" + p, nil }
+			loaded, err := s.LoadDemo(ctx, hash)
+			require.NoError(t, err)
+			assert.True(t, loaded)
+			loaded, err = s.LoadDemo(ctx, hash)
+			require.NoError(t, err)
+			assert.False(t, loaded)
+			var n int
+			require.NoError(t, s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM restaurants").Scan(&n))
+			assert.Equal(t, 3, n)
+			u, err := s.UserByEmail(ctx, "manager@servio.dev")
+			require.NoError(t, err)
+			assert.Equal(t, "h:servio-demo", u.PasswordHash)
 		})
 	}
 }
