@@ -7,13 +7,14 @@ import "time"
 // be adjusted (opts := httpclient.OpenAI; opts.Timeout = time.Minute). They
 // hold no pointers or slices, so copies share nothing.
 var (
-	// OpenAI suits OpenAI-compatible APIs (/v1/chat/completions): 30 s per
-	// request, at most 10 concurrent connections, 3 retries with backoff from
-	// 1 s to 10 s (Retry-After honoured within 10 s), and a breaker that
-	// trips when half of at least 10 requests in a minute fail and stays open
-	// 60 s. Non-streaming completions send headers only when done, so the
-	// response-header timeout equals the request timeout. Chat completions
-	// are POSTs: they are retried only with an Idempotency-Key header.
+	// OpenAI suits OpenAI-compatible APIs (/v1/chat/completions), matching
+	// resilience.OpenAI: 30 s per request, at most 10 concurrent connections,
+	// 3 retries with full jitter from 1 s up to 10 s (Retry-After honoured
+	// within 10 s), and a breaker that trips when half of at least 10
+	// requests in 60 s fail (or after 5 consecutive failures) and probes
+	// again after 60 s. Non-streaming completions send headers only when
+	// done, so the response-header timeout equals the request timeout. Chat
+	// completions are POSTs: they are retried only with an Idempotency-Key.
 	OpenAI = Options{
 		Timeout:               30 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
@@ -32,44 +33,49 @@ var (
 		},
 	}
 
-	// Twilio suits Twilio's REST API, which limits concurrent requests per
-	// account and answers 429 beyond it: 15 s per request, at most 20
-	// connections, 3 retries from 500 ms to 5 s, breaker after 5 consecutive
-	// failures open for 30 s.
+	// Twilio suits Twilio's REST API, matching resilience.Twilio: 15 s per
+	// request, at most 20 connections, 2 retries from 500 ms up to 5 s, and
+	// a breaker that trips when half of at least 10 requests in 60 s fail
+	// (or after 5 consecutive failures) and sends 2 probes after 30 s.
 	Twilio = Options{
 		Timeout:               15 * time.Second,
 		ResponseHeaderTimeout: 15 * time.Second,
 		MaxConnsPerHost:       20,
 		MaxIdleConnsPerHost:   20,
 		Retry: RetryOptions{
-			MaxRetries: 3,
+			MaxRetries: 2,
 			BaseDelay:  500 * time.Millisecond,
 			MaxDelay:   5 * time.Second,
 		},
 		Breaker: BreakerOptions{
-			ConsecutiveFailures: 5,
-			OpenTimeout:         30 * time.Second,
+			FailureRatio:     0.5,
+			MinRequests:      10,
+			Interval:         60 * time.Second,
+			OpenTimeout:      30 * time.Second,
+			HalfOpenRequests: 2,
 		},
 	}
 
-	// Webhook suits delivering webhooks to many customer hosts: 10 s per
-	// request, a fast 5 s header timeout, at most 10 connections per host,
-	// 2 retries from 1 s to 5 s (POSTs only with an Idempotency-Key), and a
-	// breaker per receiver host after 3 consecutive failures, open 60 s, so
-	// one dead receiver costs one fast failure per delivery.
+	// Webhook suits delivering webhooks to many receiver hosts, matching
+	// resilience.Webhook: 2 minutes per delivery including retries, 10 s to
+	// the response headers of each attempt, at most 10 connections (4 idle)
+	// per receiver, 4 retries from 1 s up to 30 s (POSTs only with an
+	// Idempotency-Key), and a breaker per receiver host after 5 consecutive
+	// failures that probes after 30 s, so one dead receiver costs one fast
+	// failure per delivery and does not hold up the rest.
 	Webhook = Options{
-		Timeout:               10 * time.Second,
-		ResponseHeaderTimeout: 5 * time.Second,
+		Timeout:               2 * time.Minute,
+		ResponseHeaderTimeout: 10 * time.Second,
 		MaxConnsPerHost:       10,
 		MaxIdleConnsPerHost:   4,
 		Retry: RetryOptions{
-			MaxRetries: 2,
+			MaxRetries: 4,
 			BaseDelay:  time.Second,
-			MaxDelay:   5 * time.Second,
+			MaxDelay:   30 * time.Second,
 		},
 		Breaker: BreakerOptions{
-			ConsecutiveFailures: 3,
-			OpenTimeout:         60 * time.Second,
+			ConsecutiveFailures: 5,
+			OpenTimeout:         30 * time.Second,
 			MaxHosts:            10000,
 		},
 	}
