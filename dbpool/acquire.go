@@ -35,6 +35,9 @@ const (
 func (p *pool) begin(ctx context.Context) *acquireCtx {
 	a := &acquireCtx{Context: ctx, p: p, start: time.Now()}
 	p.pending.Add(1)
+	if !p.cfg.EagerDial {
+		p.wake() // the maintainer grows the pool if callers wait
+	}
 	if t := p.cfg.AcquireTimeout; t > 0 {
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t {
 			a.done = make(chan struct{})

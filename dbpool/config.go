@@ -25,6 +25,13 @@ type Config struct {
 	MaxUses int
 	// JitterOff makes every connection retire after exactly MaxUses uses.
 	JitterOff bool
+	// EagerDial lets callers dial new connections themselves whenever the
+	// pool has room, as plain database/sql does. By default (false) the pool
+	// grows in the background instead: callers that find every open
+	// connection busy wait for one to be returned while the maintainer
+	// dials one more at a time (HikariCP's rule), so a short spike is served
+	// by the open connections instead of opening one per caller.
+	EagerDial bool
 	// QueryTimeout is applied to every statement whose context has no
 	// deadline; an explicit deadline wins. Default 30 s; negative: none.
 	QueryTimeout time.Duration

@@ -25,6 +25,9 @@ var (
 // Connect returns a parked background-dialled connection when there is a
 // fresh one, else dials.
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	if c.p.isMaint(ctx) {
+		c.p.maintDialed.Store(true)
+	}
 	ctx = c.p.acquired(ctx) // a dial is not a wait for a free connection
 	for {
 		select {

@@ -3,10 +3,12 @@ package dbpool
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -33,9 +35,12 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 		case <-t.C:
 			p.expireSpares()
 		case <-p.kick:
+			// Callers kick on every call: look at most once a millisecond.
+			time.Sleep(time.Millisecond)
 		}
 		p.dialSpares(ctx)
-		s := p.db.Stats()
+		p.grow(ctx)
+		s := p.stats()
 		refresh := p.cfg.IdleTimeout > 0 && time.Since(lastRefresh) >= p.cfg.IdleTimeout/2
 		if s.OpenConnections < p.cfg.MinConns || refresh {
 			// Never hold more than the pool has room for: the maintainer
@@ -46,11 +51,79 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 					slog.String("pool", p.cfg.Name), slog.String("error", err.Error()))
 			}
 			lastRefresh = time.Now()
-			s = p.db.Stats()
+			s = p.stats()
 		}
 		p.checkSaturation(ctx, s)
 		p.checkLeaks(ctx)
 	}
+}
+
+// grow raises the pool's cap by one connection at a time while callers
+// wait with every open connection busy, dialling each new connection here,
+// in the background, and handing it to a waiter. When nobody waits it
+// lowers the cap to the open connections (never below MinConns), so the
+// next caller beyond them waits for a returned connection instead of
+// dialling its own.
+func (p *pool) grow(ctx context.Context) {
+	if p.cfg.EagerDial {
+		return
+	}
+	for range p.cfg.MaxOpen {
+		s := p.db.Stats()
+		c := int(p.capN.Load())
+		waited := s.WaitCount > p.lastWaits
+		p.lastWaits = s.WaitCount
+		if s.InUse < c || (!waited && p.pending.Load() <= 0) {
+			if t := max(p.cfg.MinConns, s.OpenConnections, 1); t < c {
+				p.setCap(t)
+			}
+			return
+		}
+		if c >= p.cfg.MaxOpen || ctx.Err() != nil {
+			return
+		}
+		p.setCap(c + 1)
+		if err := p.growOne(ctx); err != nil {
+			if errors.Is(err, errLostRace) {
+				continue
+			}
+			if ctx.Err() == nil {
+				p.log.LogAttrs(ctx, slog.LevelDebug, "dbpool: growing the pool failed",
+					slog.String("pool", p.cfg.Name), slog.String("error", err.Error()))
+			}
+			return
+		}
+	}
+}
+
+// errLostRace: a caller took the room grow made before the maintainer could
+// dial into it.
+var errLostRace = errors.New("dbpool: a caller took the new slot")
+
+// growOne dials one connection into the pool through database/sql and
+// hands it back, which gives it to a waiting caller. If a caller took the
+// room first, database/sql would queue the maintainer behind the callers;
+// it gives up instead of waiting.
+func (p *pool) growOne(ctx context.Context) error {
+	p.maintaining.Store(true)
+	defer p.maintaining.Store(false)
+	p.maintDialed.Store(false)
+	mctx, cancel := context.WithTimeout(context.WithValue(ctx, maintKey{}, true), 2*p.cfg.ConnectTimeout)
+	defer cancel()
+	lost := time.AfterFunc(5*time.Millisecond, func() {
+		if !p.maintDialed.Load() {
+			cancel()
+		}
+	})
+	defer lost.Stop()
+	c, err := p.db.Conn(mctx)
+	if err != nil {
+		if ctx.Err() == nil && !p.maintDialed.Load() {
+			return errLostRace
+		}
+		return err
+	}
+	return c.Close()
 }
 
 // hold takes n connections from the pool at once, which opens as many as
@@ -61,25 +134,23 @@ func (p *pool) hold(ctx context.Context, n int) error {
 	}
 	p.maintaining.Store(true)
 	defer p.maintaining.Store(false)
-	mctx := context.WithValue(ctx, maintKey{}, true)
-	held := make([]*sql.Conn, 0, n)
-	defer func() {
-		for _, c := range held {
+	// Longer than ConnectTimeout, so that a slow dial fails with
+	// ErrConnectTimeout rather than this context's deadline.
+	mctx, cancel := context.WithTimeout(context.WithValue(ctx, maintKey{}, true), 2*p.cfg.ConnectTimeout)
+	defer cancel()
+	held := make([]*sql.Conn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n { // concurrently, so warming takes one dial, not n
+		wg.Go(func() { held[i], errs[i] = p.db.Conn(mctx) })
+	}
+	wg.Wait()
+	for _, c := range held {
+		if c != nil {
 			_ = c.Close()
 		}
-	}()
-	for range n {
-		// Longer than ConnectTimeout, so that a slow dial fails with
-		// ErrConnectTimeout rather than this context's deadline.
-		cctx, cancel := context.WithTimeout(mctx, 2*p.cfg.ConnectTimeout)
-		c, err := p.db.Conn(cctx)
-		cancel()
-		if err != nil {
-			return err
-		}
-		held = append(held, c)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // dialSpares dials the replacements retirements asked for and parks them
@@ -128,7 +199,7 @@ func (p *pool) expireSpares() {
 }
 
 func (p *pool) checkSaturation(ctx context.Context, s sql.DBStats) {
-	sat := saturation(s)
+	sat := p.saturation(s)
 	switch {
 	case sat >= p.cfg.SaturationThreshold && p.saturated.CompareAndSwap(false, true):
 		p.log.LogAttrs(ctx, slog.LevelWarn, "dbpool: pool saturated",

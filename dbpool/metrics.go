@@ -83,14 +83,14 @@ func newInstruments(p *pool) (*instruments, error) {
 		}
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		s := p.db.Stats()
+		s := p.stats()
 		o.ObserveInt64(count, int64(s.Idle), in.idle...)
 		o.ObserveInt64(count, int64(s.InUse), in.used...)
 		o.ObserveInt64(maxC, int64(s.MaxOpenConnections), in.obs...)
 		o.ObserveInt64(idleMin, int64(p.cfg.MinConns), in.obs...)
 		o.ObserveInt64(idleMax, int64(p.cfg.MaxOpen), in.obs...)
 		o.ObserveInt64(pending, max(p.pending.Load(), 0), in.obs...)
-		o.ObserveFloat64(sat, saturation(s), in.obs...)
+		o.ObserveFloat64(sat, p.saturation(s), in.obs...)
 		return nil
 	}, count, maxC, idleMin, idleMax, pending, sat)
 	if err != nil {

@@ -45,7 +45,10 @@ type pool struct {
 	leaks           atomic.Int64
 	pending         atomic.Int64
 	maintaining     atomic.Bool
+	maintDialed     atomic.Bool // the maintainer's current acquisition is dialling
 	saturated       atomic.Bool
+	capN            atomic.Int64 // database/sql's MaxOpenConns: the growth cap
+	lastWaits       int64        // DBStats.WaitCount seen by the maintainer
 
 	kick      chan struct{} // wakes the maintainer
 	wantSpare atomic.Int64  // replacements to dial in the background
@@ -109,8 +112,11 @@ func OpenConnector(ctx context.Context, c driver.Connector, cfg Config) (*DB, er
 	}
 	p.connector = &connector{inner: c, p: p}
 	p.db = sql.OpenDB(p.connector)
-	p.db.SetMaxOpenConns(cfg.MaxOpen)
-	p.db.SetMaxIdleConns(cfg.MaxOpen)
+	if cfg.EagerDial {
+		p.setCap(cfg.MaxOpen)
+	} else {
+		p.setCap(max(cfg.MinConns, 1))
+	}
 	p.db.SetConnMaxIdleTime(cfg.IdleTimeout)
 	p.db.SetConnMaxLifetime(cfg.MaxLifetime)
 	if p.in, err = newInstruments(p); err != nil {
@@ -146,7 +152,7 @@ type Stats struct {
 	MinConns int
 	// Pending is the number of callers of DB's methods waiting for a connection.
 	Pending int64
-	// Saturation is InUse / MaxOpenConnections.
+	// Saturation is InUse / MaxOpenConnections (the configured MaxOpen).
 	Saturation float64
 	// Saturated reports Saturation >= Config.SaturationThreshold.
 	Saturated bool
@@ -167,7 +173,7 @@ type Stats struct {
 func (db *DB) Stats() Stats {
 	p := db.p
 	s := Stats{
-		DBStats:         p.db.Stats(),
+		DBStats:         p.stats(),
 		MinConns:        p.cfg.MinConns,
 		Pending:         max(p.pending.Load(), 0),
 		Connects:        p.connects.Load(),
@@ -178,7 +184,7 @@ func (db *DB) Stats() Stats {
 		SlowQueries:     p.slow.Load(),
 		Leaks:           p.leaks.Load(),
 	}
-	s.Saturation = saturation(s.DBStats)
+	s.Saturation = p.saturation(s.DBStats)
 	s.Saturated = s.Saturation >= p.cfg.SaturationThreshold
 	return s
 }
@@ -186,17 +192,24 @@ func (db *DB) Stats() Stats {
 // Saturated reports whether in-use / max connections is at or above
 // Config.SaturationThreshold right now.
 func (db *DB) Saturated() bool {
-	return saturation(db.p.db.Stats()) >= db.p.cfg.SaturationThreshold
+	return db.p.saturation(db.p.db.Stats()) >= db.p.cfg.SaturationThreshold
 }
 
 // Config returns the pool's configuration with defaults filled in.
 func (db *DB) Config() Config { return db.p.cfg }
 
-func saturation(s sql.DBStats) float64 {
-	if s.MaxOpenConnections <= 0 {
-		return 0
-	}
-	return float64(s.InUse) / float64(s.MaxOpenConnections)
+// saturation is in-use / configured MaxOpen (database/sql's own maximum is
+// the growth cap, which can be lower).
+func (p *pool) saturation(s sql.DBStats) float64 {
+	return float64(s.InUse) / float64(p.cfg.MaxOpen)
+}
+
+// stats is database/sql's stats with MaxOpenConnections the configured
+// maximum rather than the current growth cap.
+func (p *pool) stats() sql.DBStats {
+	s := p.db.Stats()
+	s.MaxOpenConnections = p.cfg.MaxOpen
+	return s
 }
 
 // HealthCheck pings the database through the pool and returns the ping's
@@ -241,6 +254,13 @@ func (p *pool) retire() {
 	p.in.retired.Add(context.Background(), 1, p.in.add...)
 	p.wantSpare.Add(1)
 	p.wake()
+}
+
+// setCap sets database/sql's open and idle maximum.
+func (p *pool) setCap(n int) {
+	p.db.SetMaxOpenConns(n)
+	p.db.SetMaxIdleConns(n)
+	p.capN.Store(int64(n))
 }
 
 func (p *pool) wake() {

@@ -191,3 +191,38 @@ func TestHealthCheck(t *testing.T) {
 	require.NoError(t, db.Close(), "Close is idempotent")
 	assert.Error(t, db.Check(context.Background()), "a closed pool is unhealthy")
 }
+
+func TestSpikeServedByOpenConnections(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		eager   bool
+		atLeast int64
+		atMost  int64
+	}{
+		{"background growth", false, 0, 2},
+		{"eager dial (database/sql)", true, 10, 15},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fc := &fakeConnector{dial: 100 * time.Millisecond, query: 2 * time.Millisecond}
+			db, err := dbpool.OpenConnector(context.Background(), fc, dbpool.Config{EagerDial: tt.eager})
+			require.NoError(t, err)
+			defer db.Close()
+			require.Equal(t, int64(5), fc.opened.Load(), "MinConns warmed")
+			var wg sync.WaitGroup
+			for range 50 {
+				wg.Go(func() {
+					var one int
+					assert.NoError(t, db.QueryRowContext(context.Background(), "SELECT 1").Scan(&one))
+				})
+			}
+			wg.Wait()
+			time.Sleep(150 * time.Millisecond) // let a background dial started by the spike finish
+			opened := fc.opened.Load() - 5
+			assert.GreaterOrEqual(t, opened, tt.atLeast)
+			assert.LessOrEqual(t, opened, tt.atMost, "connections opened for a 50-caller spike")
+		})
+	}
+}

@@ -21,8 +21,10 @@ import (
 // outside transactions do not.
 func SQLiteDSN(dsn string) string {
 	pragmas := [...]struct{ name, value string }{
-		{"journal_mode", "WAL"},  // readers do not block the writer nor it them
+		// busy_timeout first: switching a new file to WAL takes a lock that
+		// connections opened at the same time must wait for.
 		{"busy_timeout", "5000"}, // a writer waits up to 5 s for the lock instead of failing
+		{"journal_mode", "WAL"},  // readers do not block the writer nor it them
 		{"foreign_keys", "1"},
 		{"synchronous", "NORMAL"}, // safe with WAL, far fewer fsyncs
 	}

@@ -84,7 +84,7 @@ func TestSQLiteMemory(t *testing.T) {
 func TestSQLiteDSN(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ in, want string }{
-		{"a.db", "a.db?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"},
+		{"a.db", "a.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"},
 		{"file:a.db?_pragma=busy_timeout(100)&_txlock=deferred", "file:a.db?_pragma=busy_timeout(100)&_txlock=deferred&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"},
 		{"a.db?_pragma=journal_mode(WAL)&_pragma=busy_timeout(1)&_pragma=foreign_keys(0)&_pragma=synchronous(FULL)&_txlock=exclusive", "a.db?_pragma=journal_mode(WAL)&_pragma=busy_timeout(1)&_pragma=foreign_keys(0)&_pragma=synchronous(FULL)&_txlock=exclusive"},
 	}

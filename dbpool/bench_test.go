@@ -1,0 +1,202 @@
+package dbpool_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/servio/perfkit/dbpool"
+	"github.com/servio/perfkit/internal/testenv"
+)
+
+// fakeConnector is an in-memory driver whose statements do nothing, so a
+// benchmark measures only database/sql and the wrapper. dial and query are
+// optional delays; opened counts connections made.
+type fakeConnector struct {
+	dial, query time.Duration
+	opened      atomic.Int64
+}
+
+func (c *fakeConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	if c.dial > 0 {
+		select {
+		case <-time.After(c.dial):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	c.opened.Add(1)
+	return &fakeConn{c: c}, nil
+}
+func (c *fakeConnector) Driver() driver.Driver { return fakeDriver{} }
+
+type fakeDriver struct{}
+
+func (fakeDriver) Open(string) (driver.Conn, error) { return &fakeConn{c: &fakeConnector{}}, nil }
+
+type fakeConn struct {
+	c    *fakeConnector
+	rows fakeRows
+}
+
+func (c *fakeConn) Prepare(string) (driver.Stmt, error) { return nil, driver.ErrSkip }
+func (c *fakeConn) Close() error                        { return nil }
+func (c *fakeConn) Begin() (driver.Tx, error)           { return nil, driver.ErrSkip }
+func (c *fakeConn) QueryContext(context.Context, string, []driver.NamedValue) (driver.Rows, error) {
+	if c.c.query > 0 {
+		time.Sleep(c.c.query)
+	}
+	c.rows.done = false
+	return &c.rows, nil
+}
+func (c *fakeConn) ExecContext(context.Context, string, []driver.NamedValue) (driver.Result, error) {
+	return driver.RowsAffected(0), nil
+}
+
+type fakeRows struct{ done bool }
+
+func (r *fakeRows) Columns() []string { return []string{"one"} }
+func (r *fakeRows) Close() error      { return nil }
+func (r *fakeRows) Next(dest []driver.Value) error {
+	if r.done {
+		return io.EOF
+	}
+	r.done = true
+	dest[0] = int64(1)
+	return nil
+}
+
+// querier is what *sql.DB and *dbpool.DB share.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func benchSelect1(b *testing.B, db querier, ctx context.Context) {
+	b.Helper()
+	b.ReportAllocs()
+	var one int
+	for b.Loop() {
+		if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// deadlineCtx has a deadline, so neither the acquire nor the query timeout
+// needs a timer of its own.
+func deadlineCtx(b *testing.B) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	b.Cleanup(cancel)
+	return ctx
+}
+
+// BenchmarkWrapper measures database/sql alone against database/sql plus
+// dbpool on a driver that does nothing: the whole cost of the wrapper.
+// "bare" is sql.DB; "dbpool-driver" calls through the embedded *sql.DB
+// (driver wrapper only); "dbpool" goes through DB's methods (acquire
+// accounting too); "-bg" uses a context without deadline.
+func BenchmarkWrapper(b *testing.B) {
+	bare := sql.OpenDB(&fakeConnector{})
+	bare.SetMaxIdleConns(20)
+	b.Cleanup(func() { _ = bare.Close() })
+	db, err := dbpool.OpenConnector(context.Background(), &fakeConnector{}, dbpool.Config{})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = db.Close() })
+	b.Run("bare", func(b *testing.B) { benchSelect1(b, bare, deadlineCtx(b)) })
+	b.Run("dbpool-driver", func(b *testing.B) { benchSelect1(b, db.DB, deadlineCtx(b)) })
+	b.Run("dbpool", func(b *testing.B) { benchSelect1(b, db, deadlineCtx(b)) })
+	b.Run("bare-bg", func(b *testing.B) { benchSelect1(b, bare, context.Background()) })
+	b.Run("dbpool-bg", func(b *testing.B) { benchSelect1(b, db, context.Background()) })
+}
+
+// BenchmarkSelect1Postgres is SELECT 1 on the shared PostgreSQL through pgx's
+// stdlib driver, bare and through dbpool.
+func BenchmarkSelect1Postgres(b *testing.B) {
+	dsn := testenv.PostgresDSN(b)
+	bare, err := sql.Open("pgx", dsn)
+	require.NoError(b, err)
+	bare.SetMaxIdleConns(20)
+	b.Cleanup(func() { _ = bare.Close() })
+	db, err := dbpool.OpenPostgres(context.Background(), dsn, dbpool.Config{})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = db.Close() })
+	b.Run("bare", func(b *testing.B) { benchSelect1(b, bare, deadlineCtx(b)) })
+	b.Run("dbpool", func(b *testing.B) { benchSelect1(b, db, deadlineCtx(b)) })
+}
+
+// BenchmarkSelect1SQLite is SELECT 1 on an SQLite file (modernc), bare with
+// the same pragmas and through dbpool.
+func BenchmarkSelect1SQLite(b *testing.B) {
+	path := testenv.SQLitePath(b)
+	bare, err := sql.Open("sqlite", dbpool.SQLiteDSN(path))
+	require.NoError(b, err)
+	bare.SetMaxIdleConns(20)
+	b.Cleanup(func() { _ = bare.Close() })
+	db, err := dbpool.Open(context.Background(), "sqlite", path, dbpool.Config{})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = db.Close() })
+	b.Run("bare", func(b *testing.B) { benchSelect1(b, bare, deadlineCtx(b)) })
+	b.Run("dbpool", func(b *testing.B) { benchSelect1(b, db, deadlineCtx(b)) })
+}
+
+// BenchmarkSpike is HikariCP's spike test: connecting takes 150 ms, a query
+// 2 ms, and 50 callers arrive at once on an idle pool. It reports the
+// connections opened per spike ("conns") and the slowest caller's latency.
+func BenchmarkSpike(b *testing.B) {
+	const callers = 50
+	run := func(b *testing.B, open func(*fakeConnector) (querier, func())) {
+		b.ReportAllocs()
+		var conns, slowest float64
+		for b.Loop() {
+			fc := &fakeConnector{dial: 150 * time.Millisecond, query: 2 * time.Millisecond}
+			db, closeDB := open(fc)
+			warm := fc.opened.Load()
+			var wg sync.WaitGroup
+			var worst atomic.Int64
+			start := time.Now()
+			for range callers {
+				wg.Go(func() {
+					var one int
+					if err := db.QueryRowContext(context.Background(), "SELECT 1").Scan(&one); err != nil {
+						b.Error(err)
+					}
+					d := int64(time.Since(start))
+					for {
+						w := worst.Load()
+						if d <= w || worst.CompareAndSwap(w, d) {
+							break
+						}
+					}
+				})
+			}
+			wg.Wait()
+			conns += float64(fc.opened.Load() - warm)
+			slowest += float64(worst.Load()) / 1e6
+			closeDB()
+		}
+		b.ReportMetric(conns/float64(b.N), "conns")
+		b.ReportMetric(slowest/float64(b.N), "max-ms")
+	}
+	b.Run("bare", func(b *testing.B) {
+		run(b, func(fc *fakeConnector) (querier, func()) {
+			db := sql.OpenDB(fc)
+			db.SetMaxOpenConns(20)
+			db.SetMaxIdleConns(20)
+			return db, func() { _ = db.Close() }
+		})
+	})
+	b.Run("dbpool", func(b *testing.B) {
+		run(b, func(fc *fakeConnector) (querier, func()) {
+			db, err := dbpool.OpenConnector(context.Background(), fc, dbpool.Config{})
+			require.NoError(b, err)
+			return db, func() { _ = db.Close() }
+		})
+	})
+}
