@@ -33,6 +33,9 @@ type HTTPConfig struct {
 	MaxRoutes int
 	// Buckets are the advised duration boundaries in seconds. Default HTTPBuckets().
 	Buckets []float64
+	// NoActiveRequests leaves out http.server.active_requests, saving its two
+	// counter updates per request. Default: recorded.
+	NoActiveRequests bool
 }
 
 // HTTPMiddleware records http.server.request.duration (seconds) with
@@ -46,6 +49,7 @@ type HTTPConfig struct {
 type HTTPMiddleware struct {
 	duration  metric.Float64Histogram
 	active    metric.Int64UpDownCounter
+	noActive  bool
 	maxRoutes int
 
 	activeOpts [len(knownMethods) + 1][2][]metric.AddOption
@@ -148,7 +152,8 @@ func NewHTTPMiddleware(cfg HTTPConfig) (*HTTPMiddleware, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %s: %w", HTTPServerActiveRequests, err)
 	}
-	h := &HTTPMiddleware{duration: d, active: a, maxRoutes: cfg.MaxRoutes, routes: make(map[string]struct{})}
+	h := &HTTPMiddleware{duration: d, active: a, noActive: cfg.NoActiveRequests,
+		maxRoutes: cfg.MaxRoutes, routes: make(map[string]struct{})}
 	for i := range h.activeOpts {
 		for tls := range 2 {
 			set := attribute.NewSet(
@@ -188,11 +193,15 @@ func (h *HTTPMiddleware) Wrap(next http.Handler) http.Handler {
 			ti = 1
 		}
 		ctx := r.Context()
-		h.active.Add(ctx, 1, h.activeOpts[mi][ti]...)
+		if !h.noActive {
+			h.active.Add(ctx, 1, h.activeOpts[mi][ti]...)
+		}
 		rw := h.writers.Get().(*responseWriter)
 		rw.ResponseWriter = w
 		defer func() {
-			h.active.Add(ctx, -1, h.activeOpts[mi][ti]...)
+			if !h.noActive {
+				h.active.Add(ctx, -1, h.activeOpts[mi][ti]...)
+			}
 			route := rw.route // reported from inside: the most specific
 			if route == "" {
 				route = r.Pattern

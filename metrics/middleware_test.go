@@ -206,3 +206,20 @@ func TestNewHTTPMiddlewareRejectsBadConfig(t *testing.T) {
 		assert.ErrorIs(t, err, ErrInvalidConfig, "config %+v", cfg)
 	}
 }
+
+func TestMiddlewareWithoutActiveRequests(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp, NoActiveRequests: true})
+	require.NoError(t, err)
+	mw.Wrap(newMux()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/orders/1", nil))
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(t.Context(), &rm))
+	var names []string
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			names = append(names, m.Name)
+		}
+	}
+	assert.Equal(t, []string{HTTPServerDuration}, names)
+}

@@ -68,8 +68,10 @@ type StatsDStats struct {
 // temporality for up-down counters, which are sent as gauges ("|g") like
 // gauges. Histograms become counters: name.count, name.sum and name.bucket
 // tagged le:<bound> (Prometheus style: observations ≤ bound, +Inf last),
-// or DogStatsD distributions with StatsDConfig.Distributions. Lines are
-// batched into datagrams of at most MaxPacketSize bytes.
+// or DogStatsD distributions with StatsDConfig.Distributions; exponential
+// histograms send only name.count and name.sum. Attribute renderings and
+// metric names are cached. Lines are batched into datagrams of at most
+// MaxPacketSize bytes; a single longer line goes out alone.
 //
 // Export runs on the reader's goroutine, never on a caller's; it does not
 // retry. Write errors are counted (Stats), logged at most once a minute and
