@@ -39,6 +39,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock for cache expiry and result times. Default time.Now.
 	Now func() time.Time
+	// OnStatusChange, when set, is called when a check's reported status
+	// (after thresholds) changes. A check starts out as pass, so a first
+	// result of pass calls nothing. It runs on the goroutine that ran the
+	// check, one call at a time per check, and should return quickly.
+	// Status changes are also logged: pass at Info, warn at Warn, fail of a
+	// critical check at Error.
+	OnStatusChange func(check string, from, to Status)
 }
 
 // Checker runs checks and keeps their latest results. It is safe for

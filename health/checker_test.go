@@ -162,7 +162,14 @@ func TestThresholds(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	var failing atomic.Bool
-	c := newTest(t, Config{Now: clk.Now, Checks: []Check{{
+	var mu sync.Mutex
+	var changes []string
+	onChange := func(name string, from, to Status) {
+		mu.Lock()
+		defer mu.Unlock()
+		changes = append(changes, from.String()+"→"+to.String())
+	}
+	c := newTest(t, Config{Now: clk.Now, OnStatusChange: onChange, Checks: []Check{{
 		Name: "flappy", Critical: true, FailureThreshold: 3, SuccessThreshold: 2,
 		Run: func(context.Context) Result {
 			if failing.Load() {
@@ -195,6 +202,9 @@ func TestThresholds(t *testing.T) {
 		assert.Equal(t, s.want, got.Status, "step %d", i)
 		assert.Equal(t, s.out, got.Output, "step %d", i)
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"pass→warn", "warn→fail", "fail→pass"}, changes, "OnStatusChange calls")
 }
 
 func TestSlowThreshold(t *testing.T) {
@@ -305,4 +315,21 @@ func TestCloseKeepsLastResult(t *testing.T) {
 	rep := c.Check(context.Background())
 	assert.Equal(t, StatusPass, rep.Status, "a run cancelled by Close is not a failure of the dependency")
 	assert.Equal(t, StatusPass, c.Check(context.Background()).Status, "after Close the cache is still served")
+}
+
+func TestCloseDoesNotWaitForeverForAStuckCheck(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	c, err := New(Config{Logger: discard(), Checks: []Check{{
+		Name: "stuck", Timeout: 10 * time.Millisecond,
+		Run: func(context.Context) Result { <-release; return Result{} },
+	}}})
+	require.NoError(t, err)
+	c.Check(context.Background())
+	t0 := time.Now()
+	c.Close()
+	took := time.Since(t0)
+	assert.GreaterOrEqual(t, took, time.Second, "Close gives a running check a second")
+	assert.Less(t, took, 5*time.Second, "and then returns, though the check never does (bound loose for a loaded machine)")
 }

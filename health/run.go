@@ -197,8 +197,15 @@ func (c *Checker) record(s *checkState, res Result, started time.Time, d time.Du
 		s.passedOnce.Store(true)
 	}
 	c.inst.recordDuration(s, st, d)
-	if prev == nil || prev.status != st {
-		c.log.Log(context.Background(), logLevel(effective(st, s.check.Critical)), "health: check status", "check", s.check.Name, "status", st.String(), "critical", s.check.Critical, "output", snap.output)
+	from := StatusPass // a check starts out as pass
+	if prev != nil {
+		from = prev.status
+	}
+	if from != st {
+		if c.cfg.OnStatusChange != nil {
+			c.cfg.OnStatusChange(s.check.Name, from, st)
+		}
+		c.log.Log(context.Background(), logLevel(effective(st, s.check.Critical)), "health: check status changed", "check", s.check.Name, "from", from.String(), "to", st.String(), "critical", s.check.Critical, "output", snap.output)
 	}
 }
 
