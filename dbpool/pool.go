@@ -123,7 +123,14 @@ func OpenConnector(ctx context.Context, c driver.Connector, cfg Config) (*DB, er
 		_ = p.db.Close()
 		return nil, err
 	}
-	if err := p.hold(ctx, cfg.MinConns); err != nil {
+	// One connection first: it fails fast on a bad DSN or a dead server, and
+	// does one-time work alone (SQLite switching a new file to WAL takes a
+	// lock concurrent openers would fight over); then the rest at once.
+	err = p.hold(ctx, min(cfg.MinConns, 1))
+	if err == nil {
+		err = p.hold(ctx, cfg.MinConns)
+	}
+	if err != nil {
 		_ = p.in.reg.Unregister()
 		_ = p.db.Close()
 		return nil, fmt.Errorf("dbpool: warming %d connections: %w", cfg.MinConns, err)
