@@ -43,6 +43,8 @@ type Result struct {
 	ComponentType string
 	// Measurements are the values observed, each reported under
 	// "<check>:<measurement>". A check with none is reported under its name.
+	// The slice is kept and served until the next run: do not modify it
+	// after returning it.
 	Measurements []Measurement
 }
 
