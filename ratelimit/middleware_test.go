@@ -36,7 +36,7 @@ func counts(t *testing.T, rd *sdkmetric.ManualReader, name string) map[string]in
 			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
 				k := ""
 				for _, kv := range dp.Attributes.ToSlice() {
-					k += kv.Value.Emit() + "/"
+					k += kv.Value.String() + "/"
 				}
 				out[k] += dp.Value
 			}

@@ -140,7 +140,7 @@ func newRedis(b *backend, tiers []Tier) (*Redis, error) {
 		g := &r.groups[gi]
 		g.tiers = append(g.tiers, i)
 		if t.Algorithm == GCRA {
-			g.args = append(g.args, int64(t.Limit.emission()/time.Microsecond), t.Limit.burst())
+			g.args = append(g.args, float64(t.Limit.emission())/float64(time.Microsecond), t.Limit.burst())
 			r.maxN = min(r.maxN, t.Limit.burst())
 		} else {
 			g.args = append(g.args, int64(t.Limit.Period/time.Microsecond), t.Limit.Rate)

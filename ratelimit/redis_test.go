@@ -62,7 +62,7 @@ func TestRedisResultFields(t *testing.T) {
 		t.Run(tt.algo.String(), func(t *testing.T) {
 			t.Parallel()
 			c, prefix := sharedRedis(t)
-			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix},
+			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second},
 				ratelimit.Tier{Name: "f", Limit: ratelimit.PerMinute(6), Algorithm: tt.algo})
 			require.NoError(t, err)
 			ctx := context.Background()
@@ -94,7 +94,7 @@ func TestRedisWindowRollOver(t *testing.T) {
 		t.Run(algo.String(), func(t *testing.T) {
 			t.Parallel()
 			c, prefix := sharedRedis(t)
-			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix},
+			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second},
 				ratelimit.Tier{Name: "w", Limit: ratelimit.Per(3, 200*time.Millisecond), Algorithm: algo})
 			require.NoError(t, err)
 			ctx := context.Background()
@@ -125,7 +125,7 @@ func TestRedisMultiTierAllOrNothing(t *testing.T) {
 	global := ratelimit.Tier{Name: "global", Limit: ratelimit.PerHour(10)}
 	auth := ratelimit.Tier{Name: "auth", Limit: ratelimit.PerHour(2)}
 	win := ratelimit.Tier{Name: "win", Limit: ratelimit.PerHour(10), Algorithm: ratelimit.SlidingWindow}
-	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix}, global, auth, win)
+	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second}, global, auth, win)
 	require.NoError(t, err)
 	ctx := context.Background()
 	out := make([]ratelimit.Result, 3)
@@ -140,7 +140,7 @@ func TestRedisMultiTierAllOrNothing(t *testing.T) {
 	assert.Equal(t, 8, out[0].Remaining, "global remaining after 2 allowed and 3 denied")
 	assert.Equal(t, 5, out[2].Remaining, "sliding tier (own script) counted all 5")
 	// the global key alone sees only the two allowed requests
-	g, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix}, global)
+	g, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second}, global)
 	require.NoError(t, err)
 	r, err := g.Allow(ctx, "ip")
 	require.NoError(t, err)
@@ -196,7 +196,7 @@ func TestRedisKilledFallsBack(t *testing.T) {
 	allowedOpen := 0
 	for i := range 30 {
 		start := time.Now()
-		r, err := lo.Allow(ctx, "k")
+		r, err := lo.Allow(ctx, "k2")
 		slowest = max(slowest, time.Since(start))
 		require.NoError(t, err, "fail-open tier returns no error, request %d", i)
 		if r.Allowed {
@@ -217,7 +217,7 @@ func TestRedisKilledFallsBack(t *testing.T) {
 		r, err := lc.Allow(ctx, "k")
 		return err == nil && r.Allowed
 	}, 5*time.Second, 50*time.Millisecond, "fail-closed tier allows again once Redis is back")
-	r, err := lo.Allow(ctx, "k")
+	r, err := lo.Allow(ctx, "k2")
 	require.NoError(t, err)
 	assert.True(t, r.Allowed)
 	assert.Equal(t, 39, r.Remaining, "a fresh Redis counts from zero again")

@@ -9,12 +9,13 @@ package ratelimit
 // integers per key: allowed (1/0), remaining, reset-after µs, retry-after µs.
 // Numbers are written with %.0f because tostring would round big ones.
 
-// gcraScript: ARGV per key = emission interval µs, burst. The value is the
+// gcraScript: ARGV per key = emission interval µs (fractional), burst. The value is the
 // theoretical arrival time (TAT); the key expires when it is reached, since
 // a missing key and a past TAT mean the same.
 const gcraScript = `
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- µs since 2023-11-14 keeps sub-µs TAT precision in a double
+local now = (tonumber(t[1]) - 1700000000) * 1000000 + tonumber(t[2])
 local cost = tonumber(ARGV[1])
 local out, tats, ok = {}, {}, true
 for i = 1, #KEYS do
@@ -41,7 +42,7 @@ for i = 1, #KEYS do
 end
 if ok then
   for i = 1, #KEYS do
-    redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000))
+    redis.call('SET', KEYS[i], string.format('%.3f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000))
   end
 else
   for i = 1, #KEYS do

@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit/internal/testenv"
+	"github.com/servio/perfkit/ratelimit"
+	"github.com/ulule/limiter/v3"
+	ulmemory "github.com/ulule/limiter/v3/drivers/store/memory"
+	ulredis "github.com/ulule/limiter/v3/drivers/store/redis"
+	"go.opentelemetry.io/otel/metric/noop"
+	"golang.org/x/time/rate"
+)
+
+// Limits roomy enough that no benchmark is ever denied: every library
+// does the work of an allowed decision.
+const (
+	rlRate   = 1 << 30
+	rlPeriod = time.Hour
+	rlKey    = "203.0.113.9"
+)
+
+// xtimeKeyed is what a service must write around x/time/rate to limit per
+// key: a mutex-guarded map of limiters (no eviction).
+type xtimeKeyed struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+func (x *xtimeKeyed) allow(key string) bool {
+	x.mu.Lock()
+	l := x.m[key]
+	if l == nil {
+		l = rate.NewLimiter(rate.Every(rlPeriod/rlRate), rlRate)
+		x.m[key] = l
+	}
+	x.mu.Unlock()
+	return l.Allow()
+}
+
+// BenchmarkRateLimitLocal: one in-memory decision on a hot key.
+func BenchmarkRateLimitLocal(b *testing.B) {
+	ctx := context.Background()
+	pk, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "bench",
+		Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	single := rate.NewLimiter(rate.Every(rlPeriod/rlRate), rlRate)
+	keyed := &xtimeKeyed{m: map[string]*rate.Limiter{}}
+	ul := limiter.New(ulmemory.NewStore(), limiter.Rate{Period: rlPeriod, Limit: rlRate})
+
+	b.Run("perfkit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if r, _ := pk.Allow(ctx, rlKey); !r.Allowed {
+				b.Fatal("denied")
+			}
+		}
+	})
+	b.Run("x-time-rate-single", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !single.Allow() {
+				b.Fatal("denied")
+			}
+		}
+	})
+	b.Run("x-time-rate-keyed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !keyed.allow(rlKey) {
+				b.Fatal("denied")
+			}
+		}
+	})
+	b.Run("ulule-memory", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if c, _ := ul.Get(ctx, rlKey); c.Reached {
+				b.Fatal("denied")
+			}
+		}
+	})
+}
+
+// BenchmarkRateLimitLocalParallel: the same on both cores at once.
+func BenchmarkRateLimitLocalParallel(b *testing.B) {
+	ctx := context.Background()
+	pk, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "bench",
+		Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	keyed := &xtimeKeyed{m: map[string]*rate.Limiter{}}
+	ul := limiter.New(ulmemory.NewStore(), limiter.Rate{Period: rlPeriod, Limit: rlRate})
+	b.Run("perfkit", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_, _ = pk.Allow(ctx, rlKey)
+			}
+		})
+	})
+	b.Run("x-time-rate-keyed", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_ = keyed.allow(rlKey)
+			}
+		})
+	})
+	b.Run("ulule-memory", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_, _ = ul.Get(ctx, rlKey)
+			}
+		})
+	})
+}
+
+// BenchmarkRateLimitRedis: one decision on the shared Redis, each library
+// with its own client of the same options, against a bare EVALSHA of a
+// script that only returns four numbers.
+func BenchmarkRateLimitRedis(b *testing.B) {
+	_, prefix := testenv.Redis(b)
+	opt, err := redis.ParseURL(testenv.RedisURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt.ContextTimeoutEnabled = true
+	client := func() *redis.Client {
+		c := redis.NewClient(opt)
+		b.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	ctx := context.Background()
+
+	bare := redis.NewScript(`return {1, 2, 3, 4}`)
+	bc := client()
+	if err := bare.Load(ctx, bc).Err(); err != nil {
+		b.Fatal(err)
+	}
+	pk, err := ratelimit.NewRedis(ratelimit.Config{Redis: client(), Prefix: prefix + "pk:", Timeout: time.Second, MeterProvider: noop.NewMeterProvider()},
+		ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pkSliding, err := ratelimit.NewRedis(ratelimit.Config{Redis: client(), Prefix: prefix + "pks:", Timeout: time.Second, MeterProvider: noop.NewMeterProvider()},
+		ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod}, Algorithm: ratelimit.SlidingWindow})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rr := redis_rate.NewLimiter(client())
+	rrLimit := redis_rate.Limit{Rate: rlRate, Burst: rlRate, Period: rlPeriod}
+	ulStore, err := ulredis.NewStoreWithOptions(client(), limiter.StoreOptions{Prefix: prefix + "ul"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ul := limiter.New(ulStore, limiter.Rate{Period: rlPeriod, Limit: rlRate})
+
+	b.Run("bare-evalsha", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := bare.EvalSha(ctx, bc, []string{prefix + "bare"}, 1, 1000, 100).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("perfkit-gcra", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if r, err := pk.Allow(ctx, rlKey); err != nil || !r.Allowed {
+				b.Fatal(r, err)
+			}
+		}
+	})
+	b.Run("perfkit-sliding", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if r, err := pkSliding.Allow(ctx, rlKey); err != nil || !r.Allowed {
+				b.Fatal(r, err)
+			}
+		}
+	})
+	b.Run("redis_rate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if r, err := rr.Allow(ctx, prefix+"rr:"+rlKey, rrLimit); err != nil || r.Allowed == 0 {
+				b.Fatal(r, err)
+			}
+		}
+	})
+	b.Run("ulule-redis", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if c, err := ul.Get(ctx, rlKey); err != nil || c.Reached {
+				b.Fatal(c, err)
+			}
+		}
+	})
+}
