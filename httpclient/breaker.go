@@ -255,6 +255,7 @@ func (b *BreakerTransport) breaker(host string) CircuitBreaker {
 
 func (b *BreakerTransport) newDefault(host string) CircuitBreaker {
 	o := b.opts
+	b.state.Record(context.Background(), int64(gobreaker.StateClosed), metric.WithAttributes(hostAttrs(host)...))
 	return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        host,
 		MaxRequests: o.HalfOpenRequests,
@@ -273,11 +274,7 @@ func (b *BreakerTransport) newDefault(host string) CircuitBreaker {
 }
 
 func (b *BreakerTransport) onStateChange(host string, from, to gobreaker.State) {
-	addr, port := splitHostPort(host, "")
-	kv := []attribute.KeyValue{attribute.String("server.address", addr)}
-	if port > 0 {
-		kv = append(kv, attribute.Int("server.port", port))
-	}
+	kv := hostAttrs(host)
 	ctx := context.Background()
 	b.state.Record(ctx, int64(to), metric.WithAttributes(kv...))
 	b.changes.Add(ctx, 1, metric.WithAttributes(append(kv, attribute.String("state", to.String()))...))
@@ -290,4 +287,13 @@ func (b *BreakerTransport) onStateChange(host string, from, to gobreaker.State) 
 	if b.opts.OnStateChange != nil {
 		b.opts.OnStateChange(host, from, to)
 	}
+}
+
+func hostAttrs(host string) []attribute.KeyValue {
+	addr, port := splitHostPort(host, "")
+	kv := []attribute.KeyValue{attribute.String("server.address", addr)}
+	if port > 0 {
+		kv = append(kv, attribute.Int("server.port", port))
+	}
+	return kv
 }

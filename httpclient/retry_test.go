@@ -85,6 +85,13 @@ func TestRetryGivesUpWithLastResponse(t *testing.T) {
 	assert.Equal(t, "try later", string(body), "the last response should come back unread")
 	assert.Equal(t, int64(3), srv.requests.Load())
 	assert.Equal(t, []time.Duration{time.Second, 1500 * time.Millisecond}, rec.Waits(), "wanted the second wait capped at MaxDelay")
+
+	// Giving up must not empty the pool (go-retryablehttp calls
+	// CloseIdleConnections here): the next request reuses the connection.
+	resp, err = c.Get(srv.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, int64(1), srv.conns.Load(), "wanted all 4 attempts and the next request on one connection")
 }
 
 func TestRetryNotOnOtherStatuses(t *testing.T) {
