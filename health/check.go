@@ -97,7 +97,8 @@ type Check struct {
 	// ComponentType is the draft's componentType. Default the Result's,
 	// else "component".
 	ComponentType string
-	// ComponentID is the draft's componentId, e.g. a host name. Optional.
+	// ComponentID is the draft's componentId, e.g. a host name. Optional;
+	// passed through Redact.
 	ComponentID string
 }
 
@@ -118,6 +119,7 @@ func (c *Check) validate(defTimeout time.Duration) error {
 	if c.Timeout == 0 {
 		c.Timeout = defTimeout
 	}
+	c.ComponentID = Redact(c.ComponentID) // it may be a URL with credentials
 	if c.FailureThreshold == 0 {
 		c.FailureThreshold = 1
 	}

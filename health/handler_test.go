@@ -98,7 +98,7 @@ func TestLiveNeverRunsChecks(t *testing.T) {
 func TestDetailHiding(t *testing.T) {
 	t.Parallel()
 	c := newTest(t, Config{Version: "1.2.3", Checks: []Check{
-		{Name: "db", Critical: true, Run: fixed(Result{
+		{Name: "db", Critical: true, ComponentID: "postgres://app:hunter2@db.internal", Run: fixed(Result{
 			Err:          errors.New(`dial postgres://app:hunter2@db.internal:5432/servio?sslmode=disable password=hunter2: refused`),
 			Measurements: []Measurement{{Name: "responseTime", Value: 1.5, Unit: "ms"}, {Name: "dsn", Value: "postgres://app:hunter2@db.internal/servio"}},
 		})},

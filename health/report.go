@@ -112,7 +112,7 @@ func (c *Checker) marshal(r Report, withChecks bool) []byte {
 					e.ObservedValue = Redact(str)
 				}
 				if m.ComponentID != "" {
-					e.ComponentID = m.ComponentID
+					e.ComponentID = Redact(m.ComponentID)
 				}
 				key := cr.Name
 				if m.Name != "" {
