@@ -65,6 +65,10 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 		return out, ctx.Err()
 	}
 	l1TTL, _ := c.ttls(0, nil)
+	fill := c.l1mu.TryRLock() // false during a flush or Close: no L1 fill
+	if fill {
+		defer c.l1mu.RUnlock()
+	}
 	queued := make([]int, 0, len(missing))
 	for i, cmd := range cmds {
 		b, err := cmd.(*redis.StringCmd).Bytes()
@@ -84,7 +88,7 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 			continue
 		}
 		out[missing[i]] = d.val
-		if c.putL1(&entry{key: missing[i], val: d.val}, l1TTL, snaps[i]) {
+		if fill && c.putL1(&entry{key: missing[i], val: d.val}, l1TTL, snaps[i]) {
 			queued = append(queued, i)
 		}
 	}
@@ -115,7 +119,11 @@ func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.
 	if o != nil {
 		tags = o.tags
 	}
-	var fresh time.Time
+	var (
+		fresh  time.Time
+		encErr error
+	)
+	fill := c.l1mu.TryRLock() // false during a flush or Close: no L1 fill
 	l2s := make([]l2Item, 0, len(items))
 	queued := make([]string, 0, len(items))
 	snaps := make([]uint64, 0, len(items))
@@ -124,7 +132,7 @@ func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.
 		snap := c.snapshot(k)
 		l1TTL, l2TTL := c.ttls(ttl, o)
 		e, t := c.newEntry(k, v, nil, l1TTL, o)
-		if c.putL1(e, t, snap) {
+		if fill && c.putL1(e, t, snap) {
 			queued = append(queued, k)
 			snaps = append(snaps, snap)
 		}
@@ -137,7 +145,8 @@ func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.
 		}
 		b, err := c.encode(v, nil, fresh)
 		if err != nil {
-			return err
+			encErr = err
+			break
 		}
 		l2s = append(l2s, l2Item{key: k, val: b, ttl: l2TTL, tags: tags})
 	}
@@ -148,6 +157,12 @@ func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.
 				c.l1.Del(k)
 			}
 		}
+	}
+	if fill {
+		c.l1mu.RUnlock()
+	}
+	if encErr != nil {
+		return encErr
 	}
 	return c.l2Set(ctx, l2s, true)
 }

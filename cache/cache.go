@@ -139,7 +139,9 @@ type Cache struct {
 	seed  maphash.Seed
 	inv   atomic.Uint64 // bumped by every pattern/tag invalidation and flush
 	gens  [256]atomic.Uint64
-	clear sync.Mutex
+	// l1mu keeps L1 writes (read-locked) apart from Clear and Close
+	// (write-locked): ristretto panics or hangs on a write racing Close.
+	l1mu sync.RWMutex
 
 	mu    sync.Mutex
 	calls map[string]*call
@@ -294,15 +296,17 @@ func instanceID() string {
 // after Close return ErrClosed (reads via GetOrSet run the loader directly).
 func (c *Cache) Close() error {
 	c.closeOnce.Do(func() {
+		c.mu.Lock() // no load may join after this
 		c.closed.Store(true)
+		c.mu.Unlock()
 		if c.ps != nil {
 			_ = c.ps.Close()
 		}
 		c.wg.Wait()
 		c.met.close()
-		c.clear.Lock()
+		c.l1mu.Lock()
 		c.l1.Close()
-		c.clear.Unlock()
+		c.l1mu.Unlock()
 	})
 	return nil
 }

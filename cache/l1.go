@@ -25,13 +25,19 @@ func (c *Cache) stale(e *entry) bool {
 // taken, and makes it visible to the next Get (ristretto applies new keys
 // asynchronously).
 func (c *Cache) fillL1(e *entry, ttl time.Duration, snap uint64) {
+	// A flush or Close holds l1mu: skip the fill rather than wait for it.
+	if !c.l1mu.TryRLock() {
+		return
+	}
+	defer c.l1mu.RUnlock()
 	if c.putL1(e, ttl, snap) {
 		c.settleL1(e.key, snap)
 	}
 }
 
 // putL1 queues e in L1 unless key was invalidated since snap. It reports
-// whether the write was queued; settleL1 must follow.
+// whether the write was queued; settleL1 must follow. The caller holds
+// l1mu read-locked.
 func (c *Cache) putL1(e *entry, ttl time.Duration, snap uint64) bool {
 	if ttl <= 0 || c.closed.Load() || c.snapshot(e.key) != snap {
 		return false
@@ -71,6 +77,16 @@ func (c *Cache) newEntry(key string, val any, err error, l1 time.Duration, o *it
 func (c *Cache) delLocal(keys ...string) {
 	for _, k := range keys {
 		c.bumpKey(k)
+	}
+	// A flush (which clears everything) or Close holds l1mu: nothing to do.
+	if !c.l1mu.TryRLock() {
+		return
+	}
+	defer c.l1mu.RUnlock()
+	if c.closed.Load() {
+		return
+	}
+	for _, k := range keys {
 		c.l1.Del(k)
 	}
 }
@@ -111,8 +127,8 @@ func (c *Cache) delLocalTags(tags []string) int {
 func (c *Cache) flushLocal() {
 	c.flushEpoch.Add(1)
 	c.inv.Add(1)
-	c.clear.Lock()
-	defer c.clear.Unlock()
+	c.l1mu.Lock()
+	defer c.l1mu.Unlock()
 	if !c.closed.Load() {
 		c.l1.Clear()
 	}
