@@ -132,13 +132,13 @@ type Cache struct {
 	flushEpoch atomic.Uint64 // L1 entries of an older epoch are gone
 	l1Hits     atomic.Uint64
 
-	cfg   Config
-	rdb   redis.UniversalClient
-	cb    *gobreaker.TwoStepCircuitBreaker[struct{}]
-	id    string
-	seed  maphash.Seed
-	inv   atomic.Uint64 // bumped by every pattern/tag invalidation and flush
-	gens  [256]atomic.Uint64
+	cfg  Config
+	rdb  redis.UniversalClient
+	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	id   string
+	seed maphash.Seed
+	inv  atomic.Uint64 // bumped by every pattern/tag invalidation and flush
+	gens [256]atomic.Uint64
 	// l1mu keeps L1 writes (read-locked) apart from Clear and Close
 	// (write-locked): ristretto panics or hangs on a write racing Close.
 	l1mu sync.RWMutex
