@@ -121,6 +121,7 @@ func (m *MetricsTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			slog.String("host", req.URL.Host),
 			slog.String("route", route),
 			slog.String("url", RedactURL(req.URL)),
+			slog.Int("attempt", AttemptFromContext(ctx)),
 			slog.Int("status", status),
 			slog.Duration("duration", elapsed),
 		}

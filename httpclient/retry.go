@@ -210,11 +210,10 @@ func (r *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, serr
 		}
-		next := *req
+		attemptReq = req.WithContext(context.WithValue(ctx, attemptKey{}, retry+1))
 		if body != nil {
-			next.Body = body
+			attemptReq.Body = body
 		}
-		attemptReq = &next
 	}
 }
 

@@ -331,6 +331,22 @@ func TestRetryOnConnectionError(t *testing.T) {
 	assert.Len(t, rec.Waits(), 2, "wanted both retries after connection refused")
 }
 
+func TestRetryNumbersAttempts(t *testing.T) {
+	t.Parallel()
+	var seen []int
+	rt, err := NewRetry(roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		seen = append(seen, AttemptFromContext(req.Context()))
+		return &http.Response{StatusCode: http.StatusBadGateway, Body: http.NoBody, Header: http.Header{}}, nil
+	}), RetryOptions{MaxRetries: 2, Sleep: (&sleepRecorder{}).Sleep})
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodGet, "http://example.invalid/", nil)
+	require.NoError(t, err)
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	assert.Equal(t, []int{1, 2, 3}, seen)
+}
+
 func TestRetryNotOnBreakerOpen(t *testing.T) {
 	t.Parallel()
 	rec := &sleepRecorder{}

@@ -27,3 +27,16 @@ func RouteFromContext(ctx context.Context) string {
 func RouteFromRequest(req *http.Request) string {
 	return RouteFromContext(req.Context())
 }
+
+type attemptKey struct{}
+
+// AttemptFromContext returns the 1-based attempt number of the request
+// whose context this is: the retry layer sets 2, 3, … on resends, so a
+// RoundTripper below it (or a test server's client) can tell attempts
+// apart. It returns 1 when no retry layer has resent the request.
+func AttemptFromContext(ctx context.Context) int {
+	if n, ok := ctx.Value(attemptKey{}).(int); ok {
+		return n
+	}
+	return 1
+}
