@@ -32,11 +32,19 @@ const (
 	settled
 )
 
-func (p *pool) begin(ctx context.Context) *acquireCtx {
+// begin prepares a DB method's call. When an idle connection is free it
+// returns ctx and nil: no accounting, no allocation. Otherwise it returns an
+// acquireCtx that counts the caller as pending, records its wait and bounds
+// it by AcquireTimeout. (A connection seen idle here may be taken by another
+// caller a moment later; that caller then waits bounded by its ctx only.)
+func (p *pool) begin(ctx context.Context) (context.Context, *acquireCtx) {
+	if p.db.Stats().Idle > 0 {
+		return ctx, nil
+	}
 	a := &acquireCtx{Context: ctx, p: p, start: time.Now()}
 	p.pending.Add(1)
 	if !p.cfg.EagerDial {
-		p.wake() // the maintainer grows the pool if callers wait
+		p.wake() // the maintainer grows the pool while callers wait
 	}
 	if t := p.cfg.AcquireTimeout; t > 0 {
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t {
@@ -47,7 +55,7 @@ func (p *pool) begin(ctx context.Context) *acquireCtx {
 			}
 		}
 	}
-	return a
+	return a, a
 }
 
 // Done is the wait's channel while waiting (closed by the acquire timeout or
@@ -101,8 +109,12 @@ func (a *acquireCtx) settle(got bool) {
 	}
 }
 
-// finish runs when DB's method returns.
-func (a *acquireCtx) finish(err error) { a.settle(err == nil) }
+// finish runs when DB's method returns; a may be nil.
+func (a *acquireCtx) finish(err error) {
+	if a != nil {
+		a.settle(err == nil)
+	}
+}
 
 // acquired settles the wait of ctx if it is a waiting caller's and returns
 // the caller's own context.
@@ -117,8 +129,8 @@ func (p *pool) acquired(ctx context.Context) context.Context {
 // QueryContext is sql.DB.QueryContext with the acquire timeout and the
 // pending/wait accounting.
 func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	a := db.p.begin(ctx)
-	rows, err := db.DB.QueryContext(a, query, args...)
+	ctx, a := db.p.begin(ctx)
+	rows, err := db.DB.QueryContext(ctx, query, args...)
 	a.finish(err)
 	return rows, err
 }
@@ -131,8 +143,8 @@ func (db *DB) Query(query string, args ...any) (*sql.Rows, error) {
 // QueryRowContext is sql.DB.QueryRowContext with the acquire timeout and
 // the pending/wait accounting.
 func (db *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	a := db.p.begin(ctx)
-	row := db.DB.QueryRowContext(a, query, args...)
+	ctx, a := db.p.begin(ctx)
+	row := db.DB.QueryRowContext(ctx, query, args...)
 	a.finish(row.Err())
 	return row
 }
@@ -145,8 +157,8 @@ func (db *DB) QueryRow(query string, args ...any) *sql.Row {
 // ExecContext is sql.DB.ExecContext with the acquire timeout and the
 // pending/wait accounting.
 func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	a := db.p.begin(ctx)
-	res, err := db.DB.ExecContext(a, query, args...)
+	ctx, a := db.p.begin(ctx)
+	res, err := db.DB.ExecContext(ctx, query, args...)
 	a.finish(err)
 	return res, err
 }
@@ -159,8 +171,8 @@ func (db *DB) Exec(query string, args ...any) (sql.Result, error) {
 // BeginTx is sql.DB.BeginTx with the acquire timeout and the pending/wait
 // accounting.
 func (db *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
-	a := db.p.begin(ctx)
-	tx, err := db.DB.BeginTx(a, opts)
+	ctx, a := db.p.begin(ctx)
+	tx, err := db.DB.BeginTx(ctx, opts)
 	a.finish(err)
 	return tx, err
 }
@@ -173,8 +185,8 @@ func (db *DB) Begin() (*sql.Tx, error) {
 // Conn is sql.DB.Conn with the acquire timeout and the pending/wait
 // accounting.
 func (db *DB) Conn(ctx context.Context) (*sql.Conn, error) {
-	a := db.p.begin(ctx)
-	c, err := db.DB.Conn(a)
+	ctx, a := db.p.begin(ctx)
+	c, err := db.DB.Conn(ctx)
 	a.finish(err)
 	return c, err
 }
@@ -182,8 +194,8 @@ func (db *DB) Conn(ctx context.Context) (*sql.Conn, error) {
 // PingContext is sql.DB.PingContext with the acquire timeout and the
 // pending/wait accounting.
 func (db *DB) PingContext(ctx context.Context) error {
-	a := db.p.begin(ctx)
-	err := db.DB.PingContext(a)
+	ctx, a := db.p.begin(ctx)
+	err := db.DB.PingContext(ctx)
 	a.finish(err)
 	return err
 }

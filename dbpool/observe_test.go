@@ -17,34 +17,39 @@ func TestSlowQueryLoggedRedacted(t *testing.T) {
 	t.Parallel()
 	log, recs := newLogger()
 	mp, collect := newMeter(t)
-	db := openPostgres(t, dbpool.Config{SlowQuery: 50 * time.Millisecond, Logger: log, MeterProvider: mp})
+	db := openPostgres(t, dbpool.Config{SlowQuery: 100 * time.Millisecond, Logger: log, MeterProvider: mp})
 	ctx := context.Background()
 	_, err := db.ExecContext(ctx, "CREATE TABLE users (name text, password text)")
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "INSERT INTO users VALUES ($1, $2)", "ann", "hunter2")
 	require.NoError(t, err)
 
-	const slow = "SELECT count(*) FROM users, pg_sleep(0.15) WHERE password = $1"
+	const slow = "SELECT count(*) FROM users, pg_sleep(0.3) WHERE password = $1"
 	var n int
 	require.NoError(t, db.QueryRowContext(ctx, slow, "hunter2").Scan(&n))
 	require.Equal(t, 1, n)
 
-	got := recs.find("dbpool: slow query")
-	require.Len(t, got, 1, "only the slow statement is logged")
+	var got []map[string]string
+	for _, r := range recs.find("dbpool: slow query") { // on a loaded machine a fast statement may be slow too
+		if r["sql"] == slow {
+			got = append(got, r)
+		}
+	}
+	require.Len(t, got, 1, "the slow statement is logged once")
 	assert.Equal(t, slow, got[0]["sql"])
 	assert.Equal(t, "1", got[0]["args"])
 	d, err := time.ParseDuration(got[0]["duration"])
 	require.NoError(t, err)
-	assert.GreaterOrEqual(t, d, 150*time.Millisecond)
+	assert.GreaterOrEqual(t, d, 300*time.Millisecond)
 	for k, v := range got[0] {
 		assert.NotContains(t, v, "hunter2", "argument values are redacted (attr %s)", k)
 	}
-	assert.Equal(t, int64(1), db.Stats().SlowQueries)
+	assert.GreaterOrEqual(t, db.Stats().SlowQueries, int64(1))
 	assert.Equal(t, int64(3), db.Stats().Queries)
 
 	m := collect()
 	slowC := m["db.client.operation.slow"].(metricdata.Sum[int64])
-	assert.Equal(t, int64(1), slowC.DataPoints[0].Value)
+	assert.Equal(t, db.Stats().SlowQueries, slowC.DataPoints[0].Value)
 	dur := m["db.client.operation.duration"].(metricdata.Histogram[float64])
 	assert.Equal(t, uint64(3), dur.DataPoints[0].Count)
 	assert.Contains(t, dur.DataPoints[0].Bounds, 1.0, "seconds buckets with a 1 s boundary")

@@ -90,8 +90,10 @@ func TestMinConnsKeptAfterRecycle(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return db.Stats().OpenConnections == 3 }, 2*time.Second, 5*time.Millisecond)
 	s := db.Stats()
-	assert.Equal(t, int64(10), s.Retired, "20 queries / 2 uses each")
-	assert.GreaterOrEqual(t, s.Connects, int64(3+10-1), "warm + replacements")
+	// 20 uses, 2 per connection; up to 3 connections may end with 1 use.
+	assert.GreaterOrEqual(t, s.Retired, int64(9))
+	assert.LessOrEqual(t, s.Retired, int64(10))
+	assert.GreaterOrEqual(t, s.Connects, 3+s.Retired, "warm + replacements")
 }
 
 func TestMaxUsesExactPostgres(t *testing.T) {
