@@ -114,3 +114,44 @@ func ExampleRedact() {
 	// Output:
 	// connect redis://:xxxxx@cache:6379/0 password=xxxxx failed
 }
+
+// Thresholds against flapping: a dependency must fail three probes in a row
+// before the check reports fail (until then it warns), and pass twice to
+// recover.
+func ExampleCheck_thresholds() {
+	fails := []bool{true, true, true, false, false}
+	i := 0
+	hc, err := health.New(health.Config{
+		CacheTTL: time.Nanosecond, // run on every call, for the example
+		Checks: []health.Check{{
+			Name: "upstream", Critical: true, FailureThreshold: 3, SuccessThreshold: 2,
+			Run: health.Func(func(context.Context) error {
+				defer func() { i++ }()
+				if fails[i] {
+					return errors.New("503")
+				}
+				return nil
+			}),
+		}},
+		OnStatusChange: func(check string, from, to health.Status) {
+			fmt.Printf("  %s: %s → %s\n", check, from, to)
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer hc.Close()
+	for range fails {
+		r := hc.Check(context.Background())
+		fmt.Println(r.Status, r.Checks[0].Output)
+	}
+	// Output:
+	//   upstream: pass → warn
+	// warn failing 1/3: 503
+	// warn failing 2/3: 503
+	//   upstream: warn → fail
+	// fail 503
+	// fail recovering 1/2
+	//   upstream: fail → pass
+	// pass
+}
