@@ -13,10 +13,10 @@ type KeyFunc func(r *http.Request) string
 
 // RemoteIP keys by RemoteAddr's address, IPv6 grouped by /64. It trusts no
 // forwarding header; use ClientIPKey behind a proxy.
-func RemoteIP(r *http.Request) string { return defaultClientIP.Key(r) }
-
-// defaultClientIP is immutable: the zero IPConfig's ClientIP.
-var defaultClientIP = &ClientIP{v6bits: 64, header: "X-Forwarded-For"}
+func RemoteIP(r *http.Request) string {
+	c := ClientIP{v6bits: 64, header: "X-Forwarded-For"} // NewClientIP(IPConfig{}), without a global
+	return c.Key(r)
+}
 
 // ClientIPKey returns a KeyFunc keying by the client address found as cfg
 // says (trusted proxies, header, IPv6 grouping).
