@@ -264,3 +264,17 @@ func TestBreakersConcurrentGet(t *testing.T) {
 	}
 	assert.Equal(t, "same", got[0].Name())
 }
+
+func TestBreakersEvictWhenAllOpen(t *testing.T) {
+	t.Parallel()
+	reg, err := NewBreakers(BreakerConfig{ConsecutiveFailures: 1}, 2)
+	require.NoError(t, err)
+	for _, k := range []string{"a", "b"} {
+		_, _ = Breaker(reg.Get(k), fail)(context.Background())
+		require.Equal(t, StateOpen, reg.Get(k).State())
+	}
+	c := reg.Get("c")
+	assert.Equal(t, 2, reg.Len(), "the registry stays bounded")
+	assert.Equal(t, StateClosed, c.State())
+	assert.Same(t, c, reg.Get("c"))
+}
