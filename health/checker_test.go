@@ -331,5 +331,5 @@ func TestCloseDoesNotWaitForeverForAStuckCheck(t *testing.T) {
 	c.Close()
 	took := time.Since(t0)
 	assert.GreaterOrEqual(t, took, time.Second, "Close gives a running check a second")
-	assert.Less(t, took, 5*time.Second, "and then returns, though the check never does (bound loose for a loaded machine)")
+	assert.Less(t, took, 10*time.Second, "and then returns, though the check never does (bound loose for a loaded machine)")
 }
