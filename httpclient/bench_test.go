@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -146,6 +147,49 @@ func BenchmarkIdlePool(b *testing.B) {
 				b.Fatal(err)
 			}
 			runParallel(b, srv, c)
+		})
+	}
+}
+
+// BenchmarkLayers measures the middleware alone over an in-memory
+// RoundTripper that answers 200 at once, so the cost of the layers is not
+// lost in loopback noise. "none" is the fake transport by itself.
+func BenchmarkLayers(b *testing.B) {
+	fake := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+	})
+	sdk := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	build := func(timeout time.Duration, mp metric.MeterProvider) http.RoundTripper {
+		c, err := New(Options{Base: fake, Timeout: timeout, MeterProvider: mp, Logger: quiet()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c.Transport
+	}
+	cases := []struct {
+		name string
+		rt   http.RoundTripper
+	}{
+		{"none", fake},
+		{"stack-noop", build(-1, noop.NewMeterProvider())},
+		{"stack-sdk", build(-1, sdk)},
+		{"stack-sdk+timeout", build(0, sdk)},
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://api.example.com/v1/items/1", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req = req.WithContext(WithRoute(req.Context(), "/v1/items/{id}"))
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := tc.rt.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+			}
 		})
 	}
 }

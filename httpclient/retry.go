@@ -111,8 +111,9 @@ func (o RetryOptions) validate() error {
 // retries run out the last response is returned unchanged, body unread.
 // Cancelling the request context stops the wait at once.
 //
-// A RetryTransport is safe for concurrent use. For requests it cannot retry
-// it adds no allocations.
+// A RetryTransport is safe for concurrent use. A request that succeeds on
+// its first attempt costs no allocations; each resend costs two (the
+// request copy and its attempt-numbered context).
 type RetryTransport struct {
 	next     http.RoundTripper
 	opts     RetryOptions
