@@ -39,6 +39,25 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 	return out
 }
 
+// outcomes returns resilience.retry.calls by its outcome attribute.
+func outcomes(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "resilience.retry.calls" {
+				for _, p := range sum.DataPoints {
+					v, _ := p.Attributes.Value("outcome")
+					out[v.AsString()] += p.Value
+				}
+			}
+		}
+	}
+	return out
+}
+
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	reader := sdkmetric.NewManualReader()
@@ -61,6 +80,7 @@ func TestMetrics(t *testing.T) {
 	got := collect(t, reader)
 	assert.Equal(t, int64(3), got["resilience.retry.calls"],
 		"recovered, gave up, failed (breaker open); first-attempt successes are not counted")
+	assert.Equal(t, map[string]int64{"recovered": 1, "gave_up": 1, "failed": 1}, outcomes(t, reader))
 	assert.Equal(t, int64(3), got["resilience.retry.retries"])
 	assert.Equal(t, int64(3), got["resilience.retry.delay"])
 	assert.Equal(t, int64(StateOpen), got["resilience.breaker.state"])

@@ -124,7 +124,7 @@ func newRetrier(p RetryPolicy) (*retrier, error) {
 	r.delay = b.seconds("resilience.retry.delay", "Time waited before a retry.")
 	pol := attribute.String(attrPolicy, r.name)
 	r.recoveredOpt = addOpts(pol, attribute.String("outcome", "recovered"))
-	r.failOpt = addOpts(pol, attribute.String("outcome", "failure"))
+	r.failOpt = addOpts(pol, attribute.String("outcome", "failed"))
 	r.gaveUpOpt = addOpts(pol, attribute.String("outcome", "gave_up"))
 	r.retryOpt = addOpts(pol)
 	r.delayOpt = recordOpts(pol)
