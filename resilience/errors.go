@@ -174,8 +174,9 @@ func permanentCause(err error) (error, bool) {
 }
 
 // NotFailure marks err as not the dependency's fault (a 4xx, a validation
-// error): circuit breakers neither count it as a failure nor as a success,
-// and Retry does not retry it. errors.Is/As still reach err. NotFailure(nil)
+// error): circuit breakers (with the default IsFailure) neither count it as
+// a failure nor as a success, and Retry (with the default Retryable) does not
+// retry it. errors.Is/As still reach err. NotFailure(nil)
 // is nil.
 func NotFailure(err error) error {
 	if err == nil {
