@@ -141,41 +141,40 @@ func TestRetryAfter(t *testing.T) {
 
 func TestRetryOnlyReplayableRequests(t *testing.T) {
 	t.Parallel()
+	text := func() io.Reader { return strings.NewReader("x") }
+	none := func() io.Reader { return nil }
+	key := func(name string) http.Header { return http.Header{name: {"order-42"}} }
 	cases := []struct {
 		name     string
 		method   string
-		key      string
+		header   http.Header
 		body     func() io.Reader
 		wantHits int64
 	}{
-		{"POST without key", http.MethodPost, "", func() io.Reader { return strings.NewReader("x") }, 1},
-		{"PATCH without key", http.MethodPatch, "", nil, 1},
-		{"POST with Idempotency-Key", http.MethodPost, "Idempotency-Key", func() io.Reader { return strings.NewReader("x") }, 2},
-		{"POST with X-Idempotency-Key", http.MethodPost, "X-Idempotency-Key", nil, 2},
-		{"PUT", http.MethodPut, "", func() io.Reader { return strings.NewReader("x") }, 2},
-		{"DELETE", http.MethodDelete, "", nil, 2},
-		{"HEAD", http.MethodHead, "", nil, 2},
-		{"OPTIONS", http.MethodOptions, "", nil, 2},
-		{"PUT with unrewindable body", http.MethodPut, "", func() io.Reader { return io.MultiReader(strings.NewReader("x")) }, 1},
+		{"POST without key", http.MethodPost, nil, text, 1},
+		{"PATCH without key", http.MethodPatch, nil, none, 1},
+		{"POST with Idempotency-Key", http.MethodPost, key("Idempotency-Key"), text, 2},
+		{"POST with X-Idempotency-Key", http.MethodPost, key("X-Idempotency-Key"), none, 2},
+		{"PUT", http.MethodPut, nil, text, 2},
+		{"DELETE", http.MethodDelete, nil, none, 2},
+		{"HEAD", http.MethodHead, nil, none, 2},
+		{"OPTIONS", http.MethodOptions, nil, none, 2},
+		{"PUT with unrewindable body", http.MethodPut, nil, func() io.Reader { return io.MultiReader(strings.NewReader("x")) }, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := newCountingServer(t, failFirst(1, http.StatusServiceUnavailable, nil))
 			c, _ := retryClient(t, RetryOptions{})
-			var body io.Reader
-			if tc.body != nil {
-				body = tc.body()
-			}
-			req, err := http.NewRequest(tc.method, srv.URL, body)
+			req, err := http.NewRequest(tc.method, srv.URL, tc.body())
 			require.NoError(t, err)
-			if tc.key != "" {
-				req.Header.Set(tc.key, "order-42")
+			for k, v := range tc.header {
+				req.Header[k] = v
 			}
 			resp, err := c.Do(req)
 			require.NoError(t, err)
 			resp.Body.Close()
-			assert.Equal(t, tc.wantHits, srv.requests.Load())
+			assert.Equal(t, tc.wantHits, srv.requests.Load(), "server hits")
 		})
 	}
 }
