@@ -92,7 +92,8 @@ type BreakerOptions struct {
 	// arbitrary host's breaker is dropped to make room. Default 1024.
 	MaxHosts int
 	// New creates the breaker for a host, replacing the gobreaker default
-	// (the fields above are then ignored except IsFailure and MaxHosts).
+	// (the fields above are then ignored except IsFailure and MaxHosts, and
+	// the breaker metrics and OnStateChange are the custom breaker's job).
 	New func(host string) CircuitBreaker
 	// OnStateChange is called on every state change of a default breaker,
 	// under the breaker's lock: keep it short.
