@@ -3,6 +3,8 @@ package resilience
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -278,3 +280,25 @@ func TestBreakersEvictWhenAllOpen(t *testing.T) {
 	assert.Equal(t, StateClosed, c.State())
 	assert.Same(t, c, reg.Get("c"))
 }
+
+func TestBreakerLogs(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	cb, err := NewCircuitBreaker(BreakerConfig{Name: "pg", ConsecutiveFailures: 1, Logger: logger})
+	require.NoError(t, err)
+	_, _ = Breaker(cb, fail)(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Contains(t, buf.String(), "level=INFO")
+	assert.Contains(t, buf.String(), "breaker=pg from=closed to=open")
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

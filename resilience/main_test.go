@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -8,7 +9,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// Breakers log state changes at Info through slog.Default; keep test
+	// output readable. TestBreakerLogs checks the records with its own logger.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	goleak.VerifyTestMain(m)
+}
 
 // autoClock fires every timer at once, moving its time forward by the
 // timer's duration and recording it, so retry and rate-limit waits take no
