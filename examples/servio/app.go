@@ -100,7 +100,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	if err != nil {
 		return nil, err
 	}
-	if a.pool, err = dbpool.Open(ctx, driver, dsn, dbpool.Config{Name: "servio", MeterProvider: mp, Logger: log}); err != nil {
+	poolCfg := dbpool.Config{Name: "servio", MeterProvider: mp, Logger: log}
+	if cfg.Baseline {
+		// Observed (metrics, slow-query log) but untuned: no warm
+		// connections, no recycling, no query, idle or acquire timeouts.
+		poolCfg.MinConns, poolCfg.MaxUses, poolCfg.QueryTimeout, poolCfg.IdleTimeout, poolCfg.AcquireTimeout = -1, -1, -1, -1, -1
+	}
+	if a.pool, err = dbpool.Open(ctx, driver, dsn, poolCfg); err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	a.closers = append(a.closers, a.pool.Close)
@@ -133,7 +139,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	if err != nil {
 		return nil, err
 	}
-	a.svc = newService(a.st, a.cache, tracker, log)
+	a.svc = newService(a.st, a.cache, tracker, log, cfg.Baseline)
 
 	a.tokens = &tokenSigner{key: []byte(cfg.AuthSecret), ttl: 12 * time.Hour, now: time.Now}
 	if cfg.AuthSecret == "" {
@@ -155,9 +161,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	if a.handler, err = a.routes(); err != nil {
 		return nil, err
 	}
+	if cfg.Baseline {
+		log.Warn("BASELINE mode: perfkit's cache, pool tuning, rate limits and LLM resilience are off")
+	}
 	log.Info("servio ready", "database", dialect.String(), "redis", a.redis != nil,
 		"cache", map[bool]string{true: "L1+Redis L2", false: "L1 only"}[a.redis != nil],
-		"rate_limits", cfg.RateLimit, "llm_simulated", a.sim != nil)
+		"rate_limits", cfg.RateLimit && !cfg.Baseline, "baseline", cfg.Baseline, "llm_simulated", a.sim != nil)
 	return a, nil
 }
 
@@ -204,6 +213,22 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 		a.llm.baseURL = a.sim.BaseURL()
 		a.log.Warn("SIMULATED LLM upstream in use (set OPENAI_BASE_URL for a real one)",
 			"url", a.llm.baseURL, "latency", a.cfg.SimLLMLatency.String(), "failure_rate", a.cfg.SimLLMFailureRate)
+	}
+	if a.cfg.Baseline {
+		// The seed's "before": a default client, straight to the upstream.
+		a.llm.http = &http.Client{}
+		a.llmPipe, err = resilience.NewPipeline(resilience.Policy{Name: "openai", MeterProvider: mp, Logger: a.log})
+		if err != nil {
+			return err
+		}
+		a.ask = metrics.TrackArgWith(tr, "assistant.query", func(ctx context.Context, norm string) ([]byte, error) {
+			ans, err := a.llm.ask(ctx, norm)
+			if err != nil {
+				return nil, err
+			}
+			return marshalAnswer(norm, ans, a.llm.model, a.sim != nil)
+		})
+		return nil
 	}
 	policy := resilience.OpenAI()
 	policy.Name, policy.MeterProvider, policy.Logger = "openai", mp, a.log

@@ -27,6 +27,12 @@ type Config struct {
 	UploadMaxBytes int64 // -upload-max-bytes, UPLOAD_MAX_BYTES; default 10 MiB
 	DemoData       bool  // -demo-data, DEMO_DATA; default true: load demo data into an empty database
 
+	// Baseline switches perfkit's techniques off — no cache, an untuned
+	// pool, no rate limits, a plain HTTP client with no timeout, retry or
+	// breaker for the LLM — so a load test can compare before and after.
+	// Metrics and health stay on to measure both. -baseline, BASELINE.
+	Baseline bool
+
 	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
 	TrustedProxies []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
 
@@ -102,6 +108,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.StringVar(&c.DatabaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL; empty: SQLite in -data-dir (env DATABASE_URL)")
 	fs.StringVar(&c.RedisURL, "redis-url", getenv("REDIS_URL"), "Redis URL or comma-separated cluster nodes; empty: in-process only (env REDIS_URL)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("REDIS_PREFIX", "servio:"), "prefix of every Redis key (env REDIS_PREFIX)")
+	fs.BoolVar(&c.Baseline, "baseline", envBool("BASELINE", false), "switch perfkit's techniques off, for before/after load tests (env BASELINE)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")

@@ -46,7 +46,11 @@ func (a *App) llmCheck(context.Context) health.Result {
 	if a.sim != nil {
 		kind = "SIMULATED LLM upstream (in-process)"
 	}
-	state := a.llmPipe.Breaker().State()
+	cb := a.llmPipe.Breaker()
+	if cb == nil { // baseline mode: no breaker
+		return health.Result{ComponentType: "component", Output: kind + " at " + a.llm.baseURL + "; no circuit breaker"}
+	}
+	state := cb.State()
 	r := health.Result{ComponentType: "component", Output: fmt.Sprintf("%s at %s; circuit %s", kind, a.llm.baseURL, state)}
 	if state != resilience.StateClosed {
 		r.Status = health.StatusWarn

@@ -17,7 +17,7 @@ import (
 func (a *App) routes() (http.Handler, error) {
 	tiers := ratelimit.Tiers()
 	limit := func(t ratelimit.Tier) (func(http.Handler) http.Handler, error) {
-		if !a.cfg.RateLimit {
+		if !a.cfg.RateLimit || a.cfg.Baseline {
 			return func(h http.Handler) http.Handler { return h }, nil
 		}
 		key, err := ratelimit.ClientIPKey(ratelimit.IPConfig{TrustedProxies: a.cfg.TrustedProxies})

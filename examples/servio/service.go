@@ -60,12 +60,17 @@ type menuResponse struct {
 	Items        []store.MenuItem `json:"items"`
 }
 
-func newService(st *store.Store, c *cache.Cache, tr *metrics.Tracker, log *slog.Logger) *service {
+// newService wires the methods; with baseline the reads are not cached.
+func newService(st *store.Store, c *cache.Cache, tr *metrics.Tracker, log *slog.Logger, baseline bool) *service {
 	s := &service{st: st, cache: c, log: log}
-	s.Menu = metrics.TrackArgWith(tr, "menu.get", cache.Cacheable(c, menuKey, menuTTL, s.loadMenu))
+	menu, order := cache.Cacheable(c, menuKey, menuTTL, s.loadMenu), cache.Cacheable(c, orderKey, orderTTL, s.loadOrder)
+	if baseline {
+		menu, order = s.loadMenu, s.loadOrder
+	}
+	s.Menu = metrics.TrackArgWith(tr, "menu.get", menu)
 	s.AddMenuItem = metrics.TrackArgWith(tr, "menu.add_item", s.addMenuItem)
 	s.PatchMenu = metrics.TrackArgWith(tr, "menu.update_item", s.patchMenu)
-	s.Order = metrics.TrackArgWith(tr, "order.get", cache.Cacheable(c, orderKey, orderTTL, s.loadOrder))
+	s.Order = metrics.TrackArgWith(tr, "order.get", order)
 	s.Orders = metrics.TrackArgWith(tr, "order.list", st.Orders)
 	s.CreateOrder = metrics.TrackArgWith(tr, "order.create", st.CreateOrder)
 	s.PatchOrder = metrics.TrackArgWith(tr, "order.update_status", s.patchOrder)

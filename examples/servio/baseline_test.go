@@ -1,0 +1,47 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestBaselineMode: with -baseline every route still works, but reads are
+// not cached (each menu read is a query), no rate limit applies, and
+// assistant answers are not cached.
+func TestBaselineMode(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "sqlite")
+	cfg.Baseline = true
+	a := startApp(t, cfg)
+	a.queries.Store(0)
+	for range 3 {
+		a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
+	}
+	assert.Equal(t, int64(3), a.queries.Load(), "baseline: every menu read goes to the database")
+	for range 7 {
+		a.doJSON("POST", "/auth/login", `{"email":"staff@servio.dev","password":"x"}`, http.StatusUnauthorized, nil)
+	}
+	for range 2 {
+		a.doJSON("POST", "/assistant/query", `{"question":"same"}`, http.StatusOK, nil)
+	}
+	assert.Equal(t, int64(2), a.sim.calls.Load(), "baseline: answers are not cached")
+	for _, p := range []string{"/health/detailed", "/health/metrics"} {
+		code, body := a.do("GET", p, "")
+		assert.Equal(t, http.StatusOK, code, "%s: %s", p, body)
+	}
+}
+
+// TestReadsCached is the contrast: with perfkit on, menus and single orders
+// are read once and then served from the cache.
+func TestReadsCached(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "sqlite")
+	a.queries.Store(0)
+	for range 3 {
+		a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
+		a.doJSON("GET", "/orders/1", "", http.StatusOK, nil)
+	}
+	assert.Equal(t, int64(2), a.queries.Load(), "one query for the menu, one for the order, then cache hits")
+}
