@@ -181,6 +181,7 @@ func (c *Cache) l2Bulk(ctx context.Context, f func(ctx context.Context) error) e
 	done, err := c.cb.Allow()
 	if err != nil {
 		c.st.l2Errors.Add(1)
+		c.st.l2Rejected.Add(1)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	err = f(ctx)

@@ -15,6 +15,7 @@ func (c *Cache) l2Do(ctx context.Context, f func(ctx context.Context) error) err
 	done, err := c.cb.Allow()
 	if err != nil {
 		c.st.l2Errors.Add(1)
+		c.st.l2Rejected.Add(1)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	tctx, cancel := context.WithTimeout(ctx, c.cfg.L2Timeout)

@@ -21,6 +21,7 @@ type Stats struct {
 	StaleServed   uint64 // stale values served while a refresh ran
 	NegativeHits  uint64 // cached errors served (part of L1Hits/L2Hits)
 	L2Errors      uint64 // failed Redis calls, breaker rejections included
+	L2Rejected    uint64 // Redis calls skipped at once because the breaker was open
 	Corrupt       uint64 // L2 values rejected by the header or codec (deleted)
 	Invalidations uint64 // keys, patterns, tags and flushes invalidated, local or received
 	L1Drops       uint64 // L1 writes dropped or rejected by ristretto
@@ -39,7 +40,7 @@ func (s Stats) HitRatio() float64 {
 
 type counters struct {
 	l2Hits, misses, loads, loadErrors, sharedLoads, staleServed, negativeHits,
-	l2Errors, corrupt, invalidations, l1Drops atomic.Uint64
+	l2Errors, l2Rejected, corrupt, invalidations, l1Drops atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
@@ -54,6 +55,7 @@ func (c *Cache) Stats() Stats {
 		StaleServed:   c.st.staleServed.Load(),
 		NegativeHits:  c.st.negativeHits.Load(),
 		L2Errors:      c.st.l2Errors.Load(),
+		L2Rejected:    c.st.l2Rejected.Load(),
 		Corrupt:       c.st.corrupt.Load(),
 		Invalidations: c.st.invalidations.Load(),
 		L1Drops:       c.st.l1Drops.Load(),
@@ -91,6 +93,7 @@ func newInstruments(c *Cache) (*instruments, error) {
 		{"perfkit.cache.shared_loads", "Callers that shared another caller's load.", c.st.sharedLoads.Load, base},
 		{"perfkit.cache.stale_served", "Stale values served while refreshing.", c.st.staleServed.Load, base},
 		{"perfkit.cache.l2.errors", "Failed Redis calls, breaker rejections included.", c.st.l2Errors.Load, base},
+		{"perfkit.cache.l2.rejected", "Redis calls skipped because the breaker was open.", c.st.l2Rejected.Load, base},
 		{"perfkit.cache.corrupt", "L2 values rejected and deleted.", c.st.corrupt.Load, base},
 		{"perfkit.cache.invalidations", "Keys, patterns, tags and flushes invalidated.", c.st.invalidations.Load, base},
 		{"perfkit.cache.l1.drops", "L1 writes dropped or rejected.", c.st.l1Drops.Load, base},

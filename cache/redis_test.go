@@ -439,3 +439,82 @@ func TestClusterPatternTagsAndBatches(t *testing.T) {
 	}))
 	assert.Equal(t, int64(51), total, "50 orders + the r1 tag set")
 }
+
+func TestHungRedisCostsNoTimeoutPerRequest(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = rdb.Close() })
+	c := newCache(t, rdb, "", cache.Config{L2Timeout: 50 * time.Millisecond, BreakerOpenFor: time.Minute})
+	srv.Pause()
+	for i := range 20 {
+		v, err := cache.GetOrSet(t.Context(), c, fmt.Sprint("cold:", i), 0, func(context.Context) (int, error) { return i, nil })
+		require.NoError(t, err)
+		assert.Equal(t, i, v)
+	}
+	st := c.Stats()
+	// Each miss makes two Redis calls (GET, then SET of the loaded value).
+	assert.Equal(t, uint64(cache.DefaultBreakerFailures), st.L2Errors-st.L2Rejected,
+		"only the calls before the breaker opened waited for the timeout")
+	assert.Equal(t, uint64(40-cache.DefaultBreakerFailures), st.L2Rejected, "the rest were skipped at once")
+	assert.Equal(t, uint64(20), st.Loads)
+}
+
+func TestStaleWhileRevalidateFromL2(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	clk := newClock()
+	cfg := cache.Config{StaleFor: time.Hour, Jitter: -1, Now: clk.Now}
+	a := newCache(t, rdb, prefix, cfg)
+	b := newCache(t, twin(t, rdb), prefix, cfg)
+	require.NoError(t, cache.Set(ctx, a, "menu:1", "v1", 10*time.Second))
+	ttl, err := rdb.TTL(ctx, prefix+"menu:1").Result()
+	require.NoError(t, err)
+	assert.Greater(t, ttl, time.Hour, "Redis keeps the value through the stale window")
+	// b gets a's invalidation of menu:1 first, or it would (rightly) not
+	// cache a load that raced it.
+	require.Eventually(t, func() bool { return b.Stats().Invalidations > 0 }, 5*time.Second, time.Millisecond)
+
+	clk.Add(11 * time.Second)
+	release := make(chan struct{})
+	load := func(context.Context) (string, error) { <-release; return "v2", nil }
+	v, err := cache.GetOrSet(ctx, b, "menu:1", 10*time.Second, load)
+	require.NoError(t, err)
+	assert.Equal(t, "v1", v, "stale L2 value served without waiting for the load")
+	assert.Equal(t, uint64(1), b.Stats().StaleServed)
+	close(release)
+	assert.Eventually(t, func() bool {
+		v, err := cache.Get[string](ctx, b, "menu:1")
+		return err == nil && v == "v2"
+	}, 5*time.Second, 5*time.Millisecond, "the refresh reached L1")
+	// a still holds v1 in L1, stale: its next read refreshes from L2.
+	fail := func(context.Context) (string, error) { return "", fmt.Errorf("loader must not run") }
+	assert.Eventually(t, func() bool {
+		v, err := cache.GetOrSet(ctx, a, "menu:1", 10*time.Second, fail)
+		return err == nil && v == "v2"
+	}, 5*time.Second, 5*time.Millisecond, "the other instance refreshes from L2")
+}
+
+func TestNegativeCachingAcrossInstances(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	cfg := cache.Config{NegativeTTL: 30 * time.Second}
+	a := newCache(t, rdb, prefix, cfg)
+	b := newCache(t, twin(t, rdb), prefix, cfg)
+	_, err := cache.GetOrSet(ctx, a, "order:404", 0, func(context.Context) (order, error) {
+		return order{}, fmt.Errorf("order 404: %w", cache.ErrNotFound)
+	})
+	require.ErrorIs(t, err, cache.ErrNotFound)
+	ttl, err := rdb.TTL(ctx, prefix+"order:404").Result()
+	require.NoError(t, err)
+	assert.LessOrEqual(t, ttl, 30*time.Second, "negative entries use NegativeTTL")
+
+	_, err = cache.GetOrSet(ctx, b, "order:404", 0, func(context.Context) (order, error) {
+		return order{}, fmt.Errorf("loader must not run")
+	})
+	assert.ErrorIs(t, err, cache.ErrNotFound)
+	assert.EqualError(t, err, "order 404: cache: not found")
+	assert.Equal(t, uint64(1), b.Stats().NegativeHits)
+}
