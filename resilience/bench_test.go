@@ -138,3 +138,17 @@ func BenchmarkWithSDK(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkTwoStepBreaker(b *testing.B) {
+	b.ReportAllocs()
+	cb, err := NewTwoStepBreaker(BreakerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		done, err := cb.Allow()
+		if err == nil {
+			done(nil)
+		}
+	}
+}

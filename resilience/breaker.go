@@ -103,7 +103,13 @@ func (c BreakerConfig) validate() error {
 // underneath) so callers fail fast instead of piling up. It is safe for
 // concurrent use; the calling path does not allocate.
 type CircuitBreaker struct {
-	cb        *gobreaker.CircuitBreaker[struct{}]
+	breakerCore
+	cb *gobreaker.CircuitBreaker[struct{}]
+}
+
+// breakerCore is what CircuitBreaker and TwoStepBreaker share: the
+// classification of outcomes, the preallocated rejections and the metrics.
+type breakerCore struct {
 	name      string
 	isFailure func(error) bool
 	slow      time.Duration
@@ -128,17 +134,28 @@ var (
 
 // NewCircuitBreaker returns a closed breaker configured by c.
 func NewCircuitBreaker(c BreakerConfig) (*CircuitBreaker, error) {
-	if err := c.validate(); err != nil {
+	b := &CircuitBreaker{}
+	st, err := b.init(c)
+	if err != nil {
 		return nil, err
 	}
-	b := &CircuitBreaker{name: c.Name, isFailure: c.IsFailure, slow: c.SlowCallDuration, clock: clockOr(c.Clock)}
-	if b.name == "" {
-		b.name = "breaker"
+	b.cb = gobreaker.NewCircuitBreaker[struct{}](st)
+	return b, nil
+}
+
+// init validates c, fills k and returns the gobreaker settings for it.
+func (k *breakerCore) init(c BreakerConfig) (gobreaker.Settings, error) {
+	if err := c.validate(); err != nil {
+		return gobreaker.Settings{}, err
 	}
-	if b.isFailure == nil {
-		b.isFailure = DefaultIsFailure
+	k.name, k.isFailure, k.slow, k.clock = c.Name, c.IsFailure, c.SlowCallDuration, clockOr(c.Clock)
+	if k.name == "" {
+		k.name = "breaker"
 	}
-	b.open, b.tooMany = newBreakerErrors(b.name)
+	if k.isFailure == nil {
+		k.isFailure = DefaultIsFailure
+	}
+	k.open, k.tooMany = newBreakerErrors(k.name)
 	logger := c.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -161,18 +178,19 @@ func NewCircuitBreaker(c BreakerConfig) (*CircuitBreaker, error) {
 	}
 	ratio := c.FailureRatio
 	bld := newBuilder(c.MeterProvider)
-	b.rejections = bld.counter("resilience.breaker.rejections", "Calls rejected by an open or saturated half-open breaker.")
-	b.transitions = bld.counter("resilience.breaker.transitions", "Circuit breaker state changes.")
-	b.state = bld.gauge("resilience.breaker.state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.")
-	b.pol = attribute.String(attrPolicy, b.name)
-	b.rejectOpt = addOpts(b.pol)
-	b.stateOpt = recordOpts(b.pol)
+	k.rejections = bld.counter("resilience.breaker.rejections", "Calls rejected by an open or saturated half-open breaker.")
+	k.transitions = bld.counter("resilience.breaker.transitions", "Circuit breaker state changes.")
+	k.state = bld.gauge("resilience.breaker.state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.")
+	k.pol = attribute.String(attrPolicy, k.name)
+	k.rejectOpt = addOpts(k.pol)
+	k.stateOpt = recordOpts(k.pol)
 	if err := bld.err(); err != nil {
-		return nil, err
+		return gobreaker.Settings{}, err
 	}
+	k.state.Record(context.Background(), int64(StateClosed), k.stateOpt...)
 	onChange := c.OnStateChange
-	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:         b.name,
+	return gobreaker.Settings{
+		Name:         k.name,
 		MaxRequests:  c.HalfOpenProbes,
 		Interval:     window,
 		BucketPeriod: bucket,
@@ -187,17 +205,38 @@ func NewCircuitBreaker(c BreakerConfig) (*CircuitBreaker, error) {
 		IsExcluded: func(err error) bool { return err == errExcluded },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			ctx := context.Background()
-			b.state.Record(ctx, int64(to), b.stateOpt...)
-			b.transitions.Add(ctx, 1, metric.WithAttributes(b.pol,
+			k.state.Record(ctx, int64(to), k.stateOpt...)
+			k.transitions.Add(ctx, 1, metric.WithAttributes(k.pol,
 				attribute.String("from", from.String()), attribute.String("to", to.String())))
 			logger.Info("resilience: circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
 			if onChange != nil {
 				onChange(name, from, to)
 			}
 		},
-	})
-	b.state.Record(context.Background(), int64(StateClosed), b.stateOpt...)
-	return b, nil
+	}, nil
+}
+
+// reject maps a gobreaker rejection to the preallocated perfkit error.
+func (k *breakerCore) reject(ctx context.Context, gerr error) error {
+	k.rejections.Add(ctx, 1, k.rejectOpt...)
+	if gerr == gobreaker.ErrOpenState {
+		return k.open
+	}
+	return k.tooMany
+}
+
+// outcome classifies a finished call for gobreaker.
+func (k *breakerCore) outcome(err error, start time.Time) error {
+	if err == nil {
+		if k.slow > 0 && k.clock.Now().Sub(start) > k.slow {
+			return errFailed
+		}
+		return nil
+	}
+	if !k.isFailure(err) {
+		return errExcluded
+	}
+	return errFailed
 }
 
 // Name returns the breaker's name.
@@ -240,24 +279,62 @@ func breakerDo[T any](ctx context.Context, b *CircuitBreaker, fn func(context.Co
 		return struct{}{}, b.classify(ctx, err, start)
 	})
 	if !ran {
-		b.rejections.Add(ctx, 1, b.rejectOpt...)
-		if gerr == gobreaker.ErrOpenState {
-			return v, b.open
-		}
-		return v, b.tooMany
+		return v, b.reject(ctx, gerr)
 	}
 	return v, err
 }
 
 func (b *CircuitBreaker) classify(ctx context.Context, err error, start time.Time) error {
-	if err == nil {
-		if b.slow > 0 && b.clock.Now().Sub(start) > b.slow {
-			return errFailed
-		}
-		return nil
-	}
-	if ctx.Err() == context.Canceled || !b.isFailure(err) {
+	if err != nil && ctx.Err() == context.Canceled {
 		return errExcluded
 	}
-	return errFailed
+	return b.outcome(err, start)
 }
+
+// TwoStepBreaker is a circuit breaker for callers that cannot wrap the call
+// in a function, such as an http.RoundTripper that learns the outcome from
+// the response: Allow asks for permission and returns done, to be called
+// once with the outcome. It counts and classifies exactly like
+// CircuitBreaker (gobreaker's TwoStepCircuitBreaker underneath) but
+// allocates the done func on every allowed call; prefer CircuitBreaker where
+// the call can be wrapped. It is safe for concurrent use.
+type TwoStepBreaker struct {
+	breakerCore
+	ts *gobreaker.TwoStepCircuitBreaker[struct{}]
+}
+
+// NewTwoStepBreaker returns a closed two-step breaker configured by c.
+func NewTwoStepBreaker(c BreakerConfig) (*TwoStepBreaker, error) {
+	b := &TwoStepBreaker{}
+	st, err := b.init(c)
+	if err != nil {
+		return nil, err
+	}
+	b.ts = gobreaker.NewTwoStepCircuitBreaker[struct{}](st)
+	return b, nil
+}
+
+// Allow returns a *BreakerError when the breaker refuses the call.
+// Otherwise it returns done, which must be called exactly once with the
+// call's error (nil for success); errors for which IsFailure is false, such
+// as context.Canceled, are not counted.
+func (b *TwoStepBreaker) Allow() (done func(err error), err error) {
+	gdone, gerr := b.ts.Allow()
+	if gerr != nil {
+		return nil, b.reject(context.Background(), gerr)
+	}
+	var start time.Time
+	if b.slow > 0 {
+		start = b.clock.Now()
+	}
+	return func(err error) { gdone(b.outcome(err, start)) }, nil
+}
+
+// Name returns the breaker's name.
+func (b *TwoStepBreaker) Name() string { return b.name }
+
+// State returns the current state.
+func (b *TwoStepBreaker) State() State { return b.ts.State() }
+
+// Counts returns the counts of the current window or half-open period.
+func (b *TwoStepBreaker) Counts() Counts { return b.ts.Counts() }

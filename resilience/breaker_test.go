@@ -302,3 +302,55 @@ func TestBreakerLogs(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// twoStep is the shape of httpclient.CircuitBreaker, which TwoStepBreaker
+// satisfies.
+type twoStep interface {
+	Allow() (done func(err error), err error)
+}
+
+var _ twoStep = (*TwoStepBreaker)(nil)
+
+func TestTwoStepBreaker(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	clk := newAutoClock()
+	b, err := NewTwoStepBreaker(BreakerConfig{
+		Name: "host", ConsecutiveFailures: 2, OpenTimeout: 10 * time.Millisecond,
+		SlowCallDuration: time.Second, Clock: clk, OnStateChange: rec.hook,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "host", b.Name())
+
+	for _, outcome := range []error{context.Canceled, NotFailure(errBoom), nil, errBoom} {
+		done, err := b.Allow()
+		require.NoError(t, err)
+		done(outcome)
+	}
+	assert.Equal(t, StateClosed, b.State(), "one real failure")
+	c := b.Counts()
+	assert.Equal(t, uint32(2), c.TotalExclusions, "canceled and NotFailure are not counted")
+	assert.Equal(t, uint32(1), c.TotalFailures)
+
+	done, err := b.Allow()
+	require.NoError(t, err)
+	clk.Advance(2 * time.Second)
+	done(nil) // slow success counts as the second consecutive failure
+	assert.Equal(t, StateOpen, b.State())
+
+	_, err = b.Allow()
+	assert.ErrorIs(t, err, ErrOpen)
+	assert.ErrorIs(t, err, gobreaker.ErrOpenState)
+
+	require.Eventually(t, func() bool { return b.State() == StateHalfOpen }, 2*time.Second, time.Millisecond)
+	done, err = b.Allow()
+	require.NoError(t, err)
+	_, err = b.Allow()
+	assert.ErrorIs(t, err, ErrTooManyRequests, "one probe at a time")
+	done(nil)
+	assert.Equal(t, StateClosed, b.State())
+	assert.Equal(t, []transition{{StateClosed, StateOpen}, {StateOpen, StateHalfOpen}, {StateHalfOpen, StateClosed}}, rec.get())
+
+	_, err = NewTwoStepBreaker(BreakerConfig{FailureRatio: 3})
+	assert.Error(t, err)
+}

@@ -213,3 +213,25 @@ func ExampleFallback() {
 	//  llm down
 	// today's special <nil>
 }
+
+func ExampleTwoStepBreaker() {
+	cb, _ := resilience.NewTwoStepBreaker(resilience.BreakerConfig{Name: "api.example.com", ConsecutiveFailures: 1})
+	roundTrip := func(status int) error {
+		done, err := cb.Allow()
+		if err != nil {
+			return err // open: fail fast without sending
+		}
+		if status >= 500 {
+			err = fmt.Errorf("status %d", status)
+		}
+		done(err)
+		return err
+	}
+	fmt.Println(roundTrip(200))
+	fmt.Println(roundTrip(503))
+	fmt.Println(roundTrip(200))
+	// Output:
+	// <nil>
+	// status 503
+	// resilience: circuit open (api.example.com)
+}
