@@ -20,6 +20,9 @@
 //
 // Presets (OpenAI, Twilio, Webhook) are functions returning plain Policy
 // values to adjust. Breakers keeps one breaker per key (host, tenant).
+// TwoStepBreaker is the Allow/done form for callers that cannot wrap the
+// call in a function (an http.RoundTripper; it satisfies
+// httpclient.CircuitBreaker).
 //
 // Errors: policies return *RetryError, *TimeoutError, *BreakerError,
 // *BulkheadError and *RateLimitError, which match the sentinels ErrTimeout
