@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,4 +188,42 @@ func TestPipelineSharedBreaker(t *testing.T) {
 	_, _ = Do(context.Background(), p1, fail)
 	_, err = Do(context.Background(), p2, okCall)
 	assert.ErrorIs(t, err, ErrOpen, "the breaker tripped through p1 guards p2")
+}
+
+func TestPipelineConcurrent(t *testing.T) {
+	t.Parallel()
+	p, err := NewPipeline(Policy{
+		Timeout:   time.Minute,
+		Retry:     &RetryPolicy{MaxAttempts: 3, BaseDelay: time.Microsecond, MaxDelay: time.Microsecond},
+		Breaker:   &BreakerConfig{FailureRatio: 0.9, MinRequests: 50, OpenTimeout: time.Millisecond},
+		Bulkhead:  &BulkheadConfig{MaxConcurrent: 4, MaxQueue: 1000},
+		RateLimit: &RateLimitConfig{Limit: 1 << 20},
+	})
+	require.NoError(t, err)
+	var calls atomic.Int32
+	fn := Wrap1(p, func(_ context.Context, i int) (int, error) {
+		if calls.Add(1)%3 == 0 {
+			return 0, errBoom
+		}
+		return i, nil
+	})
+	var wg sync.WaitGroup
+	var ok, failed atomic.Int32
+	for i := range 200 {
+		wg.Go(func() {
+			v, err := fn(context.Background(), i)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			if v == i {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int32(200), ok.Load()+failed.Load())
+	assert.Positive(t, ok.Load())
+	assert.Equal(t, 0, p.Bulkhead().InFlight(), "every slot released")
+	assert.Equal(t, 0, p.Bulkhead().Queued())
 }
