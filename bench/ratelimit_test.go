@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -147,12 +148,12 @@ func BenchmarkRateLimitRedis(b *testing.B) {
 	if err := bare.Load(ctx, bc).Err(); err != nil {
 		b.Fatal(err)
 	}
-	pk, err := ratelimit.NewRedis(ratelimit.Config{Redis: client(), Prefix: prefix + "pk:", Timeout: time.Second, MeterProvider: noop.NewMeterProvider()},
+	pk, err := ratelimit.NewRedis(ratelimit.Config{Redis: client(), Prefix: prefix + "pk:", Timeout: time.Second, Logger: slog.New(slog.DiscardHandler), MeterProvider: noop.NewMeterProvider()},
 		ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	pkSliding, err := ratelimit.NewRedis(ratelimit.Config{Redis: client(), Prefix: prefix + "pks:", Timeout: time.Second, MeterProvider: noop.NewMeterProvider()},
+	pkSliding, err := ratelimit.NewRedis(ratelimit.Config{Redis: client(), Prefix: prefix + "pks:", Timeout: time.Second, Logger: slog.New(slog.DiscardHandler), MeterProvider: noop.NewMeterProvider()},
 		ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod}, Algorithm: ratelimit.SlidingWindow})
 	if err != nil {
 		b.Fatal(err)

@@ -120,7 +120,7 @@ func BenchmarkRedisDecision(b *testing.B) {
 			t := roomy
 			t.Name, t.Algorithm = "bench-"+algo.String(), algo
 			t.Limit = ratelimit.Limit{Rate: 1 << 30, Period: time.Hour, Burst: 1 << 30}
-			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, MeterProvider: noop.NewMeterProvider()}, t)
+			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second, Logger: quiet(), MeterProvider: noop.NewMeterProvider()}, t)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -135,7 +135,7 @@ func BenchmarkRedisDecision(b *testing.B) {
 	b.Run("gcra-2-tiers", func(b *testing.B) {
 		t1, t2 := roomy, roomy
 		t1.Name, t2.Name = "bench-2t-a", "bench-2t-b"
-		l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, MeterProvider: noop.NewMeterProvider()}, t1, t2)
+		l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second, Logger: quiet(), MeterProvider: noop.NewMeterProvider()}, t1, t2)
 		if err != nil {
 			b.Fatal(err)
 		}

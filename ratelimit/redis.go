@@ -221,6 +221,9 @@ func (r *Redis) AllowTiers(ctx context.Context, key string, n int, out []Result)
 		}
 		r.b.in.redisDur.Record(ctx, time.Since(start).Seconds(), opts...)
 	}
+	if err == nil && len(vals) < 4*len(r.tiers) {
+		err = fmt.Errorf("ratelimit: script returned %d numbers for %d tiers", len(vals), len(r.tiers))
+	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return Result{Policy: r.tiers[0].Name}, cerr
@@ -291,6 +294,9 @@ func (r *Redis) eval(ctx context.Context, keys []string, n int) ([]int64, error)
 		gv, err := c.Int64Slice()
 		if err != nil {
 			return nil, err
+		}
+		if len(gv) < 4*len(r.groups[gi].tiers) {
+			return nil, fmt.Errorf("ratelimit: script returned %d numbers for %d tiers", len(gv), len(r.groups[gi].tiers))
 		}
 		for j, ti := range r.groups[gi].tiers {
 			copy(vals[4*ti:4*ti+4], gv[4*j:4*j+4])

@@ -81,7 +81,7 @@ for i = 1, #KEYS do
   local est = p * (win - elapsed) / win + c
   local reset = 0
   if c > 0 then reset = 2 * win - elapsed elseif p > 0 then reset = win - elapsed end
-  counts[i] = {idx, c, p, win}
+  counts[i] = {idx, c, p, win, reset}
   local j = 4 * (i - 1)
   if est + cost > limit then
     ok = false
@@ -114,8 +114,7 @@ else
     local j = 4 * (i - 1)
     if out[j + 1] == 1 then
       out[j + 2] = out[j + 2] + cost
-      local s = counts[i]
-      if s[2] == 0 then out[j + 3] = out[j + 3] - s[4] end
+      out[j + 3] = counts[i][5]
     end
   end
 end
