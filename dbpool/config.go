@@ -17,7 +17,8 @@ type Config struct {
 	// MaxOpen bounds open connections (in use + idle). Default 20.
 	MaxOpen int
 	// MinConns connections are kept open and warm: opened at Open and topped
-	// up in the background, never above MaxOpen. Default 5; negative: none.
+	// up in the background. Default 5 (or MaxOpen if smaller); negative: none;
+	// more than MaxOpen is an error.
 	MinConns int
 	// MaxUses retires a connection after it ran this many statements
 	// (queries, execs, prepared-statement runs), with ±10 % jitter per
@@ -101,7 +102,10 @@ func (c Config) withDefaults(driverName string) (Config, error) {
 	if c.MaxOpen == 0 {
 		c.MaxOpen = DefaultMaxOpen
 	}
-	c.MinConns = orDefault(c.MinConns, DefaultMinConns)
+	if c.MinConns == 0 {
+		c.MinConns = min(DefaultMinConns, c.MaxOpen)
+	}
+	c.MinConns = max(c.MinConns, 0)
 	if c.MinConns > c.MaxOpen {
 		return c, fmt.Errorf("%w: MinConns %d > MaxOpen %d", ErrConfig, c.MinConns, c.MaxOpen)
 	}

@@ -25,21 +25,32 @@
 // How it maps onto database/sql, and its limits:
 //
 //   - Warm connections are made by the maintainer goroutine holding MinConns
-//     connections from the pool at once and handing them back; it runs at
-//     Open, every MaintainInterval, and at once when a connection retires.
-//     Holding them also refreshes their idle time, so the warm MinConns survive
+//     connections from the pool at once (one first, then the rest
+//     concurrently) and handing them back; it runs at Open, every
+//     MaintainInterval, and whenever a connection closes or retires. Holding
+//     them also refreshes their idle time, so the warm MinConns survive
 //     IdleTimeout while connections above it are closed (HikariCP's
 //     minimumIdle/idleTimeout split).
+//   - Growth: database/sql dials a new connection on the caller's goroutine
+//     whenever the pool has room, so a spike opens one connection per caller
+//     and each of them waits a full dial. dbpool keeps database/sql's
+//     maximum at the connections already open and raises it one connection
+//     at a time from the maintainer while callers wait, dialling there and
+//     handing the new connection to a waiter; meanwhile returned connections
+//     go straight to waiters. Callers wait on the pool, not on a dial
+//     (HikariCP's rule). Config.EagerDial restores database/sql's behaviour.
 //   - When a connection retires, a replacement is dialled in the background
-//     and parked; the next time database/sql asks the connector for a
-//     connection it gets the parked one at once. database/sql itself still
-//     calls Connect on the caller's goroutine when the pool has room and no
-//     idle connection, so a caller can wait on a dial when demand jumps past
-//     the open connections; see bench/results/dbpool.md for the spike test.
-//   - pending_requests counts callers inside DB's own methods (QueryContext,
-//     ExecContext, QueryRowContext, BeginTx, Conn, PingContext and their
-//     context-free forms) that have no connection yet. Calls made through
-//     DB.DB directly bypass it.
+//     and parked; the next Connect database/sql makes gets it at once.
+//   - Acquire accounting (pending_requests, wait_time, AcquireTimeout) is done
+//     by DB's own methods (QueryContext, ExecContext, QueryRowContext,
+//     BeginTx, Conn, PingContext and their context-free forms) for callers
+//     that find no idle connection; it costs nothing when one is idle. Calls
+//     through db.DB directly are observed by the driver wrapper but not
+//     counted as pending, and their waits are only seen by the maintainer
+//     through DBStats.WaitCount (so growth for them starts within
+//     MaintainInterval).
+//   - The default QueryTimeout needs a timer per statement whose context has
+//     no deadline (5 allocations); a context with a deadline costs nothing.
 //
 // A *DB is safe for concurrent use. Close stops the maintainer and closes the
 // pool.

@@ -19,6 +19,10 @@ import (
 // and the context-free forms) add the acquire timeout and the
 // pending/wait-time accounting; everything else is observed in the driver
 // wrapper whichever way it is called. Safe for concurrent use.
+//
+// Unless Config.EagerDial is set, database/sql's own maximum is a growth cap
+// the maintainer moves between MinConns and MaxOpen, so db.DB.Stats()
+// reports that cap as MaxOpenConnections; db.Stats() reports MaxOpen.
 type DB struct {
 	*sql.DB
 	p *pool

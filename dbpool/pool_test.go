@@ -228,3 +228,25 @@ func TestSpikeServedByOpenConnections(t *testing.T) {
 		})
 	}
 }
+
+func TestMinConnsDefaultFollowsMaxOpen(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  dbpool.Config
+		want int
+	}{
+		{"default", dbpool.Config{}, 5},
+		{"small MaxOpen", dbpool.Config{MaxOpen: 2}, 2},
+		{"none", dbpool.Config{MinConns: -1}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := dbpool.OpenConnector(context.Background(), &fakeConnector{}, tt.cfg)
+			require.NoError(t, err)
+			defer db.Close()
+			assert.Equal(t, tt.want, db.Config().MinConns)
+			assert.Equal(t, tt.want, db.Stats().OpenConnections, "warmed at Open")
+		})
+	}
+}
