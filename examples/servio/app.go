@@ -200,6 +200,7 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 	copts := httpclient.OpenAI
 	copts.DisableRetry, copts.DisableBreaker = true, true
 	copts.MeterProvider, copts.Logger = mp, a.log
+	copts.Timeout, copts.ResponseHeaderTimeout = a.cfg.AssistantTimeout, a.cfg.AssistantTimeout
 	client, err := httpclient.New(copts)
 	if err != nil {
 		return err
@@ -215,8 +216,9 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 			"url", a.llm.baseURL, "latency", a.cfg.SimLLMLatency.String(), "failure_rate", a.cfg.SimLLMFailureRate)
 	}
 	if a.cfg.Baseline {
-		// The seed's "before": a default client, straight to the upstream.
-		a.llm.http = &http.Client{}
+		// The seed's "before": a default client, straight to the upstream,
+		// bounded only by the assistant timeout.
+		a.llm.http = &http.Client{Timeout: a.cfg.AssistantTimeout}
 		a.llmPipe, err = resilience.NewPipeline(resilience.Policy{Name: "openai", MeterProvider: mp, Logger: a.log})
 		if err != nil {
 			return err
@@ -232,6 +234,7 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 	}
 	policy := resilience.OpenAI()
 	policy.Name, policy.MeterProvider, policy.Logger = "openai", mp, a.log
+	policy.Timeout = a.cfg.AssistantTimeout
 	if adjust != nil {
 		adjust(&policy)
 	}

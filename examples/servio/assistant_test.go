@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/servio/perfkit/resilience"
 	"github.com/stretchr/testify/assert"
@@ -80,4 +81,16 @@ func TestMetricsEndpoint(t *testing.T) {
 	} {
 		assert.Contains(t, string(body), name)
 	}
+}
+
+// TestAssistantTimeout: ASSISTANT_TIMEOUT cuts off a hanging upstream with
+// a 504 instead of waiting for it.
+func TestAssistantTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "sqlite")
+	cfg.SimLLMLatency = 10 * time.Second
+	cfg.AssistantTimeout = 200 * time.Millisecond
+	a := startApp(t, cfg)
+	code, body := a.do("POST", "/assistant/query", `{"question":"slow?"}`)
+	assert.Equal(t, http.StatusGatewayTimeout, code, "%s", body)
 }

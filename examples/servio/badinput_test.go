@@ -19,6 +19,8 @@ var badInputs = []struct {
 	{"empty body", "POST", "/orders", ``, http.StatusBadRequest},
 	{"array body", "POST", "/orders", `[1,2]`, http.StatusBadRequest},
 	{"two objects", "POST", "/orders", `{"restaurant_id":1,"items":[{"menu_item_id":1,"quantity":1}]}{}`, http.StatusBadRequest},
+	{"invalid UTF-8", "POST", "/orders", "{\"restaurant_id\":1,\"customer_name\":\"\xff\xfe\",\"items\":[{\"menu_item_id\":1,\"quantity\":1}]}", http.StatusBadRequest},
+	{"deep JSON", "POST", "/orders", strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000), http.StatusBadRequest},
 	{"unknown field", "POST", "/orders", `{"restaurant_id":1,"itemz":[]}`, http.StatusBadRequest},
 	{"no items", "POST", "/orders", `{"restaurant_id":1,"items":[]}`, http.StatusBadRequest},
 	{"zero quantity", "POST", "/orders", `{"restaurant_id":1,"items":[{"menu_item_id":1,"quantity":0}]}`, http.StatusBadRequest},

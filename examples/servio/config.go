@@ -20,9 +20,12 @@ type Config struct {
 	OpenAIBaseURL string // -openai-base-url, OPENAI_BASE_URL; empty: in-process simulated upstream
 	OpenAIAPIKey  string // OPENAI_API_KEY (env only, so it stays out of ps)
 	OpenAIModel   string // -openai-model, OPENAI_MODEL; default "gpt-4o-mini"
-	StatsDAddr    string // -statsd-addr, STATSD_ADDR (host:port)
-	OTLPEndpoint  string // -otlp-endpoint, OTEL_EXPORTER_OTLP_ENDPOINT
-	DataDir       string // -data-dir, DATA_DIR; default "./data" (SQLite file and uploads/)
+	// AssistantTimeout bounds one assistant query, retries included
+	// (-assistant-timeout, ASSISTANT_TIMEOUT); default 30 s, resilience.OpenAI's.
+	AssistantTimeout time.Duration
+	StatsDAddr       string // -statsd-addr, STATSD_ADDR (host:port)
+	OTLPEndpoint     string // -otlp-endpoint, OTEL_EXPORTER_OTLP_ENDPOINT
+	DataDir          string // -data-dir, DATA_DIR; default "./data" (SQLite file and uploads/)
 
 	UploadMaxBytes int64 // -upload-max-bytes, UPLOAD_MAX_BYTES; default 10 MiB
 	DemoData       bool  // -demo-data, DEMO_DATA; default true: load demo data into an empty database
@@ -113,6 +116,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
 	fs.StringVar(&c.OpenAIModel, "openai-model", env("OPENAI_MODEL", "gpt-4o-mini"), "chat model (env OPENAI_MODEL)")
+	fs.DurationVar(&c.AssistantTimeout, "assistant-timeout", envDur("ASSISTANT_TIMEOUT", 30*time.Second), "bound on one assistant query, retries included (env ASSISTANT_TIMEOUT)")
 	fs.StringVar(&c.StatsDAddr, "statsd-addr", getenv("STATSD_ADDR"), "StatsD/DogStatsD host:port (env STATSD_ADDR)")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP endpoint (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "directory for the SQLite file and uploads (env DATA_DIR)")
@@ -153,6 +157,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("SIM_LLM_FAILURE_RATE must be within 0..1, got %v", c.SimLLMFailureRate)
 	case c.SimLLMLatency < 0:
 		return fmt.Errorf("SIM_LLM_LATENCY must not be negative")
+	case c.AssistantTimeout <= 0:
+		return fmt.Errorf("ASSISTANT_TIMEOUT must be positive")
 	case c.DataDir == "":
 		return fmt.Errorf("data dir must not be empty")
 	}

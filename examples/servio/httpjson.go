@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/servio/perfkit/examples/servio/internal/store"
 )
@@ -66,6 +68,11 @@ func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, "not found")
 	case errors.As(err, &ce):
 		writeError(w, http.StatusConflict, ce.Error())
+	case dbUnavailable(err):
+		// The database is down, restarting or saturated: say so fast.
+		a.log.WarnContext(r.Context(), "database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "database unavailable, retry shortly")
 	case errors.Is(err, store.ErrBadCursor):
 		writeError(w, http.StatusBadRequest, "invalid cursor")
 	case errors.As(err, &mbe):
@@ -84,17 +91,20 @@ func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 // decodeJSON reads one JSON object into dst: at most maxJSONBody bytes
 // (413 beyond), unknown fields and trailing data refused (400).
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
-	dec := json.NewDecoder(r.Body)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		return jsonError(err)
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD and store it.
+	if !utf8.Valid(raw) {
+		return badRequest("request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
 		return badRequest("request body must hold a single JSON object")
 	}
 	return nil

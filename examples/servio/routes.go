@@ -1,10 +1,7 @@
 package main
 
 import (
-	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/servio/perfkit/metrics"
@@ -24,8 +21,10 @@ func (a *App) routes() (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		return a.limits.Middleware(ratelimit.MiddlewareConfig{Key: key, Denied: deniedJSON,
-			MeterProvider: a.metrics, Logger: a.log}, t)
+		// Denials keep ratelimit's RFC 9457 problem+json body: it tells a
+		// 429 (quota used) from a 503 (Redis down for a fail-closed tier),
+		// which a custom Denied func cannot.
+		return a.limits.Middleware(ratelimit.MiddlewareConfig{Key: key, MeterProvider: a.metrics, Logger: a.log}, t)
 	}
 	global, err := limit(tiers.Global)
 	if err != nil {
@@ -74,17 +73,4 @@ func (a *App) routes() (http.Handler, error) {
 		return nil, err
 	}
 	return recoverer(a.log, mw.Wrap(metrics.ReportRoute(mux))), nil
-}
-
-// deniedJSON answers a rate-limited request in servio's error shape; the
-// Retry-After and RateLimit headers are already set.
-func deniedJSON(w http.ResponseWriter, _ *http.Request, res ratelimit.Result) {
-	secs := int(math.Ceil(res.RetryAfter.Seconds()))
-	if v, err := strconv.Atoi(w.Header().Get("Retry-After")); err == nil {
-		secs = v
-	}
-	writeJSON(w, http.StatusTooManyRequests, map[string]any{
-		"error":       fmt.Sprintf("rate limit exceeded (%s tier); retry in %d s", res.Policy, secs),
-		"retry_after": secs,
-	})
 }

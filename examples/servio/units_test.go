@@ -1,13 +1,21 @@
 package main
 
 import (
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit/dbpool"
 	"github.com/servio/perfkit/examples/servio/internal/store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -141,4 +149,20 @@ func TestNewRedis(t *testing.T) {
 	c, err := newRedis("")
 	assert.NoError(t, err)
 	assert.Nil(t, c)
+}
+
+func TestDBUnavailable(t *testing.T) {
+	t.Parallel()
+	down := []error{
+		dbpool.ErrAcquireTimeout, fmt.Errorf("x: %w", dbpool.ErrConnectTimeout), driver.ErrBadConn, sql.ErrConnDone,
+		&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, &pgconn.PgError{Code: "57P01"}, &pgconn.PgError{Code: "08006"},
+		errors.New("read: conn closed"),
+	}
+	for _, err := range down {
+		assert.True(t, dbUnavailable(err), "%v means the database is unavailable", err)
+	}
+	bugs := []error{nil, errors.New("syntax error"), &pgconn.PgError{Code: "42601"}, &pgconn.PgError{Code: "23505"}, sql.ErrNoRows}
+	for _, err := range bugs {
+		assert.False(t, dbUnavailable(err), "%v is not an outage", err)
+	}
 }
