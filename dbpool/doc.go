@@ -47,8 +47,7 @@
 //     that find no idle connection; it costs nothing when one is idle. Calls
 //     through db.DB directly are observed by the driver wrapper but not
 //     counted as pending, and their waits are only seen by the maintainer
-//     through DBStats.WaitCount (so growth for them starts within
-//     MaintainInterval).
+//     through DBStats.WaitCount (so growth for them starts within 10 ms).
 //   - The default QueryTimeout needs a timer per statement whose context has
 //     no deadline (5 allocations); a context with a deadline costs nothing.
 //

@@ -250,3 +250,23 @@ func TestMinConnsDefaultFollowsMaxOpen(t *testing.T) {
 		})
 	}
 }
+
+func TestGrowthForCallersBypassingDB(t *testing.T) {
+	t.Parallel()
+	fc := &fakeConnector{query: 20 * time.Millisecond}
+	db, err := dbpool.OpenConnector(context.Background(), fc, dbpool.Config{MaxOpen: 10, MinConns: 1})
+	require.NoError(t, err)
+	defer db.Close()
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			for range 5 {
+				var one int
+				assert.NoError(t, db.DB.QueryRowContext(context.Background(), "SELECT 1").Scan(&one))
+			}
+		})
+	}
+	wg.Wait()
+	assert.Greater(t, db.Stats().OpenConnections, 1, "waits through db.DB grow the pool too")
+	assert.LessOrEqual(t, db.Stats().OpenConnections, 10)
+}
