@@ -127,8 +127,13 @@ func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.
 	l2s := make([]l2Item, 0, len(items))
 	queued := make([]string, 0, len(items))
 	snaps := make([]uint64, 0, len(items))
-	for k, v := range items {
+	keys := make([]string, 0, len(items))
+	for k := range items {
 		c.bumpKey(k)
+		keys = append(keys, k)
+	}
+	c.forgetKeys(keys)
+	for k, v := range items {
 		snap := c.snapshot(k)
 		l1TTL, l2TTL := c.ttls(ttl, o)
 		e, t := c.newEntry(k, v, nil, l1TTL, o)

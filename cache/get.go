@@ -127,7 +127,10 @@ func Set[V any](ctx context.Context, c *Cache, key string, value V, ttl time.Dur
 		return ErrClosed
 	}
 	o := buildOptions(opts)
-	c.bumpKey(key) // loads racing this write must not fill L1 after it
+	// Loads racing this write must not fill L1 after it, nor be shared
+	// with callers arriving after it.
+	c.bumpKey(key)
+	c.forgetKeys([]string{key})
 	l1TTL, l2TTL := c.ttls(ttl, o)
 	return c.store(ctx, key, value, nil, l1TTL, l2TTL, o, c.snapshot(key), true)
 }

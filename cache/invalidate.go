@@ -167,7 +167,6 @@ func (c *Cache) Flush(ctx context.Context) error {
 		return ErrClosed
 	}
 	c.flushLocal()
-	c.st.invalidations.Add(1)
 	if c.rdb == nil || c.cfg.DisablePubSub {
 		return nil
 	}

@@ -78,6 +78,7 @@ func (c *Cache) delLocal(keys ...string) {
 	for _, k := range keys {
 		c.bumpKey(k)
 	}
+	c.forgetKeys(keys)
 	// A flush (which clears everything) or Close holds l1mu: nothing to do.
 	if !c.l1mu.TryRLock() {
 		return
@@ -94,6 +95,7 @@ func (c *Cache) delLocal(keys ...string) {
 // delLocalWhere removes the L1 entries for which match is true.
 func (c *Cache) delLocalWhere(match func(*entry) bool) int {
 	c.inv.Add(1)
+	c.forgetKeys(nil)
 	var keys []string
 	c.l1.IterValues(func(e *entry) bool {
 		if match(e) {
@@ -127,6 +129,8 @@ func (c *Cache) delLocalTags(tags []string) int {
 func (c *Cache) flushLocal() {
 	c.flushEpoch.Add(1)
 	c.inv.Add(1)
+	c.forgetKeys(nil)
+	c.st.invalidations.Add(1) // L1 reads miss from here on; Clear frees the memory
 	c.l1mu.Lock()
 	defer c.l1mu.Unlock()
 	if !c.closed.Load() {

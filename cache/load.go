@@ -53,6 +53,30 @@ func (c *Cache) join(key string) (cl *call, leader, ok bool) {
 	return cl, true, true
 }
 
+// forget removes cl from the in-flight calls if it is still key's.
+func (c *Cache) forget(key string, cl *call) {
+	c.mu.Lock()
+	if c.calls[key] == cl {
+		delete(c.calls, key)
+	}
+	c.mu.Unlock()
+}
+
+// forgetKeys detaches the in-flight loads of keys (all of them when keys
+// is nil): their callers still get their results, but a caller arriving
+// after an invalidation starts a new load instead of sharing one that may
+// have read the old data.
+func (c *Cache) forgetKeys(keys []string) {
+	c.mu.Lock()
+	if keys == nil {
+		clear(c.calls)
+	}
+	for _, k := range keys {
+		delete(c.calls, k)
+	}
+	c.mu.Unlock()
+}
+
 // waitCall waits for cl or for ctx, whichever ends first.
 func waitCall[V any](ctx context.Context, cl *call) (V, error) {
 	var zero V
@@ -100,20 +124,20 @@ func runLoad[V any](parent context.Context, c *Cache, key string, cl *call, ttl 
 	load func(context.Context) (V, error), o *itemOptions, refresh bool) {
 	defer c.wg.Done()
 	finished := false
-	finish := func(val any, err error, pnc *PanicError) {
+	// finish hands the result to the waiting callers. Unless keep is set
+	// (a stale value served while the refresh goes on), the call leaves
+	// the map first, so a caller arriving later starts afresh.
+	finish := func(val any, err error, pnc *PanicError, keep bool) {
 		if !finished {
 			finished = true
+			if !keep {
+				c.forget(key, cl)
+			}
 			cl.val, cl.err, cl.pnc = val, err, pnc
 			close(cl.done)
 		}
 	}
-	defer func() {
-		c.mu.Lock()
-		if c.calls[key] == cl {
-			delete(c.calls, key)
-		}
-		c.mu.Unlock()
-	}()
+	defer c.forget(key, cl)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.cfg.LoadTimeout)
 	defer cancel()
 
@@ -134,7 +158,7 @@ func runLoad[V any](parent context.Context, c *Cache, key string, cl *call, ttl 
 					c.st.staleServed.Add(1)
 				}
 			}
-			finish(d.val, d.err, nil)
+			finish(d.val, d.err, nil, stale)
 			if !stale {
 				return
 			}
@@ -154,7 +178,7 @@ func runLoad[V any](parent context.Context, c *Cache, key string, cl *call, ttl 
 		if finished || refresh {
 			c.cfg.Logger.Error("cache: background load panicked", "cache", c.cfg.Name, "key", key, "panic", pnc.Value)
 		}
-		finish(nil, nil, pnc)
+		finish(nil, nil, pnc, false)
 	case err != nil:
 		c.st.loadErrors.Add(1)
 		if !finished && c.cfg.NegativeTTL > 0 && c.cfg.IsNegative(err) {
@@ -164,10 +188,10 @@ func runLoad[V any](parent context.Context, c *Cache, key string, cl *call, ttl 
 			// A stale value stays in place; the next stale read retries.
 			c.cfg.Logger.Warn("cache: background refresh failed", "cache", c.cfg.Name, "key", key, "err", err)
 		}
-		finish(nil, err, nil)
+		finish(nil, err, nil, false)
 	default:
 		c.store(ctx, key, v, nil, l1TTL, l2TTL, o, snap, false)
-		finish(v, nil, nil)
+		finish(v, nil, nil, false)
 	}
 }
 

@@ -62,7 +62,6 @@ func (c *Cache) listen(ch <-chan any) {
 			}
 			if !first || c.started.Load() {
 				c.flushLocal()
-				c.st.invalidations.Add(1)
 			}
 			if first {
 				close(c.ready)
@@ -83,7 +82,6 @@ func (c *Cache) apply(payload string) {
 	}
 	if m.Flush {
 		c.flushLocal()
-		c.st.invalidations.Add(1)
 		return
 	}
 	if len(m.Keys) > 0 {
