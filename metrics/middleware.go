@@ -198,6 +198,7 @@ func (h *HTTPMiddleware) Wrap(next http.Handler) http.Handler {
 		}
 		rw := h.writers.Get().(*responseWriter)
 		rw.ResponseWriter = w
+		returned := false
 		defer func() {
 			if !h.noActive {
 				h.active.Add(ctx, -1, h.activeOpts[mi][ti]...)
@@ -207,17 +208,26 @@ func (h *HTTPMiddleware) Wrap(next http.Handler) http.Handler {
 				route = r.Pattern
 			}
 			status := rw.status
-			if status == 0 {
-				status = http.StatusOK
+			switch {
+			case status != 0:
+			case returned:
+				status = http.StatusOK // what net/http sends for an empty reply
+			default:
+				// The handler panicked before writing: the client gets no
+				// response (or an outer recoverer's 500); count a failure.
+				status = http.StatusInternalServerError
 			}
 			key := seriesKey{method: mi, tls: tls, proto: protoIndex(r), status: status, route: route}
 			h.duration.Record(ctx, time.Since(start).Seconds(), h.opts(key)...)
-			// The handler has returned, so it no longer uses rw (the
-			// http.Handler contract): recycle it.
-			*rw = responseWriter{}
-			h.writers.Put(rw)
+			if returned {
+				// The handler has returned, so it no longer uses rw (the
+				// http.Handler contract): recycle it.
+				*rw = responseWriter{}
+				h.writers.Put(rw)
+			}
 		}()
 		next.ServeHTTP(rw, r)
+		returned = true
 	})
 }
 

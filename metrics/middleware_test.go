@@ -1,9 +1,12 @@
 package metrics
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -187,12 +190,14 @@ func TestMiddlewareOverRealServerFlushAndPanic(t *testing.T) {
 	require.Error(t, err, "aborted handler closes the connection (POST: the client does not retry)")
 	srv.Close() // waits for handlers, so both requests are recorded
 
-	routes := map[string]uint64{}
+	routes := map[string]string{}
 	for _, dp := range histPoints(t, collect(t, r, HTTPServerDuration)) {
 		v, _ := dp.Attributes.Value("http.route")
-		routes[v.AsString()] += dp.Count
+		st, _ := dp.Attributes.Value("http.response.status_code")
+		routes[v.AsString()] = strconv.FormatInt(st.AsInt64(), 10)
 	}
-	assert.Equal(t, map[string]uint64{"GET /stream": 1, "POST /abort": 1}, routes)
+	assert.Equal(t, map[string]string{"GET /stream": "200", "POST /abort": "500"}, routes,
+		"an aborted handler that wrote nothing counts as 500")
 	active := collect(t, r, HTTPServerActiveRequests).Data.(metricdata.Sum[int64])
 	for _, dp := range active.DataPoints {
 		assert.Zero(t, dp.Value, "active requests back to 0 after a panic")
@@ -222,4 +227,39 @@ func TestMiddlewareWithoutActiveRequests(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{HTTPServerDuration}, names)
+}
+
+// TestMiddlewareConcurrentNewSeries races many new (route, status) series
+// through the copy-on-write cache; run with -race.
+func TestMiddlewareConcurrentNewSeries(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp, MaxRoutes: 5})
+	require.NoError(t, err)
+	h := mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		SetRoute(w, "/r"+r.URL.Query().Get("r"))
+		code, _ := strconv.Atoi(r.URL.Query().Get("s"))
+		w.WriteHeader(code)
+	}))
+	const workers, perWorker = 8, 50
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				url := fmt.Sprintf("/?r=%d&s=%d", (g+i)%10, 200+(i%4))
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", url, nil))
+			}
+		})
+	}
+	wg.Wait()
+	var total uint64
+	routes := map[string]bool{}
+	for _, dp := range histPoints(t, collect(t, r, HTTPServerDuration)) {
+		total += dp.Count
+		v, _ := dp.Attributes.Value("http.route")
+		routes[v.AsString()] = true
+	}
+	assert.Equal(t, uint64(workers*perWorker), total, "every request recorded once")
+	assert.Len(t, routes, 6, "5 routes plus _OTHER")
+	assert.True(t, routes[OtherValue])
 }

@@ -16,10 +16,10 @@ import (
 // Names of the instruments a Tracker records and of their attributes.
 const (
 	// OperationDuration is the histogram (unit "s") of tracked calls, with
-	// attributes operation.name and outcome ("ok" or "error").
+	// attributes operation.name and outcome ("ok", "error" or "panic").
 	OperationDuration = "perfkit.operation.duration"
-	// OperationErrors counts tracked calls that returned an error, with
-	// attribute operation.name.
+	// OperationErrors counts tracked calls that returned an error or
+	// panicked, with attribute operation.name.
 	OperationErrors = "perfkit.operation.errors"
 
 	instrumentationName = "github.com/servio/perfkit/metrics"
@@ -103,22 +103,24 @@ func defaultTracker() *Tracker {
 //
 // Safe for concurrent use.
 type Op struct {
-	t    *Tracker
-	name string
-	ok   []metric.RecordOption
-	fail []metric.RecordOption
-	errs []metric.AddOption
+	t     *Tracker
+	name  string
+	ok    []metric.RecordOption
+	fail  []metric.RecordOption
+	panic []metric.RecordOption
+	errs  []metric.AddOption
 }
 
 // Op binds name to t. Bind once (at wrap or start-up time), not per call.
 func (t *Tracker) Op(name string) *Op {
 	op := attribute.String("operation.name", name)
 	return &Op{
-		t:    t,
-		name: name,
-		ok:   []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(op, attribute.String("outcome", "ok")))},
-		fail: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(op, attribute.String("outcome", "error")))},
-		errs: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(op))},
+		t:     t,
+		name:  name,
+		ok:    []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(op, attribute.String("outcome", "ok")))},
+		fail:  []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(op, attribute.String("outcome", "error")))},
+		panic: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(op, attribute.String("outcome", "panic")))},
+		errs:  []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(op))},
 	}
 }
 
@@ -132,6 +134,13 @@ func (o *Op) Observe(ctx context.Context, start time.Time, err error) {
 		return
 	}
 	o.t.duration.Record(ctx, d, o.ok...)
+}
+
+// observePanic records a call that panicked (outcome "panic", counted as
+// an error); the panic goes on unchanged.
+func (o *Op) observePanic(ctx context.Context, start time.Time) {
+	o.t.duration.Record(ctx, time.Since(start).Seconds(), o.panic...)
+	o.t.errors.Add(ctx, 1, o.errs...)
 }
 
 func (o *Op) startSpan(ctx context.Context) (context.Context, trace.Span) {
@@ -151,7 +160,9 @@ func endSpan(span trace.Span, err error) {
 // perfkit.operation.errors, under operation.name = name. It is the seed's
 // @Track decorator. The instruments come from otel.GetMeterProvider() at wrap
 // time (a provider set later with otel.SetMeterProvider still receives them);
-// a call allocates nothing beyond what fn does. If fn panics, nothing is recorded.
+// a call allocates nothing beyond what fn does. A call that panics is
+// recorded with outcome "panic" and counted as an error; the panic itself
+// goes on unchanged, with its stack.
 func Track[T any](name string, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	return TrackWith(defaultTracker(), name, fn)
 }
@@ -169,7 +180,16 @@ func TrackWith[T any](t *Tracker, name string, fn func(context.Context) (T, erro
 		return func(ctx context.Context) (T, error) {
 			start := time.Now()
 			ctx, span := op.startSpan(ctx)
+			done := false
+			defer func() {
+				if !done {
+					op.observePanic(ctx, start)
+					span.SetStatus(codes.Error, "panic")
+					span.End()
+				}
+			}()
 			v, err := fn(ctx)
+			done = true
 			op.Observe(ctx, start, err)
 			endSpan(span, err)
 			return v, err
@@ -177,7 +197,14 @@ func TrackWith[T any](t *Tracker, name string, fn func(context.Context) (T, erro
 	}
 	return func(ctx context.Context) (T, error) {
 		start := time.Now()
+		done := false
+		defer func() {
+			if !done {
+				op.observePanic(ctx, start)
+			}
+		}()
 		v, err := fn(ctx)
+		done = true
 		op.Observe(ctx, start, err)
 		return v, err
 	}
@@ -190,7 +217,16 @@ func TrackArgWith[A, T any](t *Tracker, name string, fn func(context.Context, A)
 		return func(ctx context.Context, a A) (T, error) {
 			start := time.Now()
 			ctx, span := op.startSpan(ctx)
+			done := false
+			defer func() {
+				if !done {
+					op.observePanic(ctx, start)
+					span.SetStatus(codes.Error, "panic")
+					span.End()
+				}
+			}()
 			v, err := fn(ctx, a)
+			done = true
 			op.Observe(ctx, start, err)
 			endSpan(span, err)
 			return v, err
@@ -198,7 +234,14 @@ func TrackArgWith[A, T any](t *Tracker, name string, fn func(context.Context, A)
 	}
 	return func(ctx context.Context, a A) (T, error) {
 		start := time.Now()
+		done := false
+		defer func() {
+			if !done {
+				op.observePanic(ctx, start)
+			}
+		}()
 		v, err := fn(ctx, a)
+		done = true
 		op.Observe(ctx, start, err)
 		return v, err
 	}

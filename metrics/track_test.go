@@ -104,3 +104,18 @@ func TestNewTrackerRejectsBadBuckets(t *testing.T) {
 	_, err := NewTracker(TrackerConfig{Buckets: []float64{1, 0.5}})
 	assert.ErrorIs(t, err, ErrInvalidConfig)
 }
+
+func TestTrackRecordsPanicAndRepanics(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	tr, err := NewTracker(TrackerConfig{MeterProvider: mp})
+	require.NoError(t, err)
+	fn := TrackArgWith(tr, "explode", func(context.Context, int) (int, error) { panic("kaboom") })
+	assert.PanicsWithValue(t, "kaboom", func() { _, _ = fn(context.Background(), 1) }, "the panic goes on unchanged")
+
+	pts := histPoints(t, collect(t, r, OperationDuration))
+	assert.Equal(t, uint64(1), pts["operation.name=explode,outcome=panic"].Count)
+	errs := collect(t, r, OperationErrors).Data.(metricdata.Sum[int64])
+	require.Len(t, errs.DataPoints, 1)
+	assert.Equal(t, int64(1), errs.DataPoints[0].Value, "a panic counts as an error")
+}
