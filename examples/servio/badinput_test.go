@@ -64,18 +64,26 @@ var badInputs = []struct {
 // change nothing.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	a := newTestApp(t, "sqlite")
-	_, before := a.do("GET", "/restaurants/1/orders?limit=100", "")
-	for _, tc := range badInputs {
-		code, body := a.do(tc.method, tc.path, tc.body)
-		assert.Equal(t, tc.want, code, "%s: %s %s -> %s", tc.name, tc.method, tc.path, body)
-		var e map[string]string
-		if assert.NoError(t, json.Unmarshal(body, &e), "%s: error body must be JSON: %s", tc.name, body) {
-			assert.NotEmpty(t, e["error"], "%s: error body %s", tc.name, body)
-		}
+	for _, dialect := range dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			a := newTestApp(t, dialect)
+			_, before := a.do("GET", "/restaurants/1/orders?limit=100", "")
+			_, menuBefore := a.do("GET", "/restaurants/1/menu", "")
+			for _, tc := range badInputs {
+				code, body := a.do(tc.method, tc.path, tc.body)
+				assert.Equal(t, tc.want, code, "%s: %s %s -> %s", tc.name, tc.method, tc.path, body)
+				var e map[string]string
+				if assert.NoError(t, json.Unmarshal(body, &e), "%s: error body must be JSON: %s", tc.name, body) {
+					assert.NotEmpty(t, e["error"], "%s: error body %s", tc.name, body)
+				}
+			}
+			_, after := a.do("GET", "/restaurants/1/orders?limit=100", "")
+			_, menuAfter := a.do("GET", "/restaurants/1/menu", "")
+			require.JSONEq(t, string(before), string(after), "bad input must write no order")
+			require.JSONEq(t, string(menuBefore), string(menuAfter), "bad input must change no menu")
+		})
 	}
-	_, after := a.do("GET", "/restaurants/1/orders?limit=100", "")
-	require.JSONEq(t, string(before), string(after), "bad input must write nothing")
 }
 
 // FuzzCreateOrder throws arbitrary bodies at POST /orders: the answer is
