@@ -24,7 +24,7 @@ const (
 	DogStatsD StatsDFormat = iota
 	// Graphite sends plain StatsD with attributes folded into a dotted name:
 	// "name.k.v.k2.v2:1|c" (dots and other separators in keys and values
-	// become "_").
+	// become "_"); histogram buckets end in ".le.0_005" … ".le.inf".
 	Graphite
 )
 
@@ -351,9 +351,13 @@ func (e *StatsDExporter) appendName(b []byte, name, suffix string, attrs *attrib
 	b = append(b, suffix...)
 	if e.cfg.Format == Graphite {
 		b = append(b, e.tagString(attrs)...)
-		if le != "" {
+		switch le {
+		case "":
+		case "+Inf":
+			b = append(b, ".le.inf"...)
+		default:
 			b = append(b, ".le."...)
-			b = append(b, sanitizeGraphite(le)...)
+			b = append(b, sanitizeGraphite(le)...) // 0.005 → 0_005
 		}
 	}
 	return b

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // udpSink is a real StatsD listener on 127.0.0.1 that keeps every datagram.
@@ -286,4 +287,39 @@ func TestSanitize(t *testing.T) {
 	for _, c := range cases {
 		assert.Equal(t, c.want, c.fn(c.in), "input %q", c.in)
 	}
+}
+
+func TestStatsDExportHonoursContext(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	exp, err := NewStatsDExporter(StatsDConfig{Addr: sink.addr()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
+	r := sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(exp.Temporality))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	c, _ := mp.Meter("test").Int64Counter("c")
+	c.Add(context.Background(), 1)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, exp.Export(ctx, &rm), context.Canceled)
+	assert.Zero(t, exp.Stats().Packets, "nothing sent after cancellation")
+}
+
+func TestStatsDGraphiteHistogram(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	mp, _ := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: Graphite, Prefix: "svc"})
+	h, _ := mp.Meter("test").Float64Histogram("lat", metric.WithExplicitBucketBoundaries(0.5))
+	h.Record(context.Background(), 0.25, metric.WithAttributes(attribute.String("op", "a.b")))
+	require.NoError(t, mp.ForceFlush(context.Background()))
+	assert.Equal(t, map[string]float64{
+		"svc.lat.count.op.a_b|c|":         1,
+		"svc.lat.sum.op.a_b|c|":           0.25,
+		"svc.lat.bucket.op.a_b.le.0_5|c|": 1,
+		"svc.lat.bucket.op.a_b.le.inf|c|": 1,
+	}, sums(parseLines(t, sink.packets(t))))
 }
