@@ -230,3 +230,31 @@ func BenchmarkSpike(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkWrapperParallel is BenchmarkWrapper from GOMAXPROCS×4 goroutines
+// on a 20-connection pool: contention in the wrapper and DB's idle check.
+func BenchmarkWrapperParallel(b *testing.B) {
+	bare := sql.OpenDB(&fakeConnector{})
+	bare.SetMaxOpenConns(20)
+	bare.SetMaxIdleConns(20)
+	b.Cleanup(func() { _ = bare.Close() })
+	db, err := dbpool.OpenConnector(context.Background(), &fakeConnector{}, dbpool.Config{Logger: quiet})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = db.Close() })
+	run := func(b *testing.B, q querier) {
+		ctx := deadlineCtx(b)
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.RunParallel(func(pb *testing.PB) {
+			var one int
+			for pb.Next() {
+				if err := q.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.Run("bare", func(b *testing.B) { run(b, bare) })
+	b.Run("dbpool", func(b *testing.B) { run(b, db) })
+}
