@@ -17,7 +17,9 @@ import (
 
 // Names of the HTTP server instruments (OpenTelemetry semantic conventions).
 const (
-	HTTPServerDuration       = "http.server.request.duration"
+	// HTTPServerDuration is the request duration histogram (unit "s").
+	HTTPServerDuration = "http.server.request.duration"
+	// HTTPServerActiveRequests is the up-down counter of requests in flight.
 	HTTPServerActiveRequests = "http.server.active_requests"
 	// OtherValue stands for an unknown method or a route beyond MaxRoutes.
 	OtherValue = "_OTHER"
