@@ -49,10 +49,10 @@ func (p *pool) begin(ctx context.Context) (context.Context, *acquireCtx) {
 	if t := p.cfg.AcquireTimeout; t > 0 {
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t {
 			a.done = make(chan struct{})
-			a.timer = time.AfterFunc(t, a.expire)
 			if ctx.Done() != nil {
 				a.stop = context.AfterFunc(ctx, a.close)
 			}
+			a.timer = time.AfterFunc(t, a.expire) // last: expire reads a.stop
 		}
 	}
 	return a, a

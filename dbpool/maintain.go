@@ -50,7 +50,7 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 		case <-t.C:
 			p.expireSpares()
 		case <-p.kick:
-			// Callers kick on every call: look at most once a millisecond.
+			// Waiting callers kick on every call: look at most once a millisecond.
 			time.Sleep(time.Millisecond)
 		}
 		p.dialSpares(ctx)
