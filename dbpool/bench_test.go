@@ -23,6 +23,9 @@ import (
 type fakeConnector struct {
 	dial, query time.Duration
 	opened      atomic.Int64
+
+	mu    sync.Mutex
+	conns []*fakeConn
 }
 
 func (c *fakeConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -34,7 +37,11 @@ func (c *fakeConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 	}
 	c.opened.Add(1)
-	return &fakeConn{c: c}, nil
+	fc := &fakeConn{c: c}
+	c.mu.Lock()
+	c.conns = append(c.conns, fc)
+	c.mu.Unlock()
+	return fc, nil
 }
 func (c *fakeConnector) Driver() driver.Driver { return fakeDriver{} }
 
@@ -43,14 +50,16 @@ type fakeDriver struct{}
 func (fakeDriver) Open(string) (driver.Conn, error) { return &fakeConn{c: &fakeConnector{}}, nil }
 
 type fakeConn struct {
-	c    *fakeConnector
-	rows fakeRows
+	c       *fakeConnector
+	rows    fakeRows
+	queries atomic.Int64
 }
 
 func (c *fakeConn) Prepare(string) (driver.Stmt, error) { return nil, driver.ErrSkip }
 func (c *fakeConn) Close() error                        { return nil }
 func (c *fakeConn) Begin() (driver.Tx, error)           { return nil, driver.ErrSkip }
 func (c *fakeConn) QueryContext(context.Context, string, []driver.NamedValue) (driver.Rows, error) {
+	c.queries.Add(1)
 	if c.c.query > 0 {
 		time.Sleep(c.c.query)
 	}

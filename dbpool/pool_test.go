@@ -270,3 +270,33 @@ func TestGrowthForCallersBypassingDB(t *testing.T) {
 	assert.Greater(t, db.Stats().OpenConnections, 1, "waits through db.DB grow the pool too")
 	assert.LessOrEqual(t, db.Stats().OpenConnections, 10)
 }
+
+func TestMaxUsesSpreadWithJitter(t *testing.T) {
+	t.Parallel()
+	fc := &fakeConnector{}
+	db, err := dbpool.OpenConnector(context.Background(), fc, dbpool.Config{MaxOpen: 1, MinConns: 1, MaxUses: 100})
+	require.NoError(t, err)
+	defer db.Close()
+	for range 3000 {
+		var one int
+		require.NoError(t, db.QueryRowContext(context.Background(), "SELECT 1").Scan(&one))
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	seen := map[int64]bool{}
+	var retired []int64
+	for _, c := range fc.conns {
+		if n := c.queries.Load(); n > 0 {
+			retired = append(retired, n)
+		}
+	}
+	retired = retired[:len(retired)-1] // the last one is still serving
+	require.Greater(t, len(retired), 20)
+	for _, n := range retired {
+		assert.GreaterOrEqual(t, n, int64(90), "within -10 %")
+		assert.LessOrEqual(t, n, int64(110), "within +10 %")
+		seen[n] = true
+	}
+	assert.Greater(t, len(seen), 5, "retirements are spread, not one wave: %v", retired)
+	assert.Equal(t, int64(len(retired)), db.Stats().Retired)
+}
