@@ -35,12 +35,13 @@ func expDelay(base, max time.Duration, n int) time.Duration {
 	return base << shift
 }
 
-// randBetween returns a uniform duration in [lo, hi].
+// randBetween returns a uniform duration in [lo, hi] (0 ≤ lo). The span is
+// drawn as a uint64 so that [0, math.MaxInt64] does not overflow.
 func randBetween(lo, hi time.Duration) time.Duration {
 	if hi <= lo {
 		return lo
 	}
-	return lo + time.Duration(rand.Int64N(int64(hi-lo)+1))
+	return lo + time.Duration(rand.Uint64N(uint64(hi-lo)+1))
 }
 
 // nextDelay returns the delay before retry n (n ≥ 1) given the previous

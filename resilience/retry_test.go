@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -372,6 +373,9 @@ func TestNextDelayOverflow(t *testing.T) {
 		d := nextDelay(j, time.Hour, 24*time.Hour, 1000, 24*time.Hour)
 		assert.LessOrEqual(t, d, 24*time.Hour, "jitter %d", j)
 		assert.GreaterOrEqual(t, d, time.Duration(0), "jitter %d", j)
+		// MaxDelay math.MaxInt64 ("no cap") once panicked in rand.Int64N.
+		d = nextDelay(j, time.Second, math.MaxInt64, 100, math.MaxInt64)
+		assert.GreaterOrEqual(t, d, time.Duration(0), "jitter %d, uncapped", j)
 	}
 }
 
@@ -379,6 +383,7 @@ func FuzzNextDelay(f *testing.F) {
 	f.Add(int64(time.Millisecond), int64(time.Second), 3, int64(0), uint8(0))
 	f.Add(int64(1), int64(1<<62), 63, int64(1<<62), uint8(1))
 	f.Add(int64(time.Hour), int64(time.Second), 1, int64(time.Minute), uint8(3))
+	f.Add(int64(time.Second), int64(math.MaxInt64), 100, int64(0), uint8(0))
 	f.Fuzz(func(t *testing.T, base, maxD int64, n int, prev int64, j uint8) {
 		if base <= 0 || maxD < base {
 			return
