@@ -311,14 +311,6 @@ func (c *Cache) Close() error {
 	return nil
 }
 
-// ID returns this instance's id, carried by its invalidation messages so it
-// ignores its own.
-func (c *Cache) ID() string { return c.id }
-
-// Wait blocks until every L1 write made so far is applied. The cache calls
-// it itself where it matters; tests and benchmarks may use it.
-func (c *Cache) Wait() { c.l1.Wait() }
-
 // snapshot returns a number that changes whenever key may have been
 // invalidated: a value read before the change must not fill L1 after it.
 func (c *Cache) snapshot(key string) uint64 {

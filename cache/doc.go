@@ -27,6 +27,18 @@
 // (Config.Jitter), negative caching (Config.NegativeTTL), tags (WithTags),
 // the Cacheable and Memoize wrappers, OpenTelemetry metrics and Stats.
 //
+// Metrics (instrument scope github.com/servio/perfkit/cache, attribute
+// cache.name): perfkit.cache.hits{cache.tier=l1|l2}, perfkit.cache.misses,
+// perfkit.cache.loads, perfkit.cache.load_errors, perfkit.cache.shared_loads,
+// perfkit.cache.stale_served, perfkit.cache.l2.errors,
+// perfkit.cache.l2.rejected, perfkit.cache.corrupt,
+// perfkit.cache.invalidations, perfkit.cache.l1.drops (observable counters
+// read from the same atomics as Stats, so the hot path only adds to an
+// atomic) and the histogram perfkit.cache.load.duration in seconds.
+//
+// Redis: give the client ContextTimeoutEnabled so L2Timeout bounds socket
+// reads of a hung server. Tags use EXPIRE NX/GT, so they need Redis 7.
+//
 // Values handed to or returned by the cache are shared with L1: treat them
 // as immutable.
 package cache

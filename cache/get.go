@@ -11,9 +11,11 @@ import (
 // L2 read and one load. ttl is the L2 TTL (0: Config.TTL); L1 keeps the value
 // for min(Config.L1TTL, ttl) — with no Redis, ttl is L1's TTL.
 //
-// load runs in its own goroutine with a context that keeps ctx's values but
-// not its cancellation, bounded by Config.LoadTimeout: a caller whose ctx
-// ends gets ctx.Err() at once while the load goes on for the others. Loader
+// The L2 read runs in the first caller's goroutine (bounded by
+// Config.L2Timeout); load runs in its own goroutine with a context that
+// keeps ctx's values but not its cancellation, bounded by
+// Config.LoadTimeout: a caller whose ctx ends gets ctx.Err() at once while
+// the load goes on for the others. Loader
 // errors are returned to every waiting caller and not cached, unless
 // negative caching is on and Config.IsNegative(err). A loader panic is
 // re-raised in every waiting caller as a *PanicError. Redis failures are
@@ -63,7 +65,12 @@ func getOrLoad[V any](ctx context.Context, c *Cache, key string, ttl time.Durati
 		return load(ctx) // closed: no caching, the caller still gets its value
 	}
 	if leader {
-		go runLoad(ctx, c, key, cl, ttl, load, buildOptions(opts), false)
+		m := newMiss(ctx, c, key, cl, ttl, load, buildOptions(opts), false)
+		if m.fromL2() {
+			c.wg.Done()
+		} else {
+			go m.fromLoader()
+		}
 	} else {
 		c.st.sharedLoads.Add(1)
 	}
@@ -74,7 +81,14 @@ func getOrLoad[V any](ctx context.Context, c *Cache, key string, ttl time.Durati
 func refresh[V any](ctx context.Context, c *Cache, key string, ttl time.Duration,
 	load func(context.Context) (V, error), opts []Option) {
 	if cl, leader, ok := c.join(key); ok && leader {
-		go runLoad(ctx, c, key, cl, ttl, load, buildOptions(opts), true)
+		m := newMiss(ctx, c, key, cl, ttl, load, buildOptions(opts), true)
+		go func() {
+			if m.fromL2() {
+				c.wg.Done()
+				return
+			}
+			m.fromLoader()
+		}()
 	}
 }
 

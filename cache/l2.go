@@ -145,8 +145,13 @@ type decoded[V any] struct {
 
 // decode parses an L2 value into V. Anything it did not write, or cannot
 // decode into V, is ErrCorrupt.
-func decode[V any](c *Cache, b []byte) (decoded[V], error) {
-	var d decoded[V]
+func decode[V any](c *Cache, b []byte) (d decoded[V], err error) {
+	defer func() {
+		// A Codec that panics on bad input must not take the caller down.
+		if r := recover(); r != nil {
+			d, err = decoded[V]{}, fmt.Errorf("%w: codec panicked: %v", ErrCorrupt, r)
+		}
+	}()
 	h, payload, err := decodeHeader(b)
 	if err != nil {
 		return d, err

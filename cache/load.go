@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
@@ -116,82 +117,112 @@ func callLoader[V any](ctx context.Context, load func(context.Context) (V, error
 	return v, nil, err
 }
 
-// runLoad resolves a miss of key for every caller of cl: L2 first, then the
-// loader, filling the tiers. It runs in its own goroutine, detached from the
-// callers' cancellation, bounded by LoadTimeout. refresh is set for a
-// stale-while-revalidate refresh nobody waits for.
-func runLoad[V any](parent context.Context, c *Cache, key string, cl *call, ttl time.Duration,
-	load func(context.Context) (V, error), o *itemOptions, refresh bool) {
-	defer c.wg.Done()
-	finished := false
-	// finish hands the result to the waiting callers. Unless keep is set
-	// (a stale value served while the refresh goes on), the call leaves
-	// the map first, so a caller arriving later starts afresh.
-	finish := func(val any, err error, pnc *PanicError, keep bool) {
-		if !finished {
-			finished = true
-			if !keep {
-				c.forget(key, cl)
-			}
-			cl.val, cl.err, cl.pnc = val, err, pnc
-			close(cl.done)
-		}
-	}
-	defer c.forget(key, cl)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.cfg.LoadTimeout)
-	defer cancel()
+// miss is the resolution of one miss of key, shared by every caller of cl:
+// L2 first, then the loader, filling the tiers.
+type miss[V any] struct {
+	c            *Cache
+	key          string
+	cl           *call
+	load         func(context.Context) (V, error)
+	o            *itemOptions
+	parent       context.Context // values only: its cancellation is dropped
+	refresh      bool            // a stale-while-revalidate refresh nobody waits for
+	snap         uint64
+	l1TTL, l2TTL time.Duration
+	finished     bool
+}
 
-	snap := c.snapshot(key)
-	l1TTL, l2TTL := c.ttls(ttl, o)
-	if b := c.l2Get(ctx, key); b != nil {
-		d, err := decode[V](c, b)
-		if err != nil {
-			c.corrupt(ctx, key, err)
-		} else {
-			stale := c.fillFromL2(key, d.val, d.err, d.freshUntil, l1TTL, snap)
-			if !refresh {
-				c.st.l2Hits.Add(1)
-				if d.err != nil {
-					c.st.negativeHits.Add(1)
-				}
-				if stale {
-					c.st.staleServed.Add(1)
-				}
-			}
-			finish(d.val, d.err, nil, stale)
-			if !stale {
-				return
-			}
+func newMiss[V any](ctx context.Context, c *Cache, key string, cl *call, ttl time.Duration,
+	load func(context.Context) (V, error), o *itemOptions, refresh bool) *miss[V] {
+	m := &miss[V]{c: c, key: key, cl: cl, load: load, o: o, parent: context.WithoutCancel(ctx), refresh: refresh}
+	m.snap = c.snapshot(key) // before any read: an invalidation after it wins
+	m.l1TTL, m.l2TTL = c.ttls(ttl, o)
+	return m
+}
+
+// finish hands the result to the waiting callers. Unless keep is set (a
+// stale value served while the refresh goes on), the call leaves the map
+// first, so a caller arriving later starts afresh.
+func (m *miss[V]) finish(val any, err error, pnc *PanicError, keep bool) {
+	if m.finished {
+		return
+	}
+	m.finished = true
+	if !keep {
+		m.c.forget(m.key, m.cl)
+	}
+	m.cl.val, m.cl.err, m.cl.pnc = val, err, pnc
+	close(m.cl.done)
+}
+
+// fromL2 looks the key up in L2 and reports whether that resolved the miss
+// (a fresh hit). A stale hit is handed to the callers but leaves the load
+// to run. It runs in the leader's goroutine — an L2 hit costs no goroutine
+// hop — bounded by L2Timeout but not by the leader's cancellation.
+func (m *miss[V]) fromL2() bool {
+	c := m.c
+	b := c.l2Get(m.parent, m.key)
+	if b == nil {
+		return false
+	}
+	d, err := decode[V](c, b)
+	if err != nil {
+		c.corrupt(m.parent, m.key, err)
+		return false
+	}
+	stale := c.fillFromL2(m.key, d.val, d.err, d.freshUntil, m.l1TTL, m.snap)
+	if !m.refresh {
+		c.st.l2Hits.Add(1)
+		if d.err != nil {
+			c.st.negativeHits.Add(1)
+		}
+		if stale {
+			c.st.staleServed.Add(1)
 		}
 	}
-	if !finished && !refresh {
+	m.finish(d.val, d.err, nil, stale)
+	return !stale
+}
+
+// fromLoader runs the loader, detached from the callers' cancellation and
+// bounded by LoadTimeout, and stores its result. It runs in its own
+// goroutine, counted in c.wg.
+func (m *miss[V]) fromLoader() {
+	c := m.c
+	defer c.wg.Done()
+	defer c.forget(m.key, m.cl)
+	ctx, cancel := context.WithTimeout(m.parent, c.cfg.LoadTimeout)
+	defer cancel()
+	if !m.finished && !m.refresh {
 		c.st.misses.Add(1)
 	}
-
 	c.st.loads.Add(1)
 	start := time.Now()
-	v, pnc, err := callLoader(ctx, load)
+	v, pnc, err := callLoader(ctx, m.load)
 	c.met.recordLoad(time.Since(start), errOrPanic(err, pnc))
 	switch {
 	case pnc != nil:
 		c.st.loadErrors.Add(1)
-		if finished || refresh {
-			c.cfg.Logger.Error("cache: background load panicked", "cache", c.cfg.Name, "key", key, "panic", pnc.Value)
+		if m.finished || m.refresh {
+			c.cfg.Logger.Error("cache: background load panicked", "cache", c.cfg.Name, "key", m.key, "panic", pnc.Value)
 		}
-		finish(nil, nil, pnc, false)
+		m.finish(nil, nil, pnc, false)
 	case err != nil:
 		c.st.loadErrors.Add(1)
-		if !finished && c.cfg.NegativeTTL > 0 && c.cfg.IsNegative(err) {
-			c.store(ctx, key, nil, err, c.jitter(c.cfg.NegativeTTL), c.jitter(c.cfg.NegativeTTL), o, snap, false)
+		if !m.finished && c.cfg.NegativeTTL > 0 && c.cfg.IsNegative(err) {
+			neg := c.jitter(c.cfg.NegativeTTL)
+			_ = c.store(ctx, m.key, nil, err, neg, neg, m.o, m.snap, false)
 		}
-		if finished || refresh {
+		if m.finished || m.refresh {
 			// A stale value stays in place; the next stale read retries.
-			c.cfg.Logger.Warn("cache: background refresh failed", "cache", c.cfg.Name, "key", key, "err", err)
+			c.cfg.Logger.Warn("cache: background refresh failed", "cache", c.cfg.Name, "key", m.key, "err", err)
 		}
-		finish(nil, err, nil, false)
+		m.finish(nil, err, nil, false)
 	default:
-		c.store(ctx, key, v, nil, l1TTL, l2TTL, o, snap, false)
-		finish(v, nil, nil, false)
+		if err := c.store(ctx, m.key, v, nil, m.l1TTL, m.l2TTL, m.o, m.snap, false); err != nil && !errors.Is(err, ErrUnavailable) {
+			c.cfg.Logger.Warn("cache: loaded value not cached in L2", "cache", c.cfg.Name, "key", m.key, "err", err)
+		}
+		m.finish(v, nil, nil, false)
 	}
 }
 
