@@ -51,7 +51,10 @@ type Config struct {
 	// with ErrAcquireTimeout. Default 5 s; negative: only ctx bounds it.
 	AcquireTimeout time.Duration
 	// SlowQuery logs (Warn, SQL text, arguments redacted) and counts
-	// statements that take at least this long. Default 1 s; negative: off.
+	// statements that take at least this long. A statement's duration, here
+	// and in db.client.operation.duration, runs until the driver returns
+	// (for a query: the first row with pgx, the statement step with SQLite),
+	// not until the rows are closed. Default 1 s; negative: off.
 	SlowQuery time.Duration
 	// LeakThreshold logs, with the acquiring goroutine's stack, a connection
 	// held longer than this (HikariCP's leakDetectionThreshold). The stack

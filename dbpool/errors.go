@@ -6,8 +6,11 @@ import (
 	"time"
 )
 
-// Sentinel errors. Errors returned by dbpool wrap one of these (with %w) and
-// the driver's error where there is one.
+// Sentinel errors, matched with errors.Is. dbpool's errors are prefixed
+// "dbpool:" and wrap the driver's error where there is one, so a query
+// timeout on PostgreSQL is both ErrQueryTimeout and the server's
+// *pgconn.PgError (SQLSTATE 57014); ErrAcquireTimeout is also a
+// context.DeadlineExceeded.
 var (
 	// ErrConfig reports an invalid Config.
 	ErrConfig = errors.New("dbpool: invalid config")
