@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"errors"
+	"math"
 	"sync/atomic"
 )
 
@@ -10,8 +11,9 @@ import (
 // tokens, every retry withdraws one, and the balance is capped at Max. With
 // Ratio 0.2, retries settle at no more than about 20% of calls, so a failing
 // dependency sees at most 1.2× its normal load instead of MaxAttempts×.
-// Pass the same *Budget to every RetryPolicy that should share it. A Budget
-// is safe for concurrent use; deposits and withdrawals never allocate.
+// Pass the same *Budget to every RetryPolicy that should share it. Create it
+// with NewBudget: the zero Budget holds no tokens and allows no retry. A
+// Budget is safe for concurrent use; deposits and withdrawals never allocate.
 type Budget struct {
 	ratio  int64 // milli-tokens deposited per call
 	max    int64 // milli-tokens
@@ -25,8 +27,8 @@ func NewBudget(ratio float64, max int) (*Budget, error) {
 	if !(ratio > 0 && ratio <= 1000) {
 		return nil, errors.New("resilience: budget ratio must be in (0, 1000]")
 	}
-	if max < 0 {
-		return nil, errors.New("resilience: budget max must not be negative")
+	if max < 0 || int64(max) > math.MaxInt64/1000 {
+		return nil, errors.New("resilience: budget max must be in [0, MaxInt64/1000]")
 	}
 	if max == 0 {
 		max = 10

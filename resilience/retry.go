@@ -13,8 +13,9 @@ import (
 
 // RetryPolicy configures Retry. The zero value is usable: 3 attempts, full
 // jitter from 100 ms up to 10 s, retrying every error but NotFailure ones
-// and breaker rejections. Negative values mean the default. A RetryPolicy is
-// a plain value: copy a preset and change fields.
+// and breaker rejections. Retry treats negative values and an unknown Jitter
+// as the default (a decorator cannot return an error); NewPipeline rejects
+// them. A RetryPolicy is a plain value: copy a preset and change fields.
 type RetryPolicy struct {
 	// Name labels metrics and logs. Default "retry".
 	Name string

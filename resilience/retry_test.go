@@ -295,7 +295,7 @@ func TestNewBudgetValidates(t *testing.T) {
 	for _, tt := range []struct {
 		ratio float64
 		max   int
-	}{{0, 1}, {-1, 1}, {1, -1}, {2000, 1}} {
+	}{{0, 1}, {-1, 1}, {1, -1}, {2000, 1}, {math.NaN(), 1}, {0.2, math.MaxInt}} {
 		_, err := NewBudget(tt.ratio, tt.max)
 		assert.Error(t, err, "NewBudget(%v, %v)", tt.ratio, tt.max)
 	}
