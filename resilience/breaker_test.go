@@ -36,6 +36,14 @@ func (r *recorder) get() []transition {
 
 func fail(context.Context) (int, error) { return 0, errBoom }
 
+// openFor is the OpenTimeout of tests that assert a breaker is still open
+// after tripping it. gobreaker times the open state with the system clock
+// (it takes no injected clock), so this is a real-time bound: long enough
+// that a test goroutine descheduled on a loaded 2-core machine under -race
+// still finds the breaker open, short enough to keep each test well under a
+// second.
+const openFor = 200 * time.Millisecond
+
 // waitHalfOpen waits out the (real, gobreaker-timed) open period.
 func waitHalfOpen(t *testing.T, cb *CircuitBreaker) {
 	t.Helper()
@@ -46,7 +54,7 @@ func TestBreakerLifecycle(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
 	cb, err := NewCircuitBreaker(BreakerConfig{
-		Name: "dep", ConsecutiveFailures: 3, OpenTimeout: 20 * time.Millisecond, HalfOpenProbes: 2, OnStateChange: rec.hook,
+		Name: "dep", ConsecutiveFailures: 3, OpenTimeout: openFor, HalfOpenProbes: 2, OnStateChange: rec.hook,
 	})
 	require.NoError(t, err)
 	failing := Breaker(cb, fail)
@@ -84,7 +92,7 @@ func TestBreakerLifecycle(t *testing.T) {
 
 func TestBreakerHalfOpenFailureReopens(t *testing.T) {
 	t.Parallel()
-	cb, err := NewCircuitBreaker(BreakerConfig{ConsecutiveFailures: 1, OpenTimeout: 10 * time.Millisecond})
+	cb, err := NewCircuitBreaker(BreakerConfig{ConsecutiveFailures: 1, OpenTimeout: openFor})
 	require.NoError(t, err)
 	_, _ = Breaker(cb, fail)(context.Background())
 	waitHalfOpen(t, cb)
@@ -316,7 +324,7 @@ func TestTwoStepBreaker(t *testing.T) {
 	rec := &recorder{}
 	clk := newAutoClock()
 	b, err := NewTwoStepBreaker(BreakerConfig{
-		Name: "host", ConsecutiveFailures: 2, OpenTimeout: 10 * time.Millisecond,
+		Name: "host", ConsecutiveFailures: 2, OpenTimeout: openFor,
 		SlowCallDuration: time.Second, Clock: clk, OnStateChange: rec.hook,
 	})
 	require.NoError(t, err)

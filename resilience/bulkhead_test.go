@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,11 @@ func TestBulkheadExactConcurrency(t *testing.T) {
 	bh, err := NewBulkhead(BulkheadConfig{MaxConcurrent: limit, MaxQueue: callers})
 	require.NoError(t, err)
 	var cur, peak, done atomic.Int32
+	// The first calls to get in hold their slots until all limit slots are
+	// taken at once, so the peak reaches the limit however the goroutines are
+	// scheduled; the rest churn through the slots to show it is never passed.
+	full := make(chan struct{})
+	var fullOnce sync.Once
 	fn := Isolate(bh, func(context.Context) (int, error) {
 		n := cur.Add(1)
 		for {
@@ -25,7 +31,11 @@ func TestBulkheadExactConcurrency(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(50 * time.Microsecond)
+		if n == limit {
+			fullOnce.Do(func() { close(full) })
+		}
+		<-full
+		runtime.Gosched()
 		cur.Add(-1)
 		return 1, nil
 	})
