@@ -205,6 +205,7 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 	if err != nil {
 		return err
 	}
+	a.closers = append(a.closers, func() error { client.CloseIdleConnections(); return nil })
 	a.llm = &llmClient{http: client, baseURL: a.cfg.OpenAIBaseURL, apiKey: a.cfg.OpenAIAPIKey, model: a.cfg.OpenAIModel}
 	if a.cfg.OpenAIBaseURL == "" {
 		if a.sim, err = startSimLLM(a.cfg.SimLLMLatency, a.cfg.SimLLMFailureRate, a.log); err != nil {

@@ -68,15 +68,15 @@ func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, "not found")
 	case errors.As(err, &ce):
 		writeError(w, http.StatusConflict, ce.Error())
+	case errors.Is(err, store.ErrBadCursor):
+		writeError(w, http.StatusBadRequest, "invalid cursor")
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
 	case dbUnavailable(err):
 		// The database is down, restarting or saturated: say so fast.
 		a.log.WarnContext(r.Context(), "database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "database unavailable, retry shortly")
-	case errors.Is(err, store.ErrBadCursor):
-		writeError(w, http.StatusBadRequest, "invalid cursor")
-	case errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads this.
 		writeError(w, 499, "client closed request")

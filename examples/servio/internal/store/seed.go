@@ -40,7 +40,7 @@ func (s *Store) Seed(ctx context.Context, opts SeedOptions) error {
 	return s.seedOrders(ctx, rng, rids, menus, opts)
 }
 
-func (s *Store) seededIDs(ctx context.Context, q queryer2) ([]int64, error) {
+func (s *Store) seededIDs(ctx context.Context, q rowsQueryer) ([]int64, error) {
 	rows, err := q.QueryContext(ctx, rebind(s.d, "SELECT id FROM restaurants WHERE name LIKE ? AND deleted_at IS NULL ORDER BY name"), seedPrefix+"%")
 	if err != nil {
 		return nil, err
@@ -57,7 +57,7 @@ func (s *Store) seededIDs(ctx context.Context, q queryer2) ([]int64, error) {
 	return ids, rows.Err()
 }
 
-type queryer2 interface {
+type rowsQueryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
