@@ -18,6 +18,9 @@ type maintKey struct{}
 // full pool that did not tell it (calls through db.DB).
 const growInterval = 10 * time.Millisecond
 
+// growBackoff is how long growth pauses after a failed dial.
+const growBackoff = 250 * time.Millisecond
+
 // isMaint reports whether ctx is the maintainer's, whose holds are not uses.
 func (p *pool) isMaint(ctx context.Context) bool {
 	return p.maintaining.Load() && ctx.Value(maintKey{}) != nil
@@ -80,7 +83,7 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 // next caller beyond them waits for a returned connection instead of
 // dialling its own.
 func (p *pool) grow(ctx context.Context) {
-	if p.cfg.EagerDial {
+	if p.cfg.EagerDial || time.Now().Before(p.growPause) {
 		return
 	}
 	for range p.cfg.MaxOpen {
@@ -106,6 +109,10 @@ func (p *pool) grow(ctx context.Context) {
 				p.log.LogAttrs(ctx, slog.LevelDebug, "dbpool: growing the pool failed",
 					slog.String("pool", p.cfg.Name), slog.String("error", err.Error()))
 			}
+			// Give the room back (callers must not dial into it either) and
+			// do not hammer a database that refuses connections.
+			p.setCap(max(c, p.db.Stats().OpenConnections))
+			p.growPause = time.Now().Add(growBackoff)
 			return
 		}
 	}

@@ -53,6 +53,7 @@ type pool struct {
 	saturated       atomic.Bool
 	capN            atomic.Int64 // database/sql's MaxOpenConns: the growth cap
 	lastWaits       int64        // DBStats.WaitCount seen by the maintainer
+	growPause       time.Time    // no growth before this, after a failed dial (maintainer only)
 
 	kick      chan struct{} // wakes the maintainer
 	wantSpare atomic.Int64  // replacements to dial in the background
