@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -207,3 +208,71 @@ func BenchmarkRateLimitRedis(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRateLimitRedisPaired interleaves the libraries op by op (bare
+// EVALSHA, perfkit GCRA, redis_rate, ulule) so that all see the same load on
+// a shared machine, and reports each one's median round trip and perfkit's
+// ratio to the others. ns/op is the time of all four together.
+func BenchmarkRateLimitRedisPaired(b *testing.B) {
+	_, prefix := testenv.Redis(b)
+	opt, err := redis.ParseURL(testenv.RedisURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt.ContextTimeoutEnabled = true
+	client := func() *redis.Client {
+		c := redis.NewClient(opt)
+		b.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	ctx := context.Background()
+	bare := redis.NewScript(`return {1, 2, 3, 4}`)
+	bc := client()
+	if err := bare.Load(ctx, bc).Err(); err != nil {
+		b.Fatal(err)
+	}
+	pk, err := ratelimit.NewRedis(ratelimit.Config{Redis: client(), Prefix: prefix + "pk:", Timeout: time.Second,
+		Logger: slog.New(slog.DiscardHandler), MeterProvider: noop.NewMeterProvider()},
+		ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rr := redis_rate.NewLimiter(client())
+	rrLimit := redis_rate.Limit{Rate: rlRate, Burst: rlRate, Period: rlPeriod}
+	ulStore, err := ulredis.NewStoreWithOptions(client(), limiter.StoreOptions{Prefix: prefix + "ul"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ul := limiter.New(ulStore, limiter.Rate{Period: rlPeriod, Limit: rlRate})
+	ops := []struct {
+		name string
+		do   func() error
+	}{
+		{"bare-evalsha", func() error { return bare.EvalSha(ctx, bc, []string{prefix + "bare"}, 1, 1000, 100).Err() }},
+		{"perfkit-gcra", func() error { _, err := pk.Allow(ctx, rlKey); return err }},
+		{"redis_rate", func() error { _, err := rr.Allow(ctx, prefix+"rr:"+rlKey, rrLimit); return err }},
+		{"ulule-redis", func() error { _, err := ul.Get(ctx, rlKey); return err }},
+	}
+	times := make([][]time.Duration, len(ops))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, op := range ops {
+			start := time.Now()
+			if err := op.do(); err != nil {
+				b.Fatal(op.name, err)
+			}
+			times[i] = append(times[i], time.Since(start))
+		}
+	}
+	med := make([]float64, len(ops))
+	for i, ts := range times {
+		slices.Sort(ts)
+		med[i] = float64(ts[len(ts)/2].Nanoseconds())
+		b.ReportMetric(med[i], op50(ops[i].name))
+	}
+	b.ReportMetric(med[1]/med[0], "perfkit/bare")
+	b.ReportMetric(med[1]/med[2], "perfkit/redis_rate")
+	b.ReportMetric(med[1]/med[3], "perfkit/ulule")
+}
+
+func op50(name string) string { return name + "-p50-ns" }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -146,4 +147,54 @@ func BenchmarkRedisDecision(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRedisPaired interleaves, op by op, a bare EVALSHA of a script
+// that only returns four numbers, a bare EVALSHA of the GCRA script itself
+// (same keys and arguments as a decision) and a full perfkit decision, so
+// all three see the same machine load. It reports each one's median and
+// the decision's ratio to both bare calls.
+func BenchmarkRedisPaired(b *testing.B) {
+	c, prefix := sharedRedis(b)
+	ctx := context.Background()
+	noopScript := redis.NewScript(`return {1, 2, 3, 4}`)
+	gcra := redis.NewScript(ratelimit.GCRAScript)
+	for _, s := range []*redis.Script{noopScript, gcra} {
+		if err := s.Load(ctx, c).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	t := roomy
+	t.Limit = ratelimit.Limit{Rate: 1 << 30, Period: time.Hour, Burst: 1 << 30}
+	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second, Logger: quiet(), MeterProvider: noop.NewMeterProvider()}, t)
+	if err != nil {
+		b.Fatal(err)
+	}
+	em := float64(t.Limit.Period/time.Duration(t.Limit.Rate)) / float64(time.Microsecond)
+	ops := []func() error{
+		func() error { return noopScript.EvalSha(ctx, c, []string{prefix + "noop"}, 1, em, 1<<30).Err() },
+		func() error { return gcra.EvalSha(ctx, c, []string{prefix + "{bare}:bench"}, 1, em, 1<<30).Err() },
+		func() error { _, err := l.Allow(ctx, "203.0.113.9"); return err },
+	}
+	times := make([][]time.Duration, len(ops))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, op := range ops {
+			start := time.Now()
+			if err := op(); err != nil {
+				b.Fatal(err)
+			}
+			times[i] = append(times[i], time.Since(start))
+		}
+	}
+	med := make([]float64, len(ops))
+	for i, ts := range times {
+		slices.Sort(ts)
+		med[i] = float64(ts[len(ts)/2].Nanoseconds())
+	}
+	b.ReportMetric(med[0], "noop-evalsha-p50-ns")
+	b.ReportMetric(med[1], "gcra-evalsha-p50-ns")
+	b.ReportMetric(med[2], "decision-p50-ns")
+	b.ReportMetric(med[2]/med[1], "decision/gcra-evalsha")
+	b.ReportMetric(med[2]/med[0], "decision/noop-evalsha")
 }

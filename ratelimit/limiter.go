@@ -8,7 +8,7 @@ import (
 // Result is the outcome of one decision.
 type Result struct {
 	Allowed    bool          // whether the events were allowed (and counted)
-	Limit      int           // the burst: most events allowed at once
+	Limit      int           // the quota: the burst (GCRA) or events per window
 	Remaining  int           // events still allowed right now
 	ResetAfter time.Duration // until the quota is whole again
 	RetryAfter time.Duration // until the denied events would be allowed; 0 when allowed
