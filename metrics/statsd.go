@@ -142,7 +142,7 @@ func NewStatsDExporter(cfg StatsDConfig) (*StatsDExporter, error) {
 		if i > 0 {
 			e.constTag += ","
 		}
-		e.constTag += sanitizeTag(string(kv.Key)) + ":" + sanitizeTag(kv.Value.String())
+		e.constTag += sanitizeTagKey(string(kv.Key)) + ":" + sanitizeTag(kv.Value.String())
 	}
 	return e, nil
 }
@@ -458,7 +458,7 @@ func (e *StatsDExporter) tagString(attrs *attribute.Set) string {
 		if len(b) > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, sanitizeTag(string(kv.Key))...)
+		b = append(b, sanitizeTagKey(string(kv.Key))...)
 		b = append(b, ':')
 		b = append(b, sanitizeTag(kv.Value.String())...)
 	}
@@ -483,6 +483,14 @@ func sanitizeName(s string) string {
 func sanitizeTag(s string) string {
 	return replaceBytes(s, func(c byte) bool {
 		return c == ',' || c == '|' || c == '#' || c == '@' || c <= ' ' || c == 0x7f
+	})
+}
+
+// sanitizeTagKey is sanitizeTag that also replaces ":", which would end
+// the key early.
+func sanitizeTagKey(s string) string {
+	return replaceBytes(s, func(c byte) bool {
+		return c == ':' || c == ',' || c == '|' || c == '#' || c == '@' || c <= ' ' || c == 0x7f
 	})
 }
 

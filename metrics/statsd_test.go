@@ -323,3 +323,60 @@ func TestStatsDGraphiteHistogram(t *testing.T) {
 		"svc.lat.bucket.op.a_b.le.inf|c|": 1,
 	}, sums(parseLines(t, sink.packets(t))))
 }
+
+// FuzzStatsDLine checks that any metric name, attribute key and value (route
+// templates, user agents, tenant ids: outside input) yield one well-formed
+// DogStatsD line and one well-formed Graphite line carrying the exact value.
+func FuzzStatsDLine(f *testing.F) {
+	f.Add("http.server.request.duration", "http.route", "GET /orders/{id}")
+	f.Add("a:b|c", "k:ey", "v,a|l#u@e\nnext")
+	f.Add("", "", "")
+	f.Add("ünïcode", "ключ", "值 with spaces")
+	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(f, err)
+	defer sink.Close()
+	dog, err := NewStatsDExporter(StatsDConfig{Addr: sink.LocalAddr().String(), MaxPacketSize: 65000})
+	require.NoError(f, err)
+	defer dog.Shutdown(context.Background())
+	graphite, err := NewStatsDExporter(StatsDConfig{Addr: sink.LocalAddr().String(), MaxPacketSize: 65000, Format: Graphite})
+	require.NoError(f, err)
+	defer graphite.Shutdown(context.Background())
+	buf := make([]byte, 65536)
+
+	f.Fuzz(func(t *testing.T, name, key, value string) {
+		if len(name)+len(key)+len(value) > 2000 {
+			return
+		}
+		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{{
+			Name: name,
+			Data: metricdata.Sum[int64]{IsMonotonic: true, Temporality: metricdata.DeltaTemporality,
+				DataPoints: []metricdata.DataPoint[int64]{{
+					Attributes: attribute.NewSet(attribute.String(key, value)), Value: 42}}},
+		}}}}}
+		for _, exp := range []*StatsDExporter{dog, graphite} {
+			require.NoError(t, exp.Export(context.Background(), rm))
+			require.NoError(t, sink.SetReadDeadline(time.Now().Add(time.Second)))
+			n, err := sink.Read(buf)
+			require.NoError(t, err)
+			line := string(buf[:n])
+			require.NotContains(t, line, "\n", "one line")
+			mname, rest, ok := strings.Cut(line, ":")
+			require.True(t, ok)
+			parts := strings.Split(rest, "|")
+			require.Equal(t, "42", parts[0], "value of %q", line)
+			require.Equal(t, "c", parts[1], "type of %q", line)
+			require.Equal(t, strings.TrimSpace(mname), mname, "no whitespace in the name %q", mname)
+			if exp == dog && len(parts) > 2 {
+				require.Len(t, parts, 3, "only a tag section in %q", line)
+				tags := strings.TrimPrefix(parts[2], "#")
+				require.NotContains(t, tags, ",", "one tag in %q", line)
+				k, _, ok := strings.Cut(tags, ":")
+				require.True(t, ok, "tag %q is key:value", tags)
+				require.Equal(t, sanitizeTagKey(key), k)
+			}
+			if exp == graphite {
+				require.Len(t, parts, 2, "no tags in Graphite %q", line)
+			}
+		}
+	})
+}
