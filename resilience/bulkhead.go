@@ -82,23 +82,23 @@ func (b *Bulkhead) Queued() int { return int(b.queued.Load()) }
 // *BulkheadError (errors.Is ErrBulkheadFull) without calling fn when no slot
 // is free in time, or ctx's error if ctx is done while queued.
 func (b *Bulkhead) Do(ctx context.Context, fn func(context.Context) error) error {
+	_, err := isolateDo(ctx, b, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	return err
+}
+
+// Isolate returns fn limited by bh (see Bulkhead.Do). The returned func is
+// safe for concurrent use.
+func Isolate[T any](bh *Bulkhead, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) { return isolateDo(ctx, bh, fn) }
+}
+
+func isolateDo[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error)) (T, error) {
 	if err := b.acquire(ctx); err != nil {
-		return err
+		var zero T
+		return zero, err
 	}
 	defer b.release()
 	return fn(ctx)
-}
-
-// Isolate returns fn limited by bh (see Bulkhead.Do).
-func Isolate[T any](bh *Bulkhead, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
-	return func(ctx context.Context) (T, error) {
-		if err := bh.acquire(ctx); err != nil {
-			var zero T
-			return zero, err
-		}
-		defer bh.release()
-		return fn(ctx)
-	}
 }
 
 func (b *Bulkhead) acquire(ctx context.Context) error {

@@ -11,50 +11,54 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
+// eachMetric collects r and calls f with every metric.
+func eachMetric(t *testing.T, r *sdkmetric.ManualReader, f func(metricdata.Metrics)) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			f(m)
+		}
+	}
+}
+
 // collect returns the int64 sum or gauge values and histogram counts by
 // instrument name, summed over attribute sets.
 func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, r.Collect(context.Background(), &rm))
 	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					out[m.Name] += p.Value
-				}
-			case metricdata.Gauge[int64]:
-				for _, p := range d.DataPoints {
-					out[m.Name] += p.Value
-				}
-			case metricdata.Histogram[float64]:
-				for _, p := range d.DataPoints {
-					out[m.Name] += int64(p.Count)
-				}
+	eachMetric(t, r, func(m metricdata.Metrics) {
+		switch d := m.Data.(type) {
+		case metricdata.Sum[int64]:
+			for _, p := range d.DataPoints {
+				out[m.Name] += p.Value
+			}
+		case metricdata.Gauge[int64]:
+			for _, p := range d.DataPoints {
+				out[m.Name] += p.Value
+			}
+		case metricdata.Histogram[float64]:
+			for _, p := range d.DataPoints {
+				out[m.Name] += int64(p.Count)
 			}
 		}
-	}
+	})
 	return out
 }
 
 // outcomes returns resilience.retry.calls by its outcome attribute.
 func outcomes(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, r.Collect(context.Background(), &rm))
 	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "resilience.retry.calls" {
-				for _, p := range sum.DataPoints {
-					v, _ := p.Attributes.Value("outcome")
-					out[v.AsString()] += p.Value
-				}
+	eachMetric(t, r, func(m metricdata.Metrics) {
+		if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "resilience.retry.calls" {
+			for _, p := range sum.DataPoints {
+				v, _ := p.Attributes.Value("outcome")
+				out[v.AsString()] += p.Value
 			}
 		}
-	}
+	})
 	return out
 }
 

@@ -92,13 +92,7 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 			return nil, err
 		}
 		rp.Name = sub(rp.Name, "retry")
-		rp.Clock = clockOrNil(rp.Clock, p.Clock)
-		if rp.MeterProvider == nil {
-			rp.MeterProvider = p.MeterProvider
-		}
-		if rp.Logger == nil {
-			rp.Logger = p.Logger
-		}
+		rp.Clock, rp.MeterProvider, rp.Logger = or(rp.Clock, p.Clock), or(rp.MeterProvider, p.MeterProvider), or(rp.Logger, p.Logger)
 		if pl.retry, err = newRetrier(rp); err != nil {
 			return nil, err
 		}
@@ -108,13 +102,7 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 	} else if p.Breaker != nil {
 		bc := *p.Breaker
 		bc.Name = sub(bc.Name, "breaker")
-		bc.Clock = clockOrNil(bc.Clock, p.Clock)
-		if bc.MeterProvider == nil {
-			bc.MeterProvider = p.MeterProvider
-		}
-		if bc.Logger == nil {
-			bc.Logger = p.Logger
-		}
+		bc.Clock, bc.MeterProvider, bc.Logger = or(bc.Clock, p.Clock), or(bc.MeterProvider, p.MeterProvider), or(bc.Logger, p.Logger)
 		if pl.breaker, err = NewCircuitBreaker(bc); err != nil {
 			return nil, err
 		}
@@ -122,10 +110,7 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 	if p.Bulkhead != nil {
 		bc := *p.Bulkhead
 		bc.Name = sub(bc.Name, "bulkhead")
-		bc.Clock = clockOrNil(bc.Clock, p.Clock)
-		if bc.MeterProvider == nil {
-			bc.MeterProvider = p.MeterProvider
-		}
+		bc.Clock, bc.MeterProvider = or(bc.Clock, p.Clock), or(bc.MeterProvider, p.MeterProvider)
 		if pl.bulkhead, err = NewBulkhead(bc); err != nil {
 			return nil, err
 		}
@@ -133,10 +118,7 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 	if p.RateLimit != nil {
 		rc := *p.RateLimit
 		rc.Name = sub(rc.Name, "ratelimit")
-		rc.Clock = clockOrNil(rc.Clock, p.Clock)
-		if rc.MeterProvider == nil {
-			rc.MeterProvider = p.MeterProvider
-		}
+		rc.Clock, rc.MeterProvider = or(rc.Clock, p.Clock), or(rc.MeterProvider, p.MeterProvider)
 		if pl.limiter, err = NewRateLimiter(rc); err != nil {
 			return nil, err
 		}
@@ -147,8 +129,11 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 	return pl, bld.err()
 }
 
-func clockOrNil(own, def Clock) Clock {
-	if own != nil {
+// or returns own unless it is the zero value (a nil interface or pointer),
+// else def: a part's own setting wins over the pipeline's.
+func or[T comparable](own, def T) T {
+	var zero T
+	if own != zero {
 		return own
 	}
 	return def
@@ -176,12 +161,9 @@ func Do[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, er
 	if p.timeout <= 0 {
 		return pipeRetry(ctx, p, fn)
 	}
-	tctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	v, err := pipeRetry(tctx, p, fn)
-	if err != nil && ctx.Err() == nil && tctx.Err() == context.DeadlineExceeded {
+	v, err := timeoutDo(ctx, p.timeout, p.msg, func(ctx context.Context) (T, error) { return pipeRetry(ctx, p, fn) })
+	if _, ok := err.(*TimeoutError); ok {
 		p.timeouts.Add(ctx, 1, p.timeoutOpt...)
-		return v, &TimeoutError{After: p.timeout, Message: p.msg, Err: err}
 	}
 	return v, err
 }
@@ -213,18 +195,15 @@ func pipeBreaker[T any](ctx context.Context, p *Pipeline, fn func(context.Contex
 }
 
 func pipeGuard[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
-	if p.bulkhead != nil {
-		if err := p.bulkhead.acquire(ctx); err != nil {
-			var zero T
-			return zero, err
-		}
-		defer p.bulkhead.release()
+	if p.bulkhead == nil {
+		return pipeLimit(ctx, p, fn)
 	}
-	if p.limiter != nil {
-		if err := p.limiter.acquire(ctx); err != nil {
-			var zero T
-			return zero, err
-		}
+	return isolateDo(ctx, p.bulkhead, func(ctx context.Context) (T, error) { return pipeLimit(ctx, p, fn) })
+}
+
+func pipeLimit[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
+	if p.limiter == nil {
+		return fn(ctx)
 	}
-	return fn(ctx)
+	return throttleDo(ctx, p.limiter, fn)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 func TestPipelineRetryOutsideBreaker(t *testing.T) {
@@ -33,8 +34,11 @@ func TestPipelineRetryOutsideBreaker(t *testing.T) {
 
 func TestPipelineTimeoutOutsideRetry(t *testing.T) {
 	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
 	p, err := NewPipeline(Policy{
-		Timeout: 10 * time.Millisecond, TimeoutMessage: "llm",
+		Timeout: 10 * time.Millisecond, TimeoutMessage: "llm", MeterProvider: mp,
 		Retry: &RetryPolicy{MaxAttempts: 5, Clock: newAutoClock()},
 	})
 	require.NoError(t, err)
@@ -50,6 +54,13 @@ func TestPipelineTimeoutOutsideRetry(t *testing.T) {
 	var re *RetryError
 	assert.ErrorAs(t, err, &re, "the retry error is wrapped")
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, int64(1), collect(t, reader)["resilience.timeout.timeouts"])
+
+	roomy, err := NewPipeline(Policy{Timeout: time.Hour, MeterProvider: mp})
+	require.NoError(t, err)
+	_, err = Do(context.Background(), roomy, fail)
+	assert.Same(t, errBoom, err, "a failure before the deadline is not a timeout")
+	assert.Equal(t, int64(1), collect(t, reader)["resilience.timeout.timeouts"], "and is not counted as one")
 }
 
 func TestPipelineRejectionsNotBreakerFailures(t *testing.T) {

@@ -82,21 +82,22 @@ func NewRateLimiter(c RateLimitConfig) (*RateLimiter, error) {
 // Throttle. Without a token (within MaxWait) it returns a *RateLimitError
 // (errors.Is ErrRateLimited, RetryAfter set) without calling fn.
 func (l *RateLimiter) Do(ctx context.Context, fn func(context.Context) error) error {
-	if err := l.acquire(ctx); err != nil {
-		return err
-	}
-	return fn(ctx)
+	_, err := throttleDo(ctx, l, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	return err
 }
 
-// Throttle returns fn limited by rl (see RateLimiter.Do).
+// Throttle returns fn limited by rl (see RateLimiter.Do). The returned func
+// is safe for concurrent use.
 func Throttle[T any](rl *RateLimiter, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
-	return func(ctx context.Context) (T, error) {
-		if err := rl.acquire(ctx); err != nil {
-			var zero T
-			return zero, err
-		}
-		return fn(ctx)
+	return func(ctx context.Context) (T, error) { return throttleDo(ctx, rl, fn) }
+}
+
+func throttleDo[T any](ctx context.Context, l *RateLimiter, fn func(context.Context) (T, error)) (T, error) {
+	if err := l.acquire(ctx); err != nil {
+		var zero T
+		return zero, err
 	}
+	return fn(ctx)
 }
 
 func (l *RateLimiter) acquire(ctx context.Context) error {
