@@ -258,7 +258,9 @@ func (b *CircuitBreaker) Do(ctx context.Context, fn func(context.Context) error)
 
 // Breaker returns fn guarded by cb: while cb is open calls fail at once
 // with a *BreakerError (errors.Is ErrOpen or ErrTooManyRequests). Errors of
-// fn come back unchanged. The returned func is safe for concurrent use.
+// fn come back unchanged. fn runs on the caller's goroutine with the
+// caller's ctx; a call that fails after ctx was canceled is not counted. The
+// returned func is safe for concurrent use.
 func Breaker[T any](cb *CircuitBreaker, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	return func(ctx context.Context) (T, error) { return breakerDo(ctx, cb, fn) }
 }

@@ -109,8 +109,8 @@ func newBreakerErrors(name string) (open, tooMany *BreakerError) {
 // ErrBulkheadFull. Queued reports whether the call waited in the queue
 // (and timed out) before being rejected.
 type BulkheadError struct {
-	Name   string
-	Queued bool
+	Name   string // bulkhead name
+	Queued bool   // the call waited in the queue and timed out
 }
 
 // Error describes why the bulkhead rejected the call.
@@ -132,7 +132,7 @@ func (e *BulkheadError) Is(target error) bool { return target == ErrBulkheadFull
 // ErrRateLimited and carries how long until a token is free. It implements
 // RetryAfterer, so Retry waits that long (capped at its MaxDelay).
 type RateLimitError struct {
-	Name  string
+	Name  string        // rate limiter name
 	Delay time.Duration // time until the call would have been allowed
 }
 

@@ -152,7 +152,8 @@ func (p *Pipeline) RateLimiter() *RateLimiter { return p.limiter }
 // when fn succeeds at once (a Timeout costs context.WithTimeout's four
 // allocations). Errors wrap both the policy's own (*TimeoutError,
 // *RetryError, *BreakerError, *BulkheadError, *RateLimitError) and fn's, so
-// errors.Is/As reach either. When Retry gives up early because its next
+// errors.Is/As reach either. When ctx is done, backoff and queue waits end
+// at once and no further attempt starts. When Retry gives up early because its next
 // backoff would pass the timeout, the error is a *RetryError whose Reason is
 // context.DeadlineExceeded rather than a *TimeoutError; errors.Is(err,
 // context.DeadlineExceeded) holds either way. For a fallback, wrap the

@@ -79,8 +79,10 @@ func NewRateLimiter(c RateLimitConfig) (*RateLimiter, error) {
 }
 
 // Do runs fn once a token is available; it is the non-generic form of
-// Throttle. Without a token (within MaxWait) it returns a *RateLimitError
-// (errors.Is ErrRateLimited, RetryAfter set) without calling fn.
+// Throttle. Without a token within MaxWait, or before ctx's deadline, it
+// returns a *RateLimitError (errors.Is ErrRateLimited, RetryAfter set)
+// without calling fn; if ctx is done while waiting it returns ctx's error
+// and gives the token back.
 func (l *RateLimiter) Do(ctx context.Context, fn func(context.Context) error) error {
 	_, err := throttleDo(ctx, l, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 	return err
