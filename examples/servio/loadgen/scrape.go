@@ -93,15 +93,18 @@ func delta(before, after families, name string, match map[string]string) float64
 	return a - b
 }
 
-// sampler reads the DB pool's saturation once a second during the run.
+// sampler reads the DB pool's saturation once a second during the run and
+// once more at its end, so even a run shorter than a second has a sample.
 type sampler struct {
+	c       *http.Client
+	base    string
 	mu      sync.Mutex
 	samples []float64
 	done    chan struct{}
 }
 
 func startSampler(ctx context.Context, c *http.Client, base string) *sampler {
-	s := &sampler{done: make(chan struct{})}
+	s := &sampler{c: c, base: base, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(time.Second)
@@ -112,22 +115,29 @@ func startSampler(ctx context.Context, c *http.Client, base string) *sampler {
 				return
 			case <-t.C:
 			}
-			f, err := scrape(ctx, c, base)
-			if err != nil {
-				continue
-			}
-			if v, ok := poolSaturation(f); ok {
-				s.mu.Lock()
-				s.samples = append(s.samples, v)
-				s.mu.Unlock()
-			}
+			s.sample(ctx)
 		}
 	}()
 	return s
 }
 
+func (s *sampler) sample(ctx context.Context) {
+	f, err := scrape(ctx, s.c, s.base)
+	if err != nil {
+		return
+	}
+	if v, ok := poolSaturation(f); ok {
+		s.mu.Lock()
+		s.samples = append(s.samples, v)
+		s.mu.Unlock()
+	}
+}
+
+// stop waits for the sampling goroutine (its context must be done), takes
+// the last sample and returns them all.
 func (s *sampler) stop() []float64 {
 	<-s.done
+	s.sample(context.Background())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.samples
