@@ -77,7 +77,8 @@ func ExampleTracker_Op() {
 	// Output: [pizza]
 }
 
-// The middleware goes around the ServeMux; the route is the mux pattern.
+// The middleware goes around the ServeMux; http.route is the path of the
+// pattern that matched.
 func ExampleHTTPMiddleware_Wrap() {
 	ctx := context.Background()
 	reader := sdkmetric.NewManualReader()
@@ -94,10 +95,10 @@ func ExampleHTTPMiddleware_Wrap() {
 	}
 	pct, _ := metrics.ReadPercentiles(ctx, reader, metrics.HTTPServerDuration, func(s attribute.Set) bool {
 		route, _ := s.Value("http.route")
-		return route.AsString() == "GET /orders/{id}"
+		return route.AsString() == "/orders/{id}"
 	})
-	fmt.Println("requests for GET /orders/{id}:", pct.Count)
-	// Output: requests for GET /orders/{id}: 3
+	fmt.Println("requests for /orders/{id}:", pct.Count)
+	// Output: requests for /orders/{id}: 3
 }
 
 // StatsD/DogStatsD output for DataDog or Graphite, added through Setup.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,8 +42,9 @@ type HTTPConfig struct {
 }
 
 // HTTPMiddleware records http.server.request.duration (seconds) with
-// http.request.method (unknown methods as "_OTHER"), http.route (the
-// ServeMux pattern that matched, never the raw path), http.response.status_code,
+// http.request.method (unknown methods as "_OTHER"), http.route (the path of
+// the ServeMux pattern that matched, "/orders/{id}", never the raw path),
+// http.response.status_code,
 // url.scheme, network.protocol.version and, for 5xx, error.type; and
 // http.server.active_requests by method and scheme. Attribute sets are
 // built once per (method, route, status, scheme, protocol) and cached, and
@@ -233,26 +235,61 @@ func (h *HTTPMiddleware) Wrap(next http.Handler) http.Handler {
 	})
 }
 
+// maxCachedKeys bounds the option cache: raw routes that map to "_OTHER"
+// are cached under their own key only while it is below this size.
+const maxCachedKeys = 10000
+
 // opts returns the cached option slice for key, building it on first use.
+// The cache is copy-on-write: reads take no lock.
 func (h *HTTPMiddleware) opts(key seriesKey) []metric.RecordOption {
 	if o, ok := (*h.series.Load())[key]; ok {
 		return o
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if key.route != "" {
-		if _, known := h.routes[key.route]; !known {
-			if len(h.routes) >= h.maxRoutes {
-				key.route = OtherValue
-			} else {
-				h.routes[key.route] = struct{}{}
-			}
-		}
-	}
 	cur := *h.series.Load()
 	if o, ok := cur[key]; ok {
 		return o
 	}
+	norm := key
+	norm.route = routeTemplate(key.route)
+	if norm.route != "" {
+		if _, known := h.routes[norm.route]; !known {
+			if len(h.routes) >= h.maxRoutes {
+				norm.route = OtherValue
+			} else {
+				h.routes[norm.route] = struct{}{}
+			}
+		}
+	}
+	o, ok := cur[norm]
+	if !ok {
+		o = seriesOptions(norm)
+	}
+	next := make(map[seriesKey][]metric.RecordOption, len(cur)+2)
+	for k, v := range cur {
+		next[k] = v
+	}
+	next[norm] = o
+	if len(next) < maxCachedKeys {
+		next[key] = o
+	}
+	h.series.Store(&next)
+	return o
+}
+
+// routeTemplate returns the path part of a ServeMux pattern, as the
+// semantic conventions want http.route ("GET /orders/{id}" → "/orders/{id}",
+// "GET api.example.com/x" → "/x"); the method is an attribute of its own.
+// A route without "/" (from SetRoute) is kept as it is.
+func routeTemplate(pattern string) string {
+	if i := strings.IndexByte(pattern, '/'); i > 0 {
+		return pattern[i:]
+	}
+	return pattern
+}
+
+func seriesOptions(key seriesKey) []metric.RecordOption {
 	attrs := []attribute.KeyValue{
 		attribute.String("http.request.method", methodName(key.method)),
 		attribute.Int("http.response.status_code", key.status),
@@ -267,14 +304,7 @@ func (h *HTTPMiddleware) opts(key seriesKey) []metric.RecordOption {
 	if key.status >= 500 {
 		attrs = append(attrs, attribute.String("error.type", strconv.Itoa(key.status)))
 	}
-	o := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
-	next := make(map[seriesKey][]metric.RecordOption, len(cur)+1)
-	for k, v := range cur {
-		next[k] = v
-	}
-	next[key] = o
-	h.series.Store(&next)
-	return o
+	return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
 }
 
 // ReportRoute returns mux wrapped so that, after it has served a request,

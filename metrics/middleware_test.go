@@ -52,9 +52,9 @@ func TestMiddlewareRecordsRoutePatternMethodAndStatus(t *testing.T) {
 
 	pts := histPoints(t, collect(t, r, HTTPServerDuration))
 	want := map[string]uint64{
-		"http.request.method=GET,http.response.status_code=200,http.route=GET /orders/{id},network.protocol.version=1.1,url.scheme=http":        2,
-		"http.request.method=GET,http.response.status_code=404,http.route=GET /orders/{id},network.protocol.version=1.1,url.scheme=http":        1,
-		"http.request.method=POST,http.response.status_code=201,http.route=POST /orders,network.protocol.version=1.1,url.scheme=http":           1,
+		"http.request.method=GET,http.response.status_code=200,http.route=/orders/{id},network.protocol.version=1.1,url.scheme=http":            2,
+		"http.request.method=GET,http.response.status_code=404,http.route=/orders/{id},network.protocol.version=1.1,url.scheme=http":            1,
+		"http.request.method=POST,http.response.status_code=201,http.route=/orders,network.protocol.version=1.1,url.scheme=http":                1,
 		"error.type=500,http.request.method=_OTHER,http.response.status_code=500,http.route=/boom,network.protocol.version=1.1,url.scheme=http": 1,
 		"http.request.method=GET,http.response.status_code=404,network.protocol.version=1.1,url.scheme=http":                                    1,
 	}
@@ -85,7 +85,7 @@ func TestMiddlewareBoundsRoutes(t *testing.T) {
 		v, _ := dp.Attributes.Value("http.route")
 		routes[v.AsString()] += dp.Count
 	}
-	assert.Equal(t, map[string]uint64{"GET /orders/{id}": 2, OtherValue: 2}, routes)
+	assert.Equal(t, map[string]uint64{"/orders/{id}": 2, OtherValue: 2}, routes)
 }
 
 func TestMiddlewareInsideMuxAndSetRoute(t *testing.T) {
@@ -111,7 +111,7 @@ func TestMiddlewareInsideMuxAndSetRoute(t *testing.T) {
 	}
 	// The outer Wrap around /custom/ sees the outer mux's pattern "/custom/"
 	// on its own request, but the route reported from inside is more specific.
-	assert.Equal(t, map[string]uint64{"GET /menu/{id}": 1, "/custom/{rest...}": 1}, routes)
+	assert.Equal(t, map[string]uint64{"/menu/{id}": 1, "/custom/{rest...}": 1}, routes)
 }
 
 func TestReportRouteThroughRequestReplacingLayer(t *testing.T) {
@@ -136,7 +136,7 @@ func TestReportRouteThroughRequestReplacingLayer(t *testing.T) {
 		v, _ := dp.Attributes.Value("http.route")
 		routes[v.AsString()] += dp.Count
 	}
-	assert.Equal(t, map[string]uint64{"": 1, "GET /orders/{id}": 1}, routes,
+	assert.Equal(t, map[string]uint64{"": 1, "/orders/{id}": 1}, routes,
 		"the pattern is lost without ReportRoute and kept with it")
 }
 
@@ -196,7 +196,7 @@ func TestMiddlewareOverRealServerFlushAndPanic(t *testing.T) {
 		st, _ := dp.Attributes.Value("http.response.status_code")
 		routes[v.AsString()] = strconv.FormatInt(st.AsInt64(), 10)
 	}
-	assert.Equal(t, map[string]string{"GET /stream": "200", "POST /abort": "500"}, routes,
+	assert.Equal(t, map[string]string{"/stream": "200", "/abort": "500"}, routes,
 		"an aborted handler that wrote nothing counts as 500")
 	active := collect(t, r, HTTPServerActiveRequests).Data.(metricdata.Sum[int64])
 	for _, dp := range active.DataPoints {
@@ -262,4 +262,19 @@ func TestMiddlewareConcurrentNewSeries(t *testing.T) {
 	assert.Equal(t, uint64(workers*perWorker), total, "every request recorded once")
 	assert.Len(t, routes, 6, "5 routes plus _OTHER")
 	assert.True(t, routes[OtherValue])
+}
+
+func TestRouteTemplate(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ in, want string }{
+		{"GET /orders/{id}", "/orders/{id}"},
+		{"api.example.com/x", "/x"},
+		{"POST api.example.com/x/{y...}", "/x/{y...}"},
+		{"/plain", "/plain"},
+		{"custom-name", "custom-name"},
+		{"", ""},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, routeTemplate(c.in), "pattern %q", c.in)
+	}
 }

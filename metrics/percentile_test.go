@@ -191,7 +191,7 @@ func TestFetchPrometheusPhaseReport(t *testing.T) {
 		require.NoError(t, err)
 		_ = resp.Body.Close()
 	}
-	orders := map[string]string{"http_route": "GET /orders/{id}"}
+	orders := map[string]string{"http_route": "/orders/{id}"}
 	const name = "http_server_request_duration_seconds"
 
 	get("/orders/0") // warm-up, not in the phase

@@ -115,7 +115,7 @@ func TestSetupPrometheusOutputParsesBack(t *testing.T) {
 	require.NotNil(t, req, "http_server_request_duration_seconds exposed")
 	var hist *dto.Histogram
 	for _, m := range req.GetMetric() {
-		if label(m, "http_route") == "GET /orders/{id}" {
+		if label(m, "http_route") == "/orders/{id}" {
 			hist = m.GetHistogram()
 			assert.Equal(t, "GET", label(m, "http_request_method"))
 			assert.Equal(t, "200", label(m, "http_response_status_code"))
