@@ -47,7 +47,7 @@ type App struct {
 	// dummyHash is checked when a login names no user (see login).
 	dummyHash string
 
-	ask func(ctx context.Context, normalized string) ([]byte, error)
+	ask func(ctx context.Context, q question) ([]byte, error)
 
 	handler http.Handler
 	closers []func() error
@@ -224,12 +224,12 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 		if err != nil {
 			return err
 		}
-		a.ask = metrics.TrackArgWith(tr, "assistant.query", func(ctx context.Context, norm string) ([]byte, error) {
-			ans, err := a.llm.ask(ctx, norm)
+		a.ask = metrics.TrackArgWith(tr, "assistant.query", func(ctx context.Context, q question) ([]byte, error) {
+			ans, err := a.llm.ask(ctx, q)
 			if err != nil {
 				return nil, err
 			}
-			return marshalAnswer(norm, ans, a.llm.model, a.sim != nil)
+			return marshalAnswer(q, ans, a.llm.model, a.sim != nil)
 		})
 		return nil
 	}
@@ -244,12 +244,12 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 	}
 	call := resilience.Wrap1(a.llmPipe, a.llm.ask)
 	a.ask = metrics.TrackArgWith(tr, "assistant.query", cache.Cacheable(a.cache, assistantKey, assistantTTL,
-		func(ctx context.Context, norm string) ([]byte, error) {
-			ans, err := call(ctx, norm)
+		func(ctx context.Context, q question) ([]byte, error) {
+			ans, err := call(ctx, q)
 			if err != nil {
 				return nil, err
 			}
-			return marshalAnswer(norm, ans, a.llm.model, a.sim != nil)
+			return marshalAnswer(q, ans, a.llm.model, a.sim != nil)
 		}))
 	return nil
 }

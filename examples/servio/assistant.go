@@ -66,10 +66,21 @@ type llmClient struct {
 
 const systemPrompt = "You are Servio's restaurant assistant. Answer briefly and concretely."
 
+// question is one assistant query.
+type question struct {
+	RestaurantID int64  // 0: no restaurant in particular
+	Text         string // normalized (normalizeQuestion)
+	Menu         string // the restaurant's menu as context; not part of the cache key
+}
+
 // ask sends one question and returns the first choice's content.
-func (c *llmClient) ask(ctx context.Context, question string) (string, error) {
-	body, err := json.Marshal(chatRequest{Model: c.model, MaxTokens: 300, Messages: []chatMessage{
-		{Role: "system", Content: systemPrompt}, {Role: "user", Content: question}}})
+func (c *llmClient) ask(ctx context.Context, q question) (string, error) {
+	msgs := []chatMessage{{Role: "system", Content: systemPrompt}}
+	if q.Menu != "" {
+		msgs = append(msgs, chatMessage{Role: "system", Content: "The guest is asking about this menu: " + q.Menu})
+	}
+	msgs = append(msgs, chatMessage{Role: "user", Content: q.Text})
+	body, err := json.Marshal(chatRequest{Model: c.model, MaxTokens: 300, Messages: msgs})
 	if err != nil {
 		return "", err
 	}
@@ -115,22 +126,39 @@ func normalizeQuestion(q string) string {
 	return strings.TrimRightFunc(q, func(r rune) bool { return unicode.IsPunct(r) || unicode.IsSpace(r) })
 }
 
-func assistantKey(normalized string) string {
-	sum := sha256.Sum256([]byte(normalized))
-	return "assistant:" + hex.EncodeToString(sum[:16])
+// assistantKey is the cache key of an answer: the restaurant and a hash of
+// the normalized question.
+func assistantKey(q question) string {
+	sum := sha256.Sum256([]byte(q.Text))
+	return "assistant:" + strconv.FormatInt(q.RestaurantID, 10) + ":" + hex.EncodeToString(sum[:16])
+}
+
+// menuContext summarizes a restaurant's cached menu response for the model.
+func menuContext(menuJSON []byte) (string, error) {
+	var m menuResponse
+	if err := json.Unmarshal(menuJSON, &m); err != nil {
+		return "", err
+	}
+	parts := make([]string, 0, min(len(m.Items), 50))
+	for _, it := range m.Items[:min(len(m.Items), 50)] {
+		parts = append(parts, fmt.Sprintf("%s ($%d.%02d)", it.Name, it.PriceCents/100, it.PriceCents%100))
+	}
+	return strings.Join(parts, "; "), nil
 }
 
 const maxQuestionLen = 2000
 
 type assistantRequest struct {
-	Question string `json:"question"`
+	Question     string `json:"question"`
+	RestaurantID int64  `json:"restaurant_id"` // optional: answer about this restaurant's menu
 }
 
 type assistantResponse struct {
-	Question  string `json:"question"`
-	Answer    string `json:"answer"`
-	Model     string `json:"model"`
-	Simulated bool   `json:"simulated"`
+	RestaurantID int64  `json:"restaurant_id,omitempty"`
+	Question     string `json:"question"`
+	Answer       string `json:"answer"`
+	Model        string `json:"model"`
+	Simulated    bool   `json:"simulated"`
 }
 
 func (a *App) assistantQuery(w http.ResponseWriter, r *http.Request) {
@@ -139,12 +167,25 @@ func (a *App) assistantQuery(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	norm := normalizeQuestion(req.Question)
-	if norm == "" || utf8.RuneCountInString(req.Question) > maxQuestionLen {
+	q := question{RestaurantID: req.RestaurantID, Text: normalizeQuestion(req.Question)}
+	switch {
+	case q.Text == "" || utf8.RuneCountInString(req.Question) > maxQuestionLen:
 		a.fail(w, r, badRequest("question is required (at most %d characters)", maxQuestionLen))
 		return
+	case q.RestaurantID < 0:
+		a.fail(w, r, badRequest("restaurant_id must be a positive integer"))
+		return
+	case q.RestaurantID > 0:
+		menu, err := a.svc.Menu(r.Context(), q.RestaurantID) // cached; 404 for an unknown restaurant
+		if err == nil {
+			q.Menu, err = menuContext(menu)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
-	b, err := a.ask(r.Context(), norm)
+	b, err := a.ask(r.Context(), q)
 	if err != nil {
 		a.failUpstream(w, r, err)
 		return
@@ -152,8 +193,8 @@ func (a *App) assistantQuery(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, b)
 }
 
-func marshalAnswer(norm, answer, model string, simulated bool) ([]byte, error) {
-	return json.Marshal(assistantResponse{Question: norm, Answer: answer, Model: model, Simulated: simulated})
+func marshalAnswer(q question, answer, model string, simulated bool) ([]byte, error) {
+	return json.Marshal(assistantResponse{RestaurantID: q.RestaurantID, Question: q.Text, Answer: answer, Model: model, Simulated: simulated})
 }
 
 // failUpstream maps LLM failures: an open circuit, a full bulkhead or the

@@ -21,6 +21,14 @@ func TestAssistantAnswersCached(t *testing.T) {
 		a.doJSON("POST", "/assistant/query", `{"question":"`+q+`"}`, http.StatusOK, nil)
 	}
 	assert.Equal(t, int64(1), a.sim.calls.Load(), "normalized questions share one cached answer")
+
+	var ans assistantResponse
+	a.doJSON("POST", "/assistant/query", `{"question":"Is the tiramisu vegan?","restaurant_id":1}`, http.StatusOK, &ans)
+	assert.Equal(t, int64(1), ans.RestaurantID)
+	assert.Equal(t, int64(2), a.sim.calls.Load(), "a question about a restaurant is its own cache entry")
+	assert.Contains(t, a.sim.lastPrompt(), "Tiramisu ($6.50)", "the restaurant's menu goes to the model as context")
+	a.doJSON("POST", "/assistant/query", `{"question":"hi","restaurant_id":999}`, http.StatusNotFound, nil)
+	a.doJSON("POST", "/assistant/query", `{"question":"hi","restaurant_id":-1}`, http.StatusBadRequest, nil)
 }
 
 // TestAssistantBreakerOpensFailsFast: with the upstream failing every call,
@@ -75,11 +83,11 @@ func TestMetricsEndpoint(t *testing.T) {
 	code, body := a.do("GET", "/health/metrics", "")
 	require.Equal(t, http.StatusOK, code)
 	for _, name := range []string{
-		`http_server_request_duration_seconds_count{`, `http_route="GET /restaurants/{id}/menu"`,
+		`http_server_request_duration_seconds_count{`, `http_route="/restaurants/{id}/menu"`,
 		"perfkit_cache_hits_total", "db_client_connection_count", "perfkit_operation_duration_seconds",
 		`operation_name="menu.get"`, "resilience_breaker_state", "http_client_request_duration_seconds", "ratelimit_decisions_total",
 	} {
-		assert.Contains(t, string(body), name)
+		assert.True(t, strings.Contains(string(body), name), "/health/metrics must contain %s", name)
 	}
 }
 

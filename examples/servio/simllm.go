@@ -25,6 +25,7 @@ type simLLM struct {
 	latency atomic.Int64  // nanoseconds
 	failPPM atomic.Uint32 // failures per million requests
 	calls   atomic.Int64
+	last    atomic.Pointer[string] // the last request's messages, for tests
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -56,6 +57,14 @@ func (s *simLLM) BaseURL() string { return "http://" + s.ln.Addr().String() + "/
 
 func (s *simLLM) setLatency(d time.Duration) { s.latency.Store(int64(d)) }
 func (s *simLLM) setFailureRate(f float64)   { s.failPPM.Store(uint32(f * 1e6)) }
+
+// lastPrompt returns the messages of the last request, one per line.
+func (s *simLLM) lastPrompt() string {
+	if p := s.last.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // Close stops the server and waits for it; calling it again does nothing.
 func (s *simLLM) Close() error {
@@ -89,6 +98,12 @@ func (s *simLLM) complete(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"message": "simulated upstream failure", "type": "server_error"}})
 		return
 	}
+	var all strings.Builder
+	for _, m := range req.Messages {
+		all.WriteString(m.Content + "\n")
+	}
+	prompt := all.String()
+	s.last.Store(&prompt)
 	q := req.Messages[len(req.Messages)-1].Content
 	answer := fmt.Sprintf("(simulated) For %q: our most ordered dishes are Margherita, Salmon nigiri and Carnitas taco; "+
 		"ask staff about allergens.", strings.TrimSpace(q))

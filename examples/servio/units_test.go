@@ -107,7 +107,9 @@ func TestNormalizeQuestion(t *testing.T) {
 	for _, tc := range tests {
 		assert.Equal(t, tc.want, normalizeQuestion(tc.in), "normalizeQuestion(%q)", tc.in)
 	}
-	assert.Equal(t, assistantKey(normalizeQuestion("What's vegan?")), assistantKey(normalizeQuestion("what's VEGAN")))
+	assert.Equal(t, assistantKey(question{Text: normalizeQuestion("What's vegan?")}), assistantKey(question{Text: normalizeQuestion("what's VEGAN")}))
+	assert.NotEqual(t, assistantKey(question{RestaurantID: 1, Text: "x"}), assistantKey(question{RestaurantID: 2, Text: "x"}),
+		"answers are per restaurant")
 }
 
 func TestNewRedis(t *testing.T) {
