@@ -3,6 +3,7 @@ package metrics
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -339,7 +340,8 @@ func SetRoute(w http.ResponseWriter, route string) {
 }
 
 // responseWriter records the status code. It implements Unwrap (so
-// http.ResponseController reaches the server's writer), Flush and Hijack.
+// http.ResponseController reaches the server's writer), Flush, Hijack and
+// ReadFrom.
 type responseWriter struct {
 	http.ResponseWriter
 	status int
@@ -369,6 +371,18 @@ func (w *responseWriter) Flush() {
 		w.status = http.StatusOK
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// ReadFrom implements io.ReaderFrom so that io.Copy (http.ServeContent,
+// ServeFile) keeps the server's sendfile path.
+func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
 }
 
 // Hijack implements http.Hijacker for WebSocket upgrades.

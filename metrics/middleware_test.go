@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -277,4 +278,47 @@ func TestRouteTemplate(t *testing.T) {
 	for _, c := range cases {
 		assert.Equal(t, c.want, routeTemplate(c.in), "pattern %q", c.in)
 	}
+}
+
+func TestMiddlewareKeepsReaderFromAndHijack(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /file", func(w http.ResponseWriter, _ *http.Request) {
+		_, isRF := w.(io.ReaderFrom)
+		assert.True(t, isRF, "writer is an io.ReaderFrom")
+		_, _ = io.Copy(w, strings.NewReader("payload"))
+	})
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, _ *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if !assert.NoError(t, err) {
+			return
+		}
+		_, _ = buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: close\r\n\r\n")
+		_ = buf.Flush()
+		_ = conn.Close()
+	})
+	srv := httptest.NewServer(mw.Wrap(mux))
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "/file")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, "payload", string(body))
+	resp, err = http.Get(srv.URL + "/ws")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	srv.Close()
+
+	statuses := map[string]int64{}
+	for _, dp := range histPoints(t, collect(t, r, HTTPServerDuration)) {
+		route, _ := dp.Attributes.Value("http.route")
+		st, _ := dp.Attributes.Value("http.response.status_code")
+		statuses[route.AsString()] = st.AsInt64()
+	}
+	assert.Equal(t, map[string]int64{"/file": 200, "/ws": 101}, statuses)
 }
