@@ -43,8 +43,9 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 // cache keys, without KeyPrefix) from L1, from L2 — SCAN MATCH with COUNT
 // 1000 on every master and pipelined UNLINKs, never KEYS — and from every
 // other instance's L1. Use EscapePattern for key parts that may hold glob
-// characters. It returns how many L2 keys it removed, and an error wrapping
-// ErrUnavailable when Redis failed.
+// characters. It returns how many L2 keys it removed (L1 entries, without
+// Redis), and an error wrapping ErrUnavailable when Redis failed; L1 is
+// cleared regardless.
 func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
@@ -107,7 +108,10 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, err
 // InvalidateTags removes every key written WithTags(tag) for any of tags —
 // reading each tag's set (SMEMBERS) and unlinking its members, O(keys
 // tagged) — from L1, L2 and every other instance's L1. It returns how many
-// L2 keys it removed, and an error wrapping ErrUnavailable when Redis failed.
+// L2 keys it removed (L1 entries, without Redis), and an error wrapping
+// ErrUnavailable when Redis failed; L1 is cleared regardless. Tag sets are
+// not pruned when their keys expire or are deleted; they expire with their
+// longest-lived key.
 func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (int, error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
