@@ -66,6 +66,8 @@ type Checker struct {
 	checks   atomic.Pointer[[]*checkState] // copy on write, sorted by name
 	draining atomic.Bool
 	started  atomic.Bool
+
+	closeGrace time.Duration // how long Close waits for checks ignoring ctx
 }
 
 // New returns a Checker with cfg's checks registered and their background
@@ -90,7 +92,7 @@ func New(cfg Config) (*Checker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Checker{cfg: cfg, now: cfg.Now, log: cfg.Logger}
+	c := &Checker{cfg: cfg, now: cfg.Now, log: cfg.Logger, closeGrace: time.Second}
 	c.checks.Store(&[]*checkState{})
 	inst, err := newInstruments(cfg.MeterProvider, c)
 	if err != nil {
@@ -161,9 +163,11 @@ func (c *Checker) Close() {
 	c.wg.Wait()
 	done := make(chan struct{})
 	go func() { c.calls.Wait(); close(done) }()
+	grace := time.NewTimer(c.closeGrace)
+	defer grace.Stop()
 	select {
 	case <-done:
-	case <-time.After(time.Second):
+	case <-grace.C:
 		for _, s := range *c.checks.Load() {
 			if s.calling.Load() {
 				c.log.Warn("health: check ignores its context and is still running after Close", "check", s.check.Name)

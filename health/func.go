@@ -6,8 +6,10 @@ import (
 	"time"
 )
 
-// Func adapts fn to a CheckFunc: nil is a pass, an error wrapped by Warn is
-// a warn, any other error a fail. A nil fn always fails.
+// Func adapts fn to a CheckFunc: nil is a pass, an error wrapped by Warn
+// (anywhere in its chain) is a warn with the error's text as output, any
+// other error a fail. fn gets the check's ctx and must honour it. A nil fn
+// always fails.
 func Func(fn func(ctx context.Context) error) CheckFunc {
 	return func(ctx context.Context) Result {
 		if fn == nil {
@@ -16,7 +18,7 @@ func Func(fn func(ctx context.Context) error) CheckFunc {
 		err := fn(ctx)
 		var w *warnError
 		if errors.As(err, &w) {
-			return Result{Status: StatusWarn, Output: w.Error()}
+			return Result{Status: StatusWarn, Output: err.Error()}
 		}
 		return Result{Err: err}
 	}
