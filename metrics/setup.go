@@ -85,7 +85,9 @@ type Options struct {
 	Readers []sdkmetric.Reader
 
 	// SetGlobal installs the provider with otel.SetMeterProvider so that
-	// every package defaulting to otel.GetMeterProvider() reports into it.
+	// every package defaulting to otel.GetMeterProvider() reports into it,
+	// and routes OpenTelemetry's own errors (failed OTLP exports) to Logger
+	// with otel.SetErrorHandler.
 	SetGlobal bool
 	// Logger receives export errors. Default slog.Default().
 	Logger *slog.Logger
@@ -222,6 +224,10 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	p.mp = sdkmetric.NewMeterProvider(mpOpts...)
 	if opts.SetGlobal {
 		otel.SetMeterProvider(p.mp)
+		logger := opts.Logger
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("metrics: opentelemetry error", "err", err)
+		}))
 	}
 	return p, nil
 }
