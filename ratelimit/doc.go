@@ -7,7 +7,7 @@
 // implements [Limiter]:
 //
 //   - [Local]: in-memory GCRA per key, sharded, bounded key count (idle keys
-//     are forgotten first), no goroutines, 0 allocations per decision.
+//     are forgotten first), no goroutines, no allocation on a known key.
 //   - [Redis]: one Lua script per decision (GCRA, sliding-window counter or
 //     fixed window), run with EVALSHA on Redis's clock, atomic and exact
 //     across instances, Cluster-safe. Several tiers of one key are decided in
