@@ -6,7 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/servio/perfkit/cache"
 )
@@ -128,4 +131,38 @@ func ExampleMemoize() {
 	// Output:
 	// loading settings
 	// EUR
+}
+
+// Wiring for a service with Redis (REDIS_URL: one URL, or a comma-separated
+// list of cluster nodes). Not run: it needs a Redis.
+func ExampleNew_redis() {
+	redisURL := "redis://127.0.0.1:6379/0"
+	var rdb redis.UniversalClient
+	if strings.Contains(redisURL, ",") {
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:                 strings.Split(redisURL, ","),
+			ContextTimeoutEnabled: true, // L2Timeout then bounds reads of a hung node
+		})
+	} else {
+		opt, err := redis.ParseURL(redisURL)
+		if err != nil {
+			panic(err)
+		}
+		opt.ContextTimeoutEnabled = true
+		rdb = redis.NewClient(opt)
+	}
+	defer rdb.Close()
+
+	c, err := cache.New(cache.Config{
+		Redis:       rdb,
+		KeyPrefix:   "servio:",
+		StaleFor:    30 * time.Second, // serve stale menus while one refresh runs
+		NegativeTTL: 10 * time.Second, // remember "no such order" briefly
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	// c.Delete / c.InvalidateTags on one instance now clear every
+	// instance's L1 through pub/sub.
 }
