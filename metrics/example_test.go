@@ -127,3 +127,51 @@ func ExampleQuantile() {
 	fmt.Printf("p95 = %.2f s\n", p95)
 	// Output: p95 = 0.50 s
 }
+
+type tenantKey struct{}
+
+// Layers that replace the request (r.WithContext) hide the mux's pattern
+// from an outer middleware; ReportRoute around the mux carries it out.
+func ExampleReportRoute() {
+	ctx := context.Background()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(ctx)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /menu-items/{id}", func(http.ResponseWriter, *http.Request) {})
+	withTenant := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tenantKey{}, "t1")))
+		})
+	}
+	mw, _ := metrics.NewHTTPMiddleware(metrics.HTTPConfig{MeterProvider: mp})
+	handler := mw.Wrap(withTenant(metrics.ReportRoute(mux)))
+	handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/menu-items/7", nil))
+
+	pct, _ := metrics.ReadPercentiles(ctx, reader, metrics.HTTPServerDuration, func(s attribute.Set) bool {
+		route, _ := s.Value("http.route")
+		return route.AsString() == "/menu-items/{id}"
+	})
+	fmt.Println(pct.Count)
+	// Output: 1
+}
+
+// Business KPIs: bind attribute sets once, then record without allocating.
+func ExampleNewValueHistogram() {
+	ctx := context.Background()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(ctx)
+
+	value, _ := metrics.NewValueHistogram(mp, "servio.order.value", metric.WithUnit("USD"),
+		metric.WithExplicitBucketBoundaries(5, 10, 25, 50, 100, 250))
+	web := value.Bind(attribute.String("channel", "web"))
+	for _, v := range []float64{8, 12, 30, 45, 60} {
+		web.Record(ctx, v)
+	}
+	h, _ := metrics.ReadHistogram(ctx, reader, "servio.order.value", nil)
+	p50, _ := h.Quantile(0.5)
+	fmt.Printf("orders: %d, median value ≈ %.0f USD\n", h.Count(), p50)
+	// Output: orders: 5, median value ≈ 31 USD
+}
