@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,10 +47,40 @@ type Config struct {
 // Config.Redis is set (sharing one circuit breaker), local otherwise. It
 // starts no goroutines. It is safe for concurrent use.
 type Group struct {
-	cfg Config
-	in  *instruments
-	b   *backend // nil without Redis
+	cfg    Config
+	in     *instruments
+	b      *backend // nil without Redis
+	locals *localCache
 }
+
+// localCache hands out one Local per tier name, so every route limited by
+// the Global tier shares one Global quota per key.
+type localCache struct {
+	mu sync.Mutex
+	m  map[string]*Local
+}
+
+// get returns the Local of t (under id), creating it on first use. A tier
+// name already used with another definition is an error: the tiers would
+// share Redis keys and local state.
+func (c *localCache) get(id string, t Tier, maxKeys int) (*Local, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l, ok := c.m[id]; ok {
+		if l.tiers[0] != t {
+			return nil, errInvalid(fmt.Sprintf("tier %q used with two definitions: %v and %v", t.Name, l.tiers[0].Limit, t.Limit))
+		}
+		return l, nil
+	}
+	l, err := NewLocal(LocalConfig{Tier: t, MaxKeys: maxKeys})
+	if err != nil {
+		return nil, err
+	}
+	c.m[id] = l
+	return l, nil
+}
+
+func newLocalCache() *localCache { return &localCache{m: map[string]*Local{}} }
 
 // New validates cfg and returns a Group.
 func New(cfg Config) (*Group, error) {
@@ -90,17 +121,19 @@ func New(cfg Config) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: metrics: %w", err)
 	}
-	g := &Group{cfg: cfg, in: in}
+	g := &Group{cfg: cfg, in: in, locals: newLocalCache()}
 	if cfg.Redis != nil {
-		g.b = newBackend(cfg, in)
+		g.b = newBackend(cfg, in, g.locals)
 	}
 	return g, nil
 }
 
 // Limiter returns a limiter that checks every tier given on each decision:
 // a *Redis (one round trip for all tiers) when the Group has Redis, else a
-// *Local for one tier or a chain of them for several. With no tiers it uses
-// Tiers().API.
+// *Local for one tier or a chain of them for several. Limiters of one Group
+// share state per tier name (locally and in Redis), so the Global tier on
+// every route is one quota; a name given two definitions is an error. With
+// no tiers it uses Tiers().API.
 func (g *Group) Limiter(tiers ...Tier) (TieredLimiter, error) {
 	if len(tiers) == 0 {
 		tiers = []Tier{Tiers().API}
@@ -110,19 +143,20 @@ func (g *Group) Limiter(tiers ...Tier) (TieredLimiter, error) {
 			return nil, err
 		}
 	}
-	if g.b != nil {
-		return newRedis(g.b, tiers)
-	}
-	if len(tiers) == 1 {
-		return NewLocal(LocalConfig{Tier: tiers[0], MaxKeys: g.cfg.MaxKeys})
-	}
+	// a Redis Group registers the tiers too, so a name means one thing
 	c := &localChain{tiers: tiers}
 	for _, t := range tiers {
-		l, err := NewLocal(LocalConfig{Tier: t, MaxKeys: g.cfg.MaxKeys})
+		l, err := g.locals.get("tier/"+t.Name, t, g.cfg.MaxKeys)
 		if err != nil {
 			return nil, err
 		}
 		c.ls = append(c.ls, l)
+	}
+	if g.b != nil {
+		return newRedis(g.b, tiers)
+	}
+	if len(tiers) == 1 {
+		return c.ls[0], nil
 	}
 	return c, nil
 }

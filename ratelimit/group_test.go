@@ -104,3 +104,27 @@ func TestRedisConfigErrors(t *testing.T) {
 	_, err = l.AllowTiers(context.Background(), "k", 1, nil)
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig)
 }
+
+// TestGroupSharesTiers: two routes limited by Global + their own tier share
+// one Global quota; a tier name with two definitions is refused.
+func TestGroupSharesTiers(t *testing.T) {
+	t.Parallel()
+	g, err := ratelimit.New(ratelimit.Config{})
+	require.NoError(t, err)
+	global := ratelimit.Tier{Name: "global", Limit: ratelimit.PerHour(3)}
+	a, err := g.Limiter(global, ratelimit.Tier{Name: "a", Limit: ratelimit.PerHour(10)})
+	require.NoError(t, err)
+	b, err := g.Limiter(global, ratelimit.Tier{Name: "b", Limit: ratelimit.PerHour(10)})
+	require.NoError(t, err)
+	ctx := context.Background()
+	var allowed []bool
+	for _, l := range []ratelimit.Limiter{a, b, a, b} {
+		r, err := l.Allow(ctx, "k")
+		require.NoError(t, err)
+		allowed = append(allowed, r.Allowed)
+	}
+	assert.Equal(t, []bool{true, true, true, false}, allowed, "Global 3/h shared by both routes")
+
+	_, err = g.Limiter(ratelimit.Tier{Name: "global", Limit: ratelimit.PerHour(4)})
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig)
+}

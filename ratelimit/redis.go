@@ -23,15 +23,17 @@ type backend struct {
 	breaker *gobreaker.CircuitBreaker[[]int64]
 	in      *instruments
 	log     *slog.Logger
+	locals  *localCache // fallback limiters, one per tier name
 }
 
 // errCallerGone marks a failure caused by the caller's context, which says
 // nothing about Redis's health.
 var errCallerGone = errors.New("ratelimit: caller context done")
 
-func newBackend(cfg Config, in *instruments) *backend {
+func newBackend(cfg Config, in *instruments, locals *localCache) *backend {
 	b := &backend{
 		cfg:     cfg,
+		locals:  locals,
 		client:  cfg.Redis,
 		scripts: [3]*redis.Script{redis.NewScript(gcraScript), redis.NewScript(slidingScript), redis.NewScript(fixedScript)},
 		in:      in,
@@ -151,7 +153,7 @@ func newRedis(b *backend, tiers []Tier) (*Redis, error) {
 			lt := t
 			lt.Limit = t.Limit.divide(b.cfg.Instances)
 			var err error
-			if fb, err = NewLocal(LocalConfig{Tier: lt, MaxKeys: b.cfg.MaxKeys}); err != nil {
+			if fb, err = b.locals.get("fallback/"+t.Name, lt, b.cfg.MaxKeys); err != nil {
 				return nil, err
 			}
 		}
