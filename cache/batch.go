@@ -12,7 +12,8 @@ import (
 // from both (or holding a negative entry) are absent from the map. The L2
 // lookups are pipelined GETs — one round trip per Redis node, a cluster
 // client splitting the pipeline by node — and L2 hits fill L1. Redis
-// failures read as misses; the error is ctx.Err() if ctx ended, else nil.
+// failures read as misses; stale values (Config.StaleFor) are returned as
+// they are. The error is ctx.Err() if ctx ended, else nil.
 func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V, error) {
 	out := make(map[string]V, len(keys))
 	var missing []string

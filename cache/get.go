@@ -15,11 +15,13 @@ import (
 // Config.L2Timeout); load runs in its own goroutine with a context that
 // keeps ctx's values but not its cancellation, bounded by
 // Config.LoadTimeout: a caller whose ctx ends gets ctx.Err() at once while
-// the load goes on for the others. Loader
-// errors are returned to every waiting caller and not cached, unless
-// negative caching is on and Config.IsNegative(err). A loader panic is
-// re-raised in every waiting caller as a *PanicError. Redis failures are
-// never returned: they count as misses (and in Stats.L2Errors).
+// the load goes on for the others. Loader errors are returned to every
+// waiting caller and not cached, unless negative caching is on and
+// Config.IsNegative(err). A loader panic is re-raised in every waiting
+// caller as a *PanicError. Redis failures are never returned: they count as
+// misses (and in Stats.L2Errors). A Delete, Set or invalidation of key while
+// a load runs keeps its result out of both tiers. With Config.StaleFor, a
+// stale hit returns at once and starts one background refresh.
 //
 // Go allocates a loader closure that captures variables at the call site;
 // pass a prebuilt func, or use Cacheable, to keep L1 hits allocation-free.
