@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/goleak"
 )
 
 func setupTest(t *testing.T, opts Options) *Provider {
@@ -230,4 +231,26 @@ func TestSetupRejectsBadOptions(t *testing.T) {
 		_, err := Setup(context.Background(), o)
 		assert.ErrorIs(t, err, ErrInvalidConfig, "options %+v", o)
 	}
+}
+
+// TestSetupShutdownLeaksNothing runs serially (before the parallel tests
+// resume), so goleak sees only what this Setup started: periodic readers
+// for OTLP and StatsD, the OTLP HTTP client's connections.
+func TestSetupShutdownLeaksNothing(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer collector.Close()
+	sink := newUDPSink(t)
+	ctx := context.Background()
+	p, err := Setup(ctx, Options{
+		OTLP:   OTLPOptions{Enabled: true, EndpointURL: collector.URL + "/v1/metrics"},
+		StatsD: &StatsDConfig{Addr: sink.addr()},
+	})
+	require.NoError(t, err)
+	c, _ := p.Meter("test").Int64Counter("leak.check")
+	c.Add(ctx, 1)
+	require.NoError(t, p.ForceFlush(ctx))
+	require.NoError(t, p.Shutdown(ctx))
 }
