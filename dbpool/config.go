@@ -36,9 +36,9 @@ type Config struct {
 	// QueryTimeout is applied to every statement whose context has no
 	// deadline; an explicit deadline wins. Default 30 s; negative: none.
 	QueryTimeout time.Duration
-	// IdleTimeout closes connections idle this long (database/sql
-	// SetConnMaxIdleTime); the warm MinConns are refreshed by the maintainer
-	// and survive it. Default 30 s; negative: never.
+	// IdleTimeout closes connections idle this long, checked every
+	// MaintainInterval, but keeps MinConns idle ones open (HikariCP's
+	// minimumIdle/idleTimeout split). Default 30 s; negative: never.
 	IdleTimeout time.Duration
 	// MaxLifetime closes connections this old (SetConnMaxLifetime).
 	// Default 0: no limit (MaxUses recycles instead).
@@ -64,8 +64,8 @@ type Config struct {
 	// pool counts as saturated (Saturated, Stats, a Warn log on entering).
 	// Default 0.9.
 	SaturationThreshold float64
-	// MaintainInterval is how often the maintainer tops up warm connections,
-	// checks saturation and leaks. Default 1 s (or IdleTimeout/3 if smaller).
+	// MaintainInterval is how often the maintainer closes idle connections,
+	// tops up warm ones and checks saturation and leaks. Default 1 s (or IdleTimeout/3 if smaller).
 	MaintainInterval time.Duration
 	// Name is the db.client.connection.pool.name metric attribute.
 	// Default: the driver name.

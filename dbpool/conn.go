@@ -23,6 +23,7 @@ type conn struct {
 	uses      atomic.Int64
 	retired   atomic.Bool
 	heldSince atomic.Int64 // UnixNano when acquired; 0 while idle in the pool
+	idleSince atomic.Int64 // UnixNano when it went idle in the pool; 0 while held or parked
 	leaked    atomic.Bool  // leak logged for the current acquisition
 	stack     atomic.Pointer[[]uintptr]
 	maint     bool      // held by the maintainer (not a use); under database/sql's lock
@@ -73,6 +74,7 @@ func (p *pool) newConn(ci driver.Conn) *conn {
 	c.resetter, _ = ci.(driver.SessionResetter)
 	c.validator, _ = ci.(driver.Validator)
 	c.checker, _ = ci.(driver.NamedValueChecker)
+	c.idleSince.Store(time.Now().UnixNano())
 	p.track(c)
 	return c
 }
@@ -80,6 +82,7 @@ func (p *pool) newConn(ci driver.Conn) *conn {
 // markAcquired records that a caller took the connection.
 func (c *conn) markAcquired(maint bool) {
 	c.maint = maint
+	c.idleSince.Store(0)
 	c.heldSince.Store(time.Now().UnixNano())
 	if c.p.cfg.LeakThreshold > 0 && !maint {
 		pcs := make([]uintptr, 64)
@@ -238,10 +241,12 @@ func (c *conn) ResetSession(ctx context.Context) error {
 }
 
 // IsValid runs when the connection goes back to the pool: it records the
-// use time and retires the connection after its maximum uses.
+// use time and idle start, and retires the connection after its maximum
+// uses.
 func (c *conn) IsValid() bool {
+	now := time.Now().UnixNano()
 	if h := c.heldSince.Swap(0); h != 0 && !c.maint {
-		c.p.in.useTime.Record(context.Background(), float64(time.Now().UnixNano()-h)/1e9, c.p.in.rec...)
+		c.p.in.useTime.Record(context.Background(), float64(now-h)/1e9, c.p.in.rec...)
 	}
 	c.maint = false
 	if c.stack.Load() != nil {
@@ -254,9 +259,10 @@ func (c *conn) IsValid() bool {
 		}
 		return false
 	}
-	if c.validator != nil {
-		return c.validator.IsValid()
+	if c.validator != nil && !c.validator.IsValid() {
+		return false
 	}
+	c.idleSince.Store(now)
 	return true
 }
 

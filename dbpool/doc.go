@@ -24,13 +24,15 @@
 //
 // How it maps onto database/sql, and its limits:
 //
-//   - Warm connections are made by the maintainer goroutine holding MinConns
-//     connections from the pool at once (one first, then the rest
+//   - Warm connections are made by the maintainer goroutine holding the
+//     missing ones from the pool at once (one first at Open, then the rest
 //     concurrently) and handing them back; it runs at Open, every
-//     MaintainInterval, and whenever a connection closes or retires. Holding
-//     them also refreshes their idle time, so the warm MinConns survive
-//     IdleTimeout while connections above it are closed (HikariCP's
-//     minimumIdle/idleTimeout split).
+//     MaintainInterval, and whenever a connection closes or retires.
+//   - IdleTimeout is enforced by the maintainer, not by database/sql's idle
+//     timer (which would close the warm connections too): it closes
+//     connections idle longer than IdleTimeout but keeps MinConns idle ones
+//     (HikariCP's minimumIdle/idleTimeout split). These closes are reported
+//     as DBStats.MaxIdleTimeClosed in Stats.
 //   - Growth: database/sql dials a new connection on the caller's goroutine
 //     whenever the pool has room, so a spike opens one connection per caller
 //     and each of them waits a full dial. dbpool keeps database/sql's

@@ -42,7 +42,6 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 		defer g.Stop()
 		growC = g.C
 	}
-	lastRefresh := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -52,6 +51,7 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 			continue
 		case <-t.C:
 			p.expireSpares()
+			p.closeIdle()
 		case <-p.kick:
 			// Waiting callers kick on every call: look at most once a millisecond.
 			time.Sleep(time.Millisecond)
@@ -59,21 +59,46 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 		p.dialSpares(ctx)
 		p.grow(ctx)
 		s := p.stats()
-		refresh := p.cfg.IdleTimeout > 0 && time.Since(lastRefresh) >= p.cfg.IdleTimeout/2
-		if s.OpenConnections < p.cfg.MinConns || refresh {
-			// Never hold more than the pool has room for: the maintainer
-			// must not queue behind callers.
-			n := min(p.cfg.MinConns, s.MaxOpenConnections) - s.InUse
-			if err := p.hold(ctx, n); err != nil && ctx.Err() == nil {
+		if s.OpenConnections < p.cfg.MinConns {
+			// Hold only what is missing beside the connections in use, so
+			// the maintainer never queues behind callers.
+			if err := p.hold(ctx, p.cfg.MinConns-s.InUse); err != nil && ctx.Err() == nil {
 				p.log.LogAttrs(ctx, slog.LevelDebug, "dbpool: topping up warm connections failed",
 					slog.String("pool", p.cfg.Name), slog.String("error", err.Error()))
 			}
-			lastRefresh = time.Now()
 			s = p.stats()
 		}
 		p.checkSaturation(ctx, s)
 		p.checkLeaks(ctx)
 	}
+}
+
+// closeIdle closes connections idle longer than IdleTimeout, keeping at
+// least MinConns idle ones. database/sql's own idle timer is not used: it
+// closes every connection past the timeout, the warm ones too. database/sql
+// has no way to close one chosen idle connection, so closeIdle lowers
+// MaxIdleConns for a moment, which closes that many idle connections.
+func (p *pool) closeIdle() {
+	if p.cfg.IdleTimeout <= 0 {
+		return
+	}
+	cutoff := time.Now().Add(-p.cfg.IdleTimeout).UnixNano()
+	old := 0
+	p.mu.Lock()
+	for c := range p.conns {
+		if since := c.idleSince.Load(); since != 0 && since < cutoff {
+			old++
+		}
+	}
+	p.mu.Unlock()
+	s := p.db.Stats()
+	keep := max(s.Idle-old, p.cfg.MinConns)
+	if keep >= s.Idle {
+		return
+	}
+	p.db.SetMaxIdleConns(keep) // 0: none idle
+	p.db.SetMaxIdleConns(int(p.capN.Load()))
+	p.idleClosed.Add(p.db.Stats().MaxIdleClosed - s.MaxIdleClosed)
 }
 
 // grow raises the pool's cap by one connection at a time while callers
@@ -189,6 +214,7 @@ func (p *pool) dialSpares(ctx context.Context) {
 			return
 		}
 		c.parked = time.Now()
+		c.idleSince.Store(0) // parked, not idle in database/sql's pool
 		select {
 		case p.spares <- c:
 		default:

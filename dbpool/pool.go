@@ -47,6 +47,7 @@ type pool struct {
 	queries         atomic.Int64
 	slow            atomic.Int64
 	leaks           atomic.Int64
+	idleClosed      atomic.Int64 // closed by the maintainer after IdleTimeout
 	pending         atomic.Int64
 	maintaining     atomic.Bool
 	maintDialed     atomic.Bool // the maintainer's current acquisition is dialling
@@ -61,7 +62,7 @@ type pool struct {
 	connector *connector
 
 	mu    sync.Mutex
-	conns map[*conn]struct{} // live connections, kept when LeakThreshold > 0
+	conns map[*conn]struct{} // live connections
 }
 
 // Open opens a pool on a registered database/sql driver ("pgx", "sqlite",
@@ -122,7 +123,8 @@ func OpenConnector(ctx context.Context, c driver.Connector, cfg Config) (*DB, er
 	} else {
 		p.setCap(max(cfg.MinConns, 1))
 	}
-	p.db.SetConnMaxIdleTime(cfg.IdleTimeout)
+	// No SetConnMaxIdleTime: database/sql's idle timer would close the warm
+	// connections too; the maintainer enforces IdleTimeout (closeIdle).
 	p.db.SetConnMaxLifetime(cfg.MaxLifetime)
 	if p.in, err = newInstruments(p); err != nil {
 		_ = p.db.Close()
@@ -217,10 +219,14 @@ func (p *pool) saturation(s sql.DBStats) float64 {
 }
 
 // stats is database/sql's stats with MaxOpenConnections the configured
-// maximum rather than the current growth cap.
+// maximum rather than the current growth cap, and the maintainer's idle
+// closes (made by lowering MaxIdleConns) counted as MaxIdleTimeClosed.
 func (p *pool) stats() sql.DBStats {
 	s := p.db.Stats()
 	s.MaxOpenConnections = p.cfg.MaxOpen
+	n := p.idleClosed.Load()
+	s.MaxIdleTimeClosed += n
+	s.MaxIdleClosed -= n
 	return s
 }
 
@@ -283,21 +289,16 @@ func (p *pool) wake() {
 }
 
 func (p *pool) track(c *conn) {
-	if p.cfg.LeakThreshold <= 0 {
-		return
-	}
 	p.mu.Lock()
 	p.conns[c] = struct{}{}
 	p.mu.Unlock()
 }
 
 func (p *pool) untrack(c *conn) {
-	if p.cfg.LeakThreshold > 0 {
-		p.mu.Lock()
-		delete(p.conns, c)
-		p.mu.Unlock()
-	}
-	p.wake() // top up warm connections after idle close or retirement
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	p.wake() // top up warm connections after a close or retirement
 }
 
 func (p *pool) drainSpares() {
