@@ -86,3 +86,35 @@ func TestAuthTierAcrossInstances(t *testing.T) {
 	// Other tiers are separate: the menu still answers.
 	a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
 }
+
+// TestAPITierPerUser: with a valid token the API tier (60/min) counts per
+// user, so one user using up the budget does not limit another user or an
+// anonymous caller on the same address.
+func TestAPITierPerUser(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "sqlite")
+	token := func(email string) string {
+		var res loginResponse
+		a.doJSON("POST", "/auth/login", `{"email":"`+email+`","password":"servio-demo"}`, http.StatusOK, &res)
+		return res.Token
+	}
+	manager, staff := token("manager@servio.dev"), token("staff@servio.dev")
+	get := func(tok string) int {
+		req, err := http.NewRequest("GET", a.URL+"/restaurants/1/menu", nil)
+		require.NoError(t, err)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 60 {
+		require.Equal(t, http.StatusOK, get(manager), "request %d of the manager's 60", i+1)
+	}
+	assert.Equal(t, http.StatusTooManyRequests, get(manager), "the manager's 61st request in a minute")
+	assert.Equal(t, http.StatusOK, get(staff), "another user has a budget of their own")
+	assert.Equal(t, http.StatusOK, get(""), "so does the anonymous caller on the same address")
+	assert.Equal(t, http.StatusOK, get("forged.token"), "a token that does not verify counts as anonymous")
+}

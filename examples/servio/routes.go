@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/servio/perfkit/metrics"
@@ -13,13 +14,20 @@ import (
 // wraps it all in the HTTP metrics middleware and panic recovery.
 func (a *App) routes() (http.Handler, error) {
 	tiers := ratelimit.Tiers()
+	ipKey, err := ratelimit.ClientIPKey(ratelimit.IPConfig{TrustedProxies: a.cfg.TrustedProxies})
+	if err != nil {
+		return nil, err
+	}
+	// Global and Auth count per client address; the other tiers per
+	// signed-in user when a valid token is sent, else per address.
+	userOrIP := ratelimit.FirstKey(a.userKey, ipKey)
 	limit := func(t ratelimit.Tier) (func(http.Handler) http.Handler, error) {
 		if !a.cfg.RateLimit || a.cfg.Baseline {
 			return func(h http.Handler) http.Handler { return h }, nil
 		}
-		key, err := ratelimit.ClientIPKey(ratelimit.IPConfig{TrustedProxies: a.cfg.TrustedProxies})
-		if err != nil {
-			return nil, err
+		key := userOrIP
+		if t.Name == tiers.Global.Name || t.Name == tiers.Auth.Name {
+			key = ipKey
 		}
 		// Denials keep ratelimit's RFC 9457 problem+json body: it tells a
 		// 429 (quota used) from a 503 (Redis down for a fail-closed tier),
@@ -73,4 +81,18 @@ func (a *App) routes() (http.Handler, error) {
 		return nil, err
 	}
 	return recoverer(a.log, mw.Wrap(metrics.ReportRoute(mux))), nil
+}
+
+// userKey is the rate-limit key of a request with a valid bearer token
+// ("user:42"), or "" (no token, or one that does not verify).
+func (a *App) userKey(r *http.Request) string {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return ""
+	}
+	c, err := a.tokens.verify(tok)
+	if err != nil {
+		return ""
+	}
+	return "user:" + strconv.FormatInt(c.Sub, 10)
 }
