@@ -161,8 +161,8 @@ func (g *Group) Limiter(tiers ...Tier) (TieredLimiter, error) {
 	return c, nil
 }
 
-// localChain checks several local tiers in turn. Unlike Redis it is not
-// all-or-nothing: tiers before a denying one have counted the event.
+// localChain checks several local tiers in turn, all-or-nothing: when a
+// later tier denies, the earlier ones get their events back.
 type localChain struct {
 	tiers []Tier
 	ls    []*Local
@@ -175,20 +175,18 @@ func (c *localChain) Allow(ctx context.Context, key string) (Result, error) {
 }
 
 func (c *localChain) AllowN(_ context.Context, key string, n int) (Result, error) {
-	now := time.Now()
+	t := time.Now()
 	var best Result
 	for i, l := range c.ls {
-		r, err := l.AllowAt(key, now, n)
-		if err != nil {
+		r, err := l.AllowAt(key, t, n)
+		if err != nil || !r.Allowed {
+			for _, prev := range c.ls[:i] {
+				prev.refund(key, n)
+			}
 			return r, err
 		}
-		if i == 0 {
+		if i == 0 || r.Remaining < best.Remaining {
 			best = r
-		} else {
-			best = binding([]Result{best, r})
-		}
-		if !r.Allowed {
-			return best, nil
 		}
 	}
 	return best, nil

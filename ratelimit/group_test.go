@@ -128,3 +128,25 @@ func TestGroupSharesTiers(t *testing.T) {
 	_, err = g.Limiter(ratelimit.Tier{Name: "global", Limit: ratelimit.PerHour(4)})
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig)
 }
+
+// TestGroupLocalAllOrNothing: a request the tighter tier denies costs the
+// shared tier nothing.
+func TestGroupLocalAllOrNothing(t *testing.T) {
+	t.Parallel()
+	g, err := ratelimit.New(ratelimit.Config{})
+	require.NoError(t, err)
+	global := ratelimit.Tier{Name: "global", Limit: ratelimit.PerHour(5)}
+	auth, err := g.Limiter(global, ratelimit.Tier{Name: "auth", Limit: ratelimit.PerHour(1)})
+	require.NoError(t, err)
+	api, err := g.Limiter(global)
+	require.NoError(t, err)
+	ctx := context.Background()
+	for i := range 4 {
+		r, err := auth.Allow(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, i == 0, r.Allowed, "auth request %d", i)
+	}
+	r, err := api.Allow(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, 3, r.Remaining, "global counted only the allowed auth request")
+}

@@ -151,6 +151,18 @@ func (l *Local) allow(key string, t int64, n int) (Result, error) {
 	}, nil
 }
 
+// refund gives back n events counted for key, for a chain of tiers whose
+// later tier denied. Adding and subtracting emission times commute, so
+// decisions in between stay correct.
+func (l *Local) refund(key string, n int) {
+	s := &l.shards[maphash.String(l.seed, key)&(localShards-1)]
+	s.mu.Lock()
+	if p := s.m[key]; p != nil {
+		*p -= l.emission * int64(n)
+	}
+	s.mu.Unlock()
+}
+
 // evict makes room in a full shard: it drops every key whose quota is
 // whole, then arbitrary keys until the shard is at most 7/8 full, so the
 // next sweep is at least cap/8 inserts away.
