@@ -350,3 +350,16 @@ func TestCloseDoesNotWaitForeverForAStuckCheck(t *testing.T) {
 	assert.GreaterOrEqual(t, took, c.closeGrace, "Close gives a running check its grace period")
 	assert.Less(t, took, 10*time.Second, "and then returns, though the check never does (bound loose for a loaded machine)")
 }
+
+// TestBackToBackRunsAreNotStuck runs a quick check again as soon as the last
+// run ended: it must never be mistaken for a run that ignores its context.
+func TestBackToBackRunsAreNotStuck(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	c := newTest(t, Config{Now: clk.Now, Checks: []Check{{Name: "quick", Critical: true, Run: fixed(Result{})}}})
+	for i := range 500 {
+		clk.Add(time.Hour)
+		rep := c.Check(context.Background())
+		require.Equal(t, StatusPass, rep.Status, "run %d: %s", i, rep.Checks[0].Output)
+	}
+}

@@ -98,8 +98,11 @@ func (c *Checker) run(s *checkState, done chan struct{}) {
 		c.calls.Add(1)
 		go func() {
 			defer c.calls.Done()
-			defer s.calling.Store(false)
-			results <- c.call(ctx, s)
+			r := c.call(ctx, s)
+			// Cleared before the result is handed over: once run has it, the
+			// next run must not find this one still "calling".
+			s.calling.Store(false)
+			results <- r
 		}()
 		select {
 		case res = <-results:
