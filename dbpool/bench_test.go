@@ -19,9 +19,11 @@ import (
 
 // fakeConnector is an in-memory driver whose statements do nothing, so a
 // benchmark measures only database/sql and the wrapper. dial and query are
-// optional delays; opened counts connections made.
+// optional delays; dials counts connection attempts started, opened those
+// that succeeded.
 type fakeConnector struct {
 	dial, query time.Duration
+	dials       atomic.Int64
 	opened      atomic.Int64
 
 	mu    sync.Mutex
@@ -29,6 +31,7 @@ type fakeConnector struct {
 }
 
 func (c *fakeConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	c.dials.Add(1)
 	if c.dial > 0 {
 		select {
 		case <-time.After(c.dial):
