@@ -89,11 +89,7 @@ func BenchmarkReadyParallel(b *testing.B) {
 		all = append(all, lat...)
 		mu.Unlock()
 	})
-	if len(all) > 0 {
-		slices.Sort(all)
-		b.ReportMetric(float64(all[len(all)*99/100].Nanoseconds()), "p99-ns")
-		b.ReportMetric(float64(all[len(all)/2].Nanoseconds()), "p50-ns")
-	}
+	reportPercentiles(b, all, time.Nanosecond, "ns")
 }
 
 // BenchmarkServerLoad serves /health/ready over real loopback HTTP with 4×GOMAXPROCS
@@ -130,9 +126,16 @@ func BenchmarkServerLoad(b *testing.B) {
 		all = append(all, lat...)
 		mu.Unlock()
 	})
-	if len(all) > 0 {
-		slices.Sort(all)
-		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-		b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+	reportPercentiles(b, all, time.Microsecond, "µs")
+}
+
+// reportPercentiles reports the p99 and p50 of lat in unit, named p99-<name>
+// and p50-<name>.
+func reportPercentiles(b *testing.B, lat []time.Duration, unit time.Duration, name string) {
+	if len(lat) == 0 {
+		return
 	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100]/unit), "p99-"+name)
+	b.ReportMetric(float64(lat[len(lat)/2]/unit), "p50-"+name)
 }

@@ -189,7 +189,9 @@ func (c *Checker) Draining() bool { return c.draining.Load() }
 // Check runs every check whose cached result has expired (each at most once
 // however many callers wait) and returns the service's report: the worst
 // check status, a failing non-critical check counting as warn. When ctx ends
-// first, checks not finished yet are reported as fail.
+// first, Check returns at once: checks still running are reported with their
+// previous result, or as fail if they have none yet, and finish (within
+// their timeout) in the background.
 func (c *Checker) Check(ctx context.Context) Report {
 	return c.report(ctx, query{}, false)
 }
