@@ -15,22 +15,23 @@ import (
 
 // twoInstances starts two servio instances on one PostgreSQL schema and one
 // Redis (under this test's key prefix), as in a deployment of two replicas.
-func twoInstances(t *testing.T) (*testApp, *testApp) {
+func twoInstances(t *testing.T, rateLimit bool) (*testApp, *testApp) {
 	t.Helper()
 	_, prefix := testenv.Redis(t)
 	cfg := testConfig(t, "postgres")
-	cfg.RedisURL, cfg.RedisPrefix = testenv.RedisURL(), prefix
+	cfg.RedisURL, cfg.RedisPrefix, cfg.RateLimit = testenv.RedisURL(), prefix, rateLimit
 	a := startApp(t, cfg)
 	cfg.DataDir = t.TempDir()
 	b := startApp(t, cfg)
 	return a, b
 }
 
-// TestInvalidationAcrossInstances: a write on A is served by B at once,
-// though B had the old value cached in its L1.
+// TestInvalidationAcrossInstances: a write on A is served by B as soon as
+// the pub/sub invalidation arrives (milliseconds), though B had the old
+// value in its L1. Rate limits are off so the polling is not throttled.
 func TestInvalidationAcrossInstances(t *testing.T) {
 	t.Parallel()
-	a, b := twoInstances(t)
+	a, b := twoInstances(t, false)
 	var menu menuResponse
 	a.doJSON("GET", "/restaurants/2/menu", "", http.StatusOK, &menu)
 	b.doJSON("GET", "/restaurants/2/menu", "", http.StatusOK, &menu)
@@ -68,7 +69,7 @@ func TestInvalidationAcrossInstances(t *testing.T) {
 // across instances sharing Redis: the 6th login gets 429 with Retry-After.
 func TestAuthTierAcrossInstances(t *testing.T) {
 	t.Parallel()
-	a, b := twoInstances(t)
+	a, b := twoInstances(t, true)
 	login := `{"email":"staff@servio.dev","password":"servio-demo"}`
 	for i := range 5 {
 		inst := []*testApp{a, b}[i%2]
