@@ -39,10 +39,9 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 			s.idleSince.Store(time.Now().UnixNano())
 			return s, nil
 		default:
+			return c.dial(ctx)
 		}
-		break
 	}
-	return c.dial(ctx)
 }
 
 // dial opens one wrapped connection within ConnectTimeout.
