@@ -523,3 +523,56 @@ func TestNegativeCachingAcrossInstances(t *testing.T) {
 	assert.EqualError(t, err, "order 404: cache: not found")
 	assert.Equal(t, uint64(1), b.Stats().NegativeHits)
 }
+
+// gateHook holds the reply of the first GET until released, so a test can
+// run an invalidation between Redis answering and the cache using it.
+type gateHook struct {
+	armed    atomic.Bool
+	answered chan struct{}
+	release  chan struct{}
+}
+
+func (h *gateHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == "get" && h.armed.CompareAndSwap(true, false) {
+			close(h.answered)
+			<-h.release
+		}
+		return err
+	}
+}
+func (h *gateHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func TestInvalidationWinsOverRacingL2Read(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	a := newCache(t, rdb, prefix, cache.Config{})
+	rdbB := twin(t, rdb)
+	gate := &gateHook{answered: make(chan struct{}), release: make(chan struct{})}
+	rdbB.AddHook(gate)
+	b := newCache(t, rdbB, prefix, cache.Config{})
+	require.NoError(t, cache.Set(ctx, a, "menu:1", "old", 0))
+	require.Eventually(t, func() bool { return b.Stats().Invalidations > 0 }, 5*time.Second, time.Millisecond)
+
+	gate.armed.Store(true)
+	got := make(chan string, 1)
+	go func() {
+		v, _ := cache.GetOrSet(ctx, b, "menu:1", 0, func(context.Context) (string, error) { return "loaded", nil })
+		got <- v
+	}()
+	<-gate.answered // b's GET has read "old" but not used it yet
+	before := b.Stats().Invalidations
+	require.NoError(t, cache.Set(ctx, a, "menu:1", "new", 0))
+	require.Eventually(t, func() bool { return b.Stats().Invalidations > before }, 5*time.Second, time.Millisecond)
+	close(gate.release)
+	assert.Equal(t, "old", <-got, "the racing read returns what it read")
+
+	v, err := cache.Get[string](ctx, b, "menu:1")
+	require.NoError(t, err)
+	assert.Equal(t, "new", v, "the racing read did not refill b's L1 with the old value")
+}
