@@ -42,9 +42,8 @@ var (
 	// with Config.NegativeTTL set such results are cached.
 	ErrNotFound = errors.New("cache: not found")
 	// ErrCorrupt wraps the reason an L2 value was rejected: bad magic,
-	// version, codec, flags or payload. Such values are deleted and treated
-	// as misses; the error only surfaces from DecodeHeader-like internals and
-	// in the Corrupt counter.
+	// version, codec, flags or payload. Callers never get it: such values
+	// are logged, counted in Stats.Corrupt, deleted and read as misses.
 	ErrCorrupt = errors.New("cache: corrupt value")
 	// ErrUnavailable is returned by writes (Set, Delete, invalidations) when
 	// Redis failed or the breaker in front of it is open.
