@@ -59,6 +59,9 @@ func TestTimeoutZeroIsNoop(t *testing.T) {
 func TestTimeout1(t *testing.T) {
 	t.Parallel()
 	wait := func(ctx context.Context, d time.Duration) (int, error) {
+		if d == 0 {
+			return 1, nil // no race with the deadline however slow the machine
+		}
 		select {
 		case <-time.After(d):
 			return 1, nil
