@@ -70,7 +70,7 @@ const systemPrompt = "You are Servio's restaurant assistant. Answer briefly and 
 type question struct {
 	RestaurantID int64  // 0: no restaurant in particular
 	Text         string // normalized (normalizeQuestion)
-	Menu         string // the restaurant's menu as context; not part of the cache key
+	Menu         string // the restaurant's menu as context
 }
 
 // ask sends one question and returns the first choice's content.
@@ -127,10 +127,14 @@ func normalizeQuestion(q string) string {
 }
 
 // assistantKey is the cache key of an answer: the restaurant and a hash of
-// the normalized question.
+// the normalized question and the menu it was asked about, so a menu change
+// retires the answers that quoted the old one without any invalidation.
 func assistantKey(q question) string {
-	sum := sha256.Sum256([]byte(q.Text))
-	return "assistant:" + strconv.FormatInt(q.RestaurantID, 10) + ":" + hex.EncodeToString(sum[:16])
+	h := sha256.New()
+	h.Write([]byte(q.Text))
+	h.Write([]byte{0})
+	h.Write([]byte(q.Menu))
+	return "assistant:" + strconv.FormatInt(q.RestaurantID, 10) + ":" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // menuContext summarizes a restaurant's cached menu response for the model.

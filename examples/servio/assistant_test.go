@@ -27,6 +27,12 @@ func TestAssistantAnswersCached(t *testing.T) {
 	assert.Equal(t, int64(1), ans.RestaurantID)
 	assert.Equal(t, int64(2), a.sim.calls.Load(), "a question about a restaurant is its own cache entry")
 	assert.Contains(t, a.sim.lastPrompt(), "Tiramisu ($6.50)", "the restaurant's menu goes to the model as context")
+	a.doJSON("POST", "/assistant/query", `{"question":"Is the tiramisu vegan?","restaurant_id":1}`, http.StatusOK, &ans)
+	assert.Equal(t, int64(2), a.sim.calls.Load(), "asked again: cached")
+	a.doJSON("PATCH", "/menu-items/4", `{"price_cents":700}`, http.StatusOK, nil)
+	a.doJSON("POST", "/assistant/query", `{"question":"Is the tiramisu vegan?","restaurant_id":1}`, http.StatusOK, &ans)
+	assert.Equal(t, int64(3), a.sim.calls.Load(), "a menu change retires answers about the old menu")
+	assert.Contains(t, a.sim.lastPrompt(), "Tiramisu ($7.00)")
 	a.doJSON("POST", "/assistant/query", `{"question":"hi","restaurant_id":999}`, http.StatusNotFound, nil)
 	a.doJSON("POST", "/assistant/query", `{"question":"hi","restaurant_id":-1}`, http.StatusBadRequest, nil)
 }
