@@ -2,6 +2,7 @@ package dbpool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -47,40 +48,40 @@ func newInstruments(p *pool) (*instruments, error) {
 		idle: []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(pool, attribute.String("db.client.connection.state", "idle")))},
 		used: []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(pool, attribute.String("db.client.connection.state", "used")))},
 	}
-	seconds := func(name, desc string) (metric.Float64Histogram, error) {
-		return m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
+	var errs []error
+	seconds := func(name, desc string) metric.Float64Histogram {
+		h, err := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
 			metric.WithExplicitBucketBoundaries(secondsBuckets()...))
+		errs = append(errs, err)
+		return h
 	}
-	var errs [16]error
-	in.opDuration, errs[0] = seconds("db.client.operation.duration", "Duration of database client operations.")
-	in.waitTime, errs[1] = seconds("db.client.connection.wait_time", "Time it took to obtain an open connection from the pool.")
-	in.useTime, errs[2] = seconds("db.client.connection.use_time", "Time between borrowing a connection and returning it to the pool.")
-	in.createTime, errs[3] = seconds("db.client.connection.create_time", "Time it took to create a new connection.")
-	in.slow, errs[4] = m.Int64Counter("db.client.operation.slow", metric.WithUnit("{operation}"),
-		metric.WithDescription("Operations that took at least the slow-query threshold."))
-	in.retired, errs[5] = m.Int64Counter("db.client.connection.retired", metric.WithUnit("{connection}"),
-		metric.WithDescription("Connections closed after reaching their maximum number of uses."))
-	in.timeouts, errs[6] = m.Int64Counter("db.client.connection.timeouts", metric.WithUnit("{timeout}"),
-		metric.WithDescription("Timeouts obtaining a connection: acquire and connect timeouts."))
-	in.leaks, errs[7] = m.Int64Counter("db.client.connection.leaks", metric.WithUnit("{connection}"),
-		metric.WithDescription("Connections held longer than the leak threshold."))
-	count, e8 := m.Int64ObservableUpDownCounter("db.client.connection.count", metric.WithUnit("{connection}"),
-		metric.WithDescription("Connections currently in the state described by db.client.connection.state."))
-	maxC, e9 := m.Int64ObservableUpDownCounter("db.client.connection.max", metric.WithUnit("{connection}"),
-		metric.WithDescription("The maximum number of open connections allowed."))
-	idleMin, e10 := m.Int64ObservableUpDownCounter("db.client.connection.idle.min", metric.WithUnit("{connection}"),
-		metric.WithDescription("The minimum number of idle open connections allowed."))
-	idleMax, e11 := m.Int64ObservableUpDownCounter("db.client.connection.idle.max", metric.WithUnit("{connection}"),
-		metric.WithDescription("The maximum number of idle open connections allowed."))
-	pending, e12 := m.Int64ObservableUpDownCounter("db.client.connection.pending_requests", metric.WithUnit("{request}"),
-		metric.WithDescription("Callers waiting for an open connection."))
-	sat, e13 := m.Float64ObservableGauge("db.client.connection.saturation", metric.WithUnit("1"),
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	observed := func(name, unit, desc string) metric.Int64ObservableUpDownCounter {
+		c, err := m.Int64ObservableUpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	in.opDuration = seconds("db.client.operation.duration", "Duration of database client operations.")
+	in.waitTime = seconds("db.client.connection.wait_time", "Time it took to obtain an open connection from the pool.")
+	in.useTime = seconds("db.client.connection.use_time", "Time between borrowing a connection and returning it to the pool.")
+	in.createTime = seconds("db.client.connection.create_time", "Time it took to create a new connection.")
+	in.slow = counter("db.client.operation.slow", "{operation}", "Operations that took at least the slow-query threshold.")
+	in.retired = counter("db.client.connection.retired", "{connection}", "Connections closed after reaching their maximum number of uses.")
+	in.timeouts = counter("db.client.connection.timeouts", "{timeout}", "Timeouts obtaining a connection: acquire and connect timeouts.")
+	in.leaks = counter("db.client.connection.leaks", "{connection}", "Connections held longer than the leak threshold.")
+	count := observed("db.client.connection.count", "{connection}", "Connections currently in the state described by db.client.connection.state.")
+	maxC := observed("db.client.connection.max", "{connection}", "The maximum number of open connections allowed.")
+	idleMin := observed("db.client.connection.idle.min", "{connection}", "The minimum number of idle open connections allowed.")
+	idleMax := observed("db.client.connection.idle.max", "{connection}", "The maximum number of idle open connections allowed.")
+	pending := observed("db.client.connection.pending_requests", "{request}", "Callers waiting for an open connection.")
+	sat, err := m.Float64ObservableGauge("db.client.connection.saturation", metric.WithUnit("1"),
 		metric.WithDescription("Connections in use divided by the maximum."))
-	errs[8], errs[9], errs[10], errs[11], errs[12], errs[13] = e8, e9, e10, e11, e12, e13
-	for _, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("dbpool: creating metrics: %w", err)
-		}
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return nil, fmt.Errorf("dbpool: creating metrics: %w", err)
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		s := p.stats()
