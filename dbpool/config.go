@@ -67,8 +67,9 @@ type Config struct {
 	// MaintainInterval is how often the maintainer closes idle connections,
 	// tops up warm ones and checks saturation and leaks. Default 1 s (or IdleTimeout/3 if smaller).
 	MaintainInterval time.Duration
-	// Name is the db.client.connection.pool.name metric attribute.
-	// Default: the driver name.
+	// Name is the db.client.connection.pool.name metric attribute and the
+	// "pool" log attribute. Default: the driver name given to Open,
+	// "postgresql" for OpenPostgres, the driver's Go type for OpenConnector.
 	Name string
 	// MeterProvider provides the metrics. Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
@@ -76,7 +77,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Defaults.
+// Defaults of the Config fields whose zero value means "default".
 const (
 	DefaultMaxOpen             = 20
 	DefaultMinConns            = 5
@@ -96,7 +97,7 @@ func (c Config) withDefaults(driverName string) (Config, error) {
 	if c.MaxOpen < 0 {
 		return c, fmt.Errorf("%w: MaxOpen %d < 0", ErrConfig, c.MaxOpen)
 	}
-	if c.SaturationThreshold < 0 || c.SaturationThreshold > 1 {
+	if !(c.SaturationThreshold >= 0 && c.SaturationThreshold <= 1) { // NaN too
 		return c, fmt.Errorf("%w: SaturationThreshold %v not in [0,1]", ErrConfig, c.SaturationThreshold)
 	}
 	if c.ConnectTimeout < 0 || c.MaxLifetime < 0 || c.LeakThreshold < 0 || c.MaintainInterval < 0 {

@@ -3,6 +3,7 @@ package dbpool_test
 import (
 	"context"
 	"database/sql"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"negative MaxOpen", dbpool.Config{MaxOpen: -1}},
 		{"MinConns above MaxOpen", dbpool.Config{MaxOpen: 2, MinConns: 3}},
 		{"saturation above 1", dbpool.Config{SaturationThreshold: 1.5}},
+		{"saturation NaN", dbpool.Config{SaturationThreshold: math.NaN()}},
 		{"negative ConnectTimeout", dbpool.Config{ConnectTimeout: -time.Second}},
 	}
 	for _, tt := range tests {
