@@ -48,8 +48,9 @@ type Config struct {
 	OnStatusChange func(check string, from, to Status)
 }
 
-// Checker runs checks and keeps their latest results. It is safe for
-// concurrent use. Close stops its background refreshers.
+// Checker runs checks and keeps their latest results. Create it with New
+// (the zero Checker is not usable). It is safe for concurrent use. Close
+// stops its background refreshers.
 type Checker struct {
 	cfg    Config
 	now    func() time.Time
@@ -177,10 +178,11 @@ func (c *Checker) Close() {
 	c.inst.unregister()
 }
 
-// SetDraining(true) makes /health/ready (and Ready) report fail at once, so
-// load balancers stop sending traffic before the server shuts down; call it
-// when shutdown begins, wait for the probe period, then shut the server down.
-// SetDraining(false) undoes it.
+// SetDraining switches draining on or off. While on, /health/ready (and
+// Ready) report fail at once, so load balancers stop sending traffic before
+// the server shuts down: call SetDraining(true) when shutdown begins, wait
+// for the probe period, then shut the server down. Liveness and /health are
+// unaffected. It is safe to call concurrently with requests.
 func (c *Checker) SetDraining(on bool) { c.draining.Store(on) }
 
 // Draining reports whether SetDraining(true) is in force.
