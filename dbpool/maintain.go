@@ -197,7 +197,12 @@ func (p *pool) hold(ctx context.Context, n int) error {
 			_ = c.Close()
 		}
 	}
-	return errors.Join(errs...)
+	for _, err := range errs { // the first: the others are mostly the same
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dialSpares dials the replacements retirements asked for and parks them
