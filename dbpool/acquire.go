@@ -127,7 +127,10 @@ func (p *pool) acquired(ctx context.Context) context.Context {
 }
 
 // QueryContext is sql.DB.QueryContext with the acquire timeout and the
-// pending/wait accounting.
+// pending/wait accounting. ctx bounds the wait for a connection and the
+// query; the wait ends with ErrAcquireTimeout after AcquireTimeout when ctx
+// has no earlier deadline, and a statement gets QueryTimeout when ctx has
+// no deadline at all. DB's other context-taking methods behave the same.
 func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	ctx, a := db.p.begin(ctx)
 	rows, err := db.DB.QueryContext(ctx, query, args...)

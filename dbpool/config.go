@@ -43,7 +43,9 @@ type Config struct {
 	// MaxLifetime closes connections this old (SetConnMaxLifetime).
 	// Default 0: no limit (MaxUses recycles instead).
 	MaxLifetime time.Duration
-	// ConnectTimeout bounds opening one connection (dial, TLS, startup).
+	// ConnectTimeout bounds opening one connection (dial, TLS, startup)
+	// through the context given to the driver; a driver without
+	// driver.DriverContext opens without a context and is not bounded.
 	// Default 2 s.
 	ConnectTimeout time.Duration
 	// AcquireTimeout bounds the wait for a free connection in DB's methods
@@ -65,7 +67,8 @@ type Config struct {
 	// Default 0.9.
 	SaturationThreshold float64
 	// MaintainInterval is how often the maintainer closes idle connections,
-	// tops up warm ones and checks saturation and leaks. Default 1 s (or IdleTimeout/3 if smaller).
+	// tops up warm ones and checks saturation and leaks. Default 1 s, or
+	// IdleTimeout/3 (at least 10 ms) if that is smaller.
 	MaintainInterval time.Duration
 	// Name is the db.client.connection.pool.name metric attribute and the
 	// "pool" log attribute. Default: the driver name given to Open,

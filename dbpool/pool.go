@@ -70,7 +70,8 @@ type pool struct {
 // dbpool's SQLite defaults (see SQLiteDSN); for "pgx" the pool is opened
 // with OpenPostgres, so timed-out queries are cancelled server-side. It
 // returns an error wrapping ErrConfig for a bad Config, and the connect
-// error when no connection can be opened (the pool is then closed).
+// error when no connection can be opened (the pool is then closed). The
+// returned DB runs a maintainer goroutine until Close.
 func Open(ctx context.Context, driverName, dsn string, cfg Config) (*DB, error) {
 	switch driverName {
 	case "pgx", "pgx/v5":
@@ -100,7 +101,8 @@ func Open(ctx context.Context, driverName, dsn string, cfg Config) (*DB, error) 
 }
 
 // OpenConnector opens a pool on a driver.Connector (e.g. pgx's
-// stdlib.GetConnector) and warms MinConns connections within ctx.
+// stdlib.GetConnector) and warms MinConns connections within ctx. Errors
+// and Close are as for Open; the pool closes c if it is an io.Closer.
 func OpenConnector(ctx context.Context, c driver.Connector, cfg Config) (*DB, error) {
 	if c == nil {
 		return nil, fmt.Errorf("%w: nil connector", ErrConfig)
@@ -148,8 +150,10 @@ func OpenConnector(ctx context.Context, c driver.Connector, cfg Config) (*DB, er
 	return db, nil
 }
 
-// Close stops the maintainer, closes the pool and unregisters the metrics.
-// It is idempotent and returns the first call's error.
+// Close stops the maintainer and waits for it, closes the pool (connections
+// in use close when they are returned, as with sql.DB.Close) and
+// unregisters the metrics. It is idempotent and returns the first call's
+// error.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.stop()
@@ -160,6 +164,9 @@ func (db *DB) Close() error {
 }
 
 // Stats is a snapshot of the pool: database/sql's counters plus dbpool's.
+// MaxOpenConnections is the configured MaxOpen (not database/sql's growth
+// cap) and MaxIdleTimeClosed counts the connections the maintainer closed
+// after IdleTimeout.
 type Stats struct {
 	sql.DBStats
 	// MinConns is the configured number of warm connections.
@@ -183,7 +190,8 @@ type Stats struct {
 	Leaks int64
 }
 
-// Stats returns a snapshot of the pool's statistics.
+// Stats returns a snapshot of the pool's statistics. Safe for concurrent
+// use; it does not block on connections.
 func (db *DB) Stats() Stats {
 	p := db.p
 	s := Stats{
