@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestBaselineMode: with -baseline every route still works, but reads are
@@ -44,4 +45,19 @@ func TestReadsCached(t *testing.T) {
 		a.doJSON("GET", "/orders/1", "", http.StatusOK, nil)
 	}
 	assert.Equal(t, int64(2), a.queries.Load(), "one query for the menu, one for the order, then cache hits")
+}
+
+// TestSQLitePragmas: the embedded database runs with WAL, a busy timeout
+// and foreign keys on every pooled connection.
+func TestSQLitePragmas(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "sqlite")
+	var fk, busy int
+	var mode string
+	require.NoError(t, a.db.QueryRow("PRAGMA foreign_keys").Scan(&fk))
+	require.NoError(t, a.db.QueryRow("PRAGMA busy_timeout").Scan(&busy))
+	require.NoError(t, a.db.QueryRow("PRAGMA journal_mode").Scan(&mode))
+	assert.Equal(t, 1, fk)
+	assert.Positive(t, busy)
+	assert.Equal(t, "wal", mode)
 }
