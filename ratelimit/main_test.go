@@ -1,12 +1,16 @@
 package ratelimit_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/servio/perfkit/internal/testenv"
+	"github.com/stretchr/testify/assert"
 	"go.uber.org/goleak"
 )
 
@@ -28,4 +32,77 @@ func sharedRedis(t testing.TB) (*redis.Client, string) {
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { _ = c.Close() })
 	return c, prefix
+}
+
+// attemptHook records the commands a client sends to Redis and, for each,
+// how long its context still had to run when it started: the deadline the
+// limiter applied, which is what the code controls, unlike wall-clock time
+// on a loaded machine.
+type attemptHook struct {
+	mu   sync.Mutex
+	cmds []attempt
+}
+
+type attempt struct {
+	name   string        // "evalsha", "eval", "pipeline", or connection setup ("hello", ...)
+	budget time.Duration // time.Until(deadline) at the start; -1 for none
+}
+
+var _ redis.Hook = (*attemptHook)(nil)
+
+func (h *attemptHook) record(ctx context.Context, name string) {
+	b := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		b = time.Until(dl)
+	}
+	h.mu.Lock()
+	h.cmds = append(h.cmds, attempt{name, b})
+	h.mu.Unlock()
+}
+
+// take returns the commands recorded since the last call and forgets them.
+func (h *attemptHook) take() []attempt {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.cmds
+	h.cmds = nil
+	return c
+}
+
+func (h *attemptHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *attemptHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.record(ctx, cmd.Name())
+		return next(ctx, cmd)
+	}
+}
+
+func (h *attemptHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.record(ctx, "pipeline")
+		return next(ctx, cmds)
+	}
+}
+
+// decisions counts the attempts that ran a decision script, leaving out
+// the commands go-redis sends to set up a new connection.
+func decisions(cmds []attempt) int {
+	n := 0
+	for _, c := range cmds {
+		if c.name == "evalsha" || c.name == "eval" || c.name == "pipeline" {
+			n++
+		}
+	}
+	return n
+}
+
+// assertBudgets checks every command ran under a deadline of at most
+// timeout.
+func assertBudgets(t *testing.T, cmds []attempt, timeout time.Duration) {
+	t.Helper()
+	for i, c := range cmds {
+		assert.Positive(t, c.budget, "command %d (%s) ran without a deadline, or past it", i, c.name)
+		assert.LessOrEqual(t, c.budget, timeout, "command %d (%s): deadline further away than Config.Timeout", i, c.name)
+	}
 }

@@ -99,12 +99,12 @@ func TestMiddlewareHeadersAndProblem(t *testing.T) {
 
 func TestMiddlewareJitter(t *testing.T) {
 	t.Parallel()
-	l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "one", Limit: ratelimit.PerSecond(1)}})
-	require.NoError(t, err)
+	// A limiter that always denies with RetryAfter 1 s: a real one's
+	// RetryAfter shrinks as time passes, and a stalled test would see 0.
+	l := denyAll{Tier: ratelimit.Tier{Name: "one", Limit: ratelimit.PerSecond(1)}, retry: time.Second}
 	mw, err := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{Jitter: 3 * time.Second})
 	require.NoError(t, err)
 	h := mw(okHandler)
-	h.ServeHTTP(httptest.NewRecorder(), request("192.0.2.1:1"))
 	seen := map[string]bool{}
 	for range 200 {
 		w := httptest.NewRecorder()
@@ -218,4 +218,21 @@ func TestMiddlewareConfigErrors(t *testing.T) {
 	}
 	_, err = ratelimit.NewRedis(ratelimit.Config{})
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig)
+}
+
+// denyAll is a TieredLimiter of one tier that denies every event with a
+// fixed RetryAfter.
+type denyAll struct {
+	ratelimit.Tier
+	retry time.Duration
+}
+
+func (d denyAll) Tiers() []ratelimit.Tier { return []ratelimit.Tier{d.Tier} }
+
+func (d denyAll) Allow(ctx context.Context, key string) (ratelimit.Result, error) {
+	return d.AllowN(ctx, key, 1)
+}
+
+func (d denyAll) AllowN(context.Context, string, int) (ratelimit.Result, error) {
+	return ratelimit.Result{Limit: d.Limit.Rate, ResetAfter: d.retry, RetryAfter: d.retry, Policy: d.Name}, nil
 }

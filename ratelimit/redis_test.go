@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/servio/perfkit/ratelimit"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // TestRedisExactAcrossInstances: 8 limiters on 8 clients fire 100 requests
@@ -48,22 +50,26 @@ func TestRedisExactAcrossInstances(t *testing.T) {
 
 func TestRedisResultFields(t *testing.T) {
 	t.Parallel()
+	// Six per minute, or per hour for the fixed window so the three calls
+	// do not straddle a window boundary (a minute's would, once in 20,000
+	// runs).
 	tests := []struct {
 		algo     ratelimit.Algorithm
+		limit    ratelimit.Limit
 		retryMin time.Duration
 		retryMax time.Duration
 		resetMin time.Duration
 	}{
-		{ratelimit.GCRA, 9 * time.Second, 10 * time.Second, 50 * time.Second},
-		{ratelimit.SlidingWindow, time.Millisecond, 2 * time.Minute, 0},
-		{ratelimit.FixedWindow, time.Millisecond, time.Minute, 0},
+		{ratelimit.GCRA, ratelimit.PerMinute(6), 9 * time.Second, 10 * time.Second, 50 * time.Second},
+		{ratelimit.SlidingWindow, ratelimit.PerMinute(6), time.Millisecond, 2 * time.Minute, 0},
+		{ratelimit.FixedWindow, ratelimit.PerHour(6), time.Millisecond, time.Hour, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.algo.String(), func(t *testing.T) {
 			t.Parallel()
 			c, prefix := sharedRedis(t)
 			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second},
-				ratelimit.Tier{Name: "f", Limit: ratelimit.PerMinute(6), Algorithm: tt.algo})
+				ratelimit.Tier{Name: "f", Limit: tt.limit, Algorithm: tt.algo})
 			require.NoError(t, err)
 			ctx := context.Background()
 			r, err := l.AllowN(ctx, "k", 2)
@@ -88,28 +94,49 @@ func TestRedisResultFields(t *testing.T) {
 
 // TestRedisWindowRollOver uses short real windows: after the window (or the
 // emission interval) passes, requests are allowed again.
+//
+// Filling the quota and seeing the denial takes two round trips; a stall
+// between them longer than the time the quota needs to regain one event (a
+// third of the window, or the rest of a fixed window) lets the second
+// through legitimately. Such a try says nothing and is repeated on a fresh
+// key; every try that was fast enough must deny.
 func TestRedisWindowRollOver(t *testing.T) {
 	t.Parallel()
+	const window = 200 * time.Millisecond
 	for _, algo := range []ratelimit.Algorithm{ratelimit.GCRA, ratelimit.SlidingWindow, ratelimit.FixedWindow} {
 		t.Run(algo.String(), func(t *testing.T) {
 			t.Parallel()
 			c, prefix := sharedRedis(t)
 			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second},
-				ratelimit.Tier{Name: "w", Limit: ratelimit.Per(3, 200*time.Millisecond), Algorithm: algo})
+				ratelimit.Tier{Name: "w", Limit: ratelimit.Per(3, window), Algorithm: algo})
 			require.NoError(t, err)
 			ctx := context.Background()
-			for range 3 {
-				r, err := l.Allow(ctx, "k")
+			var denied ratelimit.Result
+			var key string
+			for try := 0; try < 10 && key == ""; try++ {
+				k := "k" + strconv.Itoa(try)
+				start := time.Now()
+				fill, err := l.AllowN(ctx, k, 3)
 				require.NoError(t, err)
-				require.True(t, r.Allowed)
+				require.True(t, fill.Allowed, "a fresh key allows the whole burst")
+				require.Zero(t, fill.Remaining)
+				r, err := l.Allow(ctx, k)
+				require.NoError(t, err)
+				safe := window / 3 // GCRA and sliding window regain one event after a third
+				if algo == ratelimit.FixedWindow {
+					safe = min(safe, fill.ResetAfter) // the rest of the fill's window
+				}
+				if time.Since(start) >= safe {
+					continue
+				}
+				require.False(t, r.Allowed, "try %d: denied right after the quota was used", try)
+				denied, key = r, k
 			}
-			r, err := l.Allow(ctx, "k")
-			require.NoError(t, err)
-			require.False(t, r.Allowed)
-			require.Positive(t, r.RetryAfter)
-			require.LessOrEqual(t, r.RetryAfter, 400*time.Millisecond)
-			time.Sleep(r.RetryAfter + 5*time.Millisecond)
-			r, err = l.Allow(ctx, "k")
+			require.NotEmpty(t, key, "no try filled and checked the quota within a third of the window")
+			require.Positive(t, denied.RetryAfter)
+			require.LessOrEqual(t, denied.RetryAfter, 2*window)
+			time.Sleep(denied.RetryAfter + 5*time.Millisecond)
+			r, err := l.Allow(ctx, key)
 			require.NoError(t, err)
 			assert.True(t, r.Allowed, "allowed after waiting RetryAfter")
 		})
@@ -171,14 +198,25 @@ func TestRedisCluster(t *testing.T) {
 // the deadline (no request waits > 100 ms), fail-open tiers use the local
 // limit ÷ instances, fail-closed tiers deny with ErrUnavailable, and limits
 // come back to Redis once it returns.
+//
+// "No request waits > 100 ms" is proved by what the limiter controls, which
+// a loaded CI machine cannot disturb: every Redis attempt runs under a
+// deadline of at most Config.Timeout (50 ms), and once the breaker opens
+// decisions stop trying Redis (at most one probe per BreakerOpen). Wall time
+// only gets a sanity bound that a missing deadline (seconds) would break.
 func TestRedisKilledFallsBack(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
+	hook := &attemptHook{}
+	c.AddHook(hook)
+	rd := sdkmetric.NewManualReader()
 	open := ratelimit.Tier{Name: "open", Limit: ratelimit.PerHour(40)}
 	closed := ratelimit.Tier{Name: "closed", Limit: ratelimit.PerHour(40), OnFailure: ratelimit.FailClosed}
-	g, err := ratelimit.New(ratelimit.Config{Redis: c, Instances: 4, BreakerOpen: 200 * time.Millisecond, Logger: quiet()})
+	const breakerOpen, breakerFailures = 200 * time.Millisecond, 3
+	g, err := ratelimit.New(ratelimit.Config{Redis: c, Instances: 4, BreakerOpen: breakerOpen, Logger: quiet(),
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))})
 	require.NoError(t, err)
 	lo, err := g.Limiter(open)
 	require.NoError(t, err)
@@ -190,8 +228,10 @@ func TestRedisKilledFallsBack(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, r.Allowed)
 	}
+	assertBudgets(t, hook.take(), 50*time.Millisecond)
 
 	srv.Kill()
+	down := time.Now()
 	slowest := time.Duration(0)
 	allowedOpen := 0
 	for i := range 30 {
@@ -209,8 +249,18 @@ func TestRedisKilledFallsBack(t *testing.T) {
 		assert.False(t, rc.Allowed)
 		assert.Positive(t, rc.RetryAfter)
 	}
+	outage := time.Since(down)
+	attempts := hook.take()
 	assert.Equal(t, 10, allowedOpen, "fail-open allows the local share 40/4")
-	assert.Less(t, slowest, 100*time.Millisecond, "slowest decision while Redis is down")
+	assert.Equal(t, map[string]int64{"fail_open/open/": 30, "fail_closed/closed/": 30},
+		counts(t, rd, "ratelimit.fallbacks"), "every decision during the outage made by the failure policy")
+	assertBudgets(t, attempts, 50*time.Millisecond)
+	// breakerFailures attempts open the breaker; after that one probe per
+	// BreakerOpen at most, instead of one per decision (60).
+	assert.GreaterOrEqual(t, decisions(attempts), breakerFailures, "attempts before the breaker opened")
+	assert.LessOrEqual(t, decisions(attempts), breakerFailures+int(outage/breakerOpen),
+		"Redis attempts in a %v outage with the breaker open", outage)
+	assert.Less(t, slowest, time.Second, "slowest decision while Redis is down (sanity bound; the deadline is checked above)")
 
 	srv.Restart()
 	require.Eventually(t, func() bool {
@@ -224,17 +274,23 @@ func TestRedisKilledFallsBack(t *testing.T) {
 }
 
 // TestRedisPausedHonoursDeadline freezes Redis: each decision gives up at
-// the deadline and the breaker then skips Redis entirely.
+// the deadline and the breaker then skips Redis entirely. As above, the
+// deadline and the number of attempts are asserted exactly; wall time gets
+// a sanity bound that go-redis's 3 s ReadTimeout would break.
 func TestRedisPausedHonoursDeadline(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
-	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Timeout: 30 * time.Millisecond, BreakerOpen: time.Minute, Logger: quiet()})
+	hook := &attemptHook{}
+	c.AddHook(hook)
+	const timeout = 30 * time.Millisecond
+	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Timeout: timeout, BreakerOpen: time.Minute, Logger: quiet()})
 	require.NoError(t, err)
 	ctx := context.Background()
 	_, err = l.Allow(ctx, "k")
 	require.NoError(t, err)
+	hook.take()
 	srv.Pause()
 	defer srv.Resume()
 	for i := range 10 {
@@ -242,6 +298,9 @@ func TestRedisPausedHonoursDeadline(t *testing.T) {
 		r, err := l.Allow(ctx, "k")
 		require.NoError(t, err)
 		assert.True(t, r.Allowed, "API tier fails open")
-		assert.Less(t, time.Since(start), 100*time.Millisecond, "decision %d", i)
+		assert.Less(t, time.Since(start), time.Second, "decision %d (sanity bound)", i)
 	}
+	attempts := hook.take()
+	assert.Equal(t, 3, decisions(attempts), "the default 3 failures open the breaker; the other 7 decisions skip Redis")
+	assertBudgets(t, attempts, timeout)
 }
