@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -85,6 +86,8 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 		}
 		return p.Name + "." + kind
 	}
+	// cmp.Or: a part's own Clock, MeterProvider and Logger win over the
+	// pipeline's.
 	var err error
 	if p.Retry != nil {
 		rp := *p.Retry
@@ -92,7 +95,7 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 			return nil, err
 		}
 		rp.Name = sub(rp.Name, "retry")
-		rp.Clock, rp.MeterProvider, rp.Logger = or(rp.Clock, p.Clock), or(rp.MeterProvider, p.MeterProvider), or(rp.Logger, p.Logger)
+		rp.Clock, rp.MeterProvider, rp.Logger = cmp.Or(rp.Clock, p.Clock), cmp.Or(rp.MeterProvider, p.MeterProvider), cmp.Or(rp.Logger, p.Logger)
 		if pl.retry, err = newRetrier(rp); err != nil {
 			return nil, err
 		}
@@ -102,7 +105,7 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 	} else if p.Breaker != nil {
 		bc := *p.Breaker
 		bc.Name = sub(bc.Name, "breaker")
-		bc.Clock, bc.MeterProvider, bc.Logger = or(bc.Clock, p.Clock), or(bc.MeterProvider, p.MeterProvider), or(bc.Logger, p.Logger)
+		bc.Clock, bc.MeterProvider, bc.Logger = cmp.Or(bc.Clock, p.Clock), cmp.Or(bc.MeterProvider, p.MeterProvider), cmp.Or(bc.Logger, p.Logger)
 		if pl.breaker, err = NewCircuitBreaker(bc); err != nil {
 			return nil, err
 		}
@@ -110,7 +113,7 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 	if p.Bulkhead != nil {
 		bc := *p.Bulkhead
 		bc.Name = sub(bc.Name, "bulkhead")
-		bc.Clock, bc.MeterProvider = or(bc.Clock, p.Clock), or(bc.MeterProvider, p.MeterProvider)
+		bc.Clock, bc.MeterProvider = cmp.Or(bc.Clock, p.Clock), cmp.Or(bc.MeterProvider, p.MeterProvider)
 		if pl.bulkhead, err = NewBulkhead(bc); err != nil {
 			return nil, err
 		}
@@ -118,7 +121,7 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 	if p.RateLimit != nil {
 		rc := *p.RateLimit
 		rc.Name = sub(rc.Name, "ratelimit")
-		rc.Clock, rc.MeterProvider = or(rc.Clock, p.Clock), or(rc.MeterProvider, p.MeterProvider)
+		rc.Clock, rc.MeterProvider = cmp.Or(rc.Clock, p.Clock), cmp.Or(rc.MeterProvider, p.MeterProvider)
 		if pl.limiter, err = NewRateLimiter(rc); err != nil {
 			return nil, err
 		}
@@ -127,16 +130,6 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 	pl.timeouts = bld.counter("resilience.timeout.timeouts", "Calls that failed after their pipeline timeout.")
 	pl.timeoutOpt = addOpts(attribute.String(attrPolicy, p.Name))
 	return pl, bld.err()
-}
-
-// or returns own unless it is the zero value (a nil interface or pointer),
-// else def: a part's own setting wins over the pipeline's.
-func or[T comparable](own, def T) T {
-	var zero T
-	if own != zero {
-		return own
-	}
-	return def
 }
 
 // Breaker returns the pipeline's circuit breaker, or nil.
