@@ -1,0 +1,201 @@
+package faults
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/servio/perfkit/internal/testenv"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type menuItem struct {
+	ID         int64 `json:"id"`
+	PriceCents int64 `json:"price_cents"`
+}
+
+type menu struct {
+	Items []menuItem `json:"items"`
+}
+
+// priceOf returns the price instance in serves for menu item id of
+// restaurant rid.
+func priceOf(t testing.TB, in *instance, rid, id int64) int64 {
+	t.Helper()
+	st, b := in.status("GET", fmt.Sprintf("/restaurants/%d/menu", rid), nil)
+	require.Equal(t, 200, st, "GET menu: %s", b)
+	for _, it := range jsonOf[menu](t, b).Items {
+		if it.ID == id {
+			return it.PriceCents
+		}
+	}
+	t.Fatalf("menu item %d not on restaurant %d's menu: %s", id, rid, b)
+	return 0
+}
+
+func setPrice(t testing.TB, in *instance, id, cents int64) {
+	t.Helper()
+	st, b := in.status("PATCH", fmt.Sprintf("/menu-items/%d", id), map[string]int64{"price_cents": cents})
+	require.Equal(t, 200, st, "PATCH menu item: %s", b)
+}
+
+func firstItem(t testing.TB, in *instance, rid int64) int64 {
+	t.Helper()
+	_, b := in.status("GET", fmt.Sprintf("/restaurants/%d/menu", rid), nil)
+	m := jsonOf[menu](t, b)
+	require.NotEmpty(t, m.Items, "restaurant %d has no menu", rid)
+	return m.Items[0].ID
+}
+
+// awaitPrice polls until in serves want for the item, or fails after d.
+func awaitPrice(t testing.TB, in *instance, rid, id, want int64, d time.Duration, what string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got := priceOf(t, in, rid, id)
+		if got == want {
+			return time.Since(start)
+		}
+		if time.Since(start) > d {
+			t.Fatalf("%s: instance still serves price %d, want %d after %v", what, got, want, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRedisKilledUnderLoad: two instances share PostgreSQL and a Redis that
+// is killed under open-loop load and restarted. No request may fail, the
+// p99 while Redis is down (once the breaker is open) stays within 3× the
+// healthy p99, and after Redis returns both L2 and cross-instance
+// invalidation resume within 5 s with no stale value left in any L1.
+func TestRedisKilledUnderLoad(t *testing.T) {
+	t.Parallel()
+	rs := testenv.StartRedis(t)
+	dsn := testenv.PostgresDSN(t)
+	a := startServio(t, "REDIS_URL="+rs.URL(), "DATABASE_URL="+dsn)
+	b := startServio(t, "REDIS_URL="+rs.URL(), "DATABASE_URL="+dsn)
+	item := firstItem(t, a, 1)
+
+	// invalidation works while healthy
+	setPrice(t, a, item, 1001)
+	awaitPrice(t, b, 1, item, 1001, time.Second, "healthy cross-instance invalidation")
+
+	paths := []string{"/restaurants/1/menu", "/restaurants/2/menu", "/orders/1", "/restaurants/3/menu", "/orders/2"}
+	stop := background(200, []*instance{a, b}, paths)
+	time.Sleep(2 * time.Second)
+	killedAt := time.Now()
+	rs.Kill()
+	time.Sleep(3 * time.Second)
+	// while Redis is down: a write on A must not fail (L1 and DB keep going)
+	setPrice(t, a, item, 2002)
+	restartedAt := time.Now()
+	rs.Restart()
+	// L1 of B was not told about 2002 (pub/sub was down); it must flush on
+	// resubscribe and serve 2002 within 5 s of Redis coming back.
+	took := awaitPrice(t, b, 1, item, 2002, 5*time.Second, "stale value after recovery")
+	time.Sleep(time.Second)
+	res := stop()
+
+	healthy := res.between(killedAt.Add(-2*time.Second), killedAt)
+	down := res.between(killedAt.Add(500*time.Millisecond), restartedAt)
+	all := res.between(time.Time{}, time.Now())
+	n5xx, statuses := count5xx(all)
+	assert.Zero(t, n5xx, "no request may fail while Redis dies and returns; statuses %v", statuses)
+	require.NotEmpty(t, healthy)
+	require.NotEmpty(t, down)
+	hp, dp := p99(healthy), p99(down)
+	limit := max(3*hp, 15*time.Millisecond) // floor: scheduler noise on a loaded 2-core machine
+	t.Logf("healthy p99 %v (%d reqs), Redis-down p99 %v (%d reqs), recovery after restart %v", hp, len(healthy), dp, len(down), took)
+	assert.Less(t, dp, limit, "p99 with Redis down (breaker open) must stay under 3× healthy p99")
+
+	// invalidation resumed: a fresh change on B reaches A at once
+	setPrice(t, b, item, 3003)
+	awaitPrice(t, a, 1, item, 3003, 5*time.Second, "cross-instance invalidation after recovery")
+}
+
+// latencyProxy forwards TCP to target, delaying every chunk by delay (which
+// can change while it runs).
+type latencyProxy struct {
+	l      net.Listener
+	target string
+	delay  atomic.Int64
+	wg     sync.WaitGroup
+}
+
+func newLatencyProxy(t *testing.T, target string) *latencyProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &latencyProxy{l: l, target: target}
+	p.wg.Go(p.serve)
+	t.Cleanup(func() { _ = l.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *latencyProxy) Addr() string { return p.l.Addr().String() }
+
+func (p *latencyProxy) serve() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Go(func() {
+			defer c.Close()
+			u, err := net.Dial("tcp", p.target)
+			if err != nil {
+				return
+			}
+			defer u.Close()
+			var both sync.WaitGroup
+			both.Go(func() { p.pipe(u, c); _ = u.Close() })
+			both.Go(func() { p.pipe(c, u); _ = c.Close() })
+			both.Wait()
+		})
+	}
+}
+
+func (p *latencyProxy) pipe(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			time.Sleep(time.Duration(p.delay.Load()))
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestRedisSlow: Redis answers, but only after 400 ms (a proxy adds the
+// delay). The cache's and the limiter's own deadlines must bound every
+// request well below that and nothing may fail.
+func TestRedisSlow(t *testing.T) {
+	t.Parallel()
+	rs := testenv.StartRedis(t)
+	proxy := newLatencyProxy(t, rs.Addr)
+	a := startServio(t, "REDIS_URL=redis://"+proxy.Addr()+"/0")
+	_, _ = a.status("GET", "/restaurants/1/menu", nil)
+
+	proxy.delay.Store(int64(400 * time.Millisecond))
+	stop := background(100, []*instance{a}, []string{"/restaurants/1/menu", "/orders/1", "/restaurants/2/menu", "/orders/3"})
+	time.Sleep(3 * time.Second)
+	res := stop()
+	all := res.between(time.Time{}, time.Now())
+	n5xx, statuses := count5xx(all)
+	assert.Zero(t, n5xx, "a slow Redis must not fail requests; statuses %v", statuses)
+	var worst time.Duration
+	for _, s := range all {
+		worst = max(worst, s.latency)
+	}
+	t.Logf("%d requests with Redis 400 ms slow: p99 %v, max %v", len(all), p99(all), worst)
+	assert.Less(t, p99(all), 300*time.Millisecond, "deadlines on Redis calls must keep p99 under the Redis delay")
+}
