@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,17 +35,49 @@ func get(t *testing.T, c *http.Client, u string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func TestBreakerOpensOn5xxAndRecovers(t *testing.T) {
+// TestBreakerOpensOn5xx trips the breaker with an open timeout far longer
+// than the test, so "refused while open" does not depend on how fast the
+// machine gets from the third failure to the fourth request.
+func TestBreakerOpensOn5xx(t *testing.T) {
 	t.Parallel()
 	var status atomic.Int64
 	status.Store(http.StatusInternalServerError)
 	srv := switchServer(t, &status)
+	c := newTestClient(t, Options{DisableRetry: true, Breaker: BreakerOptions{ConsecutiveFailures: 3, OpenTimeout: time.Hour}})
+
+	for range 3 {
+		code, err := get(t, c, srv.URL)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusInternalServerError, code)
+	}
+	status.Store(http.StatusOK)
+	for i := range 3 {
+		_, err := get(t, c, srv.URL)
+		require.ErrorIs(t, err, ErrBreakerOpen, "wanted request %d refused by the open breaker", 4+i)
+		var be *BreakerOpenError
+		require.ErrorAs(t, err, &be)
+		assert.Equal(t, srv.Listener.Addr().String(), be.Host)
+		assert.ErrorIs(t, err, gobreaker.ErrOpenState)
+	}
+	assert.Equal(t, int64(3), srv.requests.Load(), "an open breaker must not reach the server")
+}
+
+// TestBreakerRecovers opens the breaker with a short open timeout and waits
+// (on a condition, not a fixed sleep) for it to half-open and close.
+func TestBreakerRecovers(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int64
+	status.Store(http.StatusInternalServerError)
+	srv := switchServer(t, &status)
+	var mu sync.Mutex
 	var changes []string
 	c := newTestClient(t, Options{DisableRetry: true, Breaker: BreakerOptions{
 		ConsecutiveFailures: 3,
 		OpenTimeout:         50 * time.Millisecond,
 		OnStateChange: func(_ string, from, to gobreaker.State) {
+			mu.Lock()
 			changes = append(changes, from.String()+"→"+to.String())
+			mu.Unlock()
 		},
 	}})
 
@@ -53,14 +86,6 @@ func TestBreakerOpensOn5xxAndRecovers(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusInternalServerError, code)
 	}
-	_, err := get(t, c, srv.URL)
-	require.ErrorIs(t, err, ErrBreakerOpen, "wanted the fourth request refused by the open breaker")
-	var be *BreakerOpenError
-	require.ErrorAs(t, err, &be)
-	assert.Equal(t, srv.Listener.Addr().String(), be.Host)
-	assert.ErrorIs(t, err, gobreaker.ErrOpenState)
-	assert.Equal(t, int64(3), srv.requests.Load(), "an open breaker must not reach the server")
-
 	status.Store(http.StatusOK)
 	require.Eventually(t, func() bool {
 		code, err := get(t, c, srv.URL)
@@ -69,6 +94,8 @@ func TestBreakerOpensOn5xxAndRecovers(t *testing.T) {
 	code, err := get(t, c, srv.URL)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, code)
+	mu.Lock()
+	defer mu.Unlock()
 	assert.Equal(t, []string{"closed→open", "open→half-open", "half-open→closed"}, changes)
 }
 

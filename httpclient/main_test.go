@@ -2,6 +2,7 @@ package httpclient
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -84,4 +85,59 @@ func (s *sleepRecorder) Waits() []time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.waits)
+}
+
+// bodyProbe is a RoundTripper that watches what the layers above do with
+// each response body: whether it was read to io.EOF before Close, and
+// whether the request context was still live when EOF came. Unlike counting
+// server connections, this does not depend on net/http's 50 ms
+// write-confirmation rule, which CPU starvation trips.
+type bodyProbe struct {
+	next         http.RoundTripper
+	bodies       atomic.Int64 // responses returned
+	closedEarly  atomic.Int64 // closed before EOF
+	eofCancelled atomic.Int64 // EOF reached with the context already done
+}
+
+func (p *bodyProbe) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := p.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	p.bodies.Add(1)
+	resp.Body = &probeBody{ReadCloser: resp.Body, p: p, ctx: req.Context()}
+	return resp, nil
+}
+
+func (p *bodyProbe) CloseIdleConnections() { closeIdle(p.next) }
+
+// wrap is an Options.WrapBase that puts p under the middleware.
+func (p *bodyProbe) wrap(rt http.RoundTripper) http.RoundTripper {
+	p.next = rt
+	return p
+}
+
+type probeBody struct {
+	io.ReadCloser
+	p   *bodyProbe
+	ctx context.Context
+	eof bool
+}
+
+func (b *probeBody) Read(buf []byte) (int, error) {
+	n, err := b.ReadCloser.Read(buf)
+	if err == io.EOF && !b.eof {
+		b.eof = true
+		if b.ctx.Err() != nil {
+			b.p.eofCancelled.Add(1)
+		}
+	}
+	return n, err
+}
+
+func (b *probeBody) Close() error {
+	if !b.eof {
+		b.p.closedEarly.Add(1)
+	}
+	return b.ReadCloser.Close()
 }
