@@ -23,7 +23,7 @@ type conn struct {
 	uses      atomic.Int64
 	retired   atomic.Bool
 	heldSince atomic.Int64 // UnixNano when acquired; 0 while idle in the pool
-	idleSince atomic.Int64 // UnixNano when it went idle in the pool; 0 while held or parked
+	idleSince atomic.Int64 // UnixNano when returned idle to the pool; 0 before and while held
 	leaked    atomic.Bool  // leak logged for the current acquisition
 	stack     atomic.Pointer[[]uintptr]
 	maint     bool      // held by the maintainer (not a use); under database/sql's lock
@@ -74,7 +74,6 @@ func (p *pool) newConn(ci driver.Conn) *conn {
 	c.resetter, _ = ci.(driver.SessionResetter)
 	c.validator, _ = ci.(driver.Validator)
 	c.checker, _ = ci.(driver.NamedValueChecker)
-	c.idleSince.Store(time.Now().UnixNano())
 	p.track(c)
 	return c
 }

@@ -36,7 +36,6 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 				_ = s.Close()
 				continue
 			}
-			s.idleSince.Store(time.Now().UnixNano())
 			return s, nil
 		default:
 			return c.dial(ctx)

@@ -51,7 +51,7 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 			continue
 		case <-t.C:
 			p.expireSpares()
-			p.closeIdle()
+			p.closeIdle(time.Now())
 		case <-p.kick:
 			// Waiting callers kick on every call: look at most once a millisecond.
 			time.Sleep(time.Millisecond)
@@ -73,32 +73,54 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 	}
 }
 
-// closeIdle closes connections idle longer than IdleTimeout, keeping at
-// least MinConns idle ones. database/sql's own idle timer is not used: it
-// closes every connection past the timeout, the warm ones too. database/sql
-// has no way to close one chosen idle connection, so closeIdle lowers
-// MaxIdleConns for a moment, which closes that many idle connections.
-func (p *pool) closeIdle() {
+// closeIdle closes connections idle longer than IdleTimeout at now, keeping
+// at least MinConns idle ones. database/sql's own idle timer is not used:
+// it closes every connection past the timeout, the warm ones too.
+// database/sql cannot close one chosen idle connection, so closeIdle lowers
+// MaxIdleConns for a moment, which closes that many of the most recently
+// returned ones. Idle connections are interchangeable, so it then restamps
+// expired survivors as idle since now until only as many stay expired as
+// if the expired ones had been closed; otherwise the next round would close
+// connections that have not been idle for IdleTimeout.
+func (p *pool) closeIdle(now time.Time) {
 	if p.cfg.IdleTimeout <= 0 {
 		return
 	}
-	cutoff := time.Now().Add(-p.cfg.IdleTimeout).UnixNano()
-	old := 0
+	type stamp struct {
+		c     *conn
+		since int64
+	}
+	cutoff := now.Add(-p.cfg.IdleTimeout).UnixNano()
+	var old []stamp
 	p.mu.Lock()
 	for c := range p.conns {
 		if since := c.idleSince.Load(); since != 0 && since < cutoff {
-			old++
+			old = append(old, stamp{c, since})
 		}
 	}
 	p.mu.Unlock()
 	s := p.db.Stats()
-	keep := max(s.Idle-old, p.cfg.MinConns)
+	keep := max(s.Idle-len(old), p.cfg.MinConns)
 	if keep >= s.Idle {
 		return
 	}
 	p.db.SetMaxIdleConns(keep) // 0: none idle
 	p.db.SetMaxIdleConns(int(p.capN.Load()))
-	p.idleClosed.Add(p.db.Stats().MaxIdleClosed - s.MaxIdleClosed)
+	closed := int(p.db.Stats().MaxIdleClosed - s.MaxIdleClosed)
+	p.idleClosed.Add(int64(closed))
+	expired := max(len(old)-closed, 0)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range old {
+		if _, open := p.conns[o.c]; !open {
+			continue
+		}
+		if expired > 0 {
+			expired--
+			continue
+		}
+		o.c.idleSince.CompareAndSwap(o.since, now.UnixNano()) // unless taken meanwhile
+	}
 }
 
 // grow raises the pool's cap by one connection at a time while callers
@@ -219,7 +241,6 @@ func (p *pool) dialSpares(ctx context.Context) {
 			return
 		}
 		c.parked = time.Now()
-		c.idleSince.Store(0) // parked, not idle in database/sql's pool
 		select {
 		case p.spares <- c:
 		default:
