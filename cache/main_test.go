@@ -3,6 +3,7 @@ package cache_test
 import (
 	"log/slog"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -13,3 +14,11 @@ func TestMain(m *testing.M) {
 
 // quiet drops the cache's log lines (expected warnings in failure tests).
 var quiet = slog.New(slog.DiscardHandler)
+
+// settle bounds how long a test waits for something asynchronous (a
+// pub/sub message, a background refresh, an expiry). CI runs every
+// package's tests at once on 2 cores under -race, where a goroutine can be
+// descheduled for a second: the bound is generous because it is only hit
+// when the behaviour is broken; tests poll, so they pass as soon as it
+// holds.
+const settle = 10 * time.Second

@@ -54,7 +54,7 @@ func TestCacheableAcrossInstances(t *testing.T) {
 	assert.Eventually(t, func() bool {
 		o, err := getB(ctx, 5)
 		return err == nil && o.Status == "paid"
-	}, time.Second, time.Millisecond, "b reads the new status after a's invalidation")
+	}, settle, time.Millisecond, "b reads the new status after a's invalidation")
 }
 
 func TestMemoize(t *testing.T) {
@@ -86,7 +86,8 @@ func TestMemoize(t *testing.T) {
 
 	expiring := cache.Memoize(10*time.Millisecond, func(context.Context) (int64, error) { return time.Now().UnixNano(), nil })
 	first, _ := expiring(t.Context())
-	assert.Eventually(t, func() bool { v, _ := expiring(t.Context()); return v != first }, time.Second, 5*time.Millisecond)
+	assert.Eventually(t, func() bool { v, _ := expiring(t.Context()); return v != first }, settle, 5*time.Millisecond,
+		"a 10 ms memo is recomputed after it expires")
 }
 
 func TestMemoizePanicReraised(t *testing.T) {
