@@ -66,7 +66,10 @@ type pool struct {
 }
 
 // Open opens a pool on a registered database/sql driver ("pgx", "sqlite",
-// ...) and warms MinConns connections within ctx. For "sqlite" the DSN gets
+// ...) and warms MinConns connections within ctx. dbpool registers "pgx"
+// (it imports pgx's stdlib); for "sqlite" the program imports
+// modernc.org/sqlite (import _ "modernc.org/sqlite"), which dbpool does not
+// impose on PostgreSQL users. For "sqlite" the DSN gets
 // dbpool's SQLite defaults (see SQLiteDSN); for "pgx" the pool is opened
 // with OpenPostgres, so timed-out queries are cancelled server-side. It
 // returns an error wrapping ErrConfig for a bad Config, and the connect
