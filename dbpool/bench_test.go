@@ -56,10 +56,11 @@ type fakeConn struct {
 	c       *fakeConnector
 	rows    fakeRows
 	queries atomic.Int64
+	closed  atomic.Bool
 }
 
 func (c *fakeConn) Prepare(string) (driver.Stmt, error) { return nil, driver.ErrSkip }
-func (c *fakeConn) Close() error                        { return nil }
+func (c *fakeConn) Close() error                        { c.closed.Store(true); return nil }
 func (c *fakeConn) Begin() (driver.Tx, error)           { return nil, driver.ErrSkip }
 func (c *fakeConn) QueryContext(context.Context, string, []driver.NamedValue) (driver.Rows, error) {
 	c.queries.Add(1)
