@@ -324,6 +324,15 @@ func (r *Redis) fallBack(ctx context.Context, key string, n int, cause error, ou
 		out[i] = Result{Limit: r.limitOf(i), ResetAfter: r.b.cfg.BreakerOpen, RetryAfter: r.retryClosed(), Policy: t.Name}
 	}
 	res := binding(out)
+	if closed || !res.Allowed {
+		// all-or-nothing, as on Redis: tiers that counted the events give
+		// them back when another tier denies
+		for i, fb := range r.fallback {
+			if fb != nil && out[i].Allowed {
+				fb.refund(key, min(n, fb.burst))
+			}
+		}
+	}
 	if closed {
 		res.Allowed = false
 		for i := range out {

@@ -304,3 +304,40 @@ func TestRedisPausedHonoursDeadline(t *testing.T) {
 	assert.Equal(t, 3, decisions(attempts), "the default 3 failures open the breaker; the other 7 decisions skip Redis")
 	assertBudgets(t, attempts, timeout)
 }
+
+// TestRedisFallbackAllOrNothing: with Redis down, a decision that one tier
+// denies (locally, or by failing closed) uses none of the other tiers'
+// local quota, as on Redis.
+func TestRedisFallbackAllOrNothing(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	g, err := ratelimit.New(ratelimit.Config{Redis: c, Logger: quiet(), BreakerOpen: time.Hour})
+	require.NoError(t, err)
+	wide := ratelimit.Tier{Name: "wide", Limit: ratelimit.PerHour(8)}
+	narrow := ratelimit.Tier{Name: "narrow", Limit: ratelimit.PerHour(4)}
+	closed := ratelimit.Tier{Name: "closed", Limit: ratelimit.PerHour(100), OnFailure: ratelimit.FailClosed}
+	both, err := g.Limiter(wide, narrow)
+	require.NoError(t, err)
+	withClosed, err := g.Limiter(wide, closed)
+	require.NoError(t, err)
+	alone, err := g.Limiter(wide)
+	require.NoError(t, err)
+	srv.Kill()
+	ctx := context.Background()
+	for i := range 6 {
+		r, err := both.Allow(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, i < 4, r.Allowed, "request %d", i)
+	}
+	for range 3 {
+		r, err := withClosed.Allow(ctx, "k")
+		require.ErrorIs(t, err, ratelimit.ErrUnavailable)
+		assert.False(t, r.Allowed)
+	}
+	r, err := alone.Allow(ctx, "k")
+	require.NoError(t, err)
+	assert.True(t, r.Allowed)
+	assert.Equal(t, 3, r.Remaining, "wide counted only the 4 allowed decisions and this one")
+}
