@@ -4,12 +4,14 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/servio/perfkit/examples/servio/internal/store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // TestBaselineMode: with -baseline every route still works, but reads are
-// not cached (each menu read is a query), no rate limit applies, and
+// not cached (each menu read is a query), order pages are loaded N+1, no
+// rate limit applies, and
 // assistant answers are not cached.
 func TestBaselineMode(t *testing.T) {
 	t.Parallel()
@@ -21,6 +23,12 @@ func TestBaselineMode(t *testing.T) {
 		a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
 	}
 	assert.Equal(t, int64(3), a.queries.Load(), "baseline: every menu read goes to the database")
+	var page store.OrderPage
+	a.queries.Store(0)
+	a.doJSON("GET", "/restaurants/1/orders?limit=3", "", http.StatusOK, &page)
+	require.Len(t, page.Orders, 3)
+	assert.Equal(t, int64(1+3), a.queries.Load(), "baseline: an orders page loads its items one query per order (N+1)")
+	assert.NotEmpty(t, page.Orders[0].Items)
 	for range 7 {
 		a.doJSON("POST", "/auth/login", `{"email":"staff@servio.dev","password":"x"}`, http.StatusUnauthorized, nil)
 	}

@@ -55,6 +55,44 @@ type OrdersQuery struct {
 // with its items, in one query (two when the page is empty, to tell an
 // unknown restaurant from one without orders).
 func (s *Store) Orders(ctx context.Context, q OrdersQuery) (OrderPage, error) {
+	return s.orders(ctx, q, &s.q.orderPage)
+}
+
+// OrdersNPlusOne returns the same page as Orders the way the seed service
+// did before its optimisation: one query for the page, then one more per
+// order for its items. It exists only for servio's -baseline mode, so the
+// before/after load test measures what batch loading saves.
+func (s *Store) OrdersNPlusOne(ctx context.Context, q OrdersQuery) (OrderPage, error) {
+	page, err := s.orders(ctx, q, &s.q.orderPageBare)
+	if err != nil {
+		return page, err
+	}
+	for i := range page.Orders {
+		if page.Orders[i].Items, err = s.orderItems(ctx, page.Orders[i].ID); err != nil {
+			return OrderPage{}, err
+		}
+	}
+	return page, nil
+}
+
+func (s *Store) orderItems(ctx context.Context, orderID int64) ([]OrderItem, error) {
+	rows, err := s.db.QueryContext(ctx, s.q.orderItems, orderID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OrderItem{}
+	for rows.Next() {
+		var it OrderItem
+		if err := rows.Scan(&it.ID, &it.MenuItemID, &it.Name, &it.Quantity, &it.UnitPriceCents); err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	return items, rows.Err()
+}
+
+func (s *Store) orders(ctx context.Context, q OrdersQuery, pages *[2][2]string) (OrderPage, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultPageSize
@@ -72,7 +110,7 @@ func (s *Store) Orders(ctx context.Context, q OrdersQuery) (OrderPage, error) {
 		args = append(args, s.timeArg(q.After.CreatedAt), q.After.ID)
 	}
 	args = append(args, limit+1) // one more tells whether a next page exists
-	rows, err := s.db.QueryContext(ctx, s.q.orderPage[hs][hc], args...)
+	rows, err := s.db.QueryContext(ctx, pages[hs][hc], args...)
 	if err != nil {
 		return OrderPage{}, err
 	}

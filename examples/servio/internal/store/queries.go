@@ -15,6 +15,8 @@ type queries struct {
 
 	orderGet       string
 	orderPage      [2][2]string // [hasStatus][hasCursor]
+	orderPageBare  [2][2]string // the same pages without items (the N+1 baseline)
+	orderItems     string       // one order's items (the N+1 baseline's "+1")
 	menuForOrder   string       // prefix; "(?,…))" appended per call
 	stockTake      string
 	orderInsert    string
@@ -42,6 +44,7 @@ func buildQueries(d Dialect) queries {
 		forUpdate = " FOR UPDATE"
 	}
 	orderCols := "o.id, o.restaurant_id, o.customer_name, o.status, o.total_cents, o.created_at, o.updated_at, " + items
+	bareCols := "o.id, o.restaurant_id, o.customer_name, o.status, o.total_cents, o.created_at, o.updated_at, NULL"
 	q := queries{
 		now:              now,
 		restaurantExists: "SELECT 1 FROM restaurants WHERE id = ? AND deleted_at IS NULL",
@@ -67,6 +70,7 @@ func buildQueries(d Dialect) queries {
 			(SELECT SUM(oi.quantity) FROM order_items oi WHERE oi.order_id = ? AND oi.menu_item_id = inventory_items.menu_item_id),
 			updated_at = ` + now + `
 			WHERE menu_item_id IN (SELECT menu_item_id FROM order_items WHERE order_id = ?)`,
+		orderItems: "SELECT id, menu_item_id, name, quantity, unit_price_cents FROM order_items WHERE order_id = ? ORDER BY id",
 		lowStock: `SELECT id, menu_item_id, name, current_quantity, reorder_point FROM inventory_items
 			WHERE restaurant_id = ? AND deleted_at IS NULL AND current_quantity < reorder_point
 			ORDER BY current_quantity, id`,
@@ -82,10 +86,12 @@ func buildQueries(d Dialect) queries {
 				where += " AND (o.created_at, o.id) < (?, ?)"
 			}
 			q.orderPage[hs][hc] = fmt.Sprintf("SELECT %s FROM orders o WHERE %s ORDER BY o.created_at DESC, o.id DESC LIMIT ?", orderCols, where)
+			q.orderPageBare[hs][hc] = fmt.Sprintf("SELECT %s FROM orders o WHERE %s ORDER BY o.created_at DESC, o.id DESC LIMIT ?", bareCols, where)
 		}
 	}
 	for _, p := range []*string{&q.restaurantExists, &q.menu, &q.menuItemInsert, &q.inventoryInsert, &q.menuItemUpdate,
 		&q.orderGet, &q.orderPage[0][0], &q.orderPage[0][1], &q.orderPage[1][0], &q.orderPage[1][1],
+		&q.orderPageBare[0][0], &q.orderPageBare[0][1], &q.orderPageBare[1][0], &q.orderPageBare[1][1], &q.orderItems,
 		&q.stockTake, &q.orderInsert, &q.orderStatusGet, &q.orderStatusSet, &q.stockRestore, &q.lowStock, &q.userByEmail} {
 		*p = rebind(d, *p)
 	}
