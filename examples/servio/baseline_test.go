@@ -11,8 +11,7 @@ import (
 
 // TestBaselineMode: with -baseline every route still works, but reads are
 // not cached (each menu read is a query), order pages are loaded N+1, no
-// rate limit applies, and
-// assistant answers are not cached.
+// rate limit applies, and assistant answers are not cached.
 func TestBaselineMode(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "sqlite")
