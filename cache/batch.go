@@ -18,13 +18,16 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 	out := make(map[string]V, len(keys))
 	var missing []string
 	epoch := c.flushEpoch.Load()
-	for _, k := range keys {
+	for i, k := range keys {
 		if e, ok := c.l1.Get(k); ok && e.epoch == epoch && e.err == nil {
 			if v, ok := e.val.(V); ok {
 				c.l1Hits.Add(1)
 				out[k] = v
 				continue
 			}
+		}
+		if missing == nil {
+			missing = make([]string, 0, len(keys)-i)
 		}
 		missing = append(missing, k)
 	}
@@ -70,6 +73,9 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 	if fill {
 		defer c.l1mu.RUnlock()
 	}
+	// One slice for every decoded value: the codec needs a pointer, which
+	// would otherwise cost one allocation per key.
+	vals := make([]V, len(missing))
 	queued := make([]int, 0, len(missing))
 	for i, cmd := range cmds {
 		b, err := cmd.(*redis.StringCmd).Bytes()
@@ -77,19 +83,23 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 			c.st.misses.Add(1)
 			continue
 		}
-		d, err := decode[V](c, b)
+		negErr, freshUntil, err := decodeInto(c, b, &vals[i])
 		if err != nil {
 			c.corrupt(ctx, missing[i], err)
 			c.st.misses.Add(1)
 			continue
 		}
 		c.st.l2Hits.Add(1)
-		if d.err != nil {
+		if negErr != nil {
 			c.st.negativeHits.Add(1)
 			continue
 		}
-		out[missing[i]] = d.val
-		if fill && c.putL1(&entry{key: missing[i], val: d.val}, l1TTL, snaps[i]) {
+		out[missing[i]] = vals[i]
+		if !fill {
+			continue
+		}
+		e, ttl, _ := c.l2Entry(missing[i], vals[i], nil, freshUntil, l1TTL)
+		if c.putL1(e, ttl, snaps[i]) {
 			queued = append(queued, i)
 		}
 	}

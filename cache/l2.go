@@ -146,28 +146,37 @@ type decoded[V any] struct {
 // decode parses an L2 value into V. Anything it did not write, or cannot
 // decode into V, is ErrCorrupt.
 func decode[V any](c *Cache, b []byte) (d decoded[V], err error) {
+	d.err, d.freshUntil, err = decodeInto(c, b, &d.val)
+	if err != nil {
+		return decoded[V]{}, err
+	}
+	return d, nil
+}
+
+// decodeInto parses an L2 value into *dst, so a batch can decode into one
+// slice instead of allocating per value. It returns the cached error of a
+// negative entry and the fresh-until time (Unix ms, 0 if none).
+func decodeInto[V any](c *Cache, b []byte, dst *V) (negErr error, freshUntil int64, err error) {
 	defer func() {
 		// A Codec that panics on bad input must not take the caller down.
 		if r := recover(); r != nil {
-			d, err = decoded[V]{}, fmt.Errorf("%w: codec panicked: %v", ErrCorrupt, r)
+			negErr, freshUntil, err = nil, 0, fmt.Errorf("%w: codec panicked: %v", ErrCorrupt, r)
 		}
 	}()
 	h, payload, err := decodeHeader(b)
 	if err != nil {
-		return d, err
+		return nil, 0, err
 	}
 	if h.codec != c.cfg.Codec.ID() {
-		return d, fmt.Errorf("%w: codec %d, want %d", ErrCorrupt, h.codec, c.cfg.Codec.ID())
+		return nil, 0, fmt.Errorf("%w: codec %d, want %d", ErrCorrupt, h.codec, c.cfg.Codec.ID())
 	}
-	d.freshUntil = h.freshUntil
 	if h.flags&flagNegative != 0 {
-		d.err = &CachedError{Msg: string(payload)}
-		return d, nil
+		return &CachedError{Msg: string(payload)}, h.freshUntil, nil
 	}
-	if err := c.cfg.Codec.Unmarshal(payload, &d.val); err != nil {
-		return d, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	if err := c.cfg.Codec.Unmarshal(payload, dst); err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	return d, nil
+	return nil, h.freshUntil, nil
 }
 
 // corrupt counts a rejected L2 value and deletes it so it is not read again.

@@ -235,24 +235,30 @@ func errOrPanic(err error, pnc *PanicError) error {
 
 // fillFromL2 fills L1 from an L2 hit and reports whether the value is stale.
 func (c *Cache) fillFromL2(key string, val any, negErr error, freshUntilMs int64, l1TTL time.Duration, snap uint64) bool {
+	e, ttl, stale := c.l2Entry(key, val, negErr, freshUntilMs, l1TTL)
+	c.fillL1(e, ttl, snap)
+	return stale
+}
+
+// l2Entry builds the L1 entry of an L2 hit: its TTL (capped by NegativeTTL
+// for a negative entry, by the L2 fresh-until time plus StaleFor for a
+// value with a stale window) and whether it is already stale.
+func (c *Cache) l2Entry(key string, val any, negErr error, freshUntilMs int64, l1TTL time.Duration) (*entry, time.Duration, bool) {
 	e := &entry{key: key, val: val, err: negErr}
 	ttl := l1TTL
 	if negErr != nil && c.cfg.NegativeTTL > 0 {
 		ttl = min(ttl, c.cfg.NegativeTTL)
 	}
-	stale := false
-	if freshUntilMs != 0 && c.cfg.StaleFor > 0 {
-		now := c.cfg.Now()
-		fresh := time.UnixMilli(freshUntilMs)
-		if lim := now.Add(ttl); fresh.After(lim) {
-			fresh = lim
-		}
-		e.fresh = fresh.UnixNano()
-		stale = !now.Before(fresh)
-		ttl = max(fresh.Sub(now), 0) + c.cfg.StaleFor
+	if freshUntilMs == 0 || c.cfg.StaleFor <= 0 {
+		return e, ttl, false
 	}
-	c.fillL1(e, ttl, snap)
-	return stale
+	now := c.cfg.Now()
+	fresh := time.UnixMilli(freshUntilMs)
+	if lim := now.Add(ttl); fresh.After(lim) {
+		fresh = lim
+	}
+	e.fresh = fresh.UnixNano()
+	return e, max(fresh.Sub(now), 0) + c.cfg.StaleFor, !now.Before(fresh)
 }
 
 // store writes a loaded (or explicitly set) value to L1 and L2 unless key

@@ -664,3 +664,36 @@ func TestInvalidationWinsOverRacingL2Read(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "new", v, "the racing read did not refill b's L1 with the old value")
 }
+
+// TestGetManyKeepsStaleWindow checks that GetMany's L1 fill keeps the L2
+// value's fresh-until time: once it passes, a read serves the value as
+// stale and refreshes it, rather than L1 serving it as fresh for L1TTL.
+func TestGetManyKeepsStaleWindow(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	clk := newClock()
+	cfg := cache.Config{StaleFor: time.Hour, Jitter: -1, Now: clk.Now, DisablePubSub: true}
+	a := newCache(t, rdb, prefix, cfg)
+	b := newCache(t, twin(t, rdb), prefix, cfg)
+	require.NoError(t, cache.Set(ctx, a, "menu:1", "v1", 10*time.Second))
+
+	got, err := cache.GetMany[string](ctx, b, []string{"menu:1"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"menu:1": "v1"}, got)
+	fail := func(context.Context) (string, error) { return "", fmt.Errorf("loader must not run while fresh") }
+	v, err := cache.GetOrSet(ctx, b, "menu:1", 10*time.Second, fail)
+	require.NoError(t, err)
+	assert.Equal(t, "v1", v)
+	assert.Equal(t, uint64(1), b.Stats().L1Hits, "GetMany filled L1")
+
+	clk.Add(11 * time.Second)
+	v, err = cache.GetOrSet(ctx, b, "menu:1", 10*time.Second, func(context.Context) (string, error) { return "v2", nil })
+	require.NoError(t, err)
+	assert.Equal(t, "v1", v, "the stale value is served at once")
+	assert.Equal(t, uint64(1), b.Stats().StaleServed, "L1 knew the value was stale")
+	assert.Eventually(t, func() bool {
+		v, err := cache.Get[string](ctx, b, "menu:1")
+		return err == nil && v == "v2"
+	}, settle, 5*time.Millisecond, "the refresh reached L1")
+}
