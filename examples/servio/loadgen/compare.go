@@ -173,8 +173,8 @@ func comparisonRows(b, a *report) []row {
 		{"throughput", b.Throughput, a.Throughput, "req/s", false},
 		{"error rate", 100 * b.ErrorRate, 100 * a.ErrorRate, "%", true},
 		{"cache hit rate", 100 * b.CacheHitRate, 100 * a.CacheHitRate, "%", false},
-		{"DB pool saturation (mean)", 100 * b.PoolSat.Mean, 100 * a.PoolSat.Mean, "%", true},
-		{"DB pool saturation (max)", 100 * b.PoolSat.Max, 100 * a.PoolSat.Max, "%", true},
+		{"DB pool saturation (time-weighted)", 100 * b.PoolSat.Mean, 100 * a.PoolSat.Mean, "%", true},
+		{"DB pool saturation (peak sample)", 100 * b.PoolSat.Max, 100 * a.PoolSat.Max, "%", true},
 		{"slow queries (>1s)", 100 * b.SlowShare, 100 * a.SlowShare, "%", true},
 	}
 }

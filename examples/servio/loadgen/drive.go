@@ -66,15 +66,20 @@ func drive(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	if err := e.ping(ctx); err != nil {
 		return nil, err
 	}
-	before, _ := scrape(ctx, e.client, o.target)
-
 	runCtx, cancel := context.WithTimeout(ctx, o.warmup+o.duration)
 	defer cancel()
 	sampler := startSampler(runCtx, e.client, o.target)
 	if !o.quiet {
 		go e.showProgress(runCtx, stderr)
 	}
-	time.AfterFunc(o.warmup, func() { e.measure.Store(true) })
+	// The service's counters are read when measuring starts, so the report's
+	// rates cover the measured window only, not the warm-up.
+	beforec := make(chan families, 1)
+	time.AfterFunc(o.warmup, func() {
+		f, _ := scrape(ctx, e.client, o.target)
+		e.measure.Store(true)
+		beforec <- f
+	})
 	start := time.Now()
 	var rec *recorder
 	if o.mode == "open" {
@@ -87,6 +92,7 @@ func drive(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		fmt.Fprintln(stderr)
 	}
 	after, _ := scrape(context.Background(), e.client, o.target)
+	before := <-beforec
 	return newReport(&o, rec, elapsed, before, after, sampler.stop()), nil
 }
 

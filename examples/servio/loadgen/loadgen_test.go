@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -43,7 +44,20 @@ func newFakeServio(t *testing.T) (*fakeServio, *httptest.Server) {
 	}
 	mux.HandleFunc("GET /health", ok(`{"status":"pass"}`))
 	mux.HandleFunc("GET /health/metrics", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "# TYPE perfkit_cache_hits_total counter\nperfkit_cache_hits_total{tier=\"l1\"} 9\n# TYPE perfkit_cache_misses_total counter\nperfkit_cache_misses_total 1\n# TYPE db_client_connection_saturation gauge\ndb_client_connection_saturation 0.25\n")
+		// counters that grow with the requests served: 9 cache hits and 1
+		// miss, 10 queries of which 1 slow, 2 ms of connection use each
+		f.mu.Lock()
+		n := 0
+		for _, c := range f.routes {
+			n += c
+		}
+		f.mu.Unlock()
+		fmt.Fprintf(w, "# TYPE perfkit_cache_hits_total counter\nperfkit_cache_hits_total{tier=\"l1\"} %d\n", 9*n)
+		fmt.Fprintf(w, "# TYPE perfkit_cache_misses_total counter\nperfkit_cache_misses_total %d\n", n)
+		fmt.Fprintf(w, "# TYPE db_client_operation_duration_seconds histogram\ndb_client_operation_duration_seconds_bucket{le=\"+Inf\"} %d\ndb_client_operation_duration_seconds_sum 1\ndb_client_operation_duration_seconds_count %d\n", 10*n, 10*n)
+		fmt.Fprintf(w, "# TYPE db_client_operation_slow_total counter\ndb_client_operation_slow_total %d\n", n)
+		fmt.Fprintf(w, "# TYPE db_client_connection_use_time_seconds histogram\ndb_client_connection_use_time_seconds_bucket{le=\"+Inf\"} %d\ndb_client_connection_use_time_seconds_sum %g\ndb_client_connection_use_time_seconds_count %d\n", n, 0.002*float64(n), n)
+		_, _ = io.WriteString(w, "# TYPE db_client_connection_max gauge\ndb_client_connection_max 20\n# TYPE db_client_connection_saturation_ratio gauge\ndb_client_connection_saturation_ratio 0.25\n")
 	})
 	mux.HandleFunc("GET /restaurants/{id}/menu", ok(`[{"id":11,"name":"a"},{"id":12,"name":"b"}]`))
 	mux.HandleFunc("GET /orders/{id}", ok(`{"id":1}`))
@@ -81,7 +95,11 @@ func TestOpenLoopRun(t *testing.T) {
 	assert.InDelta(t, 400, n, 120, "1 s at 400 req/s should measure ≈400 requests, got %v", n)
 	assert.Zero(t, rep["error_rate"], "a healthy fake server must show no errors")
 	assert.Positive(t, rep["limited_429"], "logins answered 429 must be counted as limited")
-	assert.InDelta(t, 0.25, rep["pool_saturation_mean"], 1e-9)
+	assert.InDelta(t, 0.25, rep["pool_saturation_max"], 1e-9, "peak of the sampled saturation gauge")
+	// 2 ms of connection use per request over ~1 s with 20 connections
+	assert.InDelta(t, 0.002*n/20, rep["pool_saturation_mean"], 0.002*n/20*0.5, "time-weighted pool use")
+	assert.InDelta(t, 0.9, rep["cache_hit_rate"], 0.02)
+	assert.InDelta(t, 0.1, rep["slow_query_share"], 0.02)
 
 	f.mu.Lock()
 	defer f.mu.Unlock()

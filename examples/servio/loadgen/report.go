@@ -56,8 +56,13 @@ type routeReport struct {
 	Latency  percentiles `json:"latency"`
 }
 
+// poolSaturations describe how busy the service's DB pool was: Mean is the
+// time-weighted share of its connections in use over the run (connection
+// use time ÷ (duration × max connections)), Max the highest in-use ÷ max
+// seen in the once-a-second samples. NaN when the service exposes no pool
+// metrics.
 type poolSaturations struct {
-	Mean, Max float64 // NaN when the service exposes no pool metrics
+	Mean, Max float64
 }
 
 func pct(h *histogram) percentiles {
@@ -73,7 +78,7 @@ func newReport(o *options, rec *recorder, elapsed time.Duration, before, after f
 		ClientErrors: rec.c4xx,
 		Latency:      pct(&rec.all),
 		CacheHitRate: cacheHitRate(before, after),
-		PoolSat:      summarize(sat),
+		PoolSat:      poolSat(before, after, elapsed, sat),
 		SlowShare:    slowShare(before, after),
 	}
 	if o.mode == "open" {
@@ -108,28 +113,37 @@ func cacheHitRate(before, after families) float64 {
 	return h / (h + m)
 }
 
-// slowShare is slow queries ÷ all queries over the run.
+// slowShare is slow queries ÷ all queries over the run. The slow-query
+// counter appears only once a query was slow, so its absence is 0.
 func slowShare(before, after families) float64 {
-	slow, all := after.find("db_client_operation_slow", ""), after.find("db_client_operation_duration", "")
-	if slow == "" || all == "" {
+	all := after.find("db_client_operation_duration", "")
+	if all == "" {
 		return math.NaN()
 	}
 	n := delta(before, after, all, nil)
 	if n == 0 {
 		return math.NaN()
 	}
+	slow := after.find("db_client_operation_slow", "")
+	if slow == "" {
+		return 0
+	}
 	return delta(before, after, slow, nil) / n
 }
 
-func summarize(xs []float64) poolSaturations {
-	if len(xs) == 0 {
-		return poolSaturations{math.NaN(), math.NaN()}
+func poolSat(before, after families, elapsed time.Duration, samples []float64) poolSaturations {
+	ps := poolSaturations{math.NaN(), math.NaN()}
+	if len(samples) > 0 {
+		ps.Max = slices.Max(samples)
 	}
-	var sum float64
-	for _, x := range xs {
-		sum += x
+	use, maxName := after.find("db_client_connection_use_time", ""), after.find("db_client_connection_max", "")
+	if use == "" || maxName == "" || elapsed <= 0 {
+		return ps
 	}
-	return poolSaturations{sum / float64(len(xs)), slices.Max(xs)}
+	if m, _ := after.sum(maxName, nil); m > 0 {
+		ps.Mean = (after.histSum(use) - before.histSum(use)) / (elapsed.Seconds() * m)
+	}
+	return ps
 }
 
 func (r *report) print(w io.Writer) {

@@ -59,6 +59,21 @@ func (f families) sum(name string, match map[string]string) (float64, bool) {
 	return total, true
 }
 
+// histSum adds the sums of every series of the named histogram.
+func (f families) histSum(name string) float64 {
+	mf, ok := f[name]
+	if !ok {
+		return 0
+	}
+	var total float64
+	for _, m := range mf.GetMetric() {
+		if m.Histogram != nil {
+			total += m.Histogram.GetSampleSum()
+		}
+	}
+	return total
+}
+
 // find returns the first family name with the given prefix and suffix, so
 // the report survives exporters that add unit and _total suffixes.
 func (f families) find(prefix, suffix string) string {
