@@ -30,8 +30,8 @@ func PerHour(n int) Limit { return Per(n, time.Hour) }
 // WithBurst returns l with its burst set to b.
 func (l Limit) WithBurst(b int) Limit { l.Burst = b; return l }
 
-// String returns the limit as "60/1m0s" (with "+burst" when Burst differs
-// from Rate).
+// String returns the limit as "60/1m0s", or "60/1m0s burst 10" when Burst
+// is set and differs from Rate.
 func (l Limit) String() string {
 	s := strconv.Itoa(l.Rate) + "/" + l.Period.String()
 	if l.Burst != 0 && l.Burst != l.Rate {

@@ -190,3 +190,18 @@ func TestTiers(t *testing.T) {
 	ts.API.Limit = ratelimit.PerMinute(120)
 	assert.Equal(t, 60, ratelimit.Tiers().API.Limit.Rate, "changing a copy leaves the defaults alone")
 }
+
+// TestLocalPastTimeNeverNegative: a decision dated before the key's last
+// one (AllowAt going backwards) denies and reports 0 remaining, not a
+// negative count that would end up in RateLimit headers.
+func TestLocalPastTimeNeverNegative(t *testing.T) {
+	t.Parallel()
+	l := newLocal(t, ratelimit.PerMinute(6), 0)
+	r, err := l.AllowAt("k", t0, 6)
+	require.NoError(t, err)
+	require.True(t, r.Allowed)
+	r, err = l.AllowAt("k", t0.Add(-time.Hour), 1)
+	require.NoError(t, err)
+	assert.False(t, r.Allowed)
+	assert.Zero(t, r.Remaining)
+}
