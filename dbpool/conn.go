@@ -22,11 +22,10 @@ type conn struct {
 
 	uses      atomic.Int64
 	retired   atomic.Bool
-	heldSince atomic.Int64 // UnixNano when acquired; 0 while idle in the pool
+	heldSince atomic.Int64 // UnixNano when a caller acquired it; 0 while idle or held by the maintainer
 	idleSince atomic.Int64 // UnixNano when returned idle to the pool; 0 before and while held
 	leaked    atomic.Bool  // leak logged for the current acquisition
 	stack     atomic.Pointer[[]uintptr]
-	maint     bool      // held by the maintainer (not a use); under database/sql's lock
 	parked    time.Time // when parked as a spare
 
 	queryer   driver.QueryerContext
@@ -78,12 +77,17 @@ func (p *pool) newConn(ci driver.Conn) *conn {
 	return c
 }
 
-// markAcquired records that a caller took the connection.
+// markAcquired records that a caller, or with maint the maintainer, took
+// the connection. The maintainer's holds are not uses: they get no use time
+// and no leak check (a hold can wait for a slow dial longer than
+// LeakThreshold).
 func (c *conn) markAcquired(maint bool) {
-	c.maint = maint
 	c.idleSince.Store(0)
+	if maint {
+		return
+	}
 	c.heldSince.Store(time.Now().UnixNano())
-	if c.p.cfg.LeakThreshold > 0 && !maint {
+	if c.p.cfg.LeakThreshold > 0 {
 		pcs := make([]uintptr, 64)
 		pcs = pcs[:runtime.Callers(3, pcs)]
 		c.stack.Store(&pcs)
@@ -244,10 +248,9 @@ func (c *conn) ResetSession(ctx context.Context) error {
 // uses.
 func (c *conn) IsValid() bool {
 	now := time.Now().UnixNano()
-	if h := c.heldSince.Swap(0); h != 0 && !c.maint {
+	if h := c.heldSince.Swap(0); h != 0 {
 		c.p.in.useTime.Record(context.Background(), float64(now-h)/1e9, c.p.in.rec...)
 	}
-	c.maint = false
 	if c.stack.Load() != nil {
 		c.stack.Store(nil)
 	}
