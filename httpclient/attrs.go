@@ -15,9 +15,12 @@ import (
 
 const meterName = "github.com/servio/perfkit/httpclient"
 
-// durationBuckets are the OpenTelemetry semantic-convention boundaries for
-// http.client.request.duration, in seconds.
-var durationBuckets = []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10}
+// durationBuckets returns the OpenTelemetry semantic-convention boundaries
+// for http.client.request.duration, in seconds (a func, not a package
+// variable, so no caller can change them for everyone).
+func durationBuckets() []float64 {
+	return []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10}
+}
 
 // Low-cardinality error.type values for transport errors.
 const (

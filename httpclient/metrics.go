@@ -75,7 +75,7 @@ func NewMetrics(next http.RoundTripper, opts MetricsOptions) (*MetricsTransport,
 	dur, err := mp.Meter(meterName).Float64Histogram("http.client.request.duration",
 		metric.WithUnit("s"),
 		metric.WithDescription("Duration of HTTP client requests (per attempt)."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
+		metric.WithExplicitBucketBoundaries(durationBuckets()...))
 	if err != nil {
 		return nil, fmt.Errorf("httpclient: create duration histogram: %w", err)
 	}

@@ -76,7 +76,7 @@ func TestMetricsPerAttemptWithRouteTemplate(t *testing.T) {
 		assert.Equal(t, port, a["server.port"])
 		assert.Equal(t, "/v1/orders/{id}", a["http.route"])
 		assert.Equal(t, uint64(1), dp.Count)
-		assert.Equal(t, durationBuckets, dp.Bounds)
+		assert.Equal(t, durationBuckets(), dp.Bounds)
 		for k, v := range a {
 			assert.NotContains(t, v, "12345", "attribute %s leaks the raw path", k)
 		}
