@@ -3,7 +3,6 @@ package cache
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -154,11 +153,7 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (int, error)
 	for _, t := range tags {
 		unlink = append(unlink, c.tagKey(t))
 	}
-	var msg []byte
-	if !c.cfg.DisablePubSub {
-		msg, _ = json.Marshal(message{ID: c.id, Keys: keys, Tags: tags})
-	}
-	if err := c.l2UnlinkBulk(ctx, unlink, msg); err != nil {
+	if err := c.l2UnlinkBulk(ctx, unlink, c.message(keys, "", tags)); err != nil {
 		return 0, err
 	}
 	return len(members), nil
@@ -176,24 +171,6 @@ func (c *Cache) Flush(ctx context.Context) error {
 	}
 	msg, _ := json.Marshal(message{ID: c.id, Flush: true})
 	return c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Publish(ctx, c.cfg.Channel, msg).Err() })
-}
-
-// l2Bulk runs a multi-round-trip Redis job (SCAN loops) behind the breaker,
-// without the per-call L2 timeout: only ctx bounds it.
-func (c *Cache) l2Bulk(ctx context.Context, f func(ctx context.Context) error) error {
-	done, err := c.cb.Allow()
-	if err != nil {
-		c.st.l2Errors.Add(1)
-		c.st.l2Rejected.Add(1)
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	err = f(ctx)
-	done(err)
-	if err != nil {
-		c.st.l2Errors.Add(1)
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return nil
 }
 
 // l2UnlinkBulk unlinks many keys in pipelines of unlinkBatch, the last one

@@ -9,18 +9,35 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// l2Do runs f against Redis behind the breaker with the L2 timeout. A miss
-// (redis.Nil) is not an error of Redis; everything else is counted.
+// l2Do runs one Redis call or pipeline f behind the breaker, bounded by
+// L2Timeout.
 func (c *Cache) l2Do(ctx context.Context, f func(ctx context.Context) error) error {
+	return c.l2Run(ctx, c.cfg.L2Timeout, f)
+}
+
+// l2Bulk runs a multi-round-trip Redis job (SCAN loops) behind the breaker,
+// without the per-call L2 timeout: only ctx bounds it.
+func (c *Cache) l2Bulk(ctx context.Context, f func(ctx context.Context) error) error {
+	return c.l2Run(ctx, 0, f)
+}
+
+// l2Run runs f behind the breaker, within timeout when it is positive. A
+// miss (redis.Nil) is not an error of Redis, nor is the caller giving up;
+// every other failure is counted and wrapped in ErrUnavailable.
+func (c *Cache) l2Run(ctx context.Context, timeout time.Duration, f func(ctx context.Context) error) error {
 	done, err := c.cb.Allow()
 	if err != nil {
 		c.st.l2Errors.Add(1)
 		c.st.l2Rejected.Add(1)
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	tctx, cancel := context.WithTimeout(ctx, c.cfg.L2Timeout)
-	err = f(tctx)
-	cancel()
+	if timeout > 0 {
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		err = f(tctx)
+		cancel()
+	} else {
+		err = f(ctx)
+	}
 	if err != nil && ctx.Err() != nil {
 		// The caller gave up: not Redis' fault, so not a breaker failure.
 		done(context.Canceled)
