@@ -13,7 +13,8 @@ import (
 // lookups are pipelined GETs — one round trip per Redis node, a cluster
 // client splitting the pipeline by node — and L2 hits fill L1. Redis
 // failures read as misses; stale values (Config.StaleFor) are returned as
-// they are. The error is ctx.Err() if ctx ended, else nil.
+// they are. The error is ctx.Err() if ctx ended, ErrClosed after Close
+// (with the L1 hits found before), else nil.
 func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V, error) {
 	out := make(map[string]V, len(keys))
 	var missing []string
@@ -37,7 +38,10 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 	if err := ctx.Err(); err != nil {
 		return out, err
 	}
-	if c.rdb == nil || c.closed.Load() {
+	if c.closed.Load() {
+		return out, ErrClosed
+	}
+	if c.rdb == nil {
 		c.st.misses.Add(uint64(len(missing)))
 		return out, nil
 	}
@@ -116,8 +120,10 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 
 // SetMany writes items to L1 and L2 — pipelined SET with a TTL on every
 // key, one round trip per node — and drops the keys from the other
-// instances' L1 with one message. ttl and opts are as in Set. It returns an
-// error wrapping ErrUnavailable when Redis failed (L1 is set regardless).
+// instances' L1 with one message. ttl and opts are as in Set. Every value
+// is encoded first: a codec error is returned before anything is written.
+// It returns an error wrapping ErrUnavailable when Redis failed (L1 is set
+// regardless), ctx.Err() if ctx ended first, or ErrClosed after Close.
 func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.Duration, opts ...Option) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -130,55 +136,62 @@ func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.
 	if o != nil {
 		tags = o.tags
 	}
-	var (
-		fresh  time.Time
-		encErr error
-	)
-	fill := c.l1mu.TryRLock() // false during a flush or Close: no L1 fill
-	l2s := make([]l2Item, 0, len(items))
-	queued := make([]string, 0, len(items))
-	snaps := make([]uint64, 0, len(items))
-	keys := make([]string, 0, len(items))
-	for k := range items {
-		c.bumpKey(k)
-		keys = append(keys, k)
+	type write struct {
+		key          string
+		l1TTL, l2TTL time.Duration
 	}
-	c.forgetKeys(keys)
+	writes := make([]write, 0, len(items))
+	var l2s []l2Item
+	if c.rdb != nil {
+		l2s = make([]l2Item, 0, len(items))
+	}
 	for k, v := range items {
-		snap := c.snapshot(k)
-		l1TTL, l2TTL := c.ttls(ttl, o)
-		e, t := c.newEntry(k, v, nil, l1TTL, o)
-		if fill && c.putL1(e, t, snap) {
-			queued = append(queued, k)
-			snaps = append(snaps, snap)
-		}
+		w := write{key: k}
+		w.l1TTL, w.l2TTL = c.ttls(ttl, o)
+		writes = append(writes, w)
 		if c.rdb == nil {
 			continue
 		}
+		var fresh time.Time
+		l2TTL := w.l2TTL
 		if c.cfg.StaleFor > 0 {
 			fresh = c.cfg.Now().Add(l2TTL)
 			l2TTL += c.cfg.StaleFor
 		}
 		b, err := c.encode(v, nil, fresh)
 		if err != nil {
-			encErr = err
-			break
+			return err
 		}
 		l2s = append(l2s, l2Item{key: k, val: b, ttl: l2TTL, tags: tags})
 	}
-	if len(queued) > 0 {
-		c.l1.Wait()
-		for i, k := range queued {
-			if c.snapshot(k) != snaps[i] {
-				c.l1.Del(k)
+
+	// Loads racing this write must not fill L1 after it, nor be shared
+	// with callers arriving after it.
+	keys := make([]string, len(writes))
+	for i, w := range writes {
+		c.bumpKey(w.key)
+		keys[i] = w.key
+	}
+	c.forgetKeys(keys)
+	if c.l1mu.TryRLock() { // false during a flush or Close: no L1 fill
+		queued := make([]int, 0, len(writes))
+		snaps := make([]uint64, len(writes))
+		for i, w := range writes {
+			snaps[i] = c.snapshot(w.key)
+			e, t := c.newEntry(w.key, items[w.key], nil, w.l1TTL, o)
+			if c.putL1(e, t, snaps[i]) {
+				queued = append(queued, i)
 			}
 		}
-	}
-	if fill {
+		if len(queued) > 0 {
+			c.l1.Wait()
+			for _, i := range queued {
+				if c.snapshot(keys[i]) != snaps[i] {
+					c.l1.Del(keys[i])
+				}
+			}
+		}
 		c.l1mu.RUnlock()
-	}
-	if encErr != nil {
-		return encErr
 	}
 	return c.l2Set(ctx, l2s, true)
 }

@@ -697,3 +697,23 @@ func TestGetManyKeepsStaleWindow(t *testing.T) {
 		return err == nil && v == "v2"
 	}, settle, 5*time.Millisecond, "the refresh reached L1")
 }
+
+// TestSetManyCodecErrorWritesNothing checks that a value the codec cannot
+// encode fails SetMany before any key reaches L1 or L2.
+func TestSetManyCodecErrorWritesNothing(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	c := newCache(t, rdb, prefix, cache.Config{})
+	items := map[string]any{"ok:1": 1, "ok:2": 2, "bad": func() {}}
+	err := cache.SetMany(ctx, c, items, time.Minute)
+	require.Error(t, err, "a func is not JSON")
+	assert.NotErrorIs(t, err, cache.ErrUnavailable, "a codec error, not a Redis one")
+	for k := range items {
+		_, err := cache.Get[any](ctx, c, k)
+		assert.ErrorIs(t, err, cache.ErrMiss, "%s written despite the failed SetMany", k)
+		n, err := rdb.Exists(ctx, prefix+k).Result()
+		require.NoError(t, err)
+		assert.Zero(t, n, "%s in L2 despite the failed SetMany", k)
+	}
+}
