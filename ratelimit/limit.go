@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -61,6 +62,8 @@ func (l Limit) validate() error {
 		return fmt.Errorf("%w: burst %d must be ≥ 0", ErrInvalidLimit, l.Burst)
 	case l.Period/time.Duration(l.Rate) < time.Microsecond:
 		return fmt.Errorf("%w: %v allows more than one event per µs", ErrInvalidLimit, l)
+	case int64(l.burst()) > math.MaxInt64/int64(l.emission()):
+		return fmt.Errorf("%w: burst %d of %v is longer than time.Duration holds", ErrInvalidLimit, l.burst(), l)
 	}
 	return nil
 }

@@ -78,6 +78,9 @@ func Middleware(l TieredLimiter, cfg MiddlewareConfig) (func(http.Handler) http.
 	if l == nil {
 		return nil, errInvalid("Middleware needs a limiter")
 	}
+	if len(l.Tiers()) == 0 {
+		return nil, errInvalid("Middleware needs a limiter with at least one tier")
+	}
 	if cfg.Key == nil {
 		cfg.Key = RemoteIP
 	}

@@ -218,7 +218,16 @@ func TestMiddlewareConfigErrors(t *testing.T) {
 	}
 	_, err = ratelimit.NewRedis(ratelimit.Config{})
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig)
+	_, err = ratelimit.Middleware(noTiers{}, ratelimit.MiddlewareConfig{})
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig, "a limiter with no tiers")
+	_, err = g.Limiter(ratelimit.Tier{Name: "x", Limit: ratelimit.PerHour(1).WithBurst(1 << 40)})
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidLimit, "a burst whose tolerance overflows a Duration")
 }
+
+// noTiers is a TieredLimiter that states no tiers.
+type noTiers struct{ denyAll }
+
+func (noTiers) Tiers() []ratelimit.Tier { return nil }
 
 // denyAll is a TieredLimiter of one tier that denies every event with a
 // fixed RetryAfter.
