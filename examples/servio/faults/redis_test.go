@@ -87,7 +87,7 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 
 	paths := []string{"/restaurants/1/menu", "/restaurants/2/menu", "/orders/1", "/restaurants/3/menu", "/orders/2"}
 	stop := background(200, []*instance{a, b}, paths)
-	time.Sleep(2 * time.Second)
+	time.Sleep(3 * time.Second) // the first second warms the caches; the next two are the healthy baseline
 	killedAt := time.Now()
 	rs.Kill()
 	time.Sleep(3 * time.Second)
@@ -109,7 +109,10 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	require.NotEmpty(t, healthy)
 	require.NotEmpty(t, down)
 	hp, dp := p99(healthy), p99(down)
-	limit := max(3*hp, 15*time.Millisecond) // floor: scheduler noise on a loaded 2-core machine
+	// The floor absorbs scheduler noise on a loaded 2-core CI machine yet
+	// stays under the limiter's 50 ms and the cache's 100 ms Redis
+	// deadlines, so a per-request Redis timeout would still fail the test.
+	limit := max(3*hp, 40*time.Millisecond)
 	t.Logf("healthy p99 %v (%d reqs), Redis-down p99 %v (%d reqs), recovery after restart %v", hp, len(healthy), dp, len(down), took)
 	assert.Less(t, dp, limit, "p99 with Redis down (breaker open) must stay under 3× healthy p99")
 
@@ -175,27 +178,34 @@ func (p *latencyProxy) pipe(dst io.Writer, src io.Reader) {
 	}
 }
 
-// TestRedisSlow: Redis answers, but only after 400 ms (a proxy adds the
+// TestRedisSlow: Redis answers, but only after a second (a proxy adds the
 // delay). The cache's and the limiter's own deadlines must bound every
-// request well below that and nothing may fail.
+// request well below that, their breakers must then stop waiting on Redis
+// at all, and nothing may fail.
 func TestRedisSlow(t *testing.T) {
 	t.Parallel()
+	const delay = time.Second
 	rs := testenv.StartRedis(t)
 	proxy := newLatencyProxy(t, rs.Addr)
 	a := startServio(t, "REDIS_URL=redis://"+proxy.Addr()+"/0")
 	_, _ = a.status("GET", "/restaurants/1/menu", nil)
 
-	proxy.delay.Store(int64(400 * time.Millisecond))
+	proxy.delay.Store(int64(delay))
+	slowFrom := time.Now()
 	stop := background(100, []*instance{a}, []string{"/restaurants/1/menu", "/orders/1", "/restaurants/2/menu", "/orders/3"})
 	time.Sleep(3 * time.Second)
 	res := stop()
 	all := res.between(time.Time{}, time.Now())
+	tripped := res.between(slowFrom.Add(time.Second), time.Now())
 	n5xx, statuses := count5xx(all)
 	assert.Zero(t, n5xx, "a slow Redis must not fail requests; statuses %v", statuses)
 	var worst time.Duration
 	for _, s := range all {
 		worst = max(worst, s.latency)
 	}
-	t.Logf("%d requests with Redis 400 ms slow: p99 %v, max %v", len(all), p99(all), worst)
-	assert.Less(t, p99(all), 300*time.Millisecond, "deadlines on Redis calls must keep p99 under the Redis delay")
+	t.Logf("%d requests with Redis %v slow: p99 %v, max %v; after the breakers opened: p99 %v (%d reqs)",
+		len(all), delay, p99(all), worst, p99(tripped), len(tripped))
+	assert.Less(t, worst, delay, "no request may wait for the slow Redis: deadlines must cut every call short")
+	require.NotEmpty(t, tripped)
+	assert.Less(t, p99(tripped), 200*time.Millisecond, "once the breakers are open, requests must not wait on Redis at all")
 }
