@@ -127,45 +127,68 @@ func BenchmarkRateLimitLocalParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkRateLimitRedis: one decision on the shared Redis, each library
-// with its own client of the same options, against a bare EVALSHA of a
-// script that only returns four numbers.
-func BenchmarkRateLimitRedis(b *testing.B) {
+// redisPeers is what both Redis benchmarks decide with: a bare EVALSHA of
+// a script that only returns four numbers, perfkit's GCRA limiter,
+// redis_rate and ulule, each on its own client of the same options.
+type redisPeers struct {
+	prefix  string
+	client  func() *redis.Client
+	bare    *redis.Script
+	bc      *redis.Client
+	pk      *ratelimit.Redis
+	rr      *redis_rate.Limiter
+	rrLimit redis_rate.Limit
+	ul      *limiter.Limiter
+}
+
+func newRedisPeers(b *testing.B) *redisPeers {
+	b.Helper()
 	_, prefix := testenv.Redis(b)
 	opt, err := redis.ParseURL(testenv.RedisURL())
 	if err != nil {
 		b.Fatal(err)
 	}
 	opt.ContextTimeoutEnabled = true
-	client := func() *redis.Client {
+	p := &redisPeers{prefix: prefix, bare: redis.NewScript(`return {1, 2, 3, 4}`),
+		rrLimit: redis_rate.Limit{Rate: rlRate, Burst: rlRate, Period: rlPeriod}}
+	p.client = func() *redis.Client {
 		c := redis.NewClient(opt)
 		b.Cleanup(func() { _ = c.Close() })
 		return c
 	}
-	ctx := context.Background()
+	p.bc = p.client()
+	if err := p.bare.Load(context.Background(), p.bc).Err(); err != nil {
+		b.Fatal(err)
+	}
+	if p.pk, err = p.perfkit("pk:", ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}}); err != nil {
+		b.Fatal(err)
+	}
+	p.rr = redis_rate.NewLimiter(p.client())
+	ulStore, err := ulredis.NewStoreWithOptions(p.client(), limiter.StoreOptions{Prefix: prefix + "ul"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.ul = limiter.New(ulStore, limiter.Rate{Period: rlPeriod, Limit: rlRate})
+	return p
+}
 
-	bare := redis.NewScript(`return {1, 2, 3, 4}`)
-	bc := client()
-	if err := bare.Load(ctx, bc).Err(); err != nil {
-		b.Fatal(err)
-	}
-	pk, err := ratelimit.NewRedis(ratelimit.Config{Redis: client(), Prefix: prefix + "pk:", Timeout: time.Second, Logger: slog.New(slog.DiscardHandler), MeterProvider: noop.NewMeterProvider()},
-		ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}})
+// perfkit returns a perfkit limiter of tier on a client of its own, its
+// keys under the benchmark's prefix + sub.
+func (p *redisPeers) perfkit(sub string, tier ratelimit.Tier) (*ratelimit.Redis, error) {
+	return ratelimit.NewRedis(ratelimit.Config{Redis: p.client(), Prefix: p.prefix + sub, Timeout: time.Second,
+		Logger: slog.New(slog.DiscardHandler), MeterProvider: noop.NewMeterProvider()}, tier)
+}
+
+// BenchmarkRateLimitRedis: one decision on the shared Redis, each library
+// with its own client of the same options, against a bare EVALSHA of a
+// script that only returns four numbers.
+func BenchmarkRateLimitRedis(b *testing.B) {
+	p := newRedisPeers(b)
+	ctx, prefix, bare, bc, pk, rr, rrLimit, ul := context.Background(), p.prefix, p.bare, p.bc, p.pk, p.rr, p.rrLimit, p.ul
+	pkSliding, err := p.perfkit("pks:", ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod}, Algorithm: ratelimit.SlidingWindow})
 	if err != nil {
 		b.Fatal(err)
 	}
-	pkSliding, err := ratelimit.NewRedis(ratelimit.Config{Redis: client(), Prefix: prefix + "pks:", Timeout: time.Second, Logger: slog.New(slog.DiscardHandler), MeterProvider: noop.NewMeterProvider()},
-		ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod}, Algorithm: ratelimit.SlidingWindow})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rr := redis_rate.NewLimiter(client())
-	rrLimit := redis_rate.Limit{Rate: rlRate, Burst: rlRate, Period: rlPeriod}
-	ulStore, err := ulredis.NewStoreWithOptions(client(), limiter.StoreOptions{Prefix: prefix + "ul"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ul := limiter.New(ulStore, limiter.Rate{Period: rlPeriod, Limit: rlRate})
 
 	b.Run("bare-evalsha", func(b *testing.B) {
 		b.ReportAllocs()
@@ -214,36 +237,8 @@ func BenchmarkRateLimitRedis(b *testing.B) {
 // a shared machine, and reports each one's median round trip and perfkit's
 // ratio to the others. ns/op is the time of all four together.
 func BenchmarkRateLimitRedisPaired(b *testing.B) {
-	_, prefix := testenv.Redis(b)
-	opt, err := redis.ParseURL(testenv.RedisURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	opt.ContextTimeoutEnabled = true
-	client := func() *redis.Client {
-		c := redis.NewClient(opt)
-		b.Cleanup(func() { _ = c.Close() })
-		return c
-	}
-	ctx := context.Background()
-	bare := redis.NewScript(`return {1, 2, 3, 4}`)
-	bc := client()
-	if err := bare.Load(ctx, bc).Err(); err != nil {
-		b.Fatal(err)
-	}
-	pk, err := ratelimit.NewRedis(ratelimit.Config{Redis: client(), Prefix: prefix + "pk:", Timeout: time.Second,
-		Logger: slog.New(slog.DiscardHandler), MeterProvider: noop.NewMeterProvider()},
-		ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rr := redis_rate.NewLimiter(client())
-	rrLimit := redis_rate.Limit{Rate: rlRate, Burst: rlRate, Period: rlPeriod}
-	ulStore, err := ulredis.NewStoreWithOptions(client(), limiter.StoreOptions{Prefix: prefix + "ul"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ul := limiter.New(ulStore, limiter.Rate{Period: rlPeriod, Limit: rlRate})
+	p := newRedisPeers(b)
+	ctx, prefix, bare, bc, pk, rr, rrLimit, ul := context.Background(), p.prefix, p.bare, p.bc, p.pk, p.rr, p.rrLimit, p.ul
 	ops := []struct {
 		name string
 		do   func() error
