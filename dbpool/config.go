@@ -14,7 +14,8 @@ import (
 // recycle after 7,500 uses, 30 s query and idle timeouts, 2 s connect
 // timeout. A negative duration or count switches the feature off where noted.
 type Config struct {
-	// MaxOpen bounds open connections (in use + idle). Default 20.
+	// MaxOpen bounds open connections (in use + idle). Default 20; at most
+	// 1<<20.
 	MaxOpen int
 	// MinConns connections are kept open and warm: opened at Open and topped
 	// up in the background. Default 5 (or MaxOpen if smaller); negative: none;
@@ -94,11 +95,15 @@ const (
 	DefaultMaintainInterval    = time.Second
 )
 
+// maxMaxOpen bounds MaxOpen (and so MinConns): the pool allocates per warm
+// connection, and a typo such as 1<<40 must be an error, not a panic.
+const maxMaxOpen = 1 << 20
+
 // withDefaults validates c and fills in defaults; negative "off" values
 // become 0.
 func (c Config) withDefaults(driverName string) (Config, error) {
-	if c.MaxOpen < 0 {
-		return c, fmt.Errorf("%w: MaxOpen %d < 0", ErrConfig, c.MaxOpen)
+	if c.MaxOpen < 0 || c.MaxOpen > maxMaxOpen {
+		return c, fmt.Errorf("%w: MaxOpen %d not in [0,%d]", ErrConfig, c.MaxOpen, maxMaxOpen)
 	}
 	if !(c.SaturationThreshold >= 0 && c.SaturationThreshold <= 1) { // NaN too
 		return c, fmt.Errorf("%w: SaturationThreshold %v not in [0,1]", ErrConfig, c.SaturationThreshold)

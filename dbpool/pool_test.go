@@ -23,6 +23,7 @@ func TestConfigInvalid(t *testing.T) {
 	}{
 		{"negative MaxOpen", dbpool.Config{MaxOpen: -1}},
 		{"MinConns above MaxOpen", dbpool.Config{MaxOpen: 2, MinConns: 3}},
+		{"huge MaxOpen and MinConns", dbpool.Config{MaxOpen: 1 << 40, MinConns: 1 << 40}},
 		{"saturation above 1", dbpool.Config{SaturationThreshold: 1.5}},
 		{"saturation NaN", dbpool.Config{SaturationThreshold: math.NaN()}},
 		{"negative ConnectTimeout", dbpool.Config{ConnectTimeout: -time.Second}},
