@@ -132,10 +132,6 @@ func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.
 		return nil
 	}
 	o := buildOptions(opts)
-	var tags []string
-	if o != nil {
-		tags = o.tags
-	}
 	type write struct {
 		key          string
 		l1TTL, l2TTL time.Duration
@@ -152,17 +148,11 @@ func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.
 		if c.rdb == nil {
 			continue
 		}
-		var fresh time.Time
-		l2TTL := w.l2TTL
-		if c.cfg.StaleFor > 0 {
-			fresh = c.cfg.Now().Add(l2TTL)
-			l2TTL += c.cfg.StaleFor
-		}
-		b, err := c.encode(v, nil, fresh)
+		it, err := c.newL2Item(k, v, nil, w.l2TTL, o)
 		if err != nil {
 			return err
 		}
-		l2s = append(l2s, l2Item{key: k, val: b, ttl: l2TTL, tags: tags})
+		l2s = append(l2s, it)
 	}
 
 	// Loads racing this write must not fill L1 after it, nor be shared

@@ -262,29 +262,48 @@ func (c *Cache) l2Entry(key string, val any, negErr error, freshUntilMs int64, l
 }
 
 // store writes a loaded (or explicitly set) value to L1 and L2 unless key
-// was invalidated since snap. announce tells the other instances.
+// was invalidated since snap. announce (an explicit Set) tells the other
+// instances; a value it cannot encode is then not written at all, since
+// setting this L1 alone would leave the other instances on the old value.
+// A loaded value that cannot be encoded is still cached in L1.
 func (c *Cache) store(ctx context.Context, key string, val any, negErr error, l1TTL, l2TTL time.Duration,
 	o *itemOptions, snap uint64, announce bool) error {
 	if c.snapshot(key) != snap {
 		return nil
 	}
+	var (
+		it     l2Item
+		encErr error
+	)
+	if c.rdb != nil {
+		if it, encErr = c.newL2Item(key, val, negErr, l2TTL, o); encErr != nil && announce {
+			return encErr
+		}
+	}
 	e, ttl := c.newEntry(key, val, negErr, l1TTL, o)
 	c.fillL1(e, ttl, snap)
-	if c.rdb == nil {
-		return nil
+	if c.rdb == nil || encErr != nil {
+		return encErr
 	}
+	return c.l2Set(ctx, []l2Item{it}, announce)
+}
+
+// newL2Item encodes an L2 write of key for ttl. With StaleFor a value (not
+// a negative entry) is kept StaleFor longer, its header saying when it
+// turns stale.
+func (c *Cache) newL2Item(key string, val any, negErr error, ttl time.Duration, o *itemOptions) (l2Item, error) {
 	var fresh time.Time
 	if c.cfg.StaleFor > 0 && negErr == nil {
-		fresh = c.cfg.Now().Add(l2TTL)
-		l2TTL += c.cfg.StaleFor
+		fresh = c.cfg.Now().Add(ttl)
+		ttl += c.cfg.StaleFor
 	}
 	b, err := c.encode(val, negErr, fresh)
 	if err != nil {
-		return err
+		return l2Item{}, err
 	}
-	it := l2Item{key: key, val: b, ttl: l2TTL}
+	it := l2Item{key: key, val: b, ttl: ttl}
 	if o != nil {
 		it.tags = o.tags
 	}
-	return c.l2Set(ctx, []l2Item{it}, announce)
+	return it, nil
 }

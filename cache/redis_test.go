@@ -717,3 +717,20 @@ func TestSetManyCodecErrorWritesNothing(t *testing.T) {
 		assert.Zero(t, n, "%s in L2 despite the failed SetMany", k)
 	}
 }
+
+// TestSetCodecErrorLeavesL1Alone checks that a Set whose value cannot be
+// encoded for L2 does not change this instance's L1 either (the others
+// would keep the old value).
+func TestSetCodecErrorLeavesL1Alone(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	c := newCache(t, rdb, prefix, cache.Config{})
+	require.NoError(t, cache.Set[any](ctx, c, "k", "old", 0))
+	err := cache.Set[any](ctx, c, "k", func() {}, 0)
+	require.Error(t, err, "a func is not JSON")
+	assert.NotErrorIs(t, err, cache.ErrUnavailable, "a codec error, not a Redis one")
+	v, err := cache.Get[any](ctx, c, "k")
+	require.NoError(t, err)
+	assert.Equal(t, "old", v, "the failed Set left L1 as it was")
+}
