@@ -40,7 +40,9 @@
 //     at a time from the maintainer while callers wait, dialling there and
 //     handing the new connection to a waiter; meanwhile returned connections
 //     go straight to waiters. Callers wait on the pool, not on a dial
-//     (HikariCP's rule). Config.EagerDial restores database/sql's behaviour.
+//     (HikariCP's rule), except that a caller arriving just as the
+//     maintainer raises the cap can take that room and dial itself.
+//     Config.EagerDial restores database/sql's behaviour.
 //   - When a connection retires, a replacement is dialled in the background
 //     and parked; the next Connect database/sql makes gets it at once.
 //   - Acquire accounting (pending_requests, wait_time, AcquireTimeout) is done
