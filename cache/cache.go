@@ -21,7 +21,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Defaults used for zero Config fields.
+// Defaults used for zero Config fields (see each field of Config).
 const (
 	DefaultMaxEntries      = 100_000
 	DefaultL1TTL           = 60 * time.Second
@@ -45,8 +45,9 @@ var (
 	// version, codec, flags or payload. Callers never get it: such values
 	// are logged, counted in Stats.Corrupt, deleted and read as misses.
 	ErrCorrupt = errors.New("cache: corrupt value")
-	// ErrUnavailable is returned by writes (Set, Delete, invalidations) when
-	// Redis failed or the breaker in front of it is open.
+	// ErrUnavailable is returned by writes (Set, SetMany, Delete, the
+	// invalidations and Flush) when Redis failed or the breaker in front of
+	// it is open. Reads never return it: they treat Redis failures as misses.
 	ErrUnavailable = errors.New("cache: redis unavailable")
 	// ErrClosed is returned by operations on a closed Cache.
 	ErrClosed = errors.New("cache: closed")

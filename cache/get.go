@@ -97,7 +97,9 @@ func refresh[V any](ctx context.Context, c *Cache, key string, ttl time.Duration
 // Get returns the value of key from L1 or L2, or an error wrapping ErrMiss.
 // A negative entry returns its cached error. A stale value (within
 // Config.StaleFor) is returned as it is, since Get has no loader. Redis
-// failures read as misses. It returns ctx.Err() if ctx ends first.
+// failures read as misses. It returns ctx.Err() if ctx ends first and
+// ErrClosed after Close. Like every function of the package it is safe for
+// concurrent use.
 func Get[V any](ctx context.Context, c *Cache, key string) (V, error) {
 	if e, v, ok := hitL1[V](c, key); ok {
 		return v, e.err
@@ -136,8 +138,9 @@ func Get[V any](ctx context.Context, c *Cache, key string) (V, error) {
 // Set writes value under key to L1 and L2 (SET EX in one pipeline with the
 // tag updates and the invalidation message) and drops key from the other
 // instances' L1. ttl is as in GetOrSet. It returns an error wrapping
-// ErrUnavailable when Redis failed (L1 is set regardless), ErrClosed after
-// Close, or the codec's error.
+// ErrUnavailable when Redis failed (L1 is set regardless), ctx.Err() if
+// ctx ended first, ErrClosed after Close, or the codec's error (then
+// neither tier changed).
 func Set[V any](ctx context.Context, c *Cache, key string, value V, ttl time.Duration, opts ...Option) error {
 	if c.closed.Load() {
 		return ErrClosed

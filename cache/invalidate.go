@@ -18,7 +18,9 @@ const unlinkBatch = 500
 
 // Delete removes keys from L1, from L2 (pipelined UNLINK, one per key, so
 // it works on a cluster) and from every other instance's L1. It returns an
-// error wrapping ErrUnavailable when Redis failed (L1 is cleared anyway).
+// error wrapping ErrUnavailable when Redis failed (L1 is cleared anyway),
+// ctx.Err() if ctx ended first, or ErrClosed after Close. Safe for
+// concurrent use, like every method of Cache.
 func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -44,7 +46,8 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 // other instance's L1. Use EscapePattern for key parts that may hold glob
 // characters. It returns how many L2 keys it removed (L1 entries, without
 // Redis), and an error wrapping ErrUnavailable when Redis failed; L1 is
-// cleared regardless.
+// cleared regardless. Only ctx bounds the SCAN (no L2Timeout): if it ends
+// first the error is ctx.Err(). After Close it returns ErrClosed.
 func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
@@ -108,8 +111,9 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, err
 // reading each tag's set (SMEMBERS) and unlinking its members, O(keys
 // tagged) — from L1, L2 and every other instance's L1. It returns how many
 // L2 keys it removed (L1 entries, without Redis), and an error wrapping
-// ErrUnavailable when Redis failed; L1 is cleared regardless. Tag sets are
-// not pruned when their keys expire or are deleted; they expire with their
+// ErrUnavailable when Redis failed (L1 is cleared regardless), ctx.Err()
+// if ctx ended first, or ErrClosed after Close. Tag sets are not pruned
+// when their keys expire or are deleted; they expire with their
 // longest-lived key.
 func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (int, error) {
 	if c.closed.Load() {
@@ -160,7 +164,10 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (int, error)
 }
 
 // Flush empties L1 here and, through pub/sub, on every other instance. L2
-// is left alone (use InvalidatePattern(ctx, "*") for that).
+// is left alone (use InvalidatePattern(ctx, "*") for that). It returns an
+// error wrapping ErrUnavailable when the message could not be published
+// (this L1 is flushed regardless), ctx.Err() if ctx ended first, or
+// ErrClosed after Close.
 func (c *Cache) Flush(ctx context.Context) error {
 	if c.closed.Load() {
 		return ErrClosed
