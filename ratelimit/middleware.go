@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -95,7 +96,7 @@ func Middleware(l TieredLimiter, cfg MiddlewareConfig) (func(http.Handler) http.
 	}
 	in, err := newInstruments(cfg.MeterProvider)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ratelimit: metrics: %w", err)
 	}
 	m := &middleware{l: l, cfg: cfg, in: in, jitter: int64(max(cfg.Jitter, 0))}
 	var pol []string
