@@ -56,25 +56,36 @@ func TestNewDefaults(t *testing.T) {
 
 func TestTimeoutBoundsRequestAndBody(t *testing.T) {
 	t.Parallel()
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow-body" {
-			w.WriteHeader(http.StatusOK)
-			w.(http.Flusher).Flush()
-		}
+	srv := newCountingServer(t, func(_ http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	})
 	c := newTestClient(t, Options{Timeout: 50 * time.Millisecond, DisableRetry: true})
 	_, err := c.Get(srv.URL + "/slow-headers")
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 
-	// A longer window so the headers surely arrive on a loaded machine.
-	c = newTestClient(t, Options{Timeout: time.Second, DisableRetry: true})
+	// The body: a base transport answers at once, in the caller's goroutine
+	// (so no scheduling delay can use up the timeout before the headers),
+	// with a body that ends only when the request context does.
+	c = newTestClient(t, Options{Timeout: 50 * time.Millisecond, DisableRetry: true,
+		Base: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: ctxBody{req.Context()}, Request: req}, nil
+		})})
 	resp, err := c.Get(srv.URL + "/slow-body")
 	require.NoError(t, err)
 	_, err = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "the timeout should cover reading the body")
 }
+
+// ctxBody is a response body that blocks until its context ends.
+type ctxBody struct{ ctx context.Context }
+
+func (b ctxBody) Read([]byte) (int, error) {
+	<-b.ctx.Done()
+	return 0, b.ctx.Err()
+}
+
+func (ctxBody) Close() error { return nil }
 
 func TestTimeoutKeepsConnectionAfterBodyRead(t *testing.T) {
 	t.Parallel()
