@@ -107,14 +107,7 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 			queued = append(queued, i)
 		}
 	}
-	if len(queued) > 0 {
-		c.l1.Wait()
-		for _, i := range queued {
-			if c.snapshot(missing[i]) != snaps[i] {
-				c.l1.Del(missing[i])
-			}
-		}
-	}
+	c.settleMany(missing, snaps, queued)
 	return out, nil
 }
 
@@ -173,14 +166,7 @@ func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.
 				queued = append(queued, i)
 			}
 		}
-		if len(queued) > 0 {
-			c.l1.Wait()
-			for _, i := range queued {
-				if c.snapshot(keys[i]) != snaps[i] {
-					c.l1.Del(keys[i])
-				}
-			}
-		}
+		c.settleMany(keys, snaps, queued)
 		c.l1mu.RUnlock()
 	}
 	return c.l2Set(ctx, l2s, true)

@@ -59,6 +59,21 @@ func (c *Cache) settleL1(key string, snap uint64) {
 	}
 }
 
+// settleMany is settleL1 for a batch: it waits once for the L1 writes of
+// keys[i] for each i in queued, then undoes those whose key was
+// invalidated since snaps[i].
+func (c *Cache) settleMany(keys []string, snaps []uint64, queued []int) {
+	if len(queued) == 0 {
+		return
+	}
+	c.l1.Wait()
+	for _, i := range queued {
+		if c.snapshot(keys[i]) != snaps[i] {
+			c.l1.Del(keys[i])
+		}
+	}
+}
+
 // newEntry builds the L1 entry of a value for the TTL l1 (with the stale
 // window when StaleFor is set, so the stored TTL is l1+StaleFor).
 func (c *Cache) newEntry(key string, val any, err error, l1 time.Duration, o *itemOptions) (*entry, time.Duration) {
