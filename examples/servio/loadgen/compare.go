@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"text/tabwriter"
 	"time"
 )
@@ -35,11 +34,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var c compareOptions
 	fs := flag.NewFlagSet("loadgen compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.servio, "servio", "", "servio binary (default: go build ./examples/servio)")
-	fs.StringVar(&c.dataDir, "data-dir", "", "data directory for the SQLite file (default: a temporary one); DATABASE_URL / REDIS_URL in the environment are passed on")
-	fs.IntVar(&c.restaurants, "seed-restaurants", 50, "restaurants to seed")
-	fs.IntVar(&c.items, "seed-items", 40, "menu items per restaurant to seed")
-	fs.IntVar(&c.orders, "seed-orders", 20000, "orders to seed")
+	c.registerServioFlags(fs)
 	fs.StringVar(&c.html, "html", "", "also write an HTML report with latency percentile charts to this file")
 	registerLoadFlags(fs, &c.load)
 	if err := fs.Parse(args); err != nil {
@@ -53,28 +48,13 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ctx, stop := signalContext(ctx)
 	defer stop()
 
-	if c.dataDir == "" {
-		d, err := os.MkdirTemp("", "servio-compare-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		c.dataDir = d
+	cleanup, err := c.prepare(ctx, stderr)
+	if err != nil {
+		return err
 	}
-	if c.servio == "" {
-		bin := filepath.Join(c.dataDir, "servio-bin")
-		fmt.Fprintln(stderr, "building ./examples/servio …")
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./examples/servio").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./examples/servio (run from the repository root): %v\n%s", err, out)
-		}
-		c.servio = bin
-	}
-	fmt.Fprintf(stderr, "seeding %d restaurants × %d items, %d orders …\n", c.restaurants, c.items, c.orders)
-	seed := exec.CommandContext(ctx, c.servio, "seed", "-data-dir", c.dataDir,
-		"-restaurants", strconv.Itoa(c.restaurants), "-items", strconv.Itoa(c.items), "-orders", strconv.Itoa(c.orders))
-	seed.Stdout, seed.Stderr = stderr, stderr
-	if err := seed.Run(); err != nil {
-		return fmt.Errorf("servio seed: %w", err)
+	defer cleanup()
+	if err := c.seed(ctx, stderr); err != nil {
+		return err
 	}
 
 	var reps [2]*report
@@ -98,10 +78,70 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// registerServioFlags registers the flags that say which servio to run and
+// on what data, shared by compare and soak.
+func (c *compareOptions) registerServioFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.servio, "servio", "", "servio binary (default: go build ./examples/servio)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "data directory for the SQLite file (default: a temporary one); DATABASE_URL / REDIS_URL in the environment are passed on")
+	fs.IntVar(&c.restaurants, "seed-restaurants", 50, "restaurants to seed")
+	fs.IntVar(&c.items, "seed-items", 40, "menu items per restaurant to seed")
+	fs.IntVar(&c.orders, "seed-orders", 20000, "orders to seed")
+}
+
+// prepare makes the data directory and builds servio where they were not
+// given; cleanup removes what it made.
+func (c *compareOptions) prepare(ctx context.Context, stderr io.Writer) (cleanup func(), err error) {
+	cleanup = func() {}
+	if c.dataDir == "" {
+		d, err := os.MkdirTemp("", "servio-load-")
+		if err != nil {
+			return cleanup, err
+		}
+		cleanup = func() { _ = os.RemoveAll(d) }
+		c.dataDir = d
+	}
+	if c.servio == "" {
+		bin := filepath.Join(c.dataDir, "servio-bin")
+		fmt.Fprintln(stderr, "building ./examples/servio …")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./examples/servio").CombinedOutput(); err != nil {
+			cleanup()
+			return func() {}, fmt.Errorf("go build ./examples/servio (run from the repository root): %v\n%s", err, out)
+		}
+		c.servio = bin
+	}
+	return cleanup, nil
+}
+
+// seed fills the database with servio's seed subcommand (idempotent).
+func (c *compareOptions) seed(ctx context.Context, stderr io.Writer) error {
+	fmt.Fprintf(stderr, "seeding %d restaurants × %d items, %d orders …\n", c.restaurants, c.items, c.orders)
+	seed := exec.CommandContext(ctx, c.servio, "seed", "-data-dir", c.dataDir,
+		"-restaurants", strconv.Itoa(c.restaurants), "-items", strconv.Itoa(c.items), "-orders", strconv.Itoa(c.orders))
+	seed.Stdout, seed.Stderr = stderr, stderr
+	if err := seed.Run(); err != nil {
+		return fmt.Errorf("servio seed: %w", err)
+	}
+	return nil
+}
+
 func (c *compareOptions) runOne(ctx context.Context, baseline bool, stderr io.Writer) (*report, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	proc, base, err := c.start(ctx, baseline, stderr)
 	if err != nil {
 		return nil, err
+	}
+	defer proc.stop()
+	o := c.load
+	o.target = base
+	return drive(ctx, o, stderr)
+}
+
+// start runs servio on a free loopback port over c.dataDir, trusting
+// loopback as a proxy so the generator's simulated clients are keyed apart,
+// and waits until it is ready.
+func (c *compareOptions) start(ctx context.Context, baseline bool, stderr io.Writer) (*servioProc, string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
 	}
 	addr := l.Addr().String()
 	l.Close()
@@ -113,32 +153,24 @@ func (c *compareOptions) runOne(ctx context.Context, baseline bool, stderr io.Wr
 	cmd.Env = append(os.Environ(), "TRUSTED_PROXIES=127.0.0.1/32,::1/128")
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	o := c.load
-	o.target = "http://" + addr
-	if err := waitHealthy(ctx, o.target, exited); err != nil {
-		return nil, err
+	p := &servioProc{cmd: cmd, exited: make(chan error, 1)}
+	go func() { p.exited <- cmd.Wait() }()
+	base := "http://" + addr
+	if err := waitHealthy(ctx, base, p.exited); err != nil {
+		p.stop()
+		return nil, "", err
 	}
-	return drive(ctx, o, stderr)
+	return p, base, nil
 }
 
-func waitHealthy(ctx context.Context, base string, exited <-chan error) error {
+func waitHealthy(ctx context.Context, base string, exited chan error) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
+			exited <- err // for stop, which waits on it too
 			return fmt.Errorf("servio exited before it was ready: %v", err)
 		case <-ctx.Done():
 			return ctx.Err()

@@ -17,6 +17,12 @@
 //
 //	go run ./examples/servio/loadgen compare -rate 300 -duration 30s -html report.html
 //
+// `loadgen soak` runs servio under moderate mixed load for a long time (10
+// minutes by default) and fails if goroutines or heap did not settle back or
+// any request failed:
+//
+//	go run ./examples/servio/loadgen soak -duration 10m -rate 150
+//
 // Only loopback targets are accepted.
 package main
 
@@ -59,8 +65,13 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "compare" {
-		return runCompare(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "compare":
+			return runCompare(ctx, args[1:], stdout, stderr)
+		case "soak":
+			return runSoak(ctx, args[1:], stdout, stderr)
+		}
 	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
