@@ -157,9 +157,12 @@ type Cache struct {
 	closeOnce sync.Once
 }
 
-// New returns a Cache configured by cfg. It validates cfg and starts the
-// invalidation subscriber when cfg.Redis is set; it does not fail when Redis
-// is down (the subscriber reconnects in the background).
+// New returns a Cache configured by cfg, or an error wrapping
+// ErrInvalidConfig. With cfg.Redis set (and pub/sub on) it starts the
+// invalidation subscriber and waits up to a second for Redis to confirm the
+// subscription (longer only while the client dials an unreachable host, up
+// to its DialTimeout); it does not fail when Redis is down: the subscriber
+// reconnects in the background and flushes L1 when it does.
 func New(cfg Config) (*Cache, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
