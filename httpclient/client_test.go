@@ -77,6 +77,22 @@ func TestTimeoutBoundsRequestAndBody(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "the timeout should cover reading the body")
 }
 
+// TestTimeoutNilBody: a base RoundTripper that answers without a body (as
+// custom ones may) gets the empty body http.Client supplies, not a panic.
+func TestTimeoutNilBody(t *testing.T) {
+	t.Parallel()
+	c := newTestClient(t, Options{DisableRetry: true, DisableBreaker: true, DisableMetrics: true,
+		Base: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusNoContent, Header: http.Header{}, Request: req}, nil
+		})})
+	resp, err := c.Get("http://example.invalid/")
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Empty(t, b)
+	require.NoError(t, resp.Body.Close())
+}
+
 // ctxBody is a response body that blocks until its context ends.
 type ctxBody struct{ ctx context.Context }
 

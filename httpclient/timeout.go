@@ -35,9 +35,11 @@ func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.d)
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
-	if err != nil {
+	if err != nil || resp.Body == nil {
+		// A custom base may answer with no body (http.Client then supplies
+		// an empty one): nothing left to bound.
 		cancel()
-		return nil, err
+		return resp, err
 	}
 	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
