@@ -122,7 +122,8 @@ func (o BreakerOptions) validate() error {
 // BreakerTransport keeps one circuit breaker per URL host and refuses
 // requests to a host whose breaker is open with a [*BreakerOpenError],
 // closing the request body as RoundTrippers must. It is safe for concurrent
-// use.
+// use. A request through a default (gobreaker) breaker costs one
+// allocation, the breaker's done func.
 type BreakerTransport struct {
 	next      http.RoundTripper
 	opts      BreakerOptions
