@@ -75,6 +75,9 @@ type middleware struct {
 // violated policy. When Redis cannot decide for a fail-closed tier it
 // answers 503 the same way. Other limiter errors let the request through
 // (logged). Decisions are counted in ratelimit.decisions {tier, outcome}.
+// The handlers it returns are safe for concurrent use; the limiter is
+// asked with the request's context, so a Redis decision ends when the
+// client goes away.
 func Middleware(l TieredLimiter, cfg MiddlewareConfig) (func(http.Handler) http.Handler, error) {
 	if l == nil {
 		return nil, errInvalid("Middleware needs a limiter")
