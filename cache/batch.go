@@ -72,7 +72,9 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 		c.st.misses.Add(uint64(len(missing)))
 		return out, ctx.Err()
 	}
-	l1TTL, _ := c.ttls(0, nil)
+	// As ttls(0, nil) gives, but jittered per key: one batch must not
+	// expire from L1 all at once.
+	l1TTL := min(c.cfg.L1TTL, c.cfg.TTL)
 	fill := c.l1mu.TryRLock() // false during a flush or Close: no L1 fill
 	if fill {
 		defer c.l1mu.RUnlock()
@@ -102,7 +104,7 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 		if !fill {
 			continue
 		}
-		e, ttl, _ := c.l2Entry(missing[i], vals[i], nil, freshUntil, l1TTL)
+		e, ttl, _ := c.l2Entry(missing[i], vals[i], nil, freshUntil, c.jitter(l1TTL))
 		if c.putL1(e, ttl, snaps[i]) {
 			queued = append(queued, i)
 		}
