@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 
 	"github.com/servio/perfkit/metrics"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -39,9 +40,16 @@ func ExampleSetup() {
 func ExampleTrackArg() {
 	ctx := context.Background()
 	reader := sdkmetric.NewManualReader()
+	prevProvider, prevHandler := otel.GetMeterProvider(), otel.GetErrorHandler()
 	p, _ := metrics.Setup(ctx, metrics.Options{SetGlobal: true, NoPrometheus: true,
 		Readers: []sdkmetric.Reader{reader}})
 	defer p.Shutdown(ctx)
+	// A service keeps p global until it exits; this example shares its
+	// process with the tests, so it puts the previous globals back first.
+	defer func() {
+		otel.SetMeterProvider(prevProvider)
+		otel.SetErrorHandler(prevHandler)
+	}()
 
 	createOrder := metrics.TrackArg("order.create", func(_ context.Context, items int) (string, error) {
 		if items == 0 {

@@ -300,8 +300,16 @@ func TestMiddlewareKeepsReaderFromAndHijack(t *testing.T) {
 		_ = buf.Flush()
 		_ = conn.Close()
 	})
-	srv := httptest.NewServer(mw.Wrap(mux))
+	// httptest.Server.Close does not wait for a handler that hijacked its
+	// connection, so wait for the middleware itself to return.
+	var served sync.WaitGroup
+	h := mw.Wrap(mux)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer served.Done()
+		h.ServeHTTP(w, r)
+	}))
 	defer srv.Close()
+	served.Add(2)
 
 	resp, err := http.Get(srv.URL + "/file")
 	require.NoError(t, err)
@@ -312,6 +320,7 @@ func TestMiddlewareKeepsReaderFromAndHijack(t *testing.T) {
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	served.Wait()
 	srv.Close()
 
 	statuses := map[string]int64{}

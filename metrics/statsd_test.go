@@ -20,6 +20,7 @@ import (
 // udpSink is a real StatsD listener on 127.0.0.1 that keeps every datagram.
 type udpSink struct {
 	conn *net.UDPConn
+	read uint64 // datagrams read so far
 }
 
 func newUDPSink(t *testing.T) *udpSink {
@@ -33,20 +34,26 @@ func newUDPSink(t *testing.T) *udpSink {
 
 func (s *udpSink) addr() string { return s.conn.LocalAddr().String() }
 
-// packets reads datagrams until none arrives for 200 ms. Loopback UDP
-// delivers what was written before ForceFlush returned, so this drains it.
-func (s *udpSink) packets(t *testing.T) []string {
+// datagramWait bounds the wait for one datagram the exporter says it sent.
+// Loopback delivery can lag on a loaded machine; it does not drop the few
+// small datagrams these tests send.
+const datagramWait = 10 * time.Second
+
+// packets returns the datagrams exp has sent since the previous call. It
+// reads exactly as many as exp's Stats count, so it needs no guessed quiet
+// period and fails if one of them never arrives.
+func (s *udpSink) packets(t *testing.T, exp *StatsDExporter) []string {
 	t.Helper()
+	sent := exp.Stats().Packets
 	var out []string
 	buf := make([]byte, 65536)
-	for {
-		require.NoError(t, s.conn.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+	for ; s.read < sent; s.read++ {
+		require.NoError(t, s.conn.SetReadDeadline(time.Now().Add(datagramWait)))
 		n, err := s.conn.Read(buf)
-		if err != nil {
-			return out
-		}
+		require.NoErrorf(t, err, "datagram %d of %d the exporter sent", s.read+1, sent)
 		out = append(out, string(buf[:n]))
 	}
+	return out
 }
 
 // statsdLine is one parsed line: "name:value|type[|@rate][|#tags]".
@@ -134,7 +141,7 @@ func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 		dur.Record(ctx, v, eu)
 	}
 	require.NoError(t, mp.ForceFlush(ctx))
-	got := sums(parseLines(t, sink.packets(t)))
+	got := sums(parseLines(t, sink.packets(t, exp)))
 	assert.Equal(t, map[string]float64{
 		"servio.orders|c|env:test,region:eu":                     7,
 		"servio.orders|c|env:test,region:us":                     10,
@@ -152,7 +159,7 @@ func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 	queue.Add(ctx, 1)
 	dur.Record(ctx, 0.2, eu)
 	require.NoError(t, mp.ForceFlush(ctx))
-	got = sums(parseLines(t, sink.packets(t)))
+	got = sums(parseLines(t, sink.packets(t, exp)))
 	assert.Equal(t, map[string]float64{
 		"servio.orders|c|env:test,region:eu":                     5,
 		"servio.queue.depth|g|env:test":                          4,
@@ -170,14 +177,14 @@ func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 func TestStatsDGraphiteNames(t *testing.T) {
 	t.Parallel()
 	sink := newUDPSink(t)
-	mp, _ := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: Graphite})
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: Graphite})
 	ctx := context.Background()
 	c, _ := mp.Meter("test").Int64Counter("http.requests")
 	c.Add(ctx, 2, metric.WithAttributes(attribute.String("http.route", "GET /orders/{id}"), attribute.Int("code", 200)))
 	g, _ := mp.Meter("test").Float64Gauge("pool.in_use")
 	g.Record(ctx, 7)
 	require.NoError(t, mp.ForceFlush(ctx))
-	got := sums(parseLines(t, sink.packets(t)))
+	got := sums(parseLines(t, sink.packets(t, exp)))
 	assert.Equal(t, map[string]float64{
 		"http.requests.code.200.http_route.GET__orders__id_|c|": 2,
 		"pool.in_use|g|": 7,
@@ -195,7 +202,7 @@ func TestStatsDBatchesUnderMaxPacketSize(t *testing.T) {
 		c.Add(ctx, int64(i+1), metric.WithAttributes(attribute.Int("i", i)))
 	}
 	require.NoError(t, mp.ForceFlush(ctx))
-	pkts := sink.packets(t)
+	pkts := sink.packets(t, exp)
 	for _, p := range pkts {
 		assert.LessOrEqual(t, len(p), 200, "datagram size")
 	}
@@ -213,14 +220,14 @@ func TestStatsDBatchesUnderMaxPacketSize(t *testing.T) {
 func TestStatsDDistributions(t *testing.T) {
 	t.Parallel()
 	sink := newUDPSink(t)
-	mp, _ := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Distributions: true})
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Distributions: true})
 	ctx := context.Background()
 	h, _ := mp.Meter("test").Float64Histogram("lat", metric.WithExplicitBucketBoundaries(0.1, 1))
 	for _, v := range []float64{0.2, 0.4, 0.6, 0.8, 5} {
 		h.Record(ctx, v)
 	}
 	require.NoError(t, mp.ForceFlush(ctx))
-	lines := parseLines(t, sink.packets(t))
+	lines := parseLines(t, sink.packets(t, exp))
 	require.Len(t, lines, 2)
 	var count float64
 	for _, l := range lines {
@@ -312,7 +319,7 @@ func TestStatsDExportHonoursContext(t *testing.T) {
 func TestStatsDGraphiteHistogram(t *testing.T) {
 	t.Parallel()
 	sink := newUDPSink(t)
-	mp, _ := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: Graphite, Prefix: "svc"})
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: Graphite, Prefix: "svc"})
 	h, _ := mp.Meter("test").Float64Histogram("lat", metric.WithExplicitBucketBoundaries(0.5))
 	h.Record(context.Background(), 0.25, metric.WithAttributes(attribute.String("op", "a.b")))
 	require.NoError(t, mp.ForceFlush(context.Background()))
@@ -321,7 +328,7 @@ func TestStatsDGraphiteHistogram(t *testing.T) {
 		"svc.lat.sum.op.a_b|c|":           0.25,
 		"svc.lat.bucket.op.a_b.le.0_5|c|": 1,
 		"svc.lat.bucket.op.a_b.le.inf|c|": 1,
-	}, sums(parseLines(t, sink.packets(t))))
+	}, sums(parseLines(t, sink.packets(t, exp))))
 }
 
 // FuzzStatsDLine checks that any metric name, attribute key and value (route
@@ -355,7 +362,7 @@ func FuzzStatsDLine(f *testing.F) {
 		}}}}}
 		for _, exp := range []*StatsDExporter{dog, graphite} {
 			require.NoError(t, exp.Export(context.Background(), rm))
-			require.NoError(t, sink.SetReadDeadline(time.Now().Add(time.Second)))
+			require.NoError(t, sink.SetReadDeadline(time.Now().Add(datagramWait)))
 			n, err := sink.Read(buf)
 			require.NoError(t, err)
 			line := string(buf[:n])

@@ -127,7 +127,11 @@ func (t *Tracker) Op(name string) *Op {
 // Observe records one call that started at start and ended now with err.
 // It allocates nothing.
 func (o *Op) Observe(ctx context.Context, start time.Time, err error) {
-	d := time.Since(start).Seconds()
+	o.record(ctx, time.Since(start).Seconds(), err)
+}
+
+// record records one call that took d seconds and ended with err.
+func (o *Op) record(ctx context.Context, d float64, err error) {
 	if err != nil {
 		o.t.duration.Record(ctx, d, o.fail...)
 		o.t.errors.Add(ctx, 1, o.errs...)

@@ -3,7 +3,12 @@ package metrics
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -32,16 +37,21 @@ func TestTrackRecordsOneObservationPerCall(t *testing.T) {
 		return calls, nil
 	})
 	ctx := context.Background()
+	start := time.Now()
 	for range 7 {
 		_, _ = fn(ctx)
 	}
+	elapsed := time.Since(start)
 	pts := histPoints(t, collect(t, r, OperationDuration))
 	ok := pts["operation.name=order.create,outcome=ok"]
 	fail := pts["operation.name=order.create,outcome=error"]
 	assert.Equal(t, uint64(5), ok.Count, "ok observations")
 	assert.Equal(t, uint64(2), fail.Count, "error observations")
 	assert.Equal(t, HTTPBuckets(), ok.Bounds, "advised seconds buckets")
-	assert.Less(t, ok.Sum, 1.0, "durations recorded in seconds, not ns or ms")
+	// In seconds, the seven durations add up to at most the loop's wall time;
+	// in ms or ns they would be 1e3 or 1e9 times more.
+	assert.Positive(t, ok.Sum+fail.Sum)
+	assert.LessOrEqual(t, ok.Sum+fail.Sum, elapsed.Seconds(), "durations recorded in seconds")
 
 	errs := collect(t, r, OperationErrors).Data.(metricdata.Sum[int64])
 	require.Len(t, errs.DataPoints, 1)
@@ -81,28 +91,59 @@ func TestTrackWithTracerRecordsSpan(t *testing.T) {
 	assert.Equal(t, uint64(1), histPoints(t, collect(t, r, OperationDuration))["operation.name=menu.get,outcome=error"].Count)
 }
 
-// TestTrackUsesGlobalProvider is the only test that sets the global provider
-// (serial tests run before parallel ones, so this is the first set): a
-// function wrapped before otel.SetMeterProvider records into the provider
-// set later, as one wrapped after does.
+// globalChildEnv marks the child process TestTrackUsesGlobalProvider runs.
+const globalChildEnv = "PERFKIT_METRICS_GLOBAL_CHILD"
+
+// TestTrackUsesGlobalProvider checks that a function wrapped before
+// otel.SetMeterProvider records into the provider set later, as one wrapped
+// after does, and that the KPI and middleware constructors default to the
+// global provider. OpenTelemetry hands earlier instruments over only on the
+// first SetMeterProvider in a process, so the test runs in a child process
+// of its own: the check holds under -count > 1 and in any test order, and
+// no other test here sees a global provider it did not expect.
 func TestTrackUsesGlobalProvider(t *testing.T) {
+	if os.Getenv(globalChildEnv) == "1" {
+		trackUsesGlobalProvider(t)
+		return
+	}
+	t.Parallel()
+	cmd := exec.CommandContext(t.Context(), os.Args[0],
+		"-test.run=^TestTrackUsesGlobalProvider$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), globalChildEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	require.NoErrorf(t, err, "child process:\n%s", out)
+	assert.Contains(t, string(out), "--- PASS: TestTrackUsesGlobalProvider", "the child ran the test")
+}
+
+func trackUsesGlobalProvider(t *testing.T) {
 	mp, r := newManual(t)
-	// Only the first otel.SetMeterProvider in a process hands earlier
-	// instruments over; under -count > 1 this is a later one.
-	_, setBefore := otel.GetMeterProvider().(*sdkmetric.MeterProvider)
+	prev := otel.GetMeterProvider()
+	_, isSDK := prev.(*sdkmetric.MeterProvider)
+	require.False(t, isSDK, "no provider set yet in the child process")
 	work := func(context.Context) (struct{}, error) { return struct{}{}, nil }
 	early := Track("global.early", work)
 	otel.SetMeterProvider(mp)
+	// Put the previous provider back before mp is shut down (cleanups run
+	// last first).
+	t.Cleanup(func() { otel.SetMeterProvider(prev) })
 	late := Track("global.late", work)
+	orders, err := NewCounter(nil, "global.orders")
+	require.NoError(t, err)
+	mw, err := NewHTTPMiddleware(HTTPConfig{})
+	require.NoError(t, err)
 
 	ctx := context.Background()
 	_, _ = early(ctx)
 	_, _ = late(ctx)
+	orders.Bind().Inc(ctx)
+	mw.Wrap(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+
 	pts := histPoints(t, collect(t, r, OperationDuration))
-	if !setBefore {
-		assert.Equal(t, uint64(1), pts["operation.name=global.early,outcome=ok"].Count, "wrapped before SetMeterProvider")
-	}
+	assert.Equal(t, uint64(1), pts["operation.name=global.early,outcome=ok"].Count, "wrapped before SetMeterProvider")
 	assert.Equal(t, uint64(1), pts["operation.name=global.late,outcome=ok"].Count, "wrapped after SetMeterProvider")
+	assert.Equal(t, 1.0, collect(t, r, "global.orders").Data.(metricdata.Sum[float64]).DataPoints[0].Value,
+		"NewCounter(nil, ...) records into the global provider")
+	assert.Len(t, histPoints(t, collect(t, r, HTTPServerDuration)), 1, "the middleware records into the global provider")
 }
 
 func TestNewTrackerRejectsBadBuckets(t *testing.T) {
