@@ -101,8 +101,10 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, err
 			return scan(ctx, r)
 		}
 	})
-	if msg := c.message(nil, pattern, nil); msg != nil && err == nil {
-		err = c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Publish(ctx, c.cfg.Channel, msg).Err() })
+	// Announce even when the SCAN failed part-way: the other instances
+	// must still drop what the caller meant to invalidate.
+	if perr := c.publish(ctx, c.message(nil, pattern, nil)); err == nil {
+		err = perr
 	}
 	return int(removed.Load()), err
 }
@@ -144,6 +146,9 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (int, error)
 		return nil
 	})
 	if err != nil {
+		// The members are unknown, but the other instances can still drop
+		// the L1 entries they hold with these tags.
+		_ = c.publish(ctx, c.message(nil, "", tags))
 		return 0, err
 	}
 	keys := make([]string, 0, len(members))
@@ -177,6 +182,15 @@ func (c *Cache) Flush(ctx context.Context) error {
 		return nil
 	}
 	msg, _ := json.Marshal(message{ID: c.id, Flush: true})
+	return c.publish(ctx, msg)
+}
+
+// publish announces msg to the other instances; a nil msg (no Redis, or
+// pub/sub off) is not sent.
+func (c *Cache) publish(ctx context.Context, msg []byte) error {
+	if msg == nil {
+		return nil
+	}
 	return c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Publish(ctx, c.cfg.Channel, msg).Err() })
 }
 
