@@ -65,8 +65,9 @@ type StatsDStats struct {
 //
 // It selects delta temporality for counters and histograms, so a counter is
 // sent as the exact increment since the previous export ("|c"), and cumulative
-// temporality for up-down counters, which are sent as gauges ("|g") like
-// gauges. Histograms become counters: name.count, name.sum and name.bucket
+// temporality for up-down counters and gauges, which are sent as absolute
+// gauges ("|g") every export, a negative value as "0" then the value (plain
+// StatsD reads a signed gauge value as a change). Histograms become counters: name.count, name.sum and name.bucket
 // tagged le:<bound> (Prometheus style: observations ≤ bound, +Inf last),
 // or DogStatsD distributions with StatsDConfig.Distributions; exponential
 // histograms send only name.count and name.sum. Attribute renderings and
@@ -83,8 +84,11 @@ type StatsDExporter struct {
 
 	mu       sync.Mutex // guards everything below and serialises Export
 	closed   bool
+	ctx      context.Context // the running Export's, for flush
+	ctxErr   error           // set when flush dropped a datagram because ctx ended
 	buf      []byte
 	line     []byte
+	num      []byte
 	tags     map[attribute.Distinct]string
 	names    map[string]string
 	constTag string
@@ -148,10 +152,11 @@ func NewStatsDExporter(cfg StatsDConfig) (*StatsDExporter, error) {
 }
 
 // Temporality returns delta for counters and histograms and cumulative for
-// up-down counters and gauges.
+// up-down counters and gauges (so a gauge's last value is sent every export).
 func (e *StatsDExporter) Temporality(k sdkmetric.InstrumentKind) metricdata.Temporality {
 	switch k {
-	case sdkmetric.InstrumentKindUpDownCounter, sdkmetric.InstrumentKindObservableUpDownCounter:
+	case sdkmetric.InstrumentKindUpDownCounter, sdkmetric.InstrumentKindObservableUpDownCounter,
+		sdkmetric.InstrumentKindGauge, sdkmetric.InstrumentKindObservableGauge:
 		return metricdata.CumulativeTemporality
 	default:
 		return metricdata.DeltaTemporality
@@ -171,16 +176,19 @@ func (e *StatsDExporter) Stats() StatsDStats {
 	}
 }
 
-// Export writes rm as StatsD lines. It returns ErrClosed after Shutdown and
-// ctx.Err() if ctx ends between datagrams; write errors are counted, not returned.
+// Export writes rm as StatsD lines. It returns ErrClosed after Shutdown.
+// Each datagram write waits at most WriteTimeout and not past ctx's
+// deadline; once ctx ends Export sends nothing more and returns ctx.Err().
+// Write errors are counted (Stats) and logged, not returned.
 func (e *StatsDExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return ErrClosed
 	}
+	e.ctx, e.ctxErr, e.firstErr = ctx, nil, nil
+	defer func() { e.ctx = nil }()
 	e.buf = e.buf[:0]
-	e.firstErr = nil
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			if err := ctx.Err(); err != nil {
@@ -195,14 +203,15 @@ func (e *StatsDExporter) Export(ctx context.Context, rm *metricdata.ResourceMetr
 		e.logger.Warn("metrics: statsd write failed", "addr", e.cfg.Addr, "err", e.firstErr,
 			"write_errors", e.writeErrors.Load())
 	}
-	return nil
+	return e.ctxErr
 }
 
 // ForceFlush does nothing: Export sends everything before it returns.
 func (e *StatsDExporter) ForceFlush(ctx context.Context) error { return ctx.Err() }
 
-// Shutdown closes the socket. It is idempotent.
-func (e *StatsDExporter) Shutdown(ctx context.Context) error {
+// Shutdown closes the socket, after a running Export. It is idempotent;
+// closing does not block, so ctx is not consulted.
+func (e *StatsDExporter) Shutdown(context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -212,7 +221,7 @@ func (e *StatsDExporter) Shutdown(ctx context.Context) error {
 	if err := e.conn.Close(); err != nil {
 		return fmt.Errorf("metrics: statsd close: %w", err)
 	}
-	return ctx.Err()
+	return nil
 }
 
 func (e *StatsDExporter) exportMetric(m metricdata.Metrics) {
@@ -330,41 +339,46 @@ func bucketMidpoint(bounds []float64, i int, mn float64, minOK bool, mx float64,
 }
 
 func (e *StatsDExporter) emitInt(name, suffix string, v int64, typ string, attrs *attribute.Set, le string) {
-	e.line = e.appendName(e.line[:0], name, suffix, attrs, le)
-	e.line = append(e.line, ':')
-	e.line = strconv.AppendInt(e.line, v, 10)
-	e.finishLine(typ, "", attrs, le)
+	e.num = strconv.AppendInt(e.num[:0], v, 10)
+	e.emit(name, suffix, typ, "", attrs, le)
 }
 
 func (e *StatsDExporter) emitFloat(name, suffix string, v float64, typ, rate string, attrs *attribute.Set, le string) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return
 	}
-	e.line = e.appendName(e.line[:0], name, suffix, attrs, le)
-	e.line = append(e.line, ':')
-	e.line = strconv.AppendFloat(e.line, v, 'f', -1, 64)
-	e.finishLine(typ, rate, attrs, le)
-}
-
-func (e *StatsDExporter) appendName(b []byte, name, suffix string, attrs *attribute.Set, le string) []byte {
-	b = append(b, name...)
-	b = append(b, suffix...)
-	if e.cfg.Format == Graphite {
-		b = append(b, e.tagString(attrs)...)
-		switch le {
-		case "":
-		case "+Inf":
-			b = append(b, ".le.inf"...)
-		default:
-			b = append(b, ".le."...)
-			b = append(b, sanitizeGraphite(le)...) // 0.005 → 0_005
-		}
+	if v == 0 {
+		v = 0 // -0 would read as a gauge change
 	}
-	return b
+	e.num = strconv.AppendFloat(e.num[:0], v, 'f', -1, 64)
+	e.emit(name, suffix, typ, rate, attrs, le)
 }
 
-func (e *StatsDExporter) finishLine(typ, rate string, attrs *attribute.Set, le string) {
-	b := append(e.line, '|')
+// emit adds the line for the value in e.num. StatsD servers (and Telegraf)
+// read a gauge value with a sign as a change to the gauge, so a negative
+// gauge is sent as "0" then the value, in one datagram: set to zero, then
+// lowered to the value. DogStatsD agents just keep the last.
+func (e *StatsDExporter) emit(name, suffix, typ, rate string, attrs *attribute.Set, le string) {
+	e.line = e.line[:0]
+	lines := 1
+	if typ == "g" && e.num[0] == '-' {
+		e.line = e.appendLine(e.line, name, suffix, zeroValue, typ, rate, attrs, le)
+		e.line = append(e.line, '\n')
+		lines = 2
+	}
+	e.line = e.appendLine(e.line, name, suffix, e.num, typ, rate, attrs, le)
+	e.add(e.line, lines)
+}
+
+var zeroValue = []byte("0")
+
+// appendLine appends "name:value|type[|@rate][|#tags]" (DogStatsD) or
+// "name.tags:value|type[|@rate]" (Graphite).
+func (e *StatsDExporter) appendLine(b []byte, name, suffix string, value []byte, typ, rate string, attrs *attribute.Set, le string) []byte {
+	b = e.appendName(b, name, suffix, attrs, le)
+	b = append(b, ':')
+	b = append(b, value...)
+	b = append(b, '|')
 	b = append(b, typ...)
 	if rate != "" {
 		b = append(b, "|@"...)
@@ -384,39 +398,65 @@ func (e *StatsDExporter) finishLine(typ, rate string, attrs *attribute.Set, le s
 			}
 		}
 	}
-	e.line = b
-	e.add(b)
+	return b
 }
 
-// add appends one line to the datagram, sending the datagram first when the
-// line would not fit. A line longer than MaxPacketSize goes out alone.
-func (e *StatsDExporter) add(line []byte) {
-	if len(e.buf) > 0 && len(e.buf)+1+len(line) > e.cfg.MaxPacketSize {
+func (e *StatsDExporter) appendName(b []byte, name, suffix string, attrs *attribute.Set, le string) []byte {
+	b = append(b, name...)
+	b = append(b, suffix...)
+	if e.cfg.Format == Graphite {
+		b = append(b, e.tagString(attrs)...)
+		switch le {
+		case "":
+		case "+Inf":
+			b = append(b, ".le.inf"...)
+		default:
+			b = append(b, ".le."...)
+			b = append(b, sanitizeGraphite(le)...) // 0.005 → 0_005
+		}
+	}
+	return b
+}
+
+// add appends lines (n of them) to the datagram, sending the datagram first
+// when they would not fit. Lines longer than MaxPacketSize go out alone.
+func (e *StatsDExporter) add(lines []byte, n int) {
+	if len(e.buf) > 0 && len(e.buf)+1+len(lines) > e.cfg.MaxPacketSize {
 		e.flush()
 	}
 	if len(e.buf) > 0 {
 		e.buf = append(e.buf, '\n')
 	}
-	e.buf = append(e.buf, line...)
-	e.lines.Add(1)
+	e.buf = append(e.buf, lines...)
+	e.lines.Add(uint64(n))
 }
 
+// flush sends the datagram. The write waits at most WriteTimeout, and not
+// past ctx's deadline; once ctx is done nothing more is sent.
 func (e *StatsDExporter) flush() {
 	if len(e.buf) == 0 {
 		return
 	}
-	_ = e.conn.SetWriteDeadline(time.Now().Add(e.cfg.WriteTimeout))
+	defer func() { e.buf = e.buf[:0] }()
+	if err := e.ctx.Err(); err != nil {
+		e.ctxErr = err
+		return
+	}
+	deadline := time.Now().Add(e.cfg.WriteTimeout)
+	if d, ok := e.ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = e.conn.SetWriteDeadline(deadline)
 	n, err := e.conn.Write(e.buf)
 	if err != nil {
 		e.writeErrors.Add(1)
 		if e.firstErr == nil {
 			e.firstErr = err
 		}
-	} else {
-		e.packets.Add(1)
-		e.bytes.Add(uint64(n))
+		return
 	}
-	e.buf = e.buf[:0]
+	e.packets.Add(1)
+	e.bytes.Add(uint64(n))
 }
 
 // name returns the prefixed, sanitised metric name, cached.

@@ -60,6 +60,7 @@ func (s *udpSink) packets(t *testing.T, exp *StatsDExporter) []string {
 type statsdLine struct {
 	name, typ, tags string
 	value, rate     float64
+	signed          bool // the value has a sign: a change, for a gauge
 }
 
 func parseLines(t *testing.T, packets []string) []statsdLine {
@@ -73,7 +74,8 @@ func parseLines(t *testing.T, packets []string) []statsdLine {
 			require.GreaterOrEqualf(t, len(parts), 2, "line %q", l)
 			v, err := strconv.ParseFloat(parts[0], 64)
 			require.NoErrorf(t, err, "line %q", l)
-			sl := statsdLine{name: name, value: v, typ: parts[1], rate: 1}
+			sl := statsdLine{name: name, value: v, typ: parts[1], rate: 1,
+				signed: strings.HasPrefix(parts[0], "-") || strings.HasPrefix(parts[0], "+")}
 			for _, f := range parts[2:] {
 				switch {
 				case strings.HasPrefix(f, "@"):
@@ -91,13 +93,19 @@ func parseLines(t *testing.T, packets []string) []statsdLine {
 	return out
 }
 
-// sums adds up the values of lines by "name|type|tags", as an agent would.
+// sums adds up the values of lines by "name|type|tags" in order, as a
+// plain StatsD server would: a gauge value with a sign changes a gauge that
+// is already set; without one it sets the gauge.
 func sums(lines []statsdLine) map[string]float64 {
 	out := map[string]float64{}
 	for _, l := range lines {
 		k := l.name + "|" + l.typ + "|" + l.tags
 		if l.typ == "g" {
-			out[k] = l.value
+			if _, set := out[k]; set && l.signed {
+				out[k] += l.value
+			} else {
+				out[k] = l.value
+			}
 		} else {
 			out[k] += l.value / l.rate
 		}
@@ -126,6 +134,7 @@ func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 	orders, _ := m.Int64Counter("orders")
 	revenue, _ := m.Float64Counter("revenue")
 	queue, _ := m.Int64UpDownCounter("queue.depth")
+	temp, _ := m.Float64Gauge("temp")
 	dur, _ := m.Float64Histogram("op.duration", metric.WithExplicitBucketBoundaries(0.1, 1))
 	eu := metric.WithAttributes(attribute.String("region", "eu"))
 	us := metric.WithAttributes(attribute.String("region", "us"))
@@ -137,6 +146,7 @@ func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 	revenue.Add(ctx, 0.25, eu)
 	queue.Add(ctx, 5)
 	queue.Add(ctx, -2)
+	temp.Record(ctx, -1.5)
 	for _, v := range []float64{0.05, 0.5, 0.7, 3} {
 		dur.Record(ctx, v, eu)
 	}
@@ -147,6 +157,7 @@ func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 		"servio.orders|c|env:test,region:us":                     10,
 		"servio.revenue|c|env:test,region:eu":                    12.75,
 		"servio.queue.depth|g|env:test":                          3,
+		"servio.temp|g|env:test":                                 -1.5,
 		"servio.op.duration.count|c|env:test,region:eu":          4,
 		"servio.op.duration.sum|c|env:test,region:eu":            4.25,
 		"servio.op.duration.bucket|c|env:test,region:eu,le:0.1":  1,
@@ -154,15 +165,21 @@ func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 		"servio.op.duration.bucket|c|env:test,region:eu,le:+Inf": 4,
 	}, got, "first collection")
 
-	// Second cycle: only the increments since the first are sent.
+	// Second cycle: only the increments since the first are sent; gauges
+	// are sent whole again, the negative ones as 0 then the value in one
+	// datagram, so that no StatsD server reads them as changes.
 	orders.Add(ctx, 5, eu)
-	queue.Add(ctx, 1)
+	queue.Add(ctx, -5)
 	dur.Record(ctx, 0.2, eu)
 	require.NoError(t, mp.ForceFlush(ctx))
-	got = sums(parseLines(t, sink.packets(t, exp)))
+	pkts := sink.packets(t, exp)
+	assert.Contains(t, strings.Join(pkts, "|||"), "servio.temp:0|g|#env:test\nservio.temp:-1.5|g|#env:test")
+	assert.Contains(t, strings.Join(pkts, "|||"), "servio.queue.depth:0|g|#env:test\nservio.queue.depth:-2|g|#env:test")
+	got = sums(parseLines(t, pkts))
 	assert.Equal(t, map[string]float64{
 		"servio.orders|c|env:test,region:eu":                     5,
-		"servio.queue.depth|g|env:test":                          4,
+		"servio.queue.depth|g|env:test":                          -2,
+		"servio.temp|g|env:test":                                 -1.5,
 		"servio.op.duration.count|c|env:test,region:eu":          1,
 		"servio.op.duration.sum|c|env:test,region:eu":            0.2,
 		"servio.op.duration.bucket|c|env:test,region:eu,le:1":    1,
@@ -171,7 +188,7 @@ func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 
 	st := exp.Stats()
 	assert.Zero(t, st.WriteErrors)
-	assert.Equal(t, uint64(15), st.Lines)
+	assert.Equal(t, uint64(20), st.Lines)
 }
 
 func TestStatsDGraphiteNames(t *testing.T) {
