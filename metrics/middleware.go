@@ -264,6 +264,11 @@ func (h *HTTPMiddleware) opts(key seriesKey) []metric.RecordOption {
 		}
 	}
 	o, ok := cur[norm]
+	if ok && len(cur) >= maxCachedKeys {
+		// Nothing new to cache: copying the full map on every such request
+		// would cost more than building nothing.
+		return o
+	}
 	if !ok {
 		o = seriesOptions(norm)
 	}
@@ -367,10 +372,9 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 // Flush implements http.Flusher when the underlying writer can flush.
 func (w *responseWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
+	if http.NewResponseController(w.ResponseWriter).Flush() == nil && w.status == 0 {
+		w.status = http.StatusOK // flushing sent the headers
 	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // ReadFrom implements io.ReaderFrom so that io.Copy (http.ServeContent,
@@ -386,9 +390,11 @@ func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // Hijack implements http.Hijacker for WebSocket upgrades.
+// A failed Hijack (HTTP/2) leaves the status to what the handler writes next.
 func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if w.status == 0 {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
 	}
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	return c, rw, err
 }

@@ -331,3 +331,26 @@ func TestMiddlewareKeepsReaderFromAndHijack(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int64{"/file": 200, "/ws": 101}, statuses)
 }
+
+func TestMiddlewareStatusAfterUnsupportedHijackAndFlush(t *testing.T) {
+	t.Parallel()
+	mp, r := newManual(t)
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp})
+	require.NoError(t, err)
+	// A writer that can neither hijack nor flush, like HTTP/2's for Hijack.
+	type plainWriter struct{ http.ResponseWriter }
+	h := mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _, err := w.(http.Hijacker).Hijack()
+		assert.ErrorIs(t, err, http.ErrNotSupported)
+		w.(http.Flusher).Flush()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	h.ServeHTTP(plainWriter{httptest.NewRecorder()}, httptest.NewRequest("GET", "/", nil))
+	pts := histPoints(t, collect(t, r, HTTPServerDuration))
+	require.Len(t, pts, 1)
+	for _, dp := range pts {
+		st, _ := dp.Attributes.Value("http.response.status_code")
+		assert.Equal(t, int64(http.StatusServiceUnavailable), st.AsInt64(),
+			"a failed Hijack or Flush sent nothing: the status is what the handler wrote next")
+	}
+}
