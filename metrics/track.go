@@ -125,7 +125,8 @@ func (t *Tracker) Op(name string) *Op {
 }
 
 // Observe records one call that started at start and ended now with err.
-// It allocates nothing.
+// It allocates nothing and does not block; ctx only reaches the SDK (for
+// exemplars).
 func (o *Op) Observe(ctx context.Context, start time.Time, err error) {
 	o.record(ctx, time.Since(start).Seconds(), err)
 }
@@ -140,33 +141,57 @@ func (o *Op) record(ctx context.Context, d float64, err error) {
 	o.t.duration.Record(ctx, d, o.ok...)
 }
 
-// observePanic records a call that panicked (outcome "panic", counted as
-// an error); the panic goes on unchanged.
-func (o *Op) observePanic(ctx context.Context, start time.Time) {
-	o.t.duration.Record(ctx, time.Since(start).Seconds(), o.panic...)
-	o.t.errors.Add(ctx, 1, o.errs...)
+// call is one tracked call in progress.
+type call struct {
+	op    *Op
+	ctx   context.Context // with the span, when there is one
+	start time.Time
+	span  trace.Span // nil without a tracer
+	done  bool       // fn returned; false in end means it panicked
 }
 
-func (o *Op) startSpan(ctx context.Context) (context.Context, trace.Span) {
-	return o.t.tracer.Start(ctx, o.name)
-}
-
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+func (o *Op) begin(ctx context.Context) call {
+	c := call{op: o, ctx: ctx, start: time.Now()}
+	if o.t.tracer != nil {
+		c.ctx, c.span = o.t.tracer.Start(ctx, o.name)
 	}
-	span.End()
+	return c
+}
+
+// end records the call, ending with *err, or, when fn did not return, as a
+// panic (outcome "panic", counted as an error); the panic goes on unchanged.
+func (c *call) end(err *error) {
+	o := c.op
+	if !c.done {
+		o.t.duration.Record(c.ctx, time.Since(c.start).Seconds(), o.panic...)
+		o.t.errors.Add(c.ctx, 1, o.errs...)
+		if c.span != nil {
+			c.span.SetStatus(codes.Error, "panic")
+			c.span.End()
+		}
+		return
+	}
+	o.Observe(c.ctx, c.start, *err)
+	if c.span != nil {
+		if *err != nil {
+			c.span.RecordError(*err)
+			c.span.SetStatus(codes.Error, (*err).Error())
+		}
+		c.span.End()
+	}
 }
 
 // Track wraps fn so that every call records its duration in
 // perfkit.operation.duration and, on error, counts it in
 // perfkit.operation.errors, under operation.name = name. It is the seed's
 // @Track decorator. The instruments come from otel.GetMeterProvider() at wrap
-// time (a provider set later with otel.SetMeterProvider still receives them);
-// a call allocates nothing beyond what fn does. A call that panics is
-// recorded with outcome "panic" and counted as an error; the panic itself
-// goes on unchanged, with its stack.
+// time; wrapped before any provider is set, they forward to the first one
+// installed later with otel.SetMeterProvider (OpenTelemetry's global
+// delegation), so wrap after Setup when a later provider may replace it.
+// A call allocates nothing beyond what fn does and passes ctx to fn
+// unchanged. A call that panics is recorded with outcome "panic" and counted
+// as an error; the panic itself goes on unchanged, with its stack. The
+// returned function is safe for concurrent use if fn is.
 func Track[T any](name string, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	return TrackWith(defaultTracker(), name, fn)
 }
@@ -177,39 +202,15 @@ func TrackArg[A, T any](name string, fn func(context.Context, A) (T, error)) fun
 	return TrackArgWith(defaultTracker(), name, fn)
 }
 
-// TrackWith is Track recording through t (and, when t has a tracer, in a span).
+// TrackWith is Track recording through t (and, when t has a tracer, in a
+// span that is the ctx fn gets).
 func TrackWith[T any](t *Tracker, name string, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	op := t.Op(name)
-	if t.tracer != nil {
-		return func(ctx context.Context) (T, error) {
-			start := time.Now()
-			ctx, span := op.startSpan(ctx)
-			done := false
-			defer func() {
-				if !done {
-					op.observePanic(ctx, start)
-					span.SetStatus(codes.Error, "panic")
-					span.End()
-				}
-			}()
-			v, err := fn(ctx)
-			done = true
-			op.Observe(ctx, start, err)
-			endSpan(span, err)
-			return v, err
-		}
-	}
-	return func(ctx context.Context) (T, error) {
-		start := time.Now()
-		done := false
-		defer func() {
-			if !done {
-				op.observePanic(ctx, start)
-			}
-		}()
-		v, err := fn(ctx)
-		done = true
-		op.Observe(ctx, start, err)
+	return func(ctx context.Context) (v T, err error) {
+		c := op.begin(ctx)
+		defer c.end(&err)
+		v, err = fn(c.ctx)
+		c.done = true
 		return v, err
 	}
 }
@@ -217,36 +218,11 @@ func TrackWith[T any](t *Tracker, name string, fn func(context.Context) (T, erro
 // TrackArgWith is TrackArg recording through t.
 func TrackArgWith[A, T any](t *Tracker, name string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
 	op := t.Op(name)
-	if t.tracer != nil {
-		return func(ctx context.Context, a A) (T, error) {
-			start := time.Now()
-			ctx, span := op.startSpan(ctx)
-			done := false
-			defer func() {
-				if !done {
-					op.observePanic(ctx, start)
-					span.SetStatus(codes.Error, "panic")
-					span.End()
-				}
-			}()
-			v, err := fn(ctx, a)
-			done = true
-			op.Observe(ctx, start, err)
-			endSpan(span, err)
-			return v, err
-		}
-	}
-	return func(ctx context.Context, a A) (T, error) {
-		start := time.Now()
-		done := false
-		defer func() {
-			if !done {
-				op.observePanic(ctx, start)
-			}
-		}()
-		v, err := fn(ctx, a)
-		done = true
-		op.Observe(ctx, start, err)
+	return func(ctx context.Context, a A) (v T, err error) {
+		c := op.begin(ctx)
+		defer c.end(&err)
+		v, err = fn(c.ctx, a)
+		c.done = true
 		return v, err
 	}
 }
