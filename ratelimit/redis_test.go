@@ -28,9 +28,11 @@ func TestRedisExactAcrossInstances(t *testing.T) {
 			tier := ratelimit.Tier{Name: "exact", Limit: ratelimit.PerHour(100), Algorithm: algo}
 			var allowed atomic.Int64
 			var wg sync.WaitGroup
+			rd := sdkmetric.NewManualReader()
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
 			for range 8 {
 				c, _ := sharedRedis(t)
-				l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: 5 * time.Second}, tier)
+				l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: 5 * time.Second, MeterProvider: mp}, tier)
 				require.NoError(t, err)
 				for range 100 {
 					wg.Go(func() {
@@ -43,6 +45,7 @@ func TestRedisExactAcrossInstances(t *testing.T) {
 				}
 			}
 			wg.Wait()
+			assert.Empty(t, counts(t, rd, "ratelimit.fallbacks"), "every decision made on Redis, none by the local fallback")
 			assert.Equal(t, int64(100), allowed.Load(), "allowed of 800 with limit 100")
 		})
 	}
