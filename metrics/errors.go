@@ -3,7 +3,7 @@ package metrics
 import "errors"
 
 var (
-	// ErrClosed is returned by an exporter or provider used after Shutdown.
+	// ErrClosed is returned by StatsDExporter.Export after Shutdown.
 	ErrClosed = errors.New("metrics: closed")
 	// ErrInvalidConfig is wrapped by every configuration error a constructor returns.
 	ErrInvalidConfig = errors.New("metrics: invalid config")

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -31,15 +33,18 @@ import (
 // with seconds buckets on every duration histogram.
 type Options struct {
 	// ServiceName is the service.name resource attribute. Default: the
-	// OTEL_SERVICE_NAME environment variable, else the executable's base name.
+	// OTEL_SERVICE_NAME environment variable, else service.name in
+	// OTEL_RESOURCE_ATTRIBUTES, else the executable's base name.
 	ServiceName string
-	// ServiceVersion is service.version. Default: the main module's version
-	// from the build info, else "unknown".
+	// ServiceVersion is service.version. Default: service.version in
+	// OTEL_RESOURCE_ATTRIBUTES, else the main module's version from the
+	// build info, else "unknown".
 	ServiceVersion string
-	// InstanceID is service.instance.id. Default: "<hostname>-<pid>".
+	// InstanceID is service.instance.id. Default: service.instance.id in
+	// OTEL_RESOURCE_ATTRIBUTES, else "<hostname>-<pid>".
 	InstanceID string
-	// Attributes are added to the resource (deployment.environment.name, ...).
-	// OTEL_RESOURCE_ATTRIBUTES is also honoured.
+	// Attributes are added to the resource (deployment.environment.name, ...)
+	// over those in OTEL_RESOURCE_ATTRIBUTES.
 	Attributes []attribute.KeyValue
 
 	// Registry receives the Prometheus collector. Default: a new registry of
@@ -163,7 +168,7 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{registry: opts.Registry, handler: http.NotFoundHandler()}
+	p := &Provider{handler: http.NotFoundHandler()}
 	mpOpts := []sdkmetric.Option{
 		sdkmetric.WithResource(res),
 		sdkmetric.WithView(durationView(opts.Views, httpB, dbB, opts.ExponentialHistograms)),
@@ -179,6 +184,7 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	}
 
 	if !opts.NoPrometheus {
+		p.registry = opts.Registry
 		if p.registry == nil {
 			p.registry = prometheus.NewRegistry()
 			if !opts.NoRuntimeMetrics {
@@ -250,49 +256,58 @@ func (p *Provider) Handler() http.Handler { return p.handler }
 // StatsD returns the StatsD exporter, nil unless Options.StatsD was set.
 func (p *Provider) StatsD() *StatsDExporter { return p.statsd }
 
-// ForceFlush collects and pushes to every push exporter now, honouring ctx.
-func (p *Provider) ForceFlush(ctx context.Context) error { return p.mp.ForceFlush(ctx) }
+// ForceFlush collects and pushes to every push exporter now, returning when
+// they are done or ctx ends.
+func (p *Provider) ForceFlush(ctx context.Context) error {
+	if err := p.mp.ForceFlush(ctx); err != nil {
+		return fmt.Errorf("metrics: flush: %w", err)
+	}
+	return nil
+}
 
-// Shutdown flushes and stops every reader and exporter; it honours ctx's
-// deadline. It is idempotent: later calls return the first call's result.
+// Shutdown flushes and stops every reader and exporter, returning when they
+// are done or ctx ends. It is idempotent: later calls wait for the first
+// and return its result. Instruments created from p record nothing after.
 func (p *Provider) Shutdown(ctx context.Context) error {
-	p.once.Do(func() { p.shutdownErr = p.mp.Shutdown(ctx) })
+	p.once.Do(func() {
+		if err := p.mp.Shutdown(ctx); err != nil {
+			p.shutdownErr = fmt.Errorf("metrics: shutdown: %w", err)
+		}
+	})
 	return p.shutdownErr
 }
 
+// newResource merges, each over the one before: the SDK's attributes,
+// computed defaults, the standard environment variables, then opts.
 func newResource(ctx context.Context, opts Options) (*resource.Resource, error) {
-	name := opts.ServiceName
-	if name == "" {
-		name = os.Getenv("OTEL_SERVICE_NAME")
+	name := "unknown_service:go"
+	if exe, err := os.Executable(); err == nil {
+		name = filepath.Base(exe)
 	}
-	if name == "" {
-		if exe, err := os.Executable(); err == nil {
-			name = filepath.Base(exe)
-		} else {
-			name = "unknown_service:go"
+	version := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		version = bi.Main.Version
+	}
+	host, _ := os.Hostname()
+	explicit := slices.Clone(opts.Attributes)
+	for _, kv := range []attribute.KeyValue{
+		attribute.String("service.name", opts.ServiceName),
+		attribute.String("service.version", opts.ServiceVersion),
+		attribute.String("service.instance.id", opts.InstanceID),
+	} {
+		if kv.Value.AsString() != "" {
+			explicit = append(explicit, kv)
 		}
 	}
-	version := opts.ServiceVersion
-	if version == "" {
-		version = "unknown"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			version = bi.Main.Version
-		}
-	}
-	instance := opts.InstanceID
-	if instance == "" {
-		host, _ := os.Hostname()
-		instance = host + "-" + strconv.Itoa(os.Getpid())
-	}
-	attrs := append([]attribute.KeyValue{
-		attribute.String("service.name", name),
-		attribute.String("service.version", version),
-		attribute.String("service.instance.id", instance),
-	}, opts.Attributes...)
 	res, err := resource.New(ctx,
-		resource.WithFromEnv(),
 		resource.WithTelemetrySDK(),
-		resource.WithAttributes(attrs...),
+		resource.WithAttributes(
+			attribute.String("service.name", name),
+			attribute.String("service.version", version),
+			attribute.String("service.instance.id", host+"-"+strconv.Itoa(os.Getpid())),
+		),
+		resource.WithFromEnv(), // OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
+		resource.WithAttributes(explicit...),
 	)
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, fmt.Errorf("metrics: resource: %w", err)
@@ -310,33 +325,15 @@ func newOTLPExporter(ctx context.Context, o OTLPOptions) (sdkmetric.Exporter, er
 	}
 	switch proto {
 	case "", "http/protobuf":
-		var opts []otlpmetrichttp.Option
-		if o.EndpointURL != "" {
-			opts = append(opts, otlpmetrichttp.WithEndpointURL(o.EndpointURL))
-		}
-		if len(o.Headers) > 0 {
-			opts = append(opts, otlpmetrichttp.WithHeaders(o.Headers))
-		}
-		if o.Timeout > 0 {
-			opts = append(opts, otlpmetrichttp.WithTimeout(o.Timeout))
-		}
-		exp, err := otlpmetrichttp.New(ctx, opts...)
+		exp, err := otlpmetrichttp.New(ctx, otlpOptions(o,
+			otlpmetrichttp.WithEndpointURL, otlpmetrichttp.WithHeaders, otlpmetrichttp.WithTimeout)...)
 		if err != nil {
 			return nil, fmt.Errorf("metrics: otlp http exporter: %w", err)
 		}
 		return exp, nil
 	case "grpc":
-		var opts []otlpmetricgrpc.Option
-		if o.EndpointURL != "" {
-			opts = append(opts, otlpmetricgrpc.WithEndpointURL(o.EndpointURL))
-		}
-		if len(o.Headers) > 0 {
-			opts = append(opts, otlpmetricgrpc.WithHeaders(o.Headers))
-		}
-		if o.Timeout > 0 {
-			opts = append(opts, otlpmetricgrpc.WithTimeout(o.Timeout))
-		}
-		exp, err := otlpmetricgrpc.New(ctx, opts...)
+		exp, err := otlpmetricgrpc.New(ctx, otlpOptions(o,
+			otlpmetricgrpc.WithEndpointURL, otlpmetricgrpc.WithHeaders, otlpmetricgrpc.WithTimeout)...)
 		if err != nil {
 			return nil, fmt.Errorf("metrics: otlp grpc exporter: %w", err)
 		}
@@ -346,13 +343,32 @@ func newOTLPExporter(ctx context.Context, o OTLPOptions) (sdkmetric.Exporter, er
 	}
 }
 
+// otlpOptions turns the set fields of o into one exporter package's options;
+// the rest come from the standard environment variables.
+func otlpOptions[O any](o OTLPOptions, url func(string) O, headers func(map[string]string) O, timeout func(time.Duration) O) []O {
+	var opts []O
+	if o.EndpointURL != "" {
+		opts = append(opts, url(o.EndpointURL))
+	}
+	if len(o.Headers) > 0 {
+		opts = append(opts, headers(o.Headers))
+	}
+	if o.Timeout > 0 {
+		opts = append(opts, timeout(o.Timeout))
+	}
+	return opts
+}
+
 func otlpEnvSet() bool {
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != ""
 }
 
 func checkBounds(b []float64) error {
-	for i := 1; i < len(b); i++ {
-		if !(b[i] > b[i-1]) {
+	for i, v := range b {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("boundary %d is %v", i, v)
+		}
+		if i > 0 && !(v > b[i-1]) {
 			return fmt.Errorf("boundaries not strictly increasing at %d", i)
 		}
 	}

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -221,6 +222,7 @@ func TestSetupWithStatsD(t *testing.T) {
 	rec := httptest.NewRecorder()
 	p.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	assert.Equal(t, http.StatusNotFound, rec.Code, "no Prometheus handler with NoPrometheus")
+	assert.Nil(t, p.Registry(), "no registry with NoPrometheus")
 }
 
 func TestSetupRejectsBadOptions(t *testing.T) {
@@ -259,4 +261,41 @@ func TestSetupShutdownLeaksNothing(t *testing.T) {
 	c.Add(ctx, 1)
 	require.NoError(t, p.ForceFlush(ctx))
 	require.NoError(t, p.Shutdown(ctx))
+}
+
+// TestSetupResourcePrecedence sets environment variables, so it is not
+// parallel: options win over OTEL_RESOURCE_ATTRIBUTES, which wins over the
+// computed defaults.
+func TestSetupResourcePrecedence(t *testing.T) {
+	t.Setenv("OTEL_SERVICE_NAME", "")
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-env,service.version=9.9,deployment.environment.name=prod,team=orders")
+	r := sdkmetric.NewManualReader()
+	setupTest(t, Options{NoPrometheus: true, Readers: []sdkmetric.Reader{r}, InstanceID: "i-7",
+		Attributes: []attribute.KeyValue{attribute.String("deployment.environment.name", "staging")}})
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+	got := map[string]string{}
+	for _, kv := range rm.Resource.Attributes() {
+		got[string(kv.Key)] = kv.Value.String()
+	}
+	for k, want := range map[string]string{
+		"service.name":                "from-env",
+		"service.version":             "9.9",
+		"service.instance.id":         "i-7",
+		"deployment.environment.name": "staging",
+		"team":                        "orders",
+	} {
+		assert.Equal(t, want, got[k], "resource attribute %s", k)
+	}
+	assert.Equal(t, "go", got["telemetry.sdk.language"])
+}
+
+func TestCheckBoundsRejectsNaNAndInf(t *testing.T) {
+	t.Parallel()
+	for _, b := range [][]float64{{math.NaN()}, {1, math.Inf(1)}, {math.Inf(-1), 1}, {2, 1}, {1, 1}} {
+		_, err := Setup(context.Background(), Options{NoPrometheus: true, HTTPBuckets: b})
+		assert.ErrorIs(t, err, ErrInvalidConfig, "buckets %v", b)
+	}
+	assert.NoError(t, checkBounds(nil))
+	assert.NoError(t, checkBounds([]float64{-1, 0, 0.5}))
 }
