@@ -141,8 +141,9 @@ func PromPercentiles(families map[string]*dto.MetricFamily, name string, match m
 // and returns the histogram name, summed over the data
 // points whose attributes match (nil: all). Exponential histograms (positive
 // values; their scale must agree across points) are read as explicit bounds
-// at their bucket edges. It returns ErrNoData when nothing matched or
-// nothing was recorded.
+// at their bucket edges (at most 4096 buckets, coarser when the points lie
+// far apart). It returns ErrNoData when nothing matched or nothing was
+// recorded. ctx bounds the collection.
 func ReadHistogram(ctx context.Context, r sdkmetric.Reader, name string, match func(attribute.Set) bool) (Histogram, error) {
 	var rm metricdata.ResourceMetrics
 	if err := r.Collect(ctx, &rm); err != nil {
@@ -187,14 +188,13 @@ func ReadHistogram(ctx context.Context, r sdkmetric.Reader, name string, match f
 					}
 				}
 			case metricdata.ExponentialHistogram[float64]:
-				var pts []metricdata.ExponentialHistogramDataPoint[float64]
-				for _, dp := range d.DataPoints {
-					if match == nil || match(dp.Attributes) {
-						pts = append(pts, dp)
+				if b, c, s, ok := mergeExponential(d.DataPoints, match); ok {
+					if err := add(b, c, s, nil); err != nil {
+						return Histogram{}, err
 					}
 				}
-				if len(pts) > 0 {
-					b, c, s := mergeExponential(pts)
+			case metricdata.ExponentialHistogram[int64]:
+				if b, c, s, ok := mergeExponential(d.DataPoints, match); ok {
 					if err := add(b, c, s, nil); err != nil {
 						return Histogram{}, err
 					}
@@ -299,25 +299,39 @@ func labelsMatch(labels []*dto.LabelPair, match map[string]string) bool {
 	return true
 }
 
-// mergeExponential merges the positive halves of base-2 exponential
-// histogram points at their lowest scale and returns explicit bounds and
-// counts: first the zero count in a bucket ending at the lowest edge, then
-// bucket index k covering (base^k, base^(k+1)] with base = 2^(2^-scale).
-func mergeExponential(pts []metricdata.ExponentialHistogramDataPoint[float64]) ([]float64, []uint64, float64) {
+// maxMergedBuckets bounds the explicit buckets mergeExponential returns:
+// points at a fine scale but far apart would otherwise need millions.
+const maxMergedBuckets = 4096
+
+// mergeExponential merges the positive halves of the base-2 exponential
+// histogram points that match (nil: all) at their lowest scale, lowered
+// further until at most maxMergedBuckets buckets span them, and returns
+// explicit bounds and counts: first the zero count in a bucket ending at the
+// lowest edge, then bucket index k covering (base^k, base^(k+1)] with
+// base = 2^(2^-scale). ok is false when no point matched.
+func mergeExponential[N int64 | float64](dps []metricdata.ExponentialHistogramDataPoint[N], match func(attribute.Set) bool) (bounds []float64, counts []uint64, sum float64, ok bool) {
+	var pts []metricdata.ExponentialHistogramDataPoint[N]
+	for _, dp := range dps {
+		if match == nil || match(dp.Attributes) {
+			pts = append(pts, dp)
+		}
+	}
+	if len(pts) == 0 {
+		return nil, nil, 0, false
+	}
 	scale := pts[0].Scale
 	for _, p := range pts {
 		scale = min(scale, p.Scale)
 	}
 	var (
 		zero   uint64
-		sum    float64
 		lo, hi int32
 		byIdx  = map[int32]uint64{}
 	)
 	first := true
 	for _, p := range pts {
 		zero += p.ZeroCount
-		sum += p.Sum
+		sum += float64(p.Sum)
 		shift := p.Scale - scale
 		for i, c := range p.PositiveBucket.Counts {
 			if c == 0 {
@@ -334,17 +348,29 @@ func mergeExponential(pts []metricdata.ExponentialHistogramDataPoint[float64]) (
 			first = false
 		}
 	}
+	if !first {
+		var d int32
+		for int64(hi>>d)-int64(lo>>d) >= maxMergedBuckets {
+			d++
+		}
+		if d > 0 {
+			coarse := make(map[int32]uint64, len(byIdx))
+			for k, c := range byIdx {
+				coarse[k>>d] += c
+			}
+			byIdx, lo, hi, scale = coarse, lo>>d, hi>>d, scale-d
+		}
+	}
 	base := math.Exp2(math.Exp2(-float64(scale)))
-	bounds := []float64{math.Pow(base, float64(lo))}
-	counts := []uint64{zero}
-	if first { // only zeros
-		return bounds, append(counts, 0), sum
+	bounds = []float64{math.Pow(base, float64(lo))}
+	counts = []uint64{zero}
+	if !first {
+		for k := lo; k <= hi; k++ {
+			bounds = append(bounds, math.Pow(base, float64(k+1)))
+			counts = append(counts, byIdx[k])
+		}
 	}
-	for k := lo; k <= hi; k++ {
-		bounds = append(bounds, math.Pow(base, float64(k+1)))
-		counts = append(counts, byIdx[k])
-	}
-	return bounds, append(counts, 0), sum
+	return bounds, append(counts, 0), sum, true
 }
 
 // FetchPrometheus GETs a Prometheus text endpoint (a service's

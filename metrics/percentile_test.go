@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 func TestQuantile(t *testing.T) {
@@ -226,4 +227,30 @@ func TestFetchPrometheusPhaseReport(t *testing.T) {
 
 	_, err = FetchPrometheus(ctx, nil, srv.URL+"/nowhere")
 	assert.Error(t, err, "404 is an error")
+}
+
+// TestMergeExponentialBoundsBuckets merges two fine-scale points a million
+// times apart (an int64 histogram too): the merged histogram stays small and
+// keeps every observation and the median's order of magnitude.
+func TestMergeExponentialBoundsBuckets(t *testing.T) {
+	t.Parallel()
+	point := func(v int64) metricdata.ExponentialHistogramDataPoint[int64] {
+		// At scale 20, value v falls in bucket floor(log2(v) * 2^20).
+		idx := int32(math.Floor(math.Log2(float64(v)) * (1 << 20)))
+		return metricdata.ExponentialHistogramDataPoint[int64]{Scale: 20, Count: 3, Sum: 3 * v,
+			PositiveBucket: metricdata.ExponentialBucket{Offset: idx, Counts: []uint64{3}}}
+	}
+	bounds, counts, sum, ok := mergeExponential([]metricdata.ExponentialHistogramDataPoint[int64]{point(1), point(1_000_000)}, nil)
+	require.True(t, ok)
+	assert.LessOrEqual(t, len(bounds), maxMergedBuckets+1)
+	assert.Len(t, counts, len(bounds)+1)
+	h := Histogram{Bounds: bounds, Counts: counts, Sum: sum}
+	assert.Equal(t, uint64(6), h.Count())
+	assert.Equal(t, 3.0+3_000_000, h.Sum)
+	p99, err := h.Quantile(0.99)
+	require.NoError(t, err)
+	assert.InEpsilon(t, 1_000_000, p99, 0.01, "p99 near the large value")
+	_, _, _, ok = mergeExponential([]metricdata.ExponentialHistogramDataPoint[int64]{point(1)},
+		func(attribute.Set) bool { return false })
+	assert.False(t, ok, "no point matched")
 }
