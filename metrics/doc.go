@@ -8,8 +8,9 @@
 //     OpenTelemetry semantic conventions instead of the SDK's millisecond
 //     defaults.
 //   - [StatsDExporter] is an sdk/metric Exporter for StatsD, DogStatsD and
-//     Graphite users. It asks for delta temporality, so counters are sent as
-//     exact increments.
+//     Graphite users. It asks for delta temporality, so counters and
+//     histogram buckets are sent as exact increments, while up-down counters
+//     and gauges are sent as absolute gauges.
 //   - [Track] and [TrackArg] wrap a function (the seed's @Track decorator) with a
 //     duration histogram and an error counter; a call allocates nothing.
 //   - [HTTPMiddleware] records http.server.request.duration by method, route

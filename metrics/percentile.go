@@ -18,9 +18,9 @@ import (
 
 // Percentiles summarises one histogram.
 type Percentiles struct {
-	Count         uint64
-	Sum           float64
-	P50, P95, P99 float64
+	Count         uint64  // observations
+	Sum           float64 // of the observed values
+	P50, P95, P99 float64 // estimated as by Quantile
 }
 
 // Quantile estimates the q-quantile (0 ≤ q ≤ 1) of a histogram with explicit
@@ -140,8 +140,8 @@ func PromPercentiles(families map[string]*dto.MetricFamily, name string, match m
 // ReadHistogram collects r (a ManualReader passed in Options.Readers, say)
 // and returns the histogram name, summed over the data
 // points whose attributes match (nil: all). Exponential histograms (positive
-// values; their scale must agree across points) are read as explicit bounds
-// at their bucket edges (at most 4096 buckets, coarser when the points lie
+// values) are merged at their lowest scale and read as explicit bounds at
+// their bucket edges (at most 4096 buckets, coarser when the points lie
 // far apart). It returns ErrNoData when nothing matched or nothing was
 // recorded. ctx bounds the collection.
 func ReadHistogram(ctx context.Context, r sdkmetric.Reader, name string, match func(attribute.Set) bool) (Histogram, error) {

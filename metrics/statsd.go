@@ -55,9 +55,11 @@ type StatsDConfig struct {
 	Logger *slog.Logger
 }
 
-// StatsDStats counts what a StatsDExporter sent.
+// StatsDStats counts what a StatsDExporter sent since it was created.
 type StatsDStats struct {
-	Packets, Bytes, Lines, WriteErrors uint64
+	Packets, Bytes uint64 // datagrams written and their bytes
+	Lines          uint64 // metric lines batched into datagrams
+	WriteErrors    uint64 // datagrams whose write failed
 }
 
 // StatsDExporter is an sdk/metric Exporter that writes StatsD or DogStatsD
