@@ -51,13 +51,13 @@ var demoRestaurants = []struct {
 // LoadDemo fills an empty database with a few restaurants, their menus and
 // stock, the DemoUsers (hash turns a password into its stored form) and some
 // orders, in one transaction. It does nothing, and returns false, when any
-// restaurant or user exists; on PostgreSQL an advisory lock stops two
-// instances starting together from both loading it.
+// restaurant or user exists; on PostgreSQL an advisory lock (per database
+// and schema) stops two instances starting together from both loading it.
 func (s *Store) LoadDemo(ctx context.Context, hash func(password string) (string, error)) (bool, error) {
 	loaded := false
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if s.d == Postgres {
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7310001)"); err != nil {
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock("+lockKeySQL("demo")+")"); err != nil {
 				return err
 			}
 		}

@@ -114,7 +114,8 @@ func (s *Store) Dialect() Dialect { return s.d }
 
 // Migrate applies the embedded migrations not applied yet to db (the pool
 // behind the Store). On PostgreSQL a session advisory lock keeps instances
-// starting together from racing.
+// starting together on one schema from racing; the lock is per database
+// and schema, so services in other schemas of the server do not wait.
 func (s *Store) Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	sub, err := fs.Sub(migrations, "migrations/"+s.d.String())
 	if err != nil {
@@ -124,7 +125,13 @@ func (s *Store) Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error
 	dialect := goose.DialectSQLite3
 	if s.d == Postgres {
 		dialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		var id int64
+		if err := db.QueryRowContext(ctx, "SELECT "+lockKeySQL("migrate")).Scan(&id); err != nil {
+			return fmt.Errorf("store: migration lock: %w", err)
+		}
+		// goose's default probe is every 5 s; a second keeps a waiting
+		// instance from idling long after the lock is free.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(id), lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return err
 		}
@@ -142,6 +149,12 @@ func (s *Store) Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error
 		log.Info("migration applied", "version", r.Source.Version, "file", filepath.Base(r.Source.Path), "took", r.Duration.String())
 	}
 	return nil
+}
+
+// lockKeySQL is a PostgreSQL expression for the advisory lock key of
+// purpose in the current database and schema.
+func lockKeySQL(purpose string) string {
+	return "hashtext('servio:" + purpose + ":' || current_database() || '.' || current_schema())::bigint"
 }
 
 // rebind turns ? placeholders into $1, $2, … for PostgreSQL.
