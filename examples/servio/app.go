@@ -64,6 +64,10 @@ type appOptions struct {
 	// llmPolicy, when set, adjusts the resilience.OpenAI policy (tests
 	// shorten its backoff).
 	llmPolicy func(*resilience.Policy)
+	// redisTimeout, when set, replaces the cache's and the rate limiter's
+	// per-call Redis deadlines (100 ms, 50 ms). Tests on a loaded machine
+	// raise it so a slow scheduler is not taken for a Redis outage.
+	redisTimeout time.Duration
 }
 
 // newApp opens everything and assembles the handler; on error, whatever
@@ -131,7 +135,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	}
 
 	if a.cache, err = cache.New(cache.Config{Redis: a.redis, KeyPrefix: cfg.RedisPrefix + "cache:", Codec: rawJSON{},
-		Name: "servio", MeterProvider: mp, Logger: log}); err != nil {
+		L2Timeout: opts.redisTimeout, Name: "servio", MeterProvider: mp, Logger: log}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.cache.Close)
@@ -152,7 +156,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		return nil, err
 	}
 	if a.limits, err = ratelimit.New(ratelimit.Config{Redis: a.redis, Prefix: cfg.RedisPrefix + "ratelimit:",
-		MeterProvider: mp, Logger: log}); err != nil {
+		Timeout: opts.redisTimeout, MeterProvider: mp, Logger: log}); err != nil {
 		return nil, err
 	}
 	if err := a.setupHealth(mp); err != nil {

@@ -21,11 +21,15 @@ import (
 // dialects are the databases every route test runs on.
 var dialects = []string{"sqlite", "postgres"}
 
-// testAppOptions keep tests fast: cheap password hashes and an LLM policy
-// whose retries wait milliseconds, not seconds.
-var testAppOptions = appOptions{passwordIterations: 1000, llmPolicy: func(p *resilience.Policy) {
-	p.Retry.BaseDelay, p.Retry.MaxDelay = time.Millisecond, 5*time.Millisecond
-}}
+// testAppOptions keep tests fast and steady: cheap password hashes, an LLM
+// policy whose retries wait milliseconds, not seconds, and Redis deadlines
+// a loaded CI machine cannot miss (past the 50 ms default a slow Redis
+// reply would turn a login into the Auth tier's fail-closed 503, or lose
+// an invalidation). Outage tests kill Redis, which fails fast anyway.
+var testAppOptions = appOptions{passwordIterations: 1000, redisTimeout: 5 * time.Second,
+	llmPolicy: func(p *resilience.Policy) {
+		p.Retry.BaseDelay, p.Retry.MaxDelay = time.Millisecond, 5*time.Millisecond
+	}}
 
 // testApp is a servio App behind an httptest server, with a count of the
 // SQL statements its pool ran.
@@ -54,11 +58,17 @@ func testConfig(t testing.TB, dialect string) Config {
 
 func startApp(t testing.TB, cfg Config) *testApp {
 	t.Helper()
+	return startAppWith(t, cfg, testAppOptions)
+}
+
+// startAppWith is startApp with other appOptions.
+func startAppWith(t testing.TB, cfg Config, opts appOptions) *testApp {
+	t.Helper()
 	var n atomic.Int64
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	app, err := newApp(ctx, cfg, log, testAppOptions)
+	app, err := newApp(ctx, cfg, log, opts)
 	require.NoError(t, err)
 	// Count every statement each request runs, with dbpool's counter.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -54,16 +54,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer app.Close()
-	return serve(ctx, app, log, start)
-}
-
-// serve listens on the configured address until ctx is cancelled, then
-// lets in-flight requests finish within the shutdown timeout.
-func serve(ctx context.Context, app *App, log *slog.Logger, start time.Time) error {
-	ln, err := net.Listen("tcp", app.cfg.Addr)
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
+	return serve(ctx, app, ln, log, start)
+}
+
+// serve answers on ln until ctx is cancelled, then lets in-flight requests
+// finish within the shutdown timeout. It closes ln.
+func serve(ctx context.Context, app *App, ln net.Listener, log *slog.Logger, start time.Time) error {
 	srv := &http.Server{
 		Handler:           app.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -4,13 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/servio/perfkit/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -22,23 +21,22 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "sqlite")
 	cfg.SimLLMLatency = 300 * time.Millisecond
-	cfg.Addr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	app, err := newApp(context.Background(), cfg, log, testAppOptions)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = app.Close() })
+	// The test's own listener: no port to guess, none another test can take.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // stops serve if the test fails early
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, app, log, time.Now()) }()
-	base := "http://" + cfg.Addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/health/live")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	}, 5*time.Second, 10*time.Millisecond)
+	go func() { done <- serve(ctx, app, ln, log, time.Now()) }()
+	base := "http://" + ln.Addr().String()
+	resp, err := http.Get(base + "/health/live")
+	require.NoError(t, err, "the listener accepts before serve runs, so this waits for it")
+	resp.Body.Close()
 
 	type result struct {
 		code int
@@ -54,7 +52,7 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		inflight <- result{code: resp.StatusCode}
 	}()
-	require.Eventually(t, func() bool { return app.sim.calls.Load() == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return app.sim.calls.Load() == 1 }, 30*time.Second, 5*time.Millisecond)
 	cancel()
 
 	r := <-inflight

@@ -1,18 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/servio/perfkit/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -27,28 +27,40 @@ func TestSmokeRunCommand(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 
-	port := testenv.FreePort(t)
+	// Port 0: the binary picks a free port and logs it, so no other test
+	// can take the port between choosing and binding it.
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir() // embedded defaults write their files here
-	cmd.Env = append(cleanEnv(), "ADDR=127.0.0.1:"+strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Env = append(cleanEnv(), "ADDR=127.0.0.1:0", "LOG_LEVEL=info")
+	logs := &listenWatcher{addr: make(chan string, 1)}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/health"
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(url)
-		if err != nil {
-			return false
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("servio output:\n%s", logs.String())
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 50*time.Millisecond, "GET %s never answered 200", url)
+	})
+
+	var addr string
+	select {
+	case addr = <-logs.addr:
+	case err := <-done:
+		done <- err
+		t.Fatalf("servio exited before listening: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("servio did not log its listening address within 60s")
+	}
+	resp, err := http.Get("http://" + addr + "/health")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "GET /health")
 
 	// The README's first request: the demo data is there at once.
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/restaurants/1/menu")
+	resp, err = http.Get("http://" + addr + "/restaurants/1/menu")
 	require.NoError(t, err)
 	var menu struct {
 		RestaurantID int64 `json:"restaurant_id"`
@@ -65,10 +77,43 @@ func TestSmokeRunCommand(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case err := <-done:
+		done <- err // for the cleanup
 		assert.NoError(t, err, "servio must exit cleanly on SIGTERM")
-	case <-time.After(20 * time.Second):
-		t.Fatal("servio did not exit within 20s of SIGTERM")
+	case <-time.After(30 * time.Second):
+		t.Fatal("servio did not exit within 30s of SIGTERM")
 	}
+}
+
+// listenWatcher collects the binary's output and sends the address of its
+// "servio listening" log line on addr, once.
+type listenWatcher struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	addr chan string
+	sent bool
+}
+
+func (w *listenWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.sent {
+		for line := range strings.Lines(w.buf.String()) {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "servio listening" {
+				w.addr <- rec.Addr
+				w.sent = true
+				break
+			}
+		}
+	}
+	return len(p), nil
+}
+
+func (w *listenWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
 
 // cleanEnv is the environment without the service settings, so the smoke
@@ -77,8 +122,10 @@ func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		switch k, _, _ := strings.Cut(kv, "="); k {
-		case "ADDR", "DATABASE_URL", "REDIS_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "STATSD_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT",
-			"DATA_DIR", "REDIS_PREFIX", "RATE_LIMIT", "DEMO_DATA", "UPLOAD_MAX_BYTES", "SIM_LLM_LATENCY", "SIM_LLM_FAILURE_RATE", "AUTH_SECRET":
+		case "ADDR", "DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL",
+			"ASSISTANT_TIMEOUT", "STATSD_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT", "DATA_DIR", "UPLOAD_MAX_BYTES", "DEMO_DATA",
+			"BASELINE", "RATE_LIMIT", "TRUSTED_PROXIES", "SIM_LLM_LATENCY", "SIM_LLM_FAILURE_RATE", "AUTH_SECRET",
+			"DRAIN_DELAY", "LOG_LEVEL":
 			continue
 		}
 		env = append(env, kv)
