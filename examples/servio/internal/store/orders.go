@@ -36,7 +36,11 @@ func scanOrder(r scanner) (Order, error) {
 
 // Order returns one order with its items in one query.
 func (s *Store) Order(ctx context.Context, id int64) (Order, error) {
-	o, err := scanOrder(s.db.QueryRowContext(ctx, s.q.orderGet, id))
+	return s.order(ctx, s.db, id)
+}
+
+func (s *Store) order(ctx context.Context, q queryer, id int64) (Order, error) {
+	o, err := scanOrder(q.QueryRowContext(ctx, s.q.orderGet, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, &NotFoundError{What: "order", ID: id}
 	}
@@ -170,7 +174,7 @@ func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
 	}
 	slices.Sort(ids)
 
-	var orderID int64
+	var o Order
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		ok, err := exists(ctx, tx, s.q.restaurantExists, in.RestaurantID)
 		if err != nil {
@@ -228,6 +232,7 @@ func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
 				return &ConflictError{Reason: fmt.Sprintf("menu item %d (%s) is out of stock", id, m.name)}
 			}
 		}
+		var orderID int64
 		if err := tx.QueryRowContext(ctx, s.q.orderInsert, in.RestaurantID, in.CustomerName, total).Scan(&orderID); err != nil {
 			return err
 		}
@@ -235,19 +240,25 @@ func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
 		for _, id := range ids {
 			vals = append(vals, orderID, id, menu[id].name, qty[id], menu[id].price)
 		}
-		_, err = tx.ExecContext(ctx, rebind(s.d, s.q.orderItemsHead+valueRows(len(ids), 5)), vals...)
+		if _, err := tx.ExecContext(ctx, rebind(s.d, s.q.orderItemsHead+valueRows(len(ids), 5)), vals...); err != nil {
+			return err
+		}
+		// Read back inside the transaction: once it commits, the caller
+		// gets the order, never an error for an order that was placed.
+		o, err = s.order(ctx, tx, orderID)
 		return err
 	})
 	if err != nil {
 		return Order{}, err
 	}
-	return s.Order(ctx, orderID)
+	return o, nil
 }
 
 // UpdateOrderStatus moves an order to status. Completed and cancelled
 // orders are closed (ConflictError); cancelling returns the order's items
 // to stock in the same transaction.
 func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string) (Order, error) {
+	var o Order
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var cur string
 		err := tx.QueryRowContext(ctx, s.q.orderStatusGet, id).Scan(&cur)
@@ -264,14 +275,17 @@ func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string) 
 			return err
 		}
 		if status == StatusCancelled {
-			_, err = tx.ExecContext(ctx, s.q.stockRestore, id, id)
+			if _, err := tx.ExecContext(ctx, s.q.stockRestore, id, id); err != nil {
+				return err
+			}
 		}
+		o, err = s.order(ctx, tx, id)
 		return err
 	})
 	if err != nil {
 		return Order{}, err
 	}
-	return s.Order(ctx, id)
+	return o, nil
 }
 
 // valueRows returns "(?,?),(?,?)" for n rows of cols columns.
