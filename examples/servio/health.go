@@ -15,7 +15,7 @@ import (
 // when configured and the LLM upstream (both non-critical: the service
 // degrades without them), and process memory.
 func (a *App) setupHealth(mp *metrics.Provider) error {
-	llmID := a.llm.baseURL
+	llmID := redactURL(a.llm.baseURL)
 	if a.sim != nil {
 		// Clearly labelled: a pass here says nothing about a real LLM.
 		llmID = "SIMULATED in-process upstream " + llmID
@@ -46,12 +46,13 @@ func (a *App) llmCheck(context.Context) health.Result {
 	if a.sim != nil {
 		kind = "SIMULATED LLM upstream (in-process)"
 	}
+	at := kind + " at " + redactURL(a.llm.baseURL)
 	cb := a.llmPipe.Breaker()
 	if cb == nil { // baseline mode: no breaker
-		return health.Result{ComponentType: "component", Output: kind + " at " + a.llm.baseURL + "; no circuit breaker"}
+		return health.Result{ComponentType: "component", Output: at + "; no circuit breaker"}
 	}
 	state := cb.State()
-	r := health.Result{ComponentType: "component", Output: fmt.Sprintf("%s at %s; circuit %s", kind, a.llm.baseURL, state)}
+	r := health.Result{ComponentType: "component", Output: fmt.Sprintf("%s; circuit %s", at, state)}
 	if state != resilience.StateClosed {
 		r.Status = health.StatusWarn
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -19,9 +21,9 @@ func newRedis(raw string) (redis.UniversalClient, error) {
 		return nil, nil
 	}
 	if !strings.Contains(raw, ",") && strings.Contains(raw, "://") {
-		opt, err := redis.ParseURL(raw)
+		opt, err := parseRedisURL(raw)
 		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+			return nil, err
 		}
 		opt.ContextTimeoutEnabled = true
 		return redis.NewClient(opt), nil
@@ -33,9 +35,9 @@ func newRedis(raw string) (redis.UniversalClient, error) {
 			continue
 		}
 		if strings.Contains(node, "://") {
-			o, err := redis.ParseURL(node)
+			o, err := parseRedisURL(node)
 			if err != nil {
-				return nil, fmt.Errorf("REDIS_URL node %q: %w", node, err)
+				return nil, err
 			}
 			if o.TLSConfig != nil {
 				opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -49,7 +51,29 @@ func newRedis(raw string) (redis.UniversalClient, error) {
 		opt.Addrs = append(opt.Addrs, node)
 	}
 	if len(opt.Addrs) == 0 {
-		return nil, fmt.Errorf("REDIS_URL %q names no node", raw)
+		return nil, fmt.Errorf("REDIS_URL names no node")
 	}
 	return redis.NewClusterClient(opt), nil
+}
+
+// parseRedisURL is redis.ParseURL with errors that keep the password out
+// of logs: they name the URL redacted, and drop *url.Error's quote of it.
+func parseRedisURL(raw string) (*redis.Options, error) {
+	opt, err := redis.ParseURL(raw)
+	if err == nil {
+		return opt, nil
+	}
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		err = ue.Err
+	}
+	return nil, fmt.Errorf("REDIS_URL %s: %w", redactURL(raw), err)
+}
+
+// redactURL returns raw with its password masked, for logs and messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(malformed URL)"
+	}
+	return u.Redacted()
 }

@@ -151,6 +151,15 @@ func TestNewRedis(t *testing.T) {
 	c, err := newRedis("")
 	assert.NoError(t, err)
 	assert.Nil(t, c)
+
+	for _, bad := range []string{"redis://u:s3cret@h:port", "redis://u:s3cret@h:1/db", "redis://h:1,redis://u:s3cret@h:x"} {
+		c, err := newRedis(bad)
+		if err == nil {
+			_ = c.Close()
+		}
+		require.Error(t, err, "REDIS_URL %q must be refused", bad)
+		assert.NotContains(t, err.Error(), "s3cret", "the error must not show the password")
+	}
 }
 
 func TestDBUnavailable(t *testing.T) {
