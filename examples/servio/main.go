@@ -53,7 +53,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer func() {
+		if err := app.Close(); err != nil {
+			log.Warn("servio: closing", "err", err)
+		}
+	}()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -85,7 +89,10 @@ func serve(ctx context.Context, app *App, ln net.Listener, log *slog.Logger, sta
 	sctx, cancel := context.WithTimeout(context.Background(), app.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return err
+		// Out of time: cut the remaining connections before the caller
+		// closes the database under their handlers.
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err

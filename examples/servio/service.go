@@ -74,6 +74,9 @@ func newService(st *store.Store, c *cache.Cache, tr *metrics.Tracker, log *slog.
 	s.PatchMenu = metrics.TrackArgWith(tr, "menu.update_item", s.patchMenu)
 	s.Order = metrics.TrackArgWith(tr, "order.get", order)
 	s.Orders = metrics.TrackArgWith(tr, "order.list", orders)
+	// Placing an order invalidates nothing: it changes stock, which no
+	// cached value holds (menus list availability, not stock), and orders
+	// quote names and prices as placed, so no cached order changes either.
 	s.CreateOrder = metrics.TrackArgWith(tr, "order.create", st.CreateOrder)
 	s.PatchOrder = metrics.TrackArgWith(tr, "order.update_status", s.patchOrder)
 	s.LowStock = metrics.TrackArgWith(tr, "inventory.low_stock", st.LowStock)
