@@ -10,20 +10,10 @@ import (
 // price (one query on idx_menu_items_active; a second only when the menu is
 // empty, to tell an empty menu from an unknown restaurant).
 func (s *Store) Menu(ctx context.Context, restaurantID int64) ([]MenuItem, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.menu, restaurantID)
+	items, err := queryAll(ctx, s.db, func(r *sql.Rows, m *MenuItem) error {
+		return r.Scan(&m.ID, &m.RestaurantID, &m.Name, &m.Description, &m.PriceCents, &m.IsAvailable)
+	}, s.q.menu, restaurantID)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []MenuItem{}
-	for rows.Next() {
-		var m MenuItem
-		if err := rows.Scan(&m.ID, &m.RestaurantID, &m.Name, &m.Description, &m.PriceCents, &m.IsAvailable); err != nil {
-			return nil, err
-		}
-		items = append(items, m)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	if len(items) == 0 {

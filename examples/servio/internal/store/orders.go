@@ -80,20 +80,9 @@ func (s *Store) OrdersNPlusOne(ctx context.Context, q OrdersQuery) (OrderPage, e
 }
 
 func (s *Store) orderItems(ctx context.Context, orderID int64) ([]OrderItem, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.orderItems, orderID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []OrderItem{}
-	for rows.Next() {
-		var it OrderItem
-		if err := rows.Scan(&it.ID, &it.MenuItemID, &it.Name, &it.Quantity, &it.UnitPriceCents); err != nil {
-			return nil, err
-		}
-		items = append(items, it)
-	}
-	return items, rows.Err()
+	return queryAll(ctx, s.db, func(r *sql.Rows, it *OrderItem) error {
+		return r.Scan(&it.ID, &it.MenuItemID, &it.Name, &it.Quantity, &it.UnitPriceCents)
+	}, s.q.orderItems, orderID)
 }
 
 func (s *Store) orders(ctx context.Context, q OrdersQuery, pages *[2][2]string) (OrderPage, error) {

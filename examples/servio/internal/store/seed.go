@@ -41,25 +41,10 @@ func (s *Store) Seed(ctx context.Context, opts SeedOptions) error {
 }
 
 func (s *Store) seededIDs(ctx context.Context, q rowsQueryer) ([]int64, error) {
-	rows, err := q.QueryContext(ctx, rebind(s.d, "SELECT id FROM restaurants WHERE name LIKE ? AND deleted_at IS NULL ORDER BY name"), seedPrefix+"%")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return queryAll(ctx, q, scanID, rebind(s.d, "SELECT id FROM restaurants WHERE name LIKE ? AND deleted_at IS NULL ORDER BY name"), seedPrefix+"%")
 }
 
-type rowsQueryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
+func scanID(r *sql.Rows, id *int64) error { return r.Scan(id) }
 
 func (s *Store) seedRestaurants(ctx context.Context, want int) ([]int64, error) {
 	var ids []int64
@@ -119,19 +104,10 @@ func (s *Store) seedMenus(ctx context.Context, rids []int64, items int) (map[int
 					return err
 				}
 			}
-			rows, err := tx.QueryContext(ctx, rebind(s.d, "SELECT id, name, price_cents FROM menu_items WHERE restaurant_id = ? AND deleted_at IS NULL ORDER BY id"), rid)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var d seedDish
-				if err := rows.Scan(&d.id, &d.name, &d.price); err != nil {
-					return err
-				}
-				menus[rid] = append(menus[rid], d)
-			}
-			return rows.Err()
+			menu, err := queryAll(ctx, tx, func(r *sql.Rows, d *seedDish) error { return r.Scan(&d.id, &d.name, &d.price) },
+				rebind(s.d, "SELECT id, name, price_cents FROM menu_items WHERE restaurant_id = ? AND deleted_at IS NULL ORDER BY id"), rid)
+			menus[rid] = menu
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -207,28 +183,16 @@ func (s *Store) seedOrders(ctx context.Context, rng *rand.Rand, rids []int64, me
 // reserveOrderIDs returns n fresh order ids: from the sequence on
 // PostgreSQL, after MAX(id) on SQLite (safe: the write lock is held).
 func (s *Store) reserveOrderIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64, error) {
-	ids := make([]int64, 0, n)
 	if s.d == SQLite {
 		var maxID int64
 		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM orders").Scan(&maxID); err != nil {
 			return nil, err
 		}
+		ids := make([]int64, 0, n)
 		for i := range n {
 			ids = append(ids, maxID+1+int64(i))
 		}
 		return ids, nil
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, $1)", n)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return queryAll(ctx, tx, scanID, "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, $1)", n)
 }
