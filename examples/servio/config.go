@@ -64,48 +64,16 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	}
 	var errs []error
 	envInt := func(k string, def int64) int64 {
-		v := getenv(k)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-		}
-		return n
+		return envValue(getenv, &errs, k, def, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) })
 	}
 	envDur := func(k string, def time.Duration) time.Duration {
-		v := getenv(k)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-		}
-		return d
+		return envValue(getenv, &errs, k, def, time.ParseDuration)
 	}
 	envFloat := func(k string, def float64) float64 {
-		v := getenv(k)
-		if v == "" {
-			return def
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-		}
-		return f
+		return envValue(getenv, &errs, k, def, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 	}
 	envBool := func(k string, def bool) bool {
-		v := getenv(k)
-		if v == "" {
-			return def
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-		}
-		return b
+		return envValue(getenv, &errs, k, def, strconv.ParseBool)
 	}
 	fs.StringVar(&c.Addr, "addr", env("ADDR", ":8080"), "listen address (env ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL; empty: SQLite in -data-dir (env DATABASE_URL)")
@@ -147,6 +115,20 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return c, c.validate()
+}
+
+// envValue parses the environment variable k with parse, or returns def
+// when it is unset; a value that does not parse is added to errs.
+func envValue[T any](getenv func(string) string, errs *[]error, k string, def T, parse func(string) (T, error)) T {
+	v := getenv(k)
+	if v == "" {
+		return def
+	}
+	x, err := parse(v)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s: %w", k, err))
+	}
+	return x
 }
 
 func (c Config) validate() error {
