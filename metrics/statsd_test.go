@@ -404,3 +404,42 @@ func FuzzStatsDLine(f *testing.F) {
 		}
 	})
 }
+
+// errAfter is a context whose Err turns to Canceled after n calls, to end
+// an Export between datagrams without timing.
+type errAfter struct {
+	context.Context
+	n int
+}
+
+func (c *errAfter) Err() error {
+	if c.n <= 0 {
+		return context.Canceled
+	}
+	c.n--
+	return nil
+}
+
+func TestStatsDExportStopsBetweenDatagramsWhenContextEnds(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	exp, err := NewStatsDExporter(StatsDConfig{Addr: sink.addr(), MaxPacketSize: 200})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
+	r := sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(exp.Temporality))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	c, _ := mp.Meter("test").Int64Counter("c")
+	for i := range 100 {
+		c.Add(context.Background(), 1, metric.WithAttributes(attribute.Int("i", i)))
+	}
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+
+	// One check before the metric, then one before each datagram: two go out.
+	ctx := &errAfter{Context: context.Background(), n: 3}
+	assert.ErrorIs(t, exp.Export(ctx, &rm), context.Canceled)
+	assert.Equal(t, uint64(2), exp.Stats().Packets, "datagrams sent before ctx ended")
+	assert.Len(t, sink.packets(t, exp), 2)
+	assert.NoError(t, exp.Export(context.Background(), &rm), "the next export runs normally")
+}
