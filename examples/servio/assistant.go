@@ -51,6 +51,7 @@ type upstreamError struct {
 	retryAfter time.Duration
 }
 
+// Error returns the upstream status.
 func (e *upstreamError) Error() string { return fmt.Sprintf("LLM upstream answered %d", e.status) }
 
 // RetryAfter implements resilience.RetryAfterer.

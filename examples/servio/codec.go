@@ -18,6 +18,7 @@ var _ cache.Codec = rawJSON{}
 // ID returns 16, the first codec ID outside perfkit's reserved range.
 func (rawJSON) ID() byte { return 16 }
 
+// Marshal returns a []byte as it is and encodes anything else as JSON.
 func (rawJSON) Marshal(v any) ([]byte, error) {
 	if b, ok := v.([]byte); ok {
 		return b, nil
@@ -25,6 +26,7 @@ func (rawJSON) Marshal(v any) ([]byte, error) {
 	return json.Marshal(v)
 }
 
+// Unmarshal copies valid JSON into a *[]byte and decodes it into anything else.
 func (rawJSON) Unmarshal(data []byte, v any) error {
 	if p, ok := v.(*[]byte); ok {
 		if !json.Valid(data) {

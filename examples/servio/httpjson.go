@@ -25,6 +25,7 @@ type httpError struct {
 	msg    string
 }
 
+// Error returns the message the client sees.
 func (e *httpError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) error {

@@ -7,6 +7,6 @@
 // json_group_array on SQLite) with keyset pagination on (created_at, id).
 // Queries are written once with ? placeholders and rebound to $n for
 // PostgreSQL when the Store is built; only the few statements with a
-// variable-length IN or VALUES list (order placement, seeding) are built
-// and rebound per call.
+// variable-length IN or VALUES list (order placement, seeding, demo data)
+// are built and rebound per call.
 package store

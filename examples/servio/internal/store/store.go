@@ -51,6 +51,7 @@ type NotFoundError struct {
 	ID   int64
 }
 
+// Error returns "<what> <id> not found".
 func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %d not found", e.What, e.ID) }
 
 // Is reports whether target is ErrNotFound.
@@ -60,6 +61,7 @@ func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 // available, order already closed); it matches ErrConflict.
 type ConflictError struct{ Reason string }
 
+// Error returns the reason.
 func (e *ConflictError) Error() string { return e.Reason }
 
 // Is reports whether target is ErrConflict.
@@ -189,6 +191,7 @@ func (s *Store) timeArg(t time.Time) any {
 // dbTime scans a timestamp from either dialect (time.Time or text).
 type dbTime struct{ t time.Time }
 
+// Scan implements sql.Scanner.
 func (d *dbTime) Scan(v any) error {
 	switch x := v.(type) {
 	case time.Time:
