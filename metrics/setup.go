@@ -183,25 +183,6 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 		return nil, err
 	}
 
-	if !opts.NoPrometheus {
-		p.registry = opts.Registry
-		if p.registry == nil {
-			p.registry = prometheus.NewRegistry()
-			if !opts.NoRuntimeMetrics {
-				p.registry.MustRegister(collectors.NewGoCollector(),
-					collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			}
-		}
-		exp, err := otelprom.New(otelprom.WithRegisterer(p.registry), otelprom.WithoutScopeInfo())
-		if err != nil {
-			return fail(fmt.Errorf("metrics: prometheus exporter: %w", err))
-		}
-		readers = append(readers, exp)
-		p.handler = promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{
-			ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		})
-	}
-
 	if opts.OTLP.Enabled || (opts.OTLPFromEnv && otlpEnvSet()) {
 		exp, err := newOTLPExporter(ctx, opts.OTLP)
 		if err != nil {
@@ -221,6 +202,27 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 		}
 		p.statsd = exp
 		readers = append(readers, sdkmetric.NewPeriodicReader(exp, intervalOpts...))
+	}
+
+	// Last: the exporter registers a collector that Shutdown does not
+	// remove, so nothing may fail after it.
+	if !opts.NoPrometheus {
+		p.registry = opts.Registry
+		if p.registry == nil {
+			p.registry = prometheus.NewRegistry()
+			if !opts.NoRuntimeMetrics {
+				p.registry.MustRegister(collectors.NewGoCollector(),
+					collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			}
+		}
+		exp, err := otelprom.New(otelprom.WithRegisterer(p.registry), otelprom.WithoutScopeInfo())
+		if err != nil {
+			return fail(fmt.Errorf("metrics: prometheus exporter: %w", err))
+		}
+		readers = append(readers, exp)
+		p.handler = promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		})
 	}
 
 	readers = append(readers, opts.Readers...)
