@@ -69,14 +69,16 @@ type StatsDStats struct {
 // sent as the exact increment since the previous export ("|c"), and cumulative
 // temporality for up-down counters and gauges, which are sent as absolute
 // gauges ("|g") every export, a negative value as "0" then the value (plain
-// StatsD reads a signed gauge value as a change). Histograms become counters: name.count, name.sum and name.bucket
-// tagged le:<bound> (Prometheus style: observations ≤ bound, +Inf last),
-// or DogStatsD distributions with StatsDConfig.Distributions; exponential
-// histograms send only name.count and name.sum. Attribute renderings and
-// metric names are cached. Lines are batched into datagrams of at most
-// MaxPacketSize bytes; a single longer line goes out alone.
+// StatsD reads a signed gauge value as a change). Histograms become
+// counters: name.count, name.sum and name.bucket tagged le:<bound>
+// (Prometheus style: observations ≤ bound, +Inf last), or DogStatsD
+// distributions with StatsDConfig.Distributions; exponential histograms send
+// only name.count and name.sum. Attribute renderings and metric names are
+// cached. Lines are batched into datagrams of at most MaxPacketSize bytes; a
+// single longer line goes out alone.
 //
-// Export runs on the reader's goroutine, never on a caller's; it does not
+// Export runs on the periodic reader's goroutine (in ForceFlush and
+// Shutdown, on their caller's), never on a path that records; it does not
 // retry. Write errors are counted (Stats), logged at most once a minute and
 // not returned, since the SDK would log each again. Safe for concurrent use.
 type StatsDExporter struct {
@@ -187,6 +189,9 @@ func (e *StatsDExporter) Export(ctx context.Context, rm *metricdata.ResourceMetr
 	defer e.mu.Unlock()
 	if e.closed {
 		return ErrClosed
+	}
+	if rm == nil {
+		return nil
 	}
 	e.ctx, e.ctxErr, e.firstErr = ctx, nil, nil
 	defer func() { e.ctx = nil }()

@@ -280,6 +280,10 @@ func TestStatsDExporterShutdown(t *testing.T) {
 	require.NoError(t, exp.Shutdown(ctx))
 	require.NoError(t, exp.Shutdown(ctx), "idempotent")
 	assert.ErrorIs(t, exp.Export(ctx, nil), ErrClosed)
+	open, err := NewStatsDExporter(StatsDConfig{Addr: newUDPSink(t).addr()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = open.Shutdown(ctx) })
+	assert.NoError(t, open.Export(ctx, nil), "nil metrics: nothing to send, no panic")
 }
 
 func TestNewStatsDExporterRejectsBadConfig(t *testing.T) {
