@@ -33,7 +33,9 @@ func (c *Counter) Bind(attrs ...attribute.KeyValue) BoundCounter {
 	return BoundCounter{c: c.c, opts: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}}
 }
 
-// BoundCounter is a Counter with a fixed attribute set; Add allocates nothing.
+// BoundCounter is a Counter with a fixed attribute set; Add allocates
+// nothing and never blocks. Get one from Counter.Bind (the zero value is not
+// usable). Safe for concurrent use.
 type BoundCounter struct {
 	c    metric.Float64Counter
 	opts []metric.AddOption
@@ -72,7 +74,8 @@ func (h *ValueHistogram) Bind(attrs ...attribute.KeyValue) BoundHistogram {
 }
 
 // BoundHistogram is a ValueHistogram with a fixed attribute set; Record
-// allocates nothing.
+// allocates nothing and never blocks. Get one from ValueHistogram.Bind (the
+// zero value is not usable). Safe for concurrent use.
 type BoundHistogram struct {
 	h    metric.Float64Histogram
 	opts []metric.RecordOption
