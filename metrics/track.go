@@ -171,7 +171,7 @@ func (c *call) end(err *error) {
 		}
 		return
 	}
-	o.Observe(c.ctx, c.start, *err)
+	o.record(c.ctx, time.Since(c.start).Seconds(), *err)
 	if c.span != nil {
 		if *err != nil {
 			c.span.RecordError(*err)
