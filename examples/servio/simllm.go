@@ -17,13 +17,13 @@ import (
 
 // simLLM is an in-process stand-in for an OpenAI-compatible chat
 // completions API, started when OPENAI_BASE_URL is not set. Its latency and
-// failure rate are adjustable at run time so retries and the circuit
-// breaker can be watched working. It is safe for concurrent use.
+// failure rate (SIM_LLM_LATENCY, SIM_LLM_FAILURE_RATE) let retries and the
+// circuit breaker be watched working. It is safe for concurrent use.
 type simLLM struct {
 	srv     *http.Server
 	ln      net.Listener
-	latency atomic.Int64  // nanoseconds
-	failPPM atomic.Uint32 // failures per million requests
+	latency time.Duration
+	failPPM uint32 // failures per million requests
 	calls   atomic.Int64
 	last    atomic.Pointer[string] // the last request's messages, for tests
 	wg      sync.WaitGroup
@@ -36,9 +36,7 @@ func startSimLLM(latency time.Duration, failureRate float64, log *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("simulated LLM: %w", err)
 	}
-	s := &simLLM{ln: ln}
-	s.setLatency(latency)
-	s.setFailureRate(failureRate)
+	s := &simLLM{ln: ln, latency: latency, failPPM: uint32(failureRate * 1e6)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.complete)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -54,9 +52,6 @@ func startSimLLM(latency time.Duration, failureRate float64, log *slog.Logger) (
 
 // BaseURL is the OpenAI-style base URL ("http://127.0.0.1:port/v1").
 func (s *simLLM) BaseURL() string { return "http://" + s.ln.Addr().String() + "/v1" }
-
-func (s *simLLM) setLatency(d time.Duration) { s.latency.Store(int64(d)) }
-func (s *simLLM) setFailureRate(f float64)   { s.failPPM.Store(uint32(f * 1e6)) }
 
 // lastPrompt returns the messages of the last request, one per line.
 func (s *simLLM) lastPrompt() string {
@@ -85,8 +80,8 @@ func (s *simLLM) complete(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"message": "bad request", "type": "invalid_request_error"}})
 		return
 	}
-	if d := time.Duration(s.latency.Load()); d > 0 {
-		t := time.NewTimer(d)
+	if s.latency > 0 {
+		t := time.NewTimer(s.latency)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
@@ -94,7 +89,7 @@ func (s *simLLM) complete(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if ppm := s.failPPM.Load(); ppm > 0 && rand.Uint32N(1e6) < ppm {
+	if s.failPPM > 0 && rand.Uint32N(1e6) < s.failPPM {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"message": "simulated upstream failure", "type": "server_error"}})
 		return
 	}
