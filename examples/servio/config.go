@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -143,6 +144,14 @@ func (c Config) validate() error {
 		return fmt.Errorf("ASSISTANT_TIMEOUT must be positive")
 	case c.DataDir == "":
 		return fmt.Errorf("data dir must not be empty")
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("shutdown timeout must be positive")
+	case c.DrainDelay < 0:
+		return fmt.Errorf("DRAIN_DELAY must not be negative")
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
 	}
 	return nil
 }

@@ -101,10 +101,9 @@ func serve(ctx context.Context, app *App, ln net.Listener, log *slog.Logger, sta
 	return nil
 }
 
+// newLogger returns a JSON logger at level (validated by parseConfig).
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
+	_ = l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }

@@ -53,7 +53,7 @@ func TestParseConfig(t *testing.T) {
 
 	bad := []map[string]string{
 		{"UPLOAD_MAX_BYTES": "ten"}, {"UPLOAD_MAX_BYTES": "-1"}, {"SIM_LLM_FAILURE_RATE": "2"},
-		{"SIM_LLM_LATENCY": "soon"}, {"DEMO_DATA": "maybe"},
+		{"SIM_LLM_LATENCY": "soon"}, {"DEMO_DATA": "maybe"}, {"LOG_LEVEL": "loud"}, {"DRAIN_DELAY": "-1s"},
 	}
 	for _, e := range bad {
 		_, err := parseConfig("t", nil, func(k string) string { return e[k] }, io.Discard, nil)
