@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/servio/perfkit/metrics"
 )
 
 // families is one scrape of the service's /health/metrics.
@@ -19,18 +18,7 @@ type families map[string]*dto.MetricFamily
 func scrape(ctx context.Context, c *http.Client, base string) (families, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health/metrics", nil)
-	req.Header.Set("Accept", "text/plain")
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/health/metrics: %s", resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	return p.TextToMetricFamilies(resp.Body)
+	return metrics.FetchPrometheus(ctx, c, base+"/health/metrics")
 }
 
 // sum adds the values of every series of the named counter, gauge or
@@ -42,7 +30,7 @@ func (f families) sum(name string, match map[string]string) (float64, bool) {
 	}
 	var total float64
 	for _, m := range mf.GetMetric() {
-		if !hasLabels(m, match) {
+		if !hasLabels(m.GetLabel(), match) {
 			continue
 		}
 		switch {
@@ -85,16 +73,9 @@ func (f families) find(prefix, suffix string) string {
 	return ""
 }
 
-func hasLabels(m *dto.Metric, match map[string]string) bool {
+func hasLabels(labels []*dto.LabelPair, match map[string]string) bool {
 	for k, v := range match {
-		found := false
-		for _, l := range m.GetLabel() {
-			if l.GetName() == k && l.GetValue() == v {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !slices.ContainsFunc(labels, func(l *dto.LabelPair) bool { return l.GetName() == k && l.GetValue() == v }) {
 			return false
 		}
 	}
