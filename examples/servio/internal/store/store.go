@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/servio/perfkit/dbpool"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -72,7 +72,8 @@ var migrations embed.FS
 
 // Target resolves the database to use: databaseURL (postgres:// or
 // postgresql://) when set, otherwise the SQLite file servio.db under dataDir
-// (WAL, busy timeout 5 s, foreign keys on, immediate write transactions).
+// with dbpool's SQLite settings (WAL, busy timeout 5 s, foreign keys on,
+// immediate write transactions).
 func Target(databaseURL, dataDir string) (driver, dsn string, d Dialect, err error) {
 	if databaseURL != "" {
 		if !strings.HasPrefix(databaseURL, "postgres://") && !strings.HasPrefix(databaseURL, "postgresql://") {
@@ -80,14 +81,9 @@ func Target(databaseURL, dataDir string) (driver, dsn string, d Dialect, err err
 		}
 		return "pgx", databaseURL, Postgres, nil
 	}
-	path := filepath.Join(dataDir, "servio.db")
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate")
-	return "sqlite", "file:" + path + "?" + q.Encode(), SQLite, nil
+	// dbpool.Open adds the same defaults; the DSN carries them so a plain
+	// sql.Open (the store's tests) gets them too.
+	return "sqlite", dbpool.SQLiteDSN("file:" + filepath.Join(dataDir, "servio.db")), SQLite, nil
 }
 
 // Conn is what a Store runs its statements on: a *sql.DB, or a
