@@ -4,8 +4,6 @@ import "fmt"
 
 // queries holds every statement, rebound for the dialect once.
 type queries struct {
-	now string // SQL expression for the current time
-
 	restaurantExists string
 
 	menu            string
@@ -46,7 +44,6 @@ func buildQueries(d Dialect) queries {
 	orderCols := "o.id, o.restaurant_id, o.customer_name, o.status, o.total_cents, o.created_at, o.updated_at, " + items
 	bareCols := "o.id, o.restaurant_id, o.customer_name, o.status, o.total_cents, o.created_at, o.updated_at, NULL"
 	q := queries{
-		now:              now,
 		restaurantExists: "SELECT 1 FROM restaurants WHERE id = ? AND deleted_at IS NULL",
 		menu: `SELECT id, restaurant_id, name, description, price_cents, is_available FROM menu_items
 			WHERE restaurant_id = ? AND is_available AND deleted_at IS NULL ORDER BY name, price_cents`,
