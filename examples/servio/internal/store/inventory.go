@@ -12,13 +12,8 @@ func (s *Store) LowStock(ctx context.Context, restaurantID int64) ([]InventoryIt
 	items, err := queryAll(ctx, s.db, func(r *sql.Rows, it *InventoryItem) error {
 		return r.Scan(&it.ID, &it.MenuItemID, &it.Name, &it.CurrentQuantity, &it.ReorderPoint)
 	}, s.q.lowStock, restaurantID)
-	if err != nil {
-		return nil, err
+	if err == nil && len(items) == 0 {
+		err = s.mustRestaurant(ctx, s.db, restaurantID)
 	}
-	if len(items) == 0 {
-		if err := s.mustRestaurant(ctx, restaurantID); err != nil {
-			return nil, err
-		}
-	}
-	return items, nil
+	return items, err
 }

@@ -13,26 +13,19 @@ func (s *Store) Menu(ctx context.Context, restaurantID int64) ([]MenuItem, error
 	items, err := queryAll(ctx, s.db, func(r *sql.Rows, m *MenuItem) error {
 		return r.Scan(&m.ID, &m.RestaurantID, &m.Name, &m.Description, &m.PriceCents, &m.IsAvailable)
 	}, s.q.menu, restaurantID)
-	if err != nil {
-		return nil, err
+	if err == nil && len(items) == 0 {
+		err = s.mustRestaurant(ctx, s.db, restaurantID)
 	}
-	if len(items) == 0 {
-		if err := s.mustRestaurant(ctx, restaurantID); err != nil {
-			return nil, err
-		}
-	}
-	return items, nil
+	return items, err
 }
 
-func (s *Store) mustRestaurant(ctx context.Context, id int64) error {
-	ok, err := s.RestaurantExists(ctx, id)
-	if err != nil {
-		return err
+// mustRestaurant returns a NotFoundError unless a live restaurant has id.
+func (s *Store) mustRestaurant(ctx context.Context, q queryer, id int64) error {
+	ok, err := exists(ctx, q, s.q.restaurantExists, id)
+	if err == nil && !ok {
+		err = &NotFoundError{What: "restaurant", ID: id}
 	}
-	if !ok {
-		return &NotFoundError{What: "restaurant", ID: id}
-	}
-	return nil
+	return err
 }
 
 // NewMenuItem is a dish to add; Stock and ReorderPoint seed its inventory row.
@@ -51,18 +44,14 @@ func (s *Store) AddMenuItem(ctx context.Context, in NewMenuItem) (MenuItem, erro
 	m := MenuItem{RestaurantID: in.RestaurantID, Name: in.Name, Description: in.Description,
 		PriceCents: in.PriceCents, IsAvailable: in.IsAvailable}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		ok, err := exists(ctx, tx, s.q.restaurantExists, in.RestaurantID)
-		if err != nil {
+		if err := s.mustRestaurant(ctx, tx, in.RestaurantID); err != nil {
 			return err
-		}
-		if !ok {
-			return &NotFoundError{What: "restaurant", ID: in.RestaurantID}
 		}
 		if err := tx.QueryRowContext(ctx, s.q.menuItemInsert, in.RestaurantID, in.Name, in.Description,
 			in.PriceCents, in.IsAvailable).Scan(&m.ID); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q.inventoryInsert, in.RestaurantID, m.ID, in.Name, in.Stock, in.ReorderPoint)
+		_, err := tx.ExecContext(ctx, s.q.inventoryInsert, in.RestaurantID, m.ID, in.Name, in.Stock, in.ReorderPoint)
 		return err
 	})
 	return m, err

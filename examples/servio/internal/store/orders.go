@@ -125,7 +125,7 @@ func (s *Store) orders(ctx context.Context, q OrdersQuery, pages *[2][2]string) 
 		page.NextCursor = Cursor{CreatedAt: last.CreatedAt, ID: last.ID}.Encode()
 	}
 	if len(page.Orders) == 0 && q.After == nil {
-		if err := s.mustRestaurant(ctx, q.RestaurantID); err != nil {
+		if err := s.mustRestaurant(ctx, s.db, q.RestaurantID); err != nil {
 			return OrderPage{}, err
 		}
 	}
@@ -165,12 +165,8 @@ func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
 
 	var o Order
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		ok, err := exists(ctx, tx, s.q.restaurantExists, in.RestaurantID)
-		if err != nil {
+		if err := s.mustRestaurant(ctx, tx, in.RestaurantID); err != nil {
 			return err
-		}
-		if !ok {
-			return &NotFoundError{What: "restaurant", ID: in.RestaurantID}
 		}
 		args := make([]any, 0, len(ids)+1)
 		args = append(args, in.RestaurantID)

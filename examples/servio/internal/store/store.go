@@ -227,11 +227,6 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// RestaurantExists reports whether a live restaurant has this id.
-func (s *Store) RestaurantExists(ctx context.Context, id int64) (bool, error) {
-	return exists(ctx, s.db, s.q.restaurantExists, id)
-}
-
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
