@@ -32,8 +32,11 @@ type MiddlewareConfig struct {
 	// do not all come back at once (default 1 s; negative for none).
 	Jitter time.Duration
 	// Denied, if set, writes the response for a denied request instead of
-	// the default problem+json 429; the headers are already set.
-	Denied func(w http.ResponseWriter, r *http.Request, res Result)
+	// the default application/problem+json body. status is 429 when the
+	// quota is used up and 503 when Redis cannot decide for a fail-closed
+	// tier; the RateLimit and Retry-After headers are already set, and
+	// retryAfter is the Retry-After value in whole seconds.
+	Denied func(w http.ResponseWriter, r *http.Request, res Result, status int, retryAfter int64)
 	// MeterProvider defaults to otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 	// Logger defaults to slog.Default().
@@ -207,16 +210,16 @@ func (m *middleware) setHeaders(h http.Header, th *tierHeader, res Result) {
 func (m *middleware) deny(w http.ResponseWriter, r *http.Request, th *tierHeader, res Result, status int) {
 	h := w.Header()
 	m.setHeaders(h, th, res)
-	retry := ceilSeconds(res.RetryAfter + time.Duration(rand.Int64N(m.jitter+1)))
-	h.Set("Retry-After", strconv.FormatInt(max(retry, 1), 10))
+	retry := max(ceilSeconds(res.RetryAfter+time.Duration(rand.Int64N(m.jitter+1))), 1)
+	h.Set("Retry-After", strconv.FormatInt(retry, 10))
 	if m.cfg.Denied != nil {
-		m.cfg.Denied(w, r, res)
+		m.cfg.Denied(w, r, res, status, retry)
 		return
 	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(problemBody(status, th.name, max(retry, 1)))
+	_, _ = w.Write(problemBody(status, th.name, retry))
 }
 
 // problemBody is the RFC 9457 body of a denial: the quota-exceeded problem
@@ -224,8 +227,10 @@ func (m *middleware) deny(w http.ResponseWriter, r *http.Request, th *tierHeader
 // unavailable to a fail-closed tier.
 func problemBody(status int, policy string, retry int64) []byte {
 	typ, title := "quota-exceeded", "Request cannot be satisfied as assigned quota has been exceeded"
+	detail := "Too many requests for policy " + policy + "; retry after " + strconv.FormatInt(retry, 10) + " s."
 	if status == http.StatusServiceUnavailable {
 		typ, title = "temporary-reduced-capacity", "Rate limiting is temporarily unavailable"
+		detail = "Rate limiting for policy " + policy + " is temporarily unavailable; retry after " + strconv.FormatInt(retry, 10) + " s."
 	}
 	b := make([]byte, 0, 320)
 	b = append(b, `{"type":"https://iana.org/assignments/http-problem-types#`...)
@@ -235,7 +240,7 @@ func problemBody(status int, policy string, retry int64) []byte {
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"detail":`...)
-	b = strconv.AppendQuote(b, "Too many requests for policy "+policy+"; retry after "+strconv.FormatInt(retry, 10)+" s.")
+	b = strconv.AppendQuote(b, detail)
 	b = append(b, `,"violated-policies":[`...)
 	b = strconv.AppendQuote(b, policy)
 	b = append(b, `],"retry-after":`...)

@@ -188,7 +188,24 @@ func TestMiddlewareRedisDown(t *testing.T) {
 	require.NoError(t, err)
 	auth, err := g.Middleware(ratelimit.MiddlewareConfig{}, tiers.Auth)
 	require.NoError(t, err)
+	type denial struct {
+		status int
+		retry  int64
+		policy string
+	}
+	var denied []denial
+	custom, err := g.Middleware(ratelimit.MiddlewareConfig{Denied: func(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status int, retry int64) {
+		denied = append(denied, denial{status, retry, res.Policy})
+		w.WriteHeader(status)
+	}}, tiers.Auth)
+	require.NoError(t, err)
 	srv.Kill()
+	w := httptest.NewRecorder()
+	custom(okHandler).ServeHTTP(w, request("192.0.2.2:1"))
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+	require.Len(t, denied, 1)
+	assert.Equal(t, http.StatusServiceUnavailable, denied[0].status, "Denied must be told the denial is a 503, not a 429")
+	assert.Equal(t, w.Header().Get("Retry-After"), strconv.FormatInt(denied[0].retry, 10))
 	for range 4 {
 		w := httptest.NewRecorder()
 		api(okHandler).ServeHTTP(w, request("192.0.2.1:1"))
@@ -199,9 +216,10 @@ func TestMiddlewareRedisDown(t *testing.T) {
 		assert.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
 		assert.NotEmpty(t, w.Header().Get("Retry-After"))
 		assert.Contains(t, w.Body.String(), "temporary-reduced-capacity")
+		assert.Contains(t, w.Body.String(), "temporarily unavailable; retry after")
 	}
-	assert.Equal(t, map[string]int64{"fail_open/api/": 4, "fail_closed/auth/": 4}, counts(t, rd, "ratelimit.fallbacks"))
-	assert.Equal(t, map[string]int64{"allowed/api/": 4, "unavailable/auth/": 4}, counts(t, rd, "ratelimit.decisions"))
+	assert.Equal(t, map[string]int64{"fail_open/api/": 4, "fail_closed/auth/": 5}, counts(t, rd, "ratelimit.fallbacks"))
+	assert.Equal(t, map[string]int64{"allowed/api/": 4, "unavailable/auth/": 5}, counts(t, rd, "ratelimit.decisions"))
 }
 
 func TestMiddlewareConfigErrors(t *testing.T) {
@@ -244,4 +262,28 @@ func (d denyAll) Allow(ctx context.Context, key string) (ratelimit.Result, error
 
 func (d denyAll) AllowN(context.Context, string, int) (ratelimit.Result, error) {
 	return ratelimit.Result{Limit: d.Limit.Rate, ResetAfter: d.retry, RetryAfter: d.retry, Policy: d.Name}, nil
+}
+
+func TestMiddlewareDeniedHook(t *testing.T) {
+	t.Parallel()
+	g, err := ratelimit.New(ratelimit.Config{Logger: quiet()})
+	require.NoError(t, err)
+	var statuses []int
+	mw, err := g.Middleware(ratelimit.MiddlewareConfig{Jitter: -1, Denied: func(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status int, retry int64) {
+		statuses = append(statuses, status)
+		assert.Equal(t, "auth", res.Policy)
+		assert.Equal(t, int64(180), retry, "one emission interval of 15 min / 5")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{"error":"slow down"}`))
+	}}, ratelimit.Tiers().Auth)
+	require.NoError(t, err)
+	h := mw(okHandler)
+	var last *httptest.ResponseRecorder
+	for range 6 {
+		last = httptest.NewRecorder()
+		h.ServeHTTP(last, request("192.0.2.9:1"))
+	}
+	assert.Equal(t, []int{http.StatusTooManyRequests}, statuses, "only the 6th request is denied, as a 429")
+	assert.Equal(t, `{"error":"slow down"}`, last.Body.String())
+	assert.Equal(t, "180", last.Header().Get("Retry-After"), "headers are set before Denied runs")
 }
