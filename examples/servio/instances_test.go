@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -89,6 +90,13 @@ func TestAuthTierAcrossInstances(t *testing.T) {
 	require.NoError(t, err, "Retry-After %q", resp.Header.Get("Retry-After"))
 	assert.Positive(t, secs)
 	assert.Contains(t, resp.Header.Get("RateLimit-Policy"), "auth")
+	var body struct {
+		Error      string `json:"error"`
+		RetryAfter int    `json:"retry_after"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body), "a denial is servio's JSON error")
+	assert.Contains(t, body.Error, "auth tier")
+	assert.Equal(t, secs, body.RetryAfter)
 
 	// Other tiers are separate: the menu still answers.
 	a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)

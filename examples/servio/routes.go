@@ -9,6 +9,17 @@ import (
 	"github.com/servio/perfkit/ratelimit"
 )
 
+// denied answers a rate-limited request in servio's error shape; the
+// RateLimit and Retry-After headers are already set. A 503 means Redis could
+// not decide for a fail-closed tier (Auth).
+func denied(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status int, retryAfter int64) {
+	msg := "rate limit exceeded (" + res.Policy + " tier); retry in " + strconv.FormatInt(retryAfter, 10) + " s"
+	if status == http.StatusServiceUnavailable {
+		msg = "rate limiting unavailable (" + res.Policy + " tier); retry in " + strconv.FormatInt(retryAfter, 10) + " s"
+	}
+	writeJSON(w, status, map[string]any{"error": msg, "retry_after": retryAfter})
+}
+
 // routes registers every route of DESIGN.md behind the Global rate limit
 // and its own tier, mounts the health endpoints (never rate limited) and
 // wraps it all in the HTTP metrics middleware and panic recovery.
@@ -29,10 +40,7 @@ func (a *App) routes() (http.Handler, error) {
 		if t.Name == tiers.Global.Name || t.Name == tiers.Auth.Name {
 			key = ipKey
 		}
-		// Denials keep ratelimit's RFC 9457 problem+json body: it tells a
-		// 429 (quota used) from a 503 (Redis down for a fail-closed tier),
-		// which a custom Denied func cannot.
-		return a.limits.Middleware(ratelimit.MiddlewareConfig{Key: key, MeterProvider: a.metrics, Logger: a.log}, t)
+		return a.limits.Middleware(ratelimit.MiddlewareConfig{Key: key, Denied: denied, MeterProvider: a.metrics, Logger: a.log}, t)
 	}
 	global, err := limit(tiers.Global)
 	if err != nil {
