@@ -29,8 +29,8 @@ const (
 
 // Options configures [New] and [Transport]. The zero value of every field
 // means the documented default, so New(Options{}) returns a tuned, retrying,
-// breaker-protected, instrumented client. Options is a plain value: copy a
-// preset such as [OpenAI] and change fields on the copy.
+// breaker-protected, instrumented client. Options is a plain value: start
+// from a preset such as [OpenAI]() and change fields on it.
 type Options struct {
 	// Timeout bounds one request (all attempts, backoff waits and reading
 	// the body; each redirect hop gets its own) through the request context.

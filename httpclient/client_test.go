@@ -49,7 +49,7 @@ func TestNewDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.IsType(t, &http.Transport{}, c.Transport)
 
-	c, err = New(OpenAI)
+	c, err = New(OpenAI())
 	require.NoError(t, err)
 	assert.Equal(t, 30*time.Second, c.Transport.(*timeoutTransport).d)
 }
@@ -201,7 +201,7 @@ func TestOpenAIPresetPOST(t *testing.T) {
 		assert.Equal(t, "Bearer sk-test", r.Header.Get("Authorization"))
 		_, _ = io.WriteString(w, `{"choices":[{"message":{"content":"hi"}}]}`)
 	})
-	c := newTestClient(t, OpenAI)
+	c := newTestClient(t, OpenAI())
 	req, err := http.NewRequestWithContext(WithRoute(context.Background(), "/v1/chat/completions"),
 		http.MethodPost, srv.URL+"/v1/chat/completions", nil)
 	require.NoError(t, err)
@@ -255,9 +255,9 @@ func TestPresetsBuild(t *testing.T) {
 		maxConns int
 		timeout  time.Duration
 	}{
-		"OpenAI":  {OpenAI, 10, 30 * time.Second},
-		"Twilio":  {Twilio, 20, 15 * time.Second},
-		"Webhook": {Webhook, 10, 2 * time.Minute},
+		"OpenAI":  {OpenAI(), 10, 30 * time.Second},
+		"Twilio":  {Twilio(), 20, 15 * time.Second},
+		"Webhook": {Webhook(), 10, 2 * time.Minute},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

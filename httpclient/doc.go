@@ -7,7 +7,7 @@
 // The one-line path returns a plain *http.Client that any SDK accepting one
 // (OpenAI, Twilio, webhooks) can use:
 //
-//	client, err := httpclient.New(httpclient.OpenAI)
+//	client, err := httpclient.New(httpclient.OpenAI())
 //
 // New stacks the layers, outermost first, as
 //

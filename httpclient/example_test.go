@@ -25,7 +25,7 @@ func ExampleNew_openAI() {
 	}))
 	defer upstream.Close()
 
-	client, err := httpclient.New(httpclient.OpenAI)
+	client, err := httpclient.New(httpclient.OpenAI())
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -2,20 +2,21 @@ package httpclient
 
 import "time"
 
-// Presets for common upstreams, matching resilience's presets where they
-// overlap. They are plain values: New(httpclient.OpenAI) works, and a copy can
-// be adjusted (opts := httpclient.OpenAI; opts.Timeout = time.Minute). They
-// hold no pointers or slices, so copies share nothing.
-var (
-	// OpenAI suits OpenAI-compatible APIs (/v1/chat/completions), matching
-	// resilience.OpenAI: 30 s per request, at most 10 concurrent connections,
-	// 3 retries with full jitter from 1 s up to 10 s (Retry-After honoured
-	// within 10 s), and a breaker that trips when half of at least 10
-	// requests in 60 s fail (or after 5 consecutive failures) and probes
-	// again after 60 s. Non-streaming completions send headers only when
-	// done, so the response-header timeout equals the request timeout. Chat
-	// completions are POSTs: they are retried only with an Idempotency-Key.
-	OpenAI = Options{
+// The presets are functions returning a fresh Options each call, as in
+// resilience: New(httpclient.OpenAI()) works, and the result can be adjusted
+// (opts := httpclient.OpenAI(); opts.Timeout = time.Minute) without touching
+// anyone else's.
+
+// OpenAI returns the preset for OpenAI-compatible APIs (/v1/chat/completions), matching
+// resilience.OpenAI: 30 s per request, at most 10 concurrent connections,
+// 3 retries with full jitter from 1 s up to 10 s (Retry-After honoured
+// within 10 s), and a breaker that trips when half of at least 10
+// requests in 60 s fail (or after 5 consecutive failures) and probes
+// again after 60 s. Non-streaming completions send headers only when
+// done, so the response-header timeout equals the request timeout. Chat
+// completions are POSTs: they are retried only with an Idempotency-Key.
+func OpenAI() Options {
+	return Options{
 		Timeout:               30 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
 		MaxConnsPerHost:       10,
@@ -32,12 +33,14 @@ var (
 			OpenTimeout:  60 * time.Second,
 		},
 	}
+}
 
-	// Twilio suits Twilio's REST API, matching resilience.Twilio: 15 s per
-	// request, at most 20 connections, 2 retries from 500 ms up to 5 s, and
-	// a breaker that trips when half of at least 10 requests in 60 s fail
-	// (or after 5 consecutive failures) and sends 2 probes after 30 s.
-	Twilio = Options{
+// Twilio returns the preset for Twilio's REST API, matching resilience.Twilio: 15 s per
+// request, at most 20 connections, 2 retries from 500 ms up to 5 s, and
+// a breaker that trips when half of at least 10 requests in 60 s fail
+// (or after 5 consecutive failures) and sends 2 probes after 30 s.
+func Twilio() Options {
+	return Options{
 		Timeout:               15 * time.Second,
 		ResponseHeaderTimeout: 15 * time.Second,
 		MaxConnsPerHost:       20,
@@ -55,15 +58,17 @@ var (
 			HalfOpenRequests: 2,
 		},
 	}
+}
 
-	// Webhook suits delivering webhooks to many receiver hosts, matching
-	// resilience.Webhook: 2 minutes per delivery including retries, 10 s to
-	// the response headers of each attempt, at most 10 connections (4 idle)
-	// per receiver, 4 retries from 1 s up to 30 s (POSTs only with an
-	// Idempotency-Key), and a breaker per receiver host after 5 consecutive
-	// failures that probes after 30 s, so one dead receiver costs one fast
-	// failure per delivery and does not hold up the rest.
-	Webhook = Options{
+// Webhook returns the preset for delivering webhooks to many receiver hosts, matching
+// resilience.Webhook: 2 minutes per delivery including retries, 10 s to
+// the response headers of each attempt, at most 10 connections (4 idle)
+// per receiver, 4 retries from 1 s up to 30 s (POSTs only with an
+// Idempotency-Key), and a breaker per receiver host after 5 consecutive
+// failures that probes after 30 s, so one dead receiver costs one fast
+// failure per delivery and does not hold up the rest.
+func Webhook() Options {
+	return Options{
 		Timeout:               2 * time.Minute,
 		ResponseHeaderTimeout: 10 * time.Second,
 		MaxConnsPerHost:       10,
@@ -79,4 +84,4 @@ var (
 			MaxHosts:            10000,
 		},
 	}
-)
+}

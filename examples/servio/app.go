@@ -201,7 +201,7 @@ func (a *App) setupMetrics(ctx context.Context, setGlobal bool) error {
 // bulkhead, rate limit) ⊃ httpclient's pooled, instrumented client. The
 // client's own retry and breaker layers are off so the two do not multiply.
 func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*resilience.Policy)) error {
-	copts := httpclient.OpenAI
+	copts := httpclient.OpenAI()
 	copts.DisableRetry, copts.DisableBreaker = true, true
 	copts.MeterProvider, copts.Logger = mp, a.log
 	copts.Timeout, copts.ResponseHeaderTimeout = a.cfg.AssistantTimeout, a.cfg.AssistantTimeout
