@@ -2,13 +2,10 @@ package faults
 
 import (
 	"fmt"
-	"io"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/servio/perfkit/internal/netem"
 	"github.com/servio/perfkit/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -121,63 +118,6 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	awaitPrice(t, a, 1, item, 3003, 5*time.Second, "cross-instance invalidation after recovery")
 }
 
-// latencyProxy forwards TCP to target, delaying every chunk by delay (which
-// can change while it runs).
-type latencyProxy struct {
-	l      net.Listener
-	target string
-	delay  atomic.Int64
-	wg     sync.WaitGroup
-}
-
-func newLatencyProxy(t *testing.T, target string) *latencyProxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &latencyProxy{l: l, target: target}
-	p.wg.Go(p.serve)
-	t.Cleanup(func() { _ = l.Close(); p.wg.Wait() })
-	return p
-}
-
-func (p *latencyProxy) Addr() string { return p.l.Addr().String() }
-
-func (p *latencyProxy) serve() {
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		p.wg.Go(func() {
-			defer c.Close()
-			u, err := net.Dial("tcp", p.target)
-			if err != nil {
-				return
-			}
-			defer u.Close()
-			var both sync.WaitGroup
-			both.Go(func() { p.pipe(u, c); _ = u.Close() })
-			both.Go(func() { p.pipe(c, u); _ = c.Close() })
-			both.Wait()
-		})
-	}
-}
-
-func (p *latencyProxy) pipe(dst io.Writer, src io.Reader) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			time.Sleep(time.Duration(p.delay.Load()))
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 // TestRedisSlow: Redis answers, but only after a second (a proxy adds the
 // delay). The cache's and the limiter's own deadlines must bound every
 // request well below that, their breakers must then stop waiting on Redis
@@ -186,11 +126,13 @@ func TestRedisSlow(t *testing.T) {
 	t.Parallel()
 	const delay = time.Second
 	rs := testenv.StartRedis(t)
-	proxy := newLatencyProxy(t, rs.Addr)
+	proxy, err := netem.Listen(rs.Addr, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
 	a := startServio(t, "REDIS_URL=redis://"+proxy.Addr()+"/0")
 	_, _ = a.status("GET", "/restaurants/1/menu", nil)
 
-	proxy.delay.Store(int64(delay))
+	proxy.SetDelay(delay)
 	slowFrom := time.Now()
 	stop := background(100, []*instance{a}, []string{"/restaurants/1/menu", "/orders/1", "/restaurants/2/menu", "/orders/3"})
 	time.Sleep(3 * time.Second)

@@ -9,12 +9,16 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/servio/perfkit/internal/netem"
 )
 
 // compareOptions configure `loadgen compare`: seed one data set, run servio
@@ -28,6 +32,8 @@ type compareOptions struct {
 	items       int
 	orders      int
 	html        string
+	dbLatency   time.Duration
+	dbEnv       string // DATABASE_URL for the servio processes (through the latency proxy)
 }
 
 func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -36,6 +42,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	c.registerServioFlags(fs)
 	fs.StringVar(&c.html, "html", "", "also write an HTML report with latency percentile charts to this file")
+	fs.DurationVar(&c.dbLatency, "db-latency", 0, "with DATABASE_URL: add this much latency each way between servio and PostgreSQL (a database in another zone), through a loopback proxy")
 	registerLoadFlags(fs, &c.load)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,6 +62,14 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer cleanup()
 	if err := c.seed(ctx, stderr); err != nil {
 		return err
+	}
+	if c.dbLatency > 0 {
+		stopProxy, err := c.proxyDatabase()
+		if err != nil {
+			return err
+		}
+		defer stopProxy()
+		fmt.Fprintf(stderr, "PostgreSQL reached through a proxy adding %v each way\n", c.dbLatency)
 	}
 
 	var reps [2]*report
@@ -124,6 +139,26 @@ func (c *compareOptions) seed(ctx context.Context, stderr io.Writer) error {
 	return nil
 }
 
+// proxyDatabase points the servio processes at DATABASE_URL through a
+// latency proxy on loopback.
+func (c *compareOptions) proxyDatabase() (stop func(), err error) {
+	u, err := url.Parse(os.Getenv("DATABASE_URL"))
+	if err != nil || u.Host == "" || !strings.HasPrefix(u.Scheme, "postgres") {
+		return nil, fmt.Errorf("-db-latency needs DATABASE_URL=postgres://host:port/…")
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "5432")
+	}
+	p, err := netem.Listen(host, c.dbLatency)
+	if err != nil {
+		return nil, err
+	}
+	u.Host = p.Addr()
+	c.dbEnv = u.String()
+	return func() { _ = p.Close() }, nil
+}
+
 func (c *compareOptions) runOne(ctx context.Context, baseline bool, stderr io.Writer) (*report, error) {
 	proc, base, err := c.start(ctx, baseline, stderr)
 	if err != nil {
@@ -151,6 +186,9 @@ func (c *compareOptions) start(ctx context.Context, baseline bool, stderr io.Wri
 	}
 	cmd := exec.Command(c.servio, args...)
 	cmd.Env = append(os.Environ(), "TRUSTED_PROXIES=127.0.0.1/32,::1/128")
+	if c.dbEnv != "" {
+		cmd.Env = append(cmd.Env, "DATABASE_URL="+c.dbEnv)
+	}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		return nil, "", err

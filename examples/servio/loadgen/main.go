@@ -117,7 +117,7 @@ func registerLoadFlags(fs *flag.FlagSet, o *options) {
 	fs.Int64Var(&o.seed, "seed", 1, "random seed (same seed, same request sequence)")
 	fs.Float64Var(&o.mix.writes, "writes", 0.05, "share of order writes (POST /orders, PATCH /orders/{id})")
 	fs.Float64Var(&o.mix.logins, "logins", 0.005, "share of POST /auth/login")
-	fs.Float64Var(&o.mix.assistant, "assistant", 0.01, "share of POST /assistant/query")
+	fs.Float64Var(&o.mix.assistant, "assistant", 0.001, "share of POST /assistant/query (the OpenAI preset admits 100 a minute: keep rate × share under 1.6/s)")
 	fs.IntVar(&o.restaurants, "restaurants", 5, "restaurant ids 1..N to spread reads over (Zipf; compare sets it from -seed-restaurants)")
 	fs.IntVar(&o.orders, "orders", 50, "order ids 1..N to spread reads over (Zipf; compare sets it from -seed-orders)")
 	fs.IntVar(&o.clients, "clients", 10000, "distinct simulated clients (sent as X-Forwarded-For; the service must trust loopback as a proxy to key on them)")
