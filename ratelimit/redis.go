@@ -254,6 +254,17 @@ func (r *Redis) limitOf(i int) int {
 	return t.Limit.Rate
 }
 
+// groupArgs returns the keys and arguments of script group gi.
+func (r *Redis) groupArgs(gi int, keys []string, n int) ([]string, []any) {
+	g := &r.groups[gi]
+	gk := make([]string, len(g.tiers))
+	for j, ti := range g.tiers {
+		gk[j] = keys[ti]
+	}
+	args := make([]any, 0, 1+len(g.args))
+	return gk, append(append(args, n), g.args...)
+}
+
 // eval runs the scripts and returns four numbers per tier in tier order.
 func (r *Redis) eval(ctx context.Context, keys []string, n int) ([]int64, error) {
 	if len(r.groups) == 1 {
@@ -263,31 +274,27 @@ func (r *Redis) eval(ctx context.Context, keys []string, n int) ([]int64, error)
 		return g.script.Run(ctx, r.b.client, keys, args...).Int64Slice()
 	}
 	vals := make([]int64, 4*len(r.tiers))
-	run := func() ([]*redis.Cmd, error) {
-		cmds := make([]*redis.Cmd, len(r.groups))
-		_, err := r.b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for gi := range r.groups {
-				g := &r.groups[gi]
-				gk := make([]string, len(g.tiers))
-				for j, ti := range g.tiers {
-					gk[j] = keys[ti]
-				}
-				args := make([]any, 0, 1+len(g.args))
-				args = append(append(args, n), g.args...)
-				cmds[gi] = g.script.EvalSha(ctx, p, gk, args...)
-			}
-			return nil
-		})
-		return cmds, err
-	}
-	cmds, err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+	cmds := make([]*redis.Cmd, len(r.groups))
+	_, err := r.b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for gi := range r.groups {
-			if lerr := r.groups[gi].script.Load(ctx, r.b.client).Err(); lerr != nil {
-				return nil, lerr
+			gk, args := r.groupArgs(gi, keys, n)
+			cmds[gi] = r.groups[gi].script.EvalSha(ctx, p, gk, args...)
+		}
+		return nil
+	})
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Run again only the scripts Redis did not know (Run loads them):
+		// the others have already counted this request.
+		err = nil
+		for gi, c := range cmds {
+			if c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+				gk, args := r.groupArgs(gi, keys, n)
+				cmds[gi] = r.groups[gi].script.Run(ctx, r.b.client, gk, args...)
+			}
+			if err == nil {
+				err = cmds[gi].Err()
 			}
 		}
-		cmds, err = run()
 	}
 	if err != nil {
 		return nil, err

@@ -344,3 +344,30 @@ func TestRedisFallbackAllOrNothing(t *testing.T) {
 	assert.True(t, r.Allowed)
 	assert.Equal(t, 3, r.Remaining, "wide counted only the 4 allowed decisions and this one")
 }
+
+// TestRedisMultiScriptNoScriptCountsOnce: when Redis knows only some of the
+// scripts of a multi-algorithm decision (a fresh or flushed script cache,
+// other instances loading them), the ones it knew have counted the request
+// already; only the unknown ones may run again.
+func TestRedisMultiScriptNoScriptCountsOnce(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	// Redis knows the GCRA script, not the sliding-window one.
+	require.NoError(t, c.ScriptLoad(ctx, ratelimit.GCRAScript).Err())
+	auth := ratelimit.Tier{Name: "auth", Limit: ratelimit.PerHour(2)}
+	win := ratelimit.Tier{Name: "win", Limit: ratelimit.PerHour(10), Algorithm: ratelimit.SlidingWindow}
+	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Timeout: time.Second}, auth, win)
+	require.NoError(t, err)
+	out := make([]ratelimit.Result, 2)
+	r, err := l.AllowTiers(ctx, "ip", 1, out)
+	require.NoError(t, err)
+	assert.True(t, r.Allowed)
+	assert.Equal(t, 1, out[0].Remaining, "the GCRA tier must count the first request once, not again after NOSCRIPT")
+	assert.Equal(t, 9, out[1].Remaining, "the sliding tier counts it once")
+	r, err = l.AllowTiers(ctx, "ip", 1, out)
+	require.NoError(t, err)
+	assert.True(t, r.Allowed, "the second of 2 per hour is allowed")
+}
