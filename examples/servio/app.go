@@ -135,7 +135,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	}
 
 	if a.cache, err = cache.New(cache.Config{Redis: a.redis, KeyPrefix: cfg.RedisPrefix + "cache:", Codec: rawJSON{},
-		L2Timeout: opts.redisTimeout, Name: "servio", MeterProvider: mp, Logger: log}); err != nil {
+		L2Timeout: cmp.Or(opts.redisTimeout, cfg.RedisTimeout), Name: "servio", MeterProvider: mp, Logger: log}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.cache.Close)
@@ -156,7 +156,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		return nil, err
 	}
 	if a.limits, err = ratelimit.New(ratelimit.Config{Redis: a.redis, Prefix: cfg.RedisPrefix + "ratelimit:",
-		Timeout: opts.redisTimeout, MeterProvider: mp, Logger: log}); err != nil {
+		Timeout: cmp.Or(opts.redisTimeout, cfg.RedisTimeout), MeterProvider: mp, Logger: log}); err != nil {
 		return nil, err
 	}
 	if err := a.setupHealth(mp); err != nil {

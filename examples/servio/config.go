@@ -14,10 +14,14 @@ import (
 // settings shared with other tools, the environment variable of DESIGN.md;
 // a flag given on the command line wins over the environment.
 type Config struct {
-	Addr          string // -addr, ADDR; default ":8080"
-	DatabaseURL   string // -database-url, DATABASE_URL (postgres://); empty: SQLite file in DataDir
-	RedisURL      string // -redis-url, REDIS_URL (redis://, rediss://, or cluster host:port,host:port); empty: L1-only cache, local limits
-	RedisPrefix   string // -redis-prefix, REDIS_PREFIX; default "servio:" (cache and rate-limit keys start with it)
+	Addr        string // -addr, ADDR; default ":8080"
+	DatabaseURL string // -database-url, DATABASE_URL (postgres://); empty: SQLite file in DataDir
+	RedisURL    string // -redis-url, REDIS_URL (redis://, rediss://, or cluster host:port,host:port); empty: L1-only cache, local limits
+	RedisPrefix string // -redis-prefix, REDIS_PREFIX; default "servio:" (cache and rate-limit keys start with it)
+	// RedisTimeout, when set, is the deadline of every cache and rate-limit
+	// call to Redis (-redis-timeout, REDIS_TIMEOUT); default 0: the
+	// packages' own (cache 100 ms, rate limits 50 ms).
+	RedisTimeout  time.Duration
 	OpenAIBaseURL string // -openai-base-url, OPENAI_BASE_URL; empty: in-process simulated upstream
 	OpenAIAPIKey  string // OPENAI_API_KEY (env only, so it stays out of ps)
 	OpenAIModel   string // -openai-model, OPENAI_MODEL; default "gpt-4o-mini"
@@ -93,6 +97,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.BoolVar(&c.DemoData, "demo-data", envBool("DEMO_DATA", true), "load demo data into an empty database (env DEMO_DATA)")
 	fs.DurationVar(&c.SimLLMLatency, "sim-llm-latency", envDur("SIM_LLM_LATENCY", 150*time.Millisecond), "simulated LLM latency (env SIM_LLM_LATENCY)")
 	fs.Float64Var(&c.SimLLMFailureRate, "sim-llm-failure-rate", envFloat("SIM_LLM_FAILURE_RATE", 0), "simulated LLM failure rate 0..1 (env SIM_LLM_FAILURE_RATE)")
+	fs.DurationVar(&c.RedisTimeout, "redis-timeout", envDur("REDIS_TIMEOUT", 0), "deadline of each cache and rate-limit call to Redis; 0: cache 100ms, rate limits 50ms (env REDIS_TIMEOUT)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", envDur("DRAIN_DELAY", 0), "how long /health/ready reports draining before shutdown (env DRAIN_DELAY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests get on shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
@@ -146,6 +151,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("data dir must not be empty")
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("shutdown timeout must be positive")
+	case c.RedisTimeout < 0:
+		return fmt.Errorf("REDIS_TIMEOUT must not be negative")
 	case c.DrainDelay < 0:
 		return fmt.Errorf("DRAIN_DELAY must not be negative")
 	}

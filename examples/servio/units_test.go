@@ -33,7 +33,7 @@ func rebindTest(a *testApp, q string) string {
 func TestParseConfig(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"ADDR": ":9090", "DATABASE_URL": "postgres://x/y", "UPLOAD_MAX_BYTES": "2048",
-		"SIM_LLM_LATENCY": "5ms", "SIM_LLM_FAILURE_RATE": "0.5", "OPENAI_API_KEY": "sk-test", "DEMO_DATA": "false"}
+		"SIM_LLM_LATENCY": "5ms", "SIM_LLM_FAILURE_RATE": "0.5", "OPENAI_API_KEY": "sk-test", "DEMO_DATA": "false", "REDIS_TIMEOUT": "2s"}
 	cfg, err := parseConfig("t", []string{"-addr", ":7070"}, func(k string) string { return env[k] }, io.Discard, nil)
 	require.NoError(t, err)
 	assert.Equal(t, ":7070", cfg.Addr, "a flag wins over the environment")
@@ -43,6 +43,7 @@ func TestParseConfig(t *testing.T) {
 	assert.InDelta(t, 0.5, cfg.SimLLMFailureRate, 1e-9)
 	assert.Equal(t, "sk-test", cfg.OpenAIAPIKey)
 	assert.False(t, cfg.DemoData)
+	assert.Equal(t, 2*time.Second, cfg.RedisTimeout)
 
 	def, err := parseConfig("t", nil, func(string) string { return "" }, io.Discard, nil)
 	require.NoError(t, err)
@@ -50,10 +51,12 @@ func TestParseConfig(t *testing.T) {
 	assert.Equal(t, "./data", def.DataDir)
 	assert.Equal(t, int64(10<<20), def.UploadMaxBytes)
 	assert.True(t, def.DemoData)
+	assert.Zero(t, def.RedisTimeout, "0: the packages' own deadlines")
 
 	bad := []map[string]string{
 		{"UPLOAD_MAX_BYTES": "ten"}, {"UPLOAD_MAX_BYTES": "-1"}, {"SIM_LLM_FAILURE_RATE": "2"},
 		{"SIM_LLM_LATENCY": "soon"}, {"DEMO_DATA": "maybe"}, {"LOG_LEVEL": "loud"}, {"DRAIN_DELAY": "-1s"},
+		{"REDIS_TIMEOUT": "-1s"},
 	}
 	for _, e := range bad {
 		_, err := parseConfig("t", nil, func(k string) string { return e[k] }, io.Discard, nil)

@@ -14,7 +14,8 @@ import (
 )
 
 // hammer sends n requests per instance from g goroutines each and counts
-// the answers that were not 429.
+// the requests admitted: answered neither 429 (over the limit) nor 503 (the
+// fail-closed Auth tier when Redis could not decide in time).
 func hammer(t *testing.T, ins []*instance, g, n int, method, path string, body any, header ...string) (admitted int64, statuses map[int]int) {
 	t.Helper()
 	var adm atomic.Int64
@@ -29,7 +30,7 @@ func hammer(t *testing.T, ins []*instance, g, n int, method, path string, body a
 					mu.Lock()
 					statuses[st]++
 					mu.Unlock()
-					if st != 429 {
+					if st != 429 && st != 503 {
 						adm.Add(1)
 					}
 				}
@@ -39,6 +40,12 @@ func hammer(t *testing.T, ins []*instance, g, n int, method, path string, body a
 	wg.Wait()
 	return adm.Load(), statuses
 }
+
+// exactEnv gives the rate limiter a Redis deadline that a starved CI
+// machine meets: exactness is about Redis deciding, and with the default
+// 50 ms a stalled round trip would (correctly) fall back to the failure
+// policy instead.
+const exactEnv = "REDIS_TIMEOUT=2s"
 
 func login() map[string]string {
 	return map[string]string{"email": "manager@servio.dev", "password": "not-the-password"}
@@ -51,13 +58,13 @@ func TestDistributedAuthLimitExact(t *testing.T) {
 	t.Parallel()
 	rs := testenv.StartRedis(t)
 	ins := []*instance{
-		startServio(t, "REDIS_URL="+rs.URL()),
-		startServio(t, "REDIS_URL="+rs.URL()),
-		startServio(t, "REDIS_URL="+rs.URL()),
+		startServio(t, "REDIS_URL="+rs.URL(), exactEnv),
+		startServio(t, "REDIS_URL="+rs.URL(), exactEnv),
+		startServio(t, "REDIS_URL="+rs.URL(), exactEnv),
 	}
 	admitted, statuses := hammer(t, ins, 50, 2, "POST", "/auth/login", login(), "X-Forwarded-For", "198.19.0.1")
 	assert.Equal(t, int64(5), admitted, "Auth tier is 5 per 15 min per client across instances; statuses %v", statuses)
-	assert.Zero(t, statuses[500]+statuses[502]+statuses[503])
+	assert.Zero(t, statuses[500]+statuses[502]+statuses[503], "no request may fail; statuses %v", statuses)
 }
 
 // TestDistributedAPILimitExact: the API tier admits exactly 60 requests a
@@ -67,7 +74,7 @@ func TestDistributedAPILimitExact(t *testing.T) {
 	t.Parallel()
 	rs := testenv.StartRedis(t)
 	env := "REDIS_URL=" + rs.URL()
-	ins := []*instance{startServio(t, env), startServio(t, env), startServio(t, env)}
+	ins := []*instance{startServio(t, env, exactEnv), startServio(t, env, exactEnv), startServio(t, env, exactEnv)}
 	admitted, statuses := hammer(t, ins, 10, 4, "GET", "/restaurants/1/menu", nil, "X-Forwarded-For", "198.18.7.7")
 	assert.Equal(t, int64(60), admitted, "API tier is 60/min per client across instances; statuses %v", statuses)
 	// another client behind the same proxy has its own budget
@@ -80,7 +87,7 @@ func TestDistributedAPILimitExact(t *testing.T) {
 func TestSpoofedForwardedForIgnored(t *testing.T) {
 	t.Parallel()
 	rs := testenv.StartRedis(t)
-	a := startServio(t, "REDIS_URL="+rs.URL(), "TRUSTED_PROXIES=")
+	a := startServio(t, "REDIS_URL="+rs.URL(), "TRUSTED_PROXIES=", exactEnv)
 	var admitted int
 	for i := range 20 {
 		st, _ := a.status("POST", "/auth/login", login(), "X-Forwarded-For", fmt.Sprintf("198.18.0.%d", i+1))
@@ -98,8 +105,8 @@ func TestRedisClusterService(t *testing.T) {
 	rc := testenv.RedisCluster(t)
 	url := strings.Join(rc.Addrs, ",")
 	dsn := testenv.PostgresDSN(t)
-	a := startServio(t, "REDIS_URL="+url, "DATABASE_URL="+dsn)
-	b := startServio(t, "REDIS_URL="+url, "DATABASE_URL="+dsn)
+	a := startServio(t, "REDIS_URL="+url, "DATABASE_URL="+dsn, exactEnv)
+	b := startServio(t, "REDIS_URL="+url, "DATABASE_URL="+dsn, exactEnv)
 	item := firstItem(t, a, 2)
 	_ = priceOf(t, b, 2, item) // fill B's cache
 	setPrice(t, a, item, 4242)
