@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"crypto/tls"
 	"io"
+	"log"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -67,12 +69,19 @@ func stdGet(c *http.Client) func(string) (int, error) {
 // sleeping; 503 as a retry condition where the library does not retry
 // statuses by default).
 func httpPeers(b *testing.B, retries int) []httpPeer {
+	return httpPeersTLS(b, retries, nil)
+}
+
+// httpPeersTLS is httpPeers with every client trusting tlsConf's roots
+// (nil: plain HTTP).
+func httpPeersTLS(b *testing.B, retries int, tlsConf *tls.Config) []httpPeer {
 	b.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 
 	pk, err := httpclient.New(httpclient.Options{
-		Logger: quiet,
-		Retry:  httpclient.RetryOptions{MaxRetries: max(retries, -1), BaseDelay: time.Microsecond, MaxDelay: time.Microsecond},
+		TLSClientConfig: tlsConf,
+		Logger:          quiet,
+		Retry:           httpclient.RetryOptions{MaxRetries: max(retries, -1), BaseDelay: time.Microsecond, MaxDelay: time.Microsecond},
 		// The storm is the point of the retry benchmark, not a reason to trip.
 		Breaker: httpclient.BreakerOptions{ConsecutiveFailures: 1 << 30},
 	})
@@ -80,18 +89,26 @@ func httpPeers(b *testing.B, retries int) []httpPeer {
 		b.Fatal(err)
 	}
 
-	def := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	defTr := http.DefaultTransport.(*http.Transport).Clone()
+	defTr.TLSClientConfig = tlsConf
+	def := &http.Client{Transport: defTr}
 
 	rh := retryablehttp.NewClient()
 	rh.Logger = nil
 	rh.RetryMax = max(retries, 0)
 	rh.RetryWaitMin, rh.RetryWaitMax = time.Microsecond, time.Microsecond
+	if tlsConf != nil {
+		rh.HTTPClient.Transport.(*http.Transport).TLSClientConfig = tlsConf
+	}
 
 	rs := resty.New().
 		SetRetryCount(max(retries, 0)).
 		SetRetryWaitTime(time.Microsecond).
 		SetRetryMaxWaitTime(time.Microsecond).
 		AddRetryCondition(func(r *resty.Response, _ error) bool { return r.StatusCode() == http.StatusServiceUnavailable })
+	if tlsConf != nil {
+		rs.SetTLSClientConfig(tlsConf)
+	}
 
 	return []httpPeer{
 		{"perfkit", stdGet(pk), pk.CloseIdleConnections},
@@ -154,6 +171,34 @@ func BenchmarkHTTPClientGet(b *testing.B) {
 			})
 			runHTTP(b, srv, p)
 		})
+	}
+}
+
+// BenchmarkHTTPClientGetTLS is BenchmarkHTTPClientGet over HTTPS (HTTP/1.1,
+// as many webhook receivers and API gateways speak it): every connection a
+// client fails to keep costs a TLS handshake, as it does against a real
+// upstream. Over HTTP/2 every client multiplexes on one connection and the
+// idle pool stops mattering.
+func BenchmarkHTTPClientGetTLS(b *testing.B) {
+	l := &loopback{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":1,"name":"margherita","price":950}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			l.conns.Add(1)
+		}
+	}
+	// Clients that drop connections mid-handshake make the server log; keep
+	// the benchmark output parseable.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
+	l.Server = srv
+	roots := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	for _, p := range httpPeersTLS(b, 0, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}) {
+		b.Run(p.name, func(b *testing.B) { runHTTP(b, l, p) })
 	}
 }
 
