@@ -60,9 +60,6 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer cleanup()
-	if err := c.seed(ctx, stderr); err != nil {
-		return err
-	}
 	if c.dbLatency > 0 {
 		stopProxy, err := c.proxyDatabase()
 		if err != nil {
@@ -104,7 +101,7 @@ func (c *compareOptions) registerServioFlags(fs *flag.FlagSet) {
 }
 
 // prepare makes the data directory and builds servio where they were not
-// given; cleanup removes what it made.
+// given, and seeds the data set; cleanup removes what it made.
 func (c *compareOptions) prepare(ctx context.Context, stderr io.Writer) (cleanup func(), err error) {
 	cleanup = func() {}
 	if c.dataDir == "" {
@@ -123,6 +120,10 @@ func (c *compareOptions) prepare(ctx context.Context, stderr io.Writer) (cleanup
 			return func() {}, fmt.Errorf("go build ./examples/servio (run from the repository root): %v\n%s", err, out)
 		}
 		c.servio = bin
+	}
+	if err := c.seed(ctx, stderr); err != nil {
+		cleanup()
+		return func() {}, err
 	}
 	return cleanup, nil
 }

@@ -51,9 +51,6 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer cleanup()
-	if err := c.seed(ctx, stderr); err != nil {
-		return err
-	}
 	proc, base, err := c.start(ctx, false, stderr)
 	if err != nil {
 		return err
