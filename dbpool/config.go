@@ -21,6 +21,14 @@ type Config struct {
 	// up in the background. Default 5 (or MaxOpen if smaller); negative: none;
 	// more than MaxOpen is an error.
 	MinConns int
+	// MaxIdle bounds the idle connections kept open: a connection returned
+	// while MaxIdle others are idle is closed (database/sql's
+	// SetMaxIdleConns). Default 0: no bound besides MaxOpen, and IdleTimeout
+	// closes the idle ones above MinConns. database/sql's own default is 2,
+	// which under concurrency closes most returned connections and dials
+	// new ones; set 2 (with EagerDial) to reproduce plain database/sql.
+	// Must not be negative nor, when set, below MinConns.
+	MaxIdle int
 	// MaxUses retires a connection after it ran this many statements
 	// (queries, execs, prepared-statement runs), with ±10 % jitter per
 	// connection unless JitterOff. Default 7,500; negative: never.
@@ -120,6 +128,9 @@ func (c Config) withDefaults(driverName string) (Config, error) {
 	c.MinConns = max(c.MinConns, 0)
 	if c.MinConns > c.MaxOpen {
 		return c, fmt.Errorf("%w: MinConns %d > MaxOpen %d", ErrConfig, c.MinConns, c.MaxOpen)
+	}
+	if c.MaxIdle < 0 || (c.MaxIdle > 0 && c.MaxIdle < c.MinConns) {
+		return c, fmt.Errorf("%w: MaxIdle %d is negative or below MinConns %d", ErrConfig, c.MaxIdle, c.MinConns)
 	}
 	c.MaxUses = orDefault(c.MaxUses, DefaultMaxUses)
 	c.QueryTimeout = orDefault(c.QueryTimeout, DefaultQueryTimeout)

@@ -105,7 +105,7 @@ func (p *pool) closeIdle(now time.Time) {
 		return
 	}
 	p.db.SetMaxIdleConns(keep) // 0: none idle
-	p.db.SetMaxIdleConns(int(p.capN.Load()))
+	p.db.SetMaxIdleConns(p.idleCap(int(p.capN.Load())))
 	closed := int(p.db.Stats().MaxIdleClosed - s.MaxIdleClosed)
 	p.idleClosed.Add(int64(closed))
 	expired := max(len(old)-closed, 0)

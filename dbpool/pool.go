@@ -288,8 +288,16 @@ func (p *pool) retire() {
 // setCap sets database/sql's open and idle maximum.
 func (p *pool) setCap(n int) {
 	p.db.SetMaxOpenConns(n)
-	p.db.SetMaxIdleConns(n)
+	p.db.SetMaxIdleConns(p.idleCap(n))
 	p.capN.Store(int64(n))
+}
+
+// idleCap is database/sql's idle maximum for an open maximum of n.
+func (p *pool) idleCap(n int) int {
+	if p.cfg.MaxIdle > 0 {
+		return min(n, p.cfg.MaxIdle)
+	}
+	return n
 }
 
 func (p *pool) wake() {

@@ -27,6 +27,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"saturation above 1", dbpool.Config{SaturationThreshold: 1.5}},
 		{"saturation NaN", dbpool.Config{SaturationThreshold: math.NaN()}},
 		{"negative ConnectTimeout", dbpool.Config{ConnectTimeout: -time.Second}},
+		{"negative MaxIdle", dbpool.Config{MaxIdle: -1}},
+		{"MaxIdle below the default MinConns", dbpool.Config{MaxIdle: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +86,37 @@ func TestMinConnsKeptAfterIdleClose(t *testing.T) {
 		"the warm MinConns stay open and idle past the idle timeout")
 	assert.Equal(t, int64(4), db.Stats().MaxIdleTimeClosed, "only the connections above MinConns closed")
 	assert.Equal(t, int64(6), db.Stats().Connects, "no warm connection closed and redialled")
+}
+
+// MaxIdle 2 with EagerDial is plain database/sql: connections returned
+// while two are idle close, also after the maintainer closed idle ones
+// (which moves database/sql's idle maximum for a moment).
+func TestMaxIdleClosesReturnedConnections(t *testing.T) {
+	t.Parallel()
+	db := openSQLite(t, dbpool.Config{MaxOpen: 6, MinConns: -1, MaxIdle: 2, EagerDial: true, IdleTimeout: 50 * time.Millisecond})
+	ctx := context.Background()
+	burst := func() {
+		t.Helper()
+		var held []*sql.Conn
+		for range 6 {
+			c, err := db.Conn(ctx)
+			require.NoError(t, err)
+			held = append(held, c)
+		}
+		for _, c := range held {
+			require.NoError(t, c.Close())
+		}
+	}
+	burst()
+	s := db.Stats()
+	assert.Equal(t, 2, s.Idle, "two kept idle")
+	assert.Equal(t, int64(4), s.MaxIdleClosed, "the other four closed on return")
+	require.Eventually(t, func() bool { return db.Stats().OpenConnections == 0 }, 5*time.Second, 5*time.Millisecond,
+		"idle ones close after IdleTimeout (no MinConns)")
+	burst()
+	s = db.Stats()
+	assert.Equal(t, 2, s.Idle, "the idle bound survives the maintainer's idle closing")
+	assert.Equal(t, int64(8), s.MaxIdleClosed)
 }
 
 func TestMinConnsKeptAfterRecycle(t *testing.T) {
