@@ -106,9 +106,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	}
 	poolCfg := dbpool.Config{Name: "servio", MeterProvider: mp, Logger: log}
 	if cfg.Baseline {
-		// Observed (metrics, slow-query log) but untuned: no warm
-		// connections, no recycling, no query, idle or acquire timeouts.
+		// Observed (metrics, slow-query log) but untuned: database/sql's
+		// defaults — callers dial on demand, 2 connections kept idle, the
+		// rest closed on return — with no warm connections, no recycling,
+		// no query, idle or acquire timeouts. MaxOpen stays 20 (database/sql
+		// has no bound) so pool saturation compares between the two modes.
 		poolCfg.MinConns, poolCfg.MaxUses, poolCfg.QueryTimeout, poolCfg.IdleTimeout, poolCfg.AcquireTimeout = -1, -1, -1, -1, -1
+		poolCfg.EagerDial, poolCfg.MaxIdle = true, 2
 	}
 	if a.pool, err = dbpool.Open(ctx, driver, dsn, poolCfg); err != nil {
 		return nil, fmt.Errorf("database: %w", err)
