@@ -13,7 +13,8 @@ import (
 )
 
 // LatencyProxy forwards TCP connections from a loopback listener to a
-// target address, delaying each chunk of data by Delay in each direction.
+// target address, delivering each chunk of data Delay after it arrived, in
+// each direction; chunks in flight overlap, as on a real link.
 // Its methods are safe for concurrent use.
 type LatencyProxy struct {
 	l      net.Listener
@@ -90,17 +91,39 @@ func (p *LatencyProxy) serve() {
 	}
 }
 
-func (p *LatencyProxy) pipe(dst io.Writer, src io.Reader) {
+// pipe copies src to dst, delivering each chunk Delay after it was read.
+// Chunks are in flight together, as on a network link: a reply that
+// arrives in ten reads is delayed once, not ten times. When dst fails, dst
+// is closed (the opposite pipe then closes src) and the rest is dropped.
+func (p *LatencyProxy) pipe(dst net.Conn, src io.Reader) {
+	type chunk struct {
+		b   []byte
+		due time.Time
+	}
+	inFlight := make(chan chunk, 256)
+	var writer sync.WaitGroup
+	writer.Go(func() {
+		failed := false
+		for c := range inFlight {
+			if failed {
+				continue
+			}
+			if wait := time.Until(c.due); wait > 0 {
+				time.Sleep(wait)
+			}
+			if _, err := dst.Write(c.b); err != nil {
+				failed = true
+				_ = dst.Close()
+			}
+		}
+	})
+	defer writer.Wait()
+	defer close(inFlight)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if d := time.Duration(p.delay.Load()); d > 0 {
-				time.Sleep(d)
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
+			inFlight <- chunk{b: append([]byte(nil), buf[:n]...), due: time.Now().Add(time.Duration(p.delay.Load()))}
 		}
 		if err != nil {
 			return

@@ -53,6 +53,23 @@ func TestLatencyProxy(t *testing.T) {
 	roundTrip()
 	p.SetDelay(50 * time.Millisecond)
 	assert.GreaterOrEqual(t, roundTrip(), 100*time.Millisecond, "50 ms each way")
+
+	// Ten lines sent as ten chunks are in flight together: the last echo
+	// arrives about one round trip after the first was sent, not ten.
+	t0 := time.Now()
+	for range 10 {
+		_, err := c.Write([]byte("ping\n"))
+		require.NoError(t, err)
+		time.Sleep(2 * time.Millisecond) // separate chunks
+	}
+	for range 10 {
+		line, err := r.ReadString('\n')
+		require.NoError(t, err)
+		assert.Equal(t, "ping\n", line)
+	}
+	took := time.Since(t0)
+	assert.GreaterOrEqual(t, took, 100*time.Millisecond)
+	assert.Less(t, took, 450*time.Millisecond, "chunks delayed one after another would take ≥ 500 ms each way")
 	require.NoError(t, p.Close())
 	_, err = r.ReadString('\n') // the proxy cut the connection
 	assert.Error(t, err)
