@@ -46,6 +46,8 @@ type App struct {
 	tokens  *tokenSigner
 	// dummyHash is checked when a login names no user (see login).
 	dummyHash string
+	// hashGate bounds concurrent password checks (nil in baseline mode).
+	hashGate *resilience.Bulkhead
 
 	ask func(ctx context.Context, q question) ([]byte, error)
 
@@ -127,6 +129,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	hash := func(p string) (string, error) { return hashPassword(p, iter) }
 	if a.dummyHash, err = hash("not a password"); err != nil {
 		return nil, err
+	}
+	if !cfg.Baseline {
+		if a.hashGate, err = newHashGate(mp); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.DemoData {
 		loaded, err := a.st.LoadDemo(ctx, hash)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -11,11 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/servio/perfkit/examples/servio/internal/store"
+	"github.com/servio/perfkit/metrics"
+	"github.com/servio/perfkit/resilience"
 )
 
 // Password hashing for the demo users: PBKDF2-HMAC-SHA256 from the standard
@@ -141,7 +145,17 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		// An unknown email costs as much as a wrong password.
 		hash = a.dummyHash
 	}
-	if !checkPassword(hash, req.Password) || err != nil {
+	ok, gateErr := a.checkPassword(r, hash, req.Password)
+	if gateErr != nil {
+		if errors.Is(gateErr, resilience.ErrBulkheadFull) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "too many logins in progress, retry shortly")
+			return
+		}
+		a.fail(w, r, gateErr)
+		return
+	}
+	if !ok || err != nil {
 		writeError(w, http.StatusUnauthorized, "wrong email or password")
 		return
 	}
@@ -151,4 +165,30 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, loginResponse{Token: tok, TokenType: "Bearer", ExpiresAt: exp, User: u})
+}
+
+// newHashGate returns the bulkhead password checks run in. A check is
+// PBKDF2 with 100,000 iterations — tens of milliseconds of one core, by
+// design — so a burst of logins could otherwise take every core and stall
+// the cheap requests queued behind them. The gate keeps half the cores
+// (at least one check at a time) for hashing; up to 64 logins wait, at
+// most 2 s, then get 503 with Retry-After.
+func newHashGate(mp *metrics.Provider) (*resilience.Bulkhead, error) {
+	return resilience.NewBulkhead(resilience.BulkheadConfig{Name: "password-hash",
+		MaxConcurrent: max(1, runtime.GOMAXPROCS(0)/2), MaxQueue: 64, QueueTimeout: 2 * time.Second,
+		MeterProvider: mp})
+}
+
+// checkPassword checks password against hash, through the hash gate when
+// there is one; the error is the gate's (full, timed out, ctx done).
+func (a *App) checkPassword(r *http.Request, hash, password string) (bool, error) {
+	if a.hashGate == nil {
+		return checkPassword(hash, password), nil
+	}
+	var ok bool
+	err := a.hashGate.Do(r.Context(), func(context.Context) error {
+		ok = checkPassword(hash, password)
+		return nil
+	})
+	return ok, err
 }

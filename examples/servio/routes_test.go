@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/servio/perfkit/examples/servio/internal/store"
+	"github.com/servio/perfkit/resilience"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -159,6 +162,30 @@ func TestAuthLogin(t *testing.T) {
 			a.doJSON("POST", "/auth/login", `{"email":"nobody@servio.dev","password":"servio-demo"}`, http.StatusUnauthorized, nil)
 		})
 	}
+}
+
+// TestLoginHashGate: password checks run in a bulkhead; when it is full a
+// login gets a quick 503 with Retry-After instead of another core's worth
+// of hashing, and logins work again once a slot frees.
+func TestLoginHashGate(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "sqlite")
+	require.NotNil(t, a.hashGate, "perfkit mode gates password checks")
+	gate, err := resilience.NewBulkhead(resilience.BulkheadConfig{Name: "test-hash", MaxConcurrent: 1})
+	require.NoError(t, err)
+	a.hashGate = gate // before any request: no race with handlers
+	hold, held := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = gate.Do(context.Background(), func(context.Context) error { close(held); <-hold; return nil })
+	}()
+	<-held
+	login := `{"email":"manager@servio.dev","password":"servio-demo"}`
+	code, body := a.do("POST", "/auth/login", login)
+	assert.Equal(t, http.StatusServiceUnavailable, code, "%s", body)
+	assert.Contains(t, string(body), "retry shortly")
+	close(hold)
+	require.Eventually(t, func() bool { return gate.InFlight() == 0 }, 5*time.Second, time.Millisecond)
+	a.doJSON("POST", "/auth/login", login, http.StatusOK, nil)
 }
 
 func TestAssistantAndUploadAndHealth(t *testing.T) {
