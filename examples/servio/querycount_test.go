@@ -45,3 +45,25 @@ func TestOrdersPageQueryCount(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateOrderQueryCount: placing an order costs 3 statements plus one
+// stock update per distinct item — no separate restaurant check, no read
+// after the inserts — and the order it returns is the one stored.
+func TestCreateOrderQueryCount(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			a := newTestApp(t, dialect)
+			var o store.Order
+			a.queries.Store(0)
+			a.doJSON("POST", "/orders", `{"restaurant_id":1,"customer_name":"Q","items":[{"menu_item_id":3,"quantity":1},{"menu_item_id":1,"quantity":2},{"menu_item_id":3,"quantity":1}]}`, http.StatusCreated, &o)
+			assert.Equal(t, int64(3+2), a.queries.Load(), "menu, 2 stock updates, order, items")
+			require.Len(t, o.Items, 2)
+			assert.Less(t, o.Items[0].ID, o.Items[1].ID, "items in id order")
+			var got store.Order
+			a.doJSON("GET", fmt.Sprintf("/orders/%d", o.ID), "", http.StatusOK, &got)
+			assert.Equal(t, got, o)
+		})
+	}
+}

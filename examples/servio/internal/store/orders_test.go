@@ -35,3 +35,42 @@ func TestOrdersNPlusOneMatchesOrders(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateOrderNotFound: an unknown or deleted restaurant and an item of
+// another restaurant's menu are NotFoundErrors, and nothing is written.
+func TestCreateOrderNotFound(t *testing.T) {
+	t.Parallel()
+	for _, d := range []Dialect{SQLite, Postgres} {
+		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := newStore(t, d)
+			require.NoError(t, s.Seed(ctx, SeedOptions{Restaurants: 2, Items: 3, Orders: 1}))
+			var r1, r2, item2 int64
+			require.NoError(t, s.db.QueryRowContext(ctx, "SELECT MIN(id), MAX(id) FROM restaurants").Scan(&r1, &r2))
+			require.NoError(t, s.db.QueryRowContext(ctx, rebind(d, "SELECT MIN(id) FROM menu_items WHERE restaurant_id = ?"), r2).Scan(&item2))
+			count := func() (n int) {
+				require.NoError(t, s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders").Scan(&n))
+				return n
+			}
+			before := count()
+			one := []NewOrderItem{{MenuItemID: item2, Quantity: 1}}
+
+			_, err := s.CreateOrder(ctx, NewOrder{RestaurantID: r1, Items: one})
+			var nf *NotFoundError
+			require.ErrorAs(t, err, &nf)
+			assert.Equal(t, "menu item", nf.What, "an item of another restaurant")
+
+			_, err = s.CreateOrder(ctx, NewOrder{RestaurantID: r2 + 100, Items: one})
+			require.ErrorAs(t, err, &nf)
+			assert.Equal(t, "restaurant", nf.What)
+
+			_, err = s.db.ExecContext(ctx, rebind(d, "UPDATE restaurants SET deleted_at = created_at WHERE id = ?"), r2)
+			require.NoError(t, err)
+			_, err = s.CreateOrder(ctx, NewOrder{RestaurantID: r2, Items: one})
+			require.ErrorAs(t, err, &nf)
+			assert.Equal(t, "restaurant", nf.What, "a deleted restaurant takes no orders")
+			assert.Equal(t, before, count(), "nothing written")
+		})
+	}
+}

@@ -54,12 +54,14 @@ func buildQueries(d Dialect) queries {
 		menuItemUpdate: `UPDATE menu_items SET price_cents = COALESCE(?, price_cents), is_available = COALESCE(?, is_available),
 			updated_at = ` + now + ` WHERE id = ? AND deleted_at IS NULL
 			RETURNING id, restaurant_id, name, description, price_cents, is_available`,
-		orderGet:     "SELECT " + orderCols + " FROM orders o WHERE o.id = ? AND o.deleted_at IS NULL",
-		menuForOrder: "SELECT id, name, price_cents, is_available FROM menu_items WHERE restaurant_id = ? AND deleted_at IS NULL AND id IN (",
+		orderGet: "SELECT " + orderCols + " FROM orders o WHERE o.id = ? AND o.deleted_at IS NULL",
+		menuForOrder: `SELECT m.id, m.name, m.price_cents, m.is_available FROM menu_items m
+			JOIN restaurants r ON r.id = m.restaurant_id AND r.deleted_at IS NULL
+			WHERE m.restaurant_id = ? AND m.deleted_at IS NULL AND m.id IN (`,
 		stockTake: `UPDATE inventory_items SET current_quantity = current_quantity - ?, updated_at = ` + now + `
 			WHERE menu_item_id = ? AND deleted_at IS NULL AND current_quantity >= ?`,
 		orderInsert: `INSERT INTO orders (restaurant_id, customer_name, status, total_cents)
-			VALUES (?, ?, 'pending', ?) RETURNING id`,
+			VALUES (?, ?, 'pending', ?) RETURNING id, status, created_at, updated_at`,
 		orderItemsHead: "INSERT INTO order_items (order_id, menu_item_id, name, quantity, unit_price_cents) VALUES ",
 		orderStatusGet: "SELECT status FROM orders WHERE id = ? AND deleted_at IS NULL" + forUpdate,
 		orderStatusSet: "UPDATE orders SET status = ?, updated_at = " + now + " WHERE id = ?",
