@@ -65,16 +65,7 @@ func TestDefaults(t *testing.T) {
 func TestMinConnsKeptAfterIdleClose(t *testing.T) {
 	t.Parallel()
 	db := openSQLite(t, dbpool.Config{MaxOpen: 6, MinConns: 2, IdleTimeout: 100 * time.Millisecond})
-	ctx := context.Background()
-	var held []*sql.Conn
-	for range 6 {
-		c, err := db.Conn(ctx)
-		require.NoError(t, err)
-		held = append(held, c)
-	}
-	for _, c := range held {
-		require.NoError(t, c.Close())
-	}
+	holdAndReturn(t, db, 6)
 	require.Equal(t, 6, db.Stats().OpenConnections)
 	require.Eventually(t, func() bool {
 		s := db.Stats()
@@ -94,29 +85,30 @@ func TestMinConnsKeptAfterIdleClose(t *testing.T) {
 func TestMaxIdleClosesReturnedConnections(t *testing.T) {
 	t.Parallel()
 	db := openSQLite(t, dbpool.Config{MaxOpen: 6, MinConns: -1, MaxIdle: 2, EagerDial: true, IdleTimeout: 50 * time.Millisecond})
-	ctx := context.Background()
-	burst := func() {
-		t.Helper()
-		var held []*sql.Conn
-		for range 6 {
-			c, err := db.Conn(ctx)
-			require.NoError(t, err)
-			held = append(held, c)
-		}
-		for _, c := range held {
-			require.NoError(t, c.Close())
-		}
-	}
-	burst()
+	holdAndReturn(t, db, 6)
 	s := db.Stats()
 	assert.Equal(t, 2, s.Idle, "two kept idle")
 	assert.Equal(t, int64(4), s.MaxIdleClosed, "the other four closed on return")
 	require.Eventually(t, func() bool { return db.Stats().OpenConnections == 0 }, 5*time.Second, 5*time.Millisecond,
 		"idle ones close after IdleTimeout (no MinConns)")
-	burst()
+	holdAndReturn(t, db, 6)
 	s = db.Stats()
 	assert.Equal(t, 2, s.Idle, "the idle bound survives the maintainer's idle closing")
 	assert.Equal(t, int64(8), s.MaxIdleClosed)
+}
+
+// holdAndReturn takes n connections at once, then returns them all.
+func holdAndReturn(t *testing.T, db *dbpool.DB, n int) {
+	t.Helper()
+	held := make([]*sql.Conn, 0, n)
+	for range n {
+		c, err := db.Conn(context.Background())
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	for _, c := range held {
+		require.NoError(t, c.Close())
+	}
 }
 
 func TestMinConnsKeptAfterRecycle(t *testing.T) {
