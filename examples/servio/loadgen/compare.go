@@ -82,12 +82,28 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintln(stdout)
 	printComparison(stdout, reps[0], reps[1])
 	if c.html != "" {
-		if err := writeHTML(c.html, reps[0], reps[1], &c.load); err != nil {
+		if err := writeHTML(c.html, reps[0], reps[1], &c.load, c.stores()); err != nil {
 			return err
 		}
 		fmt.Fprintln(stderr, "HTML report:", c.html)
 	}
 	return nil
+}
+
+// stores describes the database and Redis the runs used, for the report.
+func (c *compareOptions) stores() string {
+	db := "SQLite (embedded)"
+	if os.Getenv("DATABASE_URL") != "" {
+		db = "PostgreSQL"
+		if c.dbLatency > 0 {
+			db += fmt.Sprintf(" through a proxy adding %v each way", c.dbLatency)
+		}
+	}
+	redis := "no Redis (L1 cache only, local rate limits)"
+	if os.Getenv("REDIS_URL") != "" {
+		redis = "Redis for the L2 cache and rate limits"
+	}
+	return "database: " + db + "; " + redis
 }
 
 // registerServioFlags registers the flags that say which servio to run and
@@ -272,20 +288,25 @@ func fmtVal(v float64, unit string) string {
 	return fmt.Sprintf("%.0f %s", v, unit)
 }
 
-// ratio says how many times better after is than before.
+// ratio says how many times after differs from before, and which way;
+// "∞" when a lower-is-better figure fell to 0.
 func ratio(r row) string {
 	b, a := r.before, r.after
 	if math.IsNaN(a) || math.IsNaN(b) || a == b {
 		return "—"
 	}
-	if r.lowerIsBetter {
-		if a == 0 {
+	if a == 0 {
+		if r.lowerIsBetter {
 			return "∞"
 		}
-		return fmt.Sprintf("%.1f× lower", b/a)
+		return "to 0"
 	}
 	if b == 0 {
 		return "from 0"
+	}
+	// Say which way the figure moved: a latency that rose reads "higher".
+	if a < b {
+		return fmt.Sprintf("%.1f× lower", b/a)
 	}
 	return fmt.Sprintf("%.1f× higher", a/b)
 }

@@ -44,6 +44,9 @@ func TestRatio(t *testing.T) {
 		{row{before: 30, after: 82}, "2.7× higher"},
 		{row{before: 1, after: 0, lowerIsBetter: true}, "∞"},
 		{row{before: math.NaN(), after: 1}, "—"},
+		{row{before: 1, after: 1.25, lowerIsBetter: true}, "1.2× higher"},
+		{row{before: 90, after: 45}, "2.0× lower"},
+		{row{before: 90, after: 0}, "to 0"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, ratio(tt.r))
@@ -54,7 +57,10 @@ func TestWriteHTML(t *testing.T) {
 	t.Parallel()
 	before, after := syntheticReport(time.Millisecond, 0.3), syntheticReport(100*time.Microsecond, 0.9)
 	p := filepath.Join(t.TempDir(), "r.html")
-	require.NoError(t, writeHTML(p, before, after, &options{mode: "open", rate: 100, zipfS: 1.1}))
+	before.Routes = []routeReport{{Route: "GET /restaurants/{id}/menu", Requests: 10, Latency: percentiles{Mean: 8 * time.Millisecond, P99: 40 * time.Millisecond}},
+		{Route: "POST /auth/login", Requests: 2, Latency: percentiles{Mean: 90 * time.Millisecond, P99: 120 * time.Millisecond}}}
+	after.Routes = []routeReport{{Route: "GET /restaurants/{id}/menu", Requests: 10, Latency: percentiles{Mean: time.Millisecond, P99: 4 * time.Millisecond}}}
+	require.NoError(t, writeHTML(p, before, after, &options{mode: "open", rate: 100, zipfS: 1.1}, "database: SQLite <embedded>"))
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
 	s := string(b)
@@ -62,4 +68,9 @@ func TestWriteHTML(t *testing.T) {
 	assert.Equal(t, 2, bytes.Count(b, []byte("<polyline")), "one curve per run")
 	assert.Contains(t, s, "cache hit rate")
 	assert.Contains(t, s, "p99.9")
+	assert.Contains(t, s, "SQLite &lt;embedded&gt;", "the setup is escaped")
+	assert.Contains(t, s, "GET /restaurants/{id}/menu")
+	assert.NotContains(t, s, "POST /auth/login", "only routes both runs saw are compared")
+	assert.Contains(t, s, "8.0× lower", "the per-route mean ratio")
+	assert.Equal(t, 4, bytes.Count(b, []byte("<rect")), "mean and p99 bars, before and after, for the one route")
 }
