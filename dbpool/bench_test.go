@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 
 	"github.com/servio/perfkit/dbpool"
@@ -270,4 +271,61 @@ func BenchmarkWrapperParallel(b *testing.B) {
 	}
 	b.Run("bare", func(b *testing.B) { run(b, bare) })
 	b.Run("dbpool", func(b *testing.B) { run(b, db) })
+}
+
+// dialCounter counts the connections database/sql opens through it.
+type dialCounter struct {
+	driver.Connector
+	dials atomic.Int64
+}
+
+func (c *dialCounter) Connect(ctx context.Context) (driver.Conn, error) {
+	c.dials.Add(1)
+	return c.Connector.Connect(ctx)
+}
+
+// BenchmarkBurstPostgres is traffic that comes and goes, as an open-loop
+// load does: each op is a burst of 16 concurrent SELECT 1 on PostgreSQL,
+// then a pause with nothing in flight. "sql-defaults" is sql.Open
+// untouched: only 2 idle connections are kept, so after each burst 14
+// close and the next burst dials them again; "dbpool" (its defaults)
+// keeps them. It reports connections opened per burst ("dials/op").
+func BenchmarkBurstPostgres(b *testing.B) {
+	dsn := testenv.PostgresDSN(b)
+	run := func(b *testing.B, q querier, dials func() int64) {
+		ctx := deadlineCtx(b)
+		burst := func() {
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Go(func() {
+					var one int
+					if err := q.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+						b.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		burst() // warm: the first burst dials in both
+		start := dials()
+		b.ReportAllocs()
+		for b.Loop() {
+			burst()
+		}
+		b.ReportMetric(float64(dials()-start)/float64(b.N), "dials/op")
+	}
+	b.Run("sql-defaults", func(b *testing.B) {
+		c, err := stdlib.GetDefaultDriver().(driver.DriverContext).OpenConnector(dsn)
+		require.NoError(b, err)
+		dc := &dialCounter{Connector: c}
+		bare := sql.OpenDB(dc)
+		b.Cleanup(func() { _ = bare.Close() })
+		run(b, bare, dc.dials.Load)
+	})
+	b.Run("dbpool", func(b *testing.B) {
+		db, err := dbpool.OpenPostgres(context.Background(), dsn, dbpool.Config{Logger: quiet})
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = db.Close() })
+		run(b, db, func() int64 { return db.Stats().Connects })
+	})
 }
