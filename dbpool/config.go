@@ -21,12 +21,14 @@ type Config struct {
 	// up in the background. Default 5 (or MaxOpen if smaller); negative: none;
 	// more than MaxOpen is an error.
 	MinConns int
-	// MaxIdle bounds the idle connections kept open: a connection returned
-	// while MaxIdle others are idle is closed (database/sql's
-	// SetMaxIdleConns). Default 0: no bound besides MaxOpen, and IdleTimeout
-	// closes the idle ones above MinConns. database/sql's own default is 2,
-	// which under concurrency closes most returned connections and dials
-	// new ones; set 2 (with EagerDial) to reproduce plain database/sql.
+	// MaxIdle bounds the idle connections database/sql keeps: a connection
+	// returned while MaxIdle others are idle is closed (SetMaxIdleConns).
+	// Default 0: no bound besides MaxOpen, and IdleTimeout closes the idle
+	// ones above MinConns. Replacements for retired connections, parked
+	// until database/sql asks for one (at most max(MinConns, 1)), are not
+	// counted. database/sql's own default is 2, which under fluctuating
+	// load closes most returned connections and dials new ones; to
+	// reproduce plain database/sql set MaxIdle 2, MinConns -1 and EagerDial.
 	// Must not be negative nor, when set, below MinConns.
 	MaxIdle int
 	// MaxUses retires a connection after it ran this many statements

@@ -43,7 +43,7 @@
 //     (HikariCP's rule), except that a caller arriving just as the
 //     maintainer raises the cap can take that room and dial itself.
 //     Config.EagerDial restores database/sql's behaviour, and MaxIdle 2
-//     its idle default.
+//     (with MinConns -1) its idle default.
 //   - When a connection retires, a replacement is dialled in the background
 //     and parked; the next Connect database/sql makes gets it at once.
 //   - Acquire accounting (pending_requests, wait_time, AcquireTimeout) is done

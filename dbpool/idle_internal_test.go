@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,4 +70,44 @@ func TestCloseIdleKeepsRecentlyReturned(t *testing.T) {
 
 	db.p.closeIdle(now.Add(idle + time.Nanosecond))
 	assert.Equal(t, 1, db.Stats().OpenConnections, "all expired: MinConns kept")
+}
+
+// TestCloseIdleCountsOnlyItsOwnCloses: with MaxIdle, connections returned
+// by other goroutines while closeIdle runs are closed by the bound and
+// counted in the same database/sql counter; closeIdle must count only what
+// lowering the idle maximum closed (at most MaxIdle a round), or idle
+// timeouts are overcounted and expired connections kept.
+func TestCloseIdleCountsOnlyItsOwnCloses(t *testing.T) {
+	t.Parallel()
+	const maxIdle = 4
+	db, err := OpenConnector(context.Background(), nopConnector{}, Config{
+		MaxOpen: 40, MinConns: -1, MaxIdle: maxIdle, EagerDial: true, IdleTimeout: time.Minute, MaintainInterval: time.Hour})
+	require.NoError(t, err)
+	defer db.Close()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for !stop.Load() {
+				c, err := db.Conn(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_ = c.Close()
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for round := 0; round < 200 || (db.Stats().MaxIdleClosed < 1000 && time.Now().Before(deadline)); round++ {
+		before := db.p.idleClosed.Load()
+		db.p.closeIdle(time.Now().Add(time.Hour)) // every idle connection has expired
+		if d := db.p.idleClosed.Load() - before; d > maxIdle {
+			t.Errorf("one round counted %d idle-timeout closes; at most %d were idle", d, maxIdle)
+			break
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	assert.GreaterOrEqual(t, db.Stats().MaxIdleClosed, int64(1000), "the churn went through the MaxIdle bound")
 }

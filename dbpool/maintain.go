@@ -106,7 +106,9 @@ func (p *pool) closeIdle(now time.Time) {
 	}
 	p.db.SetMaxIdleConns(keep) // 0: none idle
 	p.db.SetMaxIdleConns(p.idleCap(int(p.capN.Load())))
-	closed := int(p.db.Stats().MaxIdleClosed - s.MaxIdleClosed)
+	// Connections returned meanwhile and closed by MaxIdle count in the
+	// same counter; the lowered maximum itself closed at most Idle-keep.
+	closed := min(int(p.db.Stats().MaxIdleClosed-s.MaxIdleClosed), s.Idle-keep)
 	p.idleClosed.Add(int64(closed))
 	expired := max(len(old)-closed, 0)
 	p.mu.Lock()
