@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,8 +182,12 @@ func TestLoginHashGate(t *testing.T) {
 	}()
 	<-held
 	login := `{"email":"manager@servio.dev","password":"servio-demo"}`
-	code, body := a.do("POST", "/auth/login", login)
-	assert.Equal(t, http.StatusServiceUnavailable, code, "%s", body)
+	resp, err := http.Post(a.URL+"/auth/login", "application/json", strings.NewReader(login))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", body)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
 	assert.Contains(t, string(body), "retry shortly")
 	close(hold)
 	require.Eventually(t, func() bool { return gate.InFlight() == 0 }, 5*time.Second, time.Millisecond)

@@ -36,9 +36,11 @@ func TestOrdersNPlusOneMatchesOrders(t *testing.T) {
 	}
 }
 
-// TestCreateOrderNotFound: an unknown or deleted restaurant and an item of
-// another restaurant's menu are NotFoundErrors, and nothing is written.
-func TestCreateOrderNotFound(t *testing.T) {
+// TestCreateOrderRefused: an unknown or deleted restaurant and an item of
+// another restaurant's menu are NotFoundErrors, an unavailable or short
+// item a ConflictError, items are checked before stock is taken, and
+// nothing is written.
+func TestCreateOrderRefused(t *testing.T) {
 	t.Parallel()
 	for _, d := range []Dialect{SQLite, Postgres} {
 		t.Run(d.String(), func(t *testing.T) {
@@ -56,8 +58,25 @@ func TestCreateOrderNotFound(t *testing.T) {
 			before := count()
 			one := []NewOrderItem{{MenuItemID: item2, Quantity: 1}}
 
-			_, err := s.CreateOrder(ctx, NewOrder{RestaurantID: r1, Items: one})
+			var item1, item1b int64
+			require.NoError(t, s.db.QueryRowContext(ctx, rebind(d, "SELECT MIN(id), MAX(id) FROM menu_items WHERE restaurant_id = ?"), r1).Scan(&item1, &item1b))
+			_, err := s.db.ExecContext(ctx, rebind(d, "UPDATE menu_items SET is_available = ? WHERE id = ?"), false, item1)
+			require.NoError(t, err)
+			var ce *ConflictError
+			_, err = s.CreateOrder(ctx, NewOrder{RestaurantID: r1, Items: []NewOrderItem{{MenuItemID: item1, Quantity: 1}}})
+			require.ErrorAs(t, err, &ce)
+			assert.Contains(t, ce.Reason, "not available")
+			_, err = s.CreateOrder(ctx, NewOrder{RestaurantID: r1, Items: []NewOrderItem{{MenuItemID: item1b, Quantity: 1 << 20}}})
+			require.ErrorAs(t, err, &ce)
+			assert.Contains(t, ce.Reason, "out of stock")
+			// Short of stock and not on this menu: the unknown item is found
+			// while pricing, before any stock is taken.
+			_, err = s.CreateOrder(ctx, NewOrder{RestaurantID: r1, Items: []NewOrderItem{{MenuItemID: item1b, Quantity: 1 << 20}, {MenuItemID: item2, Quantity: 1}}})
 			var nf *NotFoundError
+			require.ErrorAs(t, err, &nf)
+			assert.Equal(t, "menu item", nf.What)
+
+			_, err = s.CreateOrder(ctx, NewOrder{RestaurantID: r1, Items: one})
 			require.ErrorAs(t, err, &nf)
 			assert.Equal(t, "menu item", nf.What, "an item of another restaurant")
 
