@@ -268,7 +268,7 @@ func comparisonRows(b, a *report) []row {
 
 func printComparison(w io.Writer, b, a *report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "metric\tbefore\tafter\timprovement\t")
+	fmt.Fprintln(tw, "metric\tbefore\tafter\tchange\t")
 	for _, r := range comparisonRows(b, a) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r.name, fmtVal(r.before, r.unit), fmtVal(r.after, r.unit), ratio(r))
 	}

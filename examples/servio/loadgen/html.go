@@ -21,7 +21,7 @@ func writeHTML(path string, before, after *report, o *options, where string) err
 	pairs := routePairs(before, after)
 	var routeRows []map[string]string
 	for _, p := range pairs {
-		routeRows = append(routeRows, map[string]string{"Route": p.route, "Requests": fmt.Sprint(p.before.Requests),
+		routeRows = append(routeRows, map[string]string{"Route": p.route, "Requests": fmt.Sprintf("%d / %d", p.before.Requests, p.after.Requests),
 			"BMean": fmtDur(p.before.Latency.Mean), "BP99": fmtDur(p.before.Latency.P99),
 			"AMean": fmtDur(p.after.Latency.Mean), "AP99": fmtDur(p.after.Latency.P99),
 			"Ratio": ratio(row{before: float64(p.before.Latency.Mean), after: float64(p.after.Latency.Mean), lowerIsBetter: true})})
@@ -52,14 +52,14 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 </head><body>
 <h1>servio: before / after perfkit</h1>
 <p>{{.When}} — {{.Setup}}{{if .Where}}<br>{{.Where}}{{end}}</p>
-<table><tr><th>metric</th><th class="b">before</th><th class="a">after</th><th>improvement</th></tr>
+<table><tr><th>metric</th><th class="b">before</th><th class="a">after</th><th>change</th></tr>
 {{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Before}}</td><td>{{.After}}</td><td>{{.Ratio}}</td></tr>
 {{end}}</table>
 <h2>Latency by percentile</h2>
 {{.Chart}}
 <h2>Per route: mean and p99</h2>
 {{.Bars}}
-<table><tr><th>route</th><th>requests</th><th class="b">mean before</th><th class="b">p99 before</th><th class="a">mean after</th><th class="a">p99 after</th><th>mean</th></tr>
+<table><tr><th>route</th><th>requests (before / after)</th><th class="b">mean before</th><th class="b">p99 before</th><th class="a">mean after</th><th class="a">p99 after</th><th>mean change</th></tr>
 {{range .Routes}}<tr><td>{{.Route}}</td><td>{{.Requests}}</td><td>{{.BMean}}</td><td>{{.BP99}}</td><td>{{.AMean}}</td><td>{{.AP99}}</td><td>{{.Ratio}}</td></tr>
 {{end}}</table>
 </body></html>
@@ -151,7 +151,7 @@ func routeBarsSVG(pairs []routePair) string {
 	if len(pairs) == 0 {
 		return "<p>no routes</p>"
 	}
-	const w, label, right, rowH, top = 900.0, 300.0, 90.0, 44.0, 24.0
+	const w, label, right, rowH, top = 980.0, 300.0, 170.0, 44.0, 24.0
 	hi := 0.0
 	for _, p := range pairs {
 		hi = math.Max(hi, math.Max(float64(p.before.Latency.P99), float64(p.after.Latency.P99))/1e6)
@@ -169,7 +169,7 @@ func routeBarsSVG(pairs []routePair) string {
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" stroke="#eee"/><text x="%.1f" y="%.0f" text-anchor="middle">%s ms</text>`,
 			xx, xx, top, h-20, xx, h-6, trimFloat(math.Pow(10, e)))
 	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="14" fill="#c0392b">■ before</text><text x="%.0f" y="14" fill="#2471a3">■ after</text><text x="%.0f" y="14" fill="#777">solid: mean · light: p99</text>`,
+	fmt.Fprintf(&b, `<text x="%.0f" y="14" fill="#c0392b">■ before</text><text x="%.0f" y="14" fill="#2471a3">■ after</text><text x="%.0f" y="14" fill="#777">solid: mean · light: p99 · labels: mean / p99</text>`,
 		label, label+70, label+140)
 	for i, p := range pairs {
 		y0 := top + rowH*float64(i)
@@ -182,7 +182,7 @@ func routeBarsSVG(pairs []routePair) string {
 			mean, p99 := float64(s.r.Latency.Mean)/1e6, float64(s.r.Latency.P99)/1e6
 			fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="%.1f" height="14" fill="%s" opacity="0.3"/>`, label, yy, x(p99)-label, s.color)
 			fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="%.1f" height="14" fill="%s"/>`, label, yy, x(mean)-label, s.color)
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">%s</text>`, x(p99)+4, yy+11, fmtDur(s.r.Latency.Mean))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">%s / %s</text>`, x(p99)+4, yy+11, fmtDur(s.r.Latency.Mean), fmtDur(s.r.Latency.P99))
 		}
 	}
 	b.WriteString(`</svg>`)
