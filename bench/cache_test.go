@@ -262,6 +262,34 @@ func BenchmarkCacheGetMany100(b *testing.B) {
 			}
 		})
 	})
+	rawKeys := make([]string, len(keys))
+	for i, k := range keys {
+		rawKeys[i] = prefix + "raw:" + k
+	}
+	b.Run("raw-MGET", func(b *testing.B) {
+		cacheLoop(b, func() {
+			vals, err := rdb.MGet(ctx, rawKeys...).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, v := range vals {
+				var m cacheMenu
+				if err := json.Unmarshal([]byte(v.(string)), &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("decode-only", func(b *testing.B) { // the JSON share of every row above
+		cacheLoop(b, func() {
+			for range keys {
+				var m cacheMenu
+				if err := json.Unmarshal(raw, &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 }
 
 // BenchmarkCacheZipf replays a Zipf-skewed stream over 1M keys against an
