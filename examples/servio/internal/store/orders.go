@@ -153,10 +153,10 @@ type NewOrderItem struct {
 // items. Nothing is written when it fails. Quantities must be positive (the
 // caller validates). Every item is priced and checked before any stock is
 // taken, in item id order: the first unknown or unavailable item is the
-// error, even when another is out of stock. It costs 3 statements plus
-// one per distinct item: the
-// restaurant is checked by the menu query's join, and the order comes back
-// from the inserts' RETURNING, not from a read after them.
+// error, even when another is out of stock. It costs 3 statements plus one
+// per distinct item: the restaurant is checked by the menu query's join,
+// and the order comes back from the inserts' RETURNING, not from a read
+// after them.
 func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
 	// Merge repeated items and lock stock rows in id order so two orders
 	// never deadlock on each other's rows.
