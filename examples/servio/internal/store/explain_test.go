@@ -15,6 +15,18 @@ import (
 )
 
 // newStore returns a migrated, empty store of the dialect.
+// eachDialect runs test as parallel subtests on SQLite and PostgreSQL,
+// each with a fresh, migrated store.
+func eachDialect(t *testing.T, test func(t *testing.T, ctx context.Context, s *Store)) {
+	t.Helper()
+	for _, d := range []Dialect{SQLite, Postgres} {
+		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
+			test(t, context.Background(), newStore(t, d))
+		})
+	}
+}
+
 func newStore(t *testing.T, d Dialect) *Store {
 	t.Helper()
 	var db *sql.DB
