@@ -150,6 +150,8 @@ type Cache struct {
 	met *instruments
 
 	ps        *redis.PubSub
+	pend      pending            // invalidations waiting for Redis
+	stopRetry context.CancelFunc // ends retryPending
 	ready     chan struct{}
 	started   atomic.Bool
 	wg        sync.WaitGroup
@@ -174,6 +176,8 @@ func New(cfg Config) (*Cache, error) {
 		calls: make(map[string]*call),
 		id:    instanceID(),
 		ready: make(chan struct{}),
+		pend: pending{keys: map[string]struct{}{}, patterns: map[string]struct{}{}, tags: map[string]struct{}{},
+			kick: make(chan struct{}, 1)},
 	}
 	l1, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
 		NumCounters:        cfg.MaxEntries * 10,
@@ -207,6 +211,10 @@ func New(cfg Config) (*Cache, error) {
 		if !cfg.DisablePubSub {
 			c.subscribe()
 		}
+		var ctx context.Context
+		ctx, c.stopRetry = context.WithCancel(context.Background())
+		c.wg.Add(1)
+		go c.retryPending(ctx)
 	}
 	c.started.Store(true)
 	return c, nil
@@ -304,6 +312,9 @@ func (c *Cache) Close() error {
 		c.mu.Unlock()
 		if c.ps != nil {
 			_ = c.ps.Close()
+		}
+		if c.stopRetry != nil {
+			c.stopRetry() // invalidations still pending are dropped; L2 TTLs bound them
 		}
 		c.wg.Wait()
 		c.met.close()

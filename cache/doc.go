@@ -21,7 +21,12 @@
 // instances' L1 through Redis pub/sub; when the subscription reconnects,
 // messages may have been lost, so L1 is flushed. A dead or slow Redis is
 // put behind a circuit breaker with short timeouts: reads keep being served
-// from L1 and the loader, and L2 errors are counted apart from misses.
+// from L1 and the loader, and L2 errors are counted apart from misses. An
+// invalidation whose Redis part fails (Redis down, or this instance's
+// breaker still open after Redis came back) clears this L1 at once and is
+// replayed in the background — UNLINK from L2 and the announcement to the
+// other instances — until Redis takes it (Stats.Replayed); up to 10,000
+// keys are kept, beyond that the other instances are flushed instead.
 //
 // Beyond that: stale-while-revalidate (Config.StaleFor), TTL jitter
 // (Config.Jitter), negative caching (Config.NegativeTTL), tags (WithTags),
@@ -37,7 +42,10 @@
 // atomic) and the histogram perfkit.cache.load.duration in seconds.
 //
 // Redis: give the client ContextTimeoutEnabled so L2Timeout bounds socket
-// reads of a hung server. Tags use EXPIRE NX/GT, so they need Redis 7.
+// reads of a hung server, and few, quick retries (go-redis's defaults retry
+// a refused dial 5 times 100 ms apart and a command 3 times, so a call to
+// a dead Redis would use the whole L2Timeout; examples/servio uses
+// DialerRetries 1, MaxRetries 1, retry backoff 1–4 ms). Tags use EXPIRE NX/GT, so they need Redis 7.
 //
 // Values handed to or returned by the cache are shared with L1: treat them
 // as immutable.

@@ -18,7 +18,8 @@ const unlinkBatch = 500
 
 // Delete removes keys from L1, from L2 (pipelined UNLINK, one per key, so
 // it works on a cluster) and from every other instance's L1. It returns an
-// error wrapping ErrUnavailable when Redis failed (L1 is cleared anyway),
+// error wrapping ErrUnavailable when Redis failed (L1 is cleared anyway,
+// and the rest is replayed in the background until Redis takes it),
 // ctx.Err() if ctx ended first, or ErrClosed after Close. Safe for
 // concurrent use, like every method of Cache.
 func (c *Cache) Delete(ctx context.Context, keys ...string) error {
@@ -33,11 +34,21 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	if c.rdb == nil {
 		return nil
 	}
+	err := c.unlinkAndAnnounce(ctx, keys)
+	if err != nil {
+		c.deferKeys(keys...)
+	}
+	return err
+}
+
+// unlinkAndAnnounce is Delete's Redis part: UNLINK the keys from L2 and
+// tell the other instances to drop them from L1.
+func (c *Cache) unlinkAndAnnounce(ctx context.Context, keys []string) error {
 	rk := make([]string, len(keys))
 	for i, k := range keys {
 		rk[i] = c.redisKey(k)
 	}
-	return c.l2Unlink(ctx, rk, c.message(keys, "", nil))
+	return c.l2UnlinkBulk(ctx, rk, c.message(keys, "", nil))
 }
 
 // InvalidatePattern removes every key matching the Redis glob pattern (in
@@ -46,7 +57,8 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 // other instance's L1. Use EscapePattern for key parts that may hold glob
 // characters. It returns how many L2 keys it removed (L1 entries, without
 // Redis), and an error wrapping ErrUnavailable when Redis failed; L1 is
-// cleared regardless. Only ctx bounds the SCAN (no L2Timeout): if it ends
+// cleared regardless and the rest replayed in the background. Only ctx
+// bounds the SCAN (no L2Timeout): if it ends
 // first the error is ctx.Err(). After Close it returns ErrClosed.
 func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, error) {
 	if c.closed.Load() {
@@ -57,6 +69,16 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, err
 	if c.rdb == nil {
 		return n, nil
 	}
+	removed, err := c.invalidatePatternL2(ctx, pattern)
+	if err != nil {
+		c.deferPattern(pattern)
+	}
+	return removed, err
+}
+
+// invalidatePatternL2 is InvalidatePattern's Redis part: SCAN and UNLINK
+// on every master, then tell the other instances.
+func (c *Cache) invalidatePatternL2(ctx context.Context, pattern string) (int, error) {
 	match := EscapePattern(c.cfg.KeyPrefix) + pattern
 	var removed atomic.Int64 // ForEachMaster scans the masters concurrently
 	scan := func(ctx context.Context, node redis.UniversalClient) error {
@@ -113,8 +135,9 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, err
 // reading each tag's set (SMEMBERS) and unlinking its members, O(keys
 // tagged) — from L1, L2 and every other instance's L1. It returns how many
 // L2 keys it removed (L1 entries, without Redis), and an error wrapping
-// ErrUnavailable when Redis failed (L1 is cleared regardless), ctx.Err()
-// if ctx ended first, or ErrClosed after Close. Tag sets are not pruned
+// ErrUnavailable when Redis failed (L1 is cleared regardless and the rest
+// replayed in the background), ctx.Err() if ctx ended first, or ErrClosed
+// after Close. Tag sets are not pruned
 // when their keys expire or are deleted; they expire with their
 // longest-lived key.
 func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (int, error) {
@@ -129,6 +152,16 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (int, error)
 	if c.rdb == nil {
 		return n, nil
 	}
+	removed, err := c.invalidateTagsL2(ctx, tags)
+	if err != nil {
+		c.deferTags(tags)
+	}
+	return removed, err
+}
+
+// invalidateTagsL2 is InvalidateTags' Redis part: read the tag sets, drop
+// their members here and from L2, and tell the other instances.
+func (c *Cache) invalidateTagsL2(ctx context.Context, tags []string) (int, error) {
 	var members []string
 	err := c.l2Do(ctx, func(ctx context.Context) error {
 		cmds, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -171,8 +204,8 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (int, error)
 // Flush empties L1 here and, through pub/sub, on every other instance. L2
 // is left alone (use InvalidatePattern(ctx, "*") for that). It returns an
 // error wrapping ErrUnavailable when the message could not be published
-// (this L1 is flushed regardless), ctx.Err() if ctx ended first, or
-// ErrClosed after Close.
+// (this L1 is flushed regardless and the message replayed in the
+// background), ctx.Err() if ctx ended first, or ErrClosed after Close.
 func (c *Cache) Flush(ctx context.Context) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -182,7 +215,11 @@ func (c *Cache) Flush(ctx context.Context) error {
 		return nil
 	}
 	msg, _ := json.Marshal(message{ID: c.id, Flush: true})
-	return c.publish(ctx, msg)
+	err := c.publish(ctx, msg)
+	if err != nil {
+		c.deferFlush()
+	}
+	return err
 }
 
 // publish announces msg to the other instances; a nil msg (no Redis, or

@@ -84,14 +84,15 @@ func (c *Cache) l2Set(ctx context.Context, items []l2Item, announce bool) error 
 		return nil
 	}
 	var msg []byte
+	var keys []string
 	if announce {
-		keys := make([]string, len(items))
+		keys = make([]string, len(items))
 		for i, it := range items {
 			keys[i] = it.key
 		}
 		msg = c.message(keys, "", nil)
 	}
-	return c.l2Do(ctx, func(ctx context.Context) error {
+	err := c.l2Do(ctx, func(ctx context.Context) error {
 		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, it := range items {
 				p.Set(ctx, c.redisKey(it.key), it.val, it.ttl)
@@ -109,6 +110,12 @@ func (c *Cache) l2Set(ctx context.Context, items []l2Item, announce bool) error 
 		})
 		return err
 	})
+	if err != nil && announce {
+		// L2 and the other instances may still hold the old values: unlink
+		// and announce the keys once Redis takes writes again.
+		c.deferKeys(keys...)
+	}
+	return err
 }
 
 // l2Unlink removes keys (one UNLINK each, so a cluster never sees a

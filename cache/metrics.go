@@ -25,6 +25,7 @@ type Stats struct {
 	Corrupt       uint64 // L2 values rejected by the header or codec (deleted)
 	Invalidations uint64 // keys, patterns, tags and flushes invalidated, local or received
 	L1Drops       uint64 // L1 writes dropped or rejected by ristretto
+	Replayed      uint64 // invalidations that failed in Redis and went through later, in the background
 }
 
 // HitRatio is (L1Hits+L2Hits) / (L1Hits+L2Hits+Misses+SharedLoads), or 0
@@ -40,7 +41,7 @@ func (s Stats) HitRatio() float64 {
 
 type counters struct {
 	l2Hits, misses, loads, loadErrors, sharedLoads, staleServed, negativeHits,
-	l2Errors, l2Rejected, corrupt, invalidations, l1Drops atomic.Uint64
+	l2Errors, l2Rejected, corrupt, invalidations, l1Drops, replayed atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
@@ -59,6 +60,7 @@ func (c *Cache) Stats() Stats {
 		Corrupt:       c.st.corrupt.Load(),
 		Invalidations: c.st.invalidations.Load(),
 		L1Drops:       c.st.l1Drops.Load(),
+		Replayed:      c.st.replayed.Load(),
 	}
 }
 

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -733,4 +734,54 @@ func TestSetCodecErrorLeavesL1Alone(t *testing.T) {
 	v, err := cache.Get[any](ctx, c, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "old", v, "the failed Set left L1 as it was")
+}
+
+// TestInvalidationReplayedAfterOutage: a Delete, a tag invalidation and a
+// pattern invalidation made while Redis hangs (paused: its data and the
+// other instance's subscription survive) fail, and are replayed once Redis
+// answers again — although this instance's breaker is still open then — so
+// L2 loses the old values and the other instance's L1 drops them without
+// waiting for a TTL.
+func TestInvalidationReplayedAfterOutage(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	client := func() *redis.Client {
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+		t.Cleanup(func() { _ = rdb.Close() })
+		return rdb
+	}
+	cfg := cache.Config{L2Timeout: 100 * time.Millisecond, BreakerFailures: 1, BreakerOpenFor: 300 * time.Millisecond, L1TTL: time.Hour}
+	a, b, raw := newCache(t, client(), "", cfg), newCache(t, client(), "", cfg), client()
+	ctx := t.Context()
+	require.NoError(t, cache.Set(ctx, a, "menu:1", "old", 0))
+	require.NoError(t, cache.Set(ctx, a, "menu:2", "old", 0, cache.WithTags("r2")))
+	require.NoError(t, cache.Set(ctx, a, "order:3", "old", 0))
+	for _, k := range []string{"menu:1", "menu:2", "order:3"} {
+		v, err := cache.Get[string](ctx, b, k) // an L2 hit fills b's L1
+		require.NoError(t, err)
+		require.Equal(t, "old", v)
+	}
+
+	srv.Pause()
+	assert.ErrorIs(t, b.Delete(ctx, "menu:1"), cache.ErrUnavailable)
+	_, err := b.InvalidateTags(ctx, "r2")
+	assert.ErrorIs(t, err, cache.ErrUnavailable)
+	pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = b.InvalidatePattern(pctx, "order:*")
+	cancel()
+	assert.Error(t, err)
+	srv.Resume()
+
+	require.Eventually(t, func() bool {
+		for _, k := range []string{"menu:1", "menu:2", "order:3"} {
+			if _, err := cache.Get[string](ctx, a, k); !errors.Is(err, cache.ErrMiss) {
+				return false
+			}
+		}
+		return true
+	}, settle, 20*time.Millisecond, "the other instance's L1 dropped the old values")
+	n, err := raw.Exists(ctx, "menu:1", "menu:2", "order:3").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "L2 lost the old values")
+	assert.Equal(t, uint64(3), b.Stats().Replayed, "one key, one tag, one pattern")
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -14,7 +15,13 @@ import (
 // newRedis builds the client REDIS_URL describes: a redis:// or rediss://
 // URL for one server, or a comma-separated list of cluster nodes (host:port
 // or URLs). Every client has ContextTimeoutEnabled so the per-call deadlines
-// of the cache and the rate limiter hold on the socket too.
+// of the cache and the rate limiter hold on the socket too, and fails fast
+// when Redis is down: one dial per attempt and one retry 1–4 ms later
+// (go-redis would retry a refused dial 5 times 100 ms apart, and a command
+// 3 times with up to 512 ms between), so a call to a dead Redis fails in a
+// few milliseconds and the breakers open after their first failures
+// instead of after as many 50–100 ms deadlines. The one retry still
+// replaces a pooled connection Redis dropped when it restarted.
 func newRedis(raw string) (redis.UniversalClient, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
@@ -26,9 +33,11 @@ func newRedis(raw string) (redis.UniversalClient, error) {
 			return nil, err
 		}
 		opt.ContextTimeoutEnabled = true
+		opt.DialerRetries, opt.MaxRetries, opt.MinRetryBackoff, opt.MaxRetryBackoff = fastFail()
 		return redis.NewClient(opt), nil
 	}
 	opt := &redis.ClusterOptions{ContextTimeoutEnabled: true}
+	opt.DialerRetries, opt.MaxRetries, opt.MinRetryBackoff, opt.MaxRetryBackoff = fastFail()
 	for _, node := range strings.Split(raw, ",") {
 		node = strings.TrimSpace(node)
 		if node == "" {
@@ -54,6 +63,12 @@ func newRedis(raw string) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("REDIS_URL names no node")
 	}
 	return redis.NewClusterClient(opt), nil
+}
+
+// fastFail is newRedis's dial and retry policy: DialerRetries, MaxRetries,
+// MinRetryBackoff, MaxRetryBackoff.
+func fastFail() (int, int, time.Duration, time.Duration) {
+	return 1, 1, time.Millisecond, 4 * time.Millisecond
 }
 
 // parseRedisURL is redis.ParseURL with errors that keep the password out
