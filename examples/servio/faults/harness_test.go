@@ -227,6 +227,7 @@ func jsonOf[T any](t testing.TB, b []byte) T {
 
 // sample is one request's outcome under load.
 type sample struct {
+	path    string
 	status  int
 	latency time.Duration
 	at      time.Time
@@ -255,6 +256,18 @@ func (l *loadResult) between(from, to time.Time) []sample {
 		}
 	}
 	return out
+}
+
+// splitPath separates the samples of path from the others.
+func splitPath(ss []sample, path string) (of, others []sample) {
+	for _, s := range ss {
+		if s.path == path {
+			of = append(of, s)
+		} else {
+			others = append(others, s)
+		}
+	}
+	return of, others
 }
 
 func p99(ss []sample) time.Duration {
@@ -298,7 +311,7 @@ func openLoad(ctx context.Context, rate int, ins []*instance, paths []string) *l
 		wg.Go(func() {
 			at := time.Now()
 			st, _, lat := in.do("GET", path, nil)
-			res.add(sample{st, lat, at})
+			res.add(sample{path, st, lat, at})
 		})
 	}
 }

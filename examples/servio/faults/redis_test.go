@@ -82,7 +82,14 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	setPrice(t, a, item, 1001)
 	awaitPrice(t, b, 1, item, 1001, time.Second, "healthy cross-instance invalidation")
 
-	paths := []string{"/restaurants/1/menu", "/restaurants/2/menu", "/orders/1", "/restaurants/3/menu", "/orders/2"}
+	// /restaurants/4/menu does not exist: every request misses the cache
+	// and asks Redis, so the cache's breakers open during the outage and
+	// are still open when Redis returns — invalidations made then must
+	// still reach the other instance. /health/live touches neither Redis
+	// nor the database: a control that shows whether the machine itself
+	// stalled. An odd number of paths, so both instances serve each one.
+	const control = "/health/live"
+	paths := []string{"/restaurants/1/menu", "/restaurants/2/menu", "/orders/1", "/restaurants/3/menu", "/orders/2", "/restaurants/4/menu", control}
 	stop := background(200, []*instance{a, b}, paths)
 	time.Sleep(3 * time.Second) // the first second warms the caches; the next two are the healthy baseline
 	killedAt := time.Now()
@@ -103,14 +110,20 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	all := res.between(time.Time{}, time.Now())
 	n5xx, statuses := count5xx(all)
 	assert.Zero(t, n5xx, "no request may fail while Redis dies and returns; statuses %v", statuses)
+	_, healthy = splitPath(healthy, control)
+	ctlDown, down := splitPath(down, control)
 	require.NotEmpty(t, healthy)
 	require.NotEmpty(t, down)
-	hp, dp := p99(healthy), p99(down)
+	require.NotEmpty(t, ctlDown)
+	hp, dp, cp := p99(healthy), p99(down), p99(ctlDown)
 	// The floor absorbs scheduler noise on a loaded 2-core CI machine yet
 	// stays under the limiter's 50 ms and the cache's 100 ms Redis
 	// deadlines, so a per-request Redis timeout would still fail the test.
-	limit := max(3*hp, 40*time.Millisecond)
-	t.Logf("healthy p99 %v (%d reqs), Redis-down p99 %v (%d reqs), recovery after restart %v", hp, len(healthy), dp, len(down), took)
+	// Only when the control route was slow too — other tests starved the
+	// machine during the outage — does the bound follow it, at 3×.
+	limit := max(3*hp, 40*time.Millisecond, 3*cp)
+	t.Logf("healthy p99 %v (%d reqs), Redis-down p99 %v (%d reqs; control %v), recovery after restart %v",
+		hp, len(healthy), dp, len(down), cp, took)
 	assert.Less(t, dp, limit, "p99 with Redis down (breaker open) must stay under 3× healthy p99")
 
 	// invalidation resumed: a fresh change on B reaches A at once
