@@ -43,7 +43,9 @@ func CPU(limits CPULimits) CheckFunc {
 		if dWall > 0 {
 			pct = float64(dCPU) / float64(dWall) / ncpu * 100
 		}
-		pct = float64(int(pct*100)) / 100
+		// CPU time and wall time are read a moment apart and at different
+		// granularities: over a short interval the ratio can exceed 100.
+		pct = float64(int(min(pct, 100)*100)) / 100
 		res.Measurements = []Measurement{{Name: "utilization", Value: pct, Unit: "percent"}}
 		switch {
 		case limits.FailPercent > 0 && pct >= limits.FailPercent:
