@@ -118,7 +118,9 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 // instances' L1 with one message. ttl and opts are as in Set. Every value
 // is encoded first: a codec error is returned before anything is written.
 // It returns an error wrapping ErrUnavailable when Redis failed (L1 is set
-// regardless), ctx.Err() if ctx ended first, or ErrClosed after Close.
+// regardless, and the keys are dropped from L2 and the other instances in
+// the background once Redis answers, as with Set), ctx.Err() if ctx ended
+// first, or ErrClosed after Close.
 func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.Duration, opts ...Option) error {
 	if c.closed.Load() {
 		return ErrClosed

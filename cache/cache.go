@@ -301,8 +301,10 @@ func instanceID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Close stops the invalidation subscriber, waits for background loads and
-// refreshes (each bounded by LoadTimeout) and releases L1. It does not close
+// Close stops the invalidation subscriber and the replay of failed
+// invalidations (any still waiting for Redis are dropped, with a warning),
+// waits for background loads and refreshes (each bounded by LoadTimeout)
+// and releases L1. It does not close
 // the Redis client. Close is idempotent; later calls return nil. Operations
 // after Close return ErrClosed (reads via GetOrSet run the loader directly).
 func (c *Cache) Close() error {
@@ -314,9 +316,13 @@ func (c *Cache) Close() error {
 			_ = c.ps.Close()
 		}
 		if c.stopRetry != nil {
-			c.stopRetry() // invalidations still pending are dropped; L2 TTLs bound them
+			c.stopRetry()
 		}
 		c.wg.Wait()
+		if n := c.pendingCount(); n > 0 {
+			c.cfg.Logger.Warn("cache: closed with invalidations still waiting for Redis; L2 keeps their old values until their TTL",
+				"cache", c.cfg.Name, "pending", n)
+		}
 		c.met.close()
 		c.l1mu.Lock()
 		c.l1.Close()

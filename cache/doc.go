@@ -24,9 +24,12 @@
 // from L1 and the loader, and L2 errors are counted apart from misses. An
 // invalidation whose Redis part fails (Redis down, or this instance's
 // breaker still open after Redis came back) clears this L1 at once and is
-// replayed in the background — UNLINK from L2 and the announcement to the
-// other instances — until Redis takes it (Stats.Replayed); up to 10,000
-// keys are kept, beyond that the other instances are flushed instead.
+// replayed in the background — UNLINK from L2, the announcement to the
+// other instances, and this L1 cleared again — until Redis takes it
+// (Stats.Replayed). A later successful write or delete of a key cancels
+// its replay. Up to 10,000 keys, 100 patterns and 1,000 tags are kept;
+// past that the other instances are flushed once Redis answers, and L2
+// keeps the dropped keys' old values until their TTL.
 //
 // Beyond that: stale-while-revalidate (Config.StaleFor), TTL jitter
 // (Config.Jitter), negative caching (Config.NegativeTTL), tags (WithTags),
@@ -42,10 +45,11 @@
 // atomic) and the histogram perfkit.cache.load.duration in seconds.
 //
 // Redis: give the client ContextTimeoutEnabled so L2Timeout bounds socket
-// reads of a hung server, and few, quick retries (go-redis's defaults retry
-// a refused dial 5 times 100 ms apart and a command 3 times, so a call to
-// a dead Redis would use the whole L2Timeout; examples/servio uses
-// DialerRetries 1, MaxRetries 1, retry backoff 1–4 ms). Tags use EXPIRE NX/GT, so they need Redis 7.
+// reads of a hung server, and few, quick retries: go-redis's defaults
+// retry a refused dial 5 times 100 ms apart (and a single-server client a
+// command 3 times), so a call to a dead Redis uses the whole L2Timeout.
+// examples/servio sets DialerRetries 1, and for one server MaxRetries 1
+// with a 1–4 ms backoff. Tags use EXPIRE NX/GT, so they need Redis 7.
 //
 // Values handed to or returned by the cache are shared with L1: treat them
 // as immutable.

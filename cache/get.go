@@ -138,10 +138,11 @@ func Get[V any](ctx context.Context, c *Cache, key string) (V, error) {
 // Set writes value under key to L1 and L2 (SET EX in one pipeline with the
 // tag updates and the invalidation message) and drops key from the other
 // instances' L1. ttl is as in GetOrSet. It returns an error wrapping
-// ErrUnavailable when Redis failed (L1 is set regardless; the key's old
-// L2 value and the other instances' copies are then dropped in the
-// background once Redis answers), ctx.Err() if ctx ended first, ErrClosed
-// after Close, or the codec's error (then neither tier changed).
+// ErrUnavailable when Redis failed (L1 is set regardless; the key's L2
+// value and the other instances' copies are then dropped in the
+// background once Redis answers, unless a later write of the key gets
+// through first), ctx.Err() if ctx ended first, ErrClosed after Close, or
+// the codec's error (then neither tier changed).
 func Set[V any](ctx context.Context, c *Cache, key string, value V, ttl time.Duration, opts ...Option) error {
 	if c.closed.Load() {
 		return ErrClosed

@@ -37,6 +37,8 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	err := c.unlinkAndAnnounce(ctx, keys)
 	if err != nil {
 		c.deferKeys(keys...)
+	} else {
+		c.settled(keys)
 	}
 	return err
 }

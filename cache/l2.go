@@ -110,10 +110,13 @@ func (c *Cache) l2Set(ctx context.Context, items []l2Item, announce bool) error 
 		})
 		return err
 	})
-	if err != nil && announce {
+	switch {
+	case err != nil && announce:
 		// L2 and the other instances may still hold the old values: unlink
 		// and announce the keys once Redis takes writes again.
 		c.deferKeys(keys...)
+	case announce:
+		c.settled(keys)
 	}
 	return err
 }

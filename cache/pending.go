@@ -9,17 +9,24 @@ import (
 	"time"
 )
 
-// maxPendingKeys bounds the keys kept for a retried invalidation; beyond
-// it the other instances are flushed instead (see deferKeys).
-const maxPendingKeys = 10_000
+// Bounds of the invalidations kept for replay. Past them the excess is
+// dropped with a warning: the other instances are flushed once Redis
+// answers, and L2 keeps the dropped keys' old values until their TTL.
+const (
+	maxPendingKeys     = 10_000
+	maxPendingPatterns = 100 // each costs a SCAN of the keyspace to replay
+	maxPendingTags     = 1_000
+)
 
 // Retry delays of pending invalidations: doubling from the first to the
-// last. While the breaker is open an attempt costs nothing (it is refused
-// at once), so the last delay is short: the first attempt after the
-// breaker lets a probe through carries the backlog.
+// last. Each round starts with a PING through the breaker, so while the
+// breaker is open a round costs one refused call, and the first round
+// after it lets a probe through carries the backlog.
 const (
 	pendingFirstDelay = 100 * time.Millisecond
 	pendingMaxDelay   = time.Second
+	// pendingStepTimeout bounds one replayed pattern or tag invalidation.
+	pendingStepTimeout = 30 * time.Second
 )
 
 // pending holds the invalidations whose Redis part failed — the breaker
@@ -35,56 +42,78 @@ type pending struct {
 	patterns map[string]struct{}
 	tags     map[string]struct{}
 	flush    bool // tell the other instances to flush their L1
+	warned   bool // the overflow warning was logged
 	kick     chan struct{}
 }
 
-// deferKeys queues keys whose UNLINK and announcement failed. Past
-// maxPendingKeys the keys are dropped and the other instances will be
-// flushed instead; L2 then keeps their old values until their TTL.
-func (c *Cache) deferKeys(keys ...string) {
-	p := &c.pend
-	p.mu.Lock()
-	for _, k := range keys {
-		if len(p.keys) >= maxPendingKeys {
-			if !p.flush {
-				c.cfg.Logger.Warn("cache: too many invalidations waiting for Redis; the other instances will be flushed instead",
-					"cache", c.cfg.Name, "pending", len(p.keys))
-			}
+// add queues items in m, up to limit; past it the other instances will
+// be flushed instead. It reports whether everything fit. Call with mu held.
+func (p *pending) add(m map[string]struct{}, limit int, items ...string) bool {
+	for _, it := range items {
+		if len(m) >= limit {
 			p.flush = true
-			break
+			return false
 		}
-		p.keys[k] = struct{}{}
+		m[it] = struct{}{}
 	}
-	p.mu.Unlock()
-	c.kickPending()
+	return true
+}
+
+// deferKeys queues keys whose UNLINK and announcement failed.
+func (c *Cache) deferKeys(keys ...string) {
+	c.deferIn(func(p *pending) bool { return p.add(p.keys, maxPendingKeys, keys...) })
 }
 
 func (c *Cache) deferPattern(pattern string) {
-	c.deferIn(func(p *pending) { p.patterns[pattern] = struct{}{} })
+	c.deferIn(func(p *pending) bool { return p.add(p.patterns, maxPendingPatterns, pattern) })
 }
 
 func (c *Cache) deferTags(tags []string) {
-	c.deferIn(func(p *pending) {
-		for _, t := range tags {
-			p.tags[t] = struct{}{}
-		}
-	})
+	c.deferIn(func(p *pending) bool { return p.add(p.tags, maxPendingTags, tags...) })
 }
 
-func (c *Cache) deferFlush() { c.deferIn(func(p *pending) { p.flush = true }) }
+func (c *Cache) deferFlush() { c.deferIn(func(p *pending) bool { p.flush = true; return true }) }
 
-func (c *Cache) deferIn(add func(*pending)) {
-	c.pend.mu.Lock()
-	add(&c.pend)
-	c.pend.mu.Unlock()
-	c.kickPending()
-}
-
-func (c *Cache) kickPending() {
+func (c *Cache) deferIn(add func(*pending) bool) {
+	p := &c.pend
+	p.mu.Lock()
+	warn := !add(p) && !p.warned
+	p.warned = p.warned || warn
+	p.mu.Unlock()
+	if warn {
+		c.cfg.Logger.Warn("cache: too many invalidations waiting for Redis; the excess is dropped: the other instances will be flushed, and L2 keeps those keys' old values until their TTL",
+			"cache", c.cfg.Name)
+	}
 	select {
-	case c.pend.kick <- struct{}{}:
+	case p.kick <- struct{}{}:
 	default:
 	}
+}
+
+// settled drops keys from the pending set: a later write or delete of
+// them went through, and replaying the older one would only drop the
+// newer value.
+func (c *Cache) settled(keys []string) {
+	p := &c.pend
+	p.mu.Lock()
+	if len(p.keys) > 0 {
+		for _, k := range keys {
+			delete(p.keys, k)
+		}
+	}
+	p.mu.Unlock()
+}
+
+// pendingCount is the number of invalidations waiting for Redis.
+func (c *Cache) pendingCount() int {
+	p := &c.pend
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.keys) + len(p.patterns) + len(p.tags)
+	if p.flush {
+		n++
+	}
+	return n
 }
 
 // retryPending is the background goroutine that replays pending
@@ -115,52 +144,68 @@ func (c *Cache) retryPending(ctx context.Context) {
 	}
 }
 
-// replayPending tries every pending invalidation once, requeues the ones
-// that fail again and reports whether none is left.
+// replayPending tries the pending invalidations once, requeues what still
+// fails and reports whether none is left. A round starts with a PING
+// through the breaker and stops at the first failure, so an unreachable
+// Redis costs one call a round and a SCAN is never the breaker's probe.
+// What goes through is also cleared from this L1 again: a read between
+// the failure and now may have refilled it from the old L2 value.
 func (c *Cache) replayPending(ctx context.Context) bool {
+	if c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }) != nil {
+		return c.pendingCount() == 0
+	}
 	p := &c.pend
 	p.mu.Lock()
-	keys, patterns, tags, flush := p.keys, p.patterns, p.tags, p.flush
-	p.keys, p.patterns, p.tags, p.flush = map[string]struct{}{}, map[string]struct{}{}, map[string]struct{}{}, false
+	keys := slices.Collect(maps.Keys(p.keys))
+	patterns := slices.Collect(maps.Keys(p.patterns))
+	tags := slices.Collect(maps.Keys(p.tags))
+	flush := p.flush
 	p.mu.Unlock()
 
-	var failedKeys, failedPatterns, failedTags []string
-	if len(keys) > 0 {
-		ks := slices.Collect(maps.Keys(keys))
-		if c.unlinkAndAnnounce(ctx, ks) != nil {
-			failedKeys = ks
+	done := func(m func(*pending) map[string]struct{}, items ...string) {
+		p.mu.Lock()
+		for _, it := range items {
+			delete(m(p), it)
 		}
+		p.mu.Unlock()
+		c.st.replayed.Add(uint64(len(items)))
 	}
-	for pat := range patterns {
-		if _, err := c.invalidatePatternL2(ctx, pat); err != nil {
-			failedPatterns = append(failedPatterns, pat)
+	if len(keys) > 0 {
+		if c.unlinkAndAnnounce(ctx, keys) != nil {
+			return false
 		}
+		c.delLocal(keys...)
+		done(func(p *pending) map[string]struct{} { return p.keys }, keys...)
+	}
+	for _, pat := range patterns {
+		sctx, cancel := context.WithTimeout(ctx, pendingStepTimeout)
+		_, err := c.invalidatePatternL2(sctx, pat)
+		cancel()
+		if err != nil {
+			return false
+		}
+		c.delLocalPattern(pat)
+		done(func(p *pending) map[string]struct{} { return p.patterns }, pat)
 	}
 	if len(tags) > 0 {
-		ts := slices.Collect(maps.Keys(tags))
-		if _, err := c.invalidateTagsL2(ctx, ts); err != nil {
-			failedTags = ts
+		sctx, cancel := context.WithTimeout(ctx, pendingStepTimeout)
+		_, err := c.invalidateTagsL2(sctx, tags)
+		cancel()
+		if err != nil {
+			return false
 		}
+		c.delLocalTags(tags)
+		done(func(p *pending) map[string]struct{} { return p.tags }, tags...)
 	}
 	if flush {
 		msg, _ := json.Marshal(message{ID: c.id, Flush: true})
-		flush = c.publish(ctx, msg) != nil
+		if c.publish(ctx, msg) != nil {
+			return false
+		}
+		p.mu.Lock()
+		p.flush, p.warned = false, false
+		p.mu.Unlock()
+		c.st.replayed.Add(1)
 	}
-	if failedKeys == nil && failedPatterns == nil && failedTags == nil && !flush {
-		c.st.replayed.Add(uint64(len(keys) + len(patterns) + len(tags)))
-		return true
-	}
-	p.mu.Lock()
-	for _, k := range failedKeys {
-		p.keys[k] = struct{}{}
-	}
-	for _, pat := range failedPatterns {
-		p.patterns[pat] = struct{}{}
-	}
-	for _, t := range failedTags {
-		p.tags[t] = struct{}{}
-	}
-	p.flush = p.flush || flush
-	p.mu.Unlock()
-	return false
+	return c.pendingCount() == 0
 }

@@ -16,12 +16,14 @@ import (
 // URL for one server, or a comma-separated list of cluster nodes (host:port
 // or URLs). Every client has ContextTimeoutEnabled so the per-call deadlines
 // of the cache and the rate limiter hold on the socket too, and fails fast
-// when Redis is down: one dial per attempt and one retry 1–4 ms later
-// (go-redis would retry a refused dial 5 times 100 ms apart, and a command
-// 3 times with up to 512 ms between), so a call to a dead Redis fails in a
-// few milliseconds and the breakers open after their first failures
-// instead of after as many 50–100 ms deadlines. The one retry still
-// replaces a pooled connection Redis dropped when it restarted.
+// when Redis is down: one dial per attempt (go-redis would retry a refused
+// dial 5 times 100 ms apart) and, for one server, one command retry 1–4 ms
+// later (instead of 3 with up to 512 ms between). A call to a dead Redis
+// then fails in a few milliseconds and the breakers open after their first
+// failures instead of after as many 50–100 ms deadlines; the one retry
+// still replaces a pooled connection Redis dropped when it restarted. A
+// cluster client keeps its own retry policy (its node clients do not
+// retry; it redirects and reloads the slot map between attempts).
 func newRedis(raw string) (redis.UniversalClient, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
@@ -36,8 +38,7 @@ func newRedis(raw string) (redis.UniversalClient, error) {
 		opt.DialerRetries, opt.MaxRetries, opt.MinRetryBackoff, opt.MaxRetryBackoff = fastFail()
 		return redis.NewClient(opt), nil
 	}
-	opt := &redis.ClusterOptions{ContextTimeoutEnabled: true}
-	opt.DialerRetries, opt.MaxRetries, opt.MinRetryBackoff, opt.MaxRetryBackoff = fastFail()
+	opt := &redis.ClusterOptions{ContextTimeoutEnabled: true, DialerRetries: 1}
 	for _, node := range strings.Split(raw, ",") {
 		node = strings.TrimSpace(node)
 		if node == "" {

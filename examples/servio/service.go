@@ -125,7 +125,8 @@ func (s *service) patchOrder(ctx context.Context, in orderPatch) (store.Order, e
 
 // invalidate drops keys after a committed write, here and (through Redis
 // pub/sub) on every other instance. A failure is logged, not returned: the
-// write stands, L1 is cleared anyway, and L2 expires with its TTL.
+// write stands, L1 is cleared anyway, and the cache replays the rest once
+// Redis answers.
 func (s *service) invalidate(ctx context.Context, keys ...string) {
 	if err := s.cache.Delete(context.WithoutCancel(ctx), keys...); err != nil {
 		s.log.WarnContext(ctx, "cache invalidation failed", "keys", keys, "err", err)
