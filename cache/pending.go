@@ -177,21 +177,22 @@ func (c *Cache) replayPending(ctx context.Context) bool {
 		c.delLocal(keys...)
 		done(func(p *pending) map[string]struct{} { return p.keys }, keys...)
 	}
-	for _, pat := range patterns {
+	// bounded runs one pattern or tag replay within pendingStepTimeout.
+	bounded := func(run func(context.Context) (int, error)) error {
 		sctx, cancel := context.WithTimeout(ctx, pendingStepTimeout)
-		_, err := c.invalidatePatternL2(sctx, pat)
-		cancel()
-		if err != nil {
+		defer cancel()
+		_, err := run(sctx)
+		return err
+	}
+	for _, pat := range patterns {
+		if bounded(func(ctx context.Context) (int, error) { return c.invalidatePatternL2(ctx, pat) }) != nil {
 			return false
 		}
 		c.delLocalPattern(pat)
 		done(func(p *pending) map[string]struct{} { return p.patterns }, pat)
 	}
 	if len(tags) > 0 {
-		sctx, cancel := context.WithTimeout(ctx, pendingStepTimeout)
-		_, err := c.invalidateTagsL2(sctx, tags)
-		cancel()
-		if err != nil {
+		if bounded(func(ctx context.Context) (int, error) { return c.invalidateTagsL2(ctx, tags) }) != nil {
 			return false
 		}
 		c.delLocalTags(tags)
