@@ -119,10 +119,12 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	// The floor absorbs scheduler noise on a loaded 2-core CI machine yet
 	// stays under the limiter's 50 ms and the cache's 100 ms Redis
 	// deadlines, so a per-request Redis timeout would still fail the test.
-	// Only when the control route was slow too — other tests starved the
-	// machine during the outage — does the bound follow it, at 3×, and
-	// never past the cache's 100 ms deadline.
-	limit := max(3*hp, 40*time.Millisecond, min(3*cp, 100*time.Millisecond))
+	// When the control route was slow too — other tests starved the
+	// machine during the outage (CI runs packages side by side on 2 cores)
+	// — the bound is the control's p99 plus the same 40 ms: a stall slows
+	// both alike, while a wait on Redis would add its 50–100 ms deadline
+	// to the data routes alone.
+	limit := max(3*hp, 40*time.Millisecond, cp+40*time.Millisecond)
 	t.Logf("healthy p99 %v (%d reqs), Redis-down p99 %v (%d reqs; control %v), recovery after restart %v",
 		hp, len(healthy), dp, len(down), cp, took)
 	assert.Less(t, dp, limit, "p99 with Redis down (breaker open) must stay under 3× healthy p99")
