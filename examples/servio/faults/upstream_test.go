@@ -96,9 +96,16 @@ func TestLLMUpstreamFaults(t *testing.T) {
 			assert.GreaterOrEqual(t, last, 500, "an upstream failure is a 5xx to the caller")
 		}
 		callsOpen := llm.calls.Load()
-		st, body, lat := ask(a, "one more while open")
-		assert.Equal(t, 503, st, "open breaker: %s", body)
-		assert.Less(t, lat, 100*time.Millisecond, "an open breaker must fail fast")
+		// The fastest of three, so one scheduler stall of this shared
+		// machine cannot fail the check; retries or an upstream call would
+		// slow all three.
+		fastest := time.Hour
+		for i := range 3 {
+			st, body, lat := ask(a, fmt.Sprint("one more while open ", i))
+			assert.Equal(t, 503, st, "open breaker: %s", body)
+			fastest = min(fastest, lat)
+		}
+		assert.Less(t, fastest, 100*time.Millisecond, "an open breaker must fail fast")
 		assert.Equal(t, callsOpen, llm.calls.Load(), "an open breaker must not call the upstream")
 		st, _, _ = ask(a, "Is the kitchen open late?")
 		assert.Equal(t, 200, st, "a cached answer must still be served while the upstream fails")
