@@ -259,7 +259,7 @@ func TestRetryCancelMidBackoff(t *testing.T) {
 	res := <-done
 	err := res.err
 	elapsed := res.at.Sub(start)
-	assert.Less(t, elapsed, 10*time.Millisecond, "return after cancellation")
+	assert.Less(t, elapsed, time.Second, "return after cancellation, not after the hour-long backoff")
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.ErrorIs(t, err, errBoom)
 	assert.Equal(t, int32(1), calls.Load())

@@ -55,7 +55,9 @@ func TestLatencyProxy(t *testing.T) {
 	assert.GreaterOrEqual(t, roundTrip(), 100*time.Millisecond, "50 ms each way")
 
 	// Ten lines sent as ten chunks are in flight together: the last echo
-	// arrives about one round trip after the first was sent, not ten.
+	// arrives about one round trip (200 ms) after the first was sent, not
+	// ten (≥ 1 s each way if chunks were delayed one after another).
+	p.SetDelay(100 * time.Millisecond)
 	t0 := time.Now()
 	for range 10 {
 		_, err := c.Write([]byte("ping\n"))
@@ -68,8 +70,8 @@ func TestLatencyProxy(t *testing.T) {
 		assert.Equal(t, "ping\n", line)
 	}
 	took := time.Since(t0)
-	assert.GreaterOrEqual(t, took, 100*time.Millisecond)
-	assert.Less(t, took, 450*time.Millisecond, "chunks delayed one after another would take ≥ 500 ms each way")
+	assert.GreaterOrEqual(t, took, 200*time.Millisecond)
+	assert.Less(t, took, 800*time.Millisecond, "chunks delayed one after another would take ≥ 1 s each way")
 	require.NoError(t, p.Close())
 	_, err = r.ReadString('\n') // the proxy cut the connection
 	assert.Error(t, err)
