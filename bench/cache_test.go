@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/servio/perfkit/cache"
+	"github.com/servio/perfkit/internal/benchcpu"
 	"github.com/servio/perfkit/internal/testenv"
 )
 
@@ -33,29 +33,6 @@ var cacheSample = cacheMenu{
 }
 
 func loadCacheSample(context.Context) (cacheMenu, error) { return cacheSample, nil }
-
-// cacheLoop runs body b.N times and reports, besides wall time, the
-// process CPU time per op (cpu-ns/op), which preemption on this shared
-// machine does not inflate. For Redis rows it is the client's CPU only.
-func cacheLoop(b *testing.B, body func()) {
-	b.Helper()
-	b.ReportAllocs()
-	start := cacheCPU()
-	n := 0
-	for b.Loop() {
-		body()
-		n++
-	}
-	if n > 0 {
-		b.ReportMetric(float64(cacheCPU()-start)/float64(n), "cpu-ns/op")
-	}
-}
-
-func cacheCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 func newPerfkitCache(b *testing.B, cfg cache.Config) *cache.Cache {
 	b.Helper()
@@ -91,7 +68,7 @@ func BenchmarkCacheL1Hit(b *testing.B) {
 		if _, err := cache.GetOrSet(ctx, c, key, 0, loadCacheSample); err != nil {
 			b.Fatal(err)
 		}
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			if _, err := cache.GetOrSet(ctx, c, key, 0, loadCacheSample); err != nil {
 				b.Fatal(err)
 			}
@@ -103,7 +80,7 @@ func BenchmarkCacheL1Hit(b *testing.B) {
 		r := newRistretto(b, 100_000)
 		r.SetWithTTL(key, cacheSample, 1, time.Minute)
 		r.Wait()
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			if _, ok := r.Get(key); !ok {
 				b.Fatal("miss")
 			}
@@ -113,7 +90,7 @@ func BenchmarkCacheL1Hit(b *testing.B) {
 		r := newRistretto(b, 100_000)
 		r.Set(key, cacheSample, 1)
 		r.Wait()
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			if _, ok := r.Get(key); !ok {
 				b.Fatal("miss")
 			}
@@ -125,7 +102,7 @@ func BenchmarkCacheL1Hit(b *testing.B) {
 			b.Fatal(err)
 		}
 		o.Set(key, cacheSample)
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			if _, ok := o.GetIfPresent(key); !ok {
 				b.Fatal("miss")
 			}
@@ -137,7 +114,7 @@ func BenchmarkCacheL1Hit(b *testing.B) {
 		if err := gc.Set(&gocache.Item{Ctx: ctx, Key: prefix + key, Value: cacheSample, TTL: time.Hour}); err != nil {
 			b.Fatal(err)
 		}
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			var m cacheMenu
 			if err := gc.Get(ctx, prefix+key, &m); err != nil {
 				b.Fatal(err)
@@ -166,21 +143,21 @@ func BenchmarkCacheL2Hit(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("perfkit-GetOrSet", func(b *testing.B) {
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			if _, err := cache.GetOrSet(ctx, c, key, time.Hour, loadCacheSample); err != nil {
 				b.Fatal(err)
 			}
 		})
 	})
 	b.Run("perfkit-Get", func(b *testing.B) {
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			if _, err := cache.Get[cacheMenu](ctx, c, key); err != nil {
 				b.Fatal(err)
 			}
 		})
 	})
 	b.Run("go-redis-GET+json", func(b *testing.B) {
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			bs, err := rdb.Get(ctx, prefix+"raw:"+key).Bytes()
 			if err != nil {
 				b.Fatal(err)
@@ -192,7 +169,7 @@ func BenchmarkCacheL2Hit(b *testing.B) {
 		})
 	})
 	b.Run("go-redis-cache", func(b *testing.B) {
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			var m cacheMenu
 			if err := gc.Get(ctx, prefix+"gc:"+key, &m); err != nil {
 				b.Fatal(err)
@@ -223,14 +200,14 @@ func BenchmarkCacheGetMany100(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("perfkit", func(b *testing.B) {
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			if got, err := cache.GetMany[cacheMenu](ctx, c, keys); err != nil || len(got) != 100 {
 				b.Fatal(err, len(got))
 			}
 		})
 	})
 	b.Run("sequential-GET", func(b *testing.B) {
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			for _, k := range keys {
 				bs, err := rdb.Get(ctx, prefix+"raw:"+k).Bytes()
 				if err != nil {
@@ -244,7 +221,7 @@ func BenchmarkCacheGetMany100(b *testing.B) {
 		})
 	})
 	b.Run("raw-pipeline", func(b *testing.B) {
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, k := range keys {
 					p.Get(ctx, prefix+"raw:"+k)
@@ -267,7 +244,7 @@ func BenchmarkCacheGetMany100(b *testing.B) {
 		rawKeys[i] = prefix + "raw:" + k
 	}
 	b.Run("raw-MGET", func(b *testing.B) {
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			vals, err := rdb.MGet(ctx, rawKeys...).Result()
 			if err != nil {
 				b.Fatal(err)
@@ -281,7 +258,7 @@ func BenchmarkCacheGetMany100(b *testing.B) {
 		})
 	})
 	b.Run("decode-only", func(b *testing.B) { // the JSON share of every row above
-		cacheLoop(b, func() {
+		benchcpu.Loop(b, func() {
 			for range keys {
 				var m cacheMenu
 				if err := json.Unmarshal(raw, &m); err != nil {

@@ -3,11 +3,10 @@ package bench
 import (
 	"context"
 	"net/http"
-	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/servio/perfkit/internal/benchcpu"
 	"github.com/servio/perfkit/metrics"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -15,34 +14,6 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
-
-// metricsLoop runs body with b.Loop on one locked OS thread and also reports
-// the thread's CPU time per op ("cpu-ns/op"): on this shared, loaded machine
-// wall time includes waiting for a core, thread CPU time does not.
-func metricsLoop(b *testing.B, body func()) {
-	b.ReportAllocs()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	start := metricsThreadCPU()
-	n := 0
-	for b.Loop() {
-		body()
-		n++
-	}
-	b.ReportMetric(float64(metricsThreadCPU()-start)/float64(n), "cpu-ns/op")
-}
-
-// metricsThreadCPU returns the CPU time the calling OS thread has used
-// (Linux RUSAGE_THREAD; elsewhere the whole process's).
-func metricsThreadCPU() time.Duration {
-	who := syscall.RUSAGE_SELF
-	if runtime.GOOS == "linux" {
-		who = 1 // RUSAGE_THREAD
-	}
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(who, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 func metricsProvider(b *testing.B) *sdkmetric.MeterProvider {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
@@ -62,14 +33,14 @@ func BenchmarkMetricsTrack(b *testing.B) {
 			b.Fatal(err)
 		}
 		fn := metrics.TrackWith(tr, "order.create", work)
-		metricsLoop(b, func() { _, _ = fn(ctx) })
+		benchcpu.ThreadLoop(b, func() { _, _ = fn(ctx) })
 	})
 	b.Run("otel-precomputed", func(b *testing.B) {
 		h, _ := metricsProvider(b).Meter("raw").Float64Histogram("op.duration", metric.WithUnit("s"),
 			metric.WithExplicitBucketBoundaries(metrics.HTTPBuckets()...))
 		opts := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
 			attribute.String("operation.name", "order.create"), attribute.String("outcome", "ok")))}
-		metricsLoop(b, func() {
+		benchcpu.ThreadLoop(b, func() {
 			start := time.Now()
 			if _, err := work(ctx); err == nil {
 				h.Record(ctx, time.Since(start).Seconds(), opts...)
@@ -79,7 +50,7 @@ func BenchmarkMetricsTrack(b *testing.B) {
 	b.Run("otel-withattributes", func(b *testing.B) {
 		h, _ := metricsProvider(b).Meter("raw").Float64Histogram("op.duration", metric.WithUnit("s"),
 			metric.WithExplicitBucketBoundaries(metrics.HTTPBuckets()...))
-		metricsLoop(b, func() {
+		benchcpu.ThreadLoop(b, func() {
 			start := time.Now()
 			_, _ = work(ctx)
 			h.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
@@ -118,7 +89,7 @@ func BenchmarkMetricsHTTPServer(b *testing.B) {
 		h    http.Handler
 	}{{"bare", mux}, {"perfkit", mw.Wrap(mux)}, {"otelhttp", oh}} {
 		b.Run(c.name, func(b *testing.B) {
-			metricsLoop(b, func() { c.h.ServeHTTP(w, req) })
+			benchcpu.ThreadLoop(b, func() { c.h.ServeHTTP(w, req) })
 		})
 	}
 }

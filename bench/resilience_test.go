@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	goretry "github.com/sethvargo/go-retry"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/servio/perfkit/internal/benchcpu"
 	"github.com/servio/perfkit/resilience"
 )
 
@@ -22,40 +22,16 @@ import (
 
 func okCall(context.Context) (int, error) { return 1, nil }
 
-// loop runs body b.Loop() times and, beside wall time, reports the CPU time
-// the process spent per op (cpu-ns/op), garbage collection included. On a
-// machine shared with other jobs wall time swings with preemption; CPU time
-// mostly does not, so ratios of cpu-ns/op are the steadier comparison.
-func loop(b *testing.B, body func()) {
-	b.Helper()
-	b.ReportAllocs()
-	start := processCPU()
-	n := 0
-	for b.Loop() {
-		body()
-		n++
-	}
-	if n > 0 {
-		b.ReportMetric(float64(processCPU()-start)/float64(n), "cpu-ns/op")
-	}
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func BenchmarkRetryOK(b *testing.B) {
 	ctx := context.Background()
 	b.Run("perfkit", func(b *testing.B) {
 		fn := resilience.Retry(resilience.RetryPolicy{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond}, okCall)
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			_, _ = fn(ctx)
 		})
 	})
 	b.Run("go-retry", func(b *testing.B) {
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			bo := goretry.WithMaxRetries(3, goretry.WithFullJitter(goretry.NewExponential(100*time.Millisecond)))
 			_, _ = goretry.DoValue(ctx, bo, okCall)
 		})
@@ -63,7 +39,7 @@ func BenchmarkRetryOK(b *testing.B) {
 	b.Run("failsafe-go", func(b *testing.B) {
 		ex := failsafe.With[int](retrypolicy.NewBuilder[int]().WithMaxRetries(3).
 			WithBackoff(100*time.Millisecond, 10*time.Second).WithJitterFactor(.5).Build())
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
 		})
 	})
@@ -74,19 +50,19 @@ func BenchmarkBreakerOK(b *testing.B) {
 	b.Run("perfkit", func(b *testing.B) {
 		cb, _ := resilience.NewCircuitBreaker(resilience.BreakerConfig{})
 		fn := resilience.Breaker(cb, okCall)
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			_, _ = fn(ctx)
 		})
 	})
 	b.Run("gobreaker", func(b *testing.B) {
 		cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{Interval: time.Minute, BucketPeriod: 6 * time.Second})
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			_, _ = cb.Execute(func() (int, error) { return okCall(ctx) })
 		})
 	})
 	b.Run("failsafe-go", func(b *testing.B) {
 		ex := failsafe.With[int](circuitbreaker.NewWithDefaults[int]())
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
 		})
 	})
@@ -99,13 +75,13 @@ func BenchmarkRetryBreakerOK(b *testing.B) {
 			Retry: &resilience.RetryPolicy{MaxAttempts: 4}, Breaker: &resilience.BreakerConfig{},
 		})
 		fn := resilience.Wrap(p, okCall)
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			_, _ = fn(ctx)
 		})
 	})
 	b.Run("gobreaker+go-retry", func(b *testing.B) {
 		cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{Interval: time.Minute, BucketPeriod: 6 * time.Second})
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			bo := goretry.WithMaxRetries(3, goretry.WithFullJitter(goretry.NewExponential(100*time.Millisecond)))
 			_, _ = goretry.DoValue(ctx, bo, func(ctx context.Context) (int, error) {
 				return cb.Execute(func() (int, error) { return okCall(ctx) })
@@ -115,7 +91,7 @@ func BenchmarkRetryBreakerOK(b *testing.B) {
 	b.Run("failsafe-go", func(b *testing.B) {
 		ex := failsafe.With[int](retrypolicy.NewBuilder[int]().WithMaxRetries(3).
 			WithBackoff(100*time.Millisecond, 10*time.Second).Build(), circuitbreaker.NewWithDefaults[int]())
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
 		})
 	})
@@ -128,19 +104,19 @@ func BenchmarkRetryBreakerTimeoutOK(b *testing.B) {
 			Timeout: 30 * time.Second, Retry: &resilience.RetryPolicy{MaxAttempts: 4}, Breaker: &resilience.BreakerConfig{},
 		})
 		fn := resilience.Wrap(p, okCall)
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			_, _ = fn(ctx)
 		})
 	})
 	b.Run("failsafe-go", func(b *testing.B) {
 		ex := failsafe.With[int](timeout.New[int](30*time.Second), retrypolicy.NewBuilder[int]().WithMaxRetries(3).
 			WithBackoff(100*time.Millisecond, 10*time.Second).Build(), circuitbreaker.NewWithDefaults[int]())
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			_, _ = ex.Get(func() (int, error) { return okCall(ctx) })
 		})
 	})
 	b.Run("context.WithTimeout", func(b *testing.B) {
-		loop(b, func() {
+		benchcpu.Loop(b, func() {
 			c, cancel := context.WithTimeout(ctx, 30*time.Second)
 			_, _ = okCall(c)
 			cancel()

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,36 +11,9 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/servio/perfkit/internal/benchcpu"
 )
-
-// loop runs body with b.Loop on one locked OS thread and also reports the
-// thread's CPU time per op ("cpu-ns/op"). This machine is shared and
-// heavily loaded while we benchmark: wall time then includes time spent
-// waiting for a core, thread CPU time does not.
-func loop(b *testing.B, body func()) {
-	b.ReportAllocs()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	start := threadCPU()
-	n := 0
-	for b.Loop() {
-		body()
-		n++
-	}
-	b.ReportMetric(float64(threadCPU()-start)/float64(n), "cpu-ns/op")
-}
-
-// threadCPU returns the CPU time the calling OS thread has used (Linux
-// RUSAGE_THREAD; elsewhere the process's, which includes other threads).
-func threadCPU() time.Duration {
-	who := syscall.RUSAGE_SELF
-	if runtime.GOOS == "linux" {
-		who = 1 // RUSAGE_THREAD
-	}
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(who, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkTrack compares a tracked call with the same measurement written by
 // hand (time.Now, time.Since, Record with a precomputed attribute set) and
@@ -55,14 +26,14 @@ func BenchmarkTrack(b *testing.B) {
 	b.Run("track", func(b *testing.B) {
 		tr, _ := NewTracker(TrackerConfig{MeterProvider: mp})
 		fn := TrackWith(tr, "order.create", work)
-		loop(b, func() { _, _ = fn(ctx) })
+		benchcpu.ThreadLoop(b, func() { _, _ = fn(ctx) })
 	})
 	b.Run("raw-precomputed", func(b *testing.B) {
 		h, _ := mp.Meter("raw").Float64Histogram("raw.duration", metric.WithUnit("s"),
 			metric.WithExplicitBucketBoundaries(HTTPBuckets()...))
 		opts := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
 			attribute.String("operation.name", "order.create"), attribute.String("outcome", "ok")))}
-		loop(b, func() {
+		benchcpu.ThreadLoop(b, func() {
 			start := time.Now()
 			if _, err := work(ctx); err == nil {
 				h.Record(ctx, time.Since(start).Seconds(), opts...)
@@ -72,7 +43,7 @@ func BenchmarkTrack(b *testing.B) {
 	b.Run("raw-withattributes", func(b *testing.B) {
 		h, _ := mp.Meter("raw").Float64Histogram("raw2.duration", metric.WithUnit("s"),
 			metric.WithExplicitBucketBoundaries(HTTPBuckets()...))
-		loop(b, func() {
+		benchcpu.ThreadLoop(b, func() {
 			start := time.Now()
 			_, _ = work(ctx)
 			h.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
@@ -118,7 +89,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		h    http.Handler
 	}{{"bare", mux}, {"perfkit", mw.Wrap(mux)}, {"perfkit-noactive", noActive.Wrap(mux)}} {
 		b.Run(c.name, func(b *testing.B) {
-			loop(b, func() { c.h.ServeHTTP(w, req) })
+			benchcpu.ThreadLoop(b, func() { c.h.ServeHTTP(w, req) })
 		})
 	}
 }
@@ -128,7 +99,7 @@ func BenchmarkBoundCounter(b *testing.B) {
 	c, _ := NewCounter(mp, "servio.revenue", metric.WithUnit("USD"))
 	web := c.Bind(attribute.String("channel", "web"))
 	ctx := context.Background()
-	loop(b, func() { web.Add(ctx, 12.5) })
+	benchcpu.ThreadLoop(b, func() { web.Add(ctx, 12.5) })
 }
 
 // BenchmarkStatsDExport measures one export of 100 counter series and 20

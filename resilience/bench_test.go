@@ -2,25 +2,16 @@ package resilience
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/servio/perfkit/internal/benchcpu"
 )
 
 func okCall(context.Context) (int, error) { return 1, nil }
-
-// processCPU returns the CPU time of the process (user + system, GC
-// included). Benchmarks report it per op (cpu-ns/op) beside wall time: on a
-// machine shared with other jobs wall time swings with preemption, CPU time
-// mostly does not.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkHappyPath measures what each policy adds to a call that
 // succeeds. The cases are sub-benchmarks so that -count interleaves them and
@@ -29,13 +20,7 @@ func BenchmarkHappyPath(b *testing.B) {
 	ctx := context.Background()
 	run := func(name string, fn func(context.Context) (int, error)) {
 		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			start, n := processCPU(), 0
-			for b.Loop() {
-				_, _ = fn(ctx)
-				n++
-			}
-			b.ReportMetric(float64(processCPU()-start)/float64(max(n, 1)), "cpu-ns/op")
+			benchcpu.Loop(b, func() { _, _ = fn(ctx) })
 		})
 	}
 	pipeline := func(p Policy) func(context.Context) (int, error) {
