@@ -1,11 +1,14 @@
 package benchcpu
 
 import (
+	"runtime"
 	"testing"
 	"time"
 )
 
 func TestCPUClocksAdvance(t *testing.T) {
+	runtime.LockOSThread() // Thread is per OS thread: stay on one
+	defer runtime.UnlockOSThread()
 	p0, t0 := Process(), Thread()
 	for deadline := time.Now().Add(20 * time.Millisecond); time.Now().Before(deadline); {
 	}
