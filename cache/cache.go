@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -230,15 +231,9 @@ func (cfg *Config) setDefaults() error {
 	case cfg.Jitter > 1 || math.IsNaN(cfg.Jitter):
 		return fmt.Errorf("%w: Jitter %v > 1", ErrInvalidConfig, cfg.Jitter)
 	}
-	if cfg.MaxEntries == 0 {
-		cfg.MaxEntries = DefaultMaxEntries
-	}
-	if cfg.L1TTL == 0 {
-		cfg.L1TTL = DefaultL1TTL
-	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
+	cfg.MaxEntries = cmp.Or(cfg.MaxEntries, DefaultMaxEntries)
+	cfg.L1TTL = cmp.Or(cfg.L1TTL, DefaultL1TTL)
+	cfg.TTL = cmp.Or(cfg.TTL, DefaultTTL)
 	if cfg.Jitter == 0 {
 		cfg.Jitter = DefaultJitter
 	} else if cfg.Jitter < 0 {
@@ -250,18 +245,10 @@ func (cfg *Config) setDefaults() error {
 	if cfg.Codec == nil {
 		cfg.Codec = JSON{}
 	}
-	if cfg.L2Timeout == 0 {
-		cfg.L2Timeout = DefaultL2Timeout
-	}
-	if cfg.LoadTimeout == 0 {
-		cfg.LoadTimeout = DefaultLoadTimeout
-	}
-	if cfg.BreakerFailures == 0 {
-		cfg.BreakerFailures = DefaultBreakerFailures
-	}
-	if cfg.BreakerOpenFor == 0 {
-		cfg.BreakerOpenFor = DefaultBreakerOpenFor
-	}
+	cfg.L2Timeout = cmp.Or(cfg.L2Timeout, DefaultL2Timeout)
+	cfg.LoadTimeout = cmp.Or(cfg.LoadTimeout, DefaultLoadTimeout)
+	cfg.BreakerFailures = cmp.Or(cfg.BreakerFailures, DefaultBreakerFailures)
+	cfg.BreakerOpenFor = cmp.Or(cfg.BreakerOpenFor, DefaultBreakerOpenFor)
 	if cfg.Channel == "" {
 		cfg.Channel = cfg.KeyPrefix + DefaultChannel
 	}
