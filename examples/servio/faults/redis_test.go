@@ -85,11 +85,15 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	// /restaurants/4/menu does not exist: every request misses the cache
 	// and asks Redis, so the cache's breakers open during the outage and
 	// are still open when Redis returns — invalidations made then must
-	// still reach the other instance. /health/live touches neither Redis
+	// still reach the other instance. It also asks PostgreSQL every time,
+	// so its latency follows the database's load, not Redis: it is left
+	// out of the p99 comparison below (which the other routes, served from
+	// L1 behind a rate limit that asks Redis, make). /health/live touches neither Redis
 	// nor the database: a control that shows whether the machine itself
 	// stalled. An odd number of paths, so both instances serve each one.
 	const control = "/health/live"
-	paths := []string{"/restaurants/1/menu", "/restaurants/2/menu", "/orders/1", "/restaurants/3/menu", "/orders/2", "/restaurants/4/menu", control}
+	const missing = "/restaurants/4/menu"
+	paths := []string{"/restaurants/1/menu", "/restaurants/2/menu", "/orders/1", "/restaurants/3/menu", "/orders/2", missing, control}
 	stop := background(200, []*instance{a, b}, paths)
 	time.Sleep(3 * time.Second) // the first second warms the caches; the next two are the healthy baseline
 	killedAt := time.Now()
@@ -111,7 +115,9 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	n5xx, statuses := count5xx(all)
 	assert.Zero(t, n5xx, "no request may fail while Redis dies and returns; statuses %v", statuses)
 	_, healthy = splitPath(healthy, control)
+	_, healthy = splitPath(healthy, missing)
 	ctlDown, down := splitPath(down, control)
+	_, down = splitPath(down, missing)
 	require.NotEmpty(t, healthy)
 	require.NotEmpty(t, down)
 	require.NotEmpty(t, ctlDown)
@@ -127,7 +133,20 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	limit := max(3*hp, 40*time.Millisecond, cp+40*time.Millisecond)
 	t.Logf("healthy p99 %v (%d reqs), Redis-down p99 %v (%d reqs; control %v), recovery after restart %v",
 		hp, len(healthy), dp, len(down), cp, took)
-	assert.Less(t, dp, limit, "p99 with Redis down (breaker open) must stay under 3× healthy p99")
+	if !assert.Less(t, dp, limit, "p99 with Redis down (breaker open) must stay under 3× healthy p99") {
+		// Which requests were slow, and when (after the kill), per path.
+		for _, path := range paths {
+			of, _ := splitPath(res.between(killedAt.Add(500*time.Millisecond), restartedAt), path)
+			var slow []string
+			for _, s := range of {
+				if s.latency > 20*time.Millisecond {
+					slow = append(slow, fmt.Sprintf("%v@+%v", s.latency.Round(time.Millisecond), s.at.Sub(killedAt).Round(time.Millisecond)))
+				}
+			}
+			t.Logf("%s: p99 %v, slow %v", path, p99(of), slow)
+		}
+		t.Logf("instance A log:\n%s", a.logs.String())
+	}
 
 	// invalidation resumed: a fresh change on B reaches A at once
 	setPrice(t, b, item, 3003)
