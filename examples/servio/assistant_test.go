@@ -16,7 +16,7 @@ import (
 // one upstream call.
 func TestAssistantAnswersCached(t *testing.T) {
 	t.Parallel()
-	a := newTestApp(t, "sqlite")
+	a := newTestApp(t, "sqlite").admin()
 	for _, q := range []string{"Is the tiramisu vegan?", "is the TIRAMISU vegan", "  Is the tiramisu   vegan?! "} {
 		a.doJSON("POST", "/assistant/query", `{"question":"`+q+`"}`, http.StatusOK, nil)
 	}
@@ -44,7 +44,7 @@ func TestAssistantBreakerOpensFailsFast(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "sqlite")
 	cfg.SimLLMFailureRate = 1
-	a := startApp(t, cfg)
+	a := startApp(t, cfg).admin()
 	codes := []int{}
 	for range 5 {
 		code, _ := a.do("POST", "/assistant/query", `{"question":"anything"}`)
@@ -82,7 +82,7 @@ func TestAssistantBreakerOpensFailsFast(t *testing.T) {
 // cache, DB-pool, operation and breaker metrics.
 func TestMetricsEndpoint(t *testing.T) {
 	t.Parallel()
-	a := newTestApp(t, "sqlite")
+	a := newTestApp(t, "sqlite").admin()
 	a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
 	a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
 	a.doJSON("POST", "/assistant/query", `{"question":"hi"}`, http.StatusOK, nil)
@@ -104,7 +104,7 @@ func TestAssistantTimeout(t *testing.T) {
 	cfg := testConfig(t, "sqlite")
 	cfg.SimLLMLatency = 10 * time.Second
 	cfg.AssistantTimeout = 200 * time.Millisecond
-	a := startApp(t, cfg)
+	a := startApp(t, cfg).admin()
 	code, body := a.do("POST", "/assistant/query", `{"question":"slow?"}`)
 	assert.Equal(t, http.StatusGatewayTimeout, code, "%s", body)
 }

@@ -71,24 +71,42 @@ type tokenSigner struct {
 	now func() time.Time
 }
 
+// tokenClaims are what a token says. A user's token has Sub, Email, Role
+// (admin, manager, staff) and Rid, the user's restaurant (0 for an admin);
+// a guest's order token has Role "guest", Ord (the order) and Rid (its
+// restaurant).
 type tokenClaims struct {
-	Sub   int64  `json:"sub"`
-	Email string `json:"email"`
+	Sub   int64  `json:"sub,omitempty"`
+	Email string `json:"email,omitempty"`
 	Role  string `json:"role"`
+	Rid   int64  `json:"rid,omitempty"`
+	Ord   int64  `json:"ord,omitempty"`
 	Exp   int64  `json:"exp"`
 }
 
+// issue returns a user's token and when it expires.
 func (s *tokenSigner) issue(u store.User) (string, time.Time, error) {
+	return s.sign(tokenClaims{Sub: u.ID, Email: u.Email, Role: u.Role, Rid: u.RestaurantID})
+}
+
+// issueGuest returns the order-scoped token of a guest checkout.
+func (s *tokenSigner) issueGuest(o store.Order) (string, time.Time, error) {
+	return s.sign(tokenClaims{Role: roleGuest, Rid: o.RestaurantID, Ord: o.ID})
+}
+
+// sign sets c's expiry and returns it signed.
+func (s *tokenSigner) sign(c tokenClaims) (string, time.Time, error) {
 	exp := s.now().Add(s.ttl).UTC().Truncate(time.Second)
-	payload, err := json.Marshal(tokenClaims{Sub: u.ID, Email: u.Email, Role: u.Role, Exp: exp.Unix()})
+	c.Exp = exp.Unix()
+	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", time.Time{}, err
 	}
 	body := base64.RawURLEncoding.EncodeToString(payload)
-	return body + "." + s.sign(body), exp, nil
+	return body + "." + s.mac(body), exp, nil
 }
 
-func (s *tokenSigner) sign(body string) string {
+func (s *tokenSigner) mac(body string) string {
 	m := hmac.New(sha256.New, s.key)
 	m.Write([]byte(body))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
@@ -99,7 +117,7 @@ var errBadToken = errors.New("invalid or expired token")
 // verify checks a token's signature and expiry and returns its claims.
 func (s *tokenSigner) verify(tok string) (tokenClaims, error) {
 	body, sig, ok := strings.Cut(tok, ".")
-	if !ok || !hmac.Equal([]byte(sig), []byte(s.sign(body))) {
+	if !ok || !hmac.Equal([]byte(sig), []byte(s.mac(body))) {
 		return tokenClaims{}, errBadToken
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(body)

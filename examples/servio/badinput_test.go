@@ -67,7 +67,7 @@ func TestBadInput(t *testing.T) {
 	for _, dialect := range dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			a := newTestApp(t, dialect)
+			a := newTestApp(t, dialect).admin()
 			_, before := a.do("GET", "/restaurants/1/orders?limit=100", "")
 			_, menuBefore := a.do("GET", "/restaurants/1/menu", "")
 			for _, tc := range badInputs {
@@ -95,7 +95,7 @@ func FuzzCreateOrder(f *testing.F) {
 		}
 	}
 	f.Add(`{"restaurant_id":1,"items":[{"menu_item_id":1,"quantity":1}]}`)
-	a := newTestApp(f, "sqlite")
+	a := newTestApp(f, "sqlite").admin()
 	f.Fuzz(func(t *testing.T, body string) {
 		resp, err := http.Post(a.URL+"/orders", "application/json", strings.NewReader(body))
 		require.NoError(t, err)

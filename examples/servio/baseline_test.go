@@ -16,7 +16,7 @@ func TestBaselineMode(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "sqlite")
 	cfg.Baseline = true
-	a := startApp(t, cfg)
+	a := startApp(t, cfg).admin()
 	a.queries.Store(0)
 	for range 3 {
 		a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
@@ -45,7 +45,7 @@ func TestBaselineMode(t *testing.T) {
 // are read once and then served from the cache.
 func TestReadsCached(t *testing.T) {
 	t.Parallel()
-	a := newTestApp(t, "sqlite")
+	a := newTestApp(t, "sqlite").admin()
 	a.queries.Store(0)
 	for range 3 {
 		a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
@@ -58,7 +58,7 @@ func TestReadsCached(t *testing.T) {
 // and foreign keys on every pooled connection.
 func TestSQLitePragmas(t *testing.T) {
 	t.Parallel()
-	a := newTestApp(t, "sqlite")
+	a := newTestApp(t, "sqlite").admin()
 	var fk, busy int
 	var mode string
 	require.NoError(t, a.db.QueryRow("PRAGMA foreign_keys").Scan(&fk))

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/servio/perfkit/examples/servio/internal/store"
@@ -49,6 +52,10 @@ type addMenuItemRequest struct {
 func (a *App) addMenuItem(w http.ResponseWriter, r *http.Request) {
 	rid, err := pathID(r, "id")
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.authManager(r, rid); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -106,6 +113,14 @@ func (a *App) patchMenuItem(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	p, err := a.authenticate(r)
+	if err == nil && !p.isStaff() {
+		err = forbidden("menu items")
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	var req patchMenuItemRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		a.fail(w, r, err)
@@ -116,6 +131,14 @@ func (a *App) patchMenuItem(w http.ResponseWriter, r *http.Request) {
 		err = badRequest("nothing to change: give price_cents and/or is_available")
 	case req.PriceCents != nil && (*req.PriceCents < 0 || *req.PriceCents > maxPriceCents):
 		err = badRequest("price_cents must be within 0..%d", maxPriceCents)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	rid, err := a.st.MenuItemRestaurant(r.Context(), id)
+	if err == nil && !p.managerOf(rid) {
+		err = forbidden("the menu of restaurant " + strconv.FormatInt(rid, 10))
 	}
 	if err != nil {
 		a.fail(w, r, err)
@@ -135,17 +158,52 @@ func (a *App) getOrder(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	p, err := a.authenticate(r)
+	if err == nil && !p.guestOf(id) && !p.isStaff() {
+		err = forbidden("order " + strconv.FormatInt(id, 10))
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	b, err := a.svc.Order(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	// The response may come from the cache: whose it is is checked on
+	// the bytes about to be served, every time.
+	if !p.guestOf(id) {
+		rid, err := orderRestaurant(b)
+		if err == nil && !p.staffOf(rid) {
+			err = forbidden("order " + strconv.FormatInt(id, 10))
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
 	writeRaw(w, http.StatusOK, b)
+}
+
+// orderRestaurant reads the restaurant of an encoded order.
+func orderRestaurant(b []byte) (int64, error) {
+	var o struct {
+		RestaurantID int64 `json:"restaurant_id"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil {
+		return 0, fmt.Errorf("servio: cached order: %w", err)
+	}
+	return o.RestaurantID, nil
 }
 
 func (a *App) listOrders(w http.ResponseWriter, r *http.Request) {
 	rid, err := pathID(r, "id")
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.authStaff(r, rid); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -229,8 +287,21 @@ func (a *App) createOrder(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	tok, exp, err := a.tokens.issueGuest(o)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	w.Header().Set("Location", "/orders/"+strconv.FormatInt(o.ID, 10))
-	writeJSON(w, http.StatusCreated, o)
+	writeJSON(w, http.StatusCreated, createdOrder{Order: o, OrderToken: tok, OrderTokenExpiresAt: exp})
+}
+
+// createdOrder is POST /orders' answer: the order and the guest's
+// order-scoped token, which reads it and cancels it while pending.
+type createdOrder struct {
+	store.Order
+	OrderToken          string    `json:"order_token"`
+	OrderTokenExpiresAt time.Time `json:"order_token_expires_at"`
 }
 
 type patchOrderRequest struct {
@@ -239,6 +310,14 @@ type patchOrderRequest struct {
 
 func (a *App) patchOrder(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p, err := a.authenticate(r)
+	if err == nil && !p.guestOf(id) && !p.isStaff() {
+		err = forbidden("order " + strconv.FormatInt(id, 10))
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -252,7 +331,23 @@ func (a *App) patchOrder(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, badRequest("status must be one of pending, preparing, ready, completed, cancelled"))
 		return
 	}
-	o, err := a.svc.PatchOrder(r.Context(), orderPatch{ID: id, Status: req.Status})
+	guest := p.guestOf(id)
+	if guest && req.Status != store.StatusCancelled {
+		a.fail(w, r, forbidden("changing order "+strconv.FormatInt(id, 10)+" (an order token may only cancel it)"))
+		return
+	}
+	// Checked with the order's row locked, against its restaurant and
+	// the status it has at that moment.
+	allow := func(rid int64, cur string) error {
+		switch {
+		case guest && cur != store.StatusPending:
+			return &store.ConflictError{Reason: fmt.Sprintf("order %d is %s; its order token can cancel it only while pending", id, cur)}
+		case !guest && !p.staffOf(rid):
+			return forbidden("order " + strconv.FormatInt(id, 10))
+		}
+		return nil
+	}
+	o, err := a.svc.PatchOrder(r.Context(), orderPatch{ID: id, Status: req.Status, Allow: allow})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -268,6 +363,10 @@ type lowStockResponse struct {
 func (a *App) lowStock(w http.ResponseWriter, r *http.Request) {
 	rid, err := pathID(r, "id")
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.authStaff(r, rid); err != nil {
 		a.fail(w, r, err)
 		return
 	}

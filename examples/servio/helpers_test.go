@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/servio/perfkit/dbpool"
+	"github.com/servio/perfkit/examples/servio/internal/store"
 	"github.com/servio/perfkit/internal/testenv"
 	"github.com/servio/perfkit/resilience"
 	"github.com/stretchr/testify/require"
@@ -38,6 +39,45 @@ type testApp struct {
 	t       testing.TB
 	URL     string
 	queries *atomic.Int64
+	// token, when set, is sent as the bearer token of every request.
+	token string
+}
+
+// as returns a view of the app whose requests carry tok.
+func (a *testApp) as(tok string) *testApp {
+	c := *a
+	c.token = tok
+	return &c
+}
+
+// login returns a demo user's token (password servio-demo).
+func (a *testApp) login(email string) string {
+	a.t.Helper()
+	var res loginResponse
+	a.as("").doJSON("POST", "/auth/login", `{"email":"`+email+`","password":"servio-demo"}`, http.StatusOK, &res)
+	require.NotEmpty(a.t, res.Token)
+	return res.Token
+}
+
+// tokenFor signs a token for a demo user as POST /auth/login would, without
+// a request (so no rate-limit tier counts it).
+func (a *testApp) tokenFor(email string) string {
+	a.t.Helper()
+	u, err := a.st.UserByEmail(context.Background(), email)
+	require.NoError(a.t, err, "demo user %s", email)
+	tok, _, err := a.tokens.issue(u)
+	require.NoError(a.t, err)
+	return tok
+}
+
+// admin returns a view of the app signed in as an admin, who may use
+// every route of every restaurant (the token is signed directly, so it
+// works without demo data too).
+func (a *testApp) admin() *testApp {
+	a.t.Helper()
+	tok, _, err := a.tokens.issue(store.User{ID: 1 << 40, Email: "test-admin@servio.dev", Role: store.RoleAdmin})
+	require.NoError(a.t, err)
+	return a.as(tok)
 }
 
 // testConfig is the configuration of a test instance: embedded defaults,
@@ -100,6 +140,9 @@ func (a *testApp) do(method, path, body string) (int, []byte) {
 	require.NoError(a.t, err)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(a.t, err)

@@ -62,6 +62,14 @@ func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &he):
+		if he.status == http.StatusUnauthorized {
+			// RFC 6750 §3.
+			v := `Bearer realm="servio"`
+			if he == errInvalidToken {
+				v += `, error="invalid_token"`
+			}
+			w.Header().Set("WWW-Authenticate", v)
+		}
 		writeError(w, he.status, he.msg)
 	case errors.As(err, &nf):
 		writeError(w, http.StatusNotFound, nf.Error())

@@ -21,9 +21,9 @@ func twoInstances(t *testing.T, rateLimit bool) (*testApp, *testApp) {
 	_, prefix := testenv.Redis(t)
 	cfg := testConfig(t, "postgres")
 	cfg.RedisURL, cfg.RedisPrefix, cfg.RateLimit = testenv.RedisURL(), prefix, rateLimit
-	a := startApp(t, cfg)
+	a := startApp(t, cfg).admin()
 	cfg.DataDir = t.TempDir()
-	b := startApp(t, cfg)
+	b := startApp(t, cfg).admin()
 	return a, b
 }
 
@@ -107,7 +107,7 @@ func TestAuthTierAcrossInstances(t *testing.T) {
 // anonymous caller on the same address.
 func TestAPITierPerUser(t *testing.T) {
 	t.Parallel()
-	a := newTestApp(t, "sqlite")
+	a := newTestApp(t, "sqlite").admin()
 	token := func(email string) string {
 		var res loginResponse
 		a.doJSON("POST", "/auth/login", `{"email":"`+email+`","password":"servio-demo"}`, http.StatusOK, &res)

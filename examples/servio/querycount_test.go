@@ -21,7 +21,7 @@ func TestOrdersPageQueryCount(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t, dialect)
 			cfg.DemoData = false
-			a := startApp(t, cfg)
+			a := startApp(t, cfg).admin()
 			require.NoError(t, a.st.Seed(context.Background(), store.SeedOptions{Restaurants: 1, Items: 10, Orders: 120}))
 			var rid int64
 			require.NoError(t, a.db.QueryRow("SELECT id FROM restaurants").Scan(&rid))
@@ -54,7 +54,7 @@ func TestCreateOrderQueryCount(t *testing.T) {
 	for _, dialect := range dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			a := newTestApp(t, dialect)
+			a := newTestApp(t, dialect).admin()
 			var o store.Order
 			a.queries.Store(0)
 			a.doJSON("POST", "/orders", `{"restaurant_id":1,"customer_name":"Q","items":[{"menu_item_id":3,"quantity":1},{"menu_item_id":1,"quantity":2},{"menu_item_id":3,"quantity":1}]}`, http.StatusCreated, &o)

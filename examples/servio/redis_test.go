@@ -28,7 +28,7 @@ func TestRedisOutage(t *testing.T) {
 	// 50 ms default so the login before the outage cannot time out.
 	opts := testAppOptions
 	opts.redisTimeout = 500 * time.Millisecond
-	a := startAppWith(t, cfg, opts)
+	a := startAppWith(t, cfg, opts).admin()
 	a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, nil)
 	a.doJSON("POST", "/auth/login", `{"email":"staff@servio.dev","password":"servio-demo"}`, http.StatusOK, nil)
 
@@ -71,7 +71,7 @@ func TestRedisCluster(t *testing.T) {
 	rc := testenv.RedisCluster(t)
 	cfg := testConfig(t, "sqlite")
 	cfg.RedisURL = rc.Addrs[0] + "," + rc.Addrs[1] + "," + rc.Addrs[2]
-	a := startApp(t, cfg)
+	a := startApp(t, cfg).admin()
 	a.queries.Store(0)
 	for range 3 {
 		a.doJSON("GET", "/restaurants/3/menu", "", http.StatusOK, nil)

@@ -91,15 +91,18 @@ func (a *App) routes() (http.Handler, error) {
 	return recoverer(a.log, mw.Wrap(metrics.ReportRoute(mux))), nil
 }
 
-// userKey is the rate-limit key of a request with a valid bearer token
-// ("user:42"), or "" (no token, or one that does not verify).
+// userKey is the rate-limit key of a request with a valid user's bearer
+// token ("user:42"), or "" (no token, a guest's order token, or one that
+// does not verify).
 func (a *App) userKey(r *http.Request) string {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	tok := bearer(r)
+	if tok == "" {
 		return ""
 	}
 	c, err := a.tokens.verify(tok)
-	if err != nil {
+	if err != nil || c.Sub == 0 {
+		// Guests count per address: a fresh order token per order
+		// must not be a fresh rate-limit bucket.
 		return ""
 	}
 	return "user:" + strconv.FormatInt(c.Sub, 10)

@@ -25,7 +25,7 @@ func TestMenuRoutes(t *testing.T) {
 	for _, dialect := range dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			a := newTestApp(t, dialect)
+			a := newTestApp(t, dialect).admin()
 			var menu menuResponse
 			a.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, &menu)
 			require.Len(t, menu.Items, 5)
@@ -68,7 +68,7 @@ func TestOrderRoutes(t *testing.T) {
 	for _, dialect := range dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			a := newTestApp(t, dialect)
+			a := newTestApp(t, dialect).admin()
 
 			var o store.Order
 			a.doJSON("POST", "/orders", `{"restaurant_id":1,"customer_name":"Zoe","items":[{"menu_item_id":3,"quantity":2},{"menu_item_id":1,"quantity":1},{"menu_item_id":3,"quantity":1}]}`, http.StatusCreated, &o)
@@ -116,7 +116,7 @@ func TestOrdersPagination(t *testing.T) {
 	for _, dialect := range dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			a := newTestApp(t, dialect)
+			a := newTestApp(t, dialect).admin()
 			for range 7 {
 				a.doJSON("POST", "/orders", `{"restaurant_id":2,"items":[{"menu_item_id":8,"quantity":1}]}`, http.StatusCreated, nil)
 			}
@@ -154,7 +154,7 @@ func TestAuthLogin(t *testing.T) {
 	for _, dialect := range dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			a := newTestApp(t, dialect)
+			a := newTestApp(t, dialect).admin()
 			var res loginResponse
 			a.doJSON("POST", "/auth/login", `{"email":"Manager@servio.dev","password":"servio-demo"}`, http.StatusOK, &res)
 			claims, err := a.tokens.verify(res.Token)
@@ -171,7 +171,7 @@ func TestAuthLogin(t *testing.T) {
 // of hashing, and logins work again once a slot frees.
 func TestLoginHashGate(t *testing.T) {
 	t.Parallel()
-	a := newTestApp(t, "sqlite")
+	a := newTestApp(t, "sqlite").admin()
 	require.NotNil(t, a.hashGate, "perfkit mode gates password checks")
 	gate, err := resilience.NewBulkhead(resilience.BulkheadConfig{Name: "test-hash", MaxConcurrent: 1})
 	require.NoError(t, err)
@@ -199,7 +199,7 @@ func TestAssistantAndUploadAndHealth(t *testing.T) {
 	for _, dialect := range dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			a := newTestApp(t, dialect)
+			a := newTestApp(t, dialect).admin()
 			var ans assistantResponse
 			a.doJSON("POST", "/assistant/query", `{"question":"Which dishes are vegan?"}`, http.StatusOK, &ans)
 			assert.True(t, ans.Simulated)

@@ -26,7 +26,7 @@ func TestSeedCommand(t *testing.T) {
 
 	cfg := testConfig(t, "sqlite")
 	cfg.DataDir = dir
-	a := startApp(t, cfg)
+	a := startApp(t, cfg).admin()
 	var n int
 	require.NoError(t, a.db.QueryRow("SELECT COUNT(*) FROM orders").Scan(&n))
 	assert.Equal(t, 600+15, n, "the demo's 15 orders, then the 600 seeded")

@@ -53,6 +53,9 @@ type menuPatch struct {
 type orderPatch struct {
 	ID     int64
 	Status string
+	// Allow authorizes the change with the order's row locked (see
+	// store.UpdateOrderStatus).
+	Allow func(restaurantID int64, current string) error
 }
 
 type menuResponse struct {
@@ -116,7 +119,7 @@ func (s *service) patchMenu(ctx context.Context, in menuPatch) (store.MenuItem, 
 }
 
 func (s *service) patchOrder(ctx context.Context, in orderPatch) (store.Order, error) {
-	o, err := s.st.UpdateOrderStatus(ctx, in.ID, in.Status)
+	o, err := s.st.UpdateOrderStatus(ctx, in.ID, in.Status, in.Allow)
 	if err == nil {
 		s.invalidate(ctx, orderKey(in.ID))
 	}

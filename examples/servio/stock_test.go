@@ -16,7 +16,7 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 	for _, dialect := range dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			a := newTestApp(t, dialect)
+			a := newTestApp(t, dialect).admin()
 			var item struct{ ID int64 }
 			a.doJSON("POST", "/restaurants/3/menu", `{"name":"Churros","price_cents":400,"stock":5,"reorder_point":1}`, http.StatusCreated, &item)
 			body := `{"restaurant_id":3,"items":[{"menu_item_id":` + itoa(item.ID) + `,"quantity":1},{"menu_item_id":10,"quantity":1}]}`

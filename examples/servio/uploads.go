@@ -42,6 +42,14 @@ type uploadResponse struct {
 // (the client's claim is ignored), the name is random, and nothing is left
 // on disk when the file is too large (413) or refused (415).
 func (a *App) upload(w http.ResponseWriter, r *http.Request) {
+	p, err := a.authenticate(r)
+	if err == nil && !p.isStaff() {
+		err = forbidden("uploads (staff only)")
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	limit := a.cfg.UploadMaxBytes
 	r.Body = http.MaxBytesReader(w, r.Body, limit+multipartOverhead)
 	var src io.Reader = r.Body

@@ -31,7 +31,7 @@ func TestUploadLimits(t *testing.T) {
 	const limit = 4096
 	cfg := testConfig(t, "sqlite")
 	cfg.UploadMaxBytes = limit
-	a := startApp(t, cfg)
+	a := startApp(t, cfg).admin()
 	pad := func(n int) []byte {
 		return append(append([]byte{}, pngHeader...), bytes.Repeat([]byte{0}, n-len(pngHeader))...)
 	}
@@ -43,6 +43,7 @@ func TestUploadLimits(t *testing.T) {
 			req.ContentLength = -1 // no Content-Length: the limit must hold while reading
 		}
 		req.Header.Set("Content-Type", ctype)
+		req.Header.Set("Authorization", "Bearer "+a.token)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
@@ -88,13 +89,20 @@ func TestUploadLimits(t *testing.T) {
 // TestUploadDefaultLimit checks the default 10 MiB limit end to end.
 func TestUploadDefaultLimit(t *testing.T) {
 	t.Parallel()
-	a := newTestApp(t, "sqlite")
+	a := newTestApp(t, "sqlite").admin()
 	body := append(append([]byte{}, pngHeader...), make([]byte, defaultUploadMax+1-len(pngHeader))...)
-	resp, err := http.Post(a.URL+"/uploads", "image/png", bytes.NewReader(body))
+	post := func(b []byte) (*http.Response, error) {
+		req, err := http.NewRequest("POST", a.URL+"/uploads", bytes.NewReader(b))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "image/png")
+		req.Header.Set("Authorization", "Bearer "+a.token)
+		return http.DefaultClient.Do(req)
+	}
+	resp, err := post(body)
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
-	resp, err = http.Post(a.URL+"/uploads", "image/png", bytes.NewReader(body[:defaultUploadMax]))
+	resp, err = post(body[:defaultUploadMax])
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusCreated, resp.StatusCode)

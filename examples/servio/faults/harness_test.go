@@ -49,6 +49,13 @@ type instance struct {
 	logs   *syncBuffer
 	exited chan error
 	client *http.Client
+	// token is the demo admin's bearer token, got by logging in as a user
+	// would before the first request to a staff route (see needsToken).
+	tokenOnce sync.Once
+	token     string
+	// guest holds order tokens by path (see guestOrder); written before
+	// load starts, read-only after.
+	guest map[string]string
 }
 
 type syncBuffer struct {
@@ -127,6 +134,77 @@ func tryStart(t testing.TB, env []string) (*instance, error) {
 	}
 }
 
+// needsToken reports whether a request goes to a route that needs a
+// signed-in user; the public ones (menus, guest checkout, login, the
+// assistant, health) are sent without a token, as a user's client would,
+// so their rate limits count per client address.
+func needsToken(method, path string) bool {
+	p, _, _ := strings.Cut(path, "?")
+	switch {
+	case strings.HasPrefix(p, "/health"), p == "/auth/login", p == "/assistant/query",
+		method == "POST" && p == "/orders", method == "GET" && strings.HasSuffix(p, "/menu"):
+		return false
+	}
+	return true
+}
+
+// guestOrder places an order for one of restaurant rid's first menu item
+// on in as a guest and returns its path; in and the others (which share
+// AUTH_SECRET) then read that path with the order's own token, as the
+// guest's client would — each such read counts against the client's
+// address, not one signed-in user's per-user limit.
+func guestOrder(t testing.TB, in *instance, rid int64, others ...*instance) string {
+	t.Helper()
+	item := firstItem(t, in, rid)
+	st, b := in.status("POST", "/orders", map[string]any{"restaurant_id": rid, "customer_name": "fault-suite guest",
+		"items": []map[string]any{{"menu_item_id": item, "quantity": 1}}})
+	if st != http.StatusCreated {
+		t.Fatalf("guest order: %d %s", st, b)
+	}
+	o := jsonOf[struct {
+		ID    int64  `json:"id"`
+		Token string `json:"order_token"`
+	}](t, b)
+	path := "/orders/" + strconv.FormatInt(o.ID, 10)
+	for _, x := range append([]*instance{in}, others...) {
+		if x.guest == nil {
+			x.guest = map[string]string{}
+		}
+		x.guest[path] = o.Token
+	}
+	return path
+}
+
+// authToken returns the demo admin's token, logging in on first use.
+func (in *instance) authToken() string {
+	in.tokenOnce.Do(in.login)
+	return in.token
+}
+
+// login signs in as the demo admin (every restaurant's staff routes) and
+// keeps the token. A failed login (no demo data, Redis down for the
+// fail-closed Auth tier) leaves the instance anonymous: requests to staff
+// routes then get 401, which the test reports.
+func (in *instance) login() {
+	for range 20 {
+		st, b := in.status("POST", "/auth/login", map[string]string{"email": "admin@servio.dev", "password": "servio-demo"})
+		if st == http.StatusOK {
+			var res struct {
+				Token string `json:"token"`
+			}
+			_ = json.Unmarshal(b, &res)
+			in.token = res.Token
+			return
+		}
+		if st != http.StatusServiceUnavailable && st != http.StatusTooManyRequests {
+			in.t.Logf("login as admin@servio.dev: %d %s; continuing without a token", st, b)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	in.t.Logf("login as admin@servio.dev kept failing; continuing without a token")
+}
+
 // stop sends SIGTERM and waits for a clean exit.
 func (in *instance) stop() {
 	if in.cmd.ProcessState != nil {
@@ -197,6 +275,13 @@ func (in *instance) do(method, path string, body any, header ...string) (int, []
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("X-Forwarded-For", nextClient())
+	if tok, ok := in.guest[path]; ok {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	} else if needsToken(method, path) {
+		if tok := in.authToken(); tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

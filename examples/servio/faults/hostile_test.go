@@ -113,6 +113,7 @@ func upload(t *testing.T, a *instance, filename, contentType string, data []byte
 	req, err := http.NewRequest("POST", a.URL+"/uploads", &buf)
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+a.authToken())
 	resp, err := a.client.Do(req)
 	if err != nil {
 		return 0, []byte(err.Error())

@@ -93,7 +93,9 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	// stalled. An odd number of paths, so both instances serve each one.
 	const control = "/health/live"
 	const missing = "/restaurants/4/menu"
-	paths := []string{"/restaurants/1/menu", "/restaurants/2/menu", "/orders/1", "/restaurants/3/menu", "/orders/2", missing, control}
+	// Orders are read by their guests, with their order tokens.
+	o1, o2 := guestOrder(t, a, 1, b), guestOrder(t, b, 2, a)
+	paths := []string{"/restaurants/1/menu", "/restaurants/2/menu", o1, "/restaurants/3/menu", o2, missing, control}
 	stop := background(200, []*instance{a, b}, paths)
 	time.Sleep(3 * time.Second) // the first second warms the caches; the next two are the healthy baseline
 	killedAt := time.Now()
@@ -167,9 +169,10 @@ func TestRedisSlow(t *testing.T) {
 	a := startServio(t, "REDIS_URL=redis://"+proxy.Addr()+"/0")
 	_, _ = a.status("GET", "/restaurants/1/menu", nil)
 
+	o1, o3 := guestOrder(t, a, 1), guestOrder(t, a, 3)
 	proxy.SetDelay(delay)
 	slowFrom := time.Now()
-	stop := background(100, []*instance{a}, []string{"/restaurants/1/menu", "/orders/1", "/restaurants/2/menu", "/orders/3"})
+	stop := background(100, []*instance{a}, []string{"/restaurants/1/menu", o1, "/restaurants/2/menu", o3})
 	time.Sleep(3 * time.Second)
 	res := stop()
 	all := res.between(time.Time{}, time.Now())

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,6 +55,7 @@ type progress struct {
 
 type engine struct {
 	o       *options
+	token   string // the signed-in user's bearer token
 	client  *http.Client
 	menus   *menus
 	prog    progress
@@ -64,6 +66,9 @@ func drive(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	e := &engine{o: &o, client: newHTTPClient(o.concurrency), menus: &menus{items: map[int][]int64{}}}
 	defer e.client.CloseIdleConnections()
 	if err := e.ping(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.login(ctx); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithTimeout(ctx, o.warmup+o.duration)
@@ -103,6 +108,28 @@ func (e *engine) ping(ctx context.Context) error {
 		return fmt.Errorf("service not reachable at %s: %w", e.o.target, err)
 	}
 	resp.Body.Close()
+	return nil
+}
+
+// login signs in as o.email, as a user's client would, and keeps the
+// token for the staff routes.
+func (e *engine) login(ctx context.Context) error {
+	body, _ := json.Marshal(map[string]string{"email": e.o.email, "password": e.o.password})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.o.target+"/auth/login", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("log in as %s: %w", e.o.email, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var res struct {
+		Token string `json:"token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &res) != nil || res.Token == "" {
+		return fmt.Errorf("log in as %s: %s %s", e.o.email, resp.Status, bytes.TrimSpace(b))
+	}
+	e.token = res.Token
 	return nil
 }
 
@@ -190,6 +217,9 @@ func (e *engine) do(o op, due time.Time, rec *recorder) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("X-Forwarded-For", o.client)
+	if o.auth {
+		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
 	resp, err := e.client.Do(req)
 	status := 0
 	var respBody []byte

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -60,12 +61,27 @@ func newFakeServio(t *testing.T) (*fakeServio, *httptest.Server) {
 		_, _ = io.WriteString(w, "# TYPE db_client_connection_max gauge\ndb_client_connection_max 20\n# TYPE db_client_connection_saturation_ratio gauge\ndb_client_connection_saturation_ratio 0.25\n")
 	})
 	mux.HandleFunc("GET /restaurants/{id}/menu", ok(`[{"id":11,"name":"a"},{"id":12,"name":"b"}]`))
-	mux.HandleFunc("GET /orders/{id}", ok(`{"id":1}`))
-	mux.HandleFunc("PATCH /orders/{id}", ok(`{"id":1}`))
-	mux.HandleFunc("GET /restaurants/{id}/orders", ok(`{"orders":[]}`))
-	mux.HandleFunc("GET /restaurants/{id}/inventory/low-stock", ok(`[]`))
+	// Staff routes answer 401 without the token the login gave.
+	staff := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer fake-token" {
+				http.Error(w, `{"error":"authentication required"}`, http.StatusUnauthorized)
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /orders/{id}", staff(ok(`{"id":1}`)))
+	mux.HandleFunc("PATCH /orders/{id}", staff(ok(`{"id":1}`)))
+	mux.HandleFunc("GET /restaurants/{id}/orders", staff(ok(`{"orders":[]}`)))
+	mux.HandleFunc("GET /restaurants/{id}/inventory/low-stock", staff(ok(`[]`)))
 	mux.HandleFunc("POST /orders", ok(`{"id":2}`))
 	mux.HandleFunc("POST /auth/login", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), `"password":"servio-demo"`) {
+			_, _ = io.WriteString(w, `{"token":"fake-token","token_type":"Bearer"}`)
+			return
+		}
 		f.mu.Lock()
 		f.routes[r.Pattern]++
 		f.mu.Unlock()
@@ -94,6 +110,7 @@ func TestOpenLoopRun(t *testing.T) {
 	n := rep["requests"].(float64)
 	assert.InDelta(t, 400, n, 120, "1 s at 400 req/s should measure ≈400 requests, got %v", n)
 	assert.Zero(t, rep["error_rate"], "a healthy fake server must show no errors")
+	assert.Zero(t, rep["client_errors_4xx"], "staff routes must carry the signed-in user's token (the fake answers 401 without)")
 	assert.Positive(t, rep["limited_429"], "logins answered 429 must be counted as limited")
 	assert.InDelta(t, 0.25, rep["pool_saturation_max"], 1e-9, "peak of the sampled saturation gauge")
 	// 2 ms of connection use per request over ~1 s with 20 connections

@@ -55,6 +55,9 @@ type options struct {
 	zipfS       float64
 	jsonOut     string
 	quiet       bool
+	// email and password sign the generator in (POST /auth/login) before
+	// the run; the staff routes carry that user's token.
+	email, password string
 }
 
 func main() {
@@ -124,6 +127,8 @@ func registerLoadFlags(fs *flag.FlagSet, o *options) {
 	fs.Float64Var(&o.zipfS, "zipf", 1.1, "Zipf exponent s (> 1) of the key skew")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live progress line")
+	fs.StringVar(&o.email, "email", "admin@servio.dev", "user to log in as for the staff routes (order reads and lists, status changes, low stock); an admin reaches every restaurant")
+	fs.StringVar(&o.password, "password", "servio-demo", "that user's password")
 }
 
 func (o *options) validate() error {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/servio/perfkit/examples/servio/internal/store"
 )
 
 // mix is the share of each kind of request; the rest are reads.
@@ -35,6 +37,7 @@ type op struct {
 	body   []byte
 	client string
 	onBody func([]byte) // called with the response body of a 2xx answer
+	auth   bool         // a staff route: send the signed-in user's token
 }
 
 // workload draws requests: reads spread over restaurants and orders with a
@@ -109,7 +112,9 @@ func newWorkload(o *options, seed uint64, m *menus) *workload {
 	}
 }
 
-var statuses = []string{"confirmed", "preparing", "ready", "delivered"}
+// statuses are the moves a kitchen makes; a move the order's state does
+// not allow is a 409, counted with the other 4xx.
+var statuses = []string{store.StatusPreparing, store.StatusReady, store.StatusCompleted, store.StatusCancelled}
 
 func (w *workload) next() op {
 	r := int(w.rest.Uint64()) + 1
@@ -120,7 +125,7 @@ func (w *workload) next() op {
 		if w.rng.IntN(4) == 0 {
 			id := w.ord.Uint64() + 1
 			body, _ := json.Marshal(map[string]string{"status": statuses[w.rng.IntN(len(statuses))]})
-			return op{route: "PATCH /orders/{id}", method: http.MethodPatch, path: "/orders/" + strconv.FormatUint(id, 10), body: body, client: client}
+			return op{route: "PATCH /orders/{id}", method: http.MethodPatch, path: "/orders/" + strconv.FormatUint(id, 10), body: body, client: client, auth: true}
 		}
 		if ids := w.menu.get(r); len(ids) > 0 {
 			return w.createOrder(r, ids, client)
@@ -148,11 +153,11 @@ func (w *workload) read(r int, client string) op {
 		}
 		return o
 	case x < 0.85:
-		return op{route: "GET /orders/{id}", method: http.MethodGet, path: "/orders/" + strconv.FormatUint(w.ord.Uint64()+1, 10), client: client}
+		return op{route: "GET /orders/{id}", method: http.MethodGet, path: "/orders/" + strconv.FormatUint(w.ord.Uint64()+1, 10), client: client, auth: true}
 	case x < 0.95:
-		return op{route: "GET /restaurants/{id}/orders", method: http.MethodGet, path: "/restaurants/" + rs + "/orders?limit=20", client: client}
+		return op{route: "GET /restaurants/{id}/orders", method: http.MethodGet, path: "/restaurants/" + rs + "/orders?limit=20", client: client, auth: true}
 	default:
-		return op{route: "GET /restaurants/{id}/inventory/low-stock", method: http.MethodGet, path: "/restaurants/" + rs + "/inventory/low-stock", client: client}
+		return op{route: "GET /restaurants/{id}/inventory/low-stock", method: http.MethodGet, path: "/restaurants/" + rs + "/inventory/low-stock", client: client, auth: true}
 	}
 }
 

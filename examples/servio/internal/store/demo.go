@@ -9,12 +9,23 @@ import (
 // DemoUser is a login created with the demo data.
 type DemoUser struct {
 	Email, Name, Role, Password string
+	// Restaurant is the demo restaurant (1-based, in the order they are
+	// created, which on an empty database is also their id) the user works
+	// for; 0 for the admin.
+	Restaurant int
 }
 
-// DemoUsers are the accounts the demo data creates (README's curl tour).
+// DemoUsers are the accounts the demo data creates (README's curl tour): an
+// admin for every restaurant, and a manager and a staff member for each
+// demo restaurant. The password of all is "servio-demo".
 var DemoUsers = []DemoUser{
-	{Email: "manager@servio.dev", Name: "Maria Manager", Role: "manager", Password: "servio-demo"},
-	{Email: "staff@servio.dev", Name: "Sam Staff", Role: "staff", Password: "servio-demo"},
+	{Email: "admin@servio.dev", Name: "Ada Admin", Role: RoleAdmin, Password: "servio-demo"},
+	{Email: "manager@servio.dev", Name: "Maria Manager", Role: RoleManager, Password: "servio-demo", Restaurant: 1},
+	{Email: "staff@servio.dev", Name: "Sam Staff", Role: RoleStaff, Password: "servio-demo", Restaurant: 1},
+	{Email: "manager2@servio.dev", Name: "Mei Manager", Role: RoleManager, Password: "servio-demo", Restaurant: 2},
+	{Email: "staff2@servio.dev", Name: "Sora Staff", Role: RoleStaff, Password: "servio-demo", Restaurant: 2},
+	{Email: "manager3@servio.dev", Name: "Marco Manager", Role: RoleManager, Password: "servio-demo", Restaurant: 3},
+	{Email: "staff3@servio.dev", Name: "Sofia Staff", Role: RoleStaff, Password: "servio-demo", Restaurant: 3},
 }
 
 type demoDish struct {
@@ -68,23 +79,15 @@ func (s *Store) LoadDemo(ctx context.Context, hash func(password string) (string
 		if n > 0 {
 			return nil
 		}
-		for _, u := range DemoUsers {
-			h, err := hash(u.Password)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, rebind(s.d, "INSERT INTO users (email, name, role, password_hash) VALUES (?, ?, ?, ?)"),
-				u.Email, u.Name, u.Role, h); err != nil {
-				return err
-			}
-		}
 		base := time.Now().Add(-2 * time.Hour)
 		statuses := []string{StatusCompleted, StatusCompleted, StatusReady, StatusPreparing, StatusPending}
-		for _, r := range demoRestaurants {
+		rids := make([]int64, len(demoRestaurants))
+		for ri, r := range demoRestaurants {
 			var rid int64
 			if err := tx.QueryRowContext(ctx, rebind(s.d, "INSERT INTO restaurants (name) VALUES (?) RETURNING id"), r.name).Scan(&rid); err != nil {
 				return err
 			}
+			rids[ri] = rid
 			ids := make([]int64, len(r.dishes))
 			for i, d := range r.dishes {
 				if err := tx.QueryRowContext(ctx, s.q.menuItemInsert, rid, d.name, d.desc, d.price, true).Scan(&ids[i]); err != nil {
@@ -109,6 +112,20 @@ func (s *Store) LoadDemo(ctx context.Context, hash func(password string) (string
 					oid, ids[b], r.dishes[b].name, qb, r.dishes[b].price); err != nil {
 					return err
 				}
+			}
+		}
+		for _, u := range DemoUsers {
+			h, err := hash(u.Password)
+			if err != nil {
+				return err
+			}
+			var rid any
+			if u.Restaurant > 0 {
+				rid = rids[u.Restaurant-1]
+			}
+			if _, err := tx.ExecContext(ctx, rebind(s.d, "INSERT INTO users (email, name, role, password_hash, restaurant_id) VALUES (?, ?, ?, ?, ?)"),
+				u.Email, u.Name, u.Role, h, rid); err != nil {
+				return err
 			}
 		}
 		loaded = true

@@ -80,3 +80,14 @@ func (s *Store) UpdateMenuItem(ctx context.Context, id int64, p MenuItemPatch) (
 	}
 	return m, err
 }
+
+// MenuItemRestaurant returns the restaurant a live menu item belongs to, so
+// a caller can authorize a change before making it.
+func (s *Store) MenuItemRestaurant(ctx context.Context, id int64) (int64, error) {
+	var rid int64
+	err := s.db.QueryRowContext(ctx, s.q.menuItemOwner, id).Scan(&rid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, &NotFoundError{What: "menu item", ID: id}
+	}
+	return rid, err
+}

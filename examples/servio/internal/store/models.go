@@ -11,6 +11,26 @@ const (
 	StatusCancelled = "cancelled"
 )
 
+// transitions lists the statuses each status may move to: the kitchen's
+// pending → preparing → ready → completed, and cancelled from pending or
+// preparing. Completed and cancelled are final.
+var transitions = map[string][]string{
+	StatusPending:   {StatusPreparing, StatusCancelled},
+	StatusPreparing: {StatusReady, StatusCancelled},
+	StatusReady:     {StatusCompleted},
+}
+
+// CanTransition reports whether an order may move from status from to
+// status to.
+func CanTransition(from, to string) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
 // ValidStatus reports whether s is an order status.
 func ValidStatus(s string) bool {
 	switch s {
@@ -67,11 +87,22 @@ type InventoryItem struct {
 	ReorderPoint    int    `json:"reorder_point"`
 }
 
+// User roles. An admin works for every restaurant with a manager's
+// rights; a manager or staff member works for RestaurantID only.
+const (
+	RoleAdmin   = "admin"
+	RoleManager = "manager"
+	RoleStaff   = "staff"
+)
+
 // User is a staff account that can log in.
 type User struct {
-	ID           int64  `json:"id"`
-	Email        string `json:"email"`
-	Name         string `json:"name"`
-	Role         string `json:"role"`
+	ID    int64  `json:"id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+	// RestaurantID is the restaurant a manager or staff member works for;
+	// 0 for an admin (and for a user no restaurant was given: it reaches none).
+	RestaurantID int64  `json:"restaurant_id,omitempty"`
 	PasswordHash string `json:"-"`
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Page sizes for Orders.
@@ -269,22 +270,37 @@ func (s *Store) menuForOrder(ctx context.Context, tx *sql.Tx, restaurantID int64
 	return menu, rows.Err()
 }
 
-// UpdateOrderStatus moves an order to status. Completed and cancelled
-// orders are closed (ConflictError); cancelling returns the order's items
-// to stock in the same transaction.
-func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string) (Order, error) {
+// UpdateOrderStatus moves an order to status along the state machine
+// (see CanTransition); any other move is a ConflictError naming the current
+// status. Cancelling returns the order's items to stock in the same
+// transaction, and since a cancelled order is final, stock comes back once.
+// allow, when not nil, is called with the order's restaurant and current
+// status while the row is locked (PostgreSQL: FOR UPDATE; SQLite: the
+// immediate write transaction); an error from it aborts the change and is
+// returned as it is, so authorization depends on the state it checked.
+func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string, allow func(restaurantID int64, current string) error) (Order, error) {
 	var o Order
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var rid int64
 		var cur string
-		err := tx.QueryRowContext(ctx, s.q.orderStatusGet, id).Scan(&cur)
+		err := tx.QueryRowContext(ctx, s.q.orderStatusGet, id).Scan(&rid, &cur)
 		if errors.Is(err, sql.ErrNoRows) {
 			return &NotFoundError{What: "order", ID: id}
 		}
 		if err != nil {
 			return err
 		}
-		if cur == StatusCompleted || cur == StatusCancelled {
-			return &ConflictError{Reason: fmt.Sprintf("order %d is %s and cannot change", id, cur)}
+		if allow != nil {
+			if err := allow(rid, cur); err != nil {
+				return err
+			}
+		}
+		if !CanTransition(cur, status) {
+			next := "none: it is final"
+			if len(transitions[cur]) > 0 {
+				next = strings.Join(transitions[cur], " or ")
+			}
+			return &ConflictError{Reason: fmt.Sprintf("order %d is %s and cannot become %s (allowed from %s: %s)", id, cur, status, cur, next)}
 		}
 		if _, err := tx.ExecContext(ctx, s.q.orderStatusSet, status, id); err != nil {
 			return err

@@ -10,6 +10,7 @@ type queries struct {
 	menuItemInsert  string
 	inventoryInsert string
 	menuItemUpdate  string
+	menuItemOwner   string
 
 	orderGet       string
 	orderPage      [2][2]string // [hasStatus][hasCursor]
@@ -54,7 +55,8 @@ func buildQueries(d Dialect) queries {
 		menuItemUpdate: `UPDATE menu_items SET price_cents = COALESCE(?, price_cents), is_available = COALESCE(?, is_available),
 			updated_at = ` + now + ` WHERE id = ? AND deleted_at IS NULL
 			RETURNING id, restaurant_id, name, description, price_cents, is_available`,
-		orderGet: "SELECT " + orderCols + " FROM orders o WHERE o.id = ? AND o.deleted_at IS NULL",
+		menuItemOwner: "SELECT restaurant_id FROM menu_items WHERE id = ? AND deleted_at IS NULL",
+		orderGet:      "SELECT " + orderCols + " FROM orders o WHERE o.id = ? AND o.deleted_at IS NULL",
 		menuForOrder: `SELECT m.id, m.name, m.price_cents, m.is_available FROM menu_items m
 			JOIN restaurants r ON r.id = m.restaurant_id AND r.deleted_at IS NULL
 			WHERE m.restaurant_id = ? AND m.deleted_at IS NULL AND m.id IN (`,
@@ -63,7 +65,7 @@ func buildQueries(d Dialect) queries {
 		orderInsert: `INSERT INTO orders (restaurant_id, customer_name, status, total_cents)
 			VALUES (?, ?, 'pending', ?) RETURNING id, status, created_at, updated_at`,
 		orderItemsHead: "INSERT INTO order_items (order_id, menu_item_id, name, quantity, unit_price_cents) VALUES ",
-		orderStatusGet: "SELECT status FROM orders WHERE id = ? AND deleted_at IS NULL" + forUpdate,
+		orderStatusGet: "SELECT restaurant_id, status FROM orders WHERE id = ? AND deleted_at IS NULL" + forUpdate,
 		orderStatusSet: "UPDATE orders SET status = ?, updated_at = " + now + " WHERE id = ?",
 		stockRestore: `UPDATE inventory_items SET current_quantity = current_quantity +
 			(SELECT SUM(oi.quantity) FROM order_items oi WHERE oi.order_id = ? AND oi.menu_item_id = inventory_items.menu_item_id),
@@ -73,7 +75,7 @@ func buildQueries(d Dialect) queries {
 		lowStock: `SELECT id, menu_item_id, name, current_quantity, reorder_point FROM inventory_items
 			WHERE restaurant_id = ? AND deleted_at IS NULL AND current_quantity < reorder_point
 			ORDER BY current_quantity, id`,
-		userByEmail: "SELECT id, email, name, role, password_hash FROM users WHERE email = ? AND deleted_at IS NULL",
+		userByEmail: "SELECT id, email, name, role, password_hash, restaurant_id FROM users WHERE email = ? AND deleted_at IS NULL",
 	}
 	for hs := range 2 {
 		for hc := range 2 {
@@ -88,7 +90,7 @@ func buildQueries(d Dialect) queries {
 			q.orderPageBare[hs][hc] = fmt.Sprintf("SELECT %s FROM orders o WHERE %s ORDER BY o.created_at DESC, o.id DESC LIMIT ?", bareCols, where)
 		}
 	}
-	for _, p := range []*string{&q.restaurantExists, &q.menu, &q.menuItemInsert, &q.inventoryInsert, &q.menuItemUpdate,
+	for _, p := range []*string{&q.restaurantExists, &q.menu, &q.menuItemInsert, &q.inventoryInsert, &q.menuItemUpdate, &q.menuItemOwner,
 		&q.orderGet, &q.orderPage[0][0], &q.orderPage[0][1], &q.orderPage[1][0], &q.orderPage[1][1],
 		&q.orderPageBare[0][0], &q.orderPageBare[0][1], &q.orderPageBare[1][0], &q.orderPageBare[1][1], &q.orderItems,
 		&q.stockTake, &q.orderInsert, &q.orderStatusGet, &q.orderStatusSet, &q.stockRestore, &q.lowStock, &q.userByEmail} {
