@@ -177,6 +177,9 @@ func (a *App) assistantQuery(w http.ResponseWriter, r *http.Request) {
 	case q.Text == "" || utf8.RuneCountInString(req.Question) > maxQuestionLen:
 		a.fail(w, r, badRequest("question is required (at most %d characters)", maxQuestionLen))
 		return
+	case !plainText(req.Question, true):
+		a.fail(w, r, badRequest("question must not hold control characters other than tab and line breaks"))
+		return
 	case q.RestaurantID < 0:
 		a.fail(w, r, badRequest("restaurant_id must be a positive integer"))
 		return

@@ -153,6 +153,10 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, badRequest("email and password are required"))
 		return
 	}
+	if !plainText(req.Email, false) || !plainText(req.Password, false) {
+		a.fail(w, r, badRequest("email and password must not hold control characters"))
+		return
+	}
 	u, err := a.st.UserByEmail(r.Context(), strings.ToLower(strings.TrimSpace(req.Email)))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		a.fail(w, r, err)

@@ -58,6 +58,30 @@ var badInputs = []struct {
 	{"long question", "POST", "/assistant/query", `{"question":"` + strings.Repeat("q", 2001) + `"}`, http.StatusBadRequest},
 	{"unknown route", "GET", "/nope", ``, http.StatusNotFound},
 	{"wrong method", "DELETE", "/orders/1", ``, http.StatusMethodNotAllowed},
+	// Control characters: PostgreSQL refuses NUL (a 500 before), SQLite
+	// stored it; both now answer 400 for every string field.
+	{"NUL in customer_name", "POST", "/orders", `{"restaurant_id":1,"customer_name":"a\u0000b","items":[{"menu_item_id":1,"quantity":1}]}`, http.StatusBadRequest},
+	{"escape in customer_name", "POST", "/orders", `{"restaurant_id":1,"customer_name":"a\u001b[31m","items":[{"menu_item_id":1,"quantity":1}]}`, http.StatusBadRequest},
+	{"C1 control in customer_name", "POST", "/orders", `{"restaurant_id":1,"customer_name":"a\u0085","items":[{"menu_item_id":1,"quantity":1}]}`, http.StatusBadRequest},
+	{"NUL in menu name", "POST", "/restaurants/1/menu", `{"name":"X\u0000","price_cents":100}`, http.StatusBadRequest},
+	{"newline in menu name", "POST", "/restaurants/1/menu", `{"name":"X\nY","price_cents":100}`, http.StatusBadRequest},
+	{"NUL in description", "POST", "/restaurants/1/menu", `{"name":"X","description":"\u0000","price_cents":100}`, http.StatusBadRequest},
+	{"NUL in login email", "POST", "/auth/login", `{"email":"manager@servio.dev\u0000","password":"servio-demo"}`, http.StatusBadRequest},
+	{"NUL in password", "POST", "/auth/login", `{"email":"manager@servio.dev","password":"servio-demo\u0000"}`, http.StatusBadRequest},
+	{"NUL in question", "POST", "/assistant/query", `{"question":"menu\u0000"}`, http.StatusBadRequest},
+	{"NUL in status", "PATCH", "/orders/1", `{"status":"ready\u0000"}`, http.StatusBadRequest},
+	// The per-item cap holds over repeated lines of one item.
+	{"cap over repeated lines", "POST", "/orders", `{"restaurant_id":1,"items":[` + strings.TrimSuffix(strings.Repeat(`{"menu_item_id":5,"quantity":1000},`, 2), ",") + `]}`, http.StatusBadRequest},
+	{"limit zero", "GET", "/restaurants/1/orders?limit=0", ``, http.StatusBadRequest},
+	{"limit above 100", "GET", "/restaurants/1/orders?limit=101", ``, http.StatusBadRequest},
+	{"limit 1000", "GET", "/restaurants/1/orders?limit=1000", ``, http.StatusBadRequest},
+	// Errors the mux and the health handler answer are JSON too.
+	{"unknown health path", "GET", "/health/nope", ``, http.StatusNotFound},
+	{"DELETE on metrics", "DELETE", "/health/metrics", ``, http.StatusMethodNotAllowed},
+	{"POST on health", "POST", "/health", `{}`, http.StatusMethodNotAllowed},
+	{"DELETE on a menu", "DELETE", "/restaurants/1/menu", ``, http.StatusMethodNotAllowed},
+	{"DELETE on low stock", "DELETE", "/restaurants/1/inventory/low-stock", ``, http.StatusMethodNotAllowed},
+	{"unknown route under a known one", "GET", "/orders/1/items", ``, http.StatusNotFound},
 }
 
 // TestBadInput checks that bad requests get a 4xx with a JSON error and
@@ -84,6 +108,41 @@ func TestBadInput(t *testing.T) {
 			require.JSONEq(t, string(menuBefore), string(menuAfter), "bad input must change no menu")
 		})
 	}
+}
+
+// TestErrorsAreJSON: answers servio's handlers do not write themselves —
+// net/http's path-cleaning redirect, oversized headers (431) — are JSON
+// too, and a refused order says how much stock is left.
+func TestErrorsAreJSON(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "sqlite").admin()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	send := func(req *http.Request) (int, string, map[string]string) {
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var e map[string]string
+		assert.NoError(t, json.NewDecoder(resp.Body).Decode(&e), "%s %s: JSON body", req.Method, req.URL)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), e
+	}
+	req, _ := http.NewRequest("GET", a.URL+"/orders/../health", nil)
+	req.URL.Opaque = "/orders/../health" // sent as is, not cleaned by the client
+	code, ctype, e := send(req)
+	assert.Equal(t, 3, code/100, "a redirect to the cleaned path")
+	assert.Equal(t, "application/json", ctype)
+	assert.Equal(t, "/health", e["location"])
+
+	req, _ = http.NewRequest("GET", a.URL+"/restaurants/1/menu", nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 70<<10))
+	code, ctype, e = send(req)
+	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, code)
+	assert.Equal(t, "application/json", ctype)
+	assert.NotEmpty(t, e["error"])
+
+	// Lasagne (item 3) has 6: asking 50 says 6 are left.
+	code, body := a.do("POST", "/orders", `{"restaurant_id":1,"items":[{"menu_item_id":3,"quantity":50}]}`)
+	assert.Equal(t, http.StatusConflict, code)
+	assert.Contains(t, string(body), "50 asked, 6 left")
 }
 
 // FuzzCreateOrder throws arbitrary bodies at POST /orders: the answer is

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/servio/perfkit/examples/servio/internal/store"
@@ -67,6 +68,10 @@ func (a *App) addMenuItem(w http.ResponseWriter, r *http.Request) {
 	in := store.NewMenuItem{RestaurantID: rid, Name: strings.TrimSpace(req.Name), Description: req.Description,
 		IsAvailable: true, Stock: defaultStock, ReorderPoint: defaultReorder}
 	switch {
+	case !plainText(req.Name, false):
+		err = badRequest("name must not hold control characters")
+	case !plainText(in.Description, true):
+		err = badRequest("description must not hold control characters other than tab and line breaks")
 	case in.Name == "" || utf8.RuneCountInString(in.Name) > maxNameLen:
 		err = badRequest("name is required (at most %d characters)", maxNameLen)
 	case utf8.RuneCountInString(in.Description) > maxDescLen:
@@ -219,11 +224,11 @@ func (a *App) listOrders(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := params.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			a.fail(w, r, badRequest("limit must be a positive integer (at most %d)", store.MaxPageSize))
+		if err != nil || n < 1 || n > store.MaxPageSize {
+			a.fail(w, r, badRequest("limit must be an integer within 1..%d", store.MaxPageSize))
 			return
 		}
-		q.Limit = min(n, store.MaxPageSize)
+		q.Limit = n
 	}
 	if v := params.Get("cursor"); v != "" {
 		c, err := store.DecodeCursor(v)
@@ -261,6 +266,8 @@ func (a *App) createOrder(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case req.RestaurantID <= 0:
 		err = badRequest("restaurant_id must be a positive integer")
+	case !plainText(req.CustomerName, false):
+		err = badRequest("customer_name must not hold control characters")
 	case utf8.RuneCountInString(in.CustomerName) > maxNameLen:
 		err = badRequest("customer_name is longer than %d characters", maxNameLen)
 	case len(req.Items) == 0 || len(req.Items) > maxOrderLines:
@@ -277,6 +284,17 @@ func (a *App) createOrder(w http.ResponseWriter, r *http.Request) {
 			err = badRequest("items[%d].quantity must be within 1..%d", i, maxQuantity)
 		}
 		in.Items = append(in.Items, store.NewOrderItem{MenuItemID: it.MenuItemID, Quantity: it.Quantity})
+	}
+	// The cap is per item, not per line: repeated lines of one item are
+	// added up first (the store merges them the same way).
+	total := map[int64]int{}
+	for _, it := range in.Items {
+		if err != nil {
+			break
+		}
+		if total[it.MenuItemID] += it.Quantity; total[it.MenuItemID] > maxQuantity {
+			err = badRequest("menu item %d is ordered %d times over its lines; at most %d", it.MenuItemID, total[it.MenuItemID], maxQuantity)
+		}
 	}
 	if err != nil {
 		a.fail(w, r, err)
@@ -376,4 +394,17 @@ func (a *App) lowStock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, lowStockResponse{RestaurantID: rid, Items: items})
+}
+
+// plainText reports whether s holds no control characters (Unicode Cc:
+// C0, DEL, C1 — NUL among them, which PostgreSQL refuses to store); with
+// multiline, tab, line feed and carriage return are allowed. Every string
+// a client sends is checked, so SQLite and PostgreSQL store the same.
+func plainText(s string, multiline bool) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) && !(multiline && (r == '\t' || r == '\n' || r == '\r')) {
+			return false
+		}
+	}
+	return true
 }

@@ -88,7 +88,7 @@ func (a *App) routes() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return recoverer(a.log, mw.Wrap(metrics.ReportRoute(mux))), nil
+	return recoverer(a.log, jsonErrors(mw.Wrap(metrics.ReportRoute(mux)))), nil
 }
 
 // userKey is the rate-limit key of a request with a valid user's bearer

@@ -200,7 +200,7 @@ func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
 			if n, err := res.RowsAffected(); err != nil {
 				return err
 			} else if n == 0 {
-				return &ConflictError{Reason: fmt.Sprintf("menu item %d (%s) is out of stock", id, menu[id].name)}
+				return s.shortOfStock(ctx, tx, id, menu[id].name, qty[id])
 			}
 		}
 		o = Order{RestaurantID: in.RestaurantID, CustomerName: in.CustomerName, TotalCents: total}
@@ -237,6 +237,19 @@ func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
 		return Order{}, err
 	}
 	return o, nil
+}
+
+// shortOfStock is the ConflictError for an item with less stock than
+// asked: it says how many are left (read in the order's transaction).
+func (s *Store) shortOfStock(ctx context.Context, tx *sql.Tx, id int64, name string, asked int) error {
+	var left int
+	if err := tx.QueryRowContext(ctx, s.q.stockLeft, id).Scan(&left); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if left == 0 {
+		return &ConflictError{Reason: fmt.Sprintf("menu item %d (%s) is out of stock: %d asked, none left", id, name, asked)}
+	}
+	return &ConflictError{Reason: fmt.Sprintf("menu item %d (%s) is short of stock: %d asked, %d left", id, name, asked, left)}
 }
 
 // pricedItem is a menu item as an order prices it.

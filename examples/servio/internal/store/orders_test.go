@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,7 +60,8 @@ func TestCreateOrderRefused(t *testing.T) {
 		assert.Contains(t, ce.Reason, "not available")
 		_, err = s.CreateOrder(ctx, NewOrder{RestaurantID: r1, Items: []NewOrderItem{{MenuItemID: item1b, Quantity: 1 << 20}}})
 		require.ErrorAs(t, err, &ce)
-		assert.Contains(t, ce.Reason, "out of stock")
+		assert.Contains(t, ce.Reason, fmt.Sprintf("%d asked", 1<<20))
+		assert.Contains(t, ce.Reason, "left")
 		// Short of stock and not on this menu: the unknown item is found
 		// while pricing, before any stock is taken.
 		_, err = s.CreateOrder(ctx, NewOrder{RestaurantID: r1, Items: []NewOrderItem{{MenuItemID: item1b, Quantity: 1 << 20}, {MenuItemID: item2, Quantity: 1}}})

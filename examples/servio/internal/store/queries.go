@@ -18,6 +18,7 @@ type queries struct {
 	orderItems     string       // one order's items (the N+1 baseline's "+1")
 	menuForOrder   string       // prefix; "(?,…))" appended per call
 	stockTake      string
+	stockLeft      string
 	orderInsert    string
 	orderItemsHead string
 	orderStatusGet string
@@ -62,6 +63,7 @@ func buildQueries(d Dialect) queries {
 			WHERE m.restaurant_id = ? AND m.deleted_at IS NULL AND m.id IN (`,
 		stockTake: `UPDATE inventory_items SET current_quantity = current_quantity - ?, updated_at = ` + now + `
 			WHERE menu_item_id = ? AND deleted_at IS NULL AND current_quantity >= ?`,
+		stockLeft: "SELECT current_quantity FROM inventory_items WHERE menu_item_id = ? AND deleted_at IS NULL",
 		orderInsert: `INSERT INTO orders (restaurant_id, customer_name, status, total_cents)
 			VALUES (?, ?, 'pending', ?) RETURNING id, status, created_at, updated_at`,
 		orderItemsHead: "INSERT INTO order_items (order_id, menu_item_id, name, quantity, unit_price_cents) VALUES ",
@@ -93,7 +95,7 @@ func buildQueries(d Dialect) queries {
 	for _, p := range []*string{&q.restaurantExists, &q.menu, &q.menuItemInsert, &q.inventoryInsert, &q.menuItemUpdate, &q.menuItemOwner,
 		&q.orderGet, &q.orderPage[0][0], &q.orderPage[0][1], &q.orderPage[1][0], &q.orderPage[1][1],
 		&q.orderPageBare[0][0], &q.orderPageBare[0][1], &q.orderPageBare[1][0], &q.orderPageBare[1][1], &q.orderItems,
-		&q.stockTake, &q.orderInsert, &q.orderStatusGet, &q.orderStatusSet, &q.stockRestore, &q.lowStock, &q.userByEmail} {
+		&q.stockTake, &q.stockLeft, &q.orderInsert, &q.orderStatusGet, &q.orderStatusSet, &q.stockRestore, &q.lowStock, &q.userByEmail} {
 		*p = rebind(d, *p)
 	}
 	return q
