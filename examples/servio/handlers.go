@@ -257,12 +257,15 @@ type createOrderRequest struct {
 
 func (a *App) createOrder(w http.ResponseWriter, r *http.Request) {
 	var req createOrderRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	raw, err := readJSONBody(w, r)
+	if err == nil {
+		err = decodeJSONBytes(raw, &req)
+	}
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	in := store.NewOrder{RestaurantID: req.RestaurantID, CustomerName: strings.TrimSpace(req.CustomerName)}
-	var err error
 	switch {
 	case req.RestaurantID <= 0:
 		err = badRequest("restaurant_id must be a positive integer")
@@ -300,18 +303,44 @@ func (a *App) createOrder(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	o, err := a.svc.CreateOrder(r.Context(), in)
+	key, err := idemKey(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	tok, exp, err := a.tokens.issueGuest(o)
-	if err != nil {
-		a.fail(w, r, err)
+	var id int64
+	respond := func(o store.Order) (int, []byte, error) {
+		id = o.ID
+		tok, exp, err := a.tokens.issueGuest(o)
+		if err != nil {
+			return 0, nil, err
+		}
+		b, err := json.Marshal(createdOrder{Order: o, OrderToken: tok, OrderTokenExpiresAt: exp})
+		return http.StatusCreated, b, err
+	}
+	location := func(h http.Header) { h.Set("Location", "/orders/"+strconv.FormatInt(id, 10)) }
+	if key == "" {
+		o, err := a.svc.CreateOrder(r.Context(), in)
+		var b []byte
+		if err == nil {
+			_, b, err = respond(o)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		location(w.Header())
+		writeRaw(w, http.StatusCreated, b)
 		return
 	}
-	w.Header().Set("Location", "/orders/"+strconv.FormatInt(o.ID, 10))
-	writeJSON(w, http.StatusCreated, createdOrder{Order: o, OrderToken: tok, OrderTokenExpiresAt: exp})
+	p, authErr := a.authenticate(r)
+	claim, handled := a.claimIdem(w, r, idemScope(r, p, authErr == nil), key, raw)
+	if handled {
+		return
+	}
+	in.Idem = &store.IdemCompletion{Claim: claim, Respond: respond}
+	_, err = a.svc.CreateOrder(r.Context(), in)
+	a.finishIdem(w, r, in.Idem, err, location)
 }
 
 // createdOrder is POST /orders' answer: the order and the guest's
@@ -341,7 +370,16 @@ func (a *App) patchOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req patchOrderRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	raw, err := readJSONBody(w, r)
+	if err == nil {
+		err = decodeJSONBytes(raw, &req)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	key, err := idemKey(r)
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -365,12 +403,25 @@ func (a *App) patchOrder(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}
-	o, err := a.svc.PatchOrder(r.Context(), orderPatch{ID: id, Status: req.Status, Allow: allow})
-	if err != nil {
-		a.fail(w, r, err)
+	if key == "" {
+		o, err := a.svc.PatchOrder(r.Context(), orderPatch{ID: id, Status: req.Status, Allow: allow})
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, o)
 		return
 	}
-	writeJSON(w, http.StatusOK, o)
+	claim, handled := a.claimIdem(w, r, idemScope(r, p, true), key, raw)
+	if handled {
+		return
+	}
+	ic := &store.IdemCompletion{Claim: claim, Respond: func(o store.Order) (int, []byte, error) {
+		b, err := json.Marshal(o)
+		return http.StatusOK, b, err
+	}}
+	_, err = a.svc.PatchOrder(r.Context(), orderPatch{ID: id, Status: req.Status, Allow: allow, Idem: ic})
+	a.finishIdem(w, r, ic, err, nil)
 }
 
 type lowStockResponse struct {

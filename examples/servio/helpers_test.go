@@ -161,3 +161,6 @@ func (a *testApp) doJSON(method, path, body string, want int, out any) {
 		require.NoError(a.t, json.Unmarshal(b, out), "%s %s: body %s", method, path, b)
 	}
 }
+
+// jsonUnmarshal decodes s into v.
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

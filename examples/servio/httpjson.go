@@ -100,10 +100,24 @@ func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
 // decodeJSON reads one JSON object into dst: at most maxJSONBody bytes
 // (413 beyond), unknown fields and trailing data refused (400).
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
+	raw, err := readJSONBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeJSONBytes(raw, dst)
+}
+
+// readJSONBody reads a JSON request body of at most maxJSONBody bytes.
+func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	if err != nil {
-		return jsonError(err)
+		return nil, jsonError(err)
 	}
+	return raw, nil
+}
+
+// decodeJSONBytes is decodeJSON on a body already read.
+func decodeJSONBytes(raw []byte, dst any) error {
 	// encoding/json would quietly turn invalid UTF-8 into U+FFFD and store it.
 	if !utf8.Valid(raw) {
 		return badRequest("request body is not valid UTF-8")

@@ -56,6 +56,8 @@ type orderPatch struct {
 	// Allow authorizes the change with the order's row locked (see
 	// store.UpdateOrderStatus).
 	Allow func(restaurantID int64, current string) error
+	// Idem completes a claimed idempotency key in the same transaction.
+	Idem *store.IdemCompletion
 }
 
 type menuResponse struct {
@@ -119,7 +121,7 @@ func (s *service) patchMenu(ctx context.Context, in menuPatch) (store.MenuItem, 
 }
 
 func (s *service) patchOrder(ctx context.Context, in orderPatch) (store.Order, error) {
-	o, err := s.st.UpdateOrderStatus(ctx, in.ID, in.Status, in.Allow)
+	o, err := s.st.UpdateOrderStatus(ctx, in.ID, in.Status, in.Allow, in.Idem)
 	if err == nil {
 		s.invalidate(ctx, orderKey(in.ID))
 	}

@@ -139,6 +139,9 @@ type NewOrder struct {
 	RestaurantID int64
 	CustomerName string
 	Items        []NewOrderItem
+	// Idem, when set, completes a claimed idempotency key with the
+	// order's response in the order's transaction.
+	Idem *IdemCompletion
 }
 
 // NewOrderItem is one line of a NewOrder.
@@ -231,6 +234,9 @@ func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
 			return fmt.Errorf("store: order %d: %d items written, %d returned", o.ID, len(ids), len(o.Items))
 		}
 		slices.SortFunc(o.Items, func(a, b OrderItem) int { return cmp.Compare(a.ID, b.ID) })
+		if in.Idem != nil {
+			return s.completeIdem(ctx, tx, in.Idem, o)
+		}
 		return nil
 	})
 	if err != nil {
@@ -291,7 +297,9 @@ func (s *Store) menuForOrder(ctx context.Context, tx *sql.Tx, restaurantID int64
 // status while the row is locked (PostgreSQL: FOR UPDATE; SQLite: the
 // immediate write transaction); an error from it aborts the change and is
 // returned as it is, so authorization depends on the state it checked.
-func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string, allow func(restaurantID int64, current string) error) (Order, error) {
+// idem, when not nil, completes a claimed idempotency key with the
+// response in the same transaction.
+func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string, allow func(restaurantID int64, current string) error, idem *IdemCompletion) (Order, error) {
 	var o Order
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var rid int64
@@ -323,8 +331,13 @@ func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string, 
 				return err
 			}
 		}
-		o, err = s.order(ctx, tx, id)
-		return err
+		if o, err = s.order(ctx, tx, id); err != nil {
+			return err
+		}
+		if idem != nil {
+			return s.completeIdem(ctx, tx, idem, o)
+		}
+		return nil
 	})
 	if err != nil {
 		return Order{}, err

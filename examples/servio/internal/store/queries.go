@@ -28,6 +28,13 @@ type queries struct {
 	lowStock string
 
 	userByEmail string
+
+	idemExpire   string
+	idemInsert   string
+	idemGet      string
+	idemTakeOver string
+	idemRelease  string
+	idemComplete string
 }
 
 func buildQueries(d Dialect) queries {
@@ -79,6 +86,15 @@ func buildQueries(d Dialect) queries {
 			ORDER BY current_quantity, id`,
 		userByEmail: "SELECT id, email, name, role, password_hash, restaurant_id FROM users WHERE email = ? AND deleted_at IS NULL",
 	}
+	q.idemExpire = "DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND created_at < ?"
+	q.idemInsert = `INSERT INTO idempotency_keys (scope, idem_key, request_hash, owner, locked_until, status, created_at)
+		VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (scope, idem_key) DO NOTHING`
+	q.idemGet = "SELECT request_hash, status, body, locked_until FROM idempotency_keys WHERE scope = ? AND idem_key = ?"
+	q.idemTakeOver = `UPDATE idempotency_keys SET owner = ?, locked_until = ?
+		WHERE scope = ? AND idem_key = ? AND status = 0 AND locked_until <= ?`
+	q.idemRelease = "DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND owner = ? AND status = 0"
+	q.idemComplete = `UPDATE idempotency_keys SET status = ?, body = ?, owner = NULL, locked_until = NULL
+		WHERE scope = ? AND idem_key = ? AND owner = ? AND status = 0`
 	for hs := range 2 {
 		for hc := range 2 {
 			where := "o.restaurant_id = ? AND o.deleted_at IS NULL"
@@ -95,7 +111,8 @@ func buildQueries(d Dialect) queries {
 	for _, p := range []*string{&q.restaurantExists, &q.menu, &q.menuItemInsert, &q.inventoryInsert, &q.menuItemUpdate, &q.menuItemOwner,
 		&q.orderGet, &q.orderPage[0][0], &q.orderPage[0][1], &q.orderPage[1][0], &q.orderPage[1][1],
 		&q.orderPageBare[0][0], &q.orderPageBare[0][1], &q.orderPageBare[1][0], &q.orderPageBare[1][1], &q.orderItems,
-		&q.stockTake, &q.stockLeft, &q.orderInsert, &q.orderStatusGet, &q.orderStatusSet, &q.stockRestore, &q.lowStock, &q.userByEmail} {
+		&q.stockTake, &q.stockLeft, &q.orderInsert, &q.orderStatusGet, &q.orderStatusSet, &q.stockRestore, &q.lowStock, &q.userByEmail,
+		&q.idemExpire, &q.idemInsert, &q.idemGet, &q.idemTakeOver, &q.idemRelease, &q.idemComplete} {
 		*p = rebind(d, *p)
 	}
 	return q

@@ -41,11 +41,11 @@ func TestOrderStateMachine(t *testing.T) {
 				o, err := s.CreateOrder(ctx, NewOrder{RestaurantID: rid, Items: []NewOrderItem{{MenuItemID: item, Quantity: 2}}})
 				require.NoError(t, err)
 				for _, st := range paths[from] {
-					_, err := s.UpdateOrderStatus(ctx, o.ID, st, nil)
+					_, err := s.UpdateOrderStatus(ctx, o.ID, st, nil, nil)
 					require.NoError(t, err, "walking order %d to %s", o.ID, from)
 				}
 				before := stock()
-				got, err := s.UpdateOrderStatus(ctx, o.ID, to, nil)
+				got, err := s.UpdateOrderStatus(ctx, o.ID, to, nil, nil)
 				if allowed[[2]string{from, to}] {
 					require.NoError(t, err, "%s → %s", from, to)
 					assert.Equal(t, to, got.Status)
@@ -80,7 +80,7 @@ func TestUpdateOrderStatusAllow(t *testing.T) {
 		refused := &ConflictError{Reason: "no"}
 		var sawR int64
 		var sawS string
-		_, err = s.UpdateOrderStatus(ctx, o.ID, StatusPreparing, func(r int64, cur string) error { sawR, sawS = r, cur; return refused })
+		_, err = s.UpdateOrderStatus(ctx, o.ID, StatusPreparing, func(r int64, cur string) error { sawR, sawS = r, cur; return refused }, nil)
 		require.ErrorIs(t, err, refused)
 		assert.Equal(t, rid, sawR)
 		assert.Equal(t, StatusPending, sawS)
