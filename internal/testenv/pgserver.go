@@ -141,14 +141,21 @@ func (s *PostgresServer) DSN() string {
 
 // Stop shuts the server down fast (SIGINT: open sessions are cut) and waits
 // for it to exit. Stopping a stopped server does nothing.
-func (s *PostgresServer) Stop() {
+func (s *PostgresServer) Stop() { s.stop(syscall.SIGINT) }
+
+// StopImmediate shuts the server down as pg_ctl stop -m immediate does
+// (SIGQUIT: no checkpoint, sessions cut mid-statement, crash recovery on
+// the next start) and waits for it to exit.
+func (s *PostgresServer) StopImmediate() { s.stop(syscall.SIGQUIT) }
+
+func (s *PostgresServer) stop(sig syscall.Signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGCONT)
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	_ = s.cmd.Process.Signal(sig)
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
 	select {
