@@ -206,31 +206,14 @@ func mergeAll(recs []*recorder) *recorder {
 }
 
 // do sends one request. Requests are sent with a background context so the
-// end of the run does not turn in-flight requests into errors.
+// end of the run does not turn in-flight requests into errors. A write (an
+// op with a key) that gets a 503 or no answer is sent again with the same
+// Idempotency-Key, up to writeRetries times; the latency covers all tries.
 func (e *engine) do(o op, due time.Time, rec *recorder) {
-	var body io.Reader
-	if o.body != nil {
-		body = bytes.NewReader(o.body)
-	}
-	req, _ := http.NewRequest(o.method, e.o.target+o.path, body)
-	if o.body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("X-Forwarded-For", o.client)
-	if o.auth {
-		req.Header.Set("Authorization", "Bearer "+e.token)
-	}
-	resp, err := e.client.Do(req)
-	status := 0
-	var respBody []byte
-	if err == nil {
-		status = resp.StatusCode
-		if o.onBody != nil && status/100 == 2 {
-			respBody, _ = io.ReadAll(resp.Body)
-		} else {
-			_, _ = io.Copy(io.Discard, resp.Body)
-		}
-		resp.Body.Close()
+	status, respBody, err := e.send(o)
+	for try := 0; o.key != "" && try < writeRetries && (err != nil || status == http.StatusServiceUnavailable); try++ {
+		time.Sleep(retryPause << try)
+		status, respBody, err = e.send(o)
 	}
 	lat := time.Since(due)
 	e.prog.done.Add(1)
@@ -261,6 +244,44 @@ func (e *engine) do(o op, due time.Time, rec *recorder) {
 	case status >= 400:
 		rec.c4xx++
 	}
+}
+
+// Retries of a write (see engine.do).
+const (
+	writeRetries = 3
+	retryPause   = 100 * time.Millisecond
+)
+
+// send sends o once and returns the status (0 with err when no answer
+// came) and, when o wants it, the body of a 2xx answer.
+func (e *engine) send(o op) (int, []byte, error) {
+	var body io.Reader
+	if o.body != nil {
+		body = bytes.NewReader(o.body)
+	}
+	req, _ := http.NewRequest(o.method, e.o.target+o.path, body)
+	if o.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("X-Forwarded-For", o.client)
+	if o.auth {
+		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
+	if o.key != "" {
+		req.Header.Set("Idempotency-Key", o.key)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var respBody []byte
+	if o.onBody != nil && resp.StatusCode/100 == 2 {
+		respBody, _ = io.ReadAll(resp.Body)
+	} else {
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
+	return resp.StatusCode, respBody, nil
 }
 
 func (e *engine) showProgress(ctx context.Context, w io.Writer) {

@@ -38,6 +38,9 @@ type op struct {
 	client string
 	onBody func([]byte) // called with the response body of a 2xx answer
 	auth   bool         // a staff route: send the signed-in user's token
+	// key is the Idempotency-Key of a write: a 503 or a connection error is
+	// retried with it (see engine.do), so a retry never writes twice.
+	key string
 }
 
 // workload draws requests: reads spread over restaurants and orders with a
@@ -125,7 +128,7 @@ func (w *workload) next() op {
 		if w.rng.IntN(4) == 0 {
 			id := w.ord.Uint64() + 1
 			body, _ := json.Marshal(map[string]string{"status": statuses[w.rng.IntN(len(statuses))]})
-			return op{route: "PATCH /orders/{id}", method: http.MethodPatch, path: "/orders/" + strconv.FormatUint(id, 10), body: body, client: client, auth: true}
+			return op{route: "PATCH /orders/{id}", method: http.MethodPatch, path: "/orders/" + strconv.FormatUint(id, 10), body: body, client: client, auth: true, key: w.key()}
 		}
 		if ids := w.menu.get(r); len(ids) > 0 {
 			return w.createOrder(r, ids, client)
@@ -178,7 +181,12 @@ func (w *workload) createOrder(r int, ids []int64, client string) op {
 	}
 	var buf bytes.Buffer
 	_ = json.NewEncoder(&buf).Encode(map[string]any{"restaurant_id": r, "customer_name": "loadgen", "items": lines})
-	return op{route: "POST /orders", method: http.MethodPost, path: "/orders", body: buf.Bytes(), client: client}
+	return op{route: "POST /orders", method: http.MethodPost, path: "/orders", body: buf.Bytes(), client: client, key: w.key()}
+}
+
+// key returns a fresh Idempotency-Key.
+func (w *workload) key() string {
+	return fmt.Sprintf("loadgen-%016x%016x", w.rng.Uint64(), w.rng.Uint64())
 }
 
 // clientIP names one of the simulated clients, drawn uniformly (per-client
