@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"log/slog"
 	"net"
@@ -54,6 +55,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	// go-redis's own lines (reconnects, pool errors) through the same
+	// handler; process-wide, so the binary sets it, not each App.
+	redis.SetLogger(redisLogger{log: log})
 	start := time.Now()
 	app, err := newApp(ctx, cfg, log, appOptions{setGlobal: true})
 	if err != nil {
@@ -111,5 +115,5 @@ func serve(ctx context.Context, app *App, ln net.Listener, log *slog.Logger, sta
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(newSamplingHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}), logSampleEvery, time.Now))
 }

@@ -1,7 +1,9 @@
 package faults
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +155,13 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	// invalidation resumed: a fresh change on B reaches A at once
 	setPrice(t, b, item, 3003)
 	awaitPrice(t, a, 1, item, 3003, 5*time.Second, "cross-instance invalidation after recovery")
+
+	// go-redis's own lines (the killed connections) are servio's JSON too.
+	for _, in := range []*instance{a, b} {
+		for _, line := range strings.Split(strings.TrimSpace(in.logs.String()), "\n") {
+			assert.True(t, line == "" || json.Valid([]byte(line)), "a log line that is not JSON: %q", line)
+		}
+	}
 }
 
 // TestRedisSlow: Redis answers, but only after a second (a proxy adds the
