@@ -144,12 +144,18 @@ func menuContext(menuJSON []byte) (string, error) {
 	if err := json.Unmarshal(menuJSON, &m); err != nil {
 		return "", err
 	}
-	parts := make([]string, 0, min(len(m.Items), 50))
+	var b strings.Builder
 	for _, it := range m.Items[:min(len(m.Items), 50)] {
-		parts = append(parts, fmt.Sprintf("%s ($%d.%02d)", it.Name, it.PriceCents/100, it.PriceCents%100))
+		fmt.Fprintf(&b, "\n- %s ($%d.%02d)", oneLine(it.Name), it.PriceCents/100, it.PriceCents%100)
+		if it.Description != "" {
+			b.WriteString(": " + oneLine(it.Description))
+		}
 	}
-	return strings.Join(parts, "; "), nil
+	return b.String(), nil
 }
+
+// oneLine keeps a menu text on its line of the prompt.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 const maxQuestionLen = 2000
 

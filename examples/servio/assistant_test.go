@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -107,4 +108,43 @@ func TestAssistantTimeout(t *testing.T) {
 	a := startApp(t, cfg).admin()
 	code, body := a.do("POST", "/assistant/query", `{"question":"slow?"}`)
 	assert.Equal(t, http.StatusGatewayTimeout, code, "%s", body)
+}
+
+// TestAssistantAnswersFromMenu: the simulated assistant answers from the
+// asked restaurant's menu, so restaurants and questions get different,
+// true answers.
+func TestAssistantAnswersFromMenu(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "sqlite")
+	cfg.RateLimit = false
+	a := startApp(t, cfg)
+	ask := func(rid int, q string) string {
+		var ans assistantResponse
+		a.doJSON("POST", "/assistant/query", fmt.Sprintf(`{"restaurant_id":%d,"question":%q}`, rid, q), http.StatusOK, &ans)
+		return ans.Answer
+	}
+	cheapest := ask(1, "What is the cheapest dish?")
+	assert.Contains(t, cheapest, "Espresso ($2.90)", "restaurant 1's cheapest")
+	assert.NotContains(t, cheapest, "Salmon")
+	veg := ask(2, "Which dishes are vegetarian?")
+	assert.Contains(t, veg, "Miso soup")
+	assert.Contains(t, veg, "Edamame")
+	assert.NotContains(t, veg, "Salmon nigiri", "fish is not vegetarian")
+	assert.NotContains(t, veg, "Tuna roll")
+	assert.Contains(t, ask(3, "Anything to drink?"), "Horchata")
+	assert.Contains(t, ask(1, "Something spicy please"), "Diavola")
+	assert.Contains(t, ask(1, "Do you have dessert?"), "Tiramisu")
+	vegan := ask(1, "Is anything vegan?")
+	assert.NotContains(t, vegan, "Margherita", "mozzarella is not vegan")
+	assert.Contains(t, ask(2, "Is it gluten-free?"), "allergens")
+	assert.NotEqual(t, ask(1, "What do you recommend?"), ask(2, "What do you recommend?"))
+}
+
+// TestSimAnswerWithoutMenu: without a restaurant the assistant says how
+// to get an answer instead of naming dishes.
+func TestSimAnswerWithoutMenu(t *testing.T) {
+	t.Parallel()
+	assert.Contains(t, simAnswer("cheapest?", nil), "restaurant_id")
+	dishes := parseMenu([]chatMessage{{Role: "system", Content: menuPrefix + "\n- A ($1.50): x\n- B ($0.99)"}})
+	assert.Equal(t, []simDish{{name: "A", desc: "x", cents: 150}, {name: "B", cents: 99}}, dishes)
 }

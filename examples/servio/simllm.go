@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,8 +101,7 @@ func (s *simLLM) complete(w http.ResponseWriter, r *http.Request) {
 	prompt := all.String()
 	s.last.Store(&prompt)
 	q := req.Messages[len(req.Messages)-1].Content
-	answer := fmt.Sprintf("(simulated) For %q: our most ordered dishes are Margherita, Salmon nigiri and Carnitas taco; "+
-		"ask staff about allergens.", strings.TrimSpace(q))
+	answer := "(simulated) For " + strconv.Quote(strings.TrimSpace(q)) + ": " + simAnswer(q, parseMenu(req.Messages))
 	writeJSON(w, http.StatusOK, chatResponse{
 		ID: "chatcmpl-sim", Object: "chat.completion", Model: req.Model,
 		Choices: []chatChoice{{Index: 0, Message: chatMessage{Role: "assistant", Content: answer}, FinishReason: "stop"}},
