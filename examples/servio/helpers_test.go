@@ -50,15 +50,6 @@ func (a *testApp) as(tok string) *testApp {
 	return &c
 }
 
-// login returns a demo user's token (password servio-demo).
-func (a *testApp) login(email string) string {
-	a.t.Helper()
-	var res loginResponse
-	a.as("").doJSON("POST", "/auth/login", `{"email":"`+email+`","password":"servio-demo"}`, http.StatusOK, &res)
-	require.NotEmpty(a.t, res.Token)
-	return res.Token
-}
-
 // tokenFor signs a token for a demo user as POST /auth/login would, without
 // a request (so no rate-limit tier counts it).
 func (a *testApp) tokenFor(email string) string {

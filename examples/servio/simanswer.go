@@ -68,7 +68,9 @@ func (d simDish) mentions(words []string) bool {
 	return slices.ContainsFunc(words, func(w string) bool { return strings.Contains(text, w) })
 }
 
-func (d simDish) String() string { return fmt.Sprintf("%s ($%d.%02d)", d.name, d.cents/100, d.cents%100) }
+func (d simDish) String() string {
+	return fmt.Sprintf("%s ($%d.%02d)", d.name, d.cents/100, d.cents%100)
+}
 
 // asks reports whether question q holds one of words.
 func asks(q string, words ...string) bool {
