@@ -301,7 +301,7 @@ func TestGrowthForCallersBypassingDB(t *testing.T) {
 		wg.Go(func() {
 			for range 5 {
 				var one int
-				assert.NoError(t, db.DB.QueryRowContext(context.Background(), "SELECT 1").Scan(&one))
+				assert.NoError(t, db.DB().QueryRowContext(context.Background(), "SELECT 1").Scan(&one))
 			}
 		})
 	}
