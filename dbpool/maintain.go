@@ -15,7 +15,7 @@ import (
 type maintKey struct{}
 
 // growInterval is how often the maintainer looks for callers waiting on a
-// full pool that did not tell it (calls through db.DB).
+// full pool that did not tell it (calls through db.DB()).
 const growInterval = 10 * time.Millisecond
 
 // growBackoff is how long growth pauses after a failed dial.
@@ -35,7 +35,7 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(p.cfg.MaintainInterval)
 	defer t.Stop()
-	// Callers that bypass DB's methods (db.DB) do not wake the maintainer
+	// Callers that bypass DB's methods (db.DB()) do not wake the maintainer
 	// when they wait; a short tick sees their waits in DBStats.WaitCount.
 	var growC <-chan time.Time
 	if !p.cfg.EagerDial {
