@@ -78,6 +78,21 @@
 //   - The default QueryTimeout needs a timer per statement whose context has
 //     no deadline (5 allocations); a context with a deadline costs nothing.
 //
+// Why PostgreSQL stays on database/sql's pool rather than pgxpool (with
+// stdlib.OpenDBFromPool), measured in issue 17 on a shared, loaded 2-core
+// machine (load average 20-30): MaxOpen already holds by construction here
+// (every connection goes through database/sql's count; see the tests
+// above); pgxpool under database/sql costs more per statement, because
+// OpenDBFromPool sets database/sql's idle maximum to 0 so every statement
+// acquires from and releases to pgxpool (BenchmarkSelect1Postgres: 34
+// against 22 allocs and 3.1 against 1.2 KB per SELECT 1; BenchmarkBurst-
+// Postgres: about 600 against 550 allocs per burst of 16); a pgxpool caller
+// that finds room dials and waits for its own new connection, which is
+// EagerDial's behaviour (BenchmarkSpike: 15 connections opened and the
+// slowest caller 153-155 ms with EagerDial, against 0 and 23-31 ms by
+// default); and SQLite needs this pool anyway, so pgxpool would be a second
+// pool inside dbpool rather than less code.
+//
 // A *DB is safe for concurrent use. Close stops the maintainer and closes the
 // pool.
 package dbpool
