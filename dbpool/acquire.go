@@ -28,7 +28,7 @@ type acquireCtx struct {
 
 // testHookAcquire, when set by a test, runs at the end of begin, before
 // database/sql acquires a connection.
-var testHookAcquire func()
+var testHookAcquire atomic.Pointer[func()]
 
 const (
 	waiting int32 = iota
@@ -58,8 +58,8 @@ func (p *pool) begin(ctx context.Context) (context.Context, *acquireCtx) {
 			a.timer = time.AfterFunc(t, a.expire) // last: expire reads a.stop
 		}
 	}
-	if testHookAcquire != nil {
-		testHookAcquire()
+	if h := testHookAcquire.Load(); h != nil {
+		(*h)()
 	}
 	return a, a
 }

@@ -19,13 +19,14 @@ func TestAcquireTimeoutWhenIdleTakenMeanwhile(t *testing.T) {
 	require.Eventually(t, func() bool { return db.Stats().Idle == 1 }, 5*time.Second, time.Millisecond)
 
 	var held interface{ Close() error }
-	testHookAcquire = func() { // the caller looked at the pool; now someone takes its idle connection
-		testHookAcquire = nil
+	hook := func() { // the caller looked at the pool; now someone takes its idle connection
+		testHookAcquire.Store(nil)
 		c, err := db.p.db.Conn(context.Background())
 		require.NoError(t, err)
 		held = c
 	}
-	defer func() { testHookAcquire = nil }()
+	testHookAcquire.Store(&hook)
+	defer testHookAcquire.Store(nil)
 	release := time.AfterFunc(10*time.Second, func() { _ = held.Close() }) // unblock a failing run
 	defer release.Stop()
 

@@ -31,10 +31,13 @@ import (
 // backend still exiting.
 type syncCloseConn struct {
 	net.Conn
-	gone func(port int) bool
+	gone    func(port int) bool
+	closing *sync.WaitGroup
 }
 
 func (c syncCloseConn) Close() error {
+	c.closing.Add(1)
+	defer c.closing.Done()
 	err := c.Conn.Close()
 	port := c.LocalAddr().(*net.TCPAddr).Port
 	for end := time.Now().Add(10 * time.Second); !c.gone(port) && time.Now().Before(end); {
@@ -60,15 +63,17 @@ func serverCountedPostgres(t *testing.T, cfg dbpool.Config) (*dbpool.DB, func() 
 	gone := func(port int) bool {
 		var n int
 		err := admin.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND client_port = $2", app, port).Scan(&n)
-		return err == nil && n == 0
+		return err != nil || n == 0 // an error: the test is over, admin closed
 	}
+	var closing sync.WaitGroup
+	t.Cleanup(closing.Wait) // after the pool's Close, before admin's
 	d := &net.Dialer{}
 	pc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return syncCloseConn{Conn: c, gone: gone}, nil
+		return syncCloseConn{Conn: c, gone: gone, closing: &closing}, nil
 	}
 	pc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 2 * time.Second}
