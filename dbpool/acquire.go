@@ -26,24 +26,27 @@ type acquireCtx struct {
 	err       atomic.Pointer[acquireTimeoutError]
 }
 
+// testHookAcquire, when set by a test, runs at the end of begin, before
+// database/sql acquires a connection.
+var testHookAcquire atomic.Pointer[func()]
+
 const (
 	waiting int32 = iota
 	expired
 	settled
 )
 
-// begin prepares a DB method's call. When an idle connection is free it
-// returns ctx and nil: no accounting, no allocation. Otherwise it returns an
-// acquireCtx that counts the caller as pending, records its wait and bounds
-// it by AcquireTimeout. (A connection seen idle here may be taken by another
-// caller a moment later; that caller then waits bounded by its ctx only.)
+// begin prepares a DB method's call: it returns an acquireCtx that counts
+// the caller as pending until a connection is taken, records the wait and
+// bounds it by AcquireTimeout when ctx has no earlier deadline. The bound
+// is armed on every call, whatever the pool looks like now: an idle
+// connection seen here may be taken by another caller a moment later, and
+// the wait that follows must be bounded too. (It costs a timer per call
+// whose ctx has no deadline within AcquireTimeout.)
 func (p *pool) begin(ctx context.Context) (context.Context, *acquireCtx) {
-	if p.db.Stats().Idle > 0 {
-		return ctx, nil
-	}
 	a := &acquireCtx{Context: ctx, p: p, start: time.Now()}
 	p.pending.Add(1)
-	if !p.cfg.EagerDial {
+	if !p.cfg.EagerDial && p.db.Stats().Idle == 0 {
 		p.wake() // the maintainer grows the pool while callers wait
 	}
 	if t := p.cfg.AcquireTimeout; t > 0 {
@@ -54,6 +57,9 @@ func (p *pool) begin(ctx context.Context) (context.Context, *acquireCtx) {
 			}
 			a.timer = time.AfterFunc(t, a.expire) // last: expire reads a.stop
 		}
+	}
+	if h := testHookAcquire.Load(); h != nil {
+		(*h)()
 	}
 	return a, a
 }
@@ -109,12 +115,8 @@ func (a *acquireCtx) settle(got bool) {
 	}
 }
 
-// finish runs when DB's method returns; a may be nil.
-func (a *acquireCtx) finish(err error) {
-	if a != nil {
-		a.settle(err == nil)
-	}
-}
+// finish runs when DB's method returns.
+func (a *acquireCtx) finish(err error) { a.settle(err == nil) }
 
 // acquired settles the wait of ctx if it is a waiting caller's and returns
 // the caller's own context.
@@ -133,7 +135,7 @@ func (p *pool) acquired(ctx context.Context) context.Context {
 // no deadline at all. DB's other context-taking methods behave the same.
 func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	ctx, a := db.p.begin(ctx)
-	rows, err := db.DB.QueryContext(ctx, query, args...)
+	rows, err := db.db.QueryContext(ctx, query, args...)
 	a.finish(err)
 	return rows, err
 }
@@ -147,7 +149,7 @@ func (db *DB) Query(query string, args ...any) (*sql.Rows, error) {
 // the pending/wait accounting.
 func (db *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	ctx, a := db.p.begin(ctx)
-	row := db.DB.QueryRowContext(ctx, query, args...)
+	row := db.db.QueryRowContext(ctx, query, args...)
 	a.finish(row.Err())
 	return row
 }
@@ -161,7 +163,7 @@ func (db *DB) QueryRow(query string, args ...any) *sql.Row {
 // pending/wait accounting.
 func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	ctx, a := db.p.begin(ctx)
-	res, err := db.DB.ExecContext(ctx, query, args...)
+	res, err := db.db.ExecContext(ctx, query, args...)
 	a.finish(err)
 	return res, err
 }
@@ -175,7 +177,7 @@ func (db *DB) Exec(query string, args ...any) (sql.Result, error) {
 // accounting.
 func (db *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
 	ctx, a := db.p.begin(ctx)
-	tx, err := db.DB.BeginTx(ctx, opts)
+	tx, err := db.db.BeginTx(ctx, opts)
 	a.finish(err)
 	return tx, err
 }
@@ -189,7 +191,7 @@ func (db *DB) Begin() (*sql.Tx, error) {
 // accounting.
 func (db *DB) Conn(ctx context.Context) (*sql.Conn, error) {
 	ctx, a := db.p.begin(ctx)
-	c, err := db.DB.Conn(ctx)
+	c, err := db.db.Conn(ctx)
 	a.finish(err)
 	return c, err
 }
@@ -198,10 +200,27 @@ func (db *DB) Conn(ctx context.Context) (*sql.Conn, error) {
 // pending/wait accounting.
 func (db *DB) PingContext(ctx context.Context) error {
 	ctx, a := db.p.begin(ctx)
-	err := db.DB.PingContext(ctx)
+	err := db.db.PingContext(ctx)
 	a.finish(err)
 	return err
 }
 
 // Ping is PingContext with context.Background().
 func (db *DB) Ping() error { return db.PingContext(context.Background()) }
+
+// PrepareContext is sql.DB.PrepareContext with the acquire timeout and the
+// pending/wait accounting for the connection it prepares on. The returned
+// *sql.Stmt acquires connections itself when it runs (database/sql
+// re-prepares on whichever connection it gets): those runs are bounded by
+// MaxOpen and observed, but their wait is bounded by their ctx only.
+func (db *DB) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	ctx, a := db.p.begin(ctx)
+	st, err := db.db.PrepareContext(ctx, query)
+	a.finish(err)
+	return st, err
+}
+
+// Prepare is PrepareContext with context.Background().
+func (db *DB) Prepare(query string) (*sql.Stmt, error) {
+	return db.PrepareContext(context.Background(), query)
+}

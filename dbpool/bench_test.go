@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 
@@ -128,7 +129,7 @@ func BenchmarkWrapper(b *testing.B) {
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = db.Close() })
 	b.Run("bare", func(b *testing.B) { benchSelect1(b, bare, deadlineCtx(b)) })
-	b.Run("dbpool-driver", func(b *testing.B) { benchSelect1(b, db.DB, deadlineCtx(b)) })
+	b.Run("dbpool-driver", func(b *testing.B) { benchSelect1(b, db.DB(), deadlineCtx(b)) })
 	b.Run("dbpool", func(b *testing.B) { benchSelect1(b, db, deadlineCtx(b)) })
 	b.Run("bare-bg", func(b *testing.B) { benchSelect1(b, bare, context.Background()) })
 	b.Run("dbpool-bg", func(b *testing.B) { benchSelect1(b, db, context.Background()) })
@@ -147,6 +148,22 @@ func BenchmarkSelect1Postgres(b *testing.B) {
 	b.Cleanup(func() { _ = db.Close() })
 	b.Run("bare", func(b *testing.B) { benchSelect1(b, bare, deadlineCtx(b)) })
 	b.Run("dbpool", func(b *testing.B) { benchSelect1(b, db, deadlineCtx(b)) })
+	b.Run("pgxpool-stdlib", func(b *testing.B) { benchSelect1(b, openPgxpoolDB(b, dsn), deadlineCtx(b)) })
+}
+
+// openPgxpoolDB is the alternative issue 17 weighed for PostgreSQL: pgxpool
+// (MaxConns 20, MinConns 5, as dbpool's defaults) under database/sql through
+// stdlib.OpenDBFromPool, which sets database/sql's idle maximum to 0 so
+// every statement acquires from pgxpool.
+func openPgxpoolDB(b *testing.B, dsn string) *sql.DB {
+	pc, err := pgxpool.ParseConfig(dsn)
+	require.NoError(b, err)
+	pc.MaxConns, pc.MinConns = 20, 5
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	require.NoError(b, err)
+	db := stdlib.OpenDBFromPool(pool)
+	b.Cleanup(func() { _ = db.Close(); pool.Close() })
+	return db
 }
 
 // BenchmarkSelect1SQLite is SELECT 1 on an SQLite file (modernc), bare with
@@ -327,5 +344,15 @@ func BenchmarkBurstPostgres(b *testing.B) {
 		require.NoError(b, err)
 		b.Cleanup(func() { _ = db.Close() })
 		run(b, db, func() int64 { return db.Stats().Connects })
+	})
+	b.Run("pgxpool-stdlib", func(b *testing.B) {
+		pc, err := pgxpool.ParseConfig(dsn)
+		require.NoError(b, err)
+		pc.MaxConns, pc.MinConns = 20, 5
+		pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+		require.NoError(b, err)
+		db := stdlib.OpenDBFromPool(pool)
+		b.Cleanup(func() { _ = db.Close(); pool.Close() })
+		run(b, db, func() int64 { return pool.Stat().NewConnsCount() })
 	})
 }

@@ -14,8 +14,9 @@ import (
 // recycle after 7,500 uses, 30 s query and idle timeouts, 2 s connect
 // timeout. A negative duration or count switches the feature off where noted.
 type Config struct {
-	// MaxOpen bounds open connections (in use + idle). Default 20; at most
-	// 1<<20.
+	// MaxOpen bounds open connections (in use + idle + being dialled or
+	// closed): the server never sees more from this pool. Default 20; at
+	// most 1<<20.
 	MaxOpen int
 	// MinConns connections are kept open and warm: opened at Open and topped
 	// up in the background. Default 5 (or MaxOpen if smaller); negative: none;
@@ -24,9 +25,7 @@ type Config struct {
 	// MaxIdle bounds the idle connections database/sql keeps: a connection
 	// returned while MaxIdle others are idle is closed (SetMaxIdleConns).
 	// Default 0: no bound besides MaxOpen, and IdleTimeout closes the idle
-	// ones above MinConns. Replacements for retired connections, parked
-	// until database/sql asks for one (at most max(MinConns, 1)), are not
-	// counted. database/sql's own default is 2, which under fluctuating
+	// ones above MinConns. database/sql's own default is 2, which under fluctuating
 	// load closes most returned connections and dials new ones; to
 	// reproduce plain database/sql set MaxIdle 2, MinConns -1 and EagerDial.
 	// Must not be negative nor, when set, below MinConns.

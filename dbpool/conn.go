@@ -26,7 +26,6 @@ type conn struct {
 	idleSince atomic.Int64 // UnixNano when returned idle to the pool; 0 before and while held
 	leaked    atomic.Bool  // leak logged for the current acquisition
 	stack     atomic.Pointer[[]uintptr]
-	parked    time.Time // when parked as a spare
 
 	queryer   driver.QueryerContext
 	execer    driver.ExecerContext

@@ -10,8 +10,10 @@ import (
 )
 
 // connector wraps the driver's connector: it bounds Connect by
-// ConnectTimeout, hands out connections dialled in the background, and wraps
-// every connection for observation.
+// ConnectTimeout and wraps every connection for observation. Every
+// connection is dialled here, when database/sql asks for one, so
+// database/sql's count of open connections (bounded by MaxOpen) counts
+// every connection the pool has: nothing is dialled beside it.
 type connector struct {
 	inner driver.Connector
 	p     *pool
@@ -22,25 +24,24 @@ var (
 	_ io.Closer        = (*connector)(nil)
 )
 
-// Connect returns a parked background-dialled connection when there is a
-// fresh one, else dials.
+// Connect dials a connection. One dialled for a caller (not for the
+// maintainer) is held by that caller from now on: database/sql hands a new
+// connection over without ResetSession, so this is where its acquisition,
+// and its leak check, start.
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
-	if c.p.isMaint(ctx) {
+	maint := c.p.isMaint(ctx)
+	if maint {
 		c.p.maintDialed.Store(true)
 	}
 	ctx = c.p.acquired(ctx) // a dial is not a wait for a free connection
-	for {
-		select {
-		case s := <-c.p.spares:
-			if c.p.cfg.IdleTimeout > 0 && time.Since(s.parked) > c.p.cfg.IdleTimeout {
-				_ = s.Close()
-				continue
-			}
-			return s, nil
-		default:
-			return c.dial(ctx)
-		}
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
 	}
+	if !maint {
+		cn.markAcquired(false)
+	}
+	return cn, nil
 }
 
 // dial opens one wrapped connection within ConnectTimeout.
@@ -68,10 +69,9 @@ func (c *connector) dial(ctx context.Context) (*conn, error) {
 // Driver returns the underlying driver.
 func (c *connector) Driver() driver.Driver { return c.inner.Driver() }
 
-// Close closes parked connections and the inner connector if it is an
-// io.Closer. database/sql calls it from DB.Close.
+// Close closes the inner connector if it is an io.Closer. database/sql
+// calls it from DB.Close.
 func (c *connector) Close() error {
-	c.p.drainSpares()
 	if cl, ok := c.inner.(io.Closer); ok {
 		return cl.Close()
 	}

@@ -15,7 +15,7 @@ import (
 type maintKey struct{}
 
 // growInterval is how often the maintainer looks for callers waiting on a
-// full pool that did not tell it (calls through db.DB).
+// full pool that did not tell it (calls through db.DB()).
 const growInterval = 10 * time.Millisecond
 
 // growBackoff is how long growth pauses after a failed dial.
@@ -26,15 +26,16 @@ func (p *pool) isMaint(ctx context.Context) bool {
 	return p.maintaining.Load() && ctx.Value(maintKey{}) != nil
 }
 
-// maintain is the background goroutine: it dials replacements for retired
-// connections, keeps MinConns connections open and fresh, and watches
+// maintain is the background goroutine: it keeps MinConns connections open
+// and fresh (replacing retired ones through database/sql, so they count
+// against MaxOpen like any other), grows the pool while callers wait, and watches
 // saturation and leaks, every MaintainInterval and whenever a connection
 // closes or retires. It returns when ctx is cancelled.
 func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(p.cfg.MaintainInterval)
 	defer t.Stop()
-	// Callers that bypass DB's methods (db.DB) do not wake the maintainer
+	// Callers that bypass DB's methods (db.DB()) do not wake the maintainer
 	// when they wait; a short tick sees their waits in DBStats.WaitCount.
 	var growC <-chan time.Time
 	if !p.cfg.EagerDial {
@@ -50,13 +51,11 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 			p.grow(ctx)
 			continue
 		case <-t.C:
-			p.expireSpares()
 			p.closeIdle(time.Now())
 		case <-p.kick:
 			// Waiting callers kick on every call: look at most once a millisecond.
 			time.Sleep(time.Millisecond)
 		}
-		p.dialSpares(ctx)
 		p.grow(ctx)
 		s := p.stats()
 		if s.OpenConnections < p.cfg.MinConns {
@@ -227,51 +226,6 @@ func (p *pool) hold(ctx context.Context, n int) error {
 		}
 	}
 	return nil
-}
-
-// dialSpares dials the replacements retirements asked for and parks them
-// for the connector's next Connect.
-func (p *pool) dialSpares(ctx context.Context) {
-	for p.wantSpare.Load() > 0 {
-		p.wantSpare.Add(-1)
-		c, err := p.connector.dial(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				p.log.LogAttrs(ctx, slog.LevelDebug, "dbpool: dialling a replacement failed",
-					slog.String("pool", p.cfg.Name), slog.String("error", err.Error()))
-			}
-			return
-		}
-		c.parked = time.Now()
-		select {
-		case p.spares <- c:
-		default:
-			_ = c.Close()
-		}
-	}
-}
-
-// expireSpares closes parked connections older than IdleTimeout.
-func (p *pool) expireSpares() {
-	if p.cfg.IdleTimeout <= 0 {
-		return
-	}
-	for range len(p.spares) {
-		select {
-		case c := <-p.spares:
-			if time.Since(c.parked) > p.cfg.IdleTimeout {
-				_ = c.Close()
-				continue
-			}
-			select {
-			case p.spares <- c:
-			default:
-				_ = c.Close()
-			}
-		default:
-			return
-		}
-	}
 }
 
 func (p *pool) checkSaturation(ctx context.Context, s sql.DBStats) {

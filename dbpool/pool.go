@@ -12,26 +12,34 @@ import (
 	"time"
 )
 
-// DB is a database/sql pool with dbpool's tuning and observation. It embeds
-// *sql.DB, so everything written for *sql.DB works on it (pass db.DB where a
-// *sql.DB is required). Its context-taking methods that acquire a connection
-// (QueryContext, ExecContext, QueryRowContext, BeginTx, Conn, PingContext
-// and the context-free forms) add the acquire timeout and the
-// pending/wait-time accounting; everything else is observed in the driver
-// wrapper whichever way it is called. Safe for concurrent use.
-//
-// Unless Config.EagerDial is set, database/sql's own maximum is a growth cap
-// the maintainer moves between MinConns and MaxOpen, so db.DB.Stats()
-// reports that cap as MaxOpenConnections; db.Stats() reports MaxOpen.
+// DB is a database/sql pool with dbpool's tuning and observation. It does
+// not embed *sql.DB: its methods are exactly the ones that acquire a
+// connection with the acquire timeout and the pending/wait-time accounting
+// (QueryContext, QueryRowContext, ExecContext, BeginTx, Conn, PingContext,
+// PrepareContext and their context-free forms), plus Close, Stats and the
+// health checks. database/sql's knobs (SetMaxOpenConns, ...) are not
+// reachable: the pool steers them itself. Code that needs a *sql.DB (a
+// migration tool, sqlx) takes the documented escape hatch DB. Safe for
+// concurrent use.
 type DB struct {
-	*sql.DB
-	p *pool
+	db *sql.DB
+	p  *pool
 
 	stop      context.CancelFunc // stops the maintainer
 	done      chan struct{}      // closed when the maintainer has returned
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// DB returns the *sql.DB under the pool, for code that needs one (a
+// migration tool, sqlx). Calls through it are bounded by MaxOpen, observed
+// (metrics, slow queries, query counts, MaxUses, QueryTimeout) and grow the
+// pool within 10 ms, but they skip DB's acquire accounting: their wait for
+// a connection is bounded by their context only (no AcquireTimeout) and not
+// counted as pending. Do not call its Set* methods: the pool steers
+// database/sql's caps itself, and its Stats reports database/sql's growth
+// cap as MaxOpenConnections where DB.Stats reports MaxOpen.
+func (db *DB) DB() *sql.DB { return db.db }
 
 // pool is the state the driver wrapper, the maintainer and DB share.
 type pool struct {
@@ -57,8 +65,6 @@ type pool struct {
 	growPause       time.Time    // no growth before this, after a failed dial (maintainer only)
 
 	kick      chan struct{} // wakes the maintainer
-	wantSpare atomic.Int64  // replacements to dial in the background
-	spares    chan *conn    // background-dialled connections for Connect
 	connector *connector
 
 	mu    sync.Mutex
@@ -115,11 +121,10 @@ func OpenConnector(ctx context.Context, c driver.Connector, cfg Config) (*DB, er
 		return nil, err
 	}
 	p := &pool{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		kick:   make(chan struct{}, 1),
-		spares: make(chan *conn, max(cfg.MinConns, 1)),
-		conns:  make(map[*conn]struct{}),
+		cfg:   cfg,
+		log:   cfg.Logger,
+		kick:  make(chan struct{}, 1),
+		conns: make(map[*conn]struct{}),
 	}
 	p.connector = &connector{inner: c, p: p}
 	p.db = sql.OpenDB(p.connector)
@@ -148,7 +153,7 @@ func OpenConnector(ctx context.Context, c driver.Connector, cfg Config) (*DB, er
 		return nil, fmt.Errorf("dbpool: warming %d connections: %w", cfg.MinConns, err)
 	}
 	mctx, stop := context.WithCancel(context.Background())
-	db := &DB{DB: p.db, p: p, stop: stop, done: make(chan struct{})}
+	db := &DB{db: p.db, p: p, stop: stop, done: make(chan struct{})}
 	go p.maintain(mctx, db.done)
 	return db, nil
 }
@@ -161,10 +166,15 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.stop()
 		<-db.done
-		db.closeErr = errors.Join(db.DB.Close(), db.p.in.reg.Unregister())
+		db.closeErr = errors.Join(db.db.Close(), db.p.in.reg.Unregister())
 	})
 	return db.closeErr
 }
+
+// DBStats is database/sql's statistics of the pool with MaxOpenConnections
+// the configured MaxOpen (not database/sql's growth cap): what a generic
+// check of a database/sql pool (health.SQL) reports.
+func (db *DB) DBStats() sql.DBStats { return db.p.stats() }
 
 // Stats is a snapshot of the pool: database/sql's counters plus dbpool's.
 // MaxOpenConnections is the configured MaxOpen (not database/sql's growth
@@ -276,13 +286,12 @@ func (p *pool) slowQuery(ctx context.Context, query string, nargs int, d time.Du
 	p.log.LogAttrs(ctx, slog.LevelWarn, "dbpool: slow query", attrs...)
 }
 
-// retire counts a connection retired after its maximum uses and asks the
-// maintainer for a replacement dialled in the background.
+// retire counts a connection retired after its maximum uses. database/sql
+// closes it; the close wakes the maintainer, which tops the warm
+// connections up through database/sql (so within MaxOpen).
 func (p *pool) retire() {
 	p.retired.Add(1)
 	p.in.retired.Add(context.Background(), 1, p.in.add...)
-	p.wantSpare.Add(1)
-	p.wake()
 }
 
 // setCap sets database/sql's open and idle maximum.
@@ -318,15 +327,4 @@ func (p *pool) untrack(c *conn) {
 	delete(p.conns, c)
 	p.mu.Unlock()
 	p.wake() // top up warm connections after a close or retirement
-}
-
-func (p *pool) drainSpares() {
-	for {
-		select {
-		case s := <-p.spares:
-			_ = s.Close()
-		default:
-			return
-		}
-	}
 }

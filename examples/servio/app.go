@@ -34,7 +34,7 @@ type App struct {
 	metrics *metrics.Provider
 	redis   redis.UniversalClient // nil without REDIS_URL
 	pool    *dbpool.DB
-	db      *sql.DB // pool.DB, for what needs a plain *sql.DB
+	db      *sql.DB // pool.DB(), for what needs a plain *sql.DB (migrations)
 	st      *store.Store
 	cache   *cache.Cache
 	svc     *service
@@ -120,7 +120,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	a.closers = append(a.closers, a.pool.Close)
-	a.db = a.pool.DB
+	a.db = a.pool.DB()
 	a.st = store.New(a.pool, dialect)
 	if err := a.st.Migrate(ctx, a.db, log); err != nil {
 		return nil, err

@@ -21,7 +21,7 @@ func (a *App) setupHealth(mp *metrics.Provider) error {
 		llmID = "SIMULATED in-process upstream " + llmID
 	}
 	checks := []health.Check{
-		{Name: "database", Run: health.SQL(a.db), Critical: true},
+		{Name: "database", Run: health.SQL(a.pool), Critical: true},
 		{Name: "llm", Run: a.llmCheck, ComponentType: "component", ComponentID: llmID},
 		{Name: "memory", Run: health.Memory(health.MemoryLimits{})},
 	}

@@ -41,7 +41,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer db.Close()
 	st := store.New(db, dialect)
-	if err := st.Migrate(ctx, db.DB, log); err != nil {
+	if err := st.Migrate(ctx, db.DB(), log); err != nil {
 		return err
 	}
 	// The demo data first (a no-op on a database that has any), so the

@@ -108,13 +108,32 @@ func TestOpenLoopRun(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &rep))
 	n := rep["requests"].(float64)
-	assert.InDelta(t, 400, n, 120, "1 s at 400 req/s should measure ≈400 requests, got %v", n)
+	// The generator sends on schedule while the machine keeps up. When it
+	// falls behind (other builds on the same cores), due requests wait for
+	// a worker, their latency (counted from the due time) shows by how
+	// much, and those still unsent at the end are never sent: at most the
+	// time lost to the worst lag goes unmeasured. So 1 s at 400 req/s
+	// measures at most ≈400 and at least those due in the rest of the
+	// second, both with a 30 % margin for the window's edges.
+	lag := rep["latency"].(map[string]any)["Max"].(float64) / 1e9
+	assert.LessOrEqual(t, n, 400*1.3, "1 s at 400 req/s cannot measure more than ≈400 requests")
+	assert.GreaterOrEqual(t, n, 400*max(0, 1-lag)*0.7,
+		"1 s at 400 req/s with at most %.3f s of lag should measure ≈400×(1 s − lag) requests", lag)
 	assert.Zero(t, rep["error_rate"], "a healthy fake server must show no errors")
 	assert.Zero(t, rep["client_errors_4xx"], "staff routes must carry the signed-in user's token (the fake answers 401 without)")
 	assert.Positive(t, rep["limited_429"], "logins answered 429 must be counted as limited")
 	assert.InDelta(t, 0.25, rep["pool_saturation_max"], 1e-9, "peak of the sampled saturation gauge")
-	// 2 ms of connection use per request over ~1 s with 20 connections
-	assert.InDelta(t, 0.002*n/20, rep["pool_saturation_mean"], 0.002*n/20*0.5, "time-weighted pool use")
+	// 2 ms of connection use per request served, over the measured window
+	// with 20 connections: the window is the report's own duration, not the
+	// 1 s asked for (on a loaded machine the run and its drain take longer,
+	// and the mean is use time ÷ that window). The margin covers requests
+	// served but not measured at the window's edges (in flight while the
+	// counters are scraped): at most half of them.
+	window := rep["duration_ns"].(float64) / 1e9
+	require.Positive(t, window)
+	want := 0.002 * n / (window * 20)
+	assert.InDelta(t, want, rep["pool_saturation_mean"], want*0.5,
+		"time-weighted pool use: %v requests over %.3f s", n, window)
 	assert.InDelta(t, 0.9, rep["cache_hit_rate"], 0.02)
 	assert.InDelta(t, 0.1, rep["slow_query_share"], 0.02)
 
