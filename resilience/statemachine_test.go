@@ -275,4 +275,3 @@ func TestPipelineStateMachine(t *testing.T) {
 	})
 	t.Logf("%d interleavings, %d queue deadlines, %d ended open", pipeStats.runs.Load(), pipeStats.queueDeadlines.Load(), pipeStats.opened.Load())
 }
-
