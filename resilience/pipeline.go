@@ -183,7 +183,7 @@ func pipeRetry[T any](ctx context.Context, p *Pipeline, fn func(context.Context)
 	if p.retry == nil {
 		return pipeBreaker(ctx, p, fn)
 	}
-	return retryDo(ctx, p.retry, func(ctx context.Context, _ int) (T, error) { return pipeBreaker(ctx, p, fn) })
+	return retryCall(ctx, p.retry, func(ctx context.Context) (T, error) { return pipeBreaker(ctx, p, fn) })
 }
 
 // admission records whether an attempt got past the bulkhead and the rate

@@ -175,16 +175,14 @@ func mustRetrier(p RetryPolicy) *retrier {
 // The returned func is safe for concurrent use.
 func Retry[T any](p RetryPolicy, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	r := mustRetrier(p)
-	return func(ctx context.Context) (T, error) {
-		return retryDo(ctx, r, func(ctx context.Context, _ int) (T, error) { return fn(ctx) })
-	}
+	return func(ctx context.Context) (T, error) { return retryCall(ctx, r, fn) }
 }
 
 // Retry1 is Retry for functions that take an argument.
 func Retry1[A, T any](p RetryPolicy, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
 	r := mustRetrier(p)
 	return func(ctx context.Context, a A) (T, error) {
-		return retryDo(ctx, r, func(ctx context.Context, _ int) (T, error) { return fn(ctx, a) })
+		return retryCall(ctx, r, func(ctx context.Context) (T, error) { return fn(ctx, a) })
 	}
 }
 
@@ -215,6 +213,31 @@ func (r *Retrier) Do(ctx context.Context, fn func(ctx context.Context, attempt i
 		return struct{}{}, fn(ctx, attempt)
 	})
 	return err
+}
+
+// retryCall is retryDo for callees that do not take the attempt number:
+// the first attempt calls fn directly (the happy path pays no adapter),
+// the rest go through the same loop, retrySlow.
+func retryCall[T any](ctx context.Context, r *retrier, fn func(context.Context) (T, error)) (T, error) {
+	if r.budget != nil {
+		r.budget.deposit()
+	}
+	var start time.Time
+	if r.maxElapsed > 0 {
+		start = r.clock.Now()
+	}
+	withAttempt := func(ctx context.Context, _ int) (T, error) { return fn(ctx) }
+	var v T
+	var err error
+	if r.attemptTimeout > 0 {
+		v, err = callWithTimeout(ctx, r.attemptTimeout, 1, withAttempt)
+	} else {
+		v, err = fn(ctx)
+	}
+	if err == nil {
+		return v, nil
+	}
+	return retrySlow(ctx, r, withAttempt, start, v, err)
 }
 
 func retryDo[T any](ctx context.Context, r *retrier, fn func(context.Context, int) (T, error)) (T, error) {
