@@ -3,25 +3,27 @@ package httpclient
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
+	"net/http/httptrace"
+	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
+	"github.com/servio/perfkit/resilience"
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Breaker defaults.
+// Breaker defaults. They are resilience's: the per-host breakers are
+// resilience circuit breakers in a resilience.Breakers registry, so a
+// BreakerOptions{} host breaker behaves exactly like a
+// resilience.BreakerConfig{} one.
 const (
-	DefaultConsecutiveFailures = 5
-	DefaultMinRequests         = 10
-	DefaultBreakerInterval     = 60 * time.Second
-	DefaultOpenTimeout         = 30 * time.Second
-	DefaultMaxHosts            = 1024
+	DefaultConsecutiveFailures = resilience.DefaultConsecutiveFailures
+	DefaultMinRequests         = resilience.DefaultMinRequests
+	DefaultBreakerInterval     = resilience.DefaultWindow
+	DefaultOpenTimeout         = resilience.DefaultOpenTimeout
+	DefaultMaxHosts            = resilience.DefaultMaxKeys
 )
 
 // ErrBreakerOpen is matched (errors.Is) by every [*BreakerOpenError].
@@ -34,8 +36,9 @@ var ErrBreakerOpen = errors.New("httpclient: circuit breaker open")
 type BreakerOpenError struct {
 	// Host is the URL host (host[:port]) the breaker guards.
 	Host string
-	// Err is the breaker's own error (gobreaker.ErrOpenState or
-	// gobreaker.ErrTooManyRequests for the default breaker).
+	// Err is the breaker's own error, a *resilience.BreakerError (errors.Is
+	// matches resilience.ErrOpen or resilience.ErrTooManyRequests, and
+	// gobreaker's ErrOpenState or ErrTooManyRequests).
 	Err error
 }
 
@@ -50,56 +53,53 @@ func (e *BreakerOpenError) Is(target error) bool { return target == ErrBreakerOp
 // Unwrap returns the breaker's own error.
 func (e *BreakerOpenError) Unwrap() error { return e.Err }
 
-// CircuitBreaker guards one host. Allow either refuses the request with an
-// error or returns done, which the breaker layer calls exactly once with the
-// outcome: nil for success, context.Canceled when the caller gave up
-// (implementations should not count it), any other error for a failure.
-// *gobreaker.TwoStepCircuitBreaker[T] satisfies CircuitBreaker, and a
-// resilience breaker can be adapted in a few lines.
-type CircuitBreaker interface {
-	Allow() (done func(err error), err error)
-}
-
-var _ CircuitBreaker = (*gobreaker.TwoStepCircuitBreaker[struct{}])(nil)
-
-// BreakerOptions configures [NewBreaker]. The zero value is usable: trip a
-// host after 5 consecutive failures, stay open 30 s, probe with one request.
+// BreakerOptions configures [NewBreaker]. Each host gets a
+// resilience.CircuitBreaker built from these fields (the names are
+// httpclient's, the semantics and defaults resilience.BreakerConfig's).
+// The zero value is usable: trip a host after 5 consecutive failures, stay
+// open 60 s, probe with one request.
 type BreakerOptions struct {
+	// Name prefixes the breakers' names: a host's breaker is Name+"/"+host
+	// in resilience.breaker.* metrics (attribute resilience.policy) and
+	// logs. Default "httpclient".
+	Name string
 	// ConsecutiveFailures trips the breaker after this many failures in a
-	// row. Default 5.
+	// row. Default 5 when FailureRatio is 0, otherwise off (set both to
+	// have both).
 	ConsecutiveFailures uint32
-	// FailureRatio, if > 0, also trips the breaker when at least MinRequests
-	// were made in the current Interval and this share of them failed.
-	// Default 0 (off).
+	// FailureRatio, if > 0, also trips the breaker when at least
+	// MinRequests requests finished in the rolling Interval and this share
+	// of them failed. Requests still in flight and requests not counted
+	// (the caller's cancellation, a wait for a pooled connection) are not
+	// part of the ratio. Default 0 (off).
 	FailureRatio float64
-	// MinRequests is the minimum request count for FailureRatio. Default 10.
+	// MinRequests is the minimum number of finished requests for
+	// FailureRatio. Default 10.
 	MinRequests uint32
-	// Interval is the closed-state window after which counts reset.
-	// Default 60 s.
+	// Interval is the rolling window over which closed-state counts are
+	// kept (resilience's Window). Default 60 s.
 	Interval time.Duration
 	// OpenTimeout is how long the breaker stays open before letting probes
-	// through (half-open). Default 30 s.
+	// through (half-open). Default 60 s (resilience's).
 	OpenTimeout time.Duration
 	// HalfOpenRequests is how many probes may run while half-open; that many
 	// successes close the breaker. Default 1.
 	HalfOpenRequests uint32
-	// IsFailure classifies an attempt. Default: a transport error (but not
-	// the caller's own cancellation) or a 5xx status is a failure; 4xx is a
-	// success, since the host answered. A deadline that expires while the
-	// upstream is slow counts as a failure.
+	// IsFailure classifies an attempt that reached the host. Default: a
+	// transport error or a 5xx status is a failure; 4xx is a success, since
+	// the host answered. A deadline that expires while the upstream is slow
+	// counts as a failure. Whatever IsFailure says, the caller's own
+	// cancellation and a request whose context ended before it got a
+	// connection (waiting for the pool, MaxConnsPerHost) are not counted.
 	IsFailure func(resp *http.Response, err error) bool
-	// MaxHosts bounds the number of per-host breakers kept. When full, an
-	// arbitrary host's breaker is dropped to make room. Default 1024.
+	// MaxHosts bounds the number of per-host breakers kept. When full, a
+	// closed host's breaker is dropped to make room; open and half-open
+	// ones are never dropped (see resilience.Breakers). Default 1024.
 	MaxHosts int
-	// New creates the breaker for a host, replacing the gobreaker default
-	// (the fields above are then ignored except IsFailure and MaxHosts, and
-	// the breaker metrics and OnStateChange are the custom breaker's job).
-	New func(host string) CircuitBreaker
-	// OnStateChange is called on every state change of a default breaker,
-	// under the breaker's lock: keep it short.
-	OnStateChange func(host string, from, to gobreaker.State)
-	// MeterProvider creates http.client.breaker.state (gauge: 0 closed,
-	// 1 half-open, 2 open) and http.client.breaker.transitions.
+	// OnStateChange is called on every state change, under the breaker's
+	// lock: keep it short.
+	OnStateChange func(host string, from, to resilience.State)
+	// MeterProvider creates the resilience.breaker.* instruments.
 	// Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 	// Logger logs state changes (Warn when opening, Info otherwise).
@@ -119,21 +119,16 @@ func (o BreakerOptions) validate() error {
 	return nil
 }
 
-// BreakerTransport keeps one circuit breaker per URL host and refuses
-// requests to a host whose breaker is open with a [*BreakerOpenError],
-// closing the request body as RoundTrippers must. It is safe for concurrent
-// use. A request through a default (gobreaker) breaker costs one
-// allocation, the breaker's done func.
+// BreakerTransport keeps one circuit breaker per URL host (a
+// resilience.Breakers registry) and refuses requests to a host whose
+// breaker is open with a [*BreakerOpenError], closing the request body as
+// RoundTrippers must. It is safe for concurrent use. Each request costs
+// four allocations: an httptrace hook that tells a wait for a pooled
+// connection (not the host's fault) from a slow host.
 type BreakerTransport struct {
 	next      http.RoundTripper
-	opts      BreakerOptions
 	isFailure func(*http.Response, error) bool
-	logger    *slog.Logger
-	state     metric.Int64Gauge
-	changes   metric.Int64Counter
-
-	mu    sync.RWMutex
-	hosts map[string]CircuitBreaker
+	hosts     *resilience.Breakers
 }
 
 var _ http.RoundTripper = (*BreakerTransport)(nil)
@@ -141,39 +136,42 @@ var _ http.RoundTripper = (*BreakerTransport)(nil)
 // CloseIdleConnections closes the idle connections of the wrapped transport.
 func (b *BreakerTransport) CloseIdleConnections() { closeIdle(b.next) }
 
+// errNotCounted is reported to the breaker for a request that never got a
+// connection before its context ended; errServerStatus for a response
+// IsFailure rejects. Sentinels, so the reports do not allocate.
+var (
+	errNotCounted   = errors.New("httpclient: request not counted")
+	errServerStatus = errors.New("httpclient: failed response status")
+)
+
 // NewBreaker wraps next with a per-host circuit breaker. A nil next means
 // http.DefaultTransport.
 func NewBreaker(next http.RoundTripper, opts BreakerOptions) (*BreakerTransport, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	opts.ConsecutiveFailures = orDefault(opts.ConsecutiveFailures, DefaultConsecutiveFailures)
-	opts.MinRequests = orDefault(opts.MinRequests, DefaultMinRequests)
-	opts.Interval = orDefault(opts.Interval, DefaultBreakerInterval)
-	opts.OpenTimeout = orDefault(opts.OpenTimeout, DefaultOpenTimeout)
-	opts.HalfOpenRequests = orDefault(opts.HalfOpenRequests, 1)
-	opts.MaxHosts = orDefault(opts.MaxHosts, DefaultMaxHosts)
-	mp := orDefault(opts.MeterProvider, otel.GetMeterProvider())
-	meter := mp.Meter(meterName)
-	state, err := meter.Int64Gauge("http.client.breaker.state",
-		metric.WithDescription("Circuit breaker state per host: 0 closed, 1 half-open, 2 open."))
+	name := orDefault(opts.Name, "httpclient")
+	cfg := resilience.BreakerConfig{
+		Name:                name,
+		ConsecutiveFailures: opts.ConsecutiveFailures,
+		FailureRatio:        opts.FailureRatio,
+		MinRequests:         opts.MinRequests,
+		Window:              opts.Interval,
+		OpenTimeout:         opts.OpenTimeout,
+		HalfOpenProbes:      opts.HalfOpenRequests,
+		IsFailure:           func(err error) bool { return err != errNotCounted },
+		MeterProvider:       opts.MeterProvider,
+		Logger:              opts.Logger,
+	}
+	if on := opts.OnStateChange; on != nil {
+		prefix := name + "/"
+		cfg.OnStateChange = func(n string, from, to resilience.State) { on(strings.TrimPrefix(n, prefix), from, to) }
+	}
+	hosts, err := resilience.NewBreakers(cfg, opts.MaxHosts)
 	if err != nil {
-		return nil, fmt.Errorf("httpclient: create breaker state gauge: %w", err)
+		return nil, invalid("%v", err)
 	}
-	changes, err := meter.Int64Counter("http.client.breaker.transitions",
-		metric.WithDescription("Circuit breaker state changes per host and new state."))
-	if err != nil {
-		return nil, fmt.Errorf("httpclient: create breaker transitions counter: %w", err)
-	}
-	b := &BreakerTransport{
-		next:      orDefault(next, http.DefaultTransport),
-		opts:      opts,
-		isFailure: opts.IsFailure,
-		logger:    orDefault(opts.Logger, slog.Default()),
-		state:     state,
-		changes:   changes,
-		hosts:     make(map[string]CircuitBreaker),
-	}
+	b := &BreakerTransport{next: orDefault(next, http.DefaultTransport), isFailure: opts.IsFailure, hosts: hosts}
 	if b.isFailure == nil {
 		b.isFailure = defaultIsFailure
 	}
@@ -187,115 +185,59 @@ func defaultIsFailure(resp *http.Response, err error) bool {
 	return resp.StatusCode >= 500
 }
 
-// errServerStatus is reported to the breaker for a response IsFailure
-// rejects; a sentinel so the report does not allocate.
-var errServerStatus = errors.New("httpclient: failed response status")
+// connWatch records whether a request got a connection.
+type connWatch struct {
+	got   atomic.Bool
+	trace httptrace.ClientTrace
+}
 
 // RoundTrip implements http.RoundTripper.
 func (b *BreakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
-	done, err := b.breaker(host).Allow()
-	if err != nil {
+	ctx := req.Context()
+	w := &connWatch{}
+	w.trace.GotConn = func(httptrace.GotConnInfo) { w.got.Store(true) }
+	treq := req.WithContext(httptrace.WithClientTrace(ctx, &w.trace))
+	var (
+		resp   *http.Response
+		rterr  error
+		called bool
+	)
+	err := b.hosts.Get(host).Do(ctx, func(context.Context) error {
+		called = true
+		resp, rterr = b.next.RoundTrip(treq)
+		switch {
+		case rterr != nil && ctx.Err() != nil && !w.got.Load():
+			// The context ended before the request had a connection: it
+			// waited for the pool (or a dial still in progress); the host
+			// did nothing wrong.
+			return errNotCounted
+		case !b.isFailure(resp, rterr):
+			return nil
+		case rterr != nil:
+			return rterr
+		default:
+			return errServerStatus
+		}
+	})
+	if !called {
 		if req.Body != nil {
 			req.Body.Close()
 		}
 		return nil, &BreakerOpenError{Host: host, Err: err}
 	}
-	resp, err := b.next.RoundTrip(req)
-	switch {
-	case err != nil && errors.Is(req.Context().Err(), context.Canceled):
-		done(context.Canceled)
-	case !b.isFailure(resp, err):
-		done(nil)
-	case err != nil:
-		done(err)
-	default:
-		done(errServerStatus)
-	}
-	return resp, err
+	return resp, rterr
 }
 
-// State returns the state of host's default breaker and true, or false when
-// host has no breaker yet or uses a custom one.
-func (b *BreakerTransport) State(host string) (gobreaker.State, bool) {
-	b.mu.RLock()
-	cb := b.hosts[host]
-	b.mu.RUnlock()
-	s, ok := cb.(interface{ State() gobreaker.State })
+// State returns the state of host's breaker and true, or false when host
+// has no breaker (yet, or any more).
+func (b *BreakerTransport) State(host string) (resilience.State, bool) {
+	cb, ok := b.hosts.Lookup(host)
 	if !ok {
-		return gobreaker.StateClosed, false
+		return resilience.StateClosed, false
 	}
-	return s.State(), true
+	return cb.State(), true
 }
 
-func (b *BreakerTransport) breaker(host string) CircuitBreaker {
-	b.mu.RLock()
-	cb, ok := b.hosts[host]
-	b.mu.RUnlock()
-	if ok {
-		return cb
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if cb, ok := b.hosts[host]; ok {
-		return cb
-	}
-	if len(b.hosts) >= b.opts.MaxHosts {
-		for h := range b.hosts {
-			delete(b.hosts, h)
-			break
-		}
-	}
-	if b.opts.New != nil {
-		cb = b.opts.New(host)
-	} else {
-		cb = b.newDefault(host)
-	}
-	b.hosts[host] = cb
-	return cb
-}
-
-func (b *BreakerTransport) newDefault(host string) CircuitBreaker {
-	o := b.opts
-	b.state.Record(context.Background(), int64(gobreaker.StateClosed), metric.WithAttributes(hostAttrs(host)...))
-	return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        host,
-		MaxRequests: o.HalfOpenRequests,
-		Interval:    o.Interval,
-		Timeout:     o.OpenTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
-			if c.ConsecutiveFailures >= o.ConsecutiveFailures {
-				return true
-			}
-			return o.FailureRatio > 0 && c.Requests >= o.MinRequests &&
-				float64(c.TotalFailures) >= o.FailureRatio*float64(c.Requests)
-		},
-		IsExcluded:    func(err error) bool { return errors.Is(err, context.Canceled) },
-		OnStateChange: b.onStateChange,
-	})
-}
-
-func (b *BreakerTransport) onStateChange(host string, from, to gobreaker.State) {
-	kv := hostAttrs(host)
-	ctx := context.Background()
-	b.state.Record(ctx, int64(to), metric.WithAttributes(kv...))
-	b.changes.Add(ctx, 1, metric.WithAttributes(append(kv, attribute.String("state", to.String()))...))
-	level := slog.LevelInfo
-	if to == gobreaker.StateOpen {
-		level = slog.LevelWarn
-	}
-	b.logger.LogAttrs(ctx, level, "httpclient: circuit breaker state change",
-		slog.String("host", host), slog.String("from", from.String()), slog.String("to", to.String()))
-	if b.opts.OnStateChange != nil {
-		b.opts.OnStateChange(host, from, to)
-	}
-}
-
-func hostAttrs(host string) []attribute.KeyValue {
-	addr, port := splitHostPort(host, "")
-	kv := []attribute.KeyValue{attribute.String("server.address", addr)}
-	if port > 0 {
-		kv = append(kv, attribute.Int("server.port", port))
-	}
-	return kv
-}
+// Len returns the number of per-host breakers held.
+func (b *BreakerTransport) Len() int { return b.hosts.Len() }

@@ -218,7 +218,7 @@ func TestTracingSpanPerAttempt(t *testing.T) {
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	rec := &sleepRecorder{}
-	c := newTestClient(t, Options{Tracing: true, TracerProvider: tp, Retry: RetryOptions{Sleep: rec.Sleep}})
+	c := newTestClient(t, Options{Tracing: true, TracerProvider: tp, Retry: RetryOptions{Clock: rec}})
 	req, err := http.NewRequestWithContext(WithRoute(context.Background(), "/v1/orders/{id}"), http.MethodGet, srv.URL+"/v1/orders/7", nil)
 	require.NoError(t, err)
 	resp, err := c.Do(req)

@@ -24,7 +24,24 @@
 // Options.Tracing adds otelhttp under the breaker for one client span per
 // attempt; Options.WrapBase takes any other RoundTripper wrapper.
 //
-// The package imports no other perfkit package; the breaker is
-// github.com/sony/gobreaker/v2 by default and can be replaced through
-// BreakerOptions.New with anything implementing [CircuitBreaker].
+// The retry and breaker layers are built on perfkit's resilience package
+// (the one import DESIGN.md allows between public packages): the retry
+// loop is a resilience.Retrier and the per-host breakers are
+// resilience.CircuitBreakers in a resilience.Breakers registry, so both
+// packages share one implementation, one set of defaults (3 attempts, a
+// 60 s open timeout, ...) and one set of rules:
+//
+//   - a Retry-After is never cut short: longer than MaxRetryAfter (default
+//     MaxDelay) or past the deadline, the response comes back at once;
+//   - a breaker counts only requests that reached the host: not the
+//     caller's cancellation, not a deadline that ended while the request
+//     waited for a pooled connection; its failure ratio is over finished
+//     requests only;
+//   - an open breaker is never evicted to make room for another host.
+//
+// The option names (MaxRetries, Interval, HalfOpenRequests) are still
+// httpclient's; breaker metrics are resilience's (resilience.breaker.*,
+// labelled resilience.policy = BreakerOptions.Name+"/"+host). A request
+// whose connection was refused (a dial error: nothing was sent) is retried
+// whatever its method.
 package httpclient

@@ -60,7 +60,7 @@ func ExampleNew_openAI() {
 }
 
 // The zero Options give the tuned pool (50 connections per host, 50 idle),
-// 3 retries, a per-host breaker and metrics.
+// 2 retries (3 attempts, as resilience), a per-host breaker and metrics.
 func ExampleNew() {
 	client, err := httpclient.New(httpclient.Options{})
 	if err != nil {

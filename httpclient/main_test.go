@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servio/perfkit/resilience"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -68,18 +69,38 @@ func newTestClient(t testing.TB, opts Options) *http.Client {
 	return c
 }
 
-// sleepRecorder records requested waits instead of sleeping.
+// sleepRecorder is a resilience.Clock that records requested waits
+// instead of sleeping: its timers fire at once. Its time stands still (at
+// now, or the real time of its first use), so many recorded waits never
+// carry it past a real request deadline.
 type sleepRecorder struct {
 	mu    sync.Mutex
+	now   time.Time
 	waits []time.Duration
 }
 
-func (s *sleepRecorder) Sleep(ctx context.Context, d time.Duration) error {
+func (s *sleepRecorder) Now() time.Time {
 	s.mu.Lock()
-	s.waits = append(s.waits, d)
-	s.mu.Unlock()
-	return ctx.Err()
+	defer s.mu.Unlock()
+	if s.now.IsZero() {
+		s.now = time.Now()
+	}
+	return s.now
 }
+
+func (s *sleepRecorder) NewTimer(d time.Duration) resilience.Timer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waits = append(s.waits, d)
+	ch := make(chan time.Time, 1)
+	ch <- time.Time{}
+	return firedTimer(ch)
+}
+
+type firedTimer chan time.Time
+
+func (t firedTimer) C() <-chan time.Time { return t }
+func (t firedTimer) Stop() bool          { return false }
 
 func (s *sleepRecorder) Waits() []time.Duration {
 	s.mu.Lock()

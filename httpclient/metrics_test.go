@@ -51,7 +51,7 @@ func TestMetricsPerAttemptWithRouteTemplate(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	rec := &sleepRecorder{}
-	c := newTestClient(t, Options{MeterProvider: mp, Retry: RetryOptions{Sleep: rec.Sleep}})
+	c := newTestClient(t, Options{MeterProvider: mp, Retry: RetryOptions{Clock: rec}})
 
 	ctx := WithRoute(context.Background(), "/v1/orders/{id}")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/orders/12345?token=abc", nil)
@@ -114,12 +114,45 @@ func TestMetricsRecordErrorsAndBreakerState(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"500": true, "circuit_open": true}, errTypes)
 
-	state := got["http.client.breaker.state"].Data.(metricdata.Gauge[int64])
+	// The per-host breakers are resilience's: resilience.breaker.* labelled
+	// resilience.policy = "httpclient/" + host.
+	host := strings.TrimPrefix(srv.URL, "http://")
+	state := got["resilience.breaker.state"].Data.(metricdata.Gauge[int64])
 	require.Len(t, state.DataPoints, 1)
+	assert.Equal(t, "httpclient/"+host, attrsOf(state.DataPoints[0].Attributes)["resilience.policy"])
 	assert.Equal(t, int64(2), state.DataPoints[0].Value, "wanted state 2 (open)")
-	transitions := got["http.client.breaker.transitions"].Data.(metricdata.Sum[int64])
+	transitions := got["resilience.breaker.transitions"].Data.(metricdata.Sum[int64])
 	require.Len(t, transitions.DataPoints, 1)
-	assert.Equal(t, "open", attrsOf(transitions.DataPoints[0].Attributes)["state"])
+	assert.Equal(t, "open", attrsOf(transitions.DataPoints[0].Attributes)["to"])
+}
+
+// TestBreakerGaugeRemovedWithHost reproduces issue 17: a host's breaker
+// state kept reporting after the host was evicted from the registry.
+func TestBreakerGaugeRemovedWithHost(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	b, err := NewBreaker(roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}}, nil
+	}), BreakerOptions{MaxHosts: 1, MeterProvider: mp})
+	require.NoError(t, err)
+	series := func() []string {
+		var hosts []string
+		if g, ok := collect(t, reader)["resilience.breaker.state"].Data.(metricdata.Gauge[int64]); ok {
+			for _, dp := range g.DataPoints {
+				hosts = append(hosts, attrsOf(dp.Attributes)["resilience.policy"])
+			}
+		}
+		return hosts
+	}
+	for _, h := range []string{"a.invalid", "b.invalid"} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+h+"/", nil)
+		require.NoError(t, err)
+		resp, err := b.RoundTrip(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	assert.Equal(t, []string{"httpclient/b.invalid"}, series(), "an evicted host must stop reporting")
 }
 
 func TestMetricsRouteFunc(t *testing.T) {
@@ -167,7 +200,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	var buf syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec := &sleepRecorder{}
-	c := newTestClient(t, Options{Logger: logger, Retry: RetryOptions{Sleep: rec.Sleep}})
+	c := newTestClient(t, Options{Logger: logger, Retry: RetryOptions{Clock: rec}})
 
 	u, err := url.Parse(srv.URL + "/v1/charge?api_key=query-secret&amount=10")
 	require.NoError(t, err)

@@ -9,8 +9,8 @@ import "time"
 
 // OpenAI returns the preset for OpenAI-compatible APIs (/v1/chat/completions), matching
 // resilience.OpenAI: 30 s per request, at most 10 concurrent connections,
-// 3 retries with full jitter from 1 s up to 10 s (Retry-After honoured
-// within 10 s), and a breaker that trips when half of at least 10
+// 3 retries with full jitter from 1 s up to 10 s (a Retry-After up to 10 s
+// is waited, a longer one returns the response at once), and a breaker that trips when half of at least 10
 // requests in 60 s fail (or after 5 consecutive failures) and probes
 // again after 60 s. Non-streaming completions send headers only when
 // done, so the response-header timeout equals the request timeout. Chat
@@ -27,10 +27,11 @@ func OpenAI() Options {
 			MaxDelay:   10 * time.Second,
 		},
 		Breaker: BreakerOptions{
-			FailureRatio: 0.5,
-			MinRequests:  10,
-			Interval:     60 * time.Second,
-			OpenTimeout:  60 * time.Second,
+			ConsecutiveFailures: 5,
+			FailureRatio:        0.5,
+			MinRequests:         10,
+			Interval:            60 * time.Second,
+			OpenTimeout:         60 * time.Second,
 		},
 	}
 }
@@ -51,11 +52,12 @@ func Twilio() Options {
 			MaxDelay:   5 * time.Second,
 		},
 		Breaker: BreakerOptions{
-			FailureRatio:     0.5,
-			MinRequests:      10,
-			Interval:         60 * time.Second,
-			OpenTimeout:      30 * time.Second,
-			HalfOpenRequests: 2,
+			ConsecutiveFailures: 5,
+			FailureRatio:        0.5,
+			MinRequests:         10,
+			Interval:            60 * time.Second,
+			OpenTimeout:         30 * time.Second,
+			HalfOpenRequests:    2,
 		},
 	}
 }

@@ -8,21 +8,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/servio/perfkit/resilience"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Retry defaults.
+// Retry defaults. Delays are resilience's; DefaultMaxRetries is
+// resilience.DefaultMaxAttempts-1 (three attempts in all), since the retry
+// layer is a resilience.Retrier.
 const (
-	DefaultMaxRetries = 3
-	DefaultBaseDelay  = 100 * time.Millisecond
-	DefaultMaxDelay   = 10 * time.Second
+	DefaultMaxRetries = resilience.DefaultMaxAttempts - 1
+	DefaultBaseDelay  = resilience.DefaultBaseDelay
+	DefaultMaxDelay   = resilience.DefaultMaxDelay
 	DefaultDrainLimit = 64 << 10
 )
 
@@ -31,19 +34,29 @@ func DefaultRetryStatuses() []int {
 	return []int{http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
 }
 
-// RetryOptions configures [NewRetry]. The zero value is usable: up to 3
-// retries with full-jitter exponential backoff from 100 ms capped at 10 s.
+// RetryOptions configures [NewRetry]. The zero value is usable: up to 2
+// retries (3 attempts) with full-jitter exponential backoff from 100 ms
+// capped at 10 s. The schedule, the Retry-After rule and the give-up rules
+// are resilience.Retry's (the layer is a resilience.Retrier).
 type RetryOptions struct {
-	// MaxRetries is the number of resends after the first attempt.
-	// Default 3; negative means none.
+	// MaxRetries is the number of resends after the first attempt
+	// (resilience's MaxAttempts minus one). Default 2; negative means none.
 	MaxRetries int
 	// BaseDelay is the backoff ceiling of the first retry; the ceiling doubles
-	// per retry and the wait is drawn uniformly from [0, ceiling] (full
-	// jitter). Default 100 ms.
+	// per retry and the wait is drawn per Jitter. Default 100 ms.
 	BaseDelay time.Duration
-	// MaxDelay caps every wait, including one asked for by Retry-After.
-	// Default 10 s.
+	// MaxDelay caps the backoff waits. Default 10 s. It never shortens a
+	// Retry-After: see MaxRetryAfter.
 	MaxDelay time.Duration
+	// MaxRetryAfter is the longest Retry-After (seconds or HTTP-date) the
+	// layer waits. Default MaxDelay. A response asking for longer, or for a
+	// wait past the request's deadline, is returned to the caller at once,
+	// Retry-After header and body intact: the layer never resends before
+	// the server allows.
+	MaxRetryAfter time.Duration
+	// Jitter picks the randomisation of the backoff. Default
+	// resilience.JitterFull (uniform in [0, ceiling]).
+	Jitter resilience.Jitter
 	// RetryStatuses are the response codes that are retried.
 	// Default 429, 502, 503, 504.
 	RetryStatuses []int
@@ -60,18 +73,15 @@ type RetryOptions struct {
 	// wait. Read only the response's status and headers: its body is drained
 	// and closed right after.
 	OnRetry func(req *http.Request, retry int, resp *http.Response, err error, wait time.Duration)
-	// Sleep waits d or until ctx is done, returning ctx.Err() then.
-	// Default: a timer. Tests inject a recorder.
-	Sleep func(ctx context.Context, d time.Duration) error
-	// Now is the clock used to read Retry-After dates.
-	// Default time.Now.
-	Now func() time.Time
-	// Jitter returns a wait in [0, ceiling]. Default uniform random.
-	Jitter func(ceiling time.Duration) time.Duration
+	// Clock supplies waits and the time Retry-After dates are read against.
+	// Default the system clock. Tests inject a fake.
+	Clock resilience.Clock
 	// Route returns the route template for the retries metric.
 	// Default [RouteFromRequest].
 	Route func(*http.Request) string
-	// MeterProvider creates http.client.retries. Default otel.GetMeterProvider().
+	// MeterProvider creates http.client.retries (and resilience's
+	// resilience.retry.* instruments, policy "httpclient").
+	// Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 	// Logger logs each retry at LogLevel. Default slog.Default().
 	Logger *slog.Logger
@@ -81,10 +91,12 @@ type RetryOptions struct {
 
 func (o RetryOptions) validate() error {
 	switch {
-	case o.BaseDelay < 0, o.MaxDelay < 0:
-		return invalid("negative Retry.BaseDelay or Retry.MaxDelay")
+	case o.BaseDelay < 0, o.MaxDelay < 0, o.MaxRetryAfter < 0:
+		return invalid("negative Retry.BaseDelay, Retry.MaxDelay or Retry.MaxRetryAfter")
 	case o.DrainLimit < 0:
 		return invalid("Retry.DrainLimit %d < 0", o.DrainLimit)
+	case o.Jitter < resilience.JitterFull || o.Jitter > resilience.JitterNone:
+		return invalid("unknown Retry.Jitter %d", o.Jitter)
 	}
 	for _, s := range o.RetryStatuses {
 		if s < 100 || s > 999 {
@@ -96,32 +108,40 @@ func (o RetryOptions) validate() error {
 
 // RetryTransport resends failed requests that are safe to resend:
 //
-//   - methods GET, HEAD, OPTIONS, PUT, DELETE and TRACE, or any method when
-//     the request carries an Idempotency-Key (or X-Idempotency-Key) header;
 //   - with no body, or a body that req.GetBody can recreate (http.NewRequest
 //     sets it for bytes, strings and bytes.Reader bodies);
-//   - after a transport error other than the caller's cancellation, an open
-//     breaker or a certificate error, or after a RetryStatuses response.
+//   - any such request whose connection could not be made (a dial or
+//     proxy-connect error: nothing was sent, so even a POST is safe);
+//   - otherwise only methods GET, HEAD, OPTIONS, PUT, DELETE and TRACE, or
+//     any method when the request carries an Idempotency-Key (or
+//     X-Idempotency-Key) header, after a transport error other than the
+//     caller's cancellation, an open breaker or a certificate error, or
+//     after a RetryStatuses response.
 //
-// Waits use full-jitter exponential backoff or the response's Retry-After
-// (seconds or HTTP-date), capped at MaxDelay; a wait that would pass the
-// context deadline is not started and the last response is returned.
-// Discarded responses are drained (up to DrainLimit) and closed so their
-// connections return to the pool; idle connections are never closed. When
-// retries run out the last response is returned unchanged, body unread.
-// Cancelling the request context stops the wait at once.
+// The loop is resilience's (a resilience.Retrier): full-jitter exponential
+// backoff, or exactly the response's Retry-After (seconds or HTTP-date),
+// never less; a Retry-After longer than MaxRetryAfter, or a wait that would
+// pass the context deadline, is not started and the last response is
+// returned unchanged, body unread. Discarded responses are drained (up to
+// DrainLimit) and closed so their connections return to the pool; idle
+// connections are never closed. When retries run out the last response is
+// returned unchanged; after transport errors the error is a
+// *resilience.RetryError wrapping the last one. Cancelling the request
+// context stops the wait at once.
 //
 // A RetryTransport is safe for concurrent use. A request that succeeds on
-// its first attempt costs no allocations; each resend costs two (the
-// request copy and its attempt-numbered context).
+// its first attempt costs no allocations.
 type RetryTransport struct {
-	next     http.RoundTripper
-	opts     RetryOptions
-	statuses [1000]bool
-	retries  metric.Int64Counter
-	attrs    *attrCache
-	logger   *slog.Logger
-	level    slog.Leveler
+	next       http.RoundTripper
+	opts       RetryOptions
+	retrier    *resilience.Retrier
+	maxRetries int
+	clock      resilience.Clock
+	statuses   [1000]bool
+	retries    metric.Int64Counter
+	attrs      *attrCache
+	logger     *slog.Logger
+	level      slog.Leveler
 }
 
 var _ http.RoundTripper = (*RetryTransport)(nil)
@@ -139,23 +159,21 @@ func NewRetry(next http.RoundTripper, opts RetryOptions) (*RetryTransport, error
 	if opts.MaxRetries == 0 {
 		opts.MaxRetries = DefaultMaxRetries
 	}
-	opts.BaseDelay = orDefault(opts.BaseDelay, DefaultBaseDelay)
-	opts.MaxDelay = orDefault(opts.MaxDelay, DefaultMaxDelay)
 	opts.DrainLimit = orDefault(opts.DrainLimit, DefaultDrainLimit)
 	if opts.RetryStatuses == nil {
 		opts.RetryStatuses = DefaultRetryStatuses()
 	}
-	if opts.Sleep == nil {
-		opts.Sleep = sleep
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Jitter == nil {
-		opts.Jitter = fullJitter
-	}
 	if opts.Route == nil {
 		opts.Route = RouteFromRequest
+	}
+	r := &RetryTransport{
+		next:       orDefault(next, http.DefaultTransport),
+		opts:       opts,
+		maxRetries: opts.MaxRetries,
+		clock:      orDefault(opts.Clock, resilience.SystemClock()),
+		attrs:      newAttrCache(DefaultMaxAttributeSets),
+		logger:     orDefault(opts.Logger, slog.Default()),
+		level:      orDefault[slog.Leveler](opts.LogLevel, slog.LevelDebug),
 	}
 	mp := orDefault(opts.MeterProvider, otel.GetMeterProvider())
 	retries, err := mp.Meter(meterName).Int64Counter("http.client.retries",
@@ -163,13 +181,24 @@ func NewRetry(next http.RoundTripper, opts RetryOptions) (*RetryTransport, error
 	if err != nil {
 		return nil, fmt.Errorf("httpclient: create retries counter: %w", err)
 	}
-	r := &RetryTransport{
-		next:    orDefault(next, http.DefaultTransport),
-		opts:    opts,
-		retries: retries,
-		attrs:   newAttrCache(DefaultMaxAttributeSets),
-		logger:  orDefault(opts.Logger, slog.Default()),
-		level:   orDefault[slog.Leveler](opts.LogLevel, slog.LevelDebug),
+	r.retries = retries
+	// The layer logs its own retry lines (with the URL redacted), so
+	// resilience's are discarded.
+	r.retrier, err = resilience.NewRetrier(resilience.RetryPolicy{
+		Name:          "httpclient",
+		MaxAttempts:   max(opts.MaxRetries, 0) + 1,
+		BaseDelay:     opts.BaseDelay,
+		MaxDelay:      opts.MaxDelay,
+		MaxRetryAfter: opts.MaxRetryAfter,
+		Jitter:        opts.Jitter,
+		Retryable:     func(err error) bool { _, ok := err.(*attemptFailure); return ok },
+		OnRetry:       r.onRetry,
+		Clock:         r.clock,
+		MeterProvider: mp,
+		Logger:        slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("httpclient: retry: %w", err)
 	}
 	for _, s := range opts.RetryStatuses {
 		r.statuses[s] = true
@@ -177,45 +206,71 @@ func NewRetry(next http.RoundTripper, opts RetryOptions) (*RetryTransport, error
 	return r, nil
 }
 
+// attemptFailure is a retryable outcome of one attempt, as the resilience
+// retrier sees it: a RetryStatuses response (resp) or a transport error
+// (err), with the Retry-After the response asked for.
+type attemptFailure struct {
+	req     *http.Request
+	resp    *http.Response
+	err     error
+	after   time.Duration
+	drained bool // resp was drained and closed before a wait
+}
+
+func (f *attemptFailure) Error() string {
+	if f.err != nil {
+		return f.err.Error()
+	}
+	return "httpclient: response status " + strconv.Itoa(f.resp.StatusCode)
+}
+
+func (f *attemptFailure) Unwrap() error { return f.err }
+
+// RetryAfter implements resilience.RetryAfterer: the response's
+// Retry-After, or 0 for the backoff schedule.
+func (f *attemptFailure) RetryAfter() time.Duration { return f.after }
+
 // RoundTrip implements http.RoundTripper.
 func (r *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if r.opts.MaxRetries < 0 || !replayable(req) {
+	if r.maxRetries < 0 || !bodyReplayable(req) {
 		return r.next.RoundTrip(req)
 	}
-	ctx := req.Context()
-	attemptReq := req
-	for retry := 1; ; retry++ {
-		resp, err := r.next.RoundTrip(attemptReq)
-		if retry > r.opts.MaxRetries || !r.shouldRetry(ctx, resp, err) {
-			return resp, err
-		}
-		wait := r.wait(retry, resp)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
-			return resp, err
-		}
-		var body io.ReadCloser
-		if req.Body != nil && req.Body != http.NoBody {
-			b, gerr := req.GetBody()
-			if gerr != nil {
-				return resp, err
+	idem := idempotent(req)
+	var (
+		resp  *http.Response
+		rterr error
+	)
+	err := r.retrier.Do(req.Context(), func(ctx context.Context, attempt int) error {
+		areq := req
+		if attempt > 1 {
+			var gerr error
+			if areq, gerr = resend(req, attempt); gerr != nil {
+				resp, rterr = nil, gerr
+				return resilience.Permanent(gerr)
 			}
-			body = b
 		}
-		r.record(req, retry, resp, err, wait)
+		resp, rterr = r.next.RoundTrip(areq)
+		if !r.shouldRetry(ctx, idem, resp, rterr) {
+			return nil
+		}
+		f := &attemptFailure{req: areq, resp: resp, err: rterr}
 		if resp != nil {
-			drain(resp.Body, r.opts.DrainLimit)
+			f.after, _ = parseRetryAfter(resp.Header.Get("Retry-After"), r.clock.Now())
 		}
-		if serr := r.opts.Sleep(ctx, wait); serr != nil {
-			if body != nil {
-				body.Close()
-			}
-			return nil, serr
-		}
-		attemptReq = req.WithContext(context.WithValue(ctx, attemptKey{}, retry+1))
-		if body != nil {
-			attemptReq.Body = body
+		return f
+	})
+	if err == nil {
+		return resp, rterr
+	}
+	var re *resilience.RetryError
+	if errors.As(err, &re) {
+		if f, ok := re.Err.(*attemptFailure); ok && f.resp != nil && !f.drained {
+			// Gave up without waiting (retries exhausted, a Retry-After too
+			// long or past the deadline): the last response, unread.
+			return f.resp, nil
 		}
 	}
+	return nil, err
 }
 
 func (r *RetryTransport) record(req *http.Request, retry int, resp *http.Response, err error, wait time.Duration) {
@@ -247,17 +302,43 @@ func (r *RetryTransport) record(req *http.Request, retry int, resp *http.Respons
 	}
 }
 
-// replayable reports whether req may be sent again: an idempotent method or
-// an idempotency key, and a body that can be recreated.
-func replayable(req *http.Request) bool {
-	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
-		return false
+// resend returns the request for the given attempt: a fresh body and the
+// attempt number in the context.
+func resend(req *http.Request, attempt int) (*http.Request, error) {
+	areq := req.WithContext(context.WithValue(req.Context(), attemptKey{}, attempt))
+	if req.Body != nil && req.Body != http.NoBody {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		areq.Body = body
 	}
+	return areq, nil
+}
+
+// onRetry records a retry about to wait and releases the discarded
+// response, so its connection returns to the pool during the wait.
+func (r *RetryTransport) onRetry(_ context.Context, attempt int, err error, wait time.Duration) {
+	f := err.(*attemptFailure)
+	r.record(f.req, attempt, f.resp, f.err, wait)
+	if f.resp != nil {
+		drain(f.resp.Body, r.opts.DrainLimit)
+		f.drained = true
+	}
+}
+
+// bodyReplayable reports whether req's body can be sent again.
+func bodyReplayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// idempotent reports whether req may be applied twice: an idempotent
+// method or an idempotency key (net/http's own replay rule).
+func idempotent(req *http.Request) bool {
 	switch req.Method {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
 		return true
 	}
-	// Same rule as net/http's own replay check.
 	_, ok := req.Header["Idempotency-Key"]
 	if !ok {
 		_, ok = req.Header["X-Idempotency-Key"]
@@ -265,11 +346,23 @@ func replayable(req *http.Request) bool {
 	return ok
 }
 
-func (r *RetryTransport) shouldRetry(ctx context.Context, resp *http.Response, err error) bool {
+// notSent reports whether err says the request never left: the connection
+// to the host (or the proxy) could not be made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect")
+}
+
+func (r *RetryTransport) shouldRetry(ctx context.Context, idem bool, resp *http.Response, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
 	if err != nil && errors.Is(err, ErrBreakerOpen) {
+		return false
+	}
+	if !idem && (err == nil || !notSent(err)) {
+		// The server may have applied it: only a request that was never
+		// sent is safe to resend.
 		return false
 	}
 	if r.opts.ShouldRetry != nil {
@@ -297,20 +390,6 @@ func retryableError(err error) bool {
 	return !strings.Contains(msg, "unsupported protocol scheme") && !strings.Contains(msg, "invalid header")
 }
 
-// wait returns the delay before the given 1-based retry.
-func (r *RetryTransport) wait(retry int, resp *http.Response) time.Duration {
-	if resp != nil {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), r.opts.Now()); ok {
-			return min(d, r.opts.MaxDelay)
-		}
-	}
-	ceiling := r.opts.MaxDelay
-	if shift := retry - 1; shift < 63 && r.opts.BaseDelay <= r.opts.MaxDelay>>shift {
-		ceiling = r.opts.BaseDelay << shift
-	}
-	return min(max(r.opts.Jitter(ceiling), 0), ceiling)
-}
-
 // parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date
 // (RFC 9110 §10.2.3). Dates in the past mean no wait.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
@@ -336,27 +415,6 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return max(t.Sub(now), 0), true
-}
-
-func fullJitter(ceiling time.Duration) time.Duration {
-	if ceiling <= 0 {
-		return 0
-	}
-	return rand.N(ceiling + 1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // drain reads up to limit bytes of a discarded body and closes it, so

@@ -13,20 +13,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servio/perfkit/resilience"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // retryClient is a client with only the retry layer, a recorded sleep and
-// a deterministic jitter (the full ceiling).
+// a deterministic jitter (the full ceiling, resilience.JitterNone).
 func retryClient(t *testing.T, ro RetryOptions) (*http.Client, *sleepRecorder) {
 	t.Helper()
 	rec := &sleepRecorder{}
-	if ro.Sleep == nil {
-		ro.Sleep = rec.Sleep
+	if ro.Clock == nil {
+		ro.Clock = rec
 	}
-	if ro.Jitter == nil {
-		ro.Jitter = func(d time.Duration) time.Duration { return d }
+	if ro.Jitter == resilience.JitterFull {
+		ro.Jitter = resilience.JitterNone
 	}
 	return newTestClient(t, Options{Retry: ro, DisableBreaker: true, DisableMetrics: true}), rec
 }
@@ -91,7 +92,7 @@ func TestRetryGivesUpWithLastResponse(t *testing.T) {
 	resp, err = c.Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
-	assert.Equal(t, int64(1), srv.conns.Load(), "wanted all 4 attempts and the next request on one connection")
+	assert.Equal(t, int64(1), srv.conns.Load(), "wanted all 3 attempts and the next request on one connection")
 }
 
 func TestRetryNotOnOtherStatuses(t *testing.T) {
@@ -113,26 +114,35 @@ func TestRetryNotOnOtherStatuses(t *testing.T) {
 func TestRetryAfter(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	const gaveUp = -1 // the 429 comes back at once: the server asked for too long
 	cases := []struct {
 		name, value string
 		want        time.Duration
 	}{
 		{"seconds", "2", 2 * time.Second},
-		{"seconds capped", "3600", 5 * time.Second},
-		{"huge capped", "99999999999999999999999", 5 * time.Second},
+		{"seconds too long", "3600", gaveUp},
+		{"huge", "99999999999999999999999", gaveUp},
 		{"http date", now.Add(3 * time.Second).Format(http.TimeFormat), 3 * time.Second},
-		{"http date capped", now.Add(time.Hour).Format(http.TimeFormat), 5 * time.Second},
-		{"past date", now.Add(-time.Hour).Format(http.TimeFormat), 0},
+		{"http date too long", now.Add(time.Hour).Format(http.TimeFormat), gaveUp},
+		{"past date falls back to backoff", now.Add(-time.Hour).Format(http.TimeFormat), 100 * time.Millisecond},
 		{"garbage falls back to backoff", "soon", 100 * time.Millisecond},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := newCountingServer(t, failFirst(1, http.StatusTooManyRequests, http.Header{"Retry-After": {tc.value}}))
-			c, rec := retryClient(t, RetryOptions{MaxDelay: 5 * time.Second, Now: func() time.Time { return now }})
+			rec := &sleepRecorder{now: now}
+			c, _ := retryClient(t, RetryOptions{MaxDelay: 5 * time.Second, Clock: rec})
 			resp, err := c.Get(srv.URL)
 			require.NoError(t, err)
 			resp.Body.Close()
+			if tc.want == gaveUp {
+				assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+				assert.Equal(t, tc.value, resp.Header.Get("Retry-After"))
+				assert.Empty(t, rec.Waits())
+				assert.Equal(t, int64(1), srv.requests.Load(), "never resend before the server allows")
+				return
+			}
 			assert.Equal(t, http.StatusOK, resp.StatusCode)
 			assert.Equal(t, []time.Duration{tc.want}, rec.Waits())
 		})
@@ -195,7 +205,7 @@ func TestRetryRewindsBody(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	c, _ := retryClient(t, RetryOptions{})
+	c, _ := retryClient(t, RetryOptions{MaxRetries: 3})
 	payload := bytes.Repeat([]byte("order-line;"), 1000)
 	req, err := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(payload))
 	require.NoError(t, err)
@@ -232,7 +242,7 @@ func TestRetryDrainsDiscardedBodies(t *testing.T) {
 	rec := &sleepRecorder{}
 	probe := &bodyProbe{}
 	c := newTestClient(t, Options{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
-		Retry: RetryOptions{Sleep: rec.Sleep, Jitter: func(time.Duration) time.Duration { return 0 }}})
+		Retry: RetryOptions{Clock: rec}})
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -281,7 +291,7 @@ func TestRetryClosesOversizedBodies(t *testing.T) {
 	})
 	probe := &bodyProbe{}
 	c := newTestClient(t, Options{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
-		Retry: RetryOptions{DrainLimit: 1024, MaxRetries: 1, Sleep: (&sleepRecorder{}).Sleep}})
+		Retry: RetryOptions{DrainLimit: 1024, MaxRetries: 1, Clock: &sleepRecorder{}}})
 	resp, err := c.Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -298,7 +308,7 @@ func TestRetryStopsOnContextCancel(t *testing.T) {
 	defer cancel()
 	// A real timer-based wait, cancelled while it runs.
 	c, _ := retryClient(t, RetryOptions{
-		BaseDelay: 20 * time.Second, MaxDelay: 20 * time.Second, Sleep: sleep,
+		BaseDelay: 20 * time.Second, MaxDelay: 20 * time.Second, Clock: resilience.SystemClock(),
 		OnRetry: func(*http.Request, int, *http.Response, error, time.Duration) { cancel() },
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
@@ -349,7 +359,7 @@ func TestRetryNumbersAttempts(t *testing.T) {
 	rt, err := NewRetry(roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		seen = append(seen, AttemptFromContext(req.Context()))
 		return &http.Response{StatusCode: http.StatusBadGateway, Body: http.NoBody, Header: http.Header{}}, nil
-	}), RetryOptions{MaxRetries: 2, Sleep: (&sleepRecorder{}).Sleep})
+	}), RetryOptions{MaxRetries: 2, Clock: &sleepRecorder{}})
 	require.NoError(t, err)
 	req, err := http.NewRequest(http.MethodGet, "http://example.invalid/", nil)
 	require.NoError(t, err)
@@ -364,7 +374,7 @@ func TestRetryNotOnBreakerOpen(t *testing.T) {
 	rec := &sleepRecorder{}
 	rt, err := NewRetry(roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		return nil, &BreakerOpenError{Host: req.URL.Host, Err: errors.New("open")}
-	}), RetryOptions{Sleep: rec.Sleep})
+	}), RetryOptions{Clock: rec})
 	require.NoError(t, err)
 	req, err := http.NewRequest(http.MethodGet, "http://example.invalid/", nil)
 	require.NoError(t, err)
@@ -377,26 +387,25 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// TestBackoffCeilings: the schedule is resilience's exponential backoff
+// (JitterNone waits the full ceiling), capped at MaxDelay.
 func TestBackoffCeilings(t *testing.T) {
 	t.Parallel()
-	r, err := NewRetry(nil, RetryOptions{BaseDelay: time.Second, MaxDelay: 10 * time.Second,
-		Jitter: func(d time.Duration) time.Duration { return d }})
+	rec := &sleepRecorder{}
+	rt, err := NewRetry(roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusBadGateway, Body: http.NoBody, Header: http.Header{}}, nil
+	}), RetryOptions{MaxRetries: 7, BaseDelay: time.Second, MaxDelay: 10 * time.Second, Jitter: resilience.JitterNone, Clock: rec})
 	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodGet, "http://example.invalid/", nil)
+	require.NoError(t, err)
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
 	want := []time.Duration{1, 2, 4, 8, 10, 10, 10}
-	for i, w := range want {
-		assert.Equal(t, w*time.Second, r.wait(i+1, nil), "retry %d", i+1)
+	for i := range want {
+		want[i] *= time.Second
 	}
-	assert.Equal(t, 10*time.Second, r.wait(200, nil), "no overflow for large retry numbers")
-}
-
-func TestFullJitterRange(t *testing.T) {
-	t.Parallel()
-	for range 1000 {
-		d := fullJitter(time.Second)
-		assert.GreaterOrEqual(t, d, time.Duration(0))
-		assert.LessOrEqual(t, d, time.Second)
-	}
-	assert.Zero(t, fullJitter(0))
+	assert.Equal(t, want, rec.Waits())
 }
 
 func FuzzParseRetryAfter(f *testing.F) {

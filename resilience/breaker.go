@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -23,6 +24,15 @@ const (
 	StateClosed   = gobreaker.StateClosed
 	StateHalfOpen = gobreaker.StateHalfOpen
 	StateOpen     = gobreaker.StateOpen
+)
+
+// Breaker defaults: what a zero BreakerConfig field means. httpclient's
+// per-host breakers are this implementation and share them.
+const (
+	DefaultConsecutiveFailures = 5
+	DefaultMinRequests         = 10
+	DefaultWindow              = 60 * time.Second
+	DefaultOpenTimeout         = 60 * time.Second
 )
 
 // BreakerConfig configures a CircuitBreaker. Every zero field means the
@@ -72,7 +82,8 @@ type BreakerConfig struct {
 	Clock Clock
 	// MeterProvider for metrics. Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
-	// Logger receives an Info record per state change. Default slog.Default().
+	// Logger receives a record per state change: Warn when the breaker
+	// opens, Info otherwise. Default slog.Default().
 	Logger *slog.Logger
 }
 
@@ -119,10 +130,13 @@ type breakerCore struct {
 
 	rejections  metric.Int64Counter
 	transitions metric.Int64Counter
-	state       metric.Int64Gauge
 	pol         attribute.KeyValue
 	rejectOpt   []metric.AddOption
-	stateOpt    []metric.RecordOption
+	// stateReg reports the live state to resilience.breaker.state from a
+	// collection callback: an observable gauge, so a breaker that is
+	// dropped (Breakers eviction) stops reporting instead of leaving its
+	// last value behind forever.
+	stateReg metric.Registration
 }
 
 // errExcluded and errFailed are what the breaker reports to gobreaker: the
@@ -140,7 +154,36 @@ func NewCircuitBreaker(c BreakerConfig) (*CircuitBreaker, error) {
 		return nil, err
 	}
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](st)
+	if err := b.observeState(c.MeterProvider, b.cb.State); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// observeState registers the state gauge's callback for this breaker.
+func (k *breakerCore) observeState(mp metric.MeterProvider, state func() State) error {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter(scopeName)
+	g, err := m.Int64ObservableGauge("resilience.breaker.state",
+		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."))
+	if err != nil {
+		return err
+	}
+	opt := metric.WithAttributeSet(attribute.NewSet(k.pol))
+	k.stateReg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(g, int64(state()), opt)
+		return nil
+	}, g)
+	return err
+}
+
+// stopObserving ends the breaker's state reports (it was dropped).
+func (k *breakerCore) stopObserving() {
+	if k.stateReg != nil {
+		_ = k.stateReg.Unregister()
+	}
 }
 
 // init validates c, fills k and returns the gobreaker settings for it.
@@ -162,7 +205,7 @@ func (k *breakerCore) init(c BreakerConfig) (gobreaker.Settings, error) {
 	}
 	window := c.Window
 	if window == 0 {
-		window = 60 * time.Second
+		window = DefaultWindow
 	}
 	bucket := c.BucketPeriod
 	if bucket == 0 {
@@ -170,31 +213,32 @@ func (k *breakerCore) init(c BreakerConfig) (gobreaker.Settings, error) {
 	}
 	consecutive := c.ConsecutiveFailures
 	if consecutive == 0 && c.FailureRatio == 0 {
-		consecutive = 5
+		consecutive = DefaultConsecutiveFailures
 	}
 	minReq := c.MinRequests
 	if minReq == 0 {
-		minReq = 10
+		minReq = DefaultMinRequests
+	}
+	openTimeout := c.OpenTimeout
+	if openTimeout == 0 {
+		openTimeout = DefaultOpenTimeout
 	}
 	ratio := c.FailureRatio
 	bld := newBuilder(c.MeterProvider)
 	k.rejections = bld.counter("resilience.breaker.rejections", "Calls rejected by an open or saturated half-open breaker.")
 	k.transitions = bld.counter("resilience.breaker.transitions", "Circuit breaker state changes.")
-	k.state = bld.gauge("resilience.breaker.state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.")
 	k.pol = attribute.String(attrPolicy, k.name)
 	k.rejectOpt = addOpts(k.pol)
-	k.stateOpt = recordOpts(k.pol)
 	if err := bld.err(); err != nil {
 		return gobreaker.Settings{}, err
 	}
-	k.state.Record(context.Background(), int64(StateClosed), k.stateOpt...)
 	onChange := c.OnStateChange
 	return gobreaker.Settings{
 		Name:         k.name,
 		MaxRequests:  c.HalfOpenProbes,
 		Interval:     window,
 		BucketPeriod: bucket,
-		Timeout:      c.OpenTimeout,
+		Timeout:      openTimeout,
 		ReadyToTrip: func(n gobreaker.Counts) bool {
 			if consecutive > 0 && n.ConsecutiveFailures >= consecutive {
 				return true
@@ -205,10 +249,13 @@ func (k *breakerCore) init(c BreakerConfig) (gobreaker.Settings, error) {
 		IsExcluded: func(err error) bool { return err == errExcluded },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			ctx := context.Background()
-			k.state.Record(ctx, int64(to), k.stateOpt...)
 			k.transitions.Add(ctx, 1, metric.WithAttributes(k.pol,
 				attribute.String("from", from.String()), attribute.String("to", to.String())))
-			logger.Info("resilience: circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
+			level := slog.LevelInfo
+			if to == StateOpen {
+				level = slog.LevelWarn
+			}
+			logger.Log(ctx, level, "resilience: circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
 			if onChange != nil {
 				onChange(name, from, to)
 			}
@@ -266,6 +313,12 @@ func Breaker[T any](cb *CircuitBreaker, fn func(context.Context) (T, error)) fun
 }
 
 func breakerDo[T any](ctx context.Context, b *CircuitBreaker, fn func(context.Context) (T, error)) (T, error) {
+	return breakerRun(ctx, b, nil, fn)
+}
+
+// breakerRun is breakerDo for a Pipeline, whose adm says whether fn reached
+// the dependency and when (nil: fn is the dependency).
+func breakerRun[T any](ctx context.Context, b *CircuitBreaker, adm *admission, fn func(context.Context) (T, error)) (T, error) {
 	var (
 		v   T
 		err error
@@ -278,6 +331,12 @@ func breakerDo[T any](ctx context.Context, b *CircuitBreaker, fn func(context.Co
 			start = b.clock.Now()
 		}
 		v, err = fn(ctx)
+		if adm != nil {
+			if !adm.reached {
+				return struct{}{}, errExcluded
+			}
+			start = adm.at
+		}
 		return struct{}{}, b.classify(ctx, err, start)
 	})
 	if !ran {
@@ -313,6 +372,9 @@ func NewTwoStepBreaker(c BreakerConfig) (*TwoStepBreaker, error) {
 		return nil, err
 	}
 	b.ts = gobreaker.NewTwoStepCircuitBreaker[struct{}](st)
+	if err := b.observeState(c.MeterProvider, b.ts.State); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 

@@ -303,7 +303,7 @@ func TestBreakerLogs(t *testing.T) {
 	_, _ = Breaker(cb, fail)(context.Background())
 	mu.Lock()
 	defer mu.Unlock()
-	assert.Contains(t, buf.String(), "level=INFO")
+	assert.Contains(t, buf.String(), "level=WARN", "opening is logged at Warn, as httpclient did")
 	assert.Contains(t, buf.String(), "breaker=pg from=closed to=open")
 }
 

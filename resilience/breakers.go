@@ -5,19 +5,36 @@ import (
 	"sync"
 )
 
+// DefaultMaxKeys is the number of breakers a Breakers registry keeps when
+// NewBreakers is given 0 (httpclient's DefaultMaxHosts).
+const DefaultMaxKeys = 1024
+
+// overflowKey names the breaker shared by keys that find the registry full
+// of open or half-open breakers.
+const overflowKey = "_overflow"
+
 // Breakers is a bounded registry of circuit breakers by key (per host, per
 // tenant), all built from one BreakerConfig. It is safe for concurrent use.
+//
+// Its bound never forgets a failing dependency: only closed breakers are
+// evicted to make room, so an open (or half-open) breaker keeps rejecting
+// its key until it closes on its own. When every held breaker is open or
+// half-open, new keys share one extra overflow breaker (named
+// cfg.Name+"/_overflow") until room frees, so memory stays bounded by
+// maxKeys+1 breakers. An evicted breaker stops reporting
+// resilience.breaker.state.
 type Breakers struct {
 	cfg     BreakerConfig
 	maxKeys int
 	mu      sync.RWMutex
 	m       map[string]*CircuitBreaker
+	over    *CircuitBreaker // lazily built overflow breaker
 }
 
 // NewBreakers returns a registry whose breakers use cfg, named
 // cfg.Name+"/"+key (or key when cfg.Name is empty). At most maxKeys breakers
-// are kept (default 1024 when 0); past that a closed breaker (or, if none is
-// closed, an arbitrary one) is dropped to make room.
+// are kept (default DefaultMaxKeys when 0); see Breakers for what happens
+// past that.
 func NewBreakers(cfg BreakerConfig, maxKeys int) (*Breakers, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -26,7 +43,7 @@ func NewBreakers(cfg BreakerConfig, maxKeys int) (*Breakers, error) {
 		return nil, errors.New("resilience: breakers maxKeys must not be negative")
 	}
 	if maxKeys == 0 {
-		maxKeys = 1024
+		maxKeys = DefaultMaxKeys
 	}
 	return &Breakers{cfg: cfg, maxKeys: maxKeys, m: make(map[string]*CircuitBreaker)}, nil
 }
@@ -44,9 +61,26 @@ func (r *Breakers) Get(key string) *CircuitBreaker {
 	if b = r.m[key]; b != nil {
 		return b
 	}
-	if len(r.m) >= r.maxKeys {
-		r.evictLocked()
+	if len(r.m) >= r.maxKeys && !r.evictLocked() {
+		if r.over == nil {
+			r.over = r.newBreaker(overflowKey)
+		}
+		return r.over
 	}
+	b = r.newBreaker(key)
+	r.m[key] = b
+	return b
+}
+
+// Lookup returns the breaker held for key without creating one.
+func (r *Breakers) Lookup(key string) (*CircuitBreaker, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	b, ok := r.m[key]
+	return b, ok
+}
+
+func (r *Breakers) newBreaker(key string) *CircuitBreaker {
 	cfg := r.cfg
 	if cfg.Name == "" {
 		cfg.Name = key
@@ -60,30 +94,26 @@ func (r *Breakers) Get(key string) *CircuitBreaker {
 		cfg.MeterProvider = noopProvider()
 		b, _ = NewCircuitBreaker(cfg)
 	}
-	r.m[key] = b
 	return b
 }
 
-// Len returns the number of breakers held.
+// Len returns the number of breakers held (the overflow breaker aside).
 func (r *Breakers) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.m)
 }
 
-func (r *Breakers) evictLocked() {
-	var victim string
-	found := false
+// evictLocked drops one closed breaker and reports whether it found one.
+// Open and half-open breakers are never dropped: a fresh closed breaker
+// would send a dead dependency traffic again.
+func (r *Breakers) evictLocked() bool {
 	for k, b := range r.m {
-		if !found {
-			victim, found = k, true
-		}
 		if b.State() == StateClosed {
-			victim = k
-			break
+			delete(r.m, k)
+			b.stopObserving()
+			return true
 		}
 	}
-	if found {
-		delete(r.m, victim)
-	}
+	return false
 }

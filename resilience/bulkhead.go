@@ -41,6 +41,8 @@ type Bulkhead struct {
 	clock        Clock
 	full         *BulkheadError
 	timedOut     *BulkheadError
+	ctxDeadline  *BulkheadError // the caller's deadline ended the wait
+	ctxCanceled  *BulkheadError // the caller gave up while queued
 
 	rejections metric.Int64Counter
 	wait       metric.Float64Histogram
@@ -62,6 +64,8 @@ func NewBulkhead(c BulkheadConfig) (*Bulkhead, error) {
 	b := &Bulkhead{
 		sem: make(chan struct{}, c.MaxConcurrent), maxQueue: int64(c.MaxQueue), queueTimeout: c.QueueTimeout,
 		clock: clockOr(c.Clock), full: &BulkheadError{Name: c.Name}, timedOut: &BulkheadError{Name: c.Name, Queued: true},
+		ctxDeadline: &BulkheadError{Name: c.Name, Queued: true, Err: context.DeadlineExceeded},
+		ctxCanceled: &BulkheadError{Name: c.Name, Queued: true, Err: context.Canceled},
 	}
 	bld := newBuilder(c.MeterProvider)
 	b.rejections = bld.counter("resilience.bulkhead.rejections", "Calls rejected by a full bulkhead.")
@@ -80,7 +84,9 @@ func (b *Bulkhead) Queued() int { return int(b.queued.Load()) }
 
 // Do runs fn in a slot; it is the non-generic form of Isolate. It returns a
 // *BulkheadError (errors.Is ErrBulkheadFull) without calling fn when no slot
-// is free in time, or ctx's error if ctx is done while queued.
+// is free in time, including when ctx is done while the call is queued (its
+// Err is then ctx's error, which errors.Is reaches too): a call that never
+// got a slot is a local rejection, never a failure of the dependency.
 func (b *Bulkhead) Do(ctx context.Context, fn func(context.Context) error) error {
 	_, err := isolateDo(ctx, b, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 	return err
@@ -125,7 +131,11 @@ func (b *Bulkhead) acquire(ctx context.Context) error {
 		b.wait.Record(ctx, b.clock.Now().Sub(start).Seconds(), b.waitOpt...)
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		b.rejections.Add(ctx, 1, b.rejectOpt...)
+		if ctx.Err() == context.Canceled {
+			return b.ctxCanceled
+		}
+		return b.ctxDeadline
 	case <-timeout:
 		b.rejections.Add(ctx, 1, b.rejectOpt...)
 		return b.timedOut

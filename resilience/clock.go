@@ -34,6 +34,9 @@ func (t sysTimer) Stop() bool          { return t.t.Stop() }
 
 var _ Clock = systemClock{}
 
+// SystemClock returns the system clock, what a nil Clock field means.
+func SystemClock() Clock { return systemClock{} }
+
 func clockOr(c Clock) Clock {
 	if c == nil {
 		return systemClock{}

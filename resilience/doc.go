@@ -21,8 +21,9 @@
 // Presets (OpenAI, Twilio, Webhook) are functions returning plain Policy
 // values to adjust. Breakers keeps one breaker per key (host, tenant).
 // TwoStepBreaker is the Allow/done form for callers that cannot wrap the
-// call in a function (an http.RoundTripper; it satisfies
-// httpclient.CircuitBreaker).
+// call in a function. httpclient builds its retry layer on Retrier and its
+// per-host breakers on Breakers, so both packages share one implementation
+// and one set of defaults.
 //
 // Errors: policies return *RetryError, *TimeoutError, *BreakerError,
 // *BulkheadError and *RateLimitError, which match the sentinels ErrTimeout
@@ -53,6 +54,7 @@
 //	resilience.ratelimit.wait         time waited for a token (histogram)
 //	resilience.timeout.timeouts       pipeline calls that hit their timeout
 //
-// Breaker state changes are logged at Info and retries at Debug through a
+// Breaker state changes are logged (Warn when opening, Info otherwise) and
+// retries at Debug through a
 // *slog.Logger field (default slog.Default()).
 package resilience

@@ -33,16 +33,28 @@ var (
 	// ErrRetryBudget is the Reason of a *RetryError when the shared retry
 	// budget had no token left.
 	ErrRetryBudget = errors.New("resilience: retry budget exhausted")
+	// ErrRetryAfterTooLong is the Reason of a *RetryError when the callee
+	// asked (RetryAfterer) to wait longer than the policy's MaxRetryAfter:
+	// Retry never retries before the server allows, so it gives up and the
+	// error carries the server's delay (RetryError.ServerDelay).
+	ErrRetryAfterTooLong = errors.New("resilience: server asked to wait longer than MaxRetryAfter")
 )
 
 // RetryError is returned by Retry when it gives up on a retryable error. It
 // wraps both the last error of the callee (Err) and why retrying stopped
-// (Reason: ErrRetriesExhausted, ErrRetryBudget, context.Canceled or
-// context.DeadlineExceeded), so errors.Is reaches either.
+// (Reason: ErrRetriesExhausted, ErrRetryBudget, ErrRetryAfterTooLong,
+// context.Canceled or context.DeadlineExceeded), so errors.Is reaches
+// either.
 type RetryError struct {
 	Attempts int   // attempts made, including the first
 	Err      error // last error returned by the callee
 	Reason   error // why retrying stopped
+	// ServerDelay is the wait the last error asked for (RetryAfterer) when
+	// Retry gave up instead of waiting it (Reason ErrRetryAfterTooLong,
+	// context.DeadlineExceeded or ErrRetriesExhausted for MaxElapsed); 0
+	// otherwise. The earliest moment a new attempt is allowed is
+	// ServerDelay after the error was returned.
+	ServerDelay time.Duration
 }
 
 // Error describes the attempts, why retrying stopped and the last error.
@@ -107,16 +119,23 @@ func newBreakerErrors(name string) (open, tooMany *BreakerError) {
 
 // BulkheadError is returned when a bulkhead rejects a call; it matches
 // ErrBulkheadFull. Queued reports whether the call waited in the queue
-// (and timed out) before being rejected.
+// before being rejected; Err is the context's error when the caller's
+// context ended that wait (so errors.Is(err, context.DeadlineExceeded) or
+// context.Canceled holds too). Either way the call never reached the
+// dependency, so no breaker counts it as a failure.
 type BulkheadError struct {
 	Name   string // bulkhead name
 	Queued bool   // the call waited in the queue and timed out
+	Err    error  // the context's error if it ended the wait, else nil
 }
 
 // Error describes why the bulkhead rejected the call.
 func (e *BulkheadError) Error() string {
 	s := "resilience: bulkhead full"
-	if e.Queued {
+	switch {
+	case e.Err != nil:
+		s += " (" + e.Err.Error() + " while queued)"
+	case e.Queued:
 		s += " (queue wait timed out)"
 	}
 	if e.Name != "" {
@@ -128,12 +147,20 @@ func (e *BulkheadError) Error() string {
 // Is reports whether target is ErrBulkheadFull.
 func (e *BulkheadError) Is(target error) bool { return target == ErrBulkheadFull }
 
+// Unwrap returns the context's error that ended the wait, or nil.
+func (e *BulkheadError) Unwrap() error { return e.Err }
+
 // RateLimitError is returned when a rate limiter rejects a call; it matches
 // ErrRateLimited and carries how long until a token is free. It implements
-// RetryAfterer, so Retry waits that long (capped at its MaxDelay).
+// RetryAfterer, so Retry waits that long (or gives up, see RetryAfterer).
+//
+// Err is the context's error when the caller's context ended the wait for
+// a token (errors.Is reaches it); the call never reached the dependency, so
+// no breaker counts it as a failure.
 type RateLimitError struct {
 	Name  string        // rate limiter name
 	Delay time.Duration // time until the call would have been allowed
+	Err   error         // the context's error if it ended the wait, else nil
 }
 
 // Error describes the delay until a token frees.
@@ -148,12 +175,18 @@ func (e *RateLimitError) Error() string {
 // Is reports whether target is ErrRateLimited.
 func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
 
+// Unwrap returns the context's error that ended the wait, or nil.
+func (e *RateLimitError) Unwrap() error { return e.Err }
+
 // RetryAfter returns Delay.
 func (e *RateLimitError) RetryAfter() time.Duration { return e.Delay }
 
 // RetryAfterer is implemented by errors that carry a server-supplied delay
-// (an HTTP Retry-After, a gRPC retry pushback). Retry waits that long before
-// the next attempt instead of its own backoff, but never beyond MaxDelay.
+// (an HTTP Retry-After, a gRPC retry pushback). Retry waits exactly that
+// long before the next attempt instead of its own backoff, and never less:
+// when the delay is longer than the policy's MaxRetryAfter, or would pass
+// the context deadline or MaxElapsed, Retry gives up with a *RetryError
+// whose ServerDelay is the delay.
 type RetryAfterer interface {
 	RetryAfter() time.Duration
 }

@@ -50,15 +50,6 @@ func (b *instrumentBuilder) seconds(name, desc string) metric.Float64Histogram {
 	return h
 }
 
-func (b *instrumentBuilder) gauge(name, desc string) metric.Int64Gauge {
-	g, err := b.m.Int64Gauge(name, metric.WithDescription(desc))
-	if err != nil {
-		b.errs = append(b.errs, err)
-		return noop.Int64Gauge{}
-	}
-	return g
-}
-
 // addOpts precomputes the attribute option of a hot-path Add so it does not
 // allocate.
 func addOpts(kv ...attribute.KeyValue) []metric.AddOption {

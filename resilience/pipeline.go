@@ -52,8 +52,13 @@ type Policy struct {
 //
 // so the timeout bounds all attempts and backoff, every attempt is counted
 // by the breaker, an open breaker rejects before taking a bulkhead slot,
-// and a call holds its slot while waiting for a rate-limit token. Breaker,
-// bulkhead and rate-limit rejections are not counted as breaker failures;
+// and a call holds its slot while waiting for a rate-limit token. The
+// breaker judges only attempts that reached fn: an attempt refused by the
+// bulkhead or the rate limiter, or whose context ended while it waited for
+// a slot or a token, is not counted at all (whatever IsFailure says), so
+// local overload never opens the circuit; and the slow-call timer
+// (SlowCallDuration) starts when fn is called, not before the queue and
+// token waits. Breaker rejections are not retried;
 // rate-limit rejections are retried after their RetryAfter, breaker
 // rejections are not retried. A Pipeline holds the breaker, bulkhead and
 // limiter state, so build it once and share it; it is safe for concurrent
@@ -178,26 +183,47 @@ func pipeRetry[T any](ctx context.Context, p *Pipeline, fn func(context.Context)
 	if p.retry == nil {
 		return pipeBreaker(ctx, p, fn)
 	}
-	return retryDo(ctx, p.retry, func(ctx context.Context) (T, error) { return pipeBreaker(ctx, p, fn) })
+	return retryCall(ctx, p.retry, func(ctx context.Context) (T, error) { return pipeBreaker(ctx, p, fn) })
+}
+
+// admission records whether an attempt got past the bulkhead and the rate
+// limiter to the dependency, and when: the breaker judges only such calls
+// and times slow calls from that moment, so local overload (a queue wait,
+// a deadline that ends in the queue, a missing token) can never open a
+// circuit to a healthy dependency. It lives on the caller's stack.
+type admission struct {
+	reached bool
+	at      time.Time
 }
 
 func pipeBreaker[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
 	if p.breaker == nil {
-		return pipeGuard(ctx, p, fn)
+		return pipeGuard(ctx, p, nil, fn)
 	}
-	return breakerDo(ctx, p.breaker, func(ctx context.Context) (T, error) { return pipeGuard(ctx, p, fn) })
+	var adm admission
+	return breakerRun(ctx, p.breaker, &adm, func(ctx context.Context) (T, error) { return pipeGuard(ctx, p, &adm, fn) })
 }
 
-func pipeGuard[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
+func pipeGuard[T any](ctx context.Context, p *Pipeline, adm *admission, fn func(context.Context) (T, error)) (T, error) {
 	if p.bulkhead == nil {
-		return pipeLimit(ctx, p, fn)
+		return pipeLimit(ctx, p, adm, fn)
 	}
-	return isolateDo(ctx, p.bulkhead, func(ctx context.Context) (T, error) { return pipeLimit(ctx, p, fn) })
+	return isolateDo(ctx, p.bulkhead, func(ctx context.Context) (T, error) { return pipeLimit(ctx, p, adm, fn) })
 }
 
-func pipeLimit[T any](ctx context.Context, p *Pipeline, fn func(context.Context) (T, error)) (T, error) {
+func pipeLimit[T any](ctx context.Context, p *Pipeline, adm *admission, fn func(context.Context) (T, error)) (T, error) {
 	if p.limiter == nil {
-		return fn(ctx)
+		return pipeCall(ctx, p, adm, fn)
 	}
-	return throttleDo(ctx, p.limiter, fn)
+	return throttleDo(ctx, p.limiter, func(ctx context.Context) (T, error) { return pipeCall(ctx, p, adm, fn) })
+}
+
+func pipeCall[T any](ctx context.Context, p *Pipeline, adm *admission, fn func(context.Context) (T, error)) (T, error) {
+	if adm != nil {
+		adm.reached = true
+		if p.breaker.slow > 0 {
+			adm.at = p.breaker.clock.Now()
+		}
+	}
+	return fn(ctx)
 }

@@ -81,8 +81,9 @@ func NewRateLimiter(c RateLimitConfig) (*RateLimiter, error) {
 // Do runs fn once a token is available; it is the non-generic form of
 // Throttle. Without a token within MaxWait, or before ctx's deadline, it
 // returns a *RateLimitError (errors.Is ErrRateLimited, RetryAfter set)
-// without calling fn; if ctx is done while waiting it returns ctx's error
-// and gives the token back.
+// without calling fn; if ctx is done while waiting it gives the token back
+// and returns a *RateLimitError whose Err is ctx's error (errors.Is reaches
+// it): a call that never got a token is not the dependency's failure.
 func (l *RateLimiter) Do(ctx context.Context, fn func(context.Context) error) error {
 	_, err := throttleDo(ctx, l, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 	return err
@@ -121,7 +122,8 @@ func (l *RateLimiter) acquire(ctx context.Context) error {
 	}
 	if err := sleep(ctx, l.clock, d); err != nil {
 		r.CancelAt(l.clock.Now())
-		return err
+		l.rejections.Add(ctx, 1, l.rejectOpt...)
+		return &RateLimitError{Name: l.name, Delay: d, Err: err}
 	}
 	l.wait.Record(ctx, d.Seconds(), l.waitOpt...)
 	return nil

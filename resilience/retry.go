@@ -11,6 +11,14 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
+// Retry defaults: what a zero RetryPolicy field means. httpclient's retry
+// layer is built on this implementation and shares them.
+const (
+	DefaultMaxAttempts = 3
+	DefaultBaseDelay   = 100 * time.Millisecond
+	DefaultMaxDelay    = 10 * time.Second
+)
+
 // RetryPolicy configures Retry. The zero value is usable: 3 attempts, full
 // jitter from 100 ms up to 10 s, retrying every error but NotFailure ones
 // and breaker rejections. Retry treats negative values and an unknown Jitter
@@ -24,9 +32,18 @@ type RetryPolicy struct {
 	MaxAttempts int
 	// BaseDelay is the first backoff step. Default 100 ms.
 	BaseDelay time.Duration
-	// MaxDelay caps every delay, including server-supplied ones
-	// (RetryAfterer). Default 10 s.
+	// MaxDelay caps the backoff delays Retry chooses itself. Default 10 s.
+	// It never shortens a delay the callee asked for (RetryAfterer): see
+	// MaxRetryAfter.
 	MaxDelay time.Duration
+	// MaxRetryAfter is the longest server-requested delay (RetryAfterer,
+	// e.g. an HTTP Retry-After) Retry waits before the next attempt.
+	// Default MaxDelay. A longer request ends retrying with a *RetryError
+	// whose Reason is ErrRetryAfterTooLong and whose ServerDelay is the
+	// requested delay: Retry never retries before the server allows. Raise
+	// it to wait long delays when the caller's deadline allows (a delay
+	// that would pass the deadline still gives up at once).
+	MaxRetryAfter time.Duration
 	// MaxElapsed stops retrying when the next attempt would start more than
 	// this long after the first. Default 0: no limit (the context deadline
 	// still applies).
@@ -60,7 +77,7 @@ type RetryPolicy struct {
 }
 
 func (p RetryPolicy) validate() error {
-	if p.MaxAttempts < 0 || p.BaseDelay < 0 || p.MaxDelay < 0 || p.MaxElapsed < 0 || p.AttemptTimeout < 0 {
+	if p.MaxAttempts < 0 || p.BaseDelay < 0 || p.MaxDelay < 0 || p.MaxRetryAfter < 0 || p.MaxElapsed < 0 || p.AttemptTimeout < 0 {
 		return errors.New("resilience: retry policy has a negative field")
 	}
 	if p.Jitter < JitterFull || p.Jitter > JitterNone {
@@ -73,6 +90,7 @@ type retrier struct {
 	name           string
 	maxAttempts    int
 	base, maxDelay time.Duration
+	maxRetryAfter  time.Duration
 	maxElapsed     time.Duration
 	jitter         Jitter
 	backoff        func() backoff.BackOff
@@ -93,7 +111,7 @@ type retrier struct {
 
 func newRetrier(p RetryPolicy) (*retrier, error) {
 	r := &retrier{
-		name: p.Name, maxAttempts: p.MaxAttempts, base: p.BaseDelay, maxDelay: p.MaxDelay,
+		name: p.Name, maxAttempts: p.MaxAttempts, base: p.BaseDelay, maxDelay: p.MaxDelay, maxRetryAfter: p.MaxRetryAfter,
 		maxElapsed: max(p.MaxElapsed, 0), jitter: p.Jitter, backoff: p.Backoff, retryable: p.Retryable,
 		budget: p.Budget, attemptTimeout: max(p.AttemptTimeout, 0), onRetry: p.OnRetry,
 		clock: clockOr(p.Clock), logger: p.Logger,
@@ -102,13 +120,16 @@ func newRetrier(p RetryPolicy) (*retrier, error) {
 		r.name = "retry"
 	}
 	if r.maxAttempts <= 0 {
-		r.maxAttempts = 3
+		r.maxAttempts = DefaultMaxAttempts
 	}
 	if r.base <= 0 {
-		r.base = 100 * time.Millisecond
+		r.base = DefaultBaseDelay
 	}
 	if r.maxDelay <= 0 {
-		r.maxDelay = 10 * time.Second
+		r.maxDelay = DefaultMaxDelay
+	}
+	if r.maxRetryAfter <= 0 {
+		r.maxRetryAfter = r.maxDelay
 	}
 	if r.jitter < JitterFull || r.jitter > JitterNone {
 		r.jitter = JitterFull
@@ -154,18 +175,72 @@ func mustRetrier(p RetryPolicy) *retrier {
 // The returned func is safe for concurrent use.
 func Retry[T any](p RetryPolicy, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	r := mustRetrier(p)
-	return func(ctx context.Context) (T, error) { return retryDo(ctx, r, fn) }
+	return func(ctx context.Context) (T, error) { return retryCall(ctx, r, fn) }
 }
 
 // Retry1 is Retry for functions that take an argument.
 func Retry1[A, T any](p RetryPolicy, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
 	r := mustRetrier(p)
 	return func(ctx context.Context, a A) (T, error) {
-		return retryDo(ctx, r, func(ctx context.Context) (T, error) { return fn(ctx, a) })
+		return retryCall(ctx, r, func(ctx context.Context) (T, error) { return fn(ctx, a) })
 	}
 }
 
-func retryDo[T any](ctx context.Context, r *retrier, fn func(context.Context) (T, error)) (T, error) {
+// Retrier is a RetryPolicy built once, for callers that need the attempt
+// number or cannot use the generic decorators (httpclient's RetryTransport
+// is built on it). It is the same implementation as Retry, with the same
+// rules, metrics and errors. It is safe for concurrent use.
+type Retrier struct{ r *retrier }
+
+// NewRetrier validates p and builds a Retrier.
+func NewRetrier(p RetryPolicy) (*Retrier, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	r, err := newRetrier(p)
+	if err != nil {
+		return nil, err
+	}
+	return &Retrier{r: r}, nil
+}
+
+// Do calls fn with the 1-based attempt number until it succeeds or Retry's
+// rules stop it, and returns what Retry would: nil, fn's error when it is
+// not retried (a Permanent error comes back unwrapped), or a *RetryError.
+// The first attempt costs no allocation.
+func (r *Retrier) Do(ctx context.Context, fn func(ctx context.Context, attempt int) error) error {
+	_, err := retryDo(ctx, r.r, func(ctx context.Context, attempt int) (struct{}, error) {
+		return struct{}{}, fn(ctx, attempt)
+	})
+	return err
+}
+
+// retryCall is retryDo for callees that do not take the attempt number:
+// the first attempt calls fn directly (the happy path pays no adapter),
+// the rest go through the same loop, retrySlow.
+func retryCall[T any](ctx context.Context, r *retrier, fn func(context.Context) (T, error)) (T, error) {
+	if r.budget != nil {
+		r.budget.deposit()
+	}
+	var start time.Time
+	if r.maxElapsed > 0 {
+		start = r.clock.Now()
+	}
+	withAttempt := func(ctx context.Context, _ int) (T, error) { return fn(ctx) }
+	var v T
+	var err error
+	if r.attemptTimeout > 0 {
+		v, err = callWithTimeout(ctx, r.attemptTimeout, 1, withAttempt)
+	} else {
+		v, err = fn(ctx)
+	}
+	if err == nil {
+		return v, nil
+	}
+	return retrySlow(ctx, r, withAttempt, start, v, err)
+}
+
+func retryDo[T any](ctx context.Context, r *retrier, fn func(context.Context, int) (T, error)) (T, error) {
 	if r.budget != nil {
 		r.budget.deposit()
 	}
@@ -176,9 +251,9 @@ func retryDo[T any](ctx context.Context, r *retrier, fn func(context.Context) (T
 	var v T
 	var err error
 	if r.attemptTimeout > 0 {
-		v, err = callWithTimeout(ctx, r.attemptTimeout, fn)
+		v, err = callWithTimeout(ctx, r.attemptTimeout, 1, fn)
 	} else {
-		v, err = fn(ctx)
+		v, err = fn(ctx, 1)
 	}
 	if err == nil {
 		// First-attempt successes are not counted: with an OTel SDK a
@@ -188,15 +263,15 @@ func retryDo[T any](ctx context.Context, r *retrier, fn func(context.Context) (T
 	return retrySlow(ctx, r, fn, start, v, err)
 }
 
-func callWithTimeout[T any](ctx context.Context, d time.Duration, fn func(context.Context) (T, error)) (T, error) {
+func callWithTimeout[T any](ctx context.Context, d time.Duration, attempt int, fn func(context.Context, int) (T, error)) (T, error) {
 	actx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return fn(actx)
+	return fn(actx, attempt)
 }
 
 // retrySlow runs from the first failure on; keeping it out of retryDo keeps
 // the happy path small.
-func retrySlow[T any](ctx context.Context, r *retrier, fn func(context.Context) (T, error), start time.Time, v T, err error) (T, error) {
+func retrySlow[T any](ctx context.Context, r *retrier, fn func(context.Context, int) (T, error), start time.Time, v T, err error) (T, error) {
 	var bo backoff.BackOff
 	prev := r.base
 	for attempt := 1; ; attempt++ {
@@ -226,16 +301,23 @@ func retrySlow[T any](ctx context.Context, r *retrier, fn func(context.Context) 
 			d = nextDelay(r.jitter, r.base, r.maxDelay, attempt, prev)
 			prev = d
 		}
-		if ra := serverDelay(err); ra > 0 {
-			d = ra
-		}
 		d = min(d, r.maxDelay)
+		// A server-requested delay replaces the backoff and is never
+		// shortened: when it cannot be waited, Retry gives up and says how
+		// long the server asked for (ra).
+		ra := serverDelay(err)
+		if ra > 0 {
+			d = ra
+			if ra > r.maxRetryAfter {
+				return giveUpAfter[T](ctx, r, attempt, err, ErrRetryAfterTooLong, ra)
+			}
+		}
 		now := r.clock.Now()
 		if r.maxElapsed > 0 && now.Add(d).Sub(start) > r.maxElapsed {
-			return giveUp[T](ctx, r, attempt, err, ErrRetriesExhausted)
+			return giveUpAfter[T](ctx, r, attempt, err, ErrRetriesExhausted, ra)
 		}
 		if dl, ok := ctx.Deadline(); ok && !now.Add(d).Before(dl) {
-			return giveUp[T](ctx, r, attempt, err, context.DeadlineExceeded)
+			return giveUpAfter[T](ctx, r, attempt, err, context.DeadlineExceeded, ra)
 		}
 		if r.budget != nil && !r.budget.withdraw() {
 			return giveUp[T](ctx, r, attempt, err, ErrRetryBudget)
@@ -252,9 +334,9 @@ func retrySlow[T any](ctx context.Context, r *retrier, fn func(context.Context) 
 			return giveUp[T](ctx, r, attempt, err, serr)
 		}
 		if r.attemptTimeout > 0 {
-			v, err = callWithTimeout(ctx, r.attemptTimeout, fn)
+			v, err = callWithTimeout(ctx, r.attemptTimeout, attempt+1, fn)
 		} else {
-			v, err = fn(ctx)
+			v, err = fn(ctx, attempt+1)
 		}
 		if err == nil {
 			r.calls.Add(ctx, 1, r.recoveredOpt...)
@@ -264,9 +346,13 @@ func retrySlow[T any](ctx context.Context, r *retrier, fn func(context.Context) 
 }
 
 func giveUp[T any](ctx context.Context, r *retrier, attempts int, err, reason error) (T, error) {
+	return giveUpAfter[T](ctx, r, attempts, err, reason, 0)
+}
+
+func giveUpAfter[T any](ctx context.Context, r *retrier, attempts int, err, reason error, serverDelay time.Duration) (T, error) {
 	r.calls.Add(ctx, 1, r.gaveUpOpt...)
 	var zero T
-	return zero, &RetryError{Attempts: attempts, Err: err, Reason: reason}
+	return zero, &RetryError{Attempts: attempts, Err: err, Reason: reason, ServerDelay: serverDelay}
 }
 
 // serverDelay returns the delay an error asks for, or 0.

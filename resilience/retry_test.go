@@ -200,19 +200,55 @@ func TestRetryServerDelay(t *testing.T) {
 		want  time.Duration
 	}{
 		{"honoured", 2 * time.Second, 2 * time.Second},
-		{"capped at MaxDelay", 484289 * time.Hour, 10 * time.Second},
+		{"longer than the backoff's MaxDelay but within MaxRetryAfter", 30 * time.Second, 30 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			clk := newAutoClock()
 			fn, _ := failing(1, fmt.Errorf("call: %w", retryAfterErr(tt.after)))
-			v, err := Retry(RetryPolicy{Clock: clk}, fn)(context.Background())
+			v, err := Retry(RetryPolicy{Clock: clk, MaxRetryAfter: time.Minute}, fn)(context.Background())
 			require.NoError(t, err)
 			assert.Equal(t, 42, v)
 			assert.Equal(t, []time.Duration{tt.want}, clk.Sleeps())
 		})
 	}
+}
+
+// TestRetryNeverBeforeServerDelay: a Retry-After longer than what the
+// policy may wait used to be cut to MaxDelay, so the next attempt went out
+// before the server allowed it. Retry now gives up at once, without a
+// second call, with an error that carries the server's delay.
+func TestRetryNeverBeforeServerDelay(t *testing.T) {
+	t.Parallel()
+	t.Run("longer than MaxRetryAfter", func(t *testing.T) {
+		t.Parallel()
+		clk := newAutoClock()
+		fn, calls := failing(1, fmt.Errorf("call: %w", retryAfterErr(time.Hour)))
+		_, err := Retry(RetryPolicy{Clock: clk, MaxDelay: 10 * time.Second}, fn)(context.Background())
+		var re *RetryError
+		require.ErrorAs(t, err, &re)
+		assert.ErrorIs(t, err, ErrRetryAfterTooLong)
+		assert.Equal(t, time.Hour, re.ServerDelay)
+		var ra RetryAfterer
+		require.ErrorAs(t, err, &ra, "the server's delay must reach the caller")
+		assert.Equal(t, time.Hour, ra.RetryAfter())
+		assert.Equal(t, int32(1), calls.Load(), "no attempt before the server allows")
+		assert.Empty(t, clk.Sleeps())
+	})
+	t.Run("past the deadline", func(t *testing.T) {
+		t.Parallel()
+		clk := newAutoClock()
+		ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(time.Minute))
+		defer cancel()
+		fn, calls := failing(1, retryAfterErr(2*time.Minute))
+		_, err := Retry(RetryPolicy{Clock: clk, MaxRetryAfter: time.Hour}, fn)(ctx)
+		var re *RetryError
+		require.ErrorAs(t, err, &re)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, 2*time.Minute, re.ServerDelay)
+		assert.Equal(t, int32(1), calls.Load())
+	})
 }
 
 func TestRetryNeverSleepsPastDeadline(t *testing.T) {
