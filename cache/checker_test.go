@@ -252,8 +252,14 @@ func runChecker(t *testing.T, seed uint64, dur time.Duration, faults bool) {
 			reads++
 		}
 	}
-	t.Logf("seed %d: %d operations (%d writes, %d reads), faults %v, violations %d",
-		seed, len(ck.hist), writes, reads, ck.nFault, len(violations))
+	rules := map[string]int{}
+	for _, v := range violations {
+		if _, r, ok := strings.Cut(v, "rule "); ok {
+			rules[strings.Fields(r)[0]]++
+		}
+	}
+	t.Logf("seed %d: %d operations (%d writes, %d reads), faults %v, violations %d %v",
+		seed, len(ck.hist), writes, reads, ck.nFault, len(violations), rules)
 	if len(violations) > 0 {
 		for _, v := range violations[:min(len(violations), 5)] {
 			t.Error(v)
