@@ -448,33 +448,51 @@ func (ck *checker) injectFaults(ctx context.Context, r *rand.Rand, srv *testenv.
 	}
 }
 
+// inFault reports whether a fault overlapped [from, to]. Faults are
+// recorded in order and do not overlap.
 func (ck *checker) inFault(from, to int64) bool {
-	for _, f := range ck.faults {
-		if f[0] <= to && from <= f[1] {
-			return true
-		}
-	}
-	return false
+	n := sort.Search(len(ck.faults), func(i int) bool { return ck.faults[i][0] > to })
+	return n > 0 && ck.faults[n-1][1] >= from
 }
 
-// check applies the RYW and bound rules to the history.
+// check applies the RYW and bound rules to the history. Writers of a key
+// are serialized, so a key's successful writes in return order are in
+// version order: for a read, the write to compare with is found by binary
+// search (the latest one that returned before the read began, overall
+// and by the read's instance).
 func (ck *checker) check() []string {
 	ck.mu.Lock()
 	defer ck.mu.Unlock()
-	// For each key, the successful writes by return time.
 	type w struct {
 		op  *ckOp
 		ver int64
 	}
-	writes := make([][]w, ckKeys)
+	var all [ckKeys][]w
+	var mine [ckInstances][ckKeys][]w
 	for i := range ck.hist {
 		o := &ck.hist[i]
 		if !o.write() || o.err != nil {
 			continue
 		}
 		for j, k := range o.keys {
-			writes[k] = append(writes[k], w{o, o.vers[j]})
+			all[k] = append(all[k], w{o, o.vers[j]})
+			mine[o.inst][k] = append(mine[o.inst][k], w{o, o.vers[j]})
 		}
+	}
+	for k := range ckKeys {
+		slices.SortFunc(all[k], func(a, b w) int { return int(a.ver - b.ver) })
+		for i := range ckInstances {
+			slices.SortFunc(mine[i][k], func(a, b w) int { return int(a.ver - b.ver) })
+		}
+	}
+	// lastBefore returns the write of ws with the highest version among
+	// those that returned before t (ret grows with the version).
+	lastBefore := func(ws []w, t int64) *w {
+		n := sort.Search(len(ws), func(i int) bool { return ws[i].op.ret >= t })
+		if n == 0 {
+			return nil
+		}
+		return &ws[n-1]
 	}
 	var out []string
 	maxLag := int64(0)
@@ -488,19 +506,18 @@ func (ck *checker) check() []string {
 			if got < 0 {
 				continue // a miss is never stale
 			}
-			for _, wr := range writes[k] {
-				if wr.ver <= got || wr.op.ret >= r.inv {
-					continue
-				}
-				lag := r.inv - wr.op.ret
-				switch {
-				case wr.op.inst == r.inst:
-					out = append(out, ck.explain("RYW", r, wr.op, k))
-				case lag > int64(crossBound) && !ck.inFault(wr.op.ret, r.inv):
-					out = append(out, ck.explain("bound", r, wr.op, k))
-				case !ck.inFault(wr.op.ret, r.inv):
-					maxLag = max(maxLag, lag)
-				}
+			if wr := lastBefore(mine[r.inst][k], r.inv); wr != nil && wr.ver > got {
+				out = append(out, ck.explain("RYW", r, wr.op, k))
+				continue
+			}
+			if wr := lastBefore(all[k], r.inv-int64(crossBound)); wr != nil && wr.ver > got && !ck.inFault(wr.op.ret, r.inv) {
+				out = append(out, ck.explain("bound", r, wr.op, k))
+				continue
+			}
+			// The staleness of this read: since the first newer write returned.
+			n := sort.Search(len(all[k]), func(i int) bool { return all[k][i].ver > got })
+			if n < len(all[k]) && all[k][n].op.ret < r.inv && !ck.inFault(all[k][n].op.ret, r.inv) {
+				maxLag = max(maxLag, r.inv-all[k][n].op.ret)
 			}
 		}
 	}
