@@ -39,11 +39,13 @@
 //   - Cross-instance: while Redis is healthy, the other instances drop
 //     their L1 copy when the write's pub/sub message arrives, published in
 //     the same round trip as the write: within a few milliseconds on one
-//     host (see RELIABILITY.md for the measured bound).
+//     host (1.5–10 ms measured on a loaded 2-core machine; see
+//     RELIABILITY.md).
 //   - Tags: a key tagged while InvalidateTags runs is either invalidated
 //     or stays in the tag's set.
 //   - Outage: while Redis is unreachable, writes return ErrUnavailable,
-//     clear this L1 at once and are replayed in the background (UNLINK or
+//     invalidations clear this L1 at once (a Set puts its value there)
+//     and are replayed in the background (UNLINK or
 //     tombstone in L2, the announcement to the other instances, and this
 //     L1 cleared again) until Redis takes them; the other instances serve
 //     their L1 copies for at most L1TTL; when the pub/sub connection comes
