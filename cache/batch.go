@@ -89,7 +89,7 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 			c.st.misses.Add(1)
 			continue
 		}
-		negErr, freshUntil, err := decodeInto(c, b, &vals[i])
+		negErr, freshUntil, tags, err := decodeInto(c, b, &vals[i])
 		if err != nil {
 			c.corrupt(ctx, missing[i], err) // a tombstone is a plain miss
 			c.st.misses.Add(1)
@@ -104,7 +104,7 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 		if !fill {
 			continue
 		}
-		e, ttl, _ := c.l2Entry(missing[i], vals[i], nil, freshUntil, c.jitter(l1TTL))
+		e, ttl, _ := c.l2Entry(missing[i], vals[i], nil, freshUntil, tags, c.jitter(l1TTL))
 		if c.putL1(e, ttl, snaps[i]) {
 			queued = append(queued, i)
 		}

@@ -44,8 +44,40 @@ const (
 
 	flagNegative  = 1 << 0 // payload is the message of a cached error
 	flagTombstone = 1 << 1 // a deleted key: reads as a miss, fences loads
-	knownFlags    = flagNegative | flagTombstone
+	flagTags      = 1 << 2 // the payload starts with the value's tags
+	knownFlags    = flagNegative | flagTombstone | flagTags
 )
+
+// appendTags appends tags as the tag section of a payload: a uvarint
+// count, then each tag as a uvarint length and its bytes.
+func appendTags(dst []byte, tags []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(tags)))
+	for _, t := range tags {
+		dst = binary.AppendUvarint(dst, uint64(len(t)))
+		dst = append(dst, t...)
+	}
+	return dst
+}
+
+// splitTags reads the tag section at the start of b and returns the tags
+// and the rest.
+func splitTags(b []byte) ([]string, []byte, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return nil, nil, fmt.Errorf("%w: bad tag count", ErrCorrupt)
+	}
+	b = b[w:]
+	tags := make([]string, 0, n)
+	for range n {
+		l, w := binary.Uvarint(b)
+		if w <= 0 || l > uint64(len(b)-w) {
+			return nil, nil, fmt.Errorf("%w: bad tag", ErrCorrupt)
+		}
+		tags = append(tags, string(b[w:w+int(l)]))
+		b = b[w+int(l):]
+	}
+	return tags, b, nil
+}
 
 // header is the decoded prefix of an L2 value.
 type header struct {

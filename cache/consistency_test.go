@@ -411,3 +411,26 @@ func TestNegativeEntryMatchesSameSentinelsInBothTiers(t *testing.T) {
 	assert.Equal(t, errors.Is(fromL1, errNoRows), errors.Is(fromL2, errNoRows), "L1: %v, L2: %v", fromL1, fromL2)
 	assert.Equal(t, fromL1.Error(), fromL2.Error())
 }
+
+// Found by the 10-minute checker run: an instance's own InvalidateTags
+// must drop the tagged values it read from L2 even when another
+// instance's concurrent InvalidateTags already took the tag set (and its
+// message has not arrived yet — here it never does: pub/sub is off). L2
+// values carry their tags, so L1 copies filled from L2 keep them.
+func TestInvalidateTagsDropsL2FilledCopyWhenSetAlreadyTaken(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	x := newCache(t, rdb, prefix, cache.Config{DisablePubSub: true})
+	y := newCache(t, twin(t, rdb), prefix, cache.Config{DisablePubSub: true})
+	require.NoError(t, cache.Set(ctx, y, "menu:1", "old", 0, cache.WithTags("r1")))
+	v, err := cache.Get[string](ctx, x, "menu:1") // x's L1 copy, from L2
+	require.NoError(t, err)
+	require.Equal(t, "old", v)
+	_, err = y.InvalidateTags(ctx, "r1") // takes the set
+	require.NoError(t, err)
+	_, err = x.InvalidateTags(ctx, "r1") // finds it empty
+	require.NoError(t, err)
+	v, err = cache.Get[string](ctx, x, "menu:1")
+	assert.ErrorIs(t, err, cache.ErrMiss, "x still serves %q after its own InvalidateTags returned", v)
+}

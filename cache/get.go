@@ -133,7 +133,7 @@ func Get[V any](ctx context.Context, c *Cache, key string) (V, error) {
 		c.st.negativeHits.Add(1)
 	}
 	l1TTL, _ := c.ttls(0, nil)
-	c.fillFromL2(key, d.val, d.err, d.freshUntil, l1TTL, snap)
+	c.fillFromL2(key, d.val, d.err, d.freshUntil, d.tags, l1TTL, snap)
 	return d.val, d.err
 }
 

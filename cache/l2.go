@@ -330,7 +330,17 @@ func (c *Cache) tombstoneTTL() time.Duration {
 // encode builds an L2 value: header + codec payload (or the error message
 // of a negative entry).
 func (c *Cache) encode(val any, negErr error, freshUntil time.Time) ([]byte, error) {
+	return c.encodeTagged(val, negErr, freshUntil, nil)
+}
+
+// encodeTagged is encode with the value's tags, which an instance that
+// reads the value from L2 keeps with its L1 copy (so its own tag
+// invalidations find it).
+func (c *Cache) encodeTagged(val any, negErr error, freshUntil time.Time, tags []string) ([]byte, error) {
 	h := header{codec: c.cfg.Codec.ID(), token: newToken()}
+	if len(tags) > 0 {
+		h.flags |= flagTags
+	}
 	if !freshUntil.IsZero() {
 		h.freshUntil = freshUntil.UnixMilli()
 	}
@@ -346,6 +356,9 @@ func (c *Cache) encode(val any, negErr error, freshUntil time.Time) ([]byte, err
 	}
 	b := make([]byte, 0, headerLen+len(payload))
 	b = appendHeader(b, h)
+	if len(tags) > 0 {
+		b = appendTags(b, tags)
+	}
 	return append(b, payload...), nil
 }
 
@@ -354,12 +367,13 @@ type decoded[V any] struct {
 	val        V
 	err        error // cached error of a negative entry
 	freshUntil int64 // Unix ms, 0 if none
+	tags       []string
 }
 
 // decode parses an L2 value into V. Anything it did not write, or cannot
 // decode into V, is ErrCorrupt.
 func decode[V any](c *Cache, b []byte) (d decoded[V], err error) {
-	d.err, d.freshUntil, err = decodeInto(c, b, &d.val)
+	d.err, d.freshUntil, d.tags, err = decodeInto(c, b, &d.val)
 	if err != nil {
 		return decoded[V]{}, err
 	}
@@ -369,30 +383,35 @@ func decode[V any](c *Cache, b []byte) (d decoded[V], err error) {
 // decodeInto parses an L2 value into *dst, so a batch can decode into one
 // slice instead of allocating per value. It returns the cached error of a
 // negative entry and the fresh-until time (Unix ms, 0 if none).
-func decodeInto[V any](c *Cache, b []byte, dst *V) (negErr error, freshUntil int64, err error) {
+func decodeInto[V any](c *Cache, b []byte, dst *V) (negErr error, freshUntil int64, tags []string, err error) {
 	defer func() {
 		// A Codec that panics on bad input must not take the caller down.
 		if r := recover(); r != nil {
-			negErr, freshUntil, err = nil, 0, fmt.Errorf("%w: codec panicked: %v", ErrCorrupt, r)
+			negErr, freshUntil, tags, err = nil, 0, nil, fmt.Errorf("%w: codec panicked: %v", ErrCorrupt, r)
 		}
 	}()
 	h, payload, err := decodeHeader(b)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if h.codec != c.cfg.Codec.ID() {
-		return nil, 0, fmt.Errorf("%w: codec %d, want %d", ErrCorrupt, h.codec, c.cfg.Codec.ID())
+		return nil, 0, nil, fmt.Errorf("%w: codec %d, want %d", ErrCorrupt, h.codec, c.cfg.Codec.ID())
 	}
 	if h.flags&flagTombstone != 0 {
-		return nil, 0, errTombstone
+		return nil, 0, nil, errTombstone
+	}
+	if h.flags&flagTags != 0 {
+		if tags, payload, err = splitTags(payload); err != nil {
+			return nil, 0, nil, err
+		}
 	}
 	if h.flags&flagNegative != 0 {
-		return &CachedError{Msg: string(payload)}, h.freshUntil, nil
+		return &CachedError{Msg: string(payload)}, h.freshUntil, tags, nil
 	}
 	if err := c.cfg.Codec.Unmarshal(payload, dst); err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return nil, 0, nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	return nil, h.freshUntil, nil
+	return nil, h.freshUntil, tags, nil
 }
 
 // errTombstone is decodeInto's answer for a tombstone: a miss, not corrupt.

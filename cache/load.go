@@ -199,7 +199,7 @@ func (m *miss[V]) fromL2() bool {
 		}
 		return false
 	}
-	stale := c.fillFromL2(m.key, d.val, d.err, d.freshUntil, m.l1TTL, m.snap)
+	stale := c.fillFromL2(m.key, d.val, d.err, d.freshUntil, d.tags, m.l1TTL, m.snap)
 	if !m.refresh {
 		c.st.l2Hits.Add(1)
 		if d.err != nil {
@@ -266,8 +266,8 @@ func errOrPanic(err error, pnc *PanicError) error {
 }
 
 // fillFromL2 fills L1 from an L2 hit and reports whether the value is stale.
-func (c *Cache) fillFromL2(key string, val any, negErr error, freshUntilMs int64, l1TTL time.Duration, snap uint64) bool {
-	e, ttl, stale := c.l2Entry(key, val, negErr, freshUntilMs, l1TTL)
+func (c *Cache) fillFromL2(key string, val any, negErr error, freshUntilMs int64, tags []string, l1TTL time.Duration, snap uint64) bool {
+	e, ttl, stale := c.l2Entry(key, val, negErr, freshUntilMs, tags, l1TTL)
 	c.fillL1(e, ttl, snap)
 	return stale
 }
@@ -275,8 +275,8 @@ func (c *Cache) fillFromL2(key string, val any, negErr error, freshUntilMs int64
 // l2Entry builds the L1 entry of an L2 hit: its TTL (capped by NegativeTTL
 // for a negative entry, by the L2 fresh-until time plus StaleFor for a
 // value with a stale window) and whether it is already stale.
-func (c *Cache) l2Entry(key string, val any, negErr error, freshUntilMs int64, l1TTL time.Duration) (*entry, time.Duration, bool) {
-	e := &entry{key: key, val: val, err: negErr}
+func (c *Cache) l2Entry(key string, val any, negErr error, freshUntilMs int64, tags []string, l1TTL time.Duration) (*entry, time.Duration, bool) {
+	e := &entry{key: key, val: val, err: negErr, tags: tags}
 	ttl := l1TTL
 	if negErr != nil && c.cfg.NegativeTTL > 0 {
 		ttl = min(ttl, c.cfg.NegativeTTL)
@@ -331,7 +331,11 @@ func (c *Cache) newL2Item(key string, val any, negErr error, ttl time.Duration, 
 		fresh = c.cfg.Now().Add(ttl)
 		ttl += c.cfg.StaleFor
 	}
-	b, err := c.encode(val, negErr, fresh)
+	var tags []string
+	if o != nil {
+		tags = o.tags
+	}
+	b, err := c.encodeTagged(val, negErr, fresh, tags)
 	if err != nil {
 		return l2Item{}, err
 	}
