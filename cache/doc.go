@@ -14,7 +14,7 @@
 // trip; a hit fills L1), then runs the loader once for all concurrent callers
 // of a key (singleflight), detached from any one caller's cancellation.
 // L2 values carry a small header (magic, format version, codec, flags,
-// the write's random token) so an
+// the write's random token, then the value's tags if any) so an
 // empty value is not a miss and a corrupt or foreign value is counted,
 // deleted and treated as a miss.
 //
