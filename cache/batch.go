@@ -89,9 +89,9 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 			c.st.misses.Add(1)
 			continue
 		}
-		negErr, freshUntil, err := decodeInto(c, b, &vals[i])
+		negErr, freshUntil, tags, err := decodeInto(c, b, &vals[i])
 		if err != nil {
-			c.corrupt(ctx, missing[i], err)
+			c.corrupt(ctx, missing[i], err) // a tombstone is a plain miss
 			c.st.misses.Add(1)
 			continue
 		}
@@ -104,7 +104,7 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 		if !fill {
 			continue
 		}
-		e, ttl, _ := c.l2Entry(missing[i], vals[i], nil, freshUntil, c.jitter(l1TTL))
+		e, ttl, _ := c.l2Entry(missing[i], vals[i], nil, freshUntil, tags, c.jitter(l1TTL))
 		if c.putL1(e, ttl, snaps[i]) {
 			queued = append(queued, i)
 		}
@@ -152,26 +152,18 @@ func SetMany[V any](ctx context.Context, c *Cache, items map[string]V, ttl time.
 		l2s = append(l2s, it)
 	}
 
-	// Loads racing this write must not fill L1 after it, nor be shared
-	// with callers arriving after it.
 	keys := make([]string, len(writes))
+	entries := make([]*entry, len(writes))
+	ttls := make([]time.Duration, len(writes))
 	for i, w := range writes {
-		c.bumpKey(w.key)
 		keys[i] = w.key
+		entries[i], ttls[i] = c.newEntry(w.key, items[w.key], nil, w.l1TTL, o)
 	}
-	c.forgetKeys(keys)
-	if c.l1mu.TryRLock() { // false during a flush or Close: no L1 fill
-		queued := make([]int, 0, len(writes))
-		snaps := make([]uint64, len(writes))
-		for i, w := range writes {
-			snaps[i] = c.snapshot(w.key)
-			e, t := c.newEntry(w.key, items[w.key], nil, w.l1TTL, o)
-			if c.putL1(e, t, snaps[i]) {
-				queued = append(queued, i)
-			}
-		}
-		c.settleMany(keys, snaps, queued)
-		c.l1mu.RUnlock()
+	mark := c.beginWrite(keys)
+	var err error
+	if c.rdb != nil {
+		err = c.l2Set(ctx, l2s, true)
 	}
-	return c.l2Set(ctx, l2s, true)
+	c.endWrite(mark, entries, ttls)
+	return err
 }

@@ -152,6 +152,7 @@ type Cache struct {
 
 	ps        *redis.PubSub
 	pend      pending            // invalidations waiting for Redis
+	replayMu  sync.RWMutex       // a replay round (write-locked) vs the Redis part of writes
 	stopRetry context.CancelFunc // ends retryPending
 	ready     chan struct{}
 	started   atomic.Bool
@@ -321,12 +322,15 @@ func (c *Cache) Close() error {
 // snapshot returns a number that changes whenever key may have been
 // invalidated: a value read before the change must not fill L1 after it.
 func (c *Cache) snapshot(key string) uint64 {
-	return c.gens[maphash.String(c.seed, key)&255].Load() + c.inv.Load() + c.flushEpoch.Load()
+	return c.gens[c.bucket(key)].Load() + c.inv.Load() + c.flushEpoch.Load()
 }
+
+// bucket is the index of key's generation in gens.
+func (c *Cache) bucket(key string) int { return int(maphash.String(c.seed, key) & 255) }
 
 // bumpKey marks key as invalidated for racing loads.
 func (c *Cache) bumpKey(key string) {
-	c.gens[maphash.String(c.seed, key)&255].Add(1)
+	c.gens[c.bucket(key)].Add(1)
 }
 
 // ttls resolves a call's TTL into the L1 and L2 TTLs, jittered.

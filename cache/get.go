@@ -62,12 +62,13 @@ func getOrLoad[V any](ctx context.Context, c *Cache, key string, ttl time.Durati
 		var zero V
 		return zero, err
 	}
-	cl, leader, ok := c.join(key)
+	o := buildOptions(opts)
+	cl, leader, ok := c.join(key, o)
 	if !ok {
 		return load(ctx) // closed: no caching, the caller still gets its value
 	}
 	if leader {
-		m := newMiss(ctx, c, key, cl, ttl, load, buildOptions(opts), false)
+		m := newMiss(ctx, c, key, cl, ttl, load, o, false)
 		if m.fromL2() {
 			c.wg.Done()
 		} else {
@@ -82,8 +83,9 @@ func getOrLoad[V any](ctx context.Context, c *Cache, key string, ttl time.Durati
 // refresh starts one background load of key unless one is running.
 func refresh[V any](ctx context.Context, c *Cache, key string, ttl time.Duration,
 	load func(context.Context) (V, error), opts []Option) {
-	if cl, leader, ok := c.join(key); ok && leader {
-		m := newMiss(ctx, c, key, cl, ttl, load, buildOptions(opts), true)
+	o := buildOptions(opts)
+	if cl, leader, ok := c.join(key, o); ok && leader {
+		m := newMiss(ctx, c, key, cl, ttl, load, o, true)
 		go func() {
 			if m.fromL2() {
 				c.wg.Done()
@@ -131,13 +133,15 @@ func Get[V any](ctx context.Context, c *Cache, key string) (V, error) {
 		c.st.negativeHits.Add(1)
 	}
 	l1TTL, _ := c.ttls(0, nil)
-	c.fillFromL2(key, d.val, d.err, d.freshUntil, l1TTL, snap)
+	c.fillFromL2(key, d.val, d.err, d.freshUntil, d.tags, l1TTL, snap)
 	return d.val, d.err
 }
 
 // Set writes value under key to L1 and L2 (SET EX in one pipeline with the
 // tag updates and the invalidation message) and drops key from the other
-// instances' L1. ttl is as in GetOrSet. It returns an error wrapping
+// instances' L1. ttl is as in GetOrSet. Once it returned nil, this
+// instance reads value (or, after an invalidation, a miss) and L2 holds
+// it until overwritten, deleted or expired. It returns an error wrapping
 // ErrUnavailable when Redis failed (L1 is set regardless; the key's L2
 // value and the other instances' copies are then dropped in the
 // background once Redis answers, unless a later write of the key gets
@@ -148,10 +152,21 @@ func Set[V any](ctx context.Context, c *Cache, key string, value V, ttl time.Dur
 		return ErrClosed
 	}
 	o := buildOptions(opts)
-	// Loads racing this write must not fill L1 after it, nor be shared
-	// with callers arriving after it.
-	c.bumpKey(key)
-	c.forgetKeys([]string{key})
 	l1TTL, l2TTL := c.ttls(ttl, o)
-	return c.store(ctx, key, value, nil, l1TTL, l2TTL, o, c.snapshot(key), true)
+	var it l2Item
+	if c.rdb != nil {
+		var err error
+		if it, err = c.newL2Item(key, value, nil, l2TTL, o); err != nil {
+			return err
+		}
+	}
+	keys := []string{key}
+	w := c.beginWrite(keys)
+	var err error
+	if c.rdb != nil {
+		err = c.l2Set(ctx, []l2Item{it}, true)
+	}
+	e, t := c.newEntry(key, value, nil, l1TTL, o)
+	c.endWrite(w, []*entry{e}, []time.Duration{t})
+	return err
 }

@@ -16,8 +16,10 @@ const scanCount = 1000
 // unlinkBatch is how many keys one pipelined UNLINK batch holds.
 const unlinkBatch = 500
 
-// Delete removes keys from L1, from L2 (pipelined UNLINK, one per key, so
-// it works on a cluster) and from every other instance's L1. It returns an
+// Delete removes keys from L1, from L2 (pipelined SETs of short-lived
+// tombstones, one per key, so it works on a cluster; a tombstone reads as
+// a miss and keeps a load that began before the Delete from filling L2)
+// and from every other instance's L1. It returns an
 // error wrapping ErrUnavailable when Redis failed (L1 is cleared anyway,
 // and the rest is replayed in the background until Redis takes it),
 // ctx.Err() if ctx ended first, or ErrClosed after Close. Safe for
@@ -29,28 +31,32 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	c.delLocal(keys...)
 	c.st.invalidations.Add(uint64(len(keys)))
+	w := c.beginWrite(keys)
 	if c.rdb == nil {
+		c.endWrite(w, nil, nil)
 		return nil
 	}
+	c.replayMu.RLock() // a replay of an older invalidation lands before, not after
 	err := c.unlinkAndAnnounce(ctx, keys)
 	if err != nil {
 		c.deferKeys(keys...)
 	} else {
 		c.settled(keys)
 	}
+	c.replayMu.RUnlock()
+	c.endWrite(w, nil, nil)
 	return err
 }
 
-// unlinkAndAnnounce is Delete's Redis part: UNLINK the keys from L2 and
-// tell the other instances to drop them from L1.
+// unlinkAndAnnounce is Delete's Redis part: replace the keys in L2 by
+// tombstones and tell the other instances to drop them from L1.
 func (c *Cache) unlinkAndAnnounce(ctx context.Context, keys []string) error {
 	rk := make([]string, len(keys))
 	for i, k := range keys {
 		rk[i] = c.redisKey(k)
 	}
-	return c.l2UnlinkBulk(ctx, rk, c.message(keys, "", nil))
+	return c.l2TombstoneBulk(ctx, rk, c.message(keys, "", nil))
 }
 
 // InvalidatePattern removes every key matching the Redis glob pattern (in
@@ -72,15 +78,21 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, err
 		return n, nil
 	}
 	removed, err := c.invalidatePatternL2(ctx, pattern)
+	c.delLocalPattern(pattern) // what reads filled from L2 meanwhile
 	if err != nil {
 		c.deferPattern(pattern)
 	}
 	return removed, err
 }
 
-// invalidatePatternL2 is InvalidatePattern's Redis part: SCAN and UNLINK
-// on every master, then tell the other instances.
+// invalidatePatternL2 is InvalidatePattern's Redis part: a new
+// invalidation epoch (refusing the fills of loads that began before),
+// SCAN and UNLINK on every master, then tell the other instances.
 func (c *Cache) invalidatePatternL2(ctx context.Context, pattern string) (int, error) {
+	if err := c.newEpoch(ctx); err != nil {
+		_ = c.publish(ctx, c.message(nil, pattern, nil))
+		return 0, err
+	}
 	match := EscapePattern(c.cfg.KeyPrefix) + pattern
 	var removed atomic.Int64 // ForEachMaster scans the masters concurrently
 	scan := func(ctx context.Context, node redis.UniversalClient) error {
@@ -134,8 +146,11 @@ func (c *Cache) invalidatePatternL2(ctx context.Context, pattern string) (int, e
 }
 
 // InvalidateTags removes every key written WithTags(tag) for any of tags —
-// reading each tag's set (SMEMBERS) and unlinking its members, O(keys
-// tagged) — from L1, L2 and every other instance's L1. It returns how many
+// taking each tag's set (SMEMBERS and DEL in one script, so a key tagged
+// meanwhile is either taken or stays in the set) and replacing its
+// members by tombstones, O(keys tagged) — from L1, L2 and every other
+// instance's L1. When the sets cannot be read, this L1 is flushed (it may
+// hold tagged values read from L2, which carry no tags here). It returns how many
 // L2 keys it removed (L1 entries, without Redis), and an error wrapping
 // ErrUnavailable when Redis failed (L1 is cleared regardless and the rest
 // replayed in the background), ctx.Err() if ctx ended first, or ErrClosed
@@ -155,36 +170,46 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) (int, error)
 		return n, nil
 	}
 	removed, err := c.invalidateTagsL2(ctx, tags)
+	c.delLocalTags(tags)
 	if err != nil {
 		c.deferTags(tags)
 	}
 	return removed, err
 }
 
-// invalidateTagsL2 is InvalidateTags' Redis part: read the tag sets, drop
-// their members here and from L2, and tell the other instances.
+// takeScript reads and deletes a tag set in one step, so a key tagged
+// concurrently is either taken (and invalidated) or stays in the set.
+var takeScript = redis.NewScript(`
+local m = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+return m
+`)
+
+// invalidateTagsL2 is InvalidateTags' Redis part: a new invalidation
+// epoch (refusing the fills of loads that began before), take the tag
+// sets, replace their members by tombstones, and tell the other
+// instances. When the sets cannot be read this L1 is flushed: it may hold
+// tagged values read from L2, which carry no tags here.
 func (c *Cache) invalidateTagsL2(ctx context.Context, tags []string) (int, error) {
 	var members []string
-	err := c.l2Do(ctx, func(ctx context.Context) error {
-		cmds, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, t := range tags {
-				p.SMembers(ctx, c.tagKey(t))
+	err := c.newEpoch(ctx)
+	if err == nil {
+		err = c.l2Do(ctx, func(ctx context.Context) error {
+			cmds, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, t := range tags {
+					takeScript.Eval(ctx, p, []string{c.tagKey(t)})
+				}
+				return nil
+			})
+			// The sets are gone once a take ran: keep what was read even if
+			// another take of the pipeline failed.
+			for _, cmd := range cmds {
+				if v, err := cmd.(*redis.Cmd).StringSlice(); err == nil {
+					members = append(members, v...)
+				}
 			}
-			return nil
-		})
-		if err != nil {
 			return err
-		}
-		for _, cmd := range cmds {
-			members = append(members, cmd.(*redis.StringSliceCmd).Val()...)
-		}
-		return nil
-	})
-	if err != nil {
-		// The members are unknown, but the other instances can still drop
-		// the L1 entries they hold with these tags.
-		_ = c.publish(ctx, c.message(nil, "", tags))
-		return 0, err
+		})
 	}
 	keys := make([]string, 0, len(members))
 	for _, m := range members {
@@ -192,15 +217,31 @@ func (c *Cache) invalidateTagsL2(ctx context.Context, tags []string) (int, error
 			keys = append(keys, k)
 		}
 	}
-	c.delLocal(keys...)
-	unlink := slices.Clip(members)
-	for _, t := range tags {
-		unlink = append(unlink, c.tagKey(t))
+	if err != nil {
+		// The other instances can still drop the L1 entries they hold with
+		// these tags; the members taken are replayed as keys.
+		c.flushLocal()
+		_ = c.publish(ctx, c.message(nil, "", tags))
+		if len(keys) > 0 {
+			c.deferKeys(keys...)
+		}
+		return 0, err
 	}
-	if err := c.l2UnlinkBulk(ctx, unlink, c.message(keys, "", tags)); err != nil {
+	w := c.beginWrite(keys)
+	err = c.l2TombstoneBulk(ctx, slices.Clip(members), c.message(keys, "", tags))
+	c.endWrite(w, nil, nil)
+	if err != nil {
+		c.deferKeys(keys...)
 		return 0, err
 	}
 	return len(members), nil
+}
+
+// newEpoch replaces the invalidation epoch: every load that observed the
+// old one can no longer fill L2.
+func (c *Cache) newEpoch(ctx context.Context) error {
+	e := tokenString(newToken())
+	return c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Set(ctx, c.epochKey(), e, 0).Err() })
 }
 
 // Flush empties L1 here and, through pub/sub, on every other instance. L2
@@ -233,14 +274,14 @@ func (c *Cache) publish(ctx context.Context, msg []byte) error {
 	return c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Publish(ctx, c.cfg.Channel, msg).Err() })
 }
 
-// l2UnlinkBulk unlinks many keys in pipelines of unlinkBatch, the last one
-// carrying msg.
-func (c *Cache) l2UnlinkBulk(ctx context.Context, keys []string, msg []byte) error {
+// l2TombstoneBulk tombstones many keys in pipelines of unlinkBatch, the
+// last one carrying msg.
+func (c *Cache) l2TombstoneBulk(ctx context.Context, keys []string, msg []byte) error {
 	for len(keys) > unlinkBatch {
-		if err := c.l2Unlink(ctx, keys[:unlinkBatch], nil); err != nil {
+		if err := c.l2Tombstone(ctx, keys[:unlinkBatch], nil); err != nil {
 			return err
 		}
 		keys = keys[unlinkBatch:]
 	}
-	return c.l2Unlink(ctx, keys, msg)
+	return c.l2Tombstone(ctx, keys, msg)
 }

@@ -88,12 +88,19 @@ func (c *Cache) newEntry(key string, val any, err error, l1 time.Duration, o *it
 	return e, l1
 }
 
-// delLocal removes keys from this instance's L1.
+// delLocal removes keys from this instance's L1: it bumps their
+// generations (a fill that read before this is refused or undone, see
+// fillL1), detaches their in-flight loads and deletes their entries.
 func (c *Cache) delLocal(keys ...string) {
 	for _, k := range keys {
 		c.bumpKey(k)
 	}
 	c.forgetKeys(keys)
+	c.delL1(keys)
+}
+
+// delL1 deletes keys' L1 entries.
+func (c *Cache) delL1(keys []string) {
 	// A flush (which clears everything) or Close holds l1mu: nothing to do.
 	if !c.l1mu.TryRLock() {
 		return
@@ -107,10 +114,83 @@ func (c *Cache) delLocal(keys ...string) {
 	}
 }
 
-// delLocalWhere removes the L1 entries for which match is true.
-func (c *Cache) delLocalWhere(match func(*entry) bool) int {
+// A local write of keys (Set, SetMany, Delete, and the replay of a
+// failed one) runs in three steps, so that no read on this instance can
+// see the old value once it returned (read-your-writes):
+//
+//  1. beginWrite: delLocal — later fills of what a read got before are
+//     refused, and calls that could share such a read are detached;
+//  2. the Redis write;
+//  3. endWrite: delLocal again — a read that began during step 2 may have
+//     read the old L2 value; its fill is refused (its snapshot predates
+//     this bump) or, if already in L1, deleted, and later callers do not
+//     join its call. A Set then puts its own value in L1, but only if no
+//     other invalidation of the key (a message from another instance, a
+//     pattern, a flush) came in since step 1: that one may be newer in
+//     Redis than this write.
+type writeMark struct {
+	keys  []string
+	gens  []uint64 // the generation bucket of each key after step 1
+	inv   uint64
+	flush uint64
+}
+
+func (c *Cache) beginWrite(keys []string) writeMark {
+	c.delLocal(keys...)
+	w := writeMark{keys: keys, gens: make([]uint64, len(keys)), inv: c.inv.Load(), flush: c.flushEpoch.Load()}
+	for i, k := range keys {
+		w.gens[i] = c.gens[c.bucket(k)].Load()
+	}
+	return w
+}
+
+// endWrite is step 3. When entries is not nil (a Set: entries[i] is the
+// new value of keys[i], ttls[i] its L1 TTL) the values are put in L1 for
+// the keys no other invalidation touched since beginWrite.
+func (c *Cache) endWrite(w writeMark, entries []*entry, ttls []time.Duration) {
+	own := make([]bool, len(w.keys)) // the key's bucket moved only by this write
+	if entries != nil {
+		var casDone []int // buckets this write moved, to share the answer
+		var casOK []bool
+		for i, k := range w.keys {
+			b := c.bucket(k)
+			if j := slices.Index(casDone, b); j >= 0 {
+				own[i] = casOK[j]
+				continue
+			}
+			ok := c.gens[b].CompareAndSwap(w.gens[i], w.gens[i]+1)
+			casDone, casOK = append(casDone, b), append(casOK, ok)
+			own[i] = ok
+		}
+	}
+	quiet := c.inv.Load() == w.inv && c.flushEpoch.Load() == w.flush
+	for i, k := range w.keys {
+		if !own[i] {
+			c.bumpKey(k)
+		}
+	}
+	c.forgetKeys(w.keys)
+	c.delL1(w.keys)
+	if entries == nil || !quiet || !c.l1mu.TryRLock() {
+		return
+	}
+	defer c.l1mu.RUnlock()
+	snaps := make([]uint64, 0, len(w.keys))
+	queued := make([]int, 0, len(w.keys))
+	for i, k := range w.keys {
+		snaps = append(snaps, c.snapshot(k))
+		if own[i] && c.putL1(entries[i], ttls[i], snaps[i]) {
+			queued = append(queued, i)
+		}
+	}
+	c.settleMany(w.keys, snaps, queued)
+}
+
+// delLocalWhere removes the L1 entries for which match is true, and
+// detaches the in-flight loads for which forget is true.
+func (c *Cache) delLocalWhere(match func(*entry) bool, forget func(string, *call) bool) int {
 	c.inv.Add(1)
-	c.forgetKeys(nil)
+	c.forgetWhere(forget)
 	var keys []string
 	c.l1.IterValues(func(e *entry) bool {
 		if match(e) {
@@ -124,19 +204,22 @@ func (c *Cache) delLocalWhere(match func(*entry) bool) int {
 
 // delLocalPattern removes the L1 keys matching a Redis glob pattern.
 func (c *Cache) delLocalPattern(pattern string) int {
-	return c.delLocalWhere(func(e *entry) bool { return globMatch(pattern, e.key) })
+	return c.delLocalWhere(func(e *entry) bool { return globMatch(pattern, e.key) },
+		func(k string, _ *call) bool { return globMatch(pattern, k) })
 }
 
 // delLocalTags removes the L1 entries carrying any of tags.
 func (c *Cache) delLocalTags(tags []string) int {
-	return c.delLocalWhere(func(e *entry) bool {
-		for _, t := range e.tags {
+	anyOf := func(have []string) bool {
+		for _, t := range have {
 			if slices.Contains(tags, t) {
 				return true
 			}
 		}
 		return false
-	})
+	}
+	return c.delLocalWhere(func(e *entry) bool { return anyOf(e.tags) },
+		func(_ string, cl *call) bool { return anyOf(cl.tags) })
 }
 
 // flushLocal empties L1 at once: entries of an older epoch read as misses,
@@ -144,7 +227,7 @@ func (c *Cache) delLocalTags(tags []string) int {
 func (c *Cache) flushLocal() {
 	c.flushEpoch.Add(1)
 	c.inv.Add(1)
-	c.forgetKeys(nil)
+	c.forgetAll()
 	c.st.invalidations.Add(1) // L1 reads miss from here on; Clear frees the memory
 	c.l1mu.Lock()
 	defer c.l1mu.Unlock()

@@ -2,8 +2,10 @@ package cache
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -53,8 +55,15 @@ func (c *Cache) l2Run(ctx context.Context, timeout time.Duration, f func(ctx con
 
 // l2Get returns the raw L2 value of key, or nil on a miss or any failure.
 func (c *Cache) l2Get(ctx context.Context, key string) []byte {
+	b, _ := c.l2Read(ctx, key)
+	return b
+}
+
+// l2Read returns the raw L2 value of key: nil with a nil error on a miss,
+// nil with an error when Redis failed.
+func (c *Cache) l2Read(ctx context.Context, key string) ([]byte, error) {
 	if c.rdb == nil {
-		return nil
+		return nil, errNoRedis
 	}
 	var b []byte
 	err := c.l2Do(ctx, func(ctx context.Context) error {
@@ -62,10 +71,136 @@ func (c *Cache) l2Get(ctx context.Context, key string) []byte {
 		b, err = c.rdb.Get(ctx, c.redisKey(key)).Bytes()
 		return err
 	})
-	if err != nil {
-		return nil
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
 	}
-	return b
+	return b, err
+}
+
+var errNoRedis = errors.New("cache: no redis")
+
+// epochKey is the Redis key of the invalidation epoch: a random string
+// that every pattern or tag invalidation replaces, so that a load that
+// began before one cannot fill L2 after it (fillScript compares it).
+func (c *Cache) epochKey() string { return c.cfg.KeyPrefix + "perfkit:cache:epoch" }
+
+// newToken returns a write token: random, so two writes never share one.
+func newToken() uint64 {
+	for {
+		if t := mrand.Uint64(); t != 0 {
+			return t
+		}
+	}
+}
+
+func tokenString(t uint64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], t)
+	return string(b[:])
+}
+
+// l2Epoch returns the current invalidation epoch, creating it when Redis
+// has none (first use, or Redis lost its data: a new random epoch then
+// fences every fill that observed the old one).
+func (c *Cache) l2Epoch(ctx context.Context) (string, error) {
+	mine := tokenString(newToken())
+	var cur string
+	err := c.l2Do(ctx, func(ctx context.Context) error {
+		var err error
+		cur, err = c.rdb.SetArgs(ctx, c.epochKey(), mine, redis.SetArgs{Mode: "NX", Get: true}).Result()
+		if errors.Is(err, redis.Nil) {
+			cur, err = mine, nil
+		}
+		return err
+	})
+	return cur, err
+}
+
+// clustered reports whether L2 is a Redis Cluster: there a script cannot
+// read the epoch key along with a value's key (another slot).
+func (c *Cache) clustered() bool {
+	_, ok := c.rdb.(*redis.ClusterClient)
+	return ok
+}
+
+// fillScript is a load's conditional write of its value (the lease of
+// Facebook's memcache, with the token of the last write as the lease): it
+// sets KEYS[1] only if the token of the value there (ARGV[1]; "" for no
+// value) is still the one the load observed when it missed, and the
+// invalidation epoch KEYS[2] (when given) is still ARGV[4]. A Set, a
+// Delete's tombstone, another fill or a pattern/tag invalidation after
+// the observation makes it a no-op, so a load's value never lands after
+// an invalidation that followed its read. ARGV[2] is the value, ARGV[3]
+// its TTL in ms.
+var fillScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+local tok = ''
+if cur then tok = string.sub(cur, 14, 21) end
+if tok ~= ARGV[1] then return 0 end
+if KEYS[2] and redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+// observation is what a miss saw in L2 before its load: the token of the
+// value there ("" for none) and the invalidation epoch. ok is false when
+// Redis could not be read: the load then does not fill L2.
+type observation struct {
+	token, epoch string
+	ok           bool
+}
+
+// observe completes a miss's observation of key once it read raw (nil: no
+// value) from L2: it reads the epoch.
+func (c *Cache) observe(ctx context.Context, raw []byte) observation {
+	o := observation{}
+	if len(raw) >= headerLen {
+		o.token = string(raw[tokenOffset:headerLen])
+	} else if raw != nil {
+		return o
+	}
+	var err error
+	if o.epoch, err = c.l2Epoch(ctx); err != nil {
+		return o
+	}
+	o.ok = true
+	return o
+}
+
+// l2Fill writes a loaded value to L2 if nothing changed key since obs
+// (see fillScript), adding the key to its tag sets first: a tag
+// invalidation that took the set before the add changed the epoch, so
+// the fill is refused, and one that takes it after finds the key.
+// It reports whether the value was written.
+func (c *Cache) l2Fill(ctx context.Context, it l2Item, obs observation) (bool, error) {
+	var ok bool
+	err := c.l2Do(ctx, func(ctx context.Context) error {
+		if len(it.tags) > 0 {
+			if _, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				c.addTags(ctx, p, it)
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		keys := []string{c.redisKey(it.key)}
+		if !c.clustered() {
+			keys = append(keys, c.epochKey())
+		}
+		n, err := fillScript.Run(ctx, c.rdb, keys, obs.token, it.val, it.ttl.Milliseconds(), obs.epoch).Int()
+		ok = n == 1
+		return err
+	})
+	return ok, err
+}
+
+func (c *Cache) addTags(ctx context.Context, p redis.Pipeliner, it l2Item) {
+	for _, t := range it.tags {
+		tk := c.tagKey(t)
+		p.SAdd(ctx, tk, c.redisKey(it.key))
+		p.ExpireNX(ctx, tk, it.ttl)
+		p.ExpireGT(ctx, tk, it.ttl)
+	}
 }
 
 // l2Item is one value to write to L2.
@@ -83,6 +218,10 @@ func (c *Cache) l2Set(ctx context.Context, items []l2Item, announce bool) error 
 	if c.rdb == nil {
 		return nil
 	}
+	if announce {
+		c.replayMu.RLock() // a replay of an older invalidation lands before, not after
+		defer c.replayMu.RUnlock()
+	}
 	var msg []byte
 	var keys []string
 	if announce {
@@ -92,19 +231,34 @@ func (c *Cache) l2Set(ctx context.Context, items []l2Item, announce bool) error 
 		}
 		msg = c.message(keys, "", nil)
 	}
+	// The value first, then its tags: an InvalidateTags that takes a tag
+	// set in between finds the key in the set afterwards. A cluster client
+	// runs a pipeline's nodes concurrently, so there the tags follow in a
+	// second round trip.
+	tagged := false
+	for _, it := range items {
+		tagged = tagged || len(it.tags) > 0
+	}
+	split := tagged && c.clustered()
 	err := c.l2Do(ctx, func(ctx context.Context) error {
 		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, it := range items {
 				p.Set(ctx, c.redisKey(it.key), it.val, it.ttl)
-				for _, t := range it.tags {
-					tk := c.tagKey(t)
-					p.SAdd(ctx, tk, c.redisKey(it.key))
-					p.ExpireNX(ctx, tk, it.ttl)
-					p.ExpireGT(ctx, tk, it.ttl)
+				if !split {
+					c.addTags(ctx, p, it)
 				}
 			}
 			if msg != nil {
 				p.Publish(ctx, c.cfg.Channel, msg)
+			}
+			return nil
+		})
+		if err != nil || !split {
+			return err
+		}
+		_, err = c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, it := range items {
+				c.addTags(ctx, p, it)
 			}
 			return nil
 		})
@@ -141,10 +295,52 @@ func (c *Cache) l2Unlink(ctx context.Context, redisKeys []string, msg []byte) er
 	})
 }
 
+// l2Tombstone replaces keys (Redis keys) by tombstones — one SET each, so
+// a cluster never sees a cross-slot command — and announces msg in the
+// same pipeline. A tombstone reads as a miss; its fresh token makes the
+// fill of every load that observed the key before it fail (fillScript).
+// It lives tombstoneTTL: longer than any load may take to fill.
+func (c *Cache) l2Tombstone(ctx context.Context, redisKeys []string, msg []byte) error {
+	if c.rdb == nil {
+		return nil
+	}
+	ttl := c.tombstoneTTL()
+	return c.l2Do(ctx, func(ctx context.Context) error {
+		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range redisKeys {
+				h := header{codec: c.cfg.Codec.ID(), flags: flagTombstone, token: newToken()}
+				p.Set(ctx, k, appendHeader(make([]byte, 0, headerLen), h), ttl)
+			}
+			if msg != nil {
+				p.Publish(ctx, c.cfg.Channel, msg)
+			}
+			return nil
+		})
+		return err
+	})
+}
+
+// tombstoneTTL outlives every fill a load may still send: a miss observes
+// L2 within L2Timeout, loads within LoadTimeout and fills before its
+// context ends; doubled for queues and clock drift.
+func (c *Cache) tombstoneTTL() time.Duration {
+	return 2*(c.cfg.LoadTimeout+c.cfg.L2Timeout) + time.Second
+}
+
 // encode builds an L2 value: header + codec payload (or the error message
 // of a negative entry).
 func (c *Cache) encode(val any, negErr error, freshUntil time.Time) ([]byte, error) {
-	h := header{codec: c.cfg.Codec.ID()}
+	return c.encodeTagged(val, negErr, freshUntil, nil)
+}
+
+// encodeTagged is encode with the value's tags, which an instance that
+// reads the value from L2 keeps with its L1 copy (so its own tag
+// invalidations find it).
+func (c *Cache) encodeTagged(val any, negErr error, freshUntil time.Time, tags []string) ([]byte, error) {
+	h := header{codec: c.cfg.Codec.ID(), token: newToken()}
+	if len(tags) > 0 {
+		h.flags |= flagTags
+	}
 	if !freshUntil.IsZero() {
 		h.freshUntil = freshUntil.UnixMilli()
 	}
@@ -160,6 +356,9 @@ func (c *Cache) encode(val any, negErr error, freshUntil time.Time) ([]byte, err
 	}
 	b := make([]byte, 0, headerLen+len(payload))
 	b = appendHeader(b, h)
+	if len(tags) > 0 {
+		b = appendTags(b, tags)
+	}
 	return append(b, payload...), nil
 }
 
@@ -168,12 +367,13 @@ type decoded[V any] struct {
 	val        V
 	err        error // cached error of a negative entry
 	freshUntil int64 // Unix ms, 0 if none
+	tags       []string
 }
 
 // decode parses an L2 value into V. Anything it did not write, or cannot
 // decode into V, is ErrCorrupt.
 func decode[V any](c *Cache, b []byte) (d decoded[V], err error) {
-	d.err, d.freshUntil, err = decodeInto(c, b, &d.val)
+	d.err, d.freshUntil, d.tags, err = decodeInto(c, b, &d.val)
 	if err != nil {
 		return decoded[V]{}, err
 	}
@@ -183,31 +383,45 @@ func decode[V any](c *Cache, b []byte) (d decoded[V], err error) {
 // decodeInto parses an L2 value into *dst, so a batch can decode into one
 // slice instead of allocating per value. It returns the cached error of a
 // negative entry and the fresh-until time (Unix ms, 0 if none).
-func decodeInto[V any](c *Cache, b []byte, dst *V) (negErr error, freshUntil int64, err error) {
+func decodeInto[V any](c *Cache, b []byte, dst *V) (negErr error, freshUntil int64, tags []string, err error) {
 	defer func() {
 		// A Codec that panics on bad input must not take the caller down.
 		if r := recover(); r != nil {
-			negErr, freshUntil, err = nil, 0, fmt.Errorf("%w: codec panicked: %v", ErrCorrupt, r)
+			negErr, freshUntil, tags, err = nil, 0, nil, fmt.Errorf("%w: codec panicked: %v", ErrCorrupt, r)
 		}
 	}()
 	h, payload, err := decodeHeader(b)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if h.codec != c.cfg.Codec.ID() {
-		return nil, 0, fmt.Errorf("%w: codec %d, want %d", ErrCorrupt, h.codec, c.cfg.Codec.ID())
+		return nil, 0, nil, fmt.Errorf("%w: codec %d, want %d", ErrCorrupt, h.codec, c.cfg.Codec.ID())
+	}
+	if h.flags&flagTombstone != 0 {
+		return nil, 0, nil, errTombstone
+	}
+	if h.flags&flagTags != 0 {
+		if tags, payload, err = splitTags(payload); err != nil {
+			return nil, 0, nil, err
+		}
 	}
 	if h.flags&flagNegative != 0 {
-		return &CachedError{Msg: string(payload)}, h.freshUntil, nil
+		return &CachedError{Msg: string(payload)}, h.freshUntil, tags, nil
 	}
 	if err := c.cfg.Codec.Unmarshal(payload, dst); err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return nil, 0, nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	return nil, h.freshUntil, nil
+	return nil, h.freshUntil, tags, nil
 }
+
+// errTombstone is decodeInto's answer for a tombstone: a miss, not corrupt.
+var errTombstone = errors.New("cache: tombstone")
 
 // corrupt counts a rejected L2 value and deletes it so it is not read again.
 func (c *Cache) corrupt(ctx context.Context, key string, err error) {
+	if errors.Is(err, errTombstone) {
+		return
+	}
 	c.st.corrupt.Add(1)
 	c.cfg.Logger.Warn("cache: dropping corrupt L2 value", "cache", c.cfg.Name, "key", key, "err", err)
 	_ = c.l2Unlink(ctx, []string{c.redisKey(key)}, nil)

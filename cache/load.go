@@ -11,6 +11,7 @@ import (
 // call is one in-flight load of a key, shared by every caller missing it.
 type call struct {
 	done chan struct{} // closed when val/err/pnc are set
+	tags []string      // the tags its fill will carry (set at join)
 	val  any
 	err  error
 	pnc  *PanicError
@@ -39,7 +40,7 @@ func (p *PanicError) Unwrap() error {
 
 // join returns the in-flight call of key, or registers a new one whose
 // caller (leader) must run it. ok is false once the cache is closed.
-func (c *Cache) join(key string) (cl *call, leader, ok bool) {
+func (c *Cache) join(key string, o *itemOptions) (cl *call, leader, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
@@ -49,6 +50,9 @@ func (c *Cache) join(key string) (cl *call, leader, ok bool) {
 		return cl, false, true
 	}
 	cl = &call{done: make(chan struct{})}
+	if o != nil {
+		cl.tags = o.tags
+	}
 	c.calls[key] = cl
 	c.wg.Add(1)
 	return cl, true, true
@@ -63,17 +67,34 @@ func (c *Cache) forget(key string, cl *call) {
 	c.mu.Unlock()
 }
 
-// forgetKeys detaches the in-flight loads of keys (all of them when keys
-// is nil): their callers still get their results, but a caller arriving
-// after an invalidation starts a new load instead of sharing one that may
-// have read the old data.
+// forgetKeys detaches the in-flight loads of keys: their callers still
+// get their results, but a caller arriving after an invalidation starts a
+// new load instead of sharing one that may have read the old data.
 func (c *Cache) forgetKeys(keys []string) {
-	c.mu.Lock()
-	if keys == nil {
-		clear(c.calls)
+	if len(keys) == 0 {
+		return
 	}
+	c.mu.Lock()
 	for _, k := range keys {
 		delete(c.calls, k)
+	}
+	c.mu.Unlock()
+}
+
+// forgetAll detaches every in-flight load (a flush).
+func (c *Cache) forgetAll() {
+	c.mu.Lock()
+	clear(c.calls)
+	c.mu.Unlock()
+}
+
+// forgetWhere detaches the in-flight loads for which f is true.
+func (c *Cache) forgetWhere(f func(string, *call) bool) {
+	c.mu.Lock()
+	for k, cl := range c.calls {
+		if f(k, cl) {
+			delete(c.calls, k)
+		}
 	}
 	c.mu.Unlock()
 }
@@ -128,6 +149,7 @@ type miss[V any] struct {
 	parent       context.Context // values only: its cancellation is dropped
 	refresh      bool            // a stale-while-revalidate refresh nobody waits for
 	snap         uint64
+	obs          observation // what L2 held before the load (for its fill)
 	l1TTL, l2TTL time.Duration
 	finished     bool
 }
@@ -161,16 +183,23 @@ func (m *miss[V]) finish(val any, err error, pnc *PanicError, keep bool) {
 // hop — bounded by L2Timeout but not by the leader's cancellation.
 func (m *miss[V]) fromL2() bool {
 	c := m.c
-	b := c.l2Get(m.parent, m.key)
+	b, err := c.l2Read(m.parent, m.key)
+	if err != nil {
+		return false // no observation: the load will not fill L2
+	}
 	if b == nil {
+		m.obs = c.observe(m.parent, nil)
 		return false
 	}
 	d, err := decode[V](c, b)
 	if err != nil {
 		c.corrupt(m.parent, m.key, err)
+		if errors.Is(err, errTombstone) {
+			m.obs = c.observe(m.parent, b)
+		}
 		return false
 	}
-	stale := c.fillFromL2(m.key, d.val, d.err, d.freshUntil, m.l1TTL, m.snap)
+	stale := c.fillFromL2(m.key, d.val, d.err, d.freshUntil, d.tags, m.l1TTL, m.snap)
 	if !m.refresh {
 		c.st.l2Hits.Add(1)
 		if d.err != nil {
@@ -181,6 +210,9 @@ func (m *miss[V]) fromL2() bool {
 		}
 	}
 	m.finish(d.val, d.err, nil, stale)
+	if stale {
+		m.obs = c.observe(m.parent, b)
+	}
 	return !stale
 }
 
@@ -211,7 +243,7 @@ func (m *miss[V]) fromLoader() {
 		c.st.loadErrors.Add(1)
 		if !m.finished && c.cfg.NegativeTTL > 0 && c.cfg.IsNegative(err) {
 			neg := c.jitter(c.cfg.NegativeTTL)
-			_ = c.store(ctx, m.key, nil, err, neg, neg, m.o, m.snap, false)
+			_ = c.fill(ctx, m.key, nil, err, neg, neg, m.o, m.snap, m.obs)
 		}
 		if m.finished || m.refresh {
 			// A stale value stays in place; the next stale read retries.
@@ -219,7 +251,7 @@ func (m *miss[V]) fromLoader() {
 		}
 		m.finish(nil, err, nil, false)
 	default:
-		if err := c.store(ctx, m.key, v, nil, m.l1TTL, m.l2TTL, m.o, m.snap, false); err != nil && !errors.Is(err, ErrUnavailable) {
+		if err := c.fill(ctx, m.key, v, nil, m.l1TTL, m.l2TTL, m.o, m.snap, m.obs); err != nil && !errors.Is(err, ErrUnavailable) {
 			c.cfg.Logger.Warn("cache: loaded value not cached in L2", "cache", c.cfg.Name, "key", m.key, "err", err)
 		}
 		m.finish(v, nil, nil, false)
@@ -234,8 +266,8 @@ func errOrPanic(err error, pnc *PanicError) error {
 }
 
 // fillFromL2 fills L1 from an L2 hit and reports whether the value is stale.
-func (c *Cache) fillFromL2(key string, val any, negErr error, freshUntilMs int64, l1TTL time.Duration, snap uint64) bool {
-	e, ttl, stale := c.l2Entry(key, val, negErr, freshUntilMs, l1TTL)
+func (c *Cache) fillFromL2(key string, val any, negErr error, freshUntilMs int64, tags []string, l1TTL time.Duration, snap uint64) bool {
+	e, ttl, stale := c.l2Entry(key, val, negErr, freshUntilMs, tags, l1TTL)
 	c.fillL1(e, ttl, snap)
 	return stale
 }
@@ -243,8 +275,8 @@ func (c *Cache) fillFromL2(key string, val any, negErr error, freshUntilMs int64
 // l2Entry builds the L1 entry of an L2 hit: its TTL (capped by NegativeTTL
 // for a negative entry, by the L2 fresh-until time plus StaleFor for a
 // value with a stale window) and whether it is already stale.
-func (c *Cache) l2Entry(key string, val any, negErr error, freshUntilMs int64, l1TTL time.Duration) (*entry, time.Duration, bool) {
-	e := &entry{key: key, val: val, err: negErr}
+func (c *Cache) l2Entry(key string, val any, negErr error, freshUntilMs int64, tags []string, l1TTL time.Duration) (*entry, time.Duration, bool) {
+	e := &entry{key: key, val: val, err: negErr, tags: tags}
 	ttl := l1TTL
 	if negErr != nil && c.cfg.NegativeTTL > 0 {
 		ttl = min(ttl, c.cfg.NegativeTTL)
@@ -261,31 +293,33 @@ func (c *Cache) l2Entry(key string, val any, negErr error, freshUntilMs int64, l
 	return e, max(fresh.Sub(now), 0) + c.cfg.StaleFor, !now.Before(fresh)
 }
 
-// store writes a loaded (or explicitly set) value to L1 and L2 unless key
-// was invalidated since snap. announce (an explicit Set) tells the other
-// instances; a value it cannot encode is then not written at all, since
-// setting this L1 alone would leave the other instances on the old value.
-// A loaded value that cannot be encoded is still cached in L1.
-func (c *Cache) store(ctx context.Context, key string, val any, negErr error, l1TTL, l2TTL time.Duration,
-	o *itemOptions, snap uint64, announce bool) error {
+// fill writes a loaded value (or a negative entry) to L2 and L1 unless
+// key was invalidated since the miss began: locally (snap) or in Redis
+// (obs: the value the miss observed there was replaced, or the
+// invalidation epoch changed — see fillScript). Without an observation
+// (Redis failed) only L1 is filled. A value that cannot be encoded is
+// still cached in L1, and the codec's error returned.
+func (c *Cache) fill(ctx context.Context, key string, val any, negErr error, l1TTL, l2TTL time.Duration,
+	o *itemOptions, snap uint64, obs observation) error {
 	if c.snapshot(key) != snap {
 		return nil
 	}
-	var (
-		it     l2Item
-		encErr error
-	)
-	if c.rdb != nil {
-		if it, encErr = c.newL2Item(key, val, negErr, l2TTL, o); encErr != nil && announce {
-			return encErr
+	var encErr error
+	if c.rdb != nil && obs.ok {
+		var it l2Item
+		if it, encErr = c.newL2Item(key, val, negErr, l2TTL, o); encErr == nil {
+			if ok, err := c.l2Fill(ctx, it, obs); err == nil && !ok {
+				return nil // something newer is in L2: this value is stale
+			}
 		}
+	}
+	if negErr != nil {
+		// Read back as from L2, so both tiers answer alike.
+		negErr = &CachedError{Msg: negErr.Error()}
 	}
 	e, ttl := c.newEntry(key, val, negErr, l1TTL, o)
 	c.fillL1(e, ttl, snap)
-	if c.rdb == nil || encErr != nil {
-		return encErr
-	}
-	return c.l2Set(ctx, []l2Item{it}, announce)
+	return encErr
 }
 
 // newL2Item encodes an L2 write of key for ttl. With StaleFor a value (not
@@ -297,7 +331,11 @@ func (c *Cache) newL2Item(key string, val any, negErr error, ttl time.Duration, 
 		fresh = c.cfg.Now().Add(ttl)
 		ttl += c.cfg.StaleFor
 	}
-	b, err := c.encode(val, negErr, fresh)
+	var tags []string
+	if o != nil {
+		tags = o.tags
+	}
+	b, err := c.encodeTagged(val, negErr, fresh, tags)
 	if err != nil {
 		return l2Item{}, err
 	}

@@ -154,6 +154,11 @@ func (c *Cache) replayPending(ctx context.Context) bool {
 	if c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }) != nil {
 		return c.pendingCount() == 0
 	}
+	// A write of this instance that gets through while the round runs
+	// would be undone by it: writes wait, and those that got through
+	// before have cancelled their keys' replay (settled).
+	c.replayMu.Lock()
+	defer c.replayMu.Unlock()
 	p := &c.pend
 	p.mu.Lock()
 	keys := slices.Collect(maps.Keys(p.keys))

@@ -39,9 +39,11 @@ func TestReplayClearsOwnL1(t *testing.T) {
 	require.True(t, c.replayPending(ctx), "nothing left")
 	_, err = Get[string](ctx, c, "k")
 	assert.ErrorIs(t, err, ErrMiss, "L1 cleared by the replay")
-	n, err := c.rdb.Exists(ctx, prefix+"k").Result()
+	b, err := c.rdb.Get(ctx, prefix+"k").Bytes()
 	require.NoError(t, err)
-	assert.Zero(t, n, "L2 unlinked")
+	h, _, err := decodeHeader(b)
+	require.NoError(t, err)
+	assert.NotZero(t, h.flags&flagTombstone, "L2 holds a tombstone")
 	assert.Equal(t, uint64(1), c.Stats().Replayed)
 }
 
