@@ -65,7 +65,9 @@ func Shapes() []Shape {
 		{"bare-bearer", func(s string) string { return "retrying with bearer " + s + " after 401" }, b64},
 		{"webhook-slack", func(s string) string { return "https://hooks.slack.com/services/T0000/B0000/" + s }, alnum},
 		{"webhook-discord", func(s string) string { return "https://discord.com/api/webhooks/1234567/" + s }, alnum + "-_"},
-		{"webhook-teams", func(s string) string { return "https://acme.webhook.office.com/webhookb2/" + s + "/IncomingWebhook/abc" }, alnum + "-"},
+		{"webhook-teams", func(s string) string {
+			return "https://acme.webhook.office.com/webhookb2/" + s + "/IncomingWebhook/abc"
+		}, alnum + "-"},
 		{"webhook-generic", func(s string) string { return "https://ci.example.com/hooks/" + s }, alnum},
 		{"telegram-bot", func(s string) string { return "https://api.telegram.org/bot123456:" + s + "/sendMessage" }, alnum + "-_"},
 		{"url-error", func(s string) string {
