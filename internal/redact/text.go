@@ -14,7 +14,46 @@ func (r Rules) String(s string) string {
 		return s
 	}
 	var found []string
-	return maskAgain(r.scan(s, &found), found)
+	out := r.scan(s, &found)
+	if dec := unescape(s); dec != s {
+		// Percent-encoding hides a secret from the rules ("bearer%20x"):
+		// scan the decoded text too and mask what it finds, in both forms.
+		var more []string
+		r.scan(dec, &more)
+		for _, f := range more {
+			found = append(found, f, url.PathEscape(f), url.QueryEscape(f))
+		}
+	}
+	return maskAgain(out, found)
+}
+
+// unescape decodes the valid %XX sequences of s and leaves the rest.
+func unescape(s string) string {
+	i := strings.IndexByte(s, '%')
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool { return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'f' }
+
+func unhex(c byte) byte {
+	if isDigit(c) {
+		return c - '0'
+	}
+	return c | 0x20 - 'a' + 10
 }
 
 // scan redacts s, appending every secret it masks to found.

@@ -116,7 +116,8 @@ func Secret(rng *rand.Rand, alphabet string) string {
 // NoLeak fails t when out holds c's secret.
 func NoLeak(t testing.TB, c Case, out string) {
 	t.Helper()
-	if strings.Contains(out, c.Secret) {
-		t.Errorf("%s: secret %q leaked:\ninput:  %s\noutput: %s", c.Name, c.Secret, c.Input, out)
+	if i := strings.Index(out, c.Secret); i >= 0 {
+		lo, hi := max(0, i-200), min(len(out), i+len(c.Secret)+200)
+		t.Errorf("%s: secret %q leaked:\ninput:  %s\noutput: …%s…", c.Name, c.Secret, c.Input, out[lo:hi])
 	}
 }
