@@ -45,6 +45,9 @@ func (r Rules) text(s string, found *[]string) string {
 			ke := i
 			if ke > 0 && (s[ke-1] == '"' || s[ke-1] == '\'') {
 				ke--
+				if ke > 0 && s[ke-1] == '\\' {
+					ke-- // an escaped quote: \"token\": \"x\"
+				}
 			}
 			for ke > 0 && isSpace(s[ke-1]) && c == '=' {
 				ke-- // "password = x"
@@ -57,7 +60,7 @@ func (r Rules) text(s string, found *[]string) string {
 				continue
 			}
 			vs, ve, next := valueSpan(s, i+1)
-			if vs == ve {
+			if vs == ve || placeholder(s[vs:ve]) {
 				continue
 			}
 			*found = append(*found, s[vs:ve])
@@ -128,6 +131,15 @@ func valueSpan(s string, from int) (vs, ve, next int) {
 	for j < len(s) && isSpace(s[j]) {
 		j++
 	}
+	if j+1 < len(s) && s[j] == '\\' && (s[j+1] == '"' || s[j+1] == '\'') {
+		// An escaped quote: JSON inside a quoted string, a %q-formatted
+		// error. The value runs to the next escaped quote.
+		end := strings.Index(s[j+2:], s[j:j+2])
+		if end < 0 {
+			return j + 2, len(s), len(s)
+		}
+		return j + 2, j + 2 + end, j + 4 + end
+	}
 	if j < len(s) && (s[j] == '"' || s[j] == '\'') {
 		q := s[j]
 		k := j + 1
@@ -162,4 +174,17 @@ func valueSpan(s string, from int) (vs, ve, next int) {
 		}
 	}
 	return j, ve, ve
+}
+
+// placeholder reports whether v is a SQL bind placeholder ($1, ?, ?2), which
+// names a value rather than holding one: "WHERE password = $1" stays
+// readable in a slow-query log.
+func placeholder(v string) bool {
+	if v == "?" {
+		return true
+	}
+	if len(v) < 2 || (v[0] != '$' && v[0] != '?') {
+		return false
+	}
+	return allDigits(v[1:])
 }

@@ -39,6 +39,8 @@ func TestString(t *testing.T) {
 		{"dial user:p@ss@host:6379: refused", "dial user:xxxxx@host:6379: refused"},
 		{"client_secret=shh&grant_type=x", "client_secret=xxxxx&grant_type=x"},
 		{"retry with Bearer abcdef123", "retry with Bearer xxxxx"},
+		{`error: "{\"token\": \"abc\", \"user\": \"app\"}"`, `error: "{\"token\": \"xxxxx\", \"user\": \"app\"}"`},
+		{"SELECT 1 FROM users WHERE password = $1 AND token=?", "SELECT 1 FROM users WHERE password = $1 AND token=?"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, redact.String(tt.in), "String(%q)", tt.in)
