@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"time"
+
+	"github.com/servio/perfkit/internal/redact"
 )
 
 // call is one in-flight load of a key, shared by every caller missing it.
@@ -236,7 +238,7 @@ func (m *miss[V]) fromLoader() {
 	case pnc != nil:
 		c.st.loadErrors.Add(1)
 		if m.finished || m.refresh {
-			c.cfg.Logger.Error("cache: background load panicked", "cache", c.cfg.Name, "key", m.key, "panic", pnc.Value)
+			c.cfg.Logger.Error("cache: background load panicked", "cache", c.cfg.Name, "key", m.key, "panic", redact.String(fmt.Sprint(pnc.Value)))
 		}
 		m.finish(nil, nil, pnc, false)
 	case err != nil:
@@ -247,12 +249,13 @@ func (m *miss[V]) fromLoader() {
 		}
 		if m.finished || m.refresh {
 			// A stale value stays in place; the next stale read retries.
-			c.cfg.Logger.Warn("cache: background refresh failed", "cache", c.cfg.Name, "key", m.key, "err", err)
+			// A loader's error may quote a URL with a key: redacted.
+			c.cfg.Logger.Warn("cache: background refresh failed", "cache", c.cfg.Name, "key", m.key, "err", redact.String(err.Error()))
 		}
 		m.finish(nil, err, nil, false)
 	default:
 		if err := c.fill(ctx, m.key, v, nil, m.l1TTL, m.l2TTL, m.o, m.snap, m.obs); err != nil && !errors.Is(err, ErrUnavailable) {
-			c.cfg.Logger.Warn("cache: loaded value not cached in L2", "cache", c.cfg.Name, "key", m.key, "err", err)
+			c.cfg.Logger.Warn("cache: loaded value not cached in L2", "cache", c.cfg.Name, "key", m.key, "err", redact.String(err.Error()))
 		}
 		m.finish(v, nil, nil, false)
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/servio/perfkit/internal/redact"
 )
 
 // message is an invalidation broadcast to the other instances.
@@ -37,7 +39,7 @@ func (c *Cache) subscribe() {
 	c.wg.Add(1)
 	go c.listen(ch)
 	if err != nil {
-		c.cfg.Logger.Warn("cache: subscribe failed, retrying in the background", "cache", c.cfg.Name, "err", err)
+		c.cfg.Logger.Warn("cache: subscribe failed, retrying in the background", "cache", c.cfg.Name, "err", redact.String(err.Error()))
 		return
 	}
 	t := time.NewTimer(time.Second)

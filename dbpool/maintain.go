@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/servio/perfkit/internal/redact"
 )
 
 type maintKey struct{}
@@ -63,7 +65,7 @@ func (p *pool) maintain(ctx context.Context, done chan<- struct{}) {
 			// the maintainer never queues behind callers.
 			if err := p.hold(ctx, p.cfg.MinConns-s.InUse); err != nil && ctx.Err() == nil {
 				p.log.LogAttrs(ctx, slog.LevelDebug, "dbpool: topping up warm connections failed",
-					slog.String("pool", p.cfg.Name), slog.String("error", err.Error()))
+					slog.String("pool", p.cfg.Name), slog.String("error", redact.String(err.Error())))
 			}
 			s = p.stats()
 		}
@@ -155,7 +157,7 @@ func (p *pool) grow(ctx context.Context) {
 			}
 			if ctx.Err() == nil {
 				p.log.LogAttrs(ctx, slog.LevelDebug, "dbpool: growing the pool failed",
-					slog.String("pool", p.cfg.Name), slog.String("error", err.Error()))
+					slog.String("pool", p.cfg.Name), slog.String("error", redact.String(err.Error())))
 			}
 			// Give the room back (callers must not dial into it either) and
 			// do not hammer a database that refuses connections.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/servio/perfkit/internal/redact"
 )
 
 // DB is a database/sql pool with dbpool's tuning and observation. It does
@@ -93,14 +95,14 @@ func Open(ctx context.Context, driverName, dsn string, cfg Config) (*DB, error) 
 	}
 	probe, err := sql.Open(driverName, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("dbpool: %w", err)
+		return nil, fmt.Errorf("dbpool: %w", redact.Error(err)) // a driver may quote the DSN
 	}
 	drv := probe.Driver()
 	_ = probe.Close()
 	var c driver.Connector = dsnConnector{dsn: dsn, drv: drv}
 	if dc, ok := drv.(driver.DriverContext); ok {
 		if c, err = dc.OpenConnector(dsn); err != nil {
-			return nil, fmt.Errorf("dbpool: %w", err)
+			return nil, fmt.Errorf("dbpool: %w", redact.Error(err))
 		}
 	}
 	if cfg.Name == "" {
@@ -150,7 +152,7 @@ func OpenConnector(ctx context.Context, c driver.Connector, cfg Config) (*DB, er
 	if err != nil {
 		_ = p.in.reg.Unregister()
 		_ = p.db.Close()
-		return nil, fmt.Errorf("dbpool: warming %d connections: %w", cfg.MinConns, err)
+		return nil, fmt.Errorf("dbpool: warming %d connections: %w", cfg.MinConns, redact.Error(err))
 	}
 	mctx, stop := context.WithCancel(context.Background())
 	db := &DB{db: p.db, p: p, stop: stop, done: make(chan struct{})}
@@ -276,12 +278,12 @@ func (p *pool) slowQuery(ctx context.Context, query string, nargs int, d time.Du
 	p.in.slow.Add(ctx, 1, p.in.add...)
 	attrs := []slog.Attr{
 		slog.String("pool", p.cfg.Name),
-		slog.String("sql", query),
-		slog.Int("args", nargs), // values redacted: they may hold personal data or secrets
+		slog.String("sql", redact.String(query)), // a literal may be a secret: "... password = 'x'"
+		slog.Int("args", nargs),                  // values never logged: they may hold personal data or secrets
 		slog.Duration("duration", d),
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
+		attrs = append(attrs, slog.String("error", redact.String(err.Error())))
 	}
 	p.log.LogAttrs(ctx, slog.LevelWarn, "dbpool: slow query", attrs...)
 }

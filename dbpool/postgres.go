@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/servio/perfkit/internal/redact"
 )
 
 // OpenPostgres opens a pool on PostgreSQL through pgx's database/sql driver.
@@ -19,7 +21,7 @@ import (
 func OpenPostgres(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	pc, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, redact.Error(err)) // pgx's own redaction is best effort
 	}
 	grace := cfg.ConnectTimeout
 	if grace <= 0 {

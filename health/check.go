@@ -119,7 +119,6 @@ func (c *Check) validate(defTimeout time.Duration) error {
 	if c.Timeout == 0 {
 		c.Timeout = defTimeout
 	}
-	c.ComponentID = Redact(c.ComponentID) // it may be a URL with credentials
 	if c.FailureThreshold == 0 {
 		c.FailureThreshold = 1
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/servio/perfkit/internal/redact"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -37,6 +38,11 @@ type Config struct {
 	MeterProvider metric.MeterProvider
 	// Logger logs status changes and panics. Default slog.Default().
 	Logger *slog.Logger
+	// SecretNames are extra names of parameters, headers and fields whose
+	// values are secret, on top of the built-in deny-list (see [Redact]):
+	// a name containing one of them (case-insensitive) is masked in check
+	// outputs, measurements, component ids and log lines. Default none.
+	SecretNames []string
 	// Now is the clock for cache expiry and result times. Default time.Now.
 	Now func() time.Time
 	// OnStatusChange, when set, is called when a check's reported status
@@ -55,6 +61,7 @@ type Checker struct {
 	cfg    Config
 	now    func() time.Time
 	log    *slog.Logger
+	rules  redact.Rules
 	inst   *instruments
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -93,7 +100,7 @@ func New(cfg Config) (*Checker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Checker{cfg: cfg, now: cfg.Now, log: cfg.Logger, closeGrace: time.Second}
+	c := &Checker{cfg: cfg, now: cfg.Now, log: cfg.Logger, rules: redact.New(cfg.SecretNames...), closeGrace: time.Second}
 	c.checks.Store(&[]*checkState{})
 	inst, err := newInstruments(cfg.MeterProvider, c)
 	if err != nil {
@@ -124,6 +131,7 @@ func (c *Checker) Register(checks ...Check) error {
 		if err := ch.validate(c.cfg.Timeout); err != nil {
 			return err
 		}
+		ch.ComponentID = c.redact(ch.ComponentID) // it may be a URL with credentials
 		if slices.ContainsFunc(next, func(s *checkState) bool { return s.check.Name == ch.Name }) {
 			return fmt.Errorf("%w: duplicate name %q", ErrInvalidCheck, ch.Name)
 		}

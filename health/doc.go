@@ -20,10 +20,15 @@
 //
 // HTTP status is 200 for pass and warn and 503 for fail. ?verbose adds the
 // checks to /health and /health/ready, ?exclude=name (repeatable or comma
-// separated) leaves checks out. Details (checks, outputs, versions) go only
-// to callers an [Options.Authorizer] accepts; others get the status alone.
-// Check outputs are passed through [Redact], so credentials in URLs and
-// password=... pairs never reach a response.
+// separated) leaves checks out. Details (checks, outputs, versions) and
+// the query options go only to callers an [Options.Authorizer] accepts;
+// others get the status over every check, their query string ignored.
+//
+// No secret leaves the process: check outputs, measurement strings,
+// component ids, the status-change and panic log lines and the results of
+// [Checker.Check] and [Checker.Ready] pass through perfkit's one redaction
+// rule set ([Redact]), so URL credentials, secret parameters and headers
+// never reach a response, a log line or a caller.
 //
 // Built-in checks reuse the application's own pools: [SQL], [Redis],
 // [Memory], [CPU], [HTTP] and the adapter [Func].

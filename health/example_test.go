@@ -53,6 +53,8 @@ func ExampleChecker_Mount() {
 	}
 	defer hc.Close()
 	mux := http.NewServeMux()
+	// No Authorizer: callers see the status alone, and ?exclude and
+	// ?verbose are ignored for them.
 	hc.Mount(mux, health.Options{})
 
 	for _, path := range []string{"/health", "/health/ready", "/health/ready?exclude=llm", "/health/live"} {
@@ -64,7 +66,7 @@ func ExampleChecker_Mount() {
 	// Output:
 	// /health 200 {"status":"warn"}
 	// /health/ready 200 {"status":"warn"}
-	// /health/ready?exclude=llm 200 {"status":"pass"}
+	// /health/ready?exclude=llm 200 {"status":"warn"}
 	// /health/live 200 {"status":"pass"}
 }
 

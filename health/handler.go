@@ -12,9 +12,10 @@ import (
 type Options struct {
 	// Prefix is the path the endpoints live under. Default "/health".
 	Prefix string
-	// Authorizer reports whether a request may see details: checks,
-	// outputs and service versions. Others get {"status":...} alone, with
-	// the same HTTP status. Default nil: nobody; see BearerToken,
+	// Authorizer reports whether a request may see details (checks,
+	// outputs and service versions) and use ?exclude and ?verbose. Others
+	// get {"status":...} alone, computed over every check: their query
+	// string is ignored. Default nil: nobody; see BearerToken,
 	// PrivateNetwork and AllowAll.
 	Authorizer func(*http.Request) bool
 	// Metrics, when set, is served at Prefix+"/metrics" as it is (the
@@ -100,15 +101,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) serveStatus(w http.ResponseWriter, r *http.Request, ready, detailed bool) {
+	allowed := h.opts.Authorizer != nil && h.opts.Authorizer(r)
+	if !allowed {
+		// ?exclude and ?verbose are ignored: leaving a failing check out
+		// would let any client make the instance look healthy.
+		st, _ := h.c.status(r.Context(), query{}, ready)
+		h.write(w, r, st.HTTPStatus(), h.status[st])
+		return
+	}
 	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
 		h.write(w, r, http.StatusBadRequest, []byte(`{"status":"fail","output":"bad query"}`+"\n"))
-		return
-	}
-	allowed := h.opts.Authorizer != nil && h.opts.Authorizer(r)
-	if !allowed {
-		st, _ := h.c.status(r.Context(), q, ready)
-		h.write(w, r, st.HTTPStatus(), h.status[st])
 		return
 	}
 	rep := h.c.report(r.Context(), q, ready)

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"time"
+
+	"github.com/servio/perfkit/internal/redact"
 )
 
 // HTTP returns a check that GETs rawURL with client (the application's own,
@@ -18,10 +19,13 @@ func HTTP(client *http.Client, rawURL string, expectStatus int) CheckFunc {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	u, perr := url.Parse(rawURL)
-	shown := rawURL
+	// Parsed with the redaction rules before anything can quote rawURL:
+	// url.Parse's own error quotes the raw URL, and a password holding an
+	// unescaped '/' would be read as host and port.
+	u, perr := redact.ParseURL(rawURL)
+	shown := redact.URL(rawURL)
 	if perr == nil {
-		shown = u.Redacted()
+		shown = redact.URL(u.String())
 	}
 	return func(ctx context.Context) Result {
 		res := Result{ComponentType: "component"}
@@ -31,7 +35,7 @@ func HTTP(client *http.Client, rawURL string, expectStatus int) CheckFunc {
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 		if err != nil {
-			res.Err = fmt.Errorf("health: GET %s: %w", shown, err)
+			res.Err = fmt.Errorf("health: GET %s: %w", shown, redact.Error(err))
 			return res
 		}
 		t0 := time.Now()
@@ -39,7 +43,7 @@ func HTTP(client *http.Client, rawURL string, expectStatus int) CheckFunc {
 		lat := time.Since(t0)
 		res.Measurements = []Measurement{{Name: "responseTime", Value: ms(lat), Unit: "ms"}}
 		if err != nil {
-			res.Err = err // *url.Error prints the URL; Redact hides its credentials
+			res.Err = redact.Error(err) // *url.Error prints the URL
 			return res
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -107,12 +107,9 @@ func (c *Checker) marshal(r Report, withChecks bool) []byte {
 			}
 			for _, m := range cr.Measurements {
 				e := base
-				e.ObservedValue, e.ObservedUnit = m.Value, m.Unit
-				if str, ok := m.Value.(string); ok {
-					e.ObservedValue = Redact(str)
-				}
+				e.ObservedValue, e.ObservedUnit = m.Value, m.Unit // redacted when recorded
 				if m.ComponentID != "" {
-					e.ComponentID = Redact(m.ComponentID)
+					e.ComponentID = m.ComponentID
 				}
 				key := cr.Name
 				if m.Name != "" {

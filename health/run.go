@@ -126,7 +126,7 @@ func (c *Checker) run(s *checkState, done chan struct{}) {
 func (c *Checker) call(ctx context.Context, s *checkState) (res Result) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.log.Error("health: check panicked", "check", s.check.Name, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.log.Error("health: check panicked", "check", s.check.Name, "panic", c.redact(fmt.Sprint(v)), "stack", c.redact(string(debug.Stack())))
 			res = Result{Status: StatusFail, Err: fmt.Errorf("%w: %v", ErrPanic, v)}
 		}
 	}()
@@ -188,9 +188,9 @@ func (c *Checker) record(s *checkState, res Result, started time.Time, d time.Du
 	}
 	snap := &snapshot{
 		status:        st,
-		output:        Redact(out),
+		output:        c.redact(out),
 		componentType: ct,
-		measurements:  res.Measurements,
+		measurements:  c.redactMeasurements(res.Measurements),
 		time:          started,
 		duration:      d,
 		expires:       c.now().Add(s.ttl),
@@ -230,4 +230,31 @@ func joinOutput(a, b string) string {
 		return a
 	}
 	return a + ": " + b
+}
+
+// redactMeasurements returns ms with string values and component ids
+// redacted, copying the slice only when something changes, so that Check,
+// Ready and the JSON body all hand out redacted values.
+func (c *Checker) redactMeasurements(ms []Measurement) []Measurement {
+	var out []Measurement
+	for i, m := range ms {
+		r := m
+		changed := false
+		if str, ok := m.Value.(string); ok {
+			red := c.redact(str)
+			r.Value, changed = red, red != str
+		}
+		r.ComponentID = c.redact(m.ComponentID)
+		changed = changed || r.ComponentID != m.ComponentID
+		if changed && out == nil {
+			out = append(make([]Measurement, 0, len(ms)), ms[:i]...)
+		}
+		if out != nil {
+			out = append(out, r)
+		}
+	}
+	if out == nil {
+		return ms
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/servio/perfkit/internal/redact"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -34,6 +35,11 @@ type MetricsOptions struct {
 	Route func(*http.Request) string
 	// MaxAttributeSets bounds the cached attribute sets. Default 1024.
 	MaxAttributeSets int
+	// SecretNames are extra names of query parameters and fields whose
+	// values are secret in error texts, on top of perfkit's deny-list
+	// (password, token, key, sig, api-key, authorization, x-auth…): a name
+	// containing one of them (case-insensitive) is masked. Default none.
+	SecretNames []string
 }
 
 // MetricsTransport records http.client.request.duration (seconds, attributes
@@ -41,9 +47,12 @@ type MetricsOptions struct {
 // http.response.status_code, http.route, error.type) and logs one slog line
 // for every request that passes through it. The duration is the time to the
 // response headers, as net/http's RoundTrip returns then. Log lines carry
-// method, host, route, the URL with query values and user info redacted,
-// status, duration and error; request and response headers are never logged,
-// so Authorization, Cookie and the like cannot leak.
+// method, host, route, the url as scheme://host plus the route template
+// (never the raw path, query or user info: for a webhook the path is the
+// secret; without a route, scheme://host alone), status, duration and the
+// error with the URL and every secret of perfkit's redaction rules masked;
+// request and response headers are never logged, so Authorization, Cookie
+// and the like cannot leak.
 //
 // A MetricsTransport is safe for concurrent use. With a cached attribute
 // set and the log level disabled, it adds no allocations.
@@ -55,6 +64,7 @@ type MetricsTransport struct {
 	errLevel slog.Leveler
 	route    func(*http.Request) string
 	attrs    *attrCache
+	rules    redact.Rules
 }
 
 var _ http.RoundTripper = (*MetricsTransport)(nil)
@@ -90,6 +100,7 @@ func NewMetrics(next http.RoundTripper, opts MetricsOptions) (*MetricsTransport,
 		errLevel: orDefault[slog.Leveler](opts.ErrorLogLevel, slog.LevelWarn),
 		route:    opts.Route,
 		attrs:    newAttrCache(orDefault(opts.MaxAttributeSets, DefaultMaxAttributeSets)),
+		rules:    redact.New(opts.SecretNames...),
 	}, nil
 }
 
@@ -120,61 +131,55 @@ func (m *MetricsTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			slog.String("method", req.Method),
 			slog.String("host", req.URL.Host),
 			slog.String("route", route),
-			slog.String("url", RedactURL(req.URL)),
+			slog.String("url", m.rules.Endpoint(req.URL, route)),
 			slog.Int("attempt", AttemptFromContext(ctx)),
 			slog.Int("status", status),
 			slog.Duration("duration", elapsed),
 		}
 		if err != nil {
-			attrs = append(attrs, slog.String("error", redactError(err, req.URL)))
+			attrs = append(attrs, slog.String("error", redactErrorRoute(m.rules, err, req.URL, route)))
 		}
 		m.logger.LogAttrs(ctx, level, "httpclient: request", attrs...)
 	}
 	return resp, err
 }
 
-// RedactURL renders u for logs: user info is dropped, every query value is
-// replaced by "REDACTED" (keys are kept) and the fragment is dropped.
-func RedactURL(u *url.URL) string {
-	c := *u
-	c.User = nil
-	c.Fragment, c.RawFragment = "", ""
-	if c.RawQuery != "" {
-		c.RawQuery = redactQuery(c.RawQuery)
-	}
-	return c.String()
-}
+// RedactURL renders u for logs as scheme://host: user info, path, query
+// and fragment are dropped (for a webhook the path is the secret). It is a
+// thin wrapper of perfkit's one redaction rule set; the request log line
+// adds the route template set with [WithRoute].
+func RedactURL(u *url.URL) string { return redact.Endpoint(u, "") }
 
-func redactQuery(raw string) string {
-	var b strings.Builder
-	for part := range strings.SplitSeq(raw, "&") {
-		if part == "" {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		key, _, _ := strings.Cut(part, "=")
-		if k, err := url.QueryUnescape(key); err == nil {
-			key = url.QueryEscape(k)
-		} else {
-			key = "INVALID"
-		}
-		b.WriteString(key)
-		b.WriteString("=REDACTED")
-	}
-	return b.String()
-}
-
-// redactError returns err's text with the raw query and user info of u
-// removed, in case a wrapped transport put the URL into its error.
+// redactError returns err's text with u's URL replaced by scheme://host and
+// every secret of the default rules masked, in case a wrapped transport put
+// the URL into its error.
 func redactError(err error, u *url.URL) string {
+	return redactErrorRoute(redact.Rules{}, err, u, "")
+}
+
+// redactErrorRoute is redactError under rules, rendering u as
+// scheme://host+route.
+func redactErrorRoute(rules redact.Rules, err error, u *url.URL, route string) string {
 	s := err.Error()
-	if u.RawQuery != "" {
-		s = strings.ReplaceAll(s, u.RawQuery, redactQuery(u.RawQuery))
+	ep := rules.Endpoint(u, route)
+	noUser := *u
+	noUser.User = nil
+	noFrag := *u
+	noFrag.Fragment, noFrag.RawFragment = "", ""
+	bare := noFrag
+	bare.User = nil
+	for _, form := range [...]string{u.String(), noFrag.String(), noUser.String(), bare.String(), u.Redacted()} {
+		s = strings.ReplaceAll(s, form, ep)
 	}
+	pieces := []string{u.RawQuery, u.EscapedPath(), u.Path, u.Fragment}
 	if u.User != nil {
-		s = strings.ReplaceAll(s, u.User.String(), "REDACTED")
+		pw, _ := u.User.Password()
+		pieces = append(pieces, u.User.String(), u.User.Username(), pw)
 	}
-	return s
+	for _, p := range pieces {
+		if len(p) > 1 {
+			s = strings.ReplaceAll(s, p, redact.Mask)
+		}
+	}
+	return rules.String(s)
 }

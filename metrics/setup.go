@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/servio/perfkit/internal/redact"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
@@ -234,7 +235,9 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 		otel.SetMeterProvider(p.mp)
 		logger := opts.Logger
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			logger.Warn("metrics: opentelemetry error", "err", err)
+			// Export errors quote the collector's URL, which may carry a
+			// token: through perfkit's redaction rules.
+			logger.Warn("metrics: opentelemetry error", "err", redact.String(err.Error()))
 		}))
 	}
 	return p, nil
@@ -330,14 +333,14 @@ func newOTLPExporter(ctx context.Context, o OTLPOptions) (sdkmetric.Exporter, er
 		exp, err := otlpmetrichttp.New(ctx, otlpOptions(o,
 			otlpmetrichttp.WithEndpointURL, otlpmetrichttp.WithHeaders, otlpmetrichttp.WithTimeout)...)
 		if err != nil {
-			return nil, fmt.Errorf("metrics: otlp http exporter: %w", err)
+			return nil, fmt.Errorf("metrics: otlp http exporter: %w", redact.Error(err))
 		}
 		return exp, nil
 	case "grpc":
 		exp, err := otlpmetricgrpc.New(ctx, otlpOptions(o,
 			otlpmetricgrpc.WithEndpointURL, otlpmetricgrpc.WithHeaders, otlpmetricgrpc.WithTimeout)...)
 		if err != nil {
-			return nil, fmt.Errorf("metrics: otlp grpc exporter: %w", err)
+			return nil, fmt.Errorf("metrics: otlp grpc exporter: %w", redact.Error(err))
 		}
 		return exp, nil
 	default:

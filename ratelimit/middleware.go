@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/servio/perfkit/internal/redact"
 )
 
 // MiddlewareConfig configures Middleware. The zero value keys by RemoteIP,
@@ -173,7 +175,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		if ctx.Err() == nil {
 			m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "ratelimit: limiter failed; request let through",
-				slog.String("tier", th.name), slog.String("err", err.Error()))
+				slog.String("tier", th.name), slog.String("err", redact.String(err.Error())))
 		}
 	case res.Allowed:
 		m.in.decisions.Add(ctx, 1, th.outcomes[outAllowed]...)

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,6 +19,7 @@ import (
 	"github.com/servio/perfkit/examples/servio/internal/store"
 	"github.com/servio/perfkit/health"
 	"github.com/servio/perfkit/httpclient"
+	"github.com/servio/perfkit/internal/redact"
 	"github.com/servio/perfkit/metrics"
 	"github.com/servio/perfkit/ratelimit"
 	"github.com/servio/perfkit/resilience"
@@ -79,6 +79,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	defer func() {
 		if err != nil {
 			_ = a.Close()
+			err = redact.Error(err) // it may quote a configured URL
 		}
 	}()
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "uploads"), 0o750); err != nil {
@@ -97,7 +98,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if err := a.redis.Ping(pctx).Err(); err != nil {
 			// Cache and limits degrade to local behind their breakers.
-			log.Warn("Redis not reachable at startup; running degraded until it answers", "err", err)
+			log.Warn("Redis not reachable at startup; running degraded until it answers", "err", redact.String(err.Error()))
 		}
 		cancel()
 	}
@@ -189,7 +190,12 @@ func (a *App) setupMetrics(ctx context.Context, setGlobal bool) error {
 	opts := metrics.Options{ServiceName: "servio", SetGlobal: setGlobal, Logger: a.log, OTLPFromEnv: true}
 	if ep := a.cfg.OTLPEndpoint; ep != "" && ep != os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") {
 		// Given by flag: the standard variable is the base URL, the option the full one.
-		opts.OTLP = metrics.OTLPOptions{Enabled: true, EndpointURL: strings.TrimSuffix(ep, "/") + "/v1/metrics"}
+		// joinURL keeps a query string after the path.
+		full, err := joinURL(ep, "v1/metrics")
+		if err != nil {
+			return fmt.Errorf("OTLP endpoint: %w", err)
+		}
+		opts.OTLP = metrics.OTLPOptions{Enabled: true, EndpointURL: full}
 	}
 	if a.cfg.StatsDAddr != "" {
 		opts.StatsD = &metrics.StatsDConfig{Addr: a.cfg.StatsDAddr, Prefix: "servio", Logger: a.log}
@@ -229,7 +235,7 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 		a.closers = append(a.closers, a.sim.Close)
 		a.llm.baseURL = a.sim.BaseURL()
 		a.log.Warn("SIMULATED LLM upstream in use (set OPENAI_BASE_URL for a real one)",
-			"url", a.llm.baseURL, "latency", a.cfg.SimLLMLatency.String(), "failure_rate", a.cfg.SimLLMFailureRate)
+			"url", redactURL(a.llm.baseURL), "latency", a.cfg.SimLLMLatency.String(), "failure_rate", a.cfg.SimLLMFailureRate)
 	}
 	if a.cfg.Baseline {
 		// The seed's "before": a default client, straight to the upstream,

@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/servio/perfkit/internal/redact"
 	"github.com/servio/perfkit/resilience"
 )
 
@@ -85,7 +86,11 @@ func (c *llmClient) ask(ctx context.Context, q question) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.baseURL, "/")+"/chat/completions", bytes.NewReader(body))
+	endpoint, err := joinURL(c.baseURL, "chat/completions")
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return "", err
 	}
@@ -95,7 +100,9 @@ func (c *llmClient) ask(ctx context.Context, q question) (string, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return "", err
+		// *url.Error quotes the URL, query string (api-key=…) included;
+		// redacted before resilience's retry log or anyone else prints it.
+		return "", redact.Error(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -231,7 +238,18 @@ func (a *App) failUpstream(w http.ResponseWriter, r *http.Request, err error) {
 			a.fail(w, r, err)
 			return
 		}
-		a.log.WarnContext(r.Context(), "assistant upstream failed", "err", err)
+		a.log.WarnContext(r.Context(), "assistant upstream failed", "err", redact.String(err.Error()))
 		writeError(w, http.StatusBadGateway, "assistant upstream failed")
 	}
+}
+
+// joinURL appends elem to base's path, keeping base's query string (an
+// api-key=… of an Azure-style endpoint) after the path, where it belongs.
+// Its error never quotes base.
+func joinURL(base, elem string) (string, error) {
+	u, err := redact.ParseURL(base)
+	if err != nil {
+		return "", err
+	}
+	return u.JoinPath(elem).String(), nil
 }

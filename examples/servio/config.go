@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/servio/perfkit/internal/redact"
 )
 
 // Config is servio's configuration. Every field has a flag and, for the
@@ -103,6 +105,13 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	c.OpenAIAPIKey = getenv("OPENAI_API_KEY")
 	c.AuthSecret = getenv("AUTH_SECRET")
+	// -h prints each flag's default, which came from the environment:
+	// show the URLs redacted.
+	for _, name := range []string{"database-url", "redis-url", "openai-base-url", "otlp-endpoint"} {
+		if f := fs.Lookup(name); f != nil {
+			f.DefValue = redact.URL(f.DefValue)
+		}
+	}
 	if extra != nil {
 		extra(fs)
 	}
@@ -155,6 +164,14 @@ func (c Config) validate() error {
 		return fmt.Errorf("REDIS_TIMEOUT must not be negative")
 	case c.DrainDelay < 0:
 		return fmt.Errorf("DRAIN_DELAY must not be negative")
+	}
+	for _, u := range []struct{ name, raw string }{{"OPENAI_BASE_URL", c.OpenAIBaseURL}, {"OTEL_EXPORTER_OTLP_ENDPOINT", c.OTLPEndpoint}} {
+		if u.raw == "" {
+			continue
+		}
+		if _, err := redact.ParseURL(u.raw); err != nil {
+			return fmt.Errorf("%s: %w", u.name, err) // err names the URL redacted
+		}
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {

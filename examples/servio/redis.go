@@ -2,14 +2,13 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit/internal/redact"
 )
 
 // newRedis builds the client REDIS_URL describes: a redis:// or rediss://
@@ -73,23 +72,22 @@ func fastFail() (int, int, time.Duration, time.Duration) {
 }
 
 // parseRedisURL is redis.ParseURL with errors that keep the password out
-// of logs: they name the URL redacted, and drop *url.Error's quote of it.
+// of logs: the URL is parsed by perfkit's redaction rules first (net/url's
+// errors quote the raw URL and pieces of it, such as an "invalid port"
+// that is really a password holding '/'), and go-redis's errors are
+// redacted.
 func parseRedisURL(raw string) (*redis.Options, error) {
+	if _, err := redact.ParseURL(raw); err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
 	opt, err := redis.ParseURL(raw)
-	if err == nil {
-		return opt, nil
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL %s: %w", redactURL(raw), redact.Error(err))
 	}
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		err = ue.Err
-	}
-	return nil, fmt.Errorf("REDIS_URL %s: %w", redactURL(raw), err)
+	return opt, nil
 }
 
-// redactURL returns raw with its password masked, for logs and messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(malformed URL)"
-	}
-	return u.Redacted()
-}
+// redactURL returns raw with its secrets masked (userinfo, secret query
+// parameters, webhook paths) by perfkit's one rule set, for logs and
+// messages; it never fails, malformed URLs included.
+func redactURL(raw string) string { return redact.URL(raw) }

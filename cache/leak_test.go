@@ -1,0 +1,70 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/servio/perfkit/cache"
+	"github.com/servio/perfkit/internal/redact/redacttest"
+	"github.com/stretchr/testify/require"
+)
+
+// syncLog is a log sink for concurrent writers.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestNoSecretInLogs pushes the leak table through the cache's log lines
+// that carry a loader's error or panic (a loader calling an API may fail
+// with an error quoting its URL and key): the background refresh of a
+// stale value.
+func TestNoSecretInLogs(t *testing.T) {
+	t.Parallel()
+	cases := redacttest.Cases(2)
+	var logs syncLog
+	clk := newClock()
+	c := newL1(t, cache.Config{StaleFor: time.Hour, Jitter: -1, Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx := context.Background()
+	for i, tc := range cases {
+		key := "k" + string(rune('A'+i%26)) + strings.Repeat("x", i/26)
+		in := tc.Input
+		_, err := cache.GetOrSet(ctx, c, key, 10*time.Second, func(context.Context) (int, error) { return 1, nil })
+		require.NoError(t, err)
+		clk.Add(11 * time.Second)
+		fail := func(context.Context) (int, error) {
+			if i%2 == 0 {
+				panic(in)
+			}
+			return 0, errors.New(in)
+		}
+		_, err = cache.GetOrSet(ctx, c, key, 10*time.Second, fail) // stale served, refresh in the background
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		out := logs.String()
+		return strings.Count(out, "cache: background refresh failed")+strings.Count(out, "cache: background load panicked") >= len(cases)
+	}, settle, time.Millisecond, "every refresh logged")
+	out := logs.String()
+	for _, tc := range cases {
+		redacttest.NoLeak(t, tc, out)
+	}
+}
