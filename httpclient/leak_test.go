@@ -38,7 +38,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	var buf syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec := &sleepRecorder{}
-	c := newTestClient(t, Options{Base: fakeUpstream{}, Logger: logger, DisableBreaker: true, Retry: RetryOptions{Sleep: rec.Sleep}})
+	c := newTestClient(t, Options{Base: fakeUpstream{}, Logger: logger, DisableBreaker: true, Retry: RetryOptions{Clock: rec}})
 	cases := redacttest.Cases(10)
 	sent := 0
 	for _, tc := range cases {

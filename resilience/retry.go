@@ -9,6 +9,8 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/servio/perfkit/internal/redact"
 )
 
 // Retry defaults: what a zero RetryPolicy field means. httpclient's retry
@@ -328,7 +330,7 @@ func retrySlow[T any](ctx context.Context, r *retrier, fn func(context.Context, 
 		r.retries.Add(ctx, 1, r.retryOpt...)
 		r.delay.Record(ctx, d.Seconds(), r.delayOpt...)
 		if r.logger.Enabled(ctx, slog.LevelDebug) {
-			r.logger.DebugContext(ctx, "resilience: retrying", "policy", r.name, "attempt", attempt, "delay", d, "error", err)
+			r.logger.DebugContext(ctx, "resilience: retrying", "policy", r.name, "attempt", attempt, "delay", d, "error", redact.String(err.Error()))
 		}
 		if serr := sleep(ctx, r.clock, d); serr != nil {
 			return giveUp[T](ctx, r, attempt, err, serr)
