@@ -158,7 +158,7 @@ func BenchmarkRedisPaired(b *testing.B) {
 	c, prefix := sharedRedis(b)
 	ctx := context.Background()
 	noopScript := redis.NewScript(`return {1, 2, 3, 4}`)
-	gcra := redis.NewScript(ratelimit.GCRAScript)
+	gcra := redis.NewScript(ratelimit.DecideScript)
 	for _, s := range []*redis.Script{noopScript, gcra} {
 		if err := s.Load(ctx, c).Err(); err != nil {
 			b.Fatal(err)
@@ -173,7 +173,7 @@ func BenchmarkRedisPaired(b *testing.B) {
 	em := float64(t.Limit.Period/time.Duration(t.Limit.Rate)) / float64(time.Microsecond)
 	ops := []func() error{
 		func() error { return noopScript.EvalSha(ctx, c, []string{prefix + "noop"}, 1, em, 1<<30).Err() },
-		func() error { return gcra.EvalSha(ctx, c, []string{prefix + "{bare}:bench"}, 1, em, 1<<30).Err() },
+		func() error { return gcra.EvalSha(ctx, c, []string{prefix + "{bare}:bench"}, 1, 0, em, 1<<30).Err() },
 		func() error { _, err := l.Allow(ctx, "203.0.113.9"); return err },
 	}
 	times := make([][]time.Duration, len(ops))
