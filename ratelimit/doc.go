@@ -10,11 +10,12 @@
 //     are forgotten first), no goroutines, no allocation on a known key.
 //   - [Redis]: one Lua script per decision (GCRA, sliding-window counter or
 //     fixed window), run with EVALSHA on Redis's clock, atomic and exact
-//     across instances, Cluster-safe. Several tiers of one key are decided in
-//     one round trip. Each decision has a deadline (50 ms) and a circuit
-//     breaker guards Redis; while Redis is unreachable a tier either fails
-//     open to a local limiter at its limit divided by the expected instances,
-//     or fails closed.
+//     across instances, Cluster-safe. Several tiers of one key, of any
+//     algorithms, are decided by one script in one round trip. Each decision
+//     has a deadline (DefaultTimeout, 250 ms) and a circuit breaker per
+//     Redis node (per master on a Cluster) guards Redis; while a key's node
+//     is unreachable a tier either fails open to a local limiter at its
+//     limit divided by the expected instances, or fails closed.
 //
 // [Group] builds limiters and net/http middleware for tiers on one backend,
 // Redis when a client is given and local otherwise. [Middleware] keys
