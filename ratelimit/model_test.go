@@ -151,6 +151,14 @@ func TestLocalStateMachine(t *testing.T) {
 					return
 				}
 				delete(last, key)
+				if retry > 1 {
+					// one nanosecond early: still denied
+					now += retry - 1
+					if r1, ok1, _ := decide(rt, key, n); ok1 {
+						rt.Fatalf("t=%d key %s n=%d: allowed 1ns before Retry-After %v (%+v then %+v)", now, key, n, time.Duration(retry), r, r1)
+					}
+					retry = 1
+				}
 				now += retry
 				if r2, ok2, _ := decide(rt, key, n); !ok2 {
 					rt.Fatalf("t=%d key %s n=%d: denied again at Retry-After %v (%+v then %+v)", now, key, n, time.Duration(retry), r, r2)
