@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,4 +193,43 @@ func TestRedisClusterDeadMaster(t *testing.T) {
 		}
 		assert.Equal(t, 5, allowed, "Auth 5 per 15 min on live master %s, decided on Redis", addr)
 	}
+}
+
+// TestLocalChainConcurrent: 400 goroutines through two chains that share
+// a tier (in opposite orders, so a lock-order bug would deadlock) on one
+// key: the tight tier admits exactly its quota, and the shared wide tier
+// counted only the admitted requests, never a denied one.
+func TestLocalChainConcurrent(t *testing.T) {
+	t.Parallel()
+	g, err := ratelimit.New(ratelimit.Config{})
+	require.NoError(t, err)
+	wide := ratelimit.Tier{Name: "wide", Limit: ratelimit.PerHour(1000)}
+	tight := ratelimit.Tier{Name: "tight", Limit: ratelimit.PerHour(25)}
+	other := ratelimit.Tier{Name: "other", Limit: ratelimit.PerHour(25)}
+	ab, err := g.Limiter(wide, tight)
+	require.NoError(t, err)
+	ba, err := g.Limiter(other, wide)
+	require.NoError(t, err)
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 400 {
+		l := ab
+		if i%2 == 1 {
+			l = ba
+		}
+		wg.Go(func() {
+			r, err := l.Allow(context.Background(), "k")
+			assert.NoError(t, err)
+			if r.Allowed {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int64(50), allowed.Load(), "25 through each chain's tight tier")
+	w, err := g.Limiter(wide)
+	require.NoError(t, err)
+	r, err := w.Allow(context.Background(), "k")
+	require.NoError(t, err)
+	assert.Equal(t, 1000-50-1, r.Remaining, "the shared wide tier counted the 50 admitted (and this one) only")
 }
