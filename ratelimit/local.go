@@ -166,8 +166,17 @@ func (l *Local) allow(key string, t int64, n int) (Result, error) {
 	}
 	s := l.shard(key)
 	s.mu.Lock()
-	r, newTat := l.judge(tatOf(s, key, t), t, n)
-	if r.Allowed {
+	p := s.m[key]
+	tat := t
+	if p != nil && *p > t {
+		tat = *p
+	}
+	r, newTat := l.judge(tat, t, n)
+	switch {
+	case !r.Allowed:
+	case p != nil:
+		*p = newTat
+	default:
 		l.store(s, key, t, newTat)
 	}
 	s.mu.Unlock()
