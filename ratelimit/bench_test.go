@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,7 +160,7 @@ func BenchmarkRedisPaired(b *testing.B) {
 	c, prefix := sharedRedis(b)
 	ctx := context.Background()
 	noopScript := redis.NewScript(`return {1, 2, 3, 4}`)
-	gcra := redis.NewScript(ratelimit.GCRAScript)
+	gcra := redis.NewScript(ratelimit.DecideScript)
 	for _, s := range []*redis.Script{noopScript, gcra} {
 		if err := s.Load(ctx, c).Err(); err != nil {
 			b.Fatal(err)
@@ -173,7 +175,7 @@ func BenchmarkRedisPaired(b *testing.B) {
 	em := float64(t.Limit.Period/time.Duration(t.Limit.Rate)) / float64(time.Microsecond)
 	ops := []func() error{
 		func() error { return noopScript.EvalSha(ctx, c, []string{prefix + "noop"}, 1, em, 1<<30).Err() },
-		func() error { return gcra.EvalSha(ctx, c, []string{prefix + "{bare}:bench"}, 1, em, 1<<30).Err() },
+		func() error { return gcra.EvalSha(ctx, c, []string{prefix + "{bare}:bench"}, 1, 0, em, 1<<30).Err() },
 		func() error { _, err := l.Allow(ctx, "203.0.113.9"); return err },
 	}
 	times := make([][]time.Duration, len(ops))
@@ -197,4 +199,48 @@ func BenchmarkRedisPaired(b *testing.B) {
 	b.ReportMetric(med[2], "decision-p50-ns")
 	b.ReportMetric(med[2]/med[1], "decision/gcra-evalsha")
 	b.ReportMetric(med[2]/med[0], "decision/noop-evalsha")
+}
+
+// BenchmarkRedisDeadlineUnderLoad runs decisions (Global + API, as on
+// Servio's API routes) from 64 goroutines at once, the load generator's
+// default in-flight count, on the shared loopback Redis with the default
+// Config.Timeout. It reports the latency quantiles of a decision and how
+// many ran out of the deadline (timeouts, which should stay 0): the figures
+// DefaultTimeout is sized from.
+func BenchmarkRedisDeadlineUnderLoad(b *testing.B) {
+	c, prefix := sharedRedis(b)
+	g, err := ratelimit.New(ratelimit.Config{Redis: c, Prefix: prefix, Logger: quiet(), MeterProvider: noop.NewMeterProvider()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	global, api := ratelimit.Tiers().Global, ratelimit.Tiers().API
+	global.Limit, api.Limit = roomy.Limit, roomy.Limit
+	l, err := g.Limiter(global, api)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var all []time.Duration
+	b.SetParallelism(max(64/runtime.GOMAXPROCS(0), 1))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var ds []time.Duration
+		for i := 0; pb.Next(); i++ {
+			start := time.Now()
+			if _, err := l.Allow(context.Background(), "10.0.0."+strconv.Itoa(i%200)); err != nil {
+				b.Error(err)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		mu.Lock()
+		all = append(all, ds...)
+		mu.Unlock()
+	})
+	slices.Sort(all)
+	q := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Nanoseconds()) }
+	b.ReportMetric(q(.5), "p50-ns")
+	b.ReportMetric(q(.99), "p99-ns")
+	b.ReportMetric(q(.999), "p99.9-ns")
+	b.ReportMetric(q(1), "max-ns")
+	b.ReportMetric(float64(g.Stats().Timeouts), "timeouts")
 }

@@ -12,7 +12,9 @@ import (
 // IPv6 grouped by /64.
 type IPConfig struct {
 	// TrustedProxies are the proxies (CIDRs such as "10.0.0.0/8", or single
-	// addresses) whose forwarding header is believed. The header is read
+	// addresses) whose forwarding header is believed. The entry "unix"
+	// trusts a peer on a Unix socket (RemoteAddr "@", "" or a socket path),
+	// which only a process on this host can be: a local reverse proxy. The header is read
 	// right to left only while each hop is one of them; the first hop that is
 	// not is the client. A forged header from anyone else changes nothing.
 	TrustedProxies []string
@@ -30,6 +32,7 @@ type IPConfig struct {
 // turns it into a limiter key. It is safe for concurrent use.
 type ClientIP struct {
 	trusted   []netip.Prefix
+	unix      bool // trust Unix-socket peers
 	forwarded bool // read Forwarded, not X-Forwarded-For
 	header    string
 	v6bits    int
@@ -52,6 +55,10 @@ func NewClientIP(cfg IPConfig) (*ClientIP, error) {
 		return nil, errInvalid("Header " + cfg.Header + " is neither X-Forwarded-For nor Forwarded")
 	}
 	for _, s := range cfg.TrustedProxies {
+		if s == "unix" {
+			c.unix = true
+			continue
+		}
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
@@ -69,9 +76,10 @@ func NewClientIP(cfg IPConfig) (*ClientIP, error) {
 }
 
 // Addr returns the client's address: RemoteAddr's, or, when RemoteAddr is a
-// trusted proxy, the rightmost untrusted address of the forwarding header
-// (the leftmost valid one when every hop is trusted). It returns the zero
-// Addr when RemoteAddr is not an IP address.
+// trusted proxy (or a Unix-socket peer and "unix" is trusted), the
+// rightmost untrusted address of the forwarding header (the leftmost valid
+// one when every hop is trusted). It returns the zero Addr when no IP
+// address is known.
 func (c *ClientIP) Addr(r *http.Request) netip.Addr {
 	a, _ := c.find(r)
 	return a
@@ -99,7 +107,10 @@ func (c *ClientIP) Key(r *http.Request) string {
 // IPv4 text (a substring of the request, so no allocation).
 func (c *ClientIP) find(r *http.Request) (netip.Addr, string) {
 	peer, text := parseHost(r.RemoteAddr)
-	if !peer.IsValid() || !c.isTrusted(peer) {
+	switch {
+	case peer.IsValid() && c.isTrusted(peer):
+	case !peer.IsValid() && c.unix && unixPeer(r.RemoteAddr):
+	default:
 		return peer, text
 	}
 	vals := r.Header[c.header]
@@ -130,6 +141,13 @@ func (c *ClientIP) find(r *http.Request) (netip.Addr, string) {
 		}
 	}
 	return peer, text
+}
+
+// unixPeer reports whether a RemoteAddr that is not an IP address is a
+// Unix-socket peer: net/http gives "@" for an unnamed one, "" when the
+// listener gave no address, or the peer's socket path.
+func unixPeer(remote string) bool {
+	return remote == "" || remote[0] == '@' || remote[0] == '/'
 }
 
 func (c *ClientIP) isTrusted(a netip.Addr) bool {

@@ -10,11 +10,12 @@
 //     are forgotten first), no goroutines, no allocation on a known key.
 //   - [Redis]: one Lua script per decision (GCRA, sliding-window counter or
 //     fixed window), run with EVALSHA on Redis's clock, atomic and exact
-//     across instances, Cluster-safe. Several tiers of one key are decided in
-//     one round trip. Each decision has a deadline (50 ms) and a circuit
-//     breaker guards Redis; while Redis is unreachable a tier either fails
-//     open to a local limiter at its limit divided by the expected instances,
-//     or fails closed.
+//     across instances, Cluster-safe. Several tiers of one key, of any
+//     algorithms, are decided by one script in one round trip. Each decision
+//     has a deadline (DefaultTimeout, 250 ms) and a circuit breaker per
+//     Redis node (per master on a Cluster) guards Redis; while a key's node
+//     is unreachable a tier either fails open to a local limiter at its
+//     limit divided by the expected instances, or fails closed.
 //
 // [Group] builds limiters and net/http middleware for tiers on one backend,
 // Redis when a client is given and local otherwise. [Middleware] keys
@@ -25,6 +26,30 @@
 // return a *[LimitedError] that matches [ErrLimited]; [Wait] blocks until a
 // call is allowed.
 //
+// Every Limiter also has Reset (forget a key, e.g. after a successful
+// login) and Refund (give back an allowed decision's events, as cancelling
+// a reservation does).
+//
+// Promises (each has a test that tries to break it):
+//   - Never more than the limit: for a GCRA tier of burst B and emission
+//     interval T, at most B + ⌊d/T⌋ events of one key pass in any closed
+//     interval of length d, locally (rapid state machine against a model)
+//     and across instances on Redis (counted by Redis's own commandstats).
+//   - Retry-After is never earlier than allowed: a denied request sent again
+//     exactly Retry-After later is allowed, one nanosecond earlier it is not
+//     (local); Redis rounds Retry-After up to the microsecond.
+//   - Tiers are all-or-nothing: a request one tier denies counts in no tier,
+//     whatever the tiers' algorithms (one Redis script; locally one atomic
+//     step under every tier's lock). The result is the binding tier's: the
+//     denial with the longest Retry-After. A tier listed twice counts once.
+//   - RateLimit-Policy's q is never less than what passes in w seconds.
+//   - A dead Redis node sends only the keys it owns to the failure policy:
+//     one circuit breaker per node (per master on a Cluster).
+//   - No decision waits past Config.Timeout for Redis; every decision that
+//     did not come from Redis is counted by reason (Group.Stats,
+//     ratelimit.fallbacks {reason}).
+//
 // Metrics (OpenTelemetry): ratelimit.decisions {tier, outcome},
-// ratelimit.fallbacks {tier, policy} and ratelimit.redis.duration (seconds).
+// ratelimit.fallbacks {tier, policy, reason} and ratelimit.redis.duration
+// (seconds) {result: ok, error, timeout}.
 package ratelimit

@@ -23,7 +23,7 @@ func Example_service() {
 		if err != nil {
 			panic(err)
 		}
-		opt.ContextTimeoutEnabled = true // lets the 50 ms decision deadline cut a hung Redis
+		opt.ContextTimeoutEnabled = true // lets the decision deadline (250 ms) cut a hung Redis
 		rdb = redis.NewClient(opt)
 	}
 	rl, err := ratelimit.New(ratelimit.Config{Redis: rdb, Instances: 3})

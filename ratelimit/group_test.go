@@ -82,15 +82,19 @@ func TestRedisMixedPoliciesDown(t *testing.T) {
 			}
 		}
 	}
-	assert.ElementsMatch(t, []string{"ok", "error"}, got, "Redis latency recorded by result")
+	require.Len(t, got, 2, "Redis latency recorded by result: %v", got)
+	assert.Contains(t, got, "ok")
+	assert.Subset(t, []string{"ok", "error", "timeout"}, got, "a killed Redis: refused (error) or go-redis's retries ran out the deadline (timeout)")
 }
 
 func TestRedisConfigErrors(t *testing.T) {
 	t.Parallel()
 	c, _ := sharedRedis(t)
 	api := ratelimit.Tiers().API
-	_, err := ratelimit.NewRedis(ratelimit.Config{Redis: c}, api, api)
-	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig, "a tier twice")
+	api2 := api
+	api2.Limit = ratelimit.PerMinute(61)
+	_, err := ratelimit.NewRedis(ratelimit.Config{Redis: c}, api, api2)
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig, "a tier name with two definitions")
 	_, err = ratelimit.NewRedis(ratelimit.Config{Redis: c}, ratelimit.Tier{Name: "x", Limit: ratelimit.PerSecond(1), Algorithm: 9})
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig, "unknown algorithm")
 	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c})

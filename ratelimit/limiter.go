@@ -27,6 +27,13 @@ type Limiter interface {
 	Allow(ctx context.Context, key string) (Result, error)
 	// AllowN is Allow for n events at once (1 ≤ n ≤ burst).
 	AllowN(ctx context.Context, key string, n int) (Result, error)
+	// Reset forgets key in every tier, so its whole quota is available
+	// again (for example after a successful login).
+	Reset(ctx context.Context, key string) error
+	// Refund gives back n events that key was allowed, in every tier, as
+	// cancelling a reservation does: for work that was allowed and then
+	// not done. A quota never grows beyond whole.
+	Refund(ctx context.Context, key string, n int) error
 }
 
 // TieredLimiter is a Limiter that knows the tiers it enforces, so middleware

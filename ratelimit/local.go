@@ -41,6 +41,7 @@ type Local struct {
 	shardCap  int
 	seed      maphash.Seed
 	epoch     time.Time
+	order     int // lock order among the Locals of one Group (see localChain)
 	evicted   atomic.Int64
 	shards    [localShards]localShard
 }
@@ -107,60 +108,115 @@ func (l *Local) AllowAt(key string, now time.Time, n int) (Result, error) {
 	return l.allow(key, int64(now.Sub(l.epoch)), n)
 }
 
-// allow decides at t, in ns since l.epoch.
-func (l *Local) allow(key string, t int64, n int) (Result, error) {
-	if n < 1 || n > l.burst {
-		return Result{Limit: l.burst, Policy: l.name}, ErrInvalidN
+// shard returns the shard holding key.
+func (l *Local) shard(key string) *localShard {
+	return &l.shards[maphash.String(l.seed, key)&(localShards-1)]
+}
+
+// tat returns the theoretical arrival time stored for key in s (locked),
+// or t when there is none or it is past.
+func tatOf(s *localShard, key string, t int64) int64 {
+	if p := s.m[key]; p != nil && *p > t {
+		return *p
 	}
-	s := &l.shards[maphash.String(l.seed, key)&(localShards-1)]
-	s.mu.Lock()
-	p := s.m[key]
-	tat := t
-	if p != nil && *p > t {
-		tat = *p
-	}
+	return t
+}
+
+// judge decides n events at t against the theoretical arrival time tat
+// (≥ t). When allowed it returns the new TAT to store.
+func (l *Local) judge(tat, t int64, n int) (Result, int64) {
 	newTat := tat + l.emission*int64(n)
 	allowAt := newTat - l.tolerance
 	if t < allowAt {
-		s.mu.Unlock()
 		return Result{
 			Limit:      l.burst,
 			Remaining:  int(max(t-(tat-l.tolerance), 0) / l.emission), // < 0 only for a time in the past (AllowAt)
 			ResetAfter: time.Duration(tat - t),
 			RetryAfter: time.Duration(allowAt - t),
 			Policy:     l.name,
-		}, nil
+		}, 0
 	}
-	if p != nil {
-		*p = newTat
-	} else {
-		if len(s.m) >= l.shardCap {
-			l.evict(s, t)
-		}
-		p = new(int64)
-		*p = newTat
-		s.m[key] = p
-	}
-	s.mu.Unlock()
 	return Result{
 		Allowed:    true,
 		Limit:      l.burst,
 		Remaining:  int((t - allowAt) / l.emission),
 		ResetAfter: time.Duration(newTat - t),
 		Policy:     l.name,
-	}, nil
+	}, newTat
 }
 
-// refund gives back n events counted for key, for a chain of tiers whose
-// later tier denied. Adding and subtracting emission times commute, so
-// decisions in between stay correct.
-func (l *Local) refund(key string, n int) {
-	s := &l.shards[maphash.String(l.seed, key)&(localShards-1)]
-	s.mu.Lock()
+// store sets key's TAT in s (locked), making room when the shard is full.
+func (l *Local) store(s *localShard, key string, t, tat int64) {
 	if p := s.m[key]; p != nil {
-		*p -= l.emission * int64(n)
+		*p = tat
+		return
+	}
+	if len(s.m) >= l.shardCap {
+		l.evict(s, t)
+	}
+	p := new(int64)
+	*p = tat
+	s.m[key] = p
+}
+
+// allow decides at t, in ns since l.epoch.
+func (l *Local) allow(key string, t int64, n int) (Result, error) {
+	if n < 1 || n > l.burst {
+		return Result{Limit: l.burst, Policy: l.name}, ErrInvalidN
+	}
+	s := l.shard(key)
+	s.mu.Lock()
+	p := s.m[key]
+	tat := t
+	if p != nil && *p > t {
+		tat = *p
+	}
+	r, newTat := l.judge(tat, t, n)
+	switch {
+	case !r.Allowed:
+	case p != nil:
+		*p = newTat
+	default:
+		l.store(s, key, t, newTat)
 	}
 	s.mu.Unlock()
+	return r, nil
+}
+
+// Reset forgets key: its whole quota is available again (for example
+// after a successful login). It never fails; ctx is not used.
+func (l *Local) Reset(_ context.Context, key string) error {
+	s := l.shard(key)
+	s.mu.Lock()
+	delete(s.m, key)
+	s.mu.Unlock()
+	return nil
+}
+
+// Refund gives back n events that key was allowed, as cancelling a
+// reservation does: the quota grows by n, but never beyond whole. It is
+// meant for work that was allowed and then not done. It never fails for
+// 1 ≤ n ≤ burst; ctx is not used.
+func (l *Local) Refund(_ context.Context, key string, n int) error {
+	return l.RefundAt(key, time.Now(), n)
+}
+
+// RefundAt is Refund at time now, for tests and simulations that drive the
+// clock (see AllowAt).
+func (l *Local) RefundAt(key string, now time.Time, n int) error {
+	if n < 1 || n > l.burst {
+		return ErrInvalidN
+	}
+	t := int64(now.Sub(l.epoch))
+	s := l.shard(key)
+	s.mu.Lock()
+	if p := s.m[key]; p != nil {
+		if *p -= l.emission * int64(n); *p <= t {
+			delete(s.m, key)
+		}
+	}
+	s.mu.Unlock()
+	return nil
 }
 
 // evict makes room in a full shard: it drops every key whose quota is

@@ -10,12 +10,24 @@ const meterName = "github.com/servio/perfkit/ratelimit"
 // instruments are created once per Group or Middleware; the attribute sets
 // they use are built up front so recording allocates nothing.
 type instruments struct {
-	decisions metric.Int64Counter
-	fallbacks metric.Int64Counter
-	redisDur  metric.Float64Histogram
-	redisOK   []metric.RecordOption
-	redisErr  []metric.RecordOption
+	decisions    metric.Int64Counter
+	fallbacks    metric.Int64Counter
+	redisDur     metric.Float64Histogram
+	redisOK      []metric.RecordOption
+	redisErr     []metric.RecordOption
+	redisTimeout []metric.RecordOption
 }
+
+// Why a decision was made without Redis: the reason attribute of
+// ratelimit.fallbacks.
+const (
+	reasonTimeout     = iota // Redis did not answer within Config.Timeout
+	reasonError              // Redis answered with an error, or the connection failed
+	reasonBreakerOpen        // the key's node breaker was open: Redis was not asked
+	fallbackReasons
+)
+
+var reasonNames = [fallbackReasons]string{"timeout", "error", "breaker_open"}
 
 func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	m := mp.Meter(meterName)
@@ -27,7 +39,7 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 		return nil, err
 	}
 	if in.fallbacks, err = m.Int64Counter("ratelimit.fallbacks",
-		metric.WithDescription("Decisions made without Redis, by tier and failure policy."),
+		metric.WithDescription("Decisions made without Redis, by tier, failure policy and reason (timeout, error, breaker_open)."),
 		metric.WithUnit("{decision}")); err != nil {
 		return nil, err
 	}
@@ -39,6 +51,7 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	}
 	in.redisOK = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "ok")))}
 	in.redisErr = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "error")))}
+	in.redisTimeout = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "timeout")))}
 	return &in, nil
 }
 

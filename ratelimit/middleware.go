@@ -71,9 +71,18 @@ type middleware struct {
 }
 
 // Middleware returns net/http middleware that limits each request with l.
-// On allow it sets RateLimit-Policy (every tier: `"api";q=60;w=60`) and
-// RateLimit (the binding tier: `"api";r=59;t=1`) as in
-// draft-ietf-httpapi-ratelimit-headers, and calls the next handler. On deny
+// On allow it sets RateLimit-Policy (every tier, see below) and RateLimit
+// (the binding tier: `"api";r=59;t=1`, r the events allowed right now) as
+// in draft-ietf-httpapi-ratelimit-headers, and calls the next handler.
+//
+// A policy's q is never less than what passes in a window of w seconds. For
+// a GCRA tier, w is the period (in whole seconds) and q the most a greedy
+// client gets through in any w-second window: the burst plus what refills
+// meanwhile, so PerMinute(60) states `"api";q=119;w=60`. For a fixed
+// window, q is the limit per epoch-aligned window of w seconds; for the
+// sliding window, q is the limit the estimate holds to (the counter
+// approximation weighs the previous window as if spread evenly).
+// On deny
 // it answers 429 with Retry-After (whole seconds plus jitter) and an
 // application/problem+json body of type
 // https://iana.org/assignments/http-problem-types#quota-exceeded naming the
@@ -109,13 +118,13 @@ func Middleware(l TieredLimiter, cfg MiddlewareConfig) (func(http.Handler) http.
 	m := &middleware{l: l, cfg: cfg, in: in, jitter: int64(max(cfg.Jitter, 0))}
 	var pol []string
 	for _, t := range l.Tiers() {
-		q := t.Limit.Rate
+		q, w := policyOf(t)
+		pol = append(pol, strconv.Quote(t.Name)+";q="+strconv.FormatInt(q, 10)+";w="+strconv.FormatInt(w, 10))
+		lim := t.Limit.Rate
 		if t.Algorithm == GCRA {
-			q = t.Limit.burst()
+			lim = t.Limit.burst()
 		}
-		w := int64((t.Limit.Period + time.Second - 1) / time.Second)
-		pol = append(pol, strconv.Quote(t.Name)+";q="+strconv.Itoa(q)+";w="+strconv.FormatInt(w, 10))
-		th := tierHeader{name: t.Name, rlPrefix: strconv.Quote(t.Name) + ";r=", legacyLim: []string{strconv.Itoa(q)}}
+		th := tierHeader{name: t.Name, rlPrefix: strconv.Quote(t.Name) + ";r=", legacyLim: []string{strconv.Itoa(lim)}}
 		for i, o := range []string{"allowed", "denied", "shadow_denied", "unavailable"} {
 			th.outcomes[i] = addOpts(attribute.String("tier", t.Name), attribute.String("outcome", o))
 		}
@@ -248,6 +257,20 @@ func problemBody(status int, policy string, retry int64) []byte {
 	b = append(b, `],"retry-after":`...)
 	b = strconv.AppendInt(b, retry, 10)
 	return append(b, "}\n"...)
+}
+
+// policyOf returns a tier's RateLimit-Policy quota and window (seconds).
+// For GCRA (emission interval T, burst B) at most B events pass at once and
+// one more each T, so a half-open window of length w admits at most
+// B + ⌈w/T⌉ − 1.
+func policyOf(t Tier) (q, w int64) {
+	w = max(ceilSeconds(t.Limit.Period), 1)
+	if t.Algorithm != GCRA {
+		return int64(t.Limit.Rate), w
+	}
+	em := int64(t.Limit.emission())
+	win := w * int64(time.Second)
+	return int64(t.Limit.burst()) + (win+em-1)/em - 1, w
 }
 
 func ceilSeconds(d time.Duration) int64 {

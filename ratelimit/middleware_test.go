@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -23,7 +24,9 @@ var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { 
 
 // counts returns the ratelimit.decisions (or another counter) by
 // "tier/outcome" attributes.
-func counts(t *testing.T, rd *sdkmetric.ManualReader, name string) map[string]int64 {
+// counts sums a counter's points by their attribute values ("v1/v2/"),
+// leaving out the attributes named in drop.
+func counts(t *testing.T, rd *sdkmetric.ManualReader, name string, drop ...string) map[string]int64 {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, rd.Collect(context.Background(), &rm))
@@ -36,7 +39,9 @@ func counts(t *testing.T, rd *sdkmetric.ManualReader, name string) map[string]in
 			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
 				k := ""
 				for _, kv := range dp.Attributes.ToSlice() {
-					k += kv.Value.String() + "/"
+					if !slices.Contains(drop, string(kv.Key)) {
+						k += kv.Value.String() + "/"
+					}
 				}
 				out[k] += dp.Value
 			}
@@ -65,7 +70,7 @@ func TestMiddlewareHeadersAndProblem(t *testing.T) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, request("192.0.2.1:1"))
 		require.Equal(t, http.StatusNoContent, w.Code, "request %d", i)
-		assert.Equal(t, `"global";q=100;w=900, "auth";q=5;w=900`, w.Header().Get("RateLimit-Policy"))
+		assert.Equal(t, `"global";q=199;w=900, "auth";q=9;w=900`, w.Header().Get("RateLimit-Policy"))
 		assert.Regexp(t, policyRe, w.Header().Get("RateLimit-Policy"))
 		assert.Equal(t, `"auth";r=`+strconv.Itoa(4-i)+`;t=`+strconv.Itoa(180*(i+1)), w.Header().Get("RateLimit"))
 		assert.Regexp(t, limitRe, w.Header().Get("RateLimit"))
@@ -218,7 +223,7 @@ func TestMiddlewareRedisDown(t *testing.T) {
 		assert.Contains(t, w.Body.String(), "temporary-reduced-capacity")
 		assert.Contains(t, w.Body.String(), "temporarily unavailable; retry after")
 	}
-	assert.Equal(t, map[string]int64{"fail_open/api/": 4, "fail_closed/auth/": 5}, counts(t, rd, "ratelimit.fallbacks"))
+	assert.Equal(t, map[string]int64{"fail_open/api/": 4, "fail_closed/auth/": 5}, counts(t, rd, "ratelimit.fallbacks", "reason"))
 	assert.Equal(t, map[string]int64{"allowed/api/": 4, "unavailable/auth/": 5}, counts(t, rd, "ratelimit.decisions"))
 }
 
@@ -263,6 +268,9 @@ func (d denyAll) Allow(ctx context.Context, key string) (ratelimit.Result, error
 func (d denyAll) AllowN(context.Context, string, int) (ratelimit.Result, error) {
 	return ratelimit.Result{Limit: d.Limit.Rate, ResetAfter: d.retry, RetryAfter: d.retry, Policy: d.Name}, nil
 }
+
+func (d denyAll) Reset(context.Context, string) error       { return nil }
+func (d denyAll) Refund(context.Context, string, int) error { return nil }
 
 func TestMiddlewareDeniedHook(t *testing.T) {
 	t.Parallel()

@@ -5,25 +5,29 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit/internal/nodebreaker"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
 
 // backend is what the Redis limiters of one Group share: the client, the
-// scripts, one circuit breaker and the instruments.
+// scripts, the circuit breakers (one per Redis node) and the instruments.
 type backend struct {
-	cfg     Config
-	client  redis.UniversalClient
-	scripts [3]*redis.Script // by Algorithm
-	breaker *gobreaker.CircuitBreaker[[]int64]
-	in      *instruments
-	log     *slog.Logger
-	locals  *localCache // fallback limiters, one per tier name
+	cfg      Config
+	client   redis.UniversalClient
+	decide   *redis.Script
+	refund   *redis.Script
+	breakers *nodebreaker.Breakers[[]int64]
+	in       *instruments
+	log      *slog.Logger
+	locals   *localCache // fallback limiters, one per tier name
+	stats    stats
 }
 
 // errCallerGone marks a failure caused by the caller's context, which says
@@ -32,26 +36,27 @@ var errCallerGone = errors.New("ratelimit: caller context done")
 
 func newBackend(cfg Config, in *instruments, locals *localCache) *backend {
 	b := &backend{
-		cfg:     cfg,
-		locals:  locals,
-		client:  cfg.Redis,
-		scripts: [3]*redis.Script{redis.NewScript(gcraScript), redis.NewScript(slidingScript), redis.NewScript(fixedScript)},
-		in:      in,
-		log:     cfg.Logger,
+		cfg:    cfg,
+		locals: locals,
+		client: cfg.Redis,
+		decide: redis.NewScript(decideScript),
+		refund: redis.NewScript(refundScript),
+		in:     in,
+		log:    cfg.Logger,
 	}
 	failures := uint32(cfg.BreakerFailures)
-	b.breaker = gobreaker.NewCircuitBreaker[[]int64](gobreaker.Settings{
+	b.breakers = nodebreaker.New[[]int64](cfg.Redis, gobreaker.Settings{
 		Name:        "ratelimit-redis",
 		Timeout:     cfg.BreakerOpen,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
 		IsExcluded:  func(err error) bool { return errors.Is(err, errCallerGone) },
-		OnStateChange: func(_ string, from, to gobreaker.State) {
+		OnStateChange: func(name string, from, to gobreaker.State) {
 			lvl := slog.LevelWarn
 			if to == gobreaker.StateClosed {
 				lvl = slog.LevelInfo
 			}
 			b.log.Log(context.Background(), lvl, "ratelimit: redis breaker state changed",
-				"from", from.String(), "to", to.String())
+				"breaker", name, "from", from.String(), "to", to.String())
 		},
 	})
 	if !contextTimeouts(cfg.Redis) {
@@ -73,38 +78,35 @@ func contextTimeouts(c redis.UniversalClient) bool {
 }
 
 // Redis is a limiter whose state lives in Redis, exact across instances.
-// Each decision runs one Lua script per algorithm among its tiers (all in one
-// pipeline, so one round trip) on the keys of one client, which share a hash
-// slot. Tiers of one algorithm are decided atomically and all-or-nothing.
+// Each decision runs one Lua script for all its tiers, whatever their
+// algorithms, on keys that share a hash slot: one round trip, atomic and
+// all-or-nothing (a request one tier denies counts in no tier).
 //
 // A decision that Redis cannot make within Config.Timeout, or while the
-// breaker is open, is made by each tier's failure policy: FailOpen asks a
-// local limiter at Limit ÷ Instances and returns a nil error; FailClosed
-// denies and returns an error wrapping ErrUnavailable. Both count in
-// ratelimit.fallbacks. Redis is safe for concurrent use and starts no
-// goroutines; the caller owns and closes the client.
+// circuit breaker of the key's Redis node is open, is made by each tier's
+// failure policy: FailOpen asks a local limiter at Limit ÷ Instances and
+// returns a nil error; FailClosed denies and returns an error wrapping
+// ErrUnavailable. Both count in ratelimit.fallbacks {reason} and in
+// Group.Stats. On Redis Cluster each master node has its own breaker, so
+// one dead master sends only the keys it owns to the failure policy. Redis
+// is safe for concurrent use and starts no goroutines; the caller owns and
+// closes the client.
 type Redis struct {
 	b        *backend
 	tiers    []Tier
-	groups   []scriptGroup
-	fallback []*Local // nil for FailClosed tiers
-	fbOpts   [][]metric.AddOption
+	args     []any       // script arguments after the cost: algorithm and two numbers per tier
+	fallback []*Local    // nil for FailClosed tiers
+	fbChain  *localChain // the FailOpen tiers' fallback limiters, nil when none
+	fbIdx    []int       // index in tiers of each limiter of fbChain
+	fbOpts   [][fallbackReasons][]metric.AddOption
 	maxN     int
-}
-
-// scriptGroup is the tiers of one algorithm: their indexes and the script
-// arguments after the cost.
-type scriptGroup struct {
-	script *redis.Script
-	tiers  []int
-	args   []any
 }
 
 var _ TieredLimiter = (*Redis)(nil)
 
 // NewRedis returns a Redis limiter for the tiers (default Tiers().API) on
-// cfg.Redis, which must be set. Limiters made by one Group share a breaker;
-// NewRedis makes a breaker of its own.
+// cfg.Redis, which must be set. Limiters made by one Group share breakers
+// and stats; NewRedis makes its own.
 func NewRedis(cfg Config, tiers ...Tier) (*Redis, error) {
 	if cfg.Redis == nil {
 		return nil, errInvalid("NewRedis needs Config.Redis")
@@ -113,39 +115,23 @@ func NewRedis(cfg Config, tiers ...Tier) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(tiers) == 0 {
-		tiers = []Tier{Tiers().API}
-	}
-	for _, t := range tiers {
-		if err := t.validate(); err != nil {
-			return nil, err
-		}
+	if tiers, err = uniqueTiers(tiers); err != nil {
+		return nil, err
 	}
 	return newRedis(g.b, tiers)
 }
 
+// newRedis takes tiers checked by uniqueTiers.
 func newRedis(b *backend, tiers []Tier) (*Redis, error) {
-	seen := map[string]bool{}
 	r := &Redis{b: b, tiers: tiers, maxN: int(^uint(0) >> 1)}
-	byAlgo := map[Algorithm]int{}
+	var fbTiers []Tier
+	var fbLs []*Local
 	for i, t := range tiers {
-		if seen[t.Name] {
-			return nil, errInvalid("tier " + t.Name + " given twice")
-		}
-		seen[t.Name] = true
-		gi, ok := byAlgo[t.Algorithm]
-		if !ok {
-			gi = len(r.groups)
-			byAlgo[t.Algorithm] = gi
-			r.groups = append(r.groups, scriptGroup{script: b.scripts[t.Algorithm]})
-		}
-		g := &r.groups[gi]
-		g.tiers = append(g.tiers, i)
 		if t.Algorithm == GCRA {
-			g.args = append(g.args, float64(t.Limit.emission())/float64(time.Microsecond), t.Limit.burst())
+			r.args = append(r.args, int(GCRA), float64(t.Limit.emission())/float64(time.Microsecond), t.Limit.burst())
 			r.maxN = min(r.maxN, t.Limit.burst())
 		} else {
-			g.args = append(g.args, int64(t.Limit.Period/time.Microsecond), t.Limit.Rate)
+			r.args = append(r.args, int(t.Algorithm), int64(t.Limit.Period/time.Microsecond), t.Limit.Rate)
 			r.maxN = min(r.maxN, t.Limit.Rate)
 		}
 		var fb *Local
@@ -156,9 +142,19 @@ func newRedis(b *backend, tiers []Tier) (*Redis, error) {
 			if fb, err = b.locals.get("fallback/"+t.Name, lt, b.cfg.MaxKeys); err != nil {
 				return nil, err
 			}
+			fbTiers, fbLs = append(fbTiers, lt), append(fbLs, fb)
+			r.fbIdx = append(r.fbIdx, i)
 		}
 		r.fallback = append(r.fallback, fb)
-		r.fbOpts = append(r.fbOpts, addOpts(attribute.String("tier", t.Name), attribute.String("policy", t.OnFailure.String())))
+		var opts [fallbackReasons][]metric.AddOption
+		for reason := range opts {
+			opts[reason] = addOpts(attribute.String("tier", t.Name), attribute.String("policy", t.OnFailure.String()),
+				attribute.String("reason", reasonNames[reason]))
+		}
+		r.fbOpts = append(r.fbOpts, opts)
+	}
+	if len(fbLs) > 0 {
+		r.fbChain = newLocalChain(fbTiers, fbLs)
 	}
 	return r, nil
 }
@@ -197,28 +193,27 @@ func (r *Redis) AllowTiers(ctx context.Context, key string, n int, out []Result)
 	if err := ctx.Err(); err != nil {
 		return Result{Policy: r.tiers[0].Name}, err
 	}
-	keys := make([]string, len(r.tiers))
-	if len(keys) == 1 {
-		keys[0] = r.b.cfg.Prefix + "{" + key + "}:" + r.tiers[0].Name
-	} else {
-		base := r.b.cfg.Prefix + "{" + key + "}:"
-		for i, t := range r.tiers {
-			keys[i] = base + t.Name
-		}
-	}
+	keys := r.keys(key)
 	dctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
+	br := r.b.breakers.ForKey(dctx, keys[0])
 	start := time.Now()
-	vals, err := r.b.breaker.Execute(func() ([]int64, error) {
-		v, err := r.eval(dctx, keys, n)
+	vals, err := br.Execute(func() ([]int64, error) {
+		args := make([]any, 0, 1+len(r.args))
+		v, err := r.b.decide.Run(dctx, r.b.client, keys, append(append(args, n), r.args...)...).Int64Slice()
 		if err != nil && ctx.Err() != nil {
 			err = fmt.Errorf("%w: %w", errCallerGone, err)
 		}
 		return v, err
 	})
+	timedOut := err != nil && ctx.Err() == nil && isTimeout(err)
 	cancel()
-	if !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+	rejected := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)
+	if !rejected {
 		opts := r.b.in.redisOK
-		if err != nil {
+		switch {
+		case timedOut:
+			opts = r.b.in.redisTimeout
+		case err != nil:
 			opts = r.b.in.redisErr
 		}
 		r.b.in.redisDur.Record(ctx, time.Since(start).Seconds(), opts...)
@@ -230,8 +225,20 @@ func (r *Redis) AllowTiers(ctx context.Context, key string, n int, out []Result)
 		if cerr := ctx.Err(); cerr != nil {
 			return Result{Policy: r.tiers[0].Name}, cerr
 		}
-		return r.fallBack(ctx, key, n, err, out)
+		reason := reasonError
+		switch {
+		case rejected:
+			reason = reasonBreakerOpen
+			r.b.stats.rejected.Add(1)
+		case timedOut:
+			reason = reasonTimeout
+			r.b.stats.timeouts.Add(1)
+		default:
+			r.b.stats.errors.Add(1)
+		}
+		return r.fallBack(ctx, key, n, err, reason, br, out)
 	}
+	r.b.stats.redis.Add(1)
 	for i := range r.tiers {
 		o := 4 * i
 		out[i] = Result{
@@ -246,6 +253,28 @@ func (r *Redis) AllowTiers(ctx context.Context, key string, n int, out []Result)
 	return binding(out), nil
 }
 
+// isTimeout reports whether err is a deadline running out (the context's,
+// or a socket deadline go-redis derived from it), not a refusal or an
+// answer.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// keys returns the Redis keys of key's tiers, all in key's hash slot.
+func (r *Redis) keys(key string) []string {
+	keys := make([]string, len(r.tiers))
+	if len(keys) == 1 {
+		keys[0] = r.b.cfg.Prefix + "{" + key + "}:" + r.tiers[0].Name
+		return keys
+	}
+	base := r.b.cfg.Prefix + "{" + key + "}:"
+	for i, t := range r.tiers {
+		keys[i] = base + t.Name
+	}
+	return keys
+}
+
 func (r *Redis) limitOf(i int) int {
 	t := r.tiers[i]
 	if t.Algorithm == GCRA {
@@ -254,111 +283,93 @@ func (r *Redis) limitOf(i int) int {
 	return t.Limit.Rate
 }
 
-// groupArgs returns the keys and arguments of script group gi.
-func (r *Redis) groupArgs(gi int, keys []string, n int) ([]string, []any) {
-	g := &r.groups[gi]
-	gk := make([]string, len(g.tiers))
-	for j, ti := range g.tiers {
-		gk[j] = keys[ti]
+// fallBack decides without Redis, by each tier's failure policy: denied
+// with ErrUnavailable when any tier fails closed, else by the fail-open
+// tiers' local limiters together, all-or-nothing as on Redis.
+func (r *Redis) fallBack(ctx context.Context, key string, n int, cause error, reason int,
+	br *gobreaker.CircuitBreaker[[]int64], out []Result) (Result, error) {
+	if reason != reasonBreakerOpen {
+		r.b.log.Warn("ratelimit: redis decision failed; using failure policy", "key_tiers", len(r.tiers),
+			"reason", reasonNames[reason], "breaker", br.Name(), "err", cause)
 	}
-	args := make([]any, 0, 1+len(g.args))
-	return gk, append(append(args, n), g.args...)
-}
-
-// eval runs the scripts and returns four numbers per tier in tier order.
-func (r *Redis) eval(ctx context.Context, keys []string, n int) ([]int64, error) {
-	if len(r.groups) == 1 {
-		g := &r.groups[0]
-		args := make([]any, 0, 1+len(g.args))
-		args = append(append(args, n), g.args...)
-		return g.script.Run(ctx, r.b.client, keys, args...).Int64Slice()
+	for i := range r.tiers {
+		r.b.in.fallbacks.Add(ctx, 1, r.fbOpts[i][reason]...)
 	}
-	vals := make([]int64, 4*len(r.tiers))
-	cmds := make([]*redis.Cmd, len(r.groups))
-	_, err := r.b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for gi := range r.groups {
-			gk, args := r.groupArgs(gi, keys, n)
-			cmds[gi] = r.groups[gi].script.EvalSha(ctx, p, gk, args...)
-		}
-		return nil
-	})
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// Run again only the scripts Redis did not know (Run loads them):
-		// the others have already counted this request.
-		err = nil
-		for gi, c := range cmds {
-			if c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-				gk, args := r.groupArgs(gi, keys, n)
-				cmds[gi] = r.groups[gi].script.Run(ctx, r.b.client, gk, args...)
-			}
-			if err == nil {
-				err = cmds[gi].Err()
-			}
-		}
+	retry := time.Second
+	if br.State() == gobreaker.StateOpen {
+		retry = r.b.cfg.BreakerOpen
 	}
-	if err != nil {
-		return nil, err
-	}
-	for gi, c := range cmds {
-		gv, err := c.Int64Slice()
-		if err != nil {
-			return nil, err
-		}
-		if len(gv) < 4*len(r.groups[gi].tiers) {
-			return nil, fmt.Errorf("ratelimit: script returned %d numbers for %d tiers", len(gv), len(r.groups[gi].tiers))
-		}
-		for j, ti := range r.groups[gi].tiers {
-			copy(vals[4*ti:4*ti+4], gv[4*j:4*j+4])
-		}
-	}
-	return vals, nil
-}
-
-// fallBack decides without Redis, by each tier's failure policy.
-func (r *Redis) fallBack(ctx context.Context, key string, n int, cause error, out []Result) (Result, error) {
-	if !errors.Is(cause, gobreaker.ErrOpenState) && !errors.Is(cause, gobreaker.ErrTooManyRequests) {
-		r.b.log.Warn("ratelimit: redis decision failed; using failure policy", "key_tiers", len(r.tiers), "err", cause)
-	}
-	now := time.Now()
-	closed := false
-	for i, t := range r.tiers {
-		r.b.in.fallbacks.Add(ctx, 1, r.fbOpts[i]...)
-		if fb := r.fallback[i]; fb != nil {
-			out[i], _ = fb.AllowAt(key, now, min(n, fb.burst))
-			continue
-		}
-		closed = true
-		out[i] = Result{Limit: r.limitOf(i), ResetAfter: r.b.cfg.BreakerOpen, RetryAfter: r.retryClosed(), Policy: t.Name}
-	}
-	res := binding(out)
-	if closed || !res.Allowed {
-		// all-or-nothing, as on Redis: tiers that counted the events give
-		// them back when another tier denies
-		for i, fb := range r.fallback {
-			if fb != nil && out[i].Allowed {
-				fb.refund(key, min(n, fb.burst))
-			}
-		}
-	}
-	if closed {
-		res.Allowed = false
-		for i := range out {
+	if len(r.fbIdx) < len(r.tiers) {
+		// a fail-closed tier denies the whole decision, so the fail-open
+		// tiers count nothing either
+		var res Result
+		for i, t := range r.tiers {
+			out[i] = Result{Limit: r.limitOf(i), ResetAfter: r.b.cfg.BreakerOpen, RetryAfter: retry, Policy: t.Name}
 			if r.fallback[i] == nil {
 				res = out[i]
 			}
 		}
 		return res, fmt.Errorf("%w: %w", ErrUnavailable, cause)
 	}
-	return res, nil
+	var buf [8]Result
+	fo := buf[:0]
+	if len(r.fbIdx) > len(buf) {
+		fo = make([]Result, 0, len(r.fbIdx))
+	}
+	fo = fo[:len(r.fbIdx)]
+	_, _ = r.fbChain.decide(key, time.Now(), min(n, r.fbChain.minBurst()), fo)
+	for j, i := range r.fbIdx {
+		out[i] = fo[j]
+	}
+	return binding(out), nil
 }
 
-// retryClosed is the Retry-After of a fail-closed denial: about when the
-// breaker will next let a decision try Redis.
-func (r *Redis) retryClosed() time.Duration {
-	if r.b.breaker.State() == gobreaker.StateOpen {
-		return r.b.cfg.BreakerOpen
+// Reset forgets key in every tier, on Redis (one DEL) and in the local
+// fallback limiters. It waits at most Config.Timeout for Redis and returns
+// its error (wrapping ErrUnavailable) when Redis cannot be reached; the
+// local fallbacks are reset either way.
+func (r *Redis) Reset(ctx context.Context, key string) error {
+	for _, fb := range r.fallback {
+		if fb != nil {
+			_ = fb.Reset(ctx, key)
+		}
 	}
-	return time.Second
+	keys := r.keys(key)
+	dctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
+	defer cancel()
+	_, err := r.b.breakers.ForKey(dctx, keys[0]).Execute(func() ([]int64, error) {
+		return nil, r.b.client.Del(dctx, keys...).Err()
+	})
+	if err != nil {
+		return fmt.Errorf("%w: reset: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Refund gives back n events that key was allowed, in every tier, on Redis
+// in one script (a GCRA tier's TAT moves back by n emission intervals but
+// not before now; a window's count drops by n but not below zero). When
+// Redis cannot be reached (or the key's breaker is open) the events go back
+// to the local fallback limiters, which are then what decides, and the error
+// wraps ErrUnavailable. It waits at most Config.Timeout.
+func (r *Redis) Refund(ctx context.Context, key string, n int) error {
+	if n < 1 || n > r.maxN {
+		return ErrInvalidN
+	}
+	keys := r.keys(key)
+	dctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
+	defer cancel()
+	_, err := r.b.breakers.ForKey(dctx, keys[0]).Execute(func() ([]int64, error) {
+		args := make([]any, 0, 1+len(r.args))
+		return nil, r.b.refund.Run(dctx, r.b.client, keys, append(append(args, n), r.args...)...).Err()
+	})
+	if err != nil {
+		if r.fbChain != nil {
+			r.fbChain.refund(key, time.Now(), n)
+		}
+		return fmt.Errorf("%w: refund: %w", ErrUnavailable, err)
+	}
+	return nil
 }
 
 // String describes the limiter for logs: the tiers and the prefix.

@@ -147,8 +147,8 @@ func TestRedisWindowRollOver(t *testing.T) {
 }
 
 // TestRedisMultiTierAllOrNothing: Global + Auth in one call; a denial by
-// Auth costs nothing from Global. A tier of another algorithm runs in its own
-// script of the same pipeline and is not rolled back.
+// Auth costs nothing from Global, nor from a tier of another algorithm: one
+// script decides every tier.
 func TestRedisMultiTierAllOrNothing(t *testing.T) {
 	t.Parallel()
 	c, prefix := sharedRedis(t)
@@ -168,7 +168,7 @@ func TestRedisMultiTierAllOrNothing(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 8, out[0].Remaining, "global remaining after 2 allowed and 3 denied")
-	assert.Equal(t, 5, out[2].Remaining, "sliding tier (own script) counted all 5")
+	assert.Equal(t, 8, out[2].Remaining, "sliding tier counted only the 2 allowed")
 	// the global key alone sees only the two allowed requests
 	g, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second}, global)
 	require.NoError(t, err)
@@ -198,15 +198,15 @@ func TestRedisCluster(t *testing.T) {
 }
 
 // TestRedisKilledFallsBack kills Redis mid-test: decisions fall back within
-// the deadline (no request waits > 100 ms), fail-open tiers use the local
+// the deadline (the default, DefaultTimeout), fail-open tiers use the local
 // limit ÷ instances, fail-closed tiers deny with ErrUnavailable, and limits
 // come back to Redis once it returns.
 //
-// "No request waits > 100 ms" is proved by what the limiter controls, which
-// a loaded CI machine cannot disturb: every Redis attempt runs under a
-// deadline of at most Config.Timeout (50 ms), and once the breaker opens
-// decisions stop trying Redis (at most one probe per BreakerOpen). Wall time
-// only gets a sanity bound that a missing deadline (seconds) would break.
+// "Within the deadline" is proved by what the limiter controls, which a
+// loaded CI machine cannot disturb: every Redis attempt runs under a
+// deadline of at most Config.Timeout, and once the breaker opens decisions
+// stop trying Redis (at most one probe per BreakerOpen). Wall time only gets
+// a sanity bound that a missing deadline (seconds) would break.
 func TestRedisKilledFallsBack(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
@@ -231,7 +231,7 @@ func TestRedisKilledFallsBack(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, r.Allowed)
 	}
-	assertBudgets(t, hook.take(), 50*time.Millisecond)
+	assertBudgets(t, hook.take(), ratelimit.DefaultTimeout)
 
 	srv.Kill()
 	down := time.Now()
@@ -256,8 +256,12 @@ func TestRedisKilledFallsBack(t *testing.T) {
 	attempts := hook.take()
 	assert.Equal(t, 10, allowedOpen, "fail-open allows the local share 40/4")
 	assert.Equal(t, map[string]int64{"fail_open/open/": 30, "fail_closed/closed/": 30},
-		counts(t, rd, "ratelimit.fallbacks"), "every decision during the outage made by the failure policy")
-	assertBudgets(t, attempts, 50*time.Millisecond)
+		counts(t, rd, "ratelimit.fallbacks", "reason"), "every decision during the outage made by the failure policy")
+	byReason := counts(t, rd, "ratelimit.fallbacks", "policy", "tier")
+	assert.Equal(t, int64(60-breakerFailures), byReason["breaker_open/"], "decisions that skipped Redis: %v", byReason)
+	assert.Equal(t, int64(breakerFailures), byReason["error/"]+byReason["timeout/"],
+		"decisions that tried the killed Redis (refused, or go-redis's retries ran out the deadline): %v", byReason)
+	assertBudgets(t, attempts, ratelimit.DefaultTimeout)
 	// breakerFailures attempts open the breaker; after that one probe per
 	// BreakerOpen at most, instead of one per decision (60).
 	assert.GreaterOrEqual(t, decisions(attempts), breakerFailures, "attempts before the breaker opened")
@@ -277,9 +281,11 @@ func TestRedisKilledFallsBack(t *testing.T) {
 }
 
 // TestRedisPausedHonoursDeadline freezes Redis: each decision gives up at
-// the deadline and the breaker then skips Redis entirely. As above, the
-// deadline and the number of attempts are asserted exactly; wall time gets
-// a sanity bound that go-redis's 3 s ReadTimeout would break.
+// the deadline, is counted as a timeout, and the breaker then skips Redis
+// entirely. As above, the deadline and the number of attempts are asserted
+// exactly (from the Group's counts: go-redis may spend a decision's budget
+// on a connection handshake before the script's command starts); wall time
+// gets a sanity bound that go-redis's 3 s ReadTimeout would break.
 func TestRedisPausedHonoursDeadline(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
@@ -288,11 +294,22 @@ func TestRedisPausedHonoursDeadline(t *testing.T) {
 	hook := &attemptHook{}
 	c.AddHook(hook)
 	const timeout = 30 * time.Millisecond
-	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Timeout: timeout, BreakerOpen: time.Minute, Logger: quiet()})
+	rd := sdkmetric.NewManualReader()
+	g, err := ratelimit.New(ratelimit.Config{Redis: c, Timeout: timeout, BreakerOpen: time.Minute, Logger: quiet(),
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))})
+	require.NoError(t, err)
+	l, err := g.Limiter()
 	require.NoError(t, err)
 	ctx := context.Background()
-	_, err = l.Allow(ctx, "k")
-	require.NoError(t, err)
+	require.NoError(t, c.ScriptLoad(ctx, ratelimit.DecideScript).Err())
+	// one decision on Redis first (a loaded machine may need a few tries
+	// within 30 ms); its success closes the breaker's count of failures
+	require.Eventually(t, func() bool {
+		_, err := l.Allow(ctx, "k")
+		return err == nil && g.Stats().Redis == 1
+	}, 10*time.Second, time.Millisecond)
+	before := g.Stats()
+	fbBefore := counts(t, rd, "ratelimit.fallbacks", "policy", "tier")
 	hook.take()
 	srv.Pause()
 	defer srv.Resume()
@@ -303,8 +320,15 @@ func TestRedisPausedHonoursDeadline(t *testing.T) {
 		assert.True(t, r.Allowed, "API tier fails open")
 		assert.Less(t, time.Since(start), time.Second, "decision %d (sanity bound)", i)
 	}
+	after := g.Stats()
+	assert.Equal(t, ratelimit.Stats{Timeouts: 3, Rejected: 7}, ratelimit.Stats{Redis: after.Redis - before.Redis,
+		Timeouts: after.Timeouts - before.Timeouts, Errors: after.Errors - before.Errors, Rejected: after.Rejected - before.Rejected},
+		"the default 3 timeouts open the breaker; the other 7 decisions skip Redis")
+	fb := counts(t, rd, "ratelimit.fallbacks", "policy", "tier")
+	assert.Equal(t, int64(3), fb["timeout/"]-fbBefore["timeout/"], "timeouts counted in ratelimit.fallbacks")
+	assert.Equal(t, int64(7), fb["breaker_open/"]-fbBefore["breaker_open/"])
 	attempts := hook.take()
-	assert.Equal(t, 3, decisions(attempts), "the default 3 failures open the breaker; the other 7 decisions skip Redis")
+	assert.LessOrEqual(t, decisions(attempts), 3, "no decision tries Redis once the breaker is open")
 	assertBudgets(t, attempts, timeout)
 }
 
@@ -345,18 +369,15 @@ func TestRedisFallbackAllOrNothing(t *testing.T) {
 	assert.Equal(t, 3, r.Remaining, "wide counted only the 4 allowed decisions and this one")
 }
 
-// TestRedisMultiScriptNoScriptCountsOnce: when Redis knows only some of the
-// scripts of a multi-algorithm decision (a fresh or flushed script cache,
-// other instances loading them), the ones it knew have counted the request
-// already; only the unknown ones may run again.
-func TestRedisMultiScriptNoScriptCountsOnce(t *testing.T) {
+// TestRedisNoScriptCountsOnce: on a Redis that does not know the script
+// yet (a fresh or flushed script cache), the NOSCRIPT answer counts nothing
+// and the script, loaded then, counts the request once in every tier.
+func TestRedisNoScriptCountsOnce(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
 	ctx := context.Background()
-	// Redis knows the GCRA script, not the sliding-window one.
-	require.NoError(t, c.ScriptLoad(ctx, ratelimit.GCRAScript).Err())
 	auth := ratelimit.Tier{Name: "auth", Limit: ratelimit.PerHour(2)}
 	win := ratelimit.Tier{Name: "win", Limit: ratelimit.PerHour(10), Algorithm: ratelimit.SlidingWindow}
 	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Timeout: time.Second}, auth, win)
