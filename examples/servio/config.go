@@ -22,7 +22,7 @@ type Config struct {
 	RedisPrefix string // -redis-prefix, REDIS_PREFIX; default "servio:" (cache and rate-limit keys start with it)
 	// RedisTimeout, when set, is the deadline of every cache and rate-limit
 	// call to Redis (-redis-timeout, REDIS_TIMEOUT); default 0: the
-	// packages' own (cache 100 ms, rate limits 50 ms).
+	// packages' own (cache 100 ms, rate limits 250 ms).
 	RedisTimeout  time.Duration
 	OpenAIBaseURL string // -openai-base-url, OPENAI_BASE_URL; empty: in-process simulated upstream
 	OpenAIAPIKey  string // OPENAI_API_KEY (env only, so it stays out of ps)
@@ -99,7 +99,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.BoolVar(&c.DemoData, "demo-data", envBool("DEMO_DATA", true), "load demo data into an empty database (env DEMO_DATA)")
 	fs.DurationVar(&c.SimLLMLatency, "sim-llm-latency", envDur("SIM_LLM_LATENCY", 150*time.Millisecond), "simulated LLM latency (env SIM_LLM_LATENCY)")
 	fs.Float64Var(&c.SimLLMFailureRate, "sim-llm-failure-rate", envFloat("SIM_LLM_FAILURE_RATE", 0), "simulated LLM failure rate 0..1 (env SIM_LLM_FAILURE_RATE)")
-	fs.DurationVar(&c.RedisTimeout, "redis-timeout", envDur("REDIS_TIMEOUT", 0), "deadline of each cache and rate-limit call to Redis; 0: cache 100ms, rate limits 50ms (env REDIS_TIMEOUT)")
+	fs.DurationVar(&c.RedisTimeout, "redis-timeout", envDur("REDIS_TIMEOUT", 0), "deadline of each cache and rate-limit call to Redis; 0: cache 100ms, rate limits 250ms (env REDIS_TIMEOUT)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", envDur("DRAIN_DELAY", 0), "how long /health/ready reports draining before shutdown (env DRAIN_DELAY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests get on shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
