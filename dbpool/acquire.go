@@ -13,16 +13,23 @@ import (
 // records the wait, and, when AcquireTimeout is shorter than the caller's
 // own deadline, ends the wait with ErrAcquireTimeout. The wrapper unwraps it
 // before calling the driver, so drivers only see the caller's context.
+//
+// The bound is armed lazily (see Done): a timer, a done channel and a
+// parent-cancel hook are made only for a caller that waits.
 type acquireCtx struct {
 	context.Context
 	p     *pool
 	start time.Time
-	state atomic.Int32 // waiting, expired or settled
+	bound time.Duration // AcquireTimeout; 0 when the caller's context bounds the wait
+	state atomic.Int32  // waiting, expired or settled
+	polls atomic.Int32  // Done calls while waiting
 
-	done      chan struct{} // nil when the caller's context bounds the wait
+	armOnce   sync.Once
+	armed     atomic.Bool   // done, timer and stop are set (published by this store)
+	done      chan struct{} // the wait's channel, once armed
 	closeOnce sync.Once
 	timer     *time.Timer
-	stop      func() bool // unregisters the parent-cancel hook
+	stop      func() bool // unregisters the parent-cancel hook; nil without one
 	err       atomic.Pointer[acquireTimeoutError]
 }
 
@@ -38,11 +45,11 @@ const (
 
 // begin prepares a DB method's call: it returns an acquireCtx that counts
 // the caller as pending until a connection is taken, records the wait and
-// bounds it by AcquireTimeout when ctx has no earlier deadline. The bound
-// is armed on every call, whatever the pool looks like now: an idle
-// connection seen here may be taken by another caller a moment later, and
-// the wait that follows must be bounded too. (It costs a timer per call
-// whose ctx has no deadline within AcquireTimeout.)
+// bounds it by AcquireTimeout, measured from this call, when ctx has no
+// earlier deadline. The bound does not depend on what the pool looks like
+// now (an idle connection seen here may be taken by another caller a moment
+// later): it is armed by the first Done call that can block, on every
+// interleaving, and costs nothing more for a caller that never waits.
 func (p *pool) begin(ctx context.Context) (context.Context, *acquireCtx) {
 	a := &acquireCtx{Context: ctx, p: p, start: time.Now()}
 	p.pending.Add(1)
@@ -50,12 +57,8 @@ func (p *pool) begin(ctx context.Context) (context.Context, *acquireCtx) {
 		p.wake() // the maintainer grows the pool while callers wait
 	}
 	if t := p.cfg.AcquireTimeout; t > 0 {
-		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t {
-			a.done = make(chan struct{})
-			if ctx.Done() != nil {
-				a.stop = context.AfterFunc(ctx, a.close)
-			}
-			a.timer = time.AfterFunc(t, a.expire) // last: expire reads a.stop
+		if dl, ok := ctx.Deadline(); !ok || dl.Sub(a.start) > t {
+			a.bound = t
 		}
 	}
 	if h := testHookAcquire.Load(); h != nil {
@@ -66,11 +69,56 @@ func (p *pool) begin(ctx context.Context) (context.Context, *acquireCtx) {
 
 // Done is the wait's channel while waiting (closed by the acquire timeout or
 // the caller's cancellation) and the caller's once a connection is taken.
+//
+// database/sql (sql.go, DB.conn, as of Go 1.26) reads ctx.Done() for each
+// acquisition attempt first in a non-blocking check (select with default)
+// under its lock, then, only if no connection is free and MaxOpen is
+// reached, in the select that waits for one. A dial is not a wait: the
+// driver wrapper's Connect settles it. So the first Done call of a call
+// cannot block and gets the caller's channel; every later Done call while
+// waiting (the wait, a retry's check) arms the bound and gets the wait's
+// channel. Arming more often than needed only costs; TestAcquireTimeout*
+// fail if database/sql ever blocks on the first call.
 func (a *acquireCtx) Done() <-chan struct{} {
-	if a.done == nil || a.state.Load() == settled {
+	if a.bound == 0 || a.state.Load() == settled {
 		return a.Context.Done()
 	}
-	return a.done
+	if a.armed.Load() {
+		return a.done
+	}
+	if a.polls.Add(1) == 1 {
+		return a.Context.Done()
+	}
+	a.armOnce.Do(a.arm)
+	if a.armed.Load() {
+		return a.done
+	}
+	return a.Context.Done() // settled meanwhile
+}
+
+// arm starts the bound for a caller that may block: the timer fires
+// AcquireTimeout after begin, not after arming.
+func (a *acquireCtx) arm() {
+	if a.state.Load() != waiting {
+		return
+	}
+	a.done = make(chan struct{})
+	if a.Context.Done() != nil {
+		a.stop = context.AfterFunc(a.Context, a.close)
+	}
+	a.timer = time.AfterFunc(a.bound-time.Since(a.start), a.expire) // after stop: expire reads it
+	a.armed.Store(true)
+	if a.state.Load() == settled { // settle ran before armed was set: undo here
+		a.disarm()
+	}
+}
+
+// disarm stops the timer and the parent-cancel hook; it may run twice.
+func (a *acquireCtx) disarm() {
+	a.timer.Stop()
+	if a.stop != nil {
+		a.stop()
+	}
 }
 
 // Err reports ErrAcquireTimeout after the acquire timeout, else the caller's
@@ -104,11 +152,8 @@ func (a *acquireCtx) settle(got bool) {
 		return
 	}
 	a.p.pending.Add(-1)
-	if a.timer != nil {
-		a.timer.Stop()
-	}
-	if a.stop != nil {
-		a.stop()
+	if a.armed.Load() { // else arm sees settled after setting armed and disarms
+		a.disarm()
 	}
 	if got {
 		a.p.in.waitTime.Record(a.Context, time.Since(a.start).Seconds(), a.p.in.rec...)

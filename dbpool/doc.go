@@ -68,9 +68,12 @@
 //   - Acquire accounting (pending_requests, wait_time, AcquireTimeout) is done
 //     by DB's own methods (QueryContext, ExecContext, QueryRowContext,
 //     BeginTx, Conn, PingContext, PrepareContext and their context-free
-//     forms) on every call: a timer per call whose context has no deadline
-//     within AcquireTimeout. A *sql.Stmt from PrepareContext, and calls
-//     through db.DB(), acquire connections inside database/sql: they are
+//     forms) on every call, at one allocation per call. The AcquireTimeout
+//     timer is armed only when database/sql starts to wait for a connection
+//     (its second ctx.Done() poll of the call; the first is a non-blocking
+//     check), and runs from the call's start. A *sql.Stmt from
+//     PrepareContext, and calls through db.DB(), acquire connections
+//     inside database/sql: they are
 //     bounded by MaxOpen and observed by the driver wrapper, but their
 //     waits are bounded by their context only, not counted as pending, and
 //     only seen by the maintainer through DBStats.WaitCount (so growth for
