@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/servio/perfkit/internal/testenv"
 	"github.com/servio/perfkit/ratelimit"
 	"github.com/stretchr/testify/assert"
@@ -145,13 +144,8 @@ func TestClientIPUnixSocket(t *testing.T) {
 func TestRedisClusterDeadMaster(t *testing.T) {
 	t.Parallel()
 	cl := testenv.RedisCluster(t)
+	c := cl.PartialOutageClient()
 	ctx := context.Background()
-	for _, s := range cl.Servers {
-		require.NoError(t, s.Client().ConfigSet(ctx, "cluster-require-full-coverage", "no").Err())
-	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs, ContextTimeoutEnabled: true,
-		DialTimeout: 200 * time.Millisecond, MaxRedirects: 1})
-	t.Cleanup(func() { _ = c.Close() })
 	tiers := ratelimit.Tiers()
 	const prefix = "rl:"
 	g, err := ratelimit.New(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second, Logger: quiet()})

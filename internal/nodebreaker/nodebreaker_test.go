@@ -57,13 +57,8 @@ func TestSingleClient(t *testing.T) {
 func TestClusterDeadMaster(t *testing.T) {
 	t.Parallel()
 	cl := testenv.RedisCluster(t)
+	c := cl.PartialOutageClient()
 	ctx := context.Background()
-	for _, s := range cl.Servers {
-		require.NoError(t, s.Client().ConfigSet(ctx, "cluster-require-full-coverage", "no").Err())
-	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs, ContextTimeoutEnabled: true,
-		DialTimeout: 200 * time.Millisecond, MaxRedirects: 1})
-	t.Cleanup(func() { _ = c.Close() })
 	b := nodebreaker.New[string](c, settings(3))
 
 	// one key per master, found through the cluster's own slot map

@@ -193,3 +193,22 @@ func (rc *Cluster) Client() *redis.ClusterClient {
 	rc.t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// PartialOutageClient sets cluster-require-full-coverage to no on every
+// master (the live masters keep serving their slots while one is dead) and
+// returns a cluster client for fault tests: context deadlines honoured,
+// 200 ms dials and one redirect, so a dead master fails fast. The client
+// is closed when the test ends.
+func (rc *Cluster) PartialOutageClient() *redis.ClusterClient {
+	rc.t.Helper()
+	ctx := context.Background()
+	for _, s := range rc.Servers {
+		if err := s.Client().ConfigSet(ctx, "cluster-require-full-coverage", "no").Err(); err != nil {
+			rc.t.Fatalf("testenv: CONFIG SET cluster-require-full-coverage on %s: %v", s.Addr, err)
+		}
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs, ContextTimeoutEnabled: true,
+		DialTimeout: 200 * time.Millisecond, MaxRedirects: 1})
+	rc.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
