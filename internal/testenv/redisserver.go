@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -37,13 +40,38 @@ type RedisServer struct {
 func StartRedis(t testing.TB, args ...string) *RedisServer {
 	t.Helper()
 	s := &RedisServer{t: t, dir: t.TempDir(), args: args}
-	s.Port = FreePort(t)
-	s.Addr = loopback(s.Port)
-	if err := s.start(); err != nil {
+	cluster := slices.Contains(args, "--cluster-enabled")
+	// A free port can be taken by another test's process before
+	// redis-server binds it (and a cluster node also binds port+10000,
+	// which FreePort does not check): a start that failed on a taken port
+	// tries another one.
+	var err error
+	for range 5 {
+		s.Port = FreePort(t)
+		if cluster && !portFree(s.Port+10000) {
+			err = fmt.Errorf("cluster bus port %d of port %d is taken", s.Port+10000, s.Port)
+			continue
+		}
+		s.Addr = loopback(s.Port)
+		if err = s.start(); err == nil || !strings.Contains(err.Error(), "Address already in use") {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(s.Kill)
 	return s
+}
+
+// portFree reports whether a loopback TCP port can be bound now.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", loopback(port))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
 }
 
 func redisBinary(name string) (string, error) {
