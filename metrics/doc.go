@@ -6,11 +6,15 @@
 //		return err
 //	}
 //	defer p.Shutdown(ctx)
-//	mux.Handle("GET /health/metrics", p.Handler()) // Prometheus scrape
 //
-//	getMenu := metrics.Track1("menu.get", store.Menu) // duration + errors per call
-//	mw, err := metrics.NewHTTPMiddleware(metrics.HTTPConfig{})
-//	http.ListenAndServe(addr, mw.Wrap(mux)) // http.server.request.duration by route
+//	getMenu = metrics.Track1("menu.get", getMenu) // latency and errors of every call
+//
+//	mw, err := metrics.NewHTTPMiddleware(metrics.HTTPConfig{}) // latency by route
+//	if err != nil {
+//		return err
+//	}
+//	mux.Handle("GET /health/metrics", p.Handler()) // Prometheus scrape
+//	return http.ListenAndServe(addr, mw.Wrap(mux))
 //
 // Setup makes p OpenTelemetry's global provider (unless
 // Config.DisableGlobal), so every perfkit package, which reports through
