@@ -82,7 +82,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	w := &nopWriter{h: http.Header{}}
 	mp, _ := newManual(b)
 	mw, _ := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp})
-	noActive, _ := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp, NoActiveRequests: true})
+	noActive, _ := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp, DisableActiveRequests: true})
 
 	for _, c := range []struct {
 		name string

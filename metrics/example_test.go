@@ -17,7 +17,7 @@ import (
 // Setup with the Prometheus exporter; its handler serves /health/metrics.
 func ExampleSetup() {
 	ctx := context.Background()
-	p, err := metrics.Setup(ctx, metrics.Options{ServiceName: "servio", NoRuntimeMetrics: true})
+	p, err := metrics.Setup(ctx, metrics.Config{ServiceName: "servio", DisableRuntimeMetrics: true})
 	if err != nil {
 		panic(err)
 	}
@@ -35,13 +35,15 @@ func ExampleSetup() {
 	// Output: 2
 }
 
-// Track wraps a function like the seed's @Track decorator. With SetGlobal the
-// wrapper (which resolves otel.GetMeterProvider() when it wraps) records into p.
-func ExampleTrackArg() {
+// Track1 wraps a function of one argument so that every call records its
+// duration and, on error, counts it. Setup makes p the global provider, so
+// the wrapper (which resolves otel.GetMeterProvider() when it wraps) records
+// into p.
+func ExampleTrack1() {
 	ctx := context.Background()
 	reader := sdkmetric.NewManualReader()
 	prevProvider, prevHandler := otel.GetMeterProvider(), otel.GetErrorHandler()
-	p, _ := metrics.Setup(ctx, metrics.Options{SetGlobal: true, NoPrometheus: true,
+	p, _ := metrics.Setup(ctx, metrics.Config{DisablePrometheus: true,
 		Readers: []sdkmetric.Reader{reader}})
 	defer p.Shutdown(ctx)
 	// A service keeps p global until it exits; this example shares its
@@ -51,7 +53,7 @@ func ExampleTrackArg() {
 		otel.SetErrorHandler(prevHandler)
 	}()
 
-	createOrder := metrics.TrackArg("order.create", func(_ context.Context, items int) (string, error) {
+	createOrder := metrics.Track1("order.create", func(_ context.Context, items int) (string, error) {
 		if items == 0 {
 			return "", errors.New("empty order")
 		}
@@ -112,12 +114,12 @@ func ExampleHTTPMiddleware_Wrap() {
 // StatsD/DogStatsD output for DataDog or Graphite, added through Setup.
 func ExampleStatsDConfig() {
 	ctx := context.Background()
-	p, err := metrics.Setup(ctx, metrics.Options{
-		NoPrometheus: true,
+	p, err := metrics.Setup(ctx, metrics.Config{
+		DisablePrometheus: true,
 		StatsD: &metrics.StatsDConfig{
-			Addr:   "127.0.0.1:8125",
-			Prefix: "servio",
-			Tags:   []attribute.KeyValue{attribute.String("env", "dev")},
+			Addr:       "127.0.0.1:8125",
+			NamePrefix: "servio",
+			Tags:       []attribute.KeyValue{attribute.String("env", "dev")},
 		},
 	})
 	if err != nil {

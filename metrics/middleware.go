@@ -37,9 +37,9 @@ type HTTPConfig struct {
 	MaxRoutes int
 	// Buckets are the advised duration boundaries in seconds. Default HTTPBuckets().
 	Buckets []float64
-	// NoActiveRequests leaves out http.server.active_requests, saving its two
+	// DisableActiveRequests leaves out http.server.active_requests, saving its two
 	// counter updates per request. Default: recorded.
-	NoActiveRequests bool
+	DisableActiveRequests bool
 }
 
 // HTTPMiddleware records http.server.request.duration (seconds) with
@@ -52,10 +52,10 @@ type HTTPConfig struct {
 // the status-recording writer is pooled, so a request allocates nothing.
 // Safe for concurrent use.
 type HTTPMiddleware struct {
-	duration  metric.Float64Histogram
-	active    metric.Int64UpDownCounter
-	noActive  bool
-	maxRoutes int
+	duration      metric.Float64Histogram
+	active        metric.Int64UpDownCounter
+	disableActive bool
+	maxRoutes     int
 
 	activeOpts [len(knownMethods) + 1][2][]metric.AddOption
 
@@ -157,7 +157,7 @@ func NewHTTPMiddleware(cfg HTTPConfig) (*HTTPMiddleware, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %s: %w", HTTPServerActiveRequests, err)
 	}
-	h := &HTTPMiddleware{duration: d, active: a, noActive: cfg.NoActiveRequests,
+	h := &HTTPMiddleware{duration: d, active: a, disableActive: cfg.DisableActiveRequests,
 		maxRoutes: cfg.MaxRoutes, routes: make(map[string]struct{})}
 	for i := range h.activeOpts {
 		for tls := range 2 {
@@ -198,14 +198,14 @@ func (h *HTTPMiddleware) Wrap(next http.Handler) http.Handler {
 			ti = 1
 		}
 		ctx := r.Context()
-		if !h.noActive {
+		if !h.disableActive {
 			h.active.Add(ctx, 1, h.activeOpts[mi][ti]...)
 		}
 		rw := h.writers.Get().(*responseWriter)
 		rw.ResponseWriter = w
 		returned := false
 		defer func() {
-			if !h.noActive {
+			if !h.disableActive {
 				h.active.Add(ctx, -1, h.activeOpts[mi][ti]...)
 			}
 			route := rw.route // reported from inside: the most specific

@@ -216,7 +216,7 @@ func TestNewHTTPMiddlewareRejectsBadConfig(t *testing.T) {
 func TestMiddlewareWithoutActiveRequests(t *testing.T) {
 	t.Parallel()
 	mp, r := newManual(t)
-	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp, NoActiveRequests: true})
+	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: mp, DisableActiveRequests: true})
 	require.NoError(t, err)
 	mw.Wrap(newMux()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/orders/1", nil))
 	var rm metricdata.ResourceMetrics

@@ -137,7 +137,7 @@ func PromPercentiles(families map[string]*dto.MetricFamily, name string, match m
 	return h.Percentiles()
 }
 
-// ReadHistogram collects r (a ManualReader passed in Options.Readers, say)
+// ReadHistogram collects r (a ManualReader passed in Config.Readers, say)
 // and returns the histogram name, summed over the data
 // points whose attributes match (nil: all). Exponential histograms (positive
 // values) are merged at their lowest scale and read as explicit bounds at

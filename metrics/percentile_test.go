@@ -137,7 +137,7 @@ func FuzzPromPercentiles(f *testing.F) {
 func TestReadPercentilesFromExponentialHistogram(t *testing.T) {
 	t.Parallel()
 	r := sdkmetric.NewManualReader()
-	p := setupTest(t, Options{Readers: []sdkmetric.Reader{r}, NoPrometheus: true, ExponentialHistograms: true})
+	p := setupTest(t, Config{Readers: []sdkmetric.Reader{r}, DisablePrometheus: true, ExponentialHistograms: true})
 	h, _ := p.Meter("t").Float64Histogram("exp.duration", metric.WithUnit("s"))
 	ctx := context.Background()
 	for i := range 100 {
@@ -174,7 +174,7 @@ func TestHistogramSub(t *testing.T) {
 // service, run a phase, scrape again and report the phase's percentiles.
 func TestFetchPrometheusPhaseReport(t *testing.T) {
 	t.Parallel()
-	p := setupTest(t, Options{NoRuntimeMetrics: true})
+	p := setupTest(t, Config{DisableRuntimeMetrics: true})
 	mw, err := NewHTTPMiddleware(HTTPConfig{MeterProvider: p})
 	require.NoError(t, err)
 	mux := http.NewServeMux()

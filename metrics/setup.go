@@ -21,8 +21,6 @@ import (
 	"github.com/servio/perfkit/internal/redact"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/embedded"
@@ -30,9 +28,10 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 )
 
-// Options configures Setup. The zero value gives a Prometheus-only provider
-// with seconds buckets on every duration histogram.
-type Options struct {
+// Config configures Setup. The zero value gives a Prometheus provider with
+// seconds buckets on every duration histogram, installed as OpenTelemetry's
+// global provider.
+type Config struct {
 	// ServiceName is the service.name resource attribute. Default: the
 	// OTEL_SERVICE_NAME environment variable, else service.name in
 	// OTEL_RESOURCE_ATTRIBUTES, else the executable's base name.
@@ -50,27 +49,29 @@ type Options struct {
 
 	// Registry receives the Prometheus collector. Default: a new registry of
 	// its own (never prometheus.DefaultRegisterer), with Go runtime and process
-	// collectors unless NoRuntimeMetrics is set.
+	// collectors unless DisableRuntimeMetrics is set.
 	Registry *prometheus.Registry
-	// NoRuntimeMetrics leaves the Go and process collectors out of a registry
-	// that Setup creates.
-	NoRuntimeMetrics bool
-	// NoPrometheus leaves the Prometheus exporter out; Handler then serves 404.
-	NoPrometheus bool
+	// DisableRuntimeMetrics leaves the Go and process collectors out of a
+	// registry that Setup creates.
+	DisableRuntimeMetrics bool
+	// DisablePrometheus leaves the Prometheus exporter out; Handler then
+	// serves 404.
+	DisablePrometheus bool
 
-	// OTLP enables OTLP export when OTLP.Enabled is set.
-	OTLP OTLPOptions
-	// OTLPFromEnv enables OTLP export when the standard
-	// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
-	// environment variable is set; the exporter then reads its endpoint,
-	// headers and timeout from the standard variables.
-	OTLPFromEnv bool
+	// Exporters are push exporters, each collected every ExportInterval by
+	// a periodic reader of its own: OTLP from the metrics/otlp package
+	// (otlp.NewExporter, otlp.FromEnv), or any other sdk/metric Exporter.
+	// Nil entries are skipped, so otlp.FromEnv's result can be appended as
+	// it is. Setup owns them: Provider.Shutdown shuts them down, and so does
+	// Setup when it fails.
+	Exporters []sdkmetric.Exporter
 
 	// StatsD, when non-nil, adds a StatsD/DogStatsD exporter (see StatsDConfig).
 	StatsD *StatsDConfig
 
-	// ExportInterval is how often push exporters (OTLP, StatsD) collect.
-	// Default: OTEL_METRIC_EXPORT_INTERVAL (milliseconds) when set, else 10 s.
+	// ExportInterval is how often push exporters (Exporters, StatsD)
+	// collect. Default: OTEL_METRIC_EXPORT_INTERVAL (milliseconds) when
+	// set, else 10 s.
 	ExportInterval time.Duration
 
 	// HTTPBuckets are the boundaries of every duration histogram (unit "s")
@@ -90,32 +91,15 @@ type Options struct {
 	// Readers are extra readers (a ManualReader in tests or a load report).
 	Readers []sdkmetric.Reader
 
-	// SetGlobal installs the provider with otel.SetMeterProvider so that
-	// every package defaulting to otel.GetMeterProvider() reports into it,
-	// and routes OpenTelemetry's own errors (failed OTLP exports) to Logger
-	// with otel.SetErrorHandler.
-	SetGlobal bool
+	// DisableGlobal leaves OpenTelemetry's globals alone. By default Setup
+	// installs the provider with otel.SetMeterProvider, so that every
+	// package defaulting to otel.GetMeterProvider() (all of perfkit's do)
+	// reports into it, and routes OpenTelemetry's own errors (failed
+	// exports) to Logger with otel.SetErrorHandler. With DisableGlobal,
+	// pass the Provider as MeterProvider to each package instead.
+	DisableGlobal bool
 	// Logger receives export errors. Default slog.Default().
 	Logger *slog.Logger
-}
-
-// OTLPOptions configures the optional OTLP exporter (HTTP or gRPC).
-type OTLPOptions struct {
-	// Enabled turns the exporter on.
-	Enabled bool
-	// Protocol is "http/protobuf" or "grpc". Default: the standard
-	// OTEL_EXPORTER_OTLP_METRICS_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL
-	// variable, else "http/protobuf".
-	Protocol string
-	// EndpointURL is the full URL, e.g. "http://collector:4318/v1/metrics"
-	// or, for gRPC, "http://collector:4317". Default: the standard
-	// OTEL_EXPORTER_OTLP_* variables, else https://localhost:4318/v1/metrics
-	// (gRPC: localhost:4317).
-	EndpointURL string
-	// Headers are sent with every request (API keys).
-	Headers map[string]string
-	// Timeout bounds one export. Default 10 s.
-	Timeout time.Duration
 }
 
 // Provider is a configured MeterProvider with its Prometheus handler. It is
@@ -134,48 +118,13 @@ type Provider struct {
 
 var _ metric.MeterProvider = (*Provider)(nil)
 
-// Setup builds a Provider from opts. It returns an error wrapping
-// ErrInvalidConfig for bad options, or the exporter's error. ctx bounds the
+// Setup builds a Provider from cfg and, unless cfg.DisableGlobal is set,
+// makes it OpenTelemetry's global provider. It returns an error wrapping
+// ErrInvalidConfig for a bad cfg, or an exporter's error. ctx bounds the
 // resource detection and exporter construction only.
-func Setup(ctx context.Context, opts Options) (*Provider, error) {
-	if opts.ExportInterval < 0 {
-		return nil, fmt.Errorf("%w: negative ExportInterval", ErrInvalidConfig)
-	}
-	var intervalOpts []sdkmetric.PeriodicReaderOption
-	switch {
-	case opts.ExportInterval > 0:
-		intervalOpts = append(intervalOpts, sdkmetric.WithInterval(opts.ExportInterval))
-	case os.Getenv("OTEL_METRIC_EXPORT_INTERVAL") == "":
-		intervalOpts = append(intervalOpts, sdkmetric.WithInterval(10*time.Second))
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	httpB, dbB := opts.HTTPBuckets, opts.DBBuckets
-	if httpB == nil {
-		httpB = HTTPBuckets()
-	}
-	if dbB == nil {
-		dbB = DBBuckets()
-	}
-	if err := checkBounds(httpB); err != nil {
-		return nil, fmt.Errorf("%w: HTTPBuckets: %w", ErrInvalidConfig, err)
-	}
-	if err := checkBounds(dbB); err != nil {
-		return nil, fmt.Errorf("%w: DBBuckets: %w", ErrInvalidConfig, err)
-	}
-
-	res, err := newResource(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	p := &Provider{handler: http.NotFoundHandler()}
-	mpOpts := []sdkmetric.Option{
-		sdkmetric.WithResource(res),
-		sdkmetric.WithView(durationView(opts.Views, httpB, dbB, opts.ExponentialHistograms)),
-	}
-
-	// Exporters built so far are shut down if a later one fails.
+func Setup(ctx context.Context, cfg Config) (*Provider, error) {
+	// Readers built so far, with their exporters (cfg.Exporters first), are
+	// shut down if Setup fails.
 	var readers []sdkmetric.Reader
 	fail := func(err error) (*Provider, error) {
 		for _, r := range readers {
@@ -183,21 +132,59 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 		}
 		return nil, err
 	}
-
-	if opts.OTLP.Enabled || (opts.OTLPFromEnv && otlpEnvSet()) {
-		exp, err := newOTLPExporter(ctx, opts.OTLP)
-		if err != nil {
-			return fail(err)
+	if cfg.ExportInterval < 0 {
+		for _, exp := range cfg.Exporters {
+			if exp != nil {
+				_ = exp.Shutdown(context.Background())
+			}
 		}
-		readers = append(readers, sdkmetric.NewPeriodicReader(exp, intervalOpts...))
+		return nil, fmt.Errorf("%w: negative ExportInterval", ErrInvalidConfig)
+	}
+	var intervalOpts []sdkmetric.PeriodicReaderOption
+	switch {
+	case cfg.ExportInterval > 0:
+		intervalOpts = append(intervalOpts, sdkmetric.WithInterval(cfg.ExportInterval))
+	case os.Getenv("OTEL_METRIC_EXPORT_INTERVAL") == "":
+		intervalOpts = append(intervalOpts, sdkmetric.WithInterval(10*time.Second))
+	}
+	for _, exp := range cfg.Exporters {
+		if exp != nil {
+			readers = append(readers, sdkmetric.NewPeriodicReader(exp, intervalOpts...))
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	httpB, dbB := cfg.HTTPBuckets, cfg.DBBuckets
+	if httpB == nil {
+		httpB = HTTPBuckets()
+	}
+	if dbB == nil {
+		dbB = DBBuckets()
+	}
+	if err := checkBounds(httpB); err != nil {
+		return fail(fmt.Errorf("%w: HTTPBuckets: %w", ErrInvalidConfig, err))
+	}
+	if err := checkBounds(dbB); err != nil {
+		return fail(fmt.Errorf("%w: DBBuckets: %w", ErrInvalidConfig, err))
 	}
 
-	if opts.StatsD != nil {
-		cfg := *opts.StatsD
-		if cfg.Logger == nil {
-			cfg.Logger = opts.Logger
+	res, err := newResource(ctx, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	p := &Provider{handler: http.NotFoundHandler()}
+	mpOpts := []sdkmetric.Option{
+		sdkmetric.WithResource(res),
+		sdkmetric.WithView(durationView(cfg.Views, httpB, dbB, cfg.ExponentialHistograms)),
+	}
+
+	if cfg.StatsD != nil {
+		sc := *cfg.StatsD
+		if sc.Logger == nil {
+			sc.Logger = cfg.Logger
 		}
-		exp, err := NewStatsDExporter(cfg)
+		exp, err := NewStatsDExporter(sc)
 		if err != nil {
 			return fail(err)
 		}
@@ -207,11 +194,11 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 
 	// Last: the exporter registers a collector that Shutdown does not
 	// remove, so nothing may fail after it.
-	if !opts.NoPrometheus {
-		p.registry = opts.Registry
+	if !cfg.DisablePrometheus {
+		p.registry = cfg.Registry
 		if p.registry == nil {
 			p.registry = prometheus.NewRegistry()
-			if !opts.NoRuntimeMetrics {
+			if !cfg.DisableRuntimeMetrics {
 				p.registry.MustRegister(collectors.NewGoCollector(),
 					collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			}
@@ -222,18 +209,18 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 		}
 		readers = append(readers, exp)
 		p.handler = promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{
-			ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		})
 	}
 
-	readers = append(readers, opts.Readers...)
+	readers = append(readers, cfg.Readers...)
 	for _, r := range readers {
 		mpOpts = append(mpOpts, sdkmetric.WithReader(r))
 	}
 	p.mp = sdkmetric.NewMeterProvider(mpOpts...)
-	if opts.SetGlobal {
+	if !cfg.DisableGlobal {
 		otel.SetMeterProvider(p.mp)
-		logger := opts.Logger
+		logger := cfg.Logger
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 			// Export errors quote the collector's URL, which may carry a
 			// token: through perfkit's redaction rules.
@@ -252,13 +239,13 @@ func (p *Provider) Meter(name string, opts ...metric.MeterOption) metric.Meter {
 func (p *Provider) SDK() *sdkmetric.MeterProvider { return p.mp }
 
 // Registry returns the Prometheus registry the exporter writes to, nil with
-// NoPrometheus.
+// DisablePrometheus.
 func (p *Provider) Registry() *prometheus.Registry { return p.registry }
 
 // Handler returns the Prometheus scrape handler (for /health/metrics).
 func (p *Provider) Handler() http.Handler { return p.handler }
 
-// StatsD returns the StatsD exporter, nil unless Options.StatsD was set.
+// StatsD returns the StatsD exporter, nil unless Config.StatsD was set.
 func (p *Provider) StatsD() *StatsDExporter { return p.statsd }
 
 // ForceFlush collects and pushes to every push exporter now, returning when
@@ -283,8 +270,8 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 }
 
 // newResource merges, each over the one before: the SDK's attributes,
-// computed defaults, the standard environment variables, then opts.
-func newResource(ctx context.Context, opts Options) (*resource.Resource, error) {
+// computed defaults, the standard environment variables, then cfg.
+func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
 	name := "unknown_service:go"
 	if exe, err := os.Executable(); err == nil {
 		name = filepath.Base(exe)
@@ -294,11 +281,11 @@ func newResource(ctx context.Context, opts Options) (*resource.Resource, error) 
 		version = bi.Main.Version
 	}
 	host, _ := os.Hostname()
-	explicit := slices.Clone(opts.Attributes)
+	explicit := slices.Clone(cfg.Attributes)
 	for _, kv := range []attribute.KeyValue{
-		attribute.String("service.name", opts.ServiceName),
-		attribute.String("service.version", opts.ServiceVersion),
-		attribute.String("service.instance.id", opts.InstanceID),
+		attribute.String("service.name", cfg.ServiceName),
+		attribute.String("service.version", cfg.ServiceVersion),
+		attribute.String("service.instance.id", cfg.InstanceID),
 	} {
 		if kv.Value.AsString() != "" {
 			explicit = append(explicit, kv)
@@ -318,54 +305,6 @@ func newResource(ctx context.Context, opts Options) (*resource.Resource, error) 
 		return nil, fmt.Errorf("metrics: resource: %w", err)
 	}
 	return res, nil
-}
-
-func newOTLPExporter(ctx context.Context, o OTLPOptions) (sdkmetric.Exporter, error) {
-	proto := o.Protocol
-	if proto == "" {
-		proto = os.Getenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-	}
-	if proto == "" {
-		proto = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-	}
-	switch proto {
-	case "", "http/protobuf":
-		exp, err := otlpmetrichttp.New(ctx, otlpOptions(o,
-			otlpmetrichttp.WithEndpointURL, otlpmetrichttp.WithHeaders, otlpmetrichttp.WithTimeout)...)
-		if err != nil {
-			return nil, fmt.Errorf("metrics: otlp http exporter: %w", redact.Error(err))
-		}
-		return exp, nil
-	case "grpc":
-		exp, err := otlpmetricgrpc.New(ctx, otlpOptions(o,
-			otlpmetricgrpc.WithEndpointURL, otlpmetricgrpc.WithHeaders, otlpmetricgrpc.WithTimeout)...)
-		if err != nil {
-			return nil, fmt.Errorf("metrics: otlp grpc exporter: %w", redact.Error(err))
-		}
-		return exp, nil
-	default:
-		return nil, fmt.Errorf("%w: OTLP protocol %q (want http/protobuf or grpc)", ErrInvalidConfig, proto)
-	}
-}
-
-// otlpOptions turns the set fields of o into one exporter package's options;
-// the rest come from the standard environment variables.
-func otlpOptions[O any](o OTLPOptions, url func(string) O, headers func(map[string]string) O, timeout func(time.Duration) O) []O {
-	var opts []O
-	if o.EndpointURL != "" {
-		opts = append(opts, url(o.EndpointURL))
-	}
-	if len(o.Headers) > 0 {
-		opts = append(opts, headers(o.Headers))
-	}
-	if o.Timeout > 0 {
-		opts = append(opts, timeout(o.Timeout))
-	}
-	return opts
-}
-
-func otlpEnvSet() bool {
-	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != ""
 }
 
 func checkBounds(b []float64) error {

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -21,9 +21,13 @@ import (
 	"go.uber.org/goleak"
 )
 
-func setupTest(t *testing.T, opts Options) *Provider {
+// setupTest runs Setup with DisableGlobal, so that tests running in
+// parallel do not replace each other's global provider (the tests of the
+// default, global install are TestSetupInstallsGlobalProvider*).
+func setupTest(t *testing.T, cfg Config) *Provider {
 	t.Helper()
-	p, err := Setup(context.Background(), opts)
+	cfg.DisableGlobal = true
+	p, err := Setup(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
 	return p
@@ -32,7 +36,7 @@ func setupTest(t *testing.T, opts Options) *Provider {
 func TestSetupGivesDurationHistogramsSecondsBuckets(t *testing.T) {
 	t.Parallel()
 	r := sdkmetric.NewManualReader()
-	p := setupTest(t, Options{Readers: []sdkmetric.Reader{r}, NoPrometheus: true})
+	p := setupTest(t, Config{Readers: []sdkmetric.Reader{r}, DisablePrometheus: true})
 	m := p.Meter("test")
 	ctx := context.Background()
 	cases := []struct {
@@ -70,7 +74,7 @@ func TestSetupExponentialAndUserViews(t *testing.T) {
 	r := sdkmetric.NewManualReader()
 	custom := sdkmetric.NewView(sdkmetric.Instrument{Name: "special.duration"},
 		sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: []float64{0.5}}})
-	p := setupTest(t, Options{Readers: []sdkmetric.Reader{r}, NoPrometheus: true,
+	p := setupTest(t, Config{Readers: []sdkmetric.Reader{r}, DisablePrometheus: true,
 		ExponentialHistograms: true, Views: []sdkmetric.View{custom}})
 	ctx := context.Background()
 	a, _ := p.Meter("test").Float64Histogram("job.duration", metric.WithUnit("s"))
@@ -86,7 +90,7 @@ func TestSetupExponentialAndUserViews(t *testing.T) {
 
 func TestSetupPrometheusOutputParsesBack(t *testing.T) {
 	t.Parallel()
-	p := setupTest(t, Options{ServiceName: "servio", ServiceVersion: "1.2.3", InstanceID: "i-1"})
+	p := setupTest(t, Config{ServiceName: "servio", ServiceVersion: "1.2.3", InstanceID: "i-1"})
 	ctx := context.Background()
 
 	tr, err := NewTracker(TrackerConfig{MeterProvider: p})
@@ -170,7 +174,7 @@ func label(m *dto.Metric, name string) string {
 func TestSetupOwnRegistryNotGlobal(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	p := setupTest(t, Options{Registry: reg})
+	p := setupTest(t, Config{Registry: reg})
 	assert.Same(t, reg, p.Registry())
 	c, _ := p.Meter("test").Int64Counter("own.registry.only")
 	c.Add(context.Background(), 1)
@@ -188,32 +192,119 @@ func TestSetupOwnRegistryNotGlobal(t *testing.T) {
 	}
 }
 
-// TestSetupOTLPFromEnv sets environment variables, so it is not parallel.
-func TestSetupOTLPFromEnv(t *testing.T) {
-	var posts atomic.Int64
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/metrics" {
-			posts.Add(1)
-		}
-	}))
-	t.Cleanup(collector.Close) // after the provider's shutdown (cleanups run last first)
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+// fakeExporter is a push exporter counting the data points it receives and
+// whether it was shut down.
+type fakeExporter struct {
+	points   atomic.Int64
+	shutdown atomic.Bool
+}
 
-	// A long interval: only ForceFlush exports, however slow the machine.
-	p := setupTest(t, Options{OTLPFromEnv: true, NoPrometheus: true, ExportInterval: time.Hour})
-	c, _ := p.Meter("test").Int64Counter("otlp.counter")
+func newFakeExporter() *fakeExporter { return &fakeExporter{} }
+
+func (e *fakeExporter) Temporality(k sdkmetric.InstrumentKind) metricdata.Temporality {
+	return sdkmetric.DefaultTemporalitySelector(k)
+}
+
+func (e *fakeExporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
+	return sdkmetric.DefaultAggregationSelector(k)
+}
+
+func (e *fakeExporter) Export(_ context.Context, rm *metricdata.ResourceMetrics) error {
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if s, ok := m.Data.(metricdata.Sum[int64]); ok {
+				e.points.Add(int64(len(s.DataPoints)))
+			}
+		}
+	}
+	return nil
+}
+
+func (e *fakeExporter) ForceFlush(context.Context) error { return nil }
+
+func (e *fakeExporter) Shutdown(context.Context) error {
+	e.shutdown.Store(true)
+	return nil
+}
+
+func TestSetupPushesToExporters(t *testing.T) {
+	t.Parallel()
+	exp := newFakeExporter()
+	// A nil entry (what otlp.FromEnv returns without its variables) is skipped.
+	p := setupTest(t, Config{Exporters: []sdkmetric.Exporter{nil, exp}, DisablePrometheus: true, ExportInterval: time.Hour})
+	c, _ := p.Meter("test").Int64Counter("pushed.counter")
 	c.Add(context.Background(), 1)
 	require.NoError(t, p.ForceFlush(context.Background()))
-	assert.Equal(t, int64(1), posts.Load(), "one OTLP/HTTP export reached the collector")
+	assert.Equal(t, int64(1), exp.points.Load(), "ForceFlush pushed the counter's data point")
 	require.NoError(t, p.Shutdown(context.Background()))
+	assert.True(t, exp.shutdown.Load(), "Provider.Shutdown shut the exporter down")
 	require.NoError(t, p.Shutdown(context.Background()), "Shutdown is idempotent")
+}
+
+func TestSetupFailureShutsExportersDown(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []Config{
+		{ExportInterval: -1},
+		{HTTPBuckets: []float64{2, 1}},
+		{StatsD: &StatsDConfig{MaxPacketSize: 1}},
+	} {
+		exp := newFakeExporter()
+		cfg.Exporters = []sdkmetric.Exporter{exp}
+		cfg.DisableGlobal = true
+		_, err := Setup(context.Background(), cfg)
+		require.ErrorIs(t, err, ErrInvalidConfig)
+		assert.True(t, exp.shutdown.Load(), "Setup owns its exporters: shut down on failure (%+v)", cfg)
+	}
+}
+
+// TestSetupInstallsGlobalProvider changes OpenTelemetry's globals, so it
+// is not parallel (the parallel tests start after every serial one is
+// done), and puts them back on cleanup.
+func TestSetupInstallsGlobalProvider(t *testing.T) {
+	prevProvider, prevHandler := otel.GetMeterProvider(), otel.GetErrorHandler()
+	t.Cleanup(func() {
+		otel.SetMeterProvider(prevProvider)
+		otel.SetErrorHandler(prevHandler)
+	})
+	r := sdkmetric.NewManualReader()
+	p, err := Setup(context.Background(), Config{DisablePrometheus: true, Readers: []sdkmetric.Reader{r}})
+	require.NoError(t, err)
+	// Cleanups run last first: the globals are back before p shuts down.
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+
+	c, err := otel.GetMeterProvider().Meter("test").Int64Counter("global.after.setup")
+	require.NoError(t, err)
+	c.Add(context.Background(), 3)
+	assert.Equal(t, int64(3), collect(t, r, "global.after.setup").Data.(metricdata.Sum[int64]).DataPoints[0].Value,
+		"a counter from the global provider records into Setup's provider")
+}
+
+// TestSetupDisableGlobal is not parallel either: it checks that the global
+// provider is the one it saw before Setup.
+func TestSetupDisableGlobal(t *testing.T) {
+	prev := otel.GetMeterProvider()
+	r := sdkmetric.NewManualReader()
+	p, err := Setup(context.Background(), Config{DisablePrometheus: true, DisableGlobal: true, Readers: []sdkmetric.Reader{r}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+
+	assert.True(t, otel.GetMeterProvider() == prev, "the global provider is untouched")
+	c, err := otel.GetMeterProvider().Meter("test").Int64Counter("global.disabled")
+	require.NoError(t, err)
+	c.Add(context.Background(), 1)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			assert.NotEqual(t, "global.disabled", m.Name, "nothing from the global provider reaches Setup's")
+		}
+	}
 }
 
 func TestSetupWithStatsD(t *testing.T) {
 	t.Parallel()
 	sink := newUDPSink(t)
-	p := setupTest(t, Options{StatsD: &StatsDConfig{Addr: sink.addr()}, NoPrometheus: true, ExportInterval: time.Hour})
+	p := setupTest(t, Config{StatsD: &StatsDConfig{Addr: sink.addr()}, DisablePrometheus: true, ExportInterval: time.Hour})
 	require.NotNil(t, p.StatsD())
 	c, _ := p.Meter("test").Int64Counter("setup.statsd")
 	c.Add(context.Background(), 4)
@@ -221,40 +312,38 @@ func TestSetupWithStatsD(t *testing.T) {
 	assert.Equal(t, map[string]float64{"setup.statsd|c|": 4}, sums(parseLines(t, sink.packets(t, p.StatsD()))))
 	rec := httptest.NewRecorder()
 	p.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	assert.Equal(t, http.StatusNotFound, rec.Code, "no Prometheus handler with NoPrometheus")
-	assert.Nil(t, p.Registry(), "no registry with NoPrometheus")
+	assert.Equal(t, http.StatusNotFound, rec.Code, "no Prometheus handler with DisablePrometheus")
+	assert.Nil(t, p.Registry(), "no registry with DisablePrometheus")
 }
 
-func TestSetupRejectsBadOptions(t *testing.T) {
+func TestSetupRejectsBadConfig(t *testing.T) {
 	t.Parallel()
-	for _, o := range []Options{
+	for _, cfg := range []Config{
 		{ExportInterval: -1},
 		{HTTPBuckets: []float64{1, 1}},
 		{DBBuckets: []float64{3, 2}},
 		{StatsD: &StatsDConfig{MaxPacketSize: 1}},
 	} {
-		_, err := Setup(context.Background(), o)
-		assert.ErrorIs(t, err, ErrInvalidConfig, "options %+v", o)
+		cfg.DisableGlobal = true
+		_, err := Setup(context.Background(), cfg)
+		assert.ErrorIs(t, err, ErrInvalidConfig, "config %+v", cfg)
 	}
 }
 
 // TestSetupShutdownLeaksNothing runs serially (the parallel tests wait until
 // every serial one is done), and goroutines alive when it starts are
 // ignored, so goleak sees only what this Setup started: periodic readers for
-// OTLP and StatsD, the OTLP HTTP client's connections. verifyNoLeaks gives
-// the closed connections' goroutines time to return on a loaded machine.
+// an exporter and StatsD. (metrics/otlp checks the OTLP exporters' own
+// connections the same way.)
 func TestSetupShutdownLeaksNothing(t *testing.T) {
 	defer verifyNoLeaks(t, goleak.IgnoreCurrent())
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-	}))
-	defer collector.Close()
 	sink := newUDPSink(t)
 	ctx := context.Background()
-	p, err := Setup(ctx, Options{
-		OTLP:           OTLPOptions{Enabled: true, EndpointURL: collector.URL + "/v1/metrics"},
+	p, err := Setup(ctx, Config{
+		Exporters:      []sdkmetric.Exporter{newFakeExporter()},
 		StatsD:         &StatsDConfig{Addr: sink.addr()},
 		ExportInterval: time.Hour,
+		DisableGlobal:  true,
 	})
 	require.NoError(t, err)
 	c, _ := p.Meter("test").Int64Counter("leak.check")
@@ -270,7 +359,7 @@ func TestSetupResourcePrecedence(t *testing.T) {
 	t.Setenv("OTEL_SERVICE_NAME", "")
 	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-env,service.version=9.9,deployment.environment.name=prod,team=orders")
 	r := sdkmetric.NewManualReader()
-	setupTest(t, Options{NoPrometheus: true, Readers: []sdkmetric.Reader{r}, InstanceID: "i-7",
+	setupTest(t, Config{DisablePrometheus: true, Readers: []sdkmetric.Reader{r}, InstanceID: "i-7",
 		Attributes: []attribute.KeyValue{attribute.String("deployment.environment.name", "staging")}})
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, r.Collect(context.Background(), &rm))
@@ -293,7 +382,7 @@ func TestSetupResourcePrecedence(t *testing.T) {
 func TestCheckBoundsRejectsNaNAndInf(t *testing.T) {
 	t.Parallel()
 	for _, b := range [][]float64{{math.NaN()}, {1, math.Inf(1)}, {math.Inf(-1), 1}, {2, 1}, {1, 1}} {
-		_, err := Setup(context.Background(), Options{NoPrometheus: true, HTTPBuckets: b})
+		_, err := Setup(context.Background(), Config{DisablePrometheus: true, DisableGlobal: true, HTTPBuckets: b})
 		assert.ErrorIs(t, err, ErrInvalidConfig, "buckets %v", b)
 	}
 	assert.NoError(t, checkBounds(nil))

@@ -35,9 +35,9 @@ type StatsDConfig struct {
 	Addr string
 	// Format is DogStatsD (default) or Graphite.
 	Format StatsDFormat
-	// Prefix is prepended to every metric name with a dot ("servio" →
+	// NamePrefix is prepended to every metric name with a dot ("servio" →
 	// "servio.http.server.request.duration"). Default none.
-	Prefix string
+	NamePrefix string
 	// Tags are added to every line (DogStatsD only), e.g. env:prod.
 	Tags []attribute.KeyValue
 	// MaxPacketSize bounds one UDP datagram. Default 1432 (a 1500-byte MTU
@@ -472,8 +472,8 @@ func (e *StatsDExporter) name(n string) string {
 		return s
 	}
 	s := sanitizeName(n)
-	if e.cfg.Prefix != "" {
-		s = sanitizeName(e.cfg.Prefix) + "." + s
+	if e.cfg.NamePrefix != "" {
+		s = sanitizeName(e.cfg.NamePrefix) + "." + s
 	}
 	if len(e.names) >= maxCachedTagSets {
 		clear(e.names)

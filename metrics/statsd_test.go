@@ -127,7 +127,7 @@ func newStatsDProvider(t *testing.T, cfg StatsDConfig) (*sdkmetric.MeterProvider
 func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 	t.Parallel()
 	sink := newUDPSink(t)
-	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Prefix: "servio",
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), NamePrefix: "servio",
 		Tags: []attribute.KeyValue{attribute.String("env", "test")}})
 	m := mp.Meter("test")
 	ctx := context.Background()
@@ -340,7 +340,7 @@ func TestStatsDExportHonoursContext(t *testing.T) {
 func TestStatsDGraphiteHistogram(t *testing.T) {
 	t.Parallel()
 	sink := newUDPSink(t)
-	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: Graphite, Prefix: "svc"})
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: Graphite, NamePrefix: "svc"})
 	h, _ := mp.Meter("test").Float64Histogram("lat", metric.WithExplicitBucketBoundaries(0.5))
 	h.Record(context.Background(), 0.25, metric.WithAttributes(attribute.String("op", "a.b")))
 	require.NoError(t, mp.ForceFlush(context.Background()))

@@ -183,8 +183,8 @@ func (c *call) end(err *error) {
 
 // Track wraps fn so that every call records its duration in
 // perfkit.operation.duration and, on error, counts it in
-// perfkit.operation.errors, under operation.name = name. It is the seed's
-// @Track decorator. The instruments come from otel.GetMeterProvider() at wrap
+// perfkit.operation.errors, under operation.name = name: a decorator that
+// gives any function its latency and error metrics. The instruments come from otel.GetMeterProvider() at wrap
 // time; wrapped before any provider is set, they forward to the first one
 // installed later with otel.SetMeterProvider (OpenTelemetry's global
 // delegation), so wrap after Setup when a later provider may replace it.
@@ -196,10 +196,10 @@ func Track[T any](name string, fn func(context.Context) (T, error)) func(context
 	return TrackWith(defaultTracker(), name, fn)
 }
 
-// TrackArg is Track for functions that take an argument (a struct when
+// Track1 is Track for functions that take an argument (a struct when
 // there are several).
-func TrackArg[A, T any](name string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
-	return TrackArgWith(defaultTracker(), name, fn)
+func Track1[A, T any](name string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+	return TrackWith1(defaultTracker(), name, fn)
 }
 
 // TrackWith is Track recording through t (and, when t has a tracer, in a
@@ -215,8 +215,8 @@ func TrackWith[T any](t *Tracker, name string, fn func(context.Context) (T, erro
 	}
 }
 
-// TrackArgWith is TrackArg recording through t.
-func TrackArgWith[A, T any](t *Tracker, name string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+// TrackWith1 is Track1 recording through t.
+func TrackWith1[A, T any](t *Tracker, name string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
 	op := t.Op(name)
 	return func(ctx context.Context, a A) (v T, err error) {
 		c := op.begin(ctx)

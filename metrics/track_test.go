@@ -58,12 +58,12 @@ func TestTrackRecordsOneObservationPerCall(t *testing.T) {
 	assert.Equal(t, int64(2), errs.DataPoints[0].Value, "errors counted")
 }
 
-func TestTrackArgPassesArgumentAndResult(t *testing.T) {
+func TestTrack1PassesArgumentAndResult(t *testing.T) {
 	t.Parallel()
 	mp, r := newManual(t)
 	tr, err := NewTracker(TrackerConfig{MeterProvider: mp})
 	require.NoError(t, err)
-	double := TrackArgWith(tr, "double", func(_ context.Context, n int) (int, error) { return 2 * n, nil })
+	double := TrackWith1(tr, "double", func(_ context.Context, n int) (int, error) { return 2 * n, nil })
 	got, err := double(context.Background(), 21)
 	require.NoError(t, err)
 	assert.Equal(t, 42, got)
@@ -80,7 +80,7 @@ func TestTrackWithTracerRecordsSpan(t *testing.T) {
 	tr, err := NewTracker(TrackerConfig{MeterProvider: mp, TracerProvider: tp})
 	require.NoError(t, err)
 
-	fn := TrackArgWith(tr, "menu.get", func(context.Context, string) (string, error) { return "", errBoom })
+	fn := TrackWith1(tr, "menu.get", func(context.Context, string) (string, error) { return "", errBoom })
 	_, err = fn(context.Background(), "r1")
 	require.ErrorIs(t, err, errBoom)
 
@@ -157,7 +157,7 @@ func TestTrackRecordsPanicAndRepanics(t *testing.T) {
 	mp, r := newManual(t)
 	tr, err := NewTracker(TrackerConfig{MeterProvider: mp})
 	require.NoError(t, err)
-	fn := TrackArgWith(tr, "explode", func(context.Context, int) (int, error) { panic("kaboom") })
+	fn := TrackWith1(tr, "explode", func(context.Context, int) (int, error) { panic("kaboom") })
 	assert.PanicsWithValue(t, "kaboom", func() { _, _ = fn(context.Background(), 1) }, "the panic goes on unchanged")
 
 	pts := histPoints(t, collect(t, r, OperationDuration))

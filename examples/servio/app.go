@@ -21,8 +21,10 @@ import (
 	"github.com/servio/perfkit/httpclient"
 	"github.com/servio/perfkit/internal/redact"
 	"github.com/servio/perfkit/metrics"
+	"github.com/servio/perfkit/metrics/otlp"
 	"github.com/servio/perfkit/ratelimit"
 	"github.com/servio/perfkit/resilience"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // App is the assembled service: configuration, database pool, cache, rate
@@ -187,20 +189,28 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 }
 
 func (a *App) setupMetrics(ctx context.Context, setGlobal bool) error {
-	opts := metrics.Options{ServiceName: "servio", SetGlobal: setGlobal, Logger: a.log, OTLPFromEnv: true}
+	cfg := metrics.Config{ServiceName: "servio", DisableGlobal: !setGlobal, Logger: a.log}
+	var exp sdkmetric.Exporter
+	var err error
 	if ep := a.cfg.OTLPEndpoint; ep != "" && ep != os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") {
 		// Given by flag: the standard variable is the base URL, the option the full one.
 		// joinURL keeps a query string after the path.
-		full, err := joinURL(ep, "v1/metrics")
-		if err != nil {
-			return fmt.Errorf("OTLP endpoint: %w", err)
+		full, jerr := joinURL(ep, "v1/metrics")
+		if jerr != nil {
+			return fmt.Errorf("OTLP endpoint: %w", jerr)
 		}
-		opts.OTLP = metrics.OTLPOptions{Enabled: true, EndpointURL: full}
+		exp, err = otlp.NewExporter(ctx, otlp.Config{EndpointURL: full})
+	} else {
+		exp, err = otlp.FromEnv(ctx) // nil without OTEL_EXPORTER_OTLP_*ENDPOINT
 	}
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	cfg.Exporters = []sdkmetric.Exporter{exp}
 	if a.cfg.StatsDAddr != "" {
-		opts.StatsD = &metrics.StatsDConfig{Addr: a.cfg.StatsDAddr, Prefix: "servio", Logger: a.log}
+		cfg.StatsD = &metrics.StatsDConfig{Addr: a.cfg.StatsDAddr, NamePrefix: "servio", Logger: a.log}
 	}
-	p, err := metrics.Setup(ctx, opts)
+	p, err := metrics.Setup(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -245,7 +255,7 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 		if err != nil {
 			return err
 		}
-		a.ask = metrics.TrackArgWith(tr, "assistant.query", func(ctx context.Context, q question) ([]byte, error) {
+		a.ask = metrics.TrackWith1(tr, "assistant.query", func(ctx context.Context, q question) ([]byte, error) {
 			ans, err := a.llm.ask(ctx, q)
 			if err != nil {
 				return nil, err
@@ -264,7 +274,7 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 		return err
 	}
 	call := resilience.Wrap1(a.llmPipe, a.llm.ask)
-	a.ask = metrics.TrackArgWith(tr, "assistant.query", cache.Cacheable(a.cache, assistantKey, assistantTTL,
+	a.ask = metrics.TrackWith1(tr, "assistant.query", cache.Cacheable(a.cache, assistantKey, assistantTTL,
 		func(ctx context.Context, q question) ([]byte, error) {
 			ans, err := call(ctx, q)
 			if err != nil {

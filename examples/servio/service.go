@@ -74,17 +74,17 @@ func newService(st *store.Store, c *cache.Cache, tr *metrics.Tracker, log *slog.
 	if baseline {
 		menu, order, orders = s.loadMenu, s.loadOrder, st.OrdersNPlusOne
 	}
-	s.Menu = metrics.TrackArgWith(tr, "menu.get", menu)
-	s.AddMenuItem = metrics.TrackArgWith(tr, "menu.add_item", s.addMenuItem)
-	s.PatchMenu = metrics.TrackArgWith(tr, "menu.update_item", s.patchMenu)
-	s.Order = metrics.TrackArgWith(tr, "order.get", order)
-	s.Orders = metrics.TrackArgWith(tr, "order.list", orders)
+	s.Menu = metrics.TrackWith1(tr, "menu.get", menu)
+	s.AddMenuItem = metrics.TrackWith1(tr, "menu.add_item", s.addMenuItem)
+	s.PatchMenu = metrics.TrackWith1(tr, "menu.update_item", s.patchMenu)
+	s.Order = metrics.TrackWith1(tr, "order.get", order)
+	s.Orders = metrics.TrackWith1(tr, "order.list", orders)
 	// Placing an order invalidates nothing: it changes stock, which no
 	// cached value holds (menus list availability, not stock), and orders
 	// quote names and prices as placed, so no cached order changes either.
-	s.CreateOrder = metrics.TrackArgWith(tr, "order.create", st.CreateOrder)
-	s.PatchOrder = metrics.TrackArgWith(tr, "order.update_status", s.patchOrder)
-	s.LowStock = metrics.TrackArgWith(tr, "inventory.low_stock", st.LowStock)
+	s.CreateOrder = metrics.TrackWith1(tr, "order.create", st.CreateOrder)
+	s.PatchOrder = metrics.TrackWith1(tr, "order.update_status", s.patchOrder)
+	s.LowStock = metrics.TrackWith1(tr, "inventory.low_stock", st.LowStock)
 	return s
 }
 

@@ -55,7 +55,7 @@ func tour(ctx context.Context) error {
 	getMenu = resilience.Timeout1(2*time.Second, getMenu)
 	getMenu = cache.Cacheable(c, func(r int) string { return fmt.Sprint("menu:", r) }, 5*time.Minute, getMenu)
 	getMenu = ratelimit.WrapKey(limiter, func(r int) string { return fmt.Sprint("restaurant:", r) }, getMenu)
-	getMenu = metrics.TrackArg("menu.get", getMenu)
+	getMenu = metrics.Track1("menu.get", getMenu)
 
 	for range 3 {
 		m, err := getMenu(ctx, 42)
