@@ -103,6 +103,6 @@ func assertBudgets(t *testing.T, cmds []attempt, timeout time.Duration) {
 	t.Helper()
 	for i, c := range cmds {
 		assert.Positive(t, c.budget, "command %d (%s) ran without a deadline, or past it", i, c.name)
-		assert.LessOrEqual(t, c.budget, timeout, "command %d (%s): deadline further away than Config.Timeout", i, c.name)
+		assert.LessOrEqual(t, c.budget, timeout, "command %d (%s): deadline further away than Config.RedisTimeout", i, c.name)
 	}
 }
