@@ -46,7 +46,7 @@ type TieredLimiter interface {
 	Tiers() []Tier
 }
 
-// Algorithm selects how Redis counts. Local limiters always use GCRA.
+// Algorithm selects how Redis counts. In-memory limiters always use GCRA.
 type Algorithm int
 
 const (
