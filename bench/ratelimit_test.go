@@ -45,11 +45,19 @@ func (x *xtimeKeyed) allow(key string) bool {
 	return l.Allow()
 }
 
+// localLimiter is perfkit's in-memory limiter: a Group without Redis.
+func localLimiter() (ratelimit.TieredLimiter, error) {
+	g, err := ratelimit.NewGroup(ratelimit.Config{MeterProvider: noop.NewMeterProvider()})
+	if err != nil {
+		return nil, err
+	}
+	return g.Limiter(ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}})
+}
+
 // BenchmarkRateLimitLocal: one in-memory decision on a hot key.
 func BenchmarkRateLimitLocal(b *testing.B) {
 	ctx := context.Background()
-	pk, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "bench",
-		Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}}})
+	pk, err := localLimiter()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,8 +102,7 @@ func BenchmarkRateLimitLocal(b *testing.B) {
 // BenchmarkRateLimitLocalParallel: the same on both cores at once.
 func BenchmarkRateLimitLocalParallel(b *testing.B) {
 	ctx := context.Background()
-	pk, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "bench",
-		Limit: ratelimit.Limit{Rate: rlRate, Period: rlPeriod, Burst: rlRate}}})
+	pk, err := localLimiter()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -175,7 +182,7 @@ func newRedisPeers(b *testing.B) *redisPeers {
 // perfkit returns a perfkit limiter of tier on a client of its own, its
 // keys under the benchmark's prefix + sub.
 func (p *redisPeers) perfkit(sub string, tier ratelimit.Tier) (*ratelimit.Redis, error) {
-	return ratelimit.NewRedis(ratelimit.Config{Redis: p.client(), Prefix: p.prefix + sub, Timeout: time.Second,
+	return ratelimit.NewRedis(ratelimit.Config{Redis: p.client(), KeyPrefix: p.prefix + sub, RedisTimeout: time.Second,
 		Logger: slog.New(slog.DiscardHandler), MeterProvider: noop.NewMeterProvider()}, tier)
 }
 

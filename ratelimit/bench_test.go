@@ -20,7 +20,7 @@ import (
 var roomy = ratelimit.Tier{Name: "bench", Limit: ratelimit.Limit{Rate: 1_000_000, Period: time.Second, Burst: 1 << 30}}
 
 func BenchmarkLocalAllow(b *testing.B) {
-	l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: roomy})
+	l, err := ratelimit.NewInMemory(roomy, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func BenchmarkLocalAllow(b *testing.B) {
 			}
 		})
 	})
-	deny, _ := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "d", Limit: ratelimit.PerHour(1)}})
+	deny, _ := ratelimit.NewInMemory(ratelimit.Tier{Name: "d", Limit: ratelimit.PerHour(1)}, 0)
 	_, _ = deny.Allow(ctx, "k")
 	b.Run("denied", func(b *testing.B) {
 		b.ReportAllocs()
@@ -80,7 +80,7 @@ func BenchmarkMiddlewareAllow(b *testing.B) {
 			name = "ietf+legacy-headers"
 		}
 		b.Run(name, func(b *testing.B) {
-			l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: roomy})
+			l, err := ratelimit.NewInMemory(roomy, 0)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -123,7 +123,7 @@ func BenchmarkRedisDecision(b *testing.B) {
 			t := roomy
 			t.Name, t.Algorithm = "bench-"+algo.String(), algo
 			t.Limit = ratelimit.Limit{Rate: 1 << 30, Period: time.Hour, Burst: 1 << 30}
-			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second, Logger: quiet(), MeterProvider: noop.NewMeterProvider()}, t)
+			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, KeyPrefix: prefix, RedisTimeout: time.Second, Logger: quiet(), MeterProvider: noop.NewMeterProvider()}, t)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -138,7 +138,7 @@ func BenchmarkRedisDecision(b *testing.B) {
 	b.Run("gcra-2-tiers", func(b *testing.B) {
 		t1, t2 := roomy, roomy
 		t1.Name, t2.Name = "bench-2t-a", "bench-2t-b"
-		l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second, Logger: quiet(), MeterProvider: noop.NewMeterProvider()}, t1, t2)
+		l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, KeyPrefix: prefix, RedisTimeout: time.Second, Logger: quiet(), MeterProvider: noop.NewMeterProvider()}, t1, t2)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -168,7 +168,7 @@ func BenchmarkRedisPaired(b *testing.B) {
 	}
 	t := roomy
 	t.Limit = ratelimit.Limit{Rate: 1 << 30, Period: time.Hour, Burst: 1 << 30}
-	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second, Logger: quiet(), MeterProvider: noop.NewMeterProvider()}, t)
+	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, KeyPrefix: prefix, RedisTimeout: time.Second, Logger: quiet(), MeterProvider: noop.NewMeterProvider()}, t)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -204,12 +204,12 @@ func BenchmarkRedisPaired(b *testing.B) {
 // BenchmarkRedisDeadlineUnderLoad runs decisions (Global + API, as on
 // Servio's API routes) from 64 goroutines at once, the load generator's
 // default in-flight count, on the shared loopback Redis with the default
-// Config.Timeout. It reports the latency quantiles of a decision and how
+// Config.RedisTimeout. It reports the latency quantiles of a decision and how
 // many ran out of the deadline (timeouts, which should stay 0): the figures
-// DefaultTimeout is sized from.
+// DefaultRedisTimeout is sized from.
 func BenchmarkRedisDeadlineUnderLoad(b *testing.B) {
 	c, prefix := sharedRedis(b)
-	g, err := ratelimit.New(ratelimit.Config{Redis: c, Prefix: prefix, Logger: quiet(), MeterProvider: noop.NewMeterProvider()})
+	g, err := ratelimit.NewGroup(ratelimit.Config{Redis: c, KeyPrefix: prefix, Logger: quiet(), MeterProvider: noop.NewMeterProvider()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 // chain: a client that retries after a shorter Retry-After is denied again.
 func TestLocalChainBindingTier(t *testing.T) {
 	t.Parallel()
-	g, err := ratelimit.New(ratelimit.Config{})
+	g, err := ratelimit.NewGroup(ratelimit.Config{})
 	require.NoError(t, err)
 	short := ratelimit.Tier{Name: "short", Limit: ratelimit.PerMinute(2)}
 	long := ratelimit.Tier{Name: "long", Limit: ratelimit.PerHour(2)}
@@ -38,7 +38,7 @@ func TestLocalChainBindingTier(t *testing.T) {
 	r, err := l.Allow(ctx, "k")
 	require.NoError(t, err)
 	require.False(t, r.Allowed)
-	assert.Equal(t, "long", r.Policy, "the tier that allows last binds")
+	assert.Equal(t, "long", r.Tier, "the tier that allows last binds")
 	assert.Greater(t, r.RetryAfter, 29*time.Minute, "Retry-After is the long tier's (30 min), not the short one's (30 s)")
 }
 
@@ -48,8 +48,8 @@ func TestDuplicateTierCountedOnce(t *testing.T) {
 	t.Parallel()
 	c, prefix := sharedRedis(t)
 	tier := ratelimit.Tier{Name: "dup", Limit: ratelimit.PerHour(4)}
-	for _, cfg := range []ratelimit.Config{{}, {Redis: c, Prefix: prefix, Timeout: time.Second}} {
-		g, err := ratelimit.New(cfg)
+	for _, cfg := range []ratelimit.Config{{}, {Redis: c, KeyPrefix: prefix, RedisTimeout: time.Second}} {
+		g, err := ratelimit.NewGroup(cfg)
 		require.NoError(t, err)
 		l, err := g.Limiter(tier, tier)
 		require.NoError(t, err, "redis %v", cfg.Redis != nil)
@@ -74,7 +74,7 @@ func TestPolicyHeaderIsABound(t *testing.T) {
 	polRe := regexp.MustCompile(`^"[a-z]+";q=(\d+);w=(\d+)$`)
 	for _, lim := range []ratelimit.Limit{ratelimit.PerMinute(60), ratelimit.PerMinute(60).WithBurst(10),
 		ratelimit.Per(5, 15*time.Minute), ratelimit.PerSecond(10), ratelimit.Per(3, 1500*time.Millisecond)} {
-		l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "p", Limit: lim}})
+		l, err := ratelimit.NewInMemory(ratelimit.Tier{Name: "p", Limit: lim}, 0)
 		require.NoError(t, err)
 		mw, err := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{})
 		require.NoError(t, err)
@@ -148,7 +148,7 @@ func TestRedisClusterDeadMaster(t *testing.T) {
 	ctx := context.Background()
 	tiers := ratelimit.Tiers()
 	const prefix = "rl:"
-	g, err := ratelimit.New(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second, Logger: quiet()})
+	g, err := ratelimit.NewGroup(ratelimit.Config{Redis: c, KeyPrefix: prefix, RedisTimeout: time.Second, Logger: quiet()})
 	require.NoError(t, err)
 	l, err := g.Limiter(tiers.Global, tiers.Auth)
 	require.NoError(t, err)
@@ -195,7 +195,7 @@ func TestRedisClusterDeadMaster(t *testing.T) {
 // counted only the admitted requests, never a denied one.
 func TestLocalChainConcurrent(t *testing.T) {
 	t.Parallel()
-	g, err := ratelimit.New(ratelimit.Config{})
+	g, err := ratelimit.NewGroup(ratelimit.Config{})
 	require.NoError(t, err)
 	wide := ratelimit.Tier{Name: "wide", Limit: ratelimit.PerHour(1000)}
 	tight := ratelimit.Tier{Name: "tight", Limit: ratelimit.PerHour(25)}

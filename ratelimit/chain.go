@@ -14,13 +14,13 @@ import (
 // allowed tier with the fewest events left.
 type localChain struct {
 	tiers []Tier
-	ls    []*Local // distinct limiters
+	ls    []*local // distinct limiters
 	lock  []int    // indexes of ls in lock order
 }
 
 var _ TieredLimiter = (*localChain)(nil)
 
-func newLocalChain(tiers []Tier, ls []*Local) *localChain {
+func newLocalChain(tiers []Tier, ls []*local) *localChain {
 	c := &localChain{tiers: tiers, ls: ls}
 	for i := range ls {
 		c.lock = append(c.lock, i)
@@ -54,7 +54,7 @@ func (c *localChain) AllowAt(key string, now time.Time, n int) (Result, error) {
 func (c *localChain) decide(key string, now time.Time, n int, out []Result) (Result, error) {
 	for _, l := range c.ls {
 		if n < 1 || n > l.burst {
-			return Result{Limit: l.burst, Policy: l.name}, ErrInvalidN
+			return Result{Limit: l.burst, Tier: l.name}, ErrInvalidN
 		}
 	}
 	var sbuf [8]*localShard
@@ -105,7 +105,7 @@ func (c *localChain) Reset(ctx context.Context, key string) error {
 	return nil
 }
 
-// Refund gives back n events to key in every tier (see Local.Refund).
+// Refund gives back n events to key in every tier (see local.Refund).
 func (c *localChain) Refund(_ context.Context, key string, n int) error {
 	if n < 1 || n > c.minBurst() {
 		return ErrInvalidN

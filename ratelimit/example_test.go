@@ -26,13 +26,17 @@ func Example_service() {
 		opt.ContextTimeoutEnabled = true // lets the decision deadline (250 ms) cut a hung Redis
 		rdb = redis.NewClient(opt)
 	}
-	rl, err := ratelimit.New(ratelimit.Config{Redis: rdb, Instances: 3})
+	g, err := ratelimit.NewGroup(ratelimit.Config{Redis: rdb, Instances: 3})
 	if err != nil {
 		panic(err)
 	}
 	tiers := ratelimit.Tiers()
 	limit := func(t ratelimit.Tier, h http.Handler) http.Handler {
-		mw, err := rl.Middleware(ratelimit.MiddlewareConfig{}, tiers.Global, t)
+		l, err := g.Limiter(tiers.Global, t)
+		if err != nil {
+			panic(err)
+		}
+		mw, err := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{})
 		if err != nil {
 			panic(err)
 		}
@@ -50,9 +54,10 @@ func Example_service() {
 // Example limits a login route to the Auth tier (5 per 15 minutes) on top of
 // Global: the sixth attempt is refused with 429.
 func Example() {
-	rl, _ := ratelimit.New(ratelimit.Config{})
+	g, _ := ratelimit.NewGroup(ratelimit.Config{}) // no Redis: in memory
 	tiers := ratelimit.Tiers()
-	mw, _ := rl.Middleware(ratelimit.MiddlewareConfig{}, tiers.Global, tiers.Auth)
+	l, _ := g.Limiter(tiers.Global, tiers.Auth)
+	mw, _ := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{})
 	login := mw(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 
 	for i := range 6 {
@@ -69,15 +74,34 @@ func Example() {
 	// 6 429 "auth";r=0;t=900
 }
 
-// ExampleWrap limits a function the way the seed's @RateLimit decorator did.
+// ExampleGroup_Limiter checks two tiers on each decision: the result is the
+// binding tier's, and a denied event counts in neither.
+func ExampleGroup_Limiter() {
+	g, _ := ratelimit.NewGroup(ratelimit.Config{})
+	burst := ratelimit.Tier{Name: "burst", Limit: ratelimit.PerSecond(2)}
+	hourly := ratelimit.Tier{Name: "hourly", Limit: ratelimit.PerHour(100)}
+	l, _ := g.Limiter(burst, hourly)
+	for range 3 {
+		r, _ := l.Allow(context.Background(), "user:42")
+		fmt.Println(r.Allowed, r.Tier, r.Remaining)
+	}
+	// Output:
+	// true burst 1
+	// true burst 0
+	// false burst 0
+}
+
+// ExampleWrap limits a function under one key; a denied call returns a
+// *LimitedError without running the function.
 func ExampleWrap() {
-	l, _ := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "llm", Limit: ratelimit.PerMinute(2)}})
+	g, _ := ratelimit.NewGroup(ratelimit.Config{})
+	l, _ := g.Limiter(ratelimit.Tier{Name: "llm", Limit: ratelimit.PerMinute(2)})
 	ask := ratelimit.Wrap(l, "openai", func(ctx context.Context) (string, error) { return "answer", nil })
 	for range 3 {
 		v, err := ask(context.Background())
 		var le *ratelimit.LimitedError
 		if errors.As(err, &le) {
-			fmt.Println("limited, retry after", le.RetryAfter.Round(time.Second))
+			fmt.Println("limited by", le.Tier+", retry after", le.RetryAfter().Round(time.Second))
 			continue
 		}
 		fmt.Println(v)
@@ -85,22 +109,41 @@ func ExampleWrap() {
 	// Output:
 	// answer
 	// answer
-	// limited, retry after 30s
+	// limited by llm, retry after 30s
 }
 
-// ExampleLocal_AllowAt drives the clock instead of sleeping.
-func ExampleLocal_AllowAt() {
-	l, _ := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "api", Limit: ratelimit.PerSecond(2)}})
-	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, at := range []time.Duration{0, 0, 0, 500 * time.Millisecond} {
-		r, _ := l.AllowAt("client", t.Add(at), 1)
-		fmt.Println(at, r.Allowed, r.Remaining, r.RetryAfter)
+// ExampleWrap1 limits a function of one argument under a key taken from the
+// argument: each restaurant has its own quota.
+func ExampleWrap1() {
+	g, _ := ratelimit.NewGroup(ratelimit.Config{})
+	l, _ := g.Limiter(ratelimit.Tier{Name: "menu", Limit: ratelimit.PerMinute(1)})
+	getMenu := ratelimit.Wrap1(l, func(id int) string { return fmt.Sprint("restaurant:", id) },
+		func(_ context.Context, id int) (string, error) { return fmt.Sprint("menu ", id), nil })
+	for _, id := range []int{1, 2, 1} {
+		v, err := getMenu(context.Background(), id)
+		fmt.Printf("%q limited=%v\n", v, errors.Is(err, ratelimit.ErrLimited))
 	}
 	// Output:
-	// 0s true 1 0s
-	// 0s true 0 0s
-	// 0s false 0 500ms
-	// 500ms true 0 0s
+	// "menu 1" limited=false
+	// "menu 2" limited=false
+	// "" limited=true
+}
+
+// ExampleWait blocks until the limiter allows the call instead of failing.
+func ExampleWait() {
+	g, _ := ratelimit.NewGroup(ratelimit.Config{})
+	l, _ := g.Limiter(ratelimit.Tier{Name: "poll", Limit: ratelimit.Per(1, 20*time.Millisecond)})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	for range 3 {
+		if err := ratelimit.Wait(ctx, l, "feed"); err != nil {
+			fmt.Println(err)
+		}
+	}
+	fmt.Println(time.Since(start) >= 40*time.Millisecond) // the 2nd and 3rd waited 20 ms each
+	// Output:
+	// true
 }
 
 // ExampleClientIPKey keys by the client behind a trusted load balancer.

@@ -6,11 +6,22 @@ import "time"
 // EVALSHA of it beside a full decision.
 const DecideScript = decideScript
 
+// InMemory is the in-memory limiter a Group without Redis hands out for one
+// tier, exposed to tests for its clock-driven methods (AllowAt, RefundAt)
+// and its key accounting (Len, Evicted).
+type InMemory = local
+
+// NewInMemory returns the in-memory limiter of one tier (the zero Tier
+// means Tiers().API) remembering at most maxKeys keys (0: DefaultMaxKeys).
+func NewInMemory(t Tier, maxKeys int) (*InMemory, error) {
+	return newLocal(localConfig{Tier: t, MaxKeys: maxKeys})
+}
+
 // AllowAt decides at a given time on a limiter of a Group without Redis:
-// a *Local or a chain of them.
+// one in-memory limiter or a chain of them.
 func AllowAt(l Limiter, key string, now time.Time, n int) (Result, error) {
 	switch l := l.(type) {
-	case *Local:
+	case *local:
 		return l.AllowAt(key, now, n)
 	case *localChain:
 		return l.AllowAt(key, now, n)
@@ -22,7 +33,7 @@ func AllowAt(l Limiter, key string, now time.Time, n int) (Result, error) {
 // without Redis.
 func RefundAt(l Limiter, key string, now time.Time, n int) {
 	switch l := l.(type) {
-	case *Local:
+	case *local:
 		_ = l.RefundAt(key, now, n)
 	case *localChain:
 		l.refund(key, now, n)

@@ -18,7 +18,7 @@ import (
 // tightest tier binds and names itself in the result.
 func TestGroupLocalTiers(t *testing.T) {
 	t.Parallel()
-	g, err := ratelimit.New(ratelimit.Config{})
+	g, err := ratelimit.NewGroup(ratelimit.Config{})
 	require.NoError(t, err)
 	wide := ratelimit.Tier{Name: "wide", Limit: ratelimit.PerHour(10)}
 	tight := ratelimit.Tier{Name: "tight", Limit: ratelimit.PerHour(3)}
@@ -37,7 +37,7 @@ func TestGroupLocalTiers(t *testing.T) {
 		r, err := l.Allow(ctx, "k")
 		require.NoError(t, err)
 		assert.Equal(t, tt.allowed, r.Allowed, "request %d", i)
-		assert.Equal(t, tt.policy, r.Policy, "request %d", i)
+		assert.Equal(t, tt.policy, r.Tier, "request %d", i)
 		assert.Equal(t, tt.remain, r.Remaining, "request %d", i)
 	}
 	d, err := g.Limiter()
@@ -55,7 +55,7 @@ func TestRedisMixedPoliciesDown(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	rd := sdkmetric.NewManualReader()
 	tiers := ratelimit.Tiers()
-	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Logger: quiet(), Timeout: time.Second,
+	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Logger: quiet(), RedisTimeout: time.Second,
 		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))}, tiers.Global, tiers.Auth)
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -66,14 +66,14 @@ func TestRedisMixedPoliciesDown(t *testing.T) {
 	r, err = l.Allow(ctx, "k")
 	assert.ErrorIs(t, err, ratelimit.ErrUnavailable)
 	assert.False(t, r.Allowed)
-	assert.Equal(t, "auth", r.Policy)
+	assert.Equal(t, "auth", r.Tier)
 
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, rd.Collect(ctx, &rm))
 	var got []string
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == "ratelimit.redis.duration" {
+			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == "perfkit.ratelimit.redis.duration" {
 				assert.Equal(t, "s", m.Unit)
 				for _, dp := range h.DataPoints {
 					res, _ := dp.Attributes.Value("result")
@@ -113,7 +113,7 @@ func TestRedisConfigErrors(t *testing.T) {
 // one Global quota; a tier name with two definitions is refused.
 func TestGroupSharesTiers(t *testing.T) {
 	t.Parallel()
-	g, err := ratelimit.New(ratelimit.Config{})
+	g, err := ratelimit.NewGroup(ratelimit.Config{})
 	require.NoError(t, err)
 	global := ratelimit.Tier{Name: "global", Limit: ratelimit.PerHour(3)}
 	a, err := g.Limiter(global, ratelimit.Tier{Name: "a", Limit: ratelimit.PerHour(10)})
@@ -137,7 +137,7 @@ func TestGroupSharesTiers(t *testing.T) {
 // shared tier nothing.
 func TestGroupLocalAllOrNothing(t *testing.T) {
 	t.Parallel()
-	g, err := ratelimit.New(ratelimit.Config{})
+	g, err := ratelimit.NewGroup(ratelimit.Config{})
 	require.NoError(t, err)
 	global := ratelimit.Tier{Name: "global", Limit: ratelimit.PerHour(5)}
 	auth, err := g.Limiter(global, ratelimit.Tier{Name: "auth", Limit: ratelimit.PerHour(1)})

@@ -12,7 +12,7 @@ type Result struct {
 	Remaining  int           // events still allowed right now
 	ResetAfter time.Duration // until the quota is whole again
 	RetryAfter time.Duration // until the denied events would be allowed; 0 when allowed
-	Policy     string        // name of the tier this result is about
+	Tier       string        // name of the tier this result is about (the binding one)
 }
 
 // Limiter decides whether a key may do something now. Implementations are
@@ -38,7 +38,7 @@ type Limiter interface {
 
 // TieredLimiter is a Limiter that knows the tiers it enforces, so middleware
 // can state them (RateLimit-Policy). Its results carry the binding tier's
-// name in Result.Policy.
+// name in Result.Tier.
 type TieredLimiter interface {
 	Limiter
 	// Tiers returns the tiers every decision checks. The caller must not
@@ -46,7 +46,7 @@ type TieredLimiter interface {
 	Tiers() []Tier
 }
 
-// Algorithm selects how Redis counts. Local limiters always use GCRA.
+// Algorithm selects how Redis counts. In-memory limiters always use GCRA.
 type Algorithm int
 
 const (

@@ -9,14 +9,14 @@ import (
 	"time"
 )
 
-// DefaultMaxKeys is how many keys a Local limiter remembers when
-// LocalConfig.MaxKeys is zero.
+// DefaultMaxKeys is how many keys each local limiter of a Group remembers
+// when Config.MaxKeys is zero.
 const DefaultMaxKeys = 100_000
 
 const localShards = 64
 
-// LocalConfig configures NewLocal. The zero value is usable.
-type LocalConfig struct {
+// localConfig configures newLocal. The zero value is usable.
+type localConfig struct {
 	// Tier is the limit enforced; the zero Tier means Tiers().API.
 	// Algorithm and OnFailure are ignored: local limiters use GCRA.
 	Tier Tier
@@ -28,11 +28,12 @@ type LocalConfig struct {
 	MaxKeys int
 }
 
-// Local is an in-memory GCRA limiter: one timestamp (the theoretical arrival
-// time) per key in a sharded map. A decision on a known key takes one shard
-// lock and allocates nothing. Local starts no goroutines and needs no Close.
-// It is safe for concurrent use.
-type Local struct {
+// local is an in-memory GCRA limiter: one timestamp (the theoretical
+// arrival time) per key in a sharded map. A decision on a known key takes
+// one shard lock and allocates nothing. It starts no goroutines and needs no
+// Close. It is safe for concurrent use. A Group without Redis hands these
+// out (one per tier name), and a Redis limiter falls back to them.
+type local struct {
 	tiers     []Tier
 	name      string
 	emission  int64 // ns per event
@@ -41,7 +42,7 @@ type Local struct {
 	shardCap  int
 	seed      maphash.Seed
 	epoch     time.Time
-	order     int // lock order among the Locals of one Group (see localChain)
+	order     int // lock order among the local limiters of one Group (see localChain)
 	evicted   atomic.Int64
 	shards    [localShards]localShard
 }
@@ -52,10 +53,10 @@ type localShard struct {
 	_  [48]byte          // 8 (mutex) + 8 (map) + 48: one 64-byte cache line per shard
 }
 
-var _ TieredLimiter = (*Local)(nil)
+var _ TieredLimiter = (*local)(nil)
 
-// NewLocal returns a local limiter for cfg.Tier.
-func NewLocal(cfg LocalConfig) (*Local, error) {
+// newLocal returns a local limiter for cfg.Tier.
+func newLocal(cfg localConfig) (*local, error) {
 	t := cfg.Tier
 	if t == (Tier{}) {
 		t = Tiers().API
@@ -70,7 +71,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if maxKeys == 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	l := &Local{
+	l := &local{
 		tiers:    []Tier{t},
 		name:     t.Name,
 		emission: int64(t.Limit.emission()),
@@ -87,29 +88,29 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 }
 
 // Tiers returns the one tier l enforces.
-func (l *Local) Tiers() []Tier { return l.tiers }
+func (l *local) Tiers() []Tier { return l.tiers }
 
 // Allow reports whether one event for key may happen now. It never blocks
 // and never fails; ctx is not used.
-func (l *Local) Allow(_ context.Context, key string) (Result, error) {
+func (l *local) Allow(_ context.Context, key string) (Result, error) {
 	// time.Since reads only the monotonic clock: half the cost of time.Now.
 	return l.allow(key, int64(time.Since(l.epoch)), 1)
 }
 
 // AllowN reports whether n events for key may happen now.
-func (l *Local) AllowN(_ context.Context, key string, n int) (Result, error) {
+func (l *local) AllowN(_ context.Context, key string, n int) (Result, error) {
 	return l.allow(key, int64(time.Since(l.epoch)), n)
 }
 
 // AllowAt is AllowN at time now, for tests and simulations that drive the
 // clock. Times should not go backwards by much for one key: a decision in
 // the past is judged against the state of the future.
-func (l *Local) AllowAt(key string, now time.Time, n int) (Result, error) {
+func (l *local) AllowAt(key string, now time.Time, n int) (Result, error) {
 	return l.allow(key, int64(now.Sub(l.epoch)), n)
 }
 
 // shard returns the shard holding key.
-func (l *Local) shard(key string) *localShard {
+func (l *local) shard(key string) *localShard {
 	return &l.shards[maphash.String(l.seed, key)&(localShards-1)]
 }
 
@@ -124,7 +125,7 @@ func tatOf(s *localShard, key string, t int64) int64 {
 
 // judge decides n events at t against the theoretical arrival time tat
 // (≥ t). When allowed it returns the new TAT to store.
-func (l *Local) judge(tat, t int64, n int) (Result, int64) {
+func (l *local) judge(tat, t int64, n int) (Result, int64) {
 	newTat := tat + l.emission*int64(n)
 	allowAt := newTat - l.tolerance
 	if t < allowAt {
@@ -133,7 +134,7 @@ func (l *Local) judge(tat, t int64, n int) (Result, int64) {
 			Remaining:  int(max(t-(tat-l.tolerance), 0) / l.emission), // < 0 only for a time in the past (AllowAt)
 			ResetAfter: time.Duration(tat - t),
 			RetryAfter: time.Duration(allowAt - t),
-			Policy:     l.name,
+			Tier:       l.name,
 		}, 0
 	}
 	return Result{
@@ -141,12 +142,12 @@ func (l *Local) judge(tat, t int64, n int) (Result, int64) {
 		Limit:      l.burst,
 		Remaining:  int((t - allowAt) / l.emission),
 		ResetAfter: time.Duration(newTat - t),
-		Policy:     l.name,
+		Tier:       l.name,
 	}, newTat
 }
 
 // store sets key's TAT in s (locked), making room when the shard is full.
-func (l *Local) store(s *localShard, key string, t, tat int64) {
+func (l *local) store(s *localShard, key string, t, tat int64) {
 	if p := s.m[key]; p != nil {
 		*p = tat
 		return
@@ -160,9 +161,9 @@ func (l *Local) store(s *localShard, key string, t, tat int64) {
 }
 
 // allow decides at t, in ns since l.epoch.
-func (l *Local) allow(key string, t int64, n int) (Result, error) {
+func (l *local) allow(key string, t int64, n int) (Result, error) {
 	if n < 1 || n > l.burst {
-		return Result{Limit: l.burst, Policy: l.name}, ErrInvalidN
+		return Result{Limit: l.burst, Tier: l.name}, ErrInvalidN
 	}
 	s := l.shard(key)
 	s.mu.Lock()
@@ -185,7 +186,7 @@ func (l *Local) allow(key string, t int64, n int) (Result, error) {
 
 // Reset forgets key: its whole quota is available again (for example
 // after a successful login). It never fails; ctx is not used.
-func (l *Local) Reset(_ context.Context, key string) error {
+func (l *local) Reset(_ context.Context, key string) error {
 	s := l.shard(key)
 	s.mu.Lock()
 	delete(s.m, key)
@@ -197,13 +198,13 @@ func (l *Local) Reset(_ context.Context, key string) error {
 // reservation does: the quota grows by n, but never beyond whole. It is
 // meant for work that was allowed and then not done. It never fails for
 // 1 ≤ n ≤ burst; ctx is not used.
-func (l *Local) Refund(_ context.Context, key string, n int) error {
+func (l *local) Refund(_ context.Context, key string, n int) error {
 	return l.RefundAt(key, time.Now(), n)
 }
 
 // RefundAt is Refund at time now, for tests and simulations that drive the
 // clock (see AllowAt).
-func (l *Local) RefundAt(key string, now time.Time, n int) error {
+func (l *local) RefundAt(key string, now time.Time, n int) error {
 	if n < 1 || n > l.burst {
 		return ErrInvalidN
 	}
@@ -222,7 +223,7 @@ func (l *Local) RefundAt(key string, now time.Time, n int) error {
 // evict makes room in a full shard: it drops every key whose quota is
 // whole, then arbitrary keys until the shard is at most 7/8 full, so the
 // next sweep is at least cap/8 inserts away.
-func (l *Local) evict(s *localShard, now int64) {
+func (l *local) evict(s *localShard, now int64) {
 	for k, tat := range s.m {
 		if *tat <= now {
 			delete(s.m, k)
@@ -239,7 +240,7 @@ func (l *Local) evict(s *localShard, now int64) {
 }
 
 // Len returns the number of keys l remembers.
-func (l *Local) Len() int {
+func (l *local) Len() int {
 	n := 0
 	for i := range l.shards {
 		s := &l.shards[i]
@@ -252,4 +253,4 @@ func (l *Local) Len() int {
 
 // Evicted returns how many keys were dropped while still in use because
 // MaxKeys was reached.
-func (l *Local) Evicted() int64 { return l.evicted.Load() }
+func (l *local) Evicted() int64 { return l.evicted.Load() }

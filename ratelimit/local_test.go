@@ -16,9 +16,9 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func newLocal(t *testing.T, l ratelimit.Limit, maxKeys int) *ratelimit.Local {
+func newLocal(t *testing.T, l ratelimit.Limit, maxKeys int) *ratelimit.InMemory {
 	t.Helper()
-	lim, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "t", Limit: l}, MaxKeys: maxKeys})
+	lim, err := ratelimit.NewInMemory(ratelimit.Tier{Name: "t", Limit: l}, maxKeys)
 	require.NoError(t, err)
 	return lim
 }
@@ -36,7 +36,7 @@ func TestLocalRollOver(t *testing.T) {
 	}
 	r, err := l.AllowAt("k", t0, 1)
 	require.NoError(t, err)
-	assert.Equal(t, ratelimit.Result{Limit: 60, Remaining: 0, ResetAfter: time.Minute, RetryAfter: time.Second, Policy: "t"}, r)
+	assert.Equal(t, ratelimit.Result{Limit: 60, Remaining: 0, ResetAfter: time.Minute, RetryAfter: time.Second, Tier: "t"}, r)
 
 	r, _ = l.AllowAt("k", t0.Add(999*time.Millisecond), 1)
 	assert.False(t, r.Allowed, "just before one emission interval")
@@ -148,27 +148,38 @@ func TestLocalIdleKeysGoFirst(t *testing.T) {
 	assert.LessOrEqual(t, l.Len(), 64*4)
 }
 
+// TestLocalConfigErrors: a Group without Redis rejects bad tiers and a
+// negative MaxKeys with ErrInvalidConfig, and with no tiers limits by the
+// API tier.
 func TestLocalConfigErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		cfg  ratelimit.LocalConfig
+		tier ratelimit.Tier
 	}{
-		{"zero rate", ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "x", Limit: ratelimit.Limit{Period: time.Second}}}},
-		{"zero period", ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "x", Limit: ratelimit.Limit{Rate: 1}}}},
-		{"too fast", ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "x", Limit: ratelimit.PerSecond(2_000_000)}}},
-		{"negative burst", ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "x", Limit: ratelimit.PerSecond(1).WithBurst(-1)}}},
-		{"no name", ratelimit.LocalConfig{Tier: ratelimit.Tier{Limit: ratelimit.PerSecond(1)}}},
-		{"bad name", ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "a b", Limit: ratelimit.PerSecond(1)}}},
-		{"negative MaxKeys", ratelimit.LocalConfig{MaxKeys: -1}},
+		{"zero rate", ratelimit.Tier{Name: "x", Limit: ratelimit.Limit{Period: time.Second}}},
+		{"zero period", ratelimit.Tier{Name: "x", Limit: ratelimit.Limit{Rate: 1}}},
+		{"too fast", ratelimit.Tier{Name: "x", Limit: ratelimit.PerSecond(2_000_000)}},
+		{"negative burst", ratelimit.Tier{Name: "x", Limit: ratelimit.PerSecond(1).WithBurst(-1)}},
+		{"no name", ratelimit.Tier{Limit: ratelimit.PerSecond(1)}},
+		{"bad name", ratelimit.Tier{Name: "a b", Limit: ratelimit.PerSecond(1)}},
+		{"bad algorithm", ratelimit.Tier{Name: "x", Limit: ratelimit.PerSecond(1), Algorithm: 7}},
 	}
-	for _, tt := range tests {
-		_, err := ratelimit.NewLocal(tt.cfg)
-		assert.Error(t, err, tt.name)
-	}
-	l, err := ratelimit.NewLocal(ratelimit.LocalConfig{})
+	g, err := ratelimit.NewGroup(ratelimit.Config{})
 	require.NoError(t, err)
-	assert.Equal(t, []ratelimit.Tier{ratelimit.Tiers().API}, l.Tiers(), "zero config is the API tier")
+	for _, tt := range tests {
+		_, err := g.Limiter(tt.tier)
+		assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig, tt.name)
+	}
+	_, err = ratelimit.NewGroup(ratelimit.Config{MaxKeys: -1})
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig, "negative MaxKeys")
+	l, err := g.Limiter()
+	require.NoError(t, err)
+	assert.Equal(t, []ratelimit.Tier{ratelimit.Tiers().API}, l.Tiers(), "no tiers is the API tier")
+	r, err := l.Allow(context.Background(), "k")
+	require.NoError(t, err)
+	assert.True(t, r.Allowed)
+	assert.Equal(t, "api", r.Tier)
 }
 
 func TestTiers(t *testing.T) {

@@ -19,9 +19,9 @@ type instruments struct {
 }
 
 // Why a decision was made without Redis: the reason attribute of
-// ratelimit.fallbacks.
+// perfkit.ratelimit.fallbacks.
 const (
-	reasonTimeout     = iota // Redis did not answer within Config.Timeout
+	reasonTimeout     = iota // Redis did not answer within Config.RedisTimeout
 	reasonError              // Redis answered with an error, or the connection failed
 	reasonBreakerOpen        // the key's node breaker was open: Redis was not asked
 	fallbackReasons
@@ -33,17 +33,17 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	m := mp.Meter(meterName)
 	var in instruments
 	var err error
-	if in.decisions, err = m.Int64Counter("ratelimit.decisions",
+	if in.decisions, err = m.Int64Counter("perfkit.ratelimit.decisions",
 		metric.WithDescription("Rate-limit decisions by tier and outcome (allowed, denied, shadow_denied, unavailable)."),
 		metric.WithUnit("{decision}")); err != nil {
 		return nil, err
 	}
-	if in.fallbacks, err = m.Int64Counter("ratelimit.fallbacks",
+	if in.fallbacks, err = m.Int64Counter("perfkit.ratelimit.fallbacks",
 		metric.WithDescription("Decisions made without Redis, by tier, failure policy and reason (timeout, error, breaker_open)."),
-		metric.WithUnit("{decision}")); err != nil {
+		metric.WithUnit("{fallback}")); err != nil {
 		return nil, err
 	}
-	if in.redisDur, err = m.Float64Histogram("ratelimit.redis.duration",
+	if in.redisDur, err = m.Float64Histogram("perfkit.ratelimit.redis.duration",
 		metric.WithDescription("Duration of one Redis rate-limit round trip."),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1)); err != nil {

@@ -30,9 +30,10 @@ type MiddlewareConfig struct {
 	// LegacyHeaders adds X-RateLimit-Limit, X-RateLimit-Remaining and
 	// X-RateLimit-Reset (seconds) beside the IETF fields.
 	LegacyHeaders bool
-	// Jitter is the most added to Retry-After, at random, so denied clients
-	// do not all come back at once (default 1 s; negative for none).
-	Jitter time.Duration
+	// RetryAfterJitter is the most added to Retry-After, at random, so
+	// denied clients do not all come back at once (default 1 s; negative
+	// for none).
+	RetryAfterJitter time.Duration
 	// Denied, if set, writes the response for a denied request instead of
 	// the default application/problem+json body. status is 429 when the
 	// quota is used up and 503 when Redis cannot decide for a fail-closed
@@ -88,7 +89,8 @@ type middleware struct {
 // https://iana.org/assignments/http-problem-types#quota-exceeded naming the
 // violated policy. When Redis cannot decide for a fail-closed tier it
 // answers 503 the same way. Other limiter errors let the request through
-// (logged). Decisions are counted in ratelimit.decisions {tier, outcome}.
+// (logged). Decisions are counted in perfkit.ratelimit.decisions {tier,
+// outcome}.
 // The handlers it returns are safe for concurrent use; the limiter is
 // asked with the request's context, so a Redis decision ends when the
 // client goes away.
@@ -102,8 +104,8 @@ func Middleware(l TieredLimiter, cfg MiddlewareConfig) (func(http.Handler) http.
 	if cfg.Key == nil {
 		cfg.Key = RemoteIP
 	}
-	if cfg.Jitter == 0 {
-		cfg.Jitter = time.Second
+	if cfg.RetryAfterJitter == 0 {
+		cfg.RetryAfterJitter = time.Second
 	}
 	if cfg.MeterProvider == nil {
 		cfg.MeterProvider = otel.GetMeterProvider()
@@ -115,7 +117,7 @@ func Middleware(l TieredLimiter, cfg MiddlewareConfig) (func(http.Handler) http.
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: metrics: %w", err)
 	}
-	m := &middleware{l: l, cfg: cfg, in: in, jitter: int64(max(cfg.Jitter, 0))}
+	m := &middleware{l: l, cfg: cfg, in: in, jitter: int64(max(cfg.RetryAfterJitter, 0))}
 	var pol []string
 	for _, t := range l.Tiers() {
 		q, w := policyOf(t)
@@ -138,23 +140,6 @@ func Middleware(l TieredLimiter, cfg MiddlewareConfig) (func(http.Handler) http.
 	}, nil
 }
 
-// Middleware returns Middleware for a limiter of the tiers (see
-// Group.Limiter), using the Group's meter provider and logger unless cfg
-// sets them.
-func (g *Group) Middleware(cfg MiddlewareConfig, tiers ...Tier) (func(http.Handler) http.Handler, error) {
-	l, err := g.Limiter(tiers...)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.MeterProvider == nil {
-		cfg.MeterProvider = g.cfg.MeterProvider
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = g.cfg.Logger
-	}
-	return Middleware(l, cfg)
-}
-
 func (m *middleware) tier(name string) *tierHeader {
 	for i := range m.tiers {
 		if m.tiers[i].name == name {
@@ -172,7 +157,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	res, err := m.l.Allow(ctx, key)
-	th := m.tier(res.Policy)
+	th := m.tier(res.Tier)
 	switch {
 	case err != nil && errors.Is(err, ErrUnavailable):
 		m.in.decisions.Add(ctx, 1, th.outcomes[outUnavailable]...)

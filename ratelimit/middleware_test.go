@@ -22,8 +22,16 @@ import (
 
 var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 
-// counts returns the ratelimit.decisions (or another counter) by
-// "tier/outcome" attributes.
+// groupMiddleware is Middleware on a limiter of g for the tiers.
+func groupMiddleware(t *testing.T, g *ratelimit.Group, cfg ratelimit.MiddlewareConfig, tiers ...ratelimit.Tier) func(http.Handler) http.Handler {
+	t.Helper()
+	l, err := g.Limiter(tiers...)
+	require.NoError(t, err)
+	mw, err := ratelimit.Middleware(l, cfg)
+	require.NoError(t, err)
+	return mw
+}
+
 // counts sums a counter's points by their attribute values ("v1/v2/"),
 // leaving out the attributes named in drop.
 func counts(t *testing.T, rd *sdkmetric.ManualReader, name string, drop ...string) map[string]int64 {
@@ -59,11 +67,11 @@ var (
 func TestMiddlewareHeadersAndProblem(t *testing.T) {
 	t.Parallel()
 	rd := sdkmetric.NewManualReader()
-	g, err := ratelimit.New(ratelimit.Config{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))})
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	g, err := ratelimit.NewGroup(ratelimit.Config{MeterProvider: mp})
 	require.NoError(t, err)
 	tiers := ratelimit.Tiers()
-	mw, err := g.Middleware(ratelimit.MiddlewareConfig{LegacyHeaders: true, Jitter: -1}, tiers.Global, tiers.Auth)
-	require.NoError(t, err)
+	mw := groupMiddleware(t, g, ratelimit.MiddlewareConfig{LegacyHeaders: true, RetryAfterJitter: -1, MeterProvider: mp}, tiers.Global, tiers.Auth)
 	h := mw(okHandler)
 
 	for i := range 5 {
@@ -99,7 +107,7 @@ func TestMiddlewareHeadersAndProblem(t *testing.T) {
 	h.ServeHTTP(w, request("192.0.2.2:1"))
 	assert.Equal(t, http.StatusNoContent, w.Code, "another client is not limited")
 
-	assert.Equal(t, map[string]int64{"allowed/auth/": 6, "denied/auth/": 1}, counts(t, rd, "ratelimit.decisions"))
+	assert.Equal(t, map[string]int64{"allowed/auth/": 6, "denied/auth/": 1}, counts(t, rd, "perfkit.ratelimit.decisions"))
 }
 
 func TestMiddlewareJitter(t *testing.T) {
@@ -107,7 +115,7 @@ func TestMiddlewareJitter(t *testing.T) {
 	// A limiter that always denies with RetryAfter 1 s: a real one's
 	// RetryAfter shrinks as time passes, and a stalled test would see 0.
 	l := denyAll{Tier: ratelimit.Tier{Name: "one", Limit: ratelimit.PerSecond(1)}, retry: time.Second}
-	mw, err := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{Jitter: 3 * time.Second})
+	mw, err := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{RetryAfterJitter: 3 * time.Second})
 	require.NoError(t, err)
 	h := mw(okHandler)
 	seen := map[string]bool{}
@@ -128,7 +136,7 @@ func TestMiddlewareJitter(t *testing.T) {
 func TestMiddlewareShadow(t *testing.T) {
 	t.Parallel()
 	rd := sdkmetric.NewManualReader()
-	l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "api", Limit: ratelimit.PerHour(2)}})
+	l, err := ratelimit.NewInMemory(ratelimit.Tier{Name: "api", Limit: ratelimit.PerHour(2)}, 0)
 	require.NoError(t, err)
 	mw, err := ratelimit.Middleware(l, ratelimit.MiddlewareConfig{Shadow: true,
 		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd)), Logger: quiet()})
@@ -140,12 +148,12 @@ func TestMiddlewareShadow(t *testing.T) {
 		assert.Equal(t, http.StatusNoContent, w.Code)
 		assert.Empty(t, w.Header().Get("RateLimit"), "shadow mode writes no headers")
 	}
-	assert.Equal(t, map[string]int64{"allowed/api/": 2, "shadow_denied/api/": 3}, counts(t, rd, "ratelimit.decisions"))
+	assert.Equal(t, map[string]int64{"allowed/api/": 2, "shadow_denied/api/": 3}, counts(t, rd, "perfkit.ratelimit.decisions"))
 }
 
 func TestMiddlewareKeys(t *testing.T) {
 	t.Parallel()
-	l, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tier{Name: "api", Limit: ratelimit.PerHour(1)}})
+	l, err := ratelimit.NewInMemory(ratelimit.Tier{Name: "api", Limit: ratelimit.PerHour(1)}, 0)
 	require.NoError(t, err)
 	key, err := ratelimit.ClientIPKey(ratelimit.IPConfig{TrustedProxies: []string{"10.0.0.0/8"}})
 	require.NoError(t, err)
@@ -186,24 +194,24 @@ func TestMiddlewareRedisDown(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
 	rd := sdkmetric.NewManualReader()
-	g, err := ratelimit.New(ratelimit.Config{Redis: c, Logger: quiet(), MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))})
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	g, err := ratelimit.NewGroup(ratelimit.Config{Redis: c, Logger: quiet(), MeterProvider: mp})
 	require.NoError(t, err)
 	tiers := ratelimit.Tiers()
-	api, err := g.Middleware(ratelimit.MiddlewareConfig{}, tiers.API)
-	require.NoError(t, err)
-	auth, err := g.Middleware(ratelimit.MiddlewareConfig{}, tiers.Auth)
-	require.NoError(t, err)
+	mcfg := ratelimit.MiddlewareConfig{MeterProvider: mp, Logger: quiet()}
+	api := groupMiddleware(t, g, mcfg, tiers.API)
+	auth := groupMiddleware(t, g, mcfg, tiers.Auth)
 	type denial struct {
 		status int
 		retry  int64
 		policy string
 	}
 	var denied []denial
-	custom, err := g.Middleware(ratelimit.MiddlewareConfig{Denied: func(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status int, retry int64) {
-		denied = append(denied, denial{status, retry, res.Policy})
+	mcfg.Denied = func(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status int, retry int64) {
+		denied = append(denied, denial{status, retry, res.Tier})
 		w.WriteHeader(status)
-	}}, tiers.Auth)
-	require.NoError(t, err)
+	}
+	custom := groupMiddleware(t, g, mcfg, tiers.Auth)
 	srv.Kill()
 	w := httptest.NewRecorder()
 	custom(okHandler).ServeHTTP(w, request("192.0.2.2:1"))
@@ -223,20 +231,23 @@ func TestMiddlewareRedisDown(t *testing.T) {
 		assert.Contains(t, w.Body.String(), "temporary-reduced-capacity")
 		assert.Contains(t, w.Body.String(), "temporarily unavailable; retry after")
 	}
-	assert.Equal(t, map[string]int64{"fail_open/api/": 4, "fail_closed/auth/": 5}, counts(t, rd, "ratelimit.fallbacks", "reason"))
-	assert.Equal(t, map[string]int64{"allowed/api/": 4, "unavailable/auth/": 5}, counts(t, rd, "ratelimit.decisions"))
+	assert.Equal(t, map[string]int64{"fail_open/api/": 4, "fail_closed/auth/": 5}, counts(t, rd, "perfkit.ratelimit.fallbacks", "reason"))
+	assert.Equal(t, map[string]int64{"allowed/api/": 4, "unavailable/auth/": 5}, counts(t, rd, "perfkit.ratelimit.decisions"))
 }
 
 func TestMiddlewareConfigErrors(t *testing.T) {
 	t.Parallel()
 	_, err := ratelimit.Middleware(nil, ratelimit.MiddlewareConfig{})
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig)
-	g, err := ratelimit.New(ratelimit.Config{})
+	g, err := ratelimit.NewGroup(ratelimit.Config{})
 	require.NoError(t, err)
-	_, err = g.Middleware(ratelimit.MiddlewareConfig{}, ratelimit.Tier{Name: "x"})
+	_, err = g.Limiter(ratelimit.Tier{Name: "x"})
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidLimit)
-	for _, cfg := range []ratelimit.Config{{Timeout: -1}, {Instances: -1}, {MaxKeys: -1}, {BreakerFailures: -1}, {BreakerOpen: -1}} {
-		_, err := ratelimit.New(cfg)
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig, "an invalid limit is an invalid config")
+	_, err = g.Limiter(ratelimit.Tier{Name: "a b", Limit: ratelimit.PerSecond(1)})
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig, "a tier name with a space")
+	for _, cfg := range []ratelimit.Config{{RedisTimeout: -1}, {Instances: -1}, {MaxKeys: -1}, {BreakerConsecutiveFailures: -1}, {BreakerOpenTimeout: -1}} {
+		_, err := ratelimit.NewGroup(cfg)
 		assert.ErrorIs(t, err, ratelimit.ErrInvalidConfig, "%+v", cfg)
 	}
 	_, err = ratelimit.NewRedis(ratelimit.Config{})
@@ -266,7 +277,7 @@ func (d denyAll) Allow(ctx context.Context, key string) (ratelimit.Result, error
 }
 
 func (d denyAll) AllowN(context.Context, string, int) (ratelimit.Result, error) {
-	return ratelimit.Result{Limit: d.Limit.Rate, ResetAfter: d.retry, RetryAfter: d.retry, Policy: d.Name}, nil
+	return ratelimit.Result{Limit: d.Limit.Rate, ResetAfter: d.retry, RetryAfter: d.retry, Tier: d.Name}, nil
 }
 
 func (d denyAll) Reset(context.Context, string) error       { return nil }
@@ -274,17 +285,16 @@ func (d denyAll) Refund(context.Context, string, int) error { return nil }
 
 func TestMiddlewareDeniedHook(t *testing.T) {
 	t.Parallel()
-	g, err := ratelimit.New(ratelimit.Config{Logger: quiet()})
+	g, err := ratelimit.NewGroup(ratelimit.Config{Logger: quiet()})
 	require.NoError(t, err)
 	var statuses []int
-	mw, err := g.Middleware(ratelimit.MiddlewareConfig{Jitter: -1, Denied: func(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status int, retry int64) {
+	mw := groupMiddleware(t, g, ratelimit.MiddlewareConfig{RetryAfterJitter: -1, Logger: quiet(), Denied: func(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status int, retry int64) {
 		statuses = append(statuses, status)
-		assert.Equal(t, "auth", res.Policy)
+		assert.Equal(t, "auth", res.Tier)
 		assert.Equal(t, int64(180), retry, "one emission interval of 15 min / 5")
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(`{"error":"slow down"}`))
 	}}, ratelimit.Tiers().Auth)
-	require.NoError(t, err)
 	h := mw(okHandler)
 	var last *httptest.ResponseRecorder
 	for range 6 {

@@ -61,7 +61,7 @@ func TestLocalStateMachine(t *testing.T) {
 		limB := ratelimit.Limit{Rate: rapid.IntRange(1, 6).Draw(rt, "rateB"), Period: time.Duration(rapid.IntRange(1, 60).Draw(rt, "periodB")) * time.Second,
 			Burst: rapid.IntRange(0, 5).Draw(rt, "burstB")}
 		chained := rapid.Bool().Draw(rt, "chain")
-		g, err := ratelimit.New(ratelimit.Config{})
+		g, err := ratelimit.NewGroup(ratelimit.Config{})
 		if err != nil {
 			rt.Fatal(err)
 		}

@@ -44,10 +44,10 @@ func newBackend(cfg Config, in *instruments, locals *localCache) *backend {
 		in:     in,
 		log:    cfg.Logger,
 	}
-	failures := uint32(cfg.BreakerFailures)
+	failures := uint32(cfg.BreakerConsecutiveFailures)
 	b.breakers = nodebreaker.New[[]int64](cfg.Redis, gobreaker.Settings{
 		Name:        "ratelimit-redis",
-		Timeout:     cfg.BreakerOpen,
+		Timeout:     cfg.BreakerOpenTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
 		IsExcluded:  func(err error) bool { return errors.Is(err, errCallerGone) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
@@ -60,7 +60,7 @@ func newBackend(cfg Config, in *instruments, locals *localCache) *backend {
 		},
 	})
 	if !contextTimeouts(cfg.Redis) {
-		b.log.Warn("ratelimit: redis client has ContextTimeoutEnabled=false; a hung Redis can stall decisions past Config.Timeout")
+		b.log.Warn("ratelimit: redis client has ContextTimeoutEnabled=false; a hung Redis can stall decisions past Config.RedisTimeout")
 	}
 	return b
 }
@@ -82,11 +82,11 @@ func contextTimeouts(c redis.UniversalClient) bool {
 // algorithms, on keys that share a hash slot: one round trip, atomic and
 // all-or-nothing (a request one tier denies counts in no tier).
 //
-// A decision that Redis cannot make within Config.Timeout, or while the
+// A decision that Redis cannot make within Config.RedisTimeout, or while the
 // circuit breaker of the key's Redis node is open, is made by each tier's
 // failure policy: FailOpen asks a local limiter at Limit ÷ Instances and
 // returns a nil error; FailClosed denies and returns an error wrapping
-// ErrUnavailable. Both count in ratelimit.fallbacks {reason} and in
+// ErrUnavailable. Both count in perfkit.ratelimit.fallbacks {reason} and in
 // Group.Stats. On Redis Cluster each master node has its own breaker, so
 // one dead master sends only the keys it owns to the failure policy. Redis
 // is safe for concurrent use and starts no goroutines; the caller owns and
@@ -95,7 +95,7 @@ type Redis struct {
 	b        *backend
 	tiers    []Tier
 	args     []any       // script arguments after the cost: algorithm and two numbers per tier
-	fallback []*Local    // nil for FailClosed tiers
+	fallback []*local    // nil for FailClosed tiers
 	fbChain  *localChain // the FailOpen tiers' fallback limiters, nil when none
 	fbIdx    []int       // index in tiers of each limiter of fbChain
 	fbOpts   [][fallbackReasons][]metric.AddOption
@@ -111,7 +111,7 @@ func NewRedis(cfg Config, tiers ...Tier) (*Redis, error) {
 	if cfg.Redis == nil {
 		return nil, errInvalid("NewRedis needs Config.Redis")
 	}
-	g, err := New(cfg)
+	g, err := NewGroup(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func NewRedis(cfg Config, tiers ...Tier) (*Redis, error) {
 func newRedis(b *backend, tiers []Tier) (*Redis, error) {
 	r := &Redis{b: b, tiers: tiers, maxN: int(^uint(0) >> 1)}
 	var fbTiers []Tier
-	var fbLs []*Local
+	var fbLs []*local
 	for i, t := range tiers {
 		if t.Algorithm == GCRA {
 			r.args = append(r.args, int(GCRA), float64(t.Limit.emission())/float64(time.Microsecond), t.Limit.burst())
@@ -134,7 +134,7 @@ func newRedis(b *backend, tiers []Tier) (*Redis, error) {
 			r.args = append(r.args, int(t.Algorithm), int64(t.Limit.Period/time.Microsecond), t.Limit.Rate)
 			r.maxN = min(r.maxN, t.Limit.Rate)
 		}
-		var fb *Local
+		var fb *local
 		if t.OnFailure == FailOpen {
 			lt := t
 			lt.Limit = t.Limit.divide(b.cfg.Instances)
@@ -169,7 +169,7 @@ func (r *Redis) Allow(ctx context.Context, key string) (Result, error) {
 
 // AllowN reports whether n events for key may happen now in every tier,
 // counting them in all tiers only if all allow. The result is the binding
-// tier's (see Result.Policy). It waits at most Config.Timeout for Redis; a
+// tier's (see Result.Tier). It waits at most Config.RedisTimeout for Redis; a
 // cancelled ctx returns ctx's error with a denying Result.
 func (r *Redis) AllowN(ctx context.Context, key string, n int) (Result, error) {
 	var buf [4]Result
@@ -188,13 +188,13 @@ func (r *Redis) AllowTiers(ctx context.Context, key string, n int, out []Result)
 	}
 	out = out[:len(r.tiers)]
 	if n < 1 || n > r.maxN {
-		return Result{Limit: r.tiers[0].Limit.burst(), Policy: r.tiers[0].Name}, ErrInvalidN
+		return Result{Limit: r.tiers[0].Limit.burst(), Tier: r.tiers[0].Name}, ErrInvalidN
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{Policy: r.tiers[0].Name}, err
+		return Result{Tier: r.tiers[0].Name}, err
 	}
 	keys := r.keys(key)
-	dctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
+	dctx, cancel := context.WithTimeout(ctx, r.b.cfg.RedisTimeout)
 	br := r.b.breakers.ForKey(dctx, keys[0])
 	start := time.Now()
 	vals, err := br.Execute(func() ([]int64, error) {
@@ -223,7 +223,7 @@ func (r *Redis) AllowTiers(ctx context.Context, key string, n int, out []Result)
 	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
-			return Result{Policy: r.tiers[0].Name}, cerr
+			return Result{Tier: r.tiers[0].Name}, cerr
 		}
 		reason := reasonError
 		switch {
@@ -247,7 +247,7 @@ func (r *Redis) AllowTiers(ctx context.Context, key string, n int, out []Result)
 			Remaining:  int(max(vals[o+1], 0)),
 			ResetAfter: time.Duration(vals[o+2]) * time.Microsecond,
 			RetryAfter: time.Duration(vals[o+3]) * time.Microsecond,
-			Policy:     r.tiers[i].Name,
+			Tier:       r.tiers[i].Name,
 		}
 	}
 	return binding(out), nil
@@ -265,10 +265,10 @@ func isTimeout(err error) bool {
 func (r *Redis) keys(key string) []string {
 	keys := make([]string, len(r.tiers))
 	if len(keys) == 1 {
-		keys[0] = r.b.cfg.Prefix + "{" + key + "}:" + r.tiers[0].Name
+		keys[0] = r.b.cfg.KeyPrefix + "{" + key + "}:" + r.tiers[0].Name
 		return keys
 	}
-	base := r.b.cfg.Prefix + "{" + key + "}:"
+	base := r.b.cfg.KeyPrefix + "{" + key + "}:"
 	for i, t := range r.tiers {
 		keys[i] = base + t.Name
 	}
@@ -297,14 +297,14 @@ func (r *Redis) fallBack(ctx context.Context, key string, n int, cause error, re
 	}
 	retry := time.Second
 	if br.State() == gobreaker.StateOpen {
-		retry = r.b.cfg.BreakerOpen
+		retry = r.b.cfg.BreakerOpenTimeout
 	}
 	if len(r.fbIdx) < len(r.tiers) {
 		// a fail-closed tier denies the whole decision, so the fail-open
 		// tiers count nothing either
 		var res Result
 		for i, t := range r.tiers {
-			out[i] = Result{Limit: r.limitOf(i), ResetAfter: r.b.cfg.BreakerOpen, RetryAfter: retry, Policy: t.Name}
+			out[i] = Result{Limit: r.limitOf(i), ResetAfter: r.b.cfg.BreakerOpenTimeout, RetryAfter: retry, Tier: t.Name}
 			if r.fallback[i] == nil {
 				res = out[i]
 			}
@@ -325,7 +325,7 @@ func (r *Redis) fallBack(ctx context.Context, key string, n int, cause error, re
 }
 
 // Reset forgets key in every tier, on Redis (one DEL) and in the local
-// fallback limiters. It waits at most Config.Timeout for Redis and returns
+// fallback limiters. It waits at most Config.RedisTimeout for Redis and returns
 // its error (wrapping ErrUnavailable) when Redis cannot be reached; the
 // local fallbacks are reset either way.
 func (r *Redis) Reset(ctx context.Context, key string) error {
@@ -335,7 +335,7 @@ func (r *Redis) Reset(ctx context.Context, key string) error {
 		}
 	}
 	keys := r.keys(key)
-	dctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
+	dctx, cancel := context.WithTimeout(ctx, r.b.cfg.RedisTimeout)
 	defer cancel()
 	_, err := r.b.breakers.ForKey(dctx, keys[0]).Execute(func() ([]int64, error) {
 		return nil, r.b.client.Del(dctx, keys...).Err()
@@ -351,13 +351,13 @@ func (r *Redis) Reset(ctx context.Context, key string) error {
 // not before now; a window's count drops by n but not below zero). When
 // Redis cannot be reached (or the key's breaker is open) the events go back
 // to the local fallback limiters, which are then what decides, and the error
-// wraps ErrUnavailable. It waits at most Config.Timeout.
+// wraps ErrUnavailable. It waits at most Config.RedisTimeout.
 func (r *Redis) Refund(ctx context.Context, key string, n int) error {
 	if n < 1 || n > r.maxN {
 		return ErrInvalidN
 	}
 	keys := r.keys(key)
-	dctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
+	dctx, cancel := context.WithTimeout(ctx, r.b.cfg.RedisTimeout)
 	defer cancel()
 	_, err := r.b.breakers.ForKey(dctx, keys[0]).Execute(func() ([]int64, error) {
 		args := make([]any, 0, 1+len(r.args))
@@ -372,9 +372,9 @@ func (r *Redis) Refund(ctx context.Context, key string, n int) error {
 	return nil
 }
 
-// String describes the limiter for logs: the tiers and the prefix.
+// String describes the limiter for logs: the tiers and the key prefix.
 func (r *Redis) String() string {
-	s := "ratelimit.Redis{prefix=" + strconv.Quote(r.b.cfg.Prefix)
+	s := "ratelimit.Redis{key_prefix=" + strconv.Quote(r.b.cfg.KeyPrefix)
 	for _, t := range r.tiers {
 		s += " " + t.Name + "=" + t.Limit.String() + "/" + t.Algorithm.String()
 	}

@@ -32,7 +32,7 @@ func TestRedisExactAcrossInstances(t *testing.T) {
 			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
 			for range 8 {
 				c, _ := sharedRedis(t)
-				l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: 5 * time.Second, MeterProvider: mp}, tier)
+				l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, KeyPrefix: prefix, RedisTimeout: 5 * time.Second, MeterProvider: mp}, tier)
 				require.NoError(t, err)
 				for range 100 {
 					wg.Go(func() {
@@ -45,7 +45,7 @@ func TestRedisExactAcrossInstances(t *testing.T) {
 				}
 			}
 			wg.Wait()
-			assert.Empty(t, counts(t, rd, "ratelimit.fallbacks"), "every decision made on Redis, none by the local fallback")
+			assert.Empty(t, counts(t, rd, "perfkit.ratelimit.fallbacks"), "every decision made on Redis, none by the local fallback")
 			assert.Equal(t, int64(100), allowed.Load(), "allowed of 800 with limit 100")
 		})
 	}
@@ -71,13 +71,13 @@ func TestRedisResultFields(t *testing.T) {
 		t.Run(tt.algo.String(), func(t *testing.T) {
 			t.Parallel()
 			c, prefix := sharedRedis(t)
-			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second},
+			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, KeyPrefix: prefix, RedisTimeout: time.Second},
 				ratelimit.Tier{Name: "f", Limit: tt.limit, Algorithm: tt.algo})
 			require.NoError(t, err)
 			ctx := context.Background()
 			r, err := l.AllowN(ctx, "k", 2)
 			require.NoError(t, err)
-			assert.Equal(t, ratelimit.Result{Allowed: true, Limit: 6, Remaining: 4, ResetAfter: r.ResetAfter, Policy: "f"}, r)
+			assert.Equal(t, ratelimit.Result{Allowed: true, Limit: 6, Remaining: 4, ResetAfter: r.ResetAfter, Tier: "f"}, r)
 			r, err = l.AllowN(ctx, "k", 4)
 			require.NoError(t, err)
 			assert.True(t, r.Allowed)
@@ -110,7 +110,7 @@ func TestRedisWindowRollOver(t *testing.T) {
 		t.Run(algo.String(), func(t *testing.T) {
 			t.Parallel()
 			c, prefix := sharedRedis(t)
-			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second},
+			l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, KeyPrefix: prefix, RedisTimeout: time.Second},
 				ratelimit.Tier{Name: "w", Limit: ratelimit.Per(3, window), Algorithm: algo})
 			require.NoError(t, err)
 			ctx := context.Background()
@@ -155,7 +155,7 @@ func TestRedisMultiTierAllOrNothing(t *testing.T) {
 	global := ratelimit.Tier{Name: "global", Limit: ratelimit.PerHour(10)}
 	auth := ratelimit.Tier{Name: "auth", Limit: ratelimit.PerHour(2)}
 	win := ratelimit.Tier{Name: "win", Limit: ratelimit.PerHour(10), Algorithm: ratelimit.SlidingWindow}
-	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second}, global, auth, win)
+	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, KeyPrefix: prefix, RedisTimeout: time.Second}, global, auth, win)
 	require.NoError(t, err)
 	ctx := context.Background()
 	out := make([]ratelimit.Result, 3)
@@ -164,13 +164,13 @@ func TestRedisMultiTierAllOrNothing(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, i < 2, r.Allowed, "request %d", i)
 		if !r.Allowed {
-			assert.Equal(t, "auth", r.Policy)
+			assert.Equal(t, "auth", r.Tier)
 		}
 	}
 	assert.Equal(t, 8, out[0].Remaining, "global remaining after 2 allowed and 3 denied")
 	assert.Equal(t, 8, out[2].Remaining, "sliding tier counted only the 2 allowed")
 	// the global key alone sees only the two allowed requests
-	g, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Prefix: prefix, Timeout: time.Second}, global)
+	g, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, KeyPrefix: prefix, RedisTimeout: time.Second}, global)
 	require.NoError(t, err)
 	r, err := g.Allow(ctx, "ip")
 	require.NoError(t, err)
@@ -185,7 +185,7 @@ func TestRedisCluster(t *testing.T) {
 	tiers := ratelimit.Tiers()
 	win := tiers.API
 	win.Name, win.Algorithm = "apiwin", ratelimit.SlidingWindow
-	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Timeout: time.Second}, tiers.Global, tiers.Auth, win)
+	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, RedisTimeout: time.Second}, tiers.Global, tiers.Auth, win)
 	require.NoError(t, err)
 	ctx := context.Background()
 	for _, key := range []string{"a", "b", "c", "d", "e", "f", "2001:db8::/64"} {
@@ -198,14 +198,14 @@ func TestRedisCluster(t *testing.T) {
 }
 
 // TestRedisKilledFallsBack kills Redis mid-test: decisions fall back within
-// the deadline (the default, DefaultTimeout), fail-open tiers use the local
+// the deadline (the default, DefaultRedisTimeout), fail-open tiers use the local
 // limit ÷ instances, fail-closed tiers deny with ErrUnavailable, and limits
 // come back to Redis once it returns.
 //
 // "Within the deadline" is proved by what the limiter controls, which a
 // loaded CI machine cannot disturb: every Redis attempt runs under a
-// deadline of at most Config.Timeout, and once the breaker opens decisions
-// stop trying Redis (at most one probe per BreakerOpen). Wall time only gets
+// deadline of at most Config.RedisTimeout, and once the breaker opens
+// decisions stop trying Redis (at most one probe per BreakerOpenTimeout). Wall time only gets
 // a sanity bound that a missing deadline (seconds) would break.
 func TestRedisKilledFallsBack(t *testing.T) {
 	t.Parallel()
@@ -217,8 +217,8 @@ func TestRedisKilledFallsBack(t *testing.T) {
 	rd := sdkmetric.NewManualReader()
 	open := ratelimit.Tier{Name: "open", Limit: ratelimit.PerHour(40)}
 	closed := ratelimit.Tier{Name: "closed", Limit: ratelimit.PerHour(40), OnFailure: ratelimit.FailClosed}
-	const breakerOpen, breakerFailures = 200 * time.Millisecond, 3
-	g, err := ratelimit.New(ratelimit.Config{Redis: c, Instances: 4, BreakerOpen: breakerOpen, Logger: quiet(),
+	const breakerOpen, breakerFailures = 200 * time.Millisecond, ratelimit.DefaultBreakerConsecutiveFailures
+	g, err := ratelimit.NewGroup(ratelimit.Config{Redis: c, Instances: 4, BreakerOpenTimeout: breakerOpen, Logger: quiet(),
 		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))})
 	require.NoError(t, err)
 	lo, err := g.Limiter(open)
@@ -231,7 +231,7 @@ func TestRedisKilledFallsBack(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, r.Allowed)
 	}
-	assertBudgets(t, hook.take(), ratelimit.DefaultTimeout)
+	assertBudgets(t, hook.take(), ratelimit.DefaultRedisTimeout)
 
 	srv.Kill()
 	down := time.Now()
@@ -256,14 +256,14 @@ func TestRedisKilledFallsBack(t *testing.T) {
 	attempts := hook.take()
 	assert.Equal(t, 10, allowedOpen, "fail-open allows the local share 40/4")
 	assert.Equal(t, map[string]int64{"fail_open/open/": 30, "fail_closed/closed/": 30},
-		counts(t, rd, "ratelimit.fallbacks", "reason"), "every decision during the outage made by the failure policy")
-	byReason := counts(t, rd, "ratelimit.fallbacks", "policy", "tier")
+		counts(t, rd, "perfkit.ratelimit.fallbacks", "reason"), "every decision during the outage made by the failure policy")
+	byReason := counts(t, rd, "perfkit.ratelimit.fallbacks", "policy", "tier")
 	assert.Equal(t, int64(60-breakerFailures), byReason["breaker_open/"], "decisions that skipped Redis: %v", byReason)
 	assert.Equal(t, int64(breakerFailures), byReason["error/"]+byReason["timeout/"],
 		"decisions that tried the killed Redis (refused, or go-redis's retries ran out the deadline): %v", byReason)
-	assertBudgets(t, attempts, ratelimit.DefaultTimeout)
+	assertBudgets(t, attempts, ratelimit.DefaultRedisTimeout)
 	// breakerFailures attempts open the breaker; after that one probe per
-	// BreakerOpen at most, instead of one per decision (60).
+	// BreakerOpenTimeout at most, instead of one per decision (60).
 	assert.GreaterOrEqual(t, decisions(attempts), breakerFailures, "attempts before the breaker opened")
 	assert.LessOrEqual(t, decisions(attempts), breakerFailures+int(outage/breakerOpen),
 		"Redis attempts in a %v outage with the breaker open", outage)
@@ -295,7 +295,7 @@ func TestRedisPausedHonoursDeadline(t *testing.T) {
 	c.AddHook(hook)
 	const timeout = 30 * time.Millisecond
 	rd := sdkmetric.NewManualReader()
-	g, err := ratelimit.New(ratelimit.Config{Redis: c, Timeout: timeout, BreakerOpen: time.Minute, Logger: quiet(),
+	g, err := ratelimit.NewGroup(ratelimit.Config{Redis: c, RedisTimeout: timeout, BreakerOpenTimeout: time.Minute, Logger: quiet(),
 		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))})
 	require.NoError(t, err)
 	l, err := g.Limiter()
@@ -309,11 +309,12 @@ func TestRedisPausedHonoursDeadline(t *testing.T) {
 		return err == nil && g.Stats().Redis == 1
 	}, 10*time.Second, time.Millisecond)
 	before := g.Stats()
-	fbBefore := counts(t, rd, "ratelimit.fallbacks", "policy", "tier")
+	fbBefore := counts(t, rd, "perfkit.ratelimit.fallbacks", "policy", "tier")
 	hook.take()
 	srv.Pause()
 	defer srv.Resume()
-	for i := range 10 {
+	const n, trip = 10, ratelimit.DefaultBreakerConsecutiveFailures
+	for i := range n {
 		start := time.Now()
 		r, err := l.Allow(ctx, "k")
 		require.NoError(t, err)
@@ -321,14 +322,14 @@ func TestRedisPausedHonoursDeadline(t *testing.T) {
 		assert.Less(t, time.Since(start), time.Second, "decision %d (sanity bound)", i)
 	}
 	after := g.Stats()
-	assert.Equal(t, ratelimit.Stats{Timeouts: 3, Rejected: 7}, ratelimit.Stats{Redis: after.Redis - before.Redis,
+	assert.Equal(t, ratelimit.Stats{Timeouts: trip, Rejected: n - trip}, ratelimit.Stats{Redis: after.Redis - before.Redis,
 		Timeouts: after.Timeouts - before.Timeouts, Errors: after.Errors - before.Errors, Rejected: after.Rejected - before.Rejected},
-		"the default 3 timeouts open the breaker; the other 7 decisions skip Redis")
-	fb := counts(t, rd, "ratelimit.fallbacks", "policy", "tier")
-	assert.Equal(t, int64(3), fb["timeout/"]-fbBefore["timeout/"], "timeouts counted in ratelimit.fallbacks")
-	assert.Equal(t, int64(7), fb["breaker_open/"]-fbBefore["breaker_open/"])
+		"the default 5 timeouts open the breaker; the other decisions skip Redis")
+	fb := counts(t, rd, "perfkit.ratelimit.fallbacks", "policy", "tier")
+	assert.Equal(t, int64(trip), fb["timeout/"]-fbBefore["timeout/"], "timeouts counted in perfkit.ratelimit.fallbacks")
+	assert.Equal(t, int64(n-trip), fb["breaker_open/"]-fbBefore["breaker_open/"])
 	attempts := hook.take()
-	assert.LessOrEqual(t, decisions(attempts), 3, "no decision tries Redis once the breaker is open")
+	assert.LessOrEqual(t, decisions(attempts), trip, "no decision tries Redis once the breaker is open")
 	assertBudgets(t, attempts, timeout)
 }
 
@@ -340,7 +341,7 @@ func TestRedisFallbackAllOrNothing(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
-	g, err := ratelimit.New(ratelimit.Config{Redis: c, Logger: quiet(), BreakerOpen: time.Hour})
+	g, err := ratelimit.NewGroup(ratelimit.Config{Redis: c, Logger: quiet(), BreakerOpenTimeout: time.Hour})
 	require.NoError(t, err)
 	wide := ratelimit.Tier{Name: "wide", Limit: ratelimit.PerHour(8)}
 	narrow := ratelimit.Tier{Name: "narrow", Limit: ratelimit.PerHour(4)}
@@ -380,7 +381,7 @@ func TestRedisNoScriptCountsOnce(t *testing.T) {
 	ctx := context.Background()
 	auth := ratelimit.Tier{Name: "auth", Limit: ratelimit.PerHour(2)}
 	win := ratelimit.Tier{Name: "win", Limit: ratelimit.PerHour(10), Algorithm: ratelimit.SlidingWindow}
-	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, Timeout: time.Second}, auth, win)
+	l, err := ratelimit.NewRedis(ratelimit.Config{Redis: c, RedisTimeout: time.Second}, auth, win)
 	require.NoError(t, err)
 	out := make([]ratelimit.Result, 2)
 	r, err := l.AllowTiers(ctx, "ip", 1, out)

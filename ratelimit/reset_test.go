@@ -26,15 +26,15 @@ func TestResetAndRefund(t *testing.T) {
 	}{
 		{"local one tier", ratelimit.Config{}, []ratelimit.Tier{mk("g", ratelimit.GCRA)}},
 		{"local chain", ratelimit.Config{}, []ratelimit.Tier{mk("g", ratelimit.GCRA), mk("h", ratelimit.GCRA)}},
-		{"redis gcra", ratelimit.Config{Redis: c, Prefix: prefix + "a:", Timeout: time.Second}, []ratelimit.Tier{mk("g", ratelimit.GCRA)}},
-		{"redis sliding", ratelimit.Config{Redis: c, Prefix: prefix + "b:", Timeout: time.Second}, []ratelimit.Tier{mk("s", ratelimit.SlidingWindow)}},
-		{"redis fixed", ratelimit.Config{Redis: c, Prefix: prefix + "c:", Timeout: time.Second}, []ratelimit.Tier{mk("f", ratelimit.FixedWindow)}},
-		{"redis mixed", ratelimit.Config{Redis: c, Prefix: prefix + "d:", Timeout: time.Second},
+		{"redis gcra", ratelimit.Config{Redis: c, KeyPrefix: prefix + "a:", RedisTimeout: time.Second}, []ratelimit.Tier{mk("g", ratelimit.GCRA)}},
+		{"redis sliding", ratelimit.Config{Redis: c, KeyPrefix: prefix + "b:", RedisTimeout: time.Second}, []ratelimit.Tier{mk("s", ratelimit.SlidingWindow)}},
+		{"redis fixed", ratelimit.Config{Redis: c, KeyPrefix: prefix + "c:", RedisTimeout: time.Second}, []ratelimit.Tier{mk("f", ratelimit.FixedWindow)}},
+		{"redis mixed", ratelimit.Config{Redis: c, KeyPrefix: prefix + "d:", RedisTimeout: time.Second},
 			[]ratelimit.Tier{mk("g", ratelimit.GCRA), mk("s", ratelimit.SlidingWindow), mk("f", ratelimit.FixedWindow)}},
 	}
 	ctx := context.Background()
 	for _, tc := range cases {
-		g, err := ratelimit.New(tc.cfg)
+		g, err := ratelimit.NewGroup(tc.cfg)
 		require.NoError(t, err, tc.name)
 		l, err := g.Limiter(tc.tiers...)
 		require.NoError(t, err, tc.name)

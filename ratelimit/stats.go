@@ -7,8 +7,8 @@ import "sync/atomic"
 type Stats struct {
 	// Redis is how many decisions Redis made.
 	Redis int64
-	// Timeouts is how many decisions ran out of Config.Timeout waiting for
-	// Redis and were made by the tiers' failure policy. A healthy Redis
+	// Timeouts is how many decisions ran out of Config.RedisTimeout waiting
+	// for Redis and were made by the tiers' failure policy. A healthy Redis
 	// should keep this at zero: if it grows, Redis or the client's pool is
 	// slower than the deadline allows.
 	Timeouts int64

@@ -57,7 +57,7 @@ func TestRedisStressServerSide(t *testing.T) {
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 		t.Cleanup(func() { _ = c.Close() })
 		require.NoError(t, c.Ping(ctx).Err())
-		g, err := ratelimit.New(ratelimit.Config{Redis: c, Timeout: 10 * time.Second, Prefix: "rl:"})
+		g, err := ratelimit.NewGroup(ratelimit.Config{Redis: c, RedisTimeout: 10 * time.Second, KeyPrefix: "rl:"})
 		require.NoError(t, err)
 		l, err := g.Limiter(tiers...)
 		require.NoError(t, err)

@@ -19,9 +19,9 @@ func Wrap[T any](l Limiter, key string, fn func(context.Context) (T, error)) fun
 	}
 }
 
-// WrapKey is Wrap for functions of one argument, limited under key(arg)
+// Wrap1 is Wrap for functions of one argument, limited under key(arg)
 // (for example the user id in a request struct).
-func WrapKey[A, T any](l Limiter, key func(A) string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+func Wrap1[A, T any](l Limiter, key func(A) string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
 	return func(ctx context.Context, a A) (T, error) {
 		if err := allow(ctx, l, key(a)); err != nil {
 			var zero T
@@ -42,9 +42,9 @@ func WrapWait[T any](l Limiter, key string, fn func(context.Context) (T, error))
 	}
 }
 
-// WrapKeyWait is WrapKey that waits (see Wait) instead of failing when
+// WrapWait1 is Wrap1 that waits (see Wait) instead of failing when
 // limited.
-func WrapKeyWait[A, T any](l Limiter, key func(A) string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+func WrapWait1[A, T any](l Limiter, key func(A) string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
 	return func(ctx context.Context, a A) (T, error) {
 		if err := Wait(ctx, l, key(a)); err != nil {
 			var zero T
@@ -60,7 +60,7 @@ func allow(ctx context.Context, l Limiter, key string) error {
 		return err
 	}
 	if !r.Allowed {
-		return &LimitedError{Policy: r.Policy, RetryAfter: r.RetryAfter}
+		return &LimitedError{Tier: r.Tier, Delay: r.RetryAfter}
 	}
 	return nil
 }
@@ -86,7 +86,7 @@ func Wait(ctx context.Context, l Limiter, key string) error {
 		}
 		wait := max(r.RetryAfter, time.Millisecond)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return &LimitedError{Policy: r.Policy, RetryAfter: r.RetryAfter}
+			return &LimitedError{Tier: r.Tier, Delay: r.RetryAfter}
 		}
 		if t == nil {
 			t = time.NewTimer(wait)

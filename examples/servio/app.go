@@ -169,8 +169,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	if err := a.setupLLM(mp, tracker, opts.llmPolicy); err != nil {
 		return nil, err
 	}
-	if a.limits, err = ratelimit.New(ratelimit.Config{Redis: a.redis, Prefix: cfg.RedisPrefix + "ratelimit:",
-		Timeout: cmp.Or(opts.redisTimeout, cfg.RedisTimeout), MeterProvider: mp, Logger: log}); err != nil {
+	if a.limits, err = ratelimit.NewGroup(ratelimit.Config{Redis: a.redis, KeyPrefix: cfg.RedisPrefix + "ratelimit:",
+		RedisTimeout: cmp.Or(opts.redisTimeout, cfg.RedisTimeout), MeterProvider: mp, Logger: log}); err != nil {
 		return nil, err
 	}
 	if err := a.setupHealth(mp); err != nil {

@@ -13,9 +13,9 @@ import (
 // RateLimit and Retry-After headers are already set. A 503 means Redis could
 // not decide for a fail-closed tier (Auth).
 func denied(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status int, retryAfter int64) {
-	msg := "rate limit exceeded (" + res.Policy + " tier); retry in " + strconv.FormatInt(retryAfter, 10) + " s"
+	msg := "rate limit exceeded (" + res.Tier + " tier); retry in " + strconv.FormatInt(retryAfter, 10) + " s"
 	if status == http.StatusServiceUnavailable {
-		msg = "rate limiting unavailable (" + res.Policy + " tier); retry in " + strconv.FormatInt(retryAfter, 10) + " s"
+		msg = "rate limiting unavailable (" + res.Tier + " tier); retry in " + strconv.FormatInt(retryAfter, 10) + " s"
 	}
 	writeJSON(w, status, map[string]any{"error": msg, "retry_after": retryAfter})
 }
@@ -40,7 +40,11 @@ func (a *App) routes() (http.Handler, error) {
 		if t.Name == tiers.Global.Name || t.Name == tiers.Auth.Name {
 			key = ipKey
 		}
-		return a.limits.Middleware(ratelimit.MiddlewareConfig{Key: key, Denied: denied, MeterProvider: a.metrics, Logger: a.log}, t)
+		l, err := a.limits.Limiter(t)
+		if err != nil {
+			return nil, err
+		}
+		return ratelimit.Middleware(l, ratelimit.MiddlewareConfig{Key: key, Denied: denied, MeterProvider: a.metrics, Logger: a.log})
 	}
 	global, err := limit(tiers.Global)
 	if err != nil {

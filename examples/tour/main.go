@@ -44,7 +44,13 @@ func tour(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	limiter, err := ratelimit.NewLocal(ratelimit.LocalConfig{Tier: ratelimit.Tiers().API}) // 60/min per key
+	// A rate-limit group without Redis keeps its limiters in memory; give
+	// Config.Redis a go-redis client to share limits across instances.
+	rl, err := ratelimit.NewGroup(ratelimit.Config{})
+	if err != nil {
+		return err
+	}
+	limiter, err := rl.Limiter(ratelimit.Tiers().API) // 60/min per key
 	if err != nil {
 		return err
 	}
@@ -54,7 +60,7 @@ func tour(ctx context.Context) error {
 	getMenu := resilience.Retry1(resilience.RetryPolicy{MaxAttempts: 3}, loadMenu)
 	getMenu = resilience.Timeout1(2*time.Second, getMenu)
 	getMenu = cache.Cacheable(c, func(r int) string { return fmt.Sprint("menu:", r) }, 5*time.Minute, getMenu)
-	getMenu = ratelimit.WrapKey(limiter, func(r int) string { return fmt.Sprint("restaurant:", r) }, getMenu)
+	getMenu = ratelimit.Wrap1(limiter, func(r int) string { return fmt.Sprint("restaurant:", r) }, getMenu)
 	getMenu = metrics.Track1("menu.get", getMenu)
 
 	for range 3 {
