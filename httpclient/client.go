@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Defaults applied by [Transport] and [New] to zero-valued [Options] fields.
+// Defaults applied by [Transport] and [New] to zero-valued [Config] fields.
 const (
 	DefaultTimeout               = 30 * time.Second
 	DefaultMaxConnsPerHost       = 50
@@ -27,11 +27,11 @@ const (
 	DefaultExpectContinueTimeout = 1 * time.Second
 )
 
-// Options configures [New] and [Transport]. The zero value of every field
-// means the documented default, so New(Options{}) returns a tuned, retrying,
-// breaker-protected, instrumented client. Options is a plain value: start
+// Config configures [New] and [Transport]. The zero value of every field
+// means the documented default, so New(Config{}) returns a tuned, retrying,
+// breaker-protected, instrumented client. Config is a plain value: start
 // from a preset such as [OpenAI]() and change fields on it.
-type Options struct {
+type Config struct {
 	// Timeout bounds one request (all attempts, backoff waits and reading
 	// the body; each redirect hop gets its own) through the request context.
 	// Default 30 s; negative means none. A tighter caller deadline wins.
@@ -88,16 +88,16 @@ type Options struct {
 	// middleware is added, for any other instrumentation. Default nil.
 	WrapBase func(http.RoundTripper) http.RoundTripper
 
-	// Retry configures the retry layer; see [RetryOptions].
-	Retry RetryOptions
+	// Retry configures the retry layer; see [RetryConfig].
+	Retry RetryConfig
 	// DisableRetry removes the retry layer.
 	DisableRetry bool
-	// Breaker configures the per-host circuit breaker; see [BreakerOptions].
-	Breaker BreakerOptions
+	// Breaker configures the per-host circuit breaker; see [BreakerConfig].
+	Breaker BreakerConfig
 	// DisableBreaker removes the breaker layer.
 	DisableBreaker bool
-	// Metrics configures metrics and request logging; see [MetricsOptions].
-	Metrics MetricsOptions
+	// Metrics configures metrics and request logging; see [MetricsConfig].
+	Metrics MetricsConfig
 	// DisableMetrics removes the metrics and logging layer.
 	DisableMetrics bool
 
@@ -114,15 +114,15 @@ type Options struct {
 	Jar           http.CookieJar
 }
 
-// ErrInvalidOptions is wrapped by every configuration error that New and the
+// ErrInvalidConfig is wrapped by every configuration error that New and the
 // layer constructors return.
-var ErrInvalidOptions = errors.New("httpclient: invalid options")
+var ErrInvalidConfig = errors.New("httpclient: invalid config")
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 }
 
-func (o Options) validate() error {
+func (o Config) validate() error {
 	switch {
 	case o.MaxConnsPerHost < 0:
 		return invalid("MaxConnsPerHost %d < 0", o.MaxConnsPerHost)
@@ -151,7 +151,7 @@ func orDefault[T comparable](v, def T) T {
 // transport fields are read). Each call returns a new pool; share one client
 // per upstream rather than creating transports per request. Invalid negative
 // limits fall back to their defaults; use [New] to have them reported.
-func Transport(opts Options) *http.Transport {
+func Transport(opts Config) *http.Transport {
 	maxConns := opts.MaxConnsPerHost
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConnsPerHost
@@ -214,7 +214,7 @@ func positiveOr(d, def time.Duration) time.Duration {
 // The client is safe for concurrent use; share it. It starts no goroutines
 // of its own beyond net/http's connection goroutines, which
 // client.CloseIdleConnections releases (every layer forwards it).
-func New(opts Options) (*http.Client, error) {
+func New(opts Config) (*http.Client, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}

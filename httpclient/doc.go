@@ -21,8 +21,8 @@
 //
 //	ctx = httpclient.WithRoute(ctx, "/v1/orders/{id}")
 //
-// Options.Tracing adds otelhttp under the breaker for one client span per
-// attempt; Options.WrapBase takes any other RoundTripper wrapper.
+// Config.Tracing adds otelhttp under the breaker for one client span per
+// attempt; Config.WrapBase takes any other RoundTripper wrapper.
 //
 // The retry and breaker layers are built on perfkit's resilience package
 // (the one import DESIGN.md allows between public packages): the retry
@@ -39,9 +39,9 @@
 //     requests only;
 //   - an open breaker is never evicted to make room for another host.
 //
-// The option names (MaxRetries, Interval, HalfOpenRequests) are still
+// The option names (MaxRetries, Interval, HalfOpenProbes) are still
 // httpclient's; breaker metrics are resilience's (resilience.breaker.*,
-// labelled resilience.policy = BreakerOptions.Name+"/"+host). A request
+// labelled resilience.policy = BreakerConfig.Name+"/"+host). A request
 // whose connection was refused (a dial error: nothing was sent) is retried
 // whatever its method.
 package httpclient

@@ -59,10 +59,10 @@ func ExampleNew_openAI() {
 	// Output: 200 Try the margherita.
 }
 
-// The zero Options give the tuned pool (50 connections per host, 50 idle),
+// The zero Config give the tuned pool (50 connections per host, 50 idle),
 // 2 retries (3 attempts, as resilience), a per-host breaker and metrics.
 func ExampleNew() {
-	client, err := httpclient.New(httpclient.Options{})
+	client, err := httpclient.New(httpclient.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func ExampleNewRetry() {
 	}))
 	defer upstream.Close()
 
-	rt, err := httpclient.NewRetry(http.DefaultTransport, httpclient.RetryOptions{MaxRetries: 2})
+	rt, err := httpclient.NewRetry(http.DefaultTransport, httpclient.RetryConfig{MaxAttempts: 3})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func ExampleBreakerOpenError() {
 	}))
 	defer upstream.Close()
 
-	opts := httpclient.Options{DisableRetry: true}
+	opts := httpclient.Config{DisableRetry: true}
 	opts.Breaker.ConsecutiveFailures = 2
 	client, err := httpclient.New(opts)
 	if err != nil {

@@ -17,8 +17,8 @@ import (
 // keeps (one per method, host, route, status and error type).
 const DefaultMaxAttributeSets = 1024
 
-// MetricsOptions configures [NewMetrics]. The zero value is usable.
-type MetricsOptions struct {
+// MetricsConfig configures [NewMetrics]. The zero value is usable.
+type MetricsConfig struct {
 	// MeterProvider creates the instruments. Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 	// Logger receives one line per attempt. Default slog.Default().
@@ -74,7 +74,7 @@ func (m *MetricsTransport) CloseIdleConnections() { closeIdle(m.next) }
 
 // NewMetrics wraps next with metrics and request logging. A nil next means
 // http.DefaultTransport.
-func NewMetrics(next http.RoundTripper, opts MetricsOptions) (*MetricsTransport, error) {
+func NewMetrics(next http.RoundTripper, opts MetricsConfig) (*MetricsTransport, error) {
 	if opts.MaxAttributeSets < 0 {
 		return nil, invalid("MaxAttributeSets %d < 0", opts.MaxAttributeSets)
 	}
