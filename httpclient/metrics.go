@@ -160,7 +160,12 @@ func redactError(err error, u *url.URL) string {
 // redactErrorRoute is redactError under rules, rendering u as
 // scheme://host+route.
 func redactErrorRoute(rules redact.Rules, err error, u *url.URL, route string) string {
-	s := err.Error()
+	return redactTextRoute(rules, err.Error(), u, route)
+}
+
+// redactTextRoute masks in s every form and piece of u (rendering the whole
+// URL as scheme://host+route) and every secret of rules.
+func redactTextRoute(rules redact.Rules, s string, u *url.URL, route string) string {
 	ep := rules.Endpoint(u, route)
 	noUser := *u
 	noUser.User = nil
