@@ -235,3 +235,41 @@ func ExampleTwoStepBreaker() {
 	// status 503
 	// resilience: circuit open (api.example.com)
 }
+
+// Every wrapper has a one-argument form named with a 1 suffix.
+func ExampleBreaker1() {
+	cb, err := resilience.NewCircuitBreaker(resilience.BreakerConfig{Name: "sms", ConsecutiveFailures: 1})
+	if err != nil {
+		panic(err)
+	}
+	send := resilience.Breaker1(cb, func(_ context.Context, to string) (string, error) {
+		if to == "" {
+			return "", errors.New("gateway down")
+		}
+		return "sent to " + to, nil
+	})
+	fmt.Println(send(context.Background(), "+15550100"))
+	fmt.Println(send(context.Background(), ""))
+	fmt.Println(send(context.Background(), "+15550100"))
+	// Output:
+	// sent to +15550100 <nil>
+	//  gateway down
+	//  resilience: circuit open (sms)
+}
+
+func ExampleFallback1() {
+	prices := map[string]int{"margherita": 9}
+	price := resilience.Fallback1(func(_ context.Context, pizza string) (int, error) {
+		return 0, errors.New("pricing service down")
+	}, func(_ context.Context, pizza string, err error) (int, error) {
+		if p, ok := prices[pizza]; ok {
+			return p, nil // last known price
+		}
+		return 0, err
+	})
+	fmt.Println(price(context.Background(), "margherita"))
+	fmt.Println(price(context.Background(), "hawaii"))
+	// Output:
+	// 9 <nil>
+	// 0 pricing service down
+}
