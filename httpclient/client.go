@@ -34,11 +34,15 @@ const (
 type Config struct {
 	// Timeout bounds one request (all attempts, backoff waits and reading
 	// the body; each redirect hop gets its own) through the request context.
-	// Default 30 s; negative means none. A tighter caller deadline wins.
+	// Default 30 s; DisableTimeout removes it. A tighter caller deadline
+	// wins.
 	// http.Client.Timeout is left zero: for a RoundTripper other than
 	// *http.Transport, net/http would enforce it with a goroutine, a timer
 	// and about a dozen allocations per request.
 	Timeout time.Duration
+	// DisableTimeout removes the Timeout bound: only the caller's deadline
+	// (and the transport's own timeouts) end a request.
+	DisableTimeout bool
 
 	// MaxConnsPerHost caps connections (dialing, active and idle) per host.
 	// Default 50. Requests above the cap wait for a free connection.
@@ -53,14 +57,19 @@ type Config struct {
 	MaxIdleConns int
 	// DialTimeout bounds the TCP connect. Default 2 s (fail fast).
 	DialTimeout time.Duration
-	// KeepAlive is the TCP keep-alive probe interval. Default 30 s; negative
-	// disables TCP keep-alive probes (HTTP keep-alive stays on).
+	// KeepAlive is the TCP keep-alive probe interval. Default 30 s.
 	KeepAlive time.Duration
+	// DisableTCPKeepAlive turns TCP keep-alive probes off (HTTP keep-alive,
+	// the reuse of connections, stays on).
+	DisableTCPKeepAlive bool
 	// TLSHandshakeTimeout bounds the TLS handshake. Default 5 s.
 	TLSHandshakeTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for response headers after the
-	// request is written. Default 30 s; negative means none.
+	// request is written. Default 30 s.
 	ResponseHeaderTimeout time.Duration
+	// DisableResponseHeaderTimeout removes the ResponseHeaderTimeout bound
+	// (a streaming upstream that answers late; Timeout still applies).
+	DisableResponseHeaderTimeout bool
 	// IdleConnTimeout closes connections idle for this long. Default 90 s.
 	IdleConnTimeout time.Duration
 	// ExpectContinueTimeout is the wait for "100 Continue". Default 1 s.
@@ -130,6 +139,8 @@ func (o Config) validate() error {
 		return invalid("MaxIdleConnsPerHost %d < 0", o.MaxIdleConnsPerHost)
 	case o.MaxIdleConns < 0:
 		return invalid("MaxIdleConns %d < 0", o.MaxIdleConns)
+	case o.Timeout < 0, o.ResponseHeaderTimeout < 0, o.KeepAlive < 0:
+		return invalid("negative Timeout, ResponseHeaderTimeout or KeepAlive (use DisableTimeout, DisableResponseHeaderTimeout or DisableTCPKeepAlive)")
 	case o.DialTimeout < 0, o.TLSHandshakeTimeout < 0, o.IdleConnTimeout < 0, o.ExpectContinueTimeout < 0:
 		return invalid("negative dial, TLS handshake, idle or expect-continue timeout")
 	}
@@ -164,9 +175,12 @@ func Transport(opts Config) *http.Transport {
 	if maxIdle <= 0 {
 		maxIdle = max(DefaultMaxIdleConns, maxIdlePerHost)
 	}
-	keepAlive := orDefault(opts.KeepAlive, DefaultKeepAlive)
-	respHeader := orDefault(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
-	if respHeader < 0 {
+	keepAlive := positiveOr(opts.KeepAlive, DefaultKeepAlive)
+	if opts.DisableTCPKeepAlive {
+		keepAlive = -1 // net.Dialer's "off"
+	}
+	respHeader := positiveOr(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	if opts.DisableResponseHeaderTimeout {
 		respHeader = 0
 	}
 	proxy := opts.Proxy
@@ -261,7 +275,7 @@ func New(opts Config) (*http.Client, error) {
 		}
 		rt = r
 	}
-	if timeout := orDefault(opts.Timeout, DefaultTimeout); timeout > 0 {
+	if timeout := orDefault(opts.Timeout, DefaultTimeout); !opts.DisableTimeout {
 		rt = &timeoutTransport{next: rt, d: timeout}
 	}
 	return &http.Client{

@@ -28,7 +28,7 @@ func TestTransportDefaults(t *testing.T) {
 	assert.NotNil(t, tr.Proxy)
 	assert.NotNil(t, tr.DialContext)
 
-	tr = Transport(Config{MaxConnsPerHost: 8, ResponseHeaderTimeout: -1, DisableHTTP2: true})
+	tr = Transport(Config{MaxConnsPerHost: 8, DisableResponseHeaderTimeout: true, DisableHTTP2: true})
 	assert.Equal(t, 8, tr.MaxConnsPerHost)
 	assert.Equal(t, 8, tr.MaxIdleConnsPerHost)
 	assert.Zero(t, tr.ResponseHeaderTimeout)
@@ -45,7 +45,7 @@ func TestNewDefaults(t *testing.T) {
 	assert.Equal(t, 30*time.Second, tt.d)
 	assert.IsType(t, &RetryTransport{}, tt.next, "retry should sit under the timeout")
 
-	c, err = New(Config{Timeout: -1, DisableRetry: true, DisableMetrics: true, DisableBreaker: true})
+	c, err = New(Config{DisableTimeout: true, DisableRetry: true, DisableMetrics: true, DisableBreaker: true})
 	require.NoError(t, err)
 	assert.IsType(t, &http.Transport{}, c.Transport)
 
@@ -135,6 +135,9 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		"MaxIdleConnsPerHost": {MaxIdleConnsPerHost: -1},
 		"MaxIdleConns":        {MaxIdleConns: -1},
 		"DialTimeout":         {DialTimeout: -time.Second},
+		"Timeout":             {Timeout: -time.Second},
+		"ResponseHeader":      {ResponseHeaderTimeout: -time.Second},
+		"KeepAlive":           {KeepAlive: -time.Second},
 		"Retry.MaxAttempts":   {Retry: RetryConfig{MaxAttempts: -1}},
 		"Retry.BaseDelay":     {Retry: RetryConfig{BaseDelay: -1}},
 		"Retry.DrainLimit":    {Retry: RetryConfig{DrainLimit: -1}},
