@@ -78,12 +78,18 @@ func httpPeersTLS(b *testing.B, retries int, tlsConf *tls.Config) []httpPeer {
 	b.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 
-	pk, err := httpclient.New(httpclient.Options{
+	// retries 0 keeps the default (3 attempts): the retry layer's cost is
+	// part of the stack measured.
+	attempts := 0
+	if retries > 0 {
+		attempts = retries + 1
+	}
+	pk, err := httpclient.New(httpclient.Config{
 		TLSClientConfig: tlsConf,
 		Logger:          quiet,
-		Retry:           httpclient.RetryOptions{MaxRetries: max(retries, -1), BaseDelay: time.Microsecond, MaxDelay: time.Microsecond},
+		Retry:           httpclient.RetryConfig{MaxAttempts: attempts, BaseDelay: time.Microsecond, MaxDelay: time.Microsecond},
 		// The storm is the point of the retry benchmark, not a reason to trip.
-		Breaker: httpclient.BreakerOptions{ConsecutiveFailures: 1 << 30},
+		Breaker: httpclient.BreakerConfig{ConsecutiveFailures: 1 << 30},
 	})
 	if err != nil {
 		b.Fatal(err)

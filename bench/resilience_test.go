@@ -25,7 +25,7 @@ func okCall(context.Context) (int, error) { return 1, nil }
 func BenchmarkRetryOK(b *testing.B) {
 	ctx := context.Background()
 	b.Run("perfkit", func(b *testing.B) {
-		fn := resilience.Retry(resilience.RetryPolicy{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond}, okCall)
+		fn := resilience.Retry(resilience.RetryConfig{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond}, okCall)
 		benchcpu.Loop(b, func() {
 			_, _ = fn(ctx)
 		})
@@ -71,8 +71,8 @@ func BenchmarkBreakerOK(b *testing.B) {
 func BenchmarkRetryBreakerOK(b *testing.B) {
 	ctx := context.Background()
 	b.Run("perfkit", func(b *testing.B) {
-		p, _ := resilience.NewPipeline(resilience.Policy{
-			Retry: &resilience.RetryPolicy{MaxAttempts: 4}, Breaker: &resilience.BreakerConfig{},
+		p, _ := resilience.NewPipeline(resilience.PipelineConfig{
+			Retry: &resilience.RetryConfig{MaxAttempts: 4}, Breaker: &resilience.BreakerConfig{},
 		})
 		fn := resilience.Wrap(p, okCall)
 		benchcpu.Loop(b, func() {
@@ -100,8 +100,8 @@ func BenchmarkRetryBreakerOK(b *testing.B) {
 func BenchmarkRetryBreakerTimeoutOK(b *testing.B) {
 	ctx := context.Background()
 	b.Run("perfkit", func(b *testing.B) {
-		p, _ := resilience.NewPipeline(resilience.Policy{
-			Timeout: 30 * time.Second, Retry: &resilience.RetryPolicy{MaxAttempts: 4}, Breaker: &resilience.BreakerConfig{},
+		p, _ := resilience.NewPipeline(resilience.PipelineConfig{
+			Timeout: 30 * time.Second, Retry: &resilience.RetryConfig{MaxAttempts: 4}, Breaker: &resilience.BreakerConfig{},
 		})
 		fn := resilience.Wrap(p, okCall)
 		benchcpu.Loop(b, func() {

@@ -80,12 +80,12 @@ type middlewareCase struct {
 }
 
 // middlewareCases are the bare tuned transport as a caller would use it
-// (http.Client.Timeout 30 s over Transport(Options{})) and New's full stack
+// (http.Client.Timeout 30 s over Transport(Config{})) and New's full stack
 // with a no-op and with a real SDK meter provider.
 func middlewareCases() []middlewareCase {
 	stack := func(mp metric.MeterProvider) func(testing.TB) *http.Client {
 		return func(tb testing.TB) *http.Client {
-			c, err := New(Options{MeterProvider: mp, Logger: quiet()})
+			c, err := New(Config{MeterProvider: mp, Logger: quiet()})
 			if err != nil {
 				tb.Fatal(err)
 			}
@@ -94,7 +94,7 @@ func middlewareCases() []middlewareCase {
 	}
 	return []middlewareCase{
 		{"bare", func(testing.TB) *http.Client {
-			return &http.Client{Transport: Transport(Options{}), Timeout: DefaultTimeout}
+			return &http.Client{Transport: Transport(Config{}), Timeout: DefaultTimeout}
 		}},
 		{"stack-noop", stack(noop.NewMeterProvider())},
 		{"stack-sdk", stack(sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader())))},
@@ -142,7 +142,7 @@ func BenchmarkIdlePool(b *testing.B) {
 	for _, idle := range []int{2, 10, 32, 50} {
 		b.Run("idle="+strconv.Itoa(idle), func(b *testing.B) {
 			srv := benchServer(b)
-			c, err := New(Options{MaxIdleConnsPerHost: idle, DisableRetry: true, DisableBreaker: true, DisableMetrics: true})
+			c, err := New(Config{MaxIdleConnsPerHost: idle, DisableRetry: true, DisableBreaker: true, DisableMetrics: true})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -160,7 +160,7 @@ func BenchmarkLayers(b *testing.B) {
 	})
 	sdk := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	build := func(timeout time.Duration, mp metric.MeterProvider) http.RoundTripper {
-		c, err := New(Options{Base: fake, Timeout: timeout, MeterProvider: mp, Logger: quiet()})
+		c, err := New(Config{Base: fake, Timeout: timeout, MeterProvider: mp, Logger: quiet()})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -48,7 +48,7 @@ func TestBreakerRatioUnderConcurrency(t *testing.T) {
 		}
 		return &http.Response{StatusCode: http.StatusInternalServerError, Body: http.NoBody, Header: http.Header{}}, nil
 	})
-	b, err := NewBreaker(base, BreakerOptions{FailureRatio: 0.5, MinRequests: 10, ConsecutiveFailures: 1 << 30})
+	b, err := NewBreaker(base, BreakerConfig{FailureRatio: 0.5, MinRequests: 10, ConsecutiveFailures: 1 << 30})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	const slow = 40
@@ -92,7 +92,7 @@ func TestBreakerEvictionKeepsOpenHosts(t *testing.T) {
 		}
 		return &http.Response{StatusCode: status, Body: http.NoBody, Header: http.Header{}}, nil
 	})
-	b, err := NewBreaker(base, BreakerOptions{ConsecutiveFailures: 1, OpenTimeout: time.Hour, MaxHosts: 2})
+	b, err := NewBreaker(base, BreakerConfig{ConsecutiveFailures: 1, OpenTimeout: time.Hour, MaxHosts: 2})
 	require.NoError(t, err)
 	do := func(host string) error {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+host+"/", nil)
@@ -122,8 +122,8 @@ func TestRetryRefusedPost(t *testing.T) {
 	url := srv.URL
 	srv.Close() // nothing listens on the port any more
 	probe := &countingBase{}
-	c := newTestClient(t, Options{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
-		Retry: RetryOptions{MaxRetries: 2, BaseDelay: time.Microsecond, MaxDelay: time.Microsecond}})
+	c := newTestClient(t, Config{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
+		Retry: RetryConfig{MaxAttempts: 3, BaseDelay: time.Microsecond, MaxDelay: time.Microsecond}})
 	resp, err := c.Post(url, "text/plain", strings.NewReader("order"))
 	if resp != nil {
 		resp.Body.Close()
@@ -154,8 +154,8 @@ func TestRetryPostAfterWriteNotRetried(t *testing.T) {
 	})
 	t.Cleanup(func() { ln.Close() })
 	probe := &countingBase{}
-	c := newTestClient(t, Options{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
-		Retry: RetryOptions{MaxRetries: 2, BaseDelay: time.Microsecond, MaxDelay: time.Microsecond}})
+	c := newTestClient(t, Config{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
+		Retry: RetryConfig{MaxAttempts: 3, BaseDelay: time.Microsecond, MaxDelay: time.Microsecond}})
 	resp, err := c.Post("http://"+ln.Addr().String(), "text/plain", strings.NewReader("order"))
 	if resp != nil {
 		resp.Body.Close()
@@ -179,8 +179,8 @@ func TestPoolWaitIsNotAHostFailure(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	})
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	c := newTestClient(t, Options{MaxConnsPerHost: 1, DisableRetry: true,
-		Breaker: BreakerOptions{ConsecutiveFailures: 3, OpenTimeout: time.Hour}})
+	c := newTestClient(t, Config{MaxConnsPerHost: 1, DisableRetry: true,
+		Breaker: BreakerConfig{ConsecutiveFailures: 3, OpenTimeout: time.Hour}})
 	held := make(chan error, 1)
 	go func() {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
@@ -223,8 +223,8 @@ func TestRetryAfterLongerThanMaxDelay(t *testing.T) {
 		w.Header().Set("Retry-After", "120")
 		w.WriteHeader(http.StatusTooManyRequests)
 	})
-	c := newTestClient(t, Options{DisableBreaker: true, DisableMetrics: true,
-		Retry: RetryOptions{MaxRetries: 3, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond}})
+	c := newTestClient(t, Config{DisableBreaker: true, DisableMetrics: true,
+		Retry: RetryConfig{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond}})
 	resp, err := c.Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()

@@ -3,6 +3,7 @@ package httpclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptrace"
@@ -16,12 +17,12 @@ import (
 
 // Breaker defaults. They are resilience's: the per-host breakers are
 // resilience circuit breakers in a resilience.Breakers registry, so a
-// BreakerOptions{} host breaker behaves exactly like a
+// BreakerConfig{} host breaker behaves exactly like a
 // resilience.BreakerConfig{} one.
 const (
 	DefaultConsecutiveFailures = resilience.DefaultConsecutiveFailures
 	DefaultMinRequests         = resilience.DefaultMinRequests
-	DefaultBreakerInterval     = resilience.DefaultWindow
+	DefaultWindow              = resilience.DefaultWindow
 	DefaultOpenTimeout         = resilience.DefaultOpenTimeout
 	DefaultMaxHosts            = resilience.DefaultMaxKeys
 )
@@ -53,38 +54,38 @@ func (e *BreakerOpenError) Is(target error) bool { return target == ErrBreakerOp
 // Unwrap returns the breaker's own error.
 func (e *BreakerOpenError) Unwrap() error { return e.Err }
 
-// BreakerOptions configures [NewBreaker]. Each host gets a
-// resilience.CircuitBreaker built from these fields (the names are
-// httpclient's, the semantics and defaults resilience.BreakerConfig's).
+// BreakerConfig configures [NewBreaker]. Each host gets a
+// resilience.CircuitBreaker built from these fields, which have
+// resilience.BreakerConfig's names, types, semantics and defaults.
 // The zero value is usable: trip a host after 5 consecutive failures, stay
 // open 60 s, probe with one request.
-type BreakerOptions struct {
+type BreakerConfig struct {
 	// Name prefixes the breakers' names: a host's breaker is Name+"/"+host
-	// in resilience.breaker.* metrics (attribute resilience.policy) and
+	// in perfkit.resilience.breaker.* metrics (attribute resilience.policy) and
 	// logs. Default "httpclient".
 	Name string
 	// ConsecutiveFailures trips the breaker after this many failures in a
 	// row. Default 5 when FailureRatio is 0, otherwise off (set both to
 	// have both).
-	ConsecutiveFailures uint32
+	ConsecutiveFailures int
 	// FailureRatio, if > 0, also trips the breaker when at least
-	// MinRequests requests finished in the rolling Interval and this share
+	// MinRequests requests finished in the rolling Window and this share
 	// of them failed. Requests still in flight and requests not counted
 	// (the caller's cancellation, a wait for a pooled connection) are not
 	// part of the ratio. Default 0 (off).
 	FailureRatio float64
 	// MinRequests is the minimum number of finished requests for
 	// FailureRatio. Default 10.
-	MinRequests uint32
-	// Interval is the rolling window over which closed-state counts are
-	// kept (resilience's Window). Default 60 s.
-	Interval time.Duration
+	MinRequests int
+	// Window is the rolling window over which closed-state counts are
+	// kept. Default 60 s.
+	Window time.Duration
 	// OpenTimeout is how long the breaker stays open before letting probes
 	// through (half-open). Default 60 s (resilience's).
 	OpenTimeout time.Duration
-	// HalfOpenRequests is how many probes may run while half-open; that many
+	// HalfOpenProbes is how many probes may run while half-open; that many
 	// successes close the breaker. Default 1.
-	HalfOpenRequests uint32
+	HalfOpenProbes int
 	// IsFailure classifies an attempt that reached the host. Default: a
 	// transport error or a 5xx status is a failure; 4xx is a success, since
 	// the host answered. A deadline that expires while the upstream is slow
@@ -99,7 +100,7 @@ type BreakerOptions struct {
 	// OnStateChange is called on every state change, under the breaker's
 	// lock: keep it short.
 	OnStateChange func(host string, from, to resilience.State)
-	// MeterProvider creates the resilience.breaker.* instruments.
+	// MeterProvider creates the perfkit.resilience.breaker.* instruments.
 	// Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 	// Logger logs state changes (Warn when opening, Info otherwise).
@@ -107,12 +108,14 @@ type BreakerOptions struct {
 	Logger *slog.Logger
 }
 
-func (o BreakerOptions) validate() error {
+func (o BreakerConfig) validate() error {
 	switch {
 	case o.FailureRatio < 0 || o.FailureRatio > 1:
 		return invalid("Breaker.FailureRatio %v outside [0, 1]", o.FailureRatio)
-	case o.Interval < 0, o.OpenTimeout < 0:
-		return invalid("negative Breaker.Interval or Breaker.OpenTimeout")
+	case o.ConsecutiveFailures < 0, o.MinRequests < 0, o.HalfOpenProbes < 0:
+		return invalid("negative Breaker.ConsecutiveFailures, Breaker.MinRequests or Breaker.HalfOpenProbes")
+	case o.Window < 0, o.OpenTimeout < 0:
+		return invalid("negative Breaker.Window or Breaker.OpenTimeout")
 	case o.MaxHosts < 0:
 		return invalid("Breaker.MaxHosts %d < 0", o.MaxHosts)
 	}
@@ -146,7 +149,7 @@ var (
 
 // NewBreaker wraps next with a per-host circuit breaker. A nil next means
 // http.DefaultTransport.
-func NewBreaker(next http.RoundTripper, opts BreakerOptions) (*BreakerTransport, error) {
+func NewBreaker(next http.RoundTripper, opts BreakerConfig) (*BreakerTransport, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -156,9 +159,9 @@ func NewBreaker(next http.RoundTripper, opts BreakerOptions) (*BreakerTransport,
 		ConsecutiveFailures: opts.ConsecutiveFailures,
 		FailureRatio:        opts.FailureRatio,
 		MinRequests:         opts.MinRequests,
-		Window:              opts.Interval,
+		Window:              opts.Window,
 		OpenTimeout:         opts.OpenTimeout,
-		HalfOpenProbes:      opts.HalfOpenRequests,
+		HalfOpenProbes:      opts.HalfOpenProbes,
 		IsFailure:           func(err error) bool { return err != errNotCounted },
 		MeterProvider:       opts.MeterProvider,
 		Logger:              opts.Logger,
@@ -169,7 +172,8 @@ func NewBreaker(next http.RoundTripper, opts BreakerOptions) (*BreakerTransport,
 	}
 	hosts, err := resilience.NewBreakers(cfg, opts.MaxHosts)
 	if err != nil {
-		return nil, invalid("%v", err)
+		// resilience's message already says "invalid config".
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	b := &BreakerTransport{next: orDefault(next, http.DefaultTransport), isFailure: opts.IsFailure, hosts: hosts}
 	if b.isFailure == nil {

@@ -42,7 +42,7 @@ func TestBreakerOpensOn5xx(t *testing.T) {
 	var status atomic.Int64
 	status.Store(http.StatusInternalServerError)
 	srv := switchServer(t, &status)
-	c := newTestClient(t, Options{DisableRetry: true, Breaker: BreakerOptions{ConsecutiveFailures: 3, OpenTimeout: time.Hour}})
+	c := newTestClient(t, Config{DisableRetry: true, Breaker: BreakerConfig{ConsecutiveFailures: 3, OpenTimeout: time.Hour}})
 
 	for range 3 {
 		code, err := get(t, c, srv.URL)
@@ -70,7 +70,7 @@ func TestBreakerRecovers(t *testing.T) {
 	srv := switchServer(t, &status)
 	var mu sync.Mutex
 	var changes []string
-	c := newTestClient(t, Options{DisableRetry: true, Breaker: BreakerOptions{
+	c := newTestClient(t, Config{DisableRetry: true, Breaker: BreakerConfig{
 		ConsecutiveFailures: 3,
 		OpenTimeout:         50 * time.Millisecond,
 		OnStateChange: func(_ string, from, to gobreaker.State) {
@@ -103,7 +103,7 @@ func TestBreakerIgnores4xxAndCancellation(t *testing.T) {
 	var status atomic.Int64
 	status.Store(http.StatusNotFound)
 	srv := switchServer(t, &status)
-	b, err := NewBreaker(Transport(Options{}), BreakerOptions{ConsecutiveFailures: 2})
+	b, err := NewBreaker(Transport(Config{}), BreakerConfig{ConsecutiveFailures: 2})
 	require.NoError(t, err)
 	c := &http.Client{Transport: b}
 	t.Cleanup(c.CloseIdleConnections)
@@ -133,7 +133,7 @@ func TestBreakerIsPerHost(t *testing.T) {
 	bad.Store(http.StatusServiceUnavailable)
 	good.Store(http.StatusOK)
 	badSrv, goodSrv := switchServer(t, &bad), switchServer(t, &good)
-	c := newTestClient(t, Options{DisableRetry: true, Breaker: BreakerOptions{ConsecutiveFailures: 1}})
+	c := newTestClient(t, Config{DisableRetry: true, Breaker: BreakerConfig{ConsecutiveFailures: 1}})
 	_, err := get(t, c, badSrv.URL)
 	require.NoError(t, err)
 	_, err = get(t, c, badSrv.URL)
@@ -152,7 +152,7 @@ func TestBreakerFailureRatio(t *testing.T) {
 			w.WriteHeader(http.StatusBadGateway)
 		}
 	})
-	c := newTestClient(t, Options{DisableRetry: true, Breaker: BreakerOptions{
+	c := newTestClient(t, Config{DisableRetry: true, Breaker: BreakerConfig{
 		ConsecutiveFailures: 100, FailureRatio: 0.5, MinRequests: 10,
 	}})
 	var err error
@@ -170,7 +170,7 @@ func TestBreakerBoundsHosts(t *testing.T) {
 	t.Parallel()
 	b, err := NewBreaker(roundTripFunc(func(*http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
-	}), BreakerOptions{MaxHosts: 3})
+	}), BreakerConfig{MaxHosts: 3})
 	require.NoError(t, err)
 	for _, h := range []string{"a:1", "b:1", "c:1", "d:1", "e:1"} {
 		req, err := http.NewRequest(http.MethodGet, "http://"+h+"/", nil)

@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Defaults applied by [Transport] and [New] to zero-valued [Options] fields.
+// Defaults applied by [Transport] and [New] to zero-valued [Config] fields.
 const (
 	DefaultTimeout               = 30 * time.Second
 	DefaultMaxConnsPerHost       = 50
@@ -27,18 +27,22 @@ const (
 	DefaultExpectContinueTimeout = 1 * time.Second
 )
 
-// Options configures [New] and [Transport]. The zero value of every field
-// means the documented default, so New(Options{}) returns a tuned, retrying,
-// breaker-protected, instrumented client. Options is a plain value: start
+// Config configures [New] and [Transport]. The zero value of every field
+// means the documented default, so New(Config{}) returns a tuned, retrying,
+// breaker-protected, instrumented client. Config is a plain value: start
 // from a preset such as [OpenAI]() and change fields on it.
-type Options struct {
+type Config struct {
 	// Timeout bounds one request (all attempts, backoff waits and reading
 	// the body; each redirect hop gets its own) through the request context.
-	// Default 30 s; negative means none. A tighter caller deadline wins.
+	// Default 30 s; DisableTimeout removes it. A tighter caller deadline
+	// wins.
 	// http.Client.Timeout is left zero: for a RoundTripper other than
 	// *http.Transport, net/http would enforce it with a goroutine, a timer
 	// and about a dozen allocations per request.
 	Timeout time.Duration
+	// DisableTimeout removes the Timeout bound: only the caller's deadline
+	// (and the transport's own timeouts) end a request.
+	DisableTimeout bool
 
 	// MaxConnsPerHost caps connections (dialing, active and idle) per host.
 	// Default 50. Requests above the cap wait for a free connection.
@@ -53,14 +57,19 @@ type Options struct {
 	MaxIdleConns int
 	// DialTimeout bounds the TCP connect. Default 2 s (fail fast).
 	DialTimeout time.Duration
-	// KeepAlive is the TCP keep-alive probe interval. Default 30 s; negative
-	// disables TCP keep-alive probes (HTTP keep-alive stays on).
+	// KeepAlive is the TCP keep-alive probe interval. Default 30 s.
 	KeepAlive time.Duration
+	// DisableTCPKeepAlive turns TCP keep-alive probes off (HTTP keep-alive,
+	// the reuse of connections, stays on).
+	DisableTCPKeepAlive bool
 	// TLSHandshakeTimeout bounds the TLS handshake. Default 5 s.
 	TLSHandshakeTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for response headers after the
-	// request is written. Default 30 s; negative means none.
+	// request is written. Default 30 s.
 	ResponseHeaderTimeout time.Duration
+	// DisableResponseHeaderTimeout removes the ResponseHeaderTimeout bound
+	// (a streaming upstream that answers late; Timeout still applies).
+	DisableResponseHeaderTimeout bool
 	// IdleConnTimeout closes connections idle for this long. Default 90 s.
 	IdleConnTimeout time.Duration
 	// ExpectContinueTimeout is the wait for "100 Continue". Default 1 s.
@@ -88,16 +97,16 @@ type Options struct {
 	// middleware is added, for any other instrumentation. Default nil.
 	WrapBase func(http.RoundTripper) http.RoundTripper
 
-	// Retry configures the retry layer; see [RetryOptions].
-	Retry RetryOptions
+	// Retry configures the retry layer; see [RetryConfig].
+	Retry RetryConfig
 	// DisableRetry removes the retry layer.
 	DisableRetry bool
-	// Breaker configures the per-host circuit breaker; see [BreakerOptions].
-	Breaker BreakerOptions
+	// Breaker configures the per-host circuit breaker; see [BreakerConfig].
+	Breaker BreakerConfig
 	// DisableBreaker removes the breaker layer.
 	DisableBreaker bool
-	// Metrics configures metrics and request logging; see [MetricsOptions].
-	Metrics MetricsOptions
+	// Metrics configures metrics and request logging; see [MetricsConfig].
+	Metrics MetricsConfig
 	// DisableMetrics removes the metrics and logging layer.
 	DisableMetrics bool
 
@@ -114,15 +123,15 @@ type Options struct {
 	Jar           http.CookieJar
 }
 
-// ErrInvalidOptions is wrapped by every configuration error that New and the
+// ErrInvalidConfig is wrapped by every configuration error that New and the
 // layer constructors return.
-var ErrInvalidOptions = errors.New("httpclient: invalid options")
+var ErrInvalidConfig = errors.New("httpclient: invalid config")
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 }
 
-func (o Options) validate() error {
+func (o Config) validate() error {
 	switch {
 	case o.MaxConnsPerHost < 0:
 		return invalid("MaxConnsPerHost %d < 0", o.MaxConnsPerHost)
@@ -130,6 +139,8 @@ func (o Options) validate() error {
 		return invalid("MaxIdleConnsPerHost %d < 0", o.MaxIdleConnsPerHost)
 	case o.MaxIdleConns < 0:
 		return invalid("MaxIdleConns %d < 0", o.MaxIdleConns)
+	case o.Timeout < 0, o.ResponseHeaderTimeout < 0, o.KeepAlive < 0:
+		return invalid("negative Timeout, ResponseHeaderTimeout or KeepAlive (use DisableTimeout, DisableResponseHeaderTimeout or DisableTCPKeepAlive)")
 	case o.DialTimeout < 0, o.TLSHandshakeTimeout < 0, o.IdleConnTimeout < 0, o.ExpectContinueTimeout < 0:
 		return invalid("negative dial, TLS handshake, idle or expect-continue timeout")
 	}
@@ -151,7 +162,7 @@ func orDefault[T comparable](v, def T) T {
 // transport fields are read). Each call returns a new pool; share one client
 // per upstream rather than creating transports per request. Invalid negative
 // limits fall back to their defaults; use [New] to have them reported.
-func Transport(opts Options) *http.Transport {
+func Transport(opts Config) *http.Transport {
 	maxConns := opts.MaxConnsPerHost
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConnsPerHost
@@ -164,9 +175,12 @@ func Transport(opts Options) *http.Transport {
 	if maxIdle <= 0 {
 		maxIdle = max(DefaultMaxIdleConns, maxIdlePerHost)
 	}
-	keepAlive := orDefault(opts.KeepAlive, DefaultKeepAlive)
-	respHeader := orDefault(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
-	if respHeader < 0 {
+	keepAlive := positiveOr(opts.KeepAlive, DefaultKeepAlive)
+	if opts.DisableTCPKeepAlive {
+		keepAlive = -1 // net.Dialer's "off"
+	}
+	respHeader := positiveOr(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	if opts.DisableResponseHeaderTimeout {
 		respHeader = 0
 	}
 	proxy := opts.Proxy
@@ -214,7 +228,7 @@ func positiveOr(d, def time.Duration) time.Duration {
 // The client is safe for concurrent use; share it. It starts no goroutines
 // of its own beyond net/http's connection goroutines, which
 // client.CloseIdleConnections releases (every layer forwards it).
-func New(opts Options) (*http.Client, error) {
+func New(opts Config) (*http.Client, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -261,7 +275,7 @@ func New(opts Options) (*http.Client, error) {
 		}
 		rt = r
 	}
-	if timeout := orDefault(opts.Timeout, DefaultTimeout); timeout > 0 {
+	if timeout := orDefault(opts.Timeout, DefaultTimeout); !opts.DisableTimeout {
 		rt = &timeoutTransport{next: rt, d: timeout}
 	}
 	return &http.Client{

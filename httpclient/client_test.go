@@ -16,7 +16,7 @@ import (
 
 func TestTransportDefaults(t *testing.T) {
 	t.Parallel()
-	tr := Transport(Options{})
+	tr := Transport(Config{})
 	assert.Equal(t, 50, tr.MaxConnsPerHost)
 	assert.Equal(t, 50, tr.MaxIdleConnsPerHost, "idle pool should match MaxConnsPerHost")
 	assert.Equal(t, 200, tr.MaxIdleConns)
@@ -28,7 +28,7 @@ func TestTransportDefaults(t *testing.T) {
 	assert.NotNil(t, tr.Proxy)
 	assert.NotNil(t, tr.DialContext)
 
-	tr = Transport(Options{MaxConnsPerHost: 8, ResponseHeaderTimeout: -1, DisableHTTP2: true})
+	tr = Transport(Config{MaxConnsPerHost: 8, DisableResponseHeaderTimeout: true, DisableHTTP2: true})
 	assert.Equal(t, 8, tr.MaxConnsPerHost)
 	assert.Equal(t, 8, tr.MaxIdleConnsPerHost)
 	assert.Zero(t, tr.ResponseHeaderTimeout)
@@ -37,7 +37,7 @@ func TestTransportDefaults(t *testing.T) {
 
 func TestNewDefaults(t *testing.T) {
 	t.Parallel()
-	c, err := New(Options{})
+	c, err := New(Config{})
 	require.NoError(t, err)
 	assert.Zero(t, c.Timeout, "the timeout layer, not Client.Timeout, bounds requests")
 	tt, ok := c.Transport.(*timeoutTransport)
@@ -45,7 +45,7 @@ func TestNewDefaults(t *testing.T) {
 	assert.Equal(t, 30*time.Second, tt.d)
 	assert.IsType(t, &RetryTransport{}, tt.next, "retry should sit under the timeout")
 
-	c, err = New(Options{Timeout: -1, DisableRetry: true, DisableMetrics: true, DisableBreaker: true})
+	c, err = New(Config{DisableTimeout: true, DisableRetry: true, DisableMetrics: true, DisableBreaker: true})
 	require.NoError(t, err)
 	assert.IsType(t, &http.Transport{}, c.Transport)
 
@@ -59,14 +59,14 @@ func TestTimeoutBoundsRequestAndBody(t *testing.T) {
 	srv := newCountingServer(t, func(_ http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	})
-	c := newTestClient(t, Options{Timeout: 50 * time.Millisecond, DisableRetry: true})
+	c := newTestClient(t, Config{Timeout: 50 * time.Millisecond, DisableRetry: true})
 	_, err := c.Get(srv.URL + "/slow-headers")
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 
 	// The body: a base transport answers at once, in the caller's goroutine
 	// (so no scheduling delay can use up the timeout before the headers),
 	// with a body that ends only when the request context does.
-	c = newTestClient(t, Options{Timeout: 50 * time.Millisecond, DisableRetry: true,
+	c = newTestClient(t, Config{Timeout: 50 * time.Millisecond, DisableRetry: true,
 		Base: roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: ctxBody{req.Context()}, Request: req}, nil
 		})})
@@ -81,7 +81,7 @@ func TestTimeoutBoundsRequestAndBody(t *testing.T) {
 // custom ones may) gets the empty body http.Client supplies, not a panic.
 func TestTimeoutNilBody(t *testing.T) {
 	t.Parallel()
-	c := newTestClient(t, Options{DisableRetry: true, DisableBreaker: true, DisableMetrics: true,
+	c := newTestClient(t, Config{DisableRetry: true, DisableBreaker: true, DisableMetrics: true,
 		Base: roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusNoContent, Header: http.Header{}, Request: req}, nil
 		})})
@@ -109,7 +109,7 @@ func TestTimeoutKeepsConnectionAfterBodyRead(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	})
 	probe := &bodyProbe{}
-	c := newTestClient(t, Options{Timeout: time.Minute, WrapBase: probe.wrap})
+	c := newTestClient(t, Config{Timeout: time.Minute, WrapBase: probe.wrap})
 	for range 20 {
 		resp, err := c.Get(srv.URL)
 		require.NoError(t, err)
@@ -128,25 +128,36 @@ func TestTimeoutKeepsConnectionAfterBodyRead(t *testing.T) {
 	assert.Less(t, srv.conns.Load(), int64(10), "cancelling the timeout after EOF must not drop the connection")
 }
 
-func TestNewRejectsInvalidOptions(t *testing.T) {
+func TestNewRejectsInvalidConfig(t *testing.T) {
 	t.Parallel()
-	cases := map[string]Options{
+	cases := map[string]Config{
 		"MaxConnsPerHost":     {MaxConnsPerHost: -1},
 		"MaxIdleConnsPerHost": {MaxIdleConnsPerHost: -1},
 		"MaxIdleConns":        {MaxIdleConns: -1},
 		"DialTimeout":         {DialTimeout: -time.Second},
-		"Retry.BaseDelay":     {Retry: RetryOptions{BaseDelay: -1}},
-		"Retry.DrainLimit":    {Retry: RetryOptions{DrainLimit: -1}},
-		"Retry.RetryStatuses": {Retry: RetryOptions{RetryStatuses: []int{5000}}},
-		"Breaker.Ratio":       {Breaker: BreakerOptions{FailureRatio: 1.5}},
-		"Breaker.MaxHosts":    {Breaker: BreakerOptions{MaxHosts: -1}},
-		"Metrics.MaxSets":     {Metrics: MetricsOptions{MaxAttributeSets: -1}},
+		"Timeout":             {Timeout: -time.Second},
+		"ResponseHeader":      {ResponseHeaderTimeout: -time.Second},
+		"KeepAlive":           {KeepAlive: -time.Second},
+		"Retry.MaxAttempts":   {Retry: RetryConfig{MaxAttempts: -1}},
+		"Retry.BaseDelay":     {Retry: RetryConfig{BaseDelay: -1}},
+		"Retry.DrainLimit":    {Retry: RetryConfig{DrainLimit: -1}},
+		"Retry.RetryStatuses": {Retry: RetryConfig{RetryStatuses: []int{5000}}},
+		"Breaker.Ratio":       {Breaker: BreakerConfig{FailureRatio: 1.5}},
+		"Breaker.MaxHosts":    {Breaker: BreakerConfig{MaxHosts: -1}},
+		"Breaker.Consecutive": {Breaker: BreakerConfig{ConsecutiveFailures: -1}},
+		"Breaker.MinRequests": {Breaker: BreakerConfig{MinRequests: -1}},
+		"Breaker.Probes":      {Breaker: BreakerConfig{HalfOpenProbes: -1}},
+		"Breaker.Window":      {Breaker: BreakerConfig{Window: -time.Second}},
+		"Metrics.MaxSets":     {Metrics: MetricsConfig{MaxAttributeSets: -1}},
 	}
-	for name, opts := range cases {
+	for name, cfg := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			c, err := New(opts)
-			assert.ErrorIs(t, err, ErrInvalidOptions)
+			c, err := New(cfg)
+			assert.ErrorIs(t, err, ErrInvalidConfig)
+			if err != nil {
+				assert.Regexp(t, `^httpclient: invalid config: `, err.Error())
+			}
 			assert.Nil(t, c)
 		})
 	}
@@ -160,7 +171,7 @@ func TestConnectionReuse(t *testing.T) {
 	srv := newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	})
-	c := newTestClient(t, Options{})
+	c := newTestClient(t, Config{})
 	const workers, perWorker = 50, 200
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -218,7 +229,7 @@ func TestTracingSpanPerAttempt(t *testing.T) {
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	rec := &sleepRecorder{}
-	c := newTestClient(t, Options{Tracing: true, TracerProvider: tp, Retry: RetryOptions{Clock: rec}})
+	c := newTestClient(t, Config{Tracing: true, TracerProvider: tp, Retry: RetryConfig{Clock: rec}})
 	req, err := http.NewRequestWithContext(WithRoute(context.Background(), "/v1/orders/{id}"), http.MethodGet, srv.URL+"/v1/orders/7", nil)
 	require.NoError(t, err)
 	resp, err := c.Do(req)
@@ -237,7 +248,7 @@ func TestCloseIdleConnectionsReachesPool(t *testing.T) {
 	srv := newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	})
-	c := newTestClient(t, Options{Tracing: true})
+	c := newTestClient(t, Config{Tracing: true})
 	resp, err := c.Get(srv.URL)
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, resp.Body)
@@ -251,7 +262,7 @@ func TestCloseIdleConnectionsReachesPool(t *testing.T) {
 func TestPresetsBuild(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct {
-		opts     Options
+		opts     Config
 		maxConns int
 		timeout  time.Duration
 	}{

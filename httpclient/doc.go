@@ -1,13 +1,22 @@
 // Package httpclient builds the *http.Client perfkit services use for every
-// outbound call: a connection pool sized so 50 concurrent requests to one
+// outbound call:
+//
+//	client, err := httpclient.New(httpclient.OpenAI()) // a plain *http.Client: give it to any SDK
+//	if err != nil {
+//		return err
+//	}
+//	ctx = httpclient.WithRoute(ctx, "/v1/orders/{id}") // low-cardinality metric label
+//	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/orders/"+id, nil)
+//	resp, err := httpclient.CheckStatus(client.Do(req)) // 4xx/5xx → *StatusError
+//	if err != nil {
+//		return err // RetryAfter() and 4xx-is-not-a-failure for resilience
+//	}
+//	defer resp.Body.Close()
+//
+// The client has a connection pool sized so 50 concurrent requests to one
 // host reuse 50 keep-alive connections instead of dialing hundreds, plus
 // retry, a per-host circuit breaker, per-endpoint OpenTelemetry metrics and
 // slog request logging as http.RoundTripper layers.
-//
-// The one-line path returns a plain *http.Client that any SDK accepting one
-// (OpenAI, Twilio, webhooks) can use:
-//
-//	client, err := httpclient.New(httpclient.OpenAI())
 //
 // New stacks the layers, outermost first, as
 //
@@ -17,15 +26,13 @@
 // breaker refuses is not retried. Each layer can also be used alone on any
 // RoundTripper through [NewRetry], [NewMetrics] and [NewBreaker].
 //
-// Label requests with a route template so metrics stay low-cardinality:
-//
-//	ctx = httpclient.WithRoute(ctx, "/v1/orders/{id}")
-//
-// Options.Tracing adds otelhttp under the breaker for one client span per
-// attempt; Options.WrapBase takes any other RoundTripper wrapper.
+// [WithRoute] labels requests with a route template so metrics stay
+// low-cardinality; the raw path is never a label or logged.
+// Config.Tracing adds otelhttp under the breaker for one client span per
+// attempt; Config.WrapBase takes any other RoundTripper wrapper.
 //
 // The retry and breaker layers are built on perfkit's resilience package
-// (the one import DESIGN.md allows between public packages): the retry
+// (its one import of another perfkit package): the retry
 // loop is a resilience.Retrier and the per-host breakers are
 // resilience.CircuitBreakers in a resilience.Breakers registry, so both
 // packages share one implementation, one set of defaults (3 attempts, a
@@ -39,9 +46,20 @@
 //     requests only;
 //   - an open breaker is never evicted to make room for another host.
 //
-// The option names (MaxRetries, Interval, HalfOpenRequests) are still
-// httpclient's; breaker metrics are resilience's (resilience.breaker.*,
-// labelled resilience.policy = BreakerOptions.Name+"/"+host). A request
+// The settings have resilience's names and meanings (RetryConfig.MaxAttempts
+// counts the first call; BreakerConfig has resilience.BreakerConfig's
+// fields); breaker metrics are resilience's (perfkit.resilience.breaker.*,
+// labelled resilience.policy = BreakerConfig.Name+"/"+host) and the retry
+// layer adds perfkit.httpclient.retries ({retry}, by status or error type)
+// to the semantic-convention http.client.request.duration (s). A request
 // whose connection was refused (a dial error: nothing was sent) is retried
 // whatever its method.
+//
+// To wrap calls in a resilience pipeline instead of (or on top of) these
+// layers, turn a failing status into an error with [CheckStatus]: its
+// [*StatusError] carries the server's Retry-After and marks a 4xx other
+// than 408 and 429 as resilience.NotFailure, so
+// resilience.Wrap1(pipe, call) retries, waits and counts the right
+// responses with no status-to-error code of your own. Set
+// Config.DisableRetry then, so the two retry loops do not multiply.
 package httpclient

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/servio/perfkit/httpclient"
+	"github.com/servio/perfkit/resilience"
 )
 
 // An OpenAI-compatible /v1/chat/completions call through the OpenAI preset.
@@ -59,10 +61,10 @@ func ExampleNew_openAI() {
 	// Output: 200 Try the margherita.
 }
 
-// The zero Options give the tuned pool (50 connections per host, 50 idle),
-// 2 retries (3 attempts, as resilience), a per-host breaker and metrics.
+// The zero Config gives the tuned pool (50 connections per host, 50 idle),
+// 3 attempts (2 retries, as resilience), a per-host breaker and metrics.
 func ExampleNew() {
-	client, err := httpclient.New(httpclient.Options{})
+	client, err := httpclient.New(httpclient.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -86,7 +88,7 @@ func ExampleNewRetry() {
 	}))
 	defer upstream.Close()
 
-	rt, err := httpclient.NewRetry(http.DefaultTransport, httpclient.RetryOptions{MaxRetries: 2})
+	rt, err := httpclient.NewRetry(http.DefaultTransport, httpclient.RetryConfig{MaxAttempts: 3})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -117,7 +119,7 @@ func ExampleBreakerOpenError() {
 	}))
 	defer upstream.Close()
 
-	opts := httpclient.Options{DisableRetry: true}
+	opts := httpclient.Config{DisableRetry: true}
 	opts.Breaker.ConsecutiveFailures = 2
 	client, err := httpclient.New(opts)
 	if err != nil {
@@ -140,4 +142,58 @@ func ExampleBreakerOpenError() {
 	// 0 500
 	// 1 500
 	// 2 breaker open, upstream not called
+}
+
+// CheckStatus makes an HTTP call a plain func(ctx, A) (T, error) for
+// resilience: a 503 is retried (after its Retry-After when it has one), a
+// 404 comes back at once, marked as not the dependency's failure.
+func ExampleCheckStatus() {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/menu/404":
+			http.Error(w, "no such restaurant", http.StatusNotFound)
+		case calls.Add(1) == 1:
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprint(w, "margherita")
+		}
+	}))
+	defer srv.Close()
+
+	// The pipeline retries, so the client's own retry layer is off.
+	client, err := httpclient.New(httpclient.Config{DisableRetry: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.CloseIdleConnections()
+	pipe, err := resilience.NewPipeline(resilience.PipelineConfig{
+		Retry:   &resilience.RetryConfig{MaxAttempts: 3},
+		Breaker: &resilience.BreakerConfig{},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	get := resilience.Wrap1(pipe, func(ctx context.Context, url string) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := httpclient.CheckStatus(client.Do(req))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	})
+
+	menu, err := get(context.Background(), srv.URL+"/menu/1")
+	fmt.Println(menu, err, calls.Load())
+	_, err = get(context.Background(), srv.URL+"/menu/404")
+	var se *httpclient.StatusError
+	fmt.Println(errors.As(err, &se), se.Method, se.StatusCode, se.Body, resilience.IsNotFailure(err))
+	// Output:
+	// margherita <nil> 2
+	// true GET 404 no such restaurant true
 }

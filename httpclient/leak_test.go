@@ -38,7 +38,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	var buf syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec := &sleepRecorder{}
-	c := newTestClient(t, Options{Base: fakeUpstream{}, Logger: logger, DisableBreaker: true, Retry: RetryOptions{Clock: rec}})
+	c := newTestClient(t, Config{Base: fakeUpstream{}, Logger: logger, DisableBreaker: true, Retry: RetryConfig{Clock: rec}})
 	cases := redacttest.Cases(10)
 	sent := 0
 	for _, tc := range cases {
@@ -76,7 +76,7 @@ func TestNoSecretInLogs(t *testing.T) {
 func TestIssue24WebhookPathNotLogged(t *testing.T) {
 	t.Parallel()
 	var buf syncBuffer
-	c := newTestClient(t, Options{Base: fakeUpstream{}, DisableRetry: true, DisableBreaker: true,
+	c := newTestClient(t, Config{Base: fakeUpstream{}, DisableRetry: true, DisableBreaker: true,
 		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	resp, err := c.Post("https://hooks.slack.com/services/T0000/B0000/XXXXSECRETXXXX", "application/json", strings.NewReader("{}"))
 	require.NoError(t, err)

@@ -58,7 +58,7 @@ func newCountingServer(t testing.TB, h http.HandlerFunc) *countingServer {
 
 // newTestClient builds a client and closes its idle connections at cleanup
 // (before the server closes) so goleak sees no connection goroutines.
-func newTestClient(t testing.TB, opts Options) *http.Client {
+func newTestClient(t testing.TB, opts Config) *http.Client {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -132,7 +132,7 @@ func (p *bodyProbe) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (p *bodyProbe) CloseIdleConnections() { closeIdle(p.next) }
 
-// wrap is an Options.WrapBase that puts p under the middleware.
+// wrap is an Config.WrapBase that puts p under the middleware.
 func (p *bodyProbe) wrap(rt http.RoundTripper) http.RoundTripper {
 	p.next = rt
 	return p

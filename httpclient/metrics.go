@@ -17,8 +17,8 @@ import (
 // keeps (one per method, host, route, status and error type).
 const DefaultMaxAttributeSets = 1024
 
-// MetricsOptions configures [NewMetrics]. The zero value is usable.
-type MetricsOptions struct {
+// MetricsConfig configures [NewMetrics]. The zero value is usable.
+type MetricsConfig struct {
 	// MeterProvider creates the instruments. Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 	// Logger receives one line per attempt. Default slog.Default().
@@ -74,7 +74,7 @@ func (m *MetricsTransport) CloseIdleConnections() { closeIdle(m.next) }
 
 // NewMetrics wraps next with metrics and request logging. A nil next means
 // http.DefaultTransport.
-func NewMetrics(next http.RoundTripper, opts MetricsOptions) (*MetricsTransport, error) {
+func NewMetrics(next http.RoundTripper, opts MetricsConfig) (*MetricsTransport, error) {
 	if opts.MaxAttributeSets < 0 {
 		return nil, invalid("MaxAttributeSets %d < 0", opts.MaxAttributeSets)
 	}
@@ -160,7 +160,12 @@ func redactError(err error, u *url.URL) string {
 // redactErrorRoute is redactError under rules, rendering u as
 // scheme://host+route.
 func redactErrorRoute(rules redact.Rules, err error, u *url.URL, route string) string {
-	s := err.Error()
+	return redactTextRoute(rules, err.Error(), u, route)
+}
+
+// redactTextRoute masks in s every form and piece of u (rendering the whole
+// URL as scheme://host+route) and every secret of rules.
+func redactTextRoute(rules redact.Rules, s string, u *url.URL, route string) string {
 	ep := rules.Endpoint(u, route)
 	noUser := *u
 	noUser.User = nil

@@ -52,7 +52,7 @@ func TestMetricsPerAttemptWithRouteTemplate(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	rec := &sleepRecorder{}
-	c := newTestClient(t, Options{MeterProvider: mp, Retry: RetryOptions{Clock: rec}})
+	c := newTestClient(t, Config{MeterProvider: mp, Retry: RetryConfig{Clock: rec}})
 
 	ctx := WithRoute(context.Background(), "/v1/orders/{id}")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/orders/12345?token=abc", nil)
@@ -84,8 +84,10 @@ func TestMetricsPerAttemptWithRouteTemplate(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"503": true, "200": true}, statuses)
 
-	retries, ok := got["http.client.retries"].Data.(metricdata.Sum[int64])
+	retries, ok := got["perfkit.httpclient.retries"].Data.(metricdata.Sum[int64])
 	require.True(t, ok)
+	assert.Equal(t, "{retry}", got["perfkit.httpclient.retries"].Unit)
+	assert.Equal(t, "s", got["http.client.request.duration"].Unit)
 	require.Len(t, retries.DataPoints, 1)
 	assert.Equal(t, int64(1), retries.DataPoints[0].Value)
 	assert.Equal(t, "503", attrsOf(retries.DataPoints[0].Attributes)["http.response.status_code"])
@@ -98,7 +100,7 @@ func TestMetricsRecordErrorsAndBreakerState(t *testing.T) {
 	})
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	c := newTestClient(t, Options{MeterProvider: mp, DisableRetry: true, Breaker: BreakerOptions{ConsecutiveFailures: 1}})
+	c := newTestClient(t, Config{MeterProvider: mp, DisableRetry: true, Breaker: BreakerConfig{ConsecutiveFailures: 1}})
 	_, err := get(t, c, srv.URL+"/x")
 	require.NoError(t, err)
 	_, err = get(t, c, srv.URL+"/x")
@@ -115,14 +117,14 @@ func TestMetricsRecordErrorsAndBreakerState(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"500": true, "circuit_open": true}, errTypes)
 
-	// The per-host breakers are resilience's: resilience.breaker.* labelled
+	// The per-host breakers are resilience's: perfkit.resilience.breaker.* labelled
 	// resilience.policy = "httpclient/" + host.
 	host := strings.TrimPrefix(srv.URL, "http://")
-	state := got["resilience.breaker.state"].Data.(metricdata.Gauge[int64])
+	state := got["perfkit.resilience.breaker.state"].Data.(metricdata.Gauge[int64])
 	require.Len(t, state.DataPoints, 1)
 	assert.Equal(t, "httpclient/"+host, attrsOf(state.DataPoints[0].Attributes)["resilience.policy"])
 	assert.Equal(t, int64(2), state.DataPoints[0].Value, "wanted state 2 (open)")
-	transitions := got["resilience.breaker.transitions"].Data.(metricdata.Sum[int64])
+	transitions := got["perfkit.resilience.breaker.transitions"].Data.(metricdata.Sum[int64])
 	require.Len(t, transitions.DataPoints, 1)
 	assert.Equal(t, "open", attrsOf(transitions.DataPoints[0].Attributes)["to"])
 }
@@ -135,11 +137,11 @@ func TestBreakerGaugeRemovedWithHost(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	b, err := NewBreaker(roundTripFunc(func(*http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}}, nil
-	}), BreakerOptions{MaxHosts: 1, MeterProvider: mp})
+	}), BreakerConfig{MaxHosts: 1, MeterProvider: mp})
 	require.NoError(t, err)
 	series := func() []string {
 		var hosts []string
-		if g, ok := collect(t, reader)["resilience.breaker.state"].Data.(metricdata.Gauge[int64]); ok {
+		if g, ok := collect(t, reader)["perfkit.resilience.breaker.state"].Data.(metricdata.Gauge[int64]); ok {
 			for _, dp := range g.DataPoints {
 				hosts = append(hosts, attrsOf(dp.Attributes)["resilience.policy"])
 			}
@@ -161,7 +163,7 @@ func TestMetricsRouteFunc(t *testing.T) {
 	srv := newCountingServer(t, func(http.ResponseWriter, *http.Request) {})
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	c := newTestClient(t, Options{MeterProvider: mp, Metrics: MetricsOptions{
+	c := newTestClient(t, Config{MeterProvider: mp, Metrics: MetricsConfig{
 		Route: func(r *http.Request) string { return strings.SplitN(r.URL.Path, "/", 3)[1] + "/*" },
 	}})
 	_, err := get(t, c, srv.URL+"/users/42")
@@ -201,7 +203,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	var buf syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec := &sleepRecorder{}
-	c := newTestClient(t, Options{Logger: logger, Retry: RetryOptions{Clock: rec}})
+	c := newTestClient(t, Config{Logger: logger, Retry: RetryConfig{Clock: rec}})
 
 	u, err := url.Parse(srv.URL + "/v1/charge?api_key=query-secret&amount=10")
 	require.NoError(t, err)
@@ -238,7 +240,7 @@ func TestLogLevels(t *testing.T) {
 	})
 	var buf syncBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	c := newTestClient(t, Options{Logger: logger, DisableRetry: true, DisableBreaker: true})
+	c := newTestClient(t, Config{Logger: logger, DisableRetry: true, DisableBreaker: true})
 	_, err := get(t, c, srv.URL+"/ok")
 	require.NoError(t, err)
 	assert.Empty(t, buf.String(), "successful requests log at Debug by default")

@@ -19,14 +19,13 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Retry defaults. Delays are resilience's; DefaultMaxRetries is
-// resilience.DefaultMaxAttempts-1 (three attempts in all), since the retry
-// layer is a resilience.Retrier.
+// Retry defaults: resilience's, since the retry layer is a
+// resilience.Retrier (three attempts in all, the first one included).
 const (
-	DefaultMaxRetries = resilience.DefaultMaxAttempts - 1
-	DefaultBaseDelay  = resilience.DefaultBaseDelay
-	DefaultMaxDelay   = resilience.DefaultMaxDelay
-	DefaultDrainLimit = 64 << 10
+	DefaultMaxAttempts = resilience.DefaultMaxAttempts
+	DefaultBaseDelay   = resilience.DefaultBaseDelay
+	DefaultMaxDelay    = resilience.DefaultMaxDelay
+	DefaultDrainLimit  = 64 << 10
 )
 
 // DefaultRetryStatuses are the response codes retried by default.
@@ -34,14 +33,15 @@ func DefaultRetryStatuses() []int {
 	return []int{http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
 }
 
-// RetryOptions configures [NewRetry]. The zero value is usable: up to 2
-// retries (3 attempts) with full-jitter exponential backoff from 100 ms
+// RetryConfig configures [NewRetry]. The zero value is usable: up to 3
+// attempts (2 retries) with full-jitter exponential backoff from 100 ms
 // capped at 10 s. The schedule, the Retry-After rule and the give-up rules
 // are resilience.Retry's (the layer is a resilience.Retrier).
-type RetryOptions struct {
-	// MaxRetries is the number of resends after the first attempt
-	// (resilience's MaxAttempts minus one). Default 2; negative means none.
-	MaxRetries int
+type RetryConfig struct {
+	// MaxAttempts is the number of attempts in total, the first one
+	// included (resilience's MaxAttempts). Default 3; 1 sends each request
+	// once (or set Config.DisableRetry).
+	MaxAttempts int
 	// BaseDelay is the backoff ceiling of the first retry; the ceiling doubles
 	// per retry and the wait is drawn per Jitter. Default 100 ms.
 	BaseDelay time.Duration
@@ -79,8 +79,9 @@ type RetryOptions struct {
 	// Route returns the route template for the retries metric.
 	// Default [RouteFromRequest].
 	Route func(*http.Request) string
-	// MeterProvider creates http.client.retries (and resilience's
-	// resilience.retry.* instruments, policy "httpclient").
+	// MeterProvider creates perfkit.httpclient.retries (and resilience's
+	// perfkit.resilience.retries and perfkit.resilience.retry.*
+	// instruments, policy "httpclient").
 	// Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 	// Logger logs each retry at LogLevel. Default slog.Default().
@@ -89,8 +90,10 @@ type RetryOptions struct {
 	LogLevel slog.Leveler
 }
 
-func (o RetryOptions) validate() error {
+func (o RetryConfig) validate() error {
 	switch {
+	case o.MaxAttempts < 0:
+		return invalid("Retry.MaxAttempts %d < 0", o.MaxAttempts)
 	case o.BaseDelay < 0, o.MaxDelay < 0, o.MaxRetryAfter < 0:
 		return invalid("negative Retry.BaseDelay, Retry.MaxDelay or Retry.MaxRetryAfter")
 	case o.DrainLimit < 0:
@@ -132,16 +135,16 @@ func (o RetryOptions) validate() error {
 // A RetryTransport is safe for concurrent use. A request that succeeds on
 // its first attempt costs no allocations.
 type RetryTransport struct {
-	next       http.RoundTripper
-	opts       RetryOptions
-	retrier    *resilience.Retrier
-	maxRetries int
-	clock      resilience.Clock
-	statuses   [1000]bool
-	retries    metric.Int64Counter
-	attrs      *attrCache
-	logger     *slog.Logger
-	level      slog.Leveler
+	next        http.RoundTripper
+	opts        RetryConfig
+	retrier     *resilience.Retrier
+	maxAttempts int
+	clock       resilience.Clock
+	statuses    [1000]bool
+	retries     metric.Int64Counter
+	attrs       *attrCache
+	logger      *slog.Logger
+	level       slog.Leveler
 }
 
 var _ http.RoundTripper = (*RetryTransport)(nil)
@@ -152,12 +155,12 @@ var _ http.RoundTripper = (*RetryTransport)(nil)
 func (r *RetryTransport) CloseIdleConnections() { closeIdle(r.next) }
 
 // NewRetry wraps next with retries. A nil next means http.DefaultTransport.
-func NewRetry(next http.RoundTripper, opts RetryOptions) (*RetryTransport, error) {
+func NewRetry(next http.RoundTripper, opts RetryConfig) (*RetryTransport, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	if opts.MaxRetries == 0 {
-		opts.MaxRetries = DefaultMaxRetries
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
 	}
 	opts.DrainLimit = orDefault(opts.DrainLimit, DefaultDrainLimit)
 	if opts.RetryStatuses == nil {
@@ -167,16 +170,16 @@ func NewRetry(next http.RoundTripper, opts RetryOptions) (*RetryTransport, error
 		opts.Route = RouteFromRequest
 	}
 	r := &RetryTransport{
-		next:       orDefault(next, http.DefaultTransport),
-		opts:       opts,
-		maxRetries: opts.MaxRetries,
-		clock:      orDefault(opts.Clock, resilience.SystemClock()),
-		attrs:      newAttrCache(DefaultMaxAttributeSets),
-		logger:     orDefault(opts.Logger, slog.Default()),
-		level:      orDefault[slog.Leveler](opts.LogLevel, slog.LevelDebug),
+		next:        orDefault(next, http.DefaultTransport),
+		opts:        opts,
+		maxAttempts: opts.MaxAttempts,
+		clock:       orDefault(opts.Clock, resilience.SystemClock()),
+		attrs:       newAttrCache(DefaultMaxAttributeSets),
+		logger:      orDefault(opts.Logger, slog.Default()),
+		level:       orDefault[slog.Leveler](opts.LogLevel, slog.LevelDebug),
 	}
 	mp := orDefault(opts.MeterProvider, otel.GetMeterProvider())
-	retries, err := mp.Meter(meterName).Int64Counter("http.client.retries",
+	retries, err := mp.Meter(meterName).Int64Counter("perfkit.httpclient.retries", metric.WithUnit("{retry}"),
 		metric.WithDescription("Requests resent by the retry layer, by the status or error type that caused the resend."))
 	if err != nil {
 		return nil, fmt.Errorf("httpclient: create retries counter: %w", err)
@@ -184,9 +187,9 @@ func NewRetry(next http.RoundTripper, opts RetryOptions) (*RetryTransport, error
 	r.retries = retries
 	// The layer logs its own retry lines (with the URL redacted), so
 	// resilience's are discarded.
-	r.retrier, err = resilience.NewRetrier(resilience.RetryPolicy{
+	r.retrier, err = resilience.NewRetrier(resilience.RetryConfig{
 		Name:          "httpclient",
-		MaxAttempts:   max(opts.MaxRetries, 0) + 1,
+		MaxAttempts:   opts.MaxAttempts,
 		BaseDelay:     opts.BaseDelay,
 		MaxDelay:      opts.MaxDelay,
 		MaxRetryAfter: opts.MaxRetryAfter,
@@ -232,7 +235,7 @@ func (f *attemptFailure) RetryAfter() time.Duration { return f.after }
 
 // RoundTrip implements http.RoundTripper.
 func (r *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if r.maxRetries < 0 || !bodyReplayable(req) {
+	if r.maxAttempts == 1 || !bodyReplayable(req) {
 		return r.next.RoundTrip(req)
 	}
 	idem := idempotent(req)

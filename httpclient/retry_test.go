@@ -20,7 +20,7 @@ import (
 
 // retryClient is a client with only the retry layer, a recorded sleep and
 // a deterministic jitter (the full ceiling, resilience.JitterNone).
-func retryClient(t *testing.T, ro RetryOptions) (*http.Client, *sleepRecorder) {
+func retryClient(t *testing.T, ro RetryConfig) (*http.Client, *sleepRecorder) {
 	t.Helper()
 	rec := &sleepRecorder{}
 	if ro.Clock == nil {
@@ -29,7 +29,7 @@ func retryClient(t *testing.T, ro RetryOptions) (*http.Client, *sleepRecorder) {
 	if ro.Jitter == resilience.JitterFull {
 		ro.Jitter = resilience.JitterNone
 	}
-	return newTestClient(t, Options{Retry: ro, DisableBreaker: true, DisableMetrics: true}), rec
+	return newTestClient(t, Config{Retry: ro, DisableBreaker: true, DisableMetrics: true}), rec
 }
 
 // failFirst returns a handler answering status to the first n requests and
@@ -56,7 +56,7 @@ func TestRetryOnStatusThenSuccess(t *testing.T) {
 			t.Parallel()
 			srv := newCountingServer(t, failFirst(2, status, nil))
 			var retries []int
-			c, rec := retryClient(t, RetryOptions{OnRetry: func(_ *http.Request, n int, resp *http.Response, _ error, _ time.Duration) {
+			c, rec := retryClient(t, RetryConfig{OnRetry: func(_ *http.Request, n int, resp *http.Response, _ error, _ time.Duration) {
 				retries = append(retries, n)
 				assert.Equal(t, status, resp.StatusCode)
 			}})
@@ -77,7 +77,7 @@ func TestRetryOnStatusThenSuccess(t *testing.T) {
 func TestRetryGivesUpWithLastResponse(t *testing.T) {
 	t.Parallel()
 	srv := newCountingServer(t, failFirst(100, http.StatusServiceUnavailable, nil))
-	c, rec := retryClient(t, RetryOptions{MaxRetries: 2, BaseDelay: time.Second, MaxDelay: 1500 * time.Millisecond})
+	c, rec := retryClient(t, RetryConfig{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: 1500 * time.Millisecond})
 	resp, err := c.Get(srv.URL)
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
@@ -101,7 +101,7 @@ func TestRetryNotOnOtherStatuses(t *testing.T) {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
 			t.Parallel()
 			srv := newCountingServer(t, failFirst(1, status, nil))
-			c, _ := retryClient(t, RetryOptions{})
+			c, _ := retryClient(t, RetryConfig{})
 			resp, err := c.Get(srv.URL)
 			require.NoError(t, err)
 			resp.Body.Close()
@@ -132,7 +132,7 @@ func TestRetryAfter(t *testing.T) {
 			t.Parallel()
 			srv := newCountingServer(t, failFirst(1, http.StatusTooManyRequests, http.Header{"Retry-After": {tc.value}}))
 			rec := &sleepRecorder{now: now}
-			c, _ := retryClient(t, RetryOptions{MaxDelay: 5 * time.Second, Clock: rec})
+			c, _ := retryClient(t, RetryConfig{MaxDelay: 5 * time.Second, Clock: rec})
 			resp, err := c.Get(srv.URL)
 			require.NoError(t, err)
 			resp.Body.Close()
@@ -175,7 +175,7 @@ func TestRetryOnlyReplayableRequests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := newCountingServer(t, failFirst(1, http.StatusServiceUnavailable, nil))
-			c, _ := retryClient(t, RetryOptions{})
+			c, _ := retryClient(t, RetryConfig{})
 			req, err := http.NewRequest(tc.method, srv.URL, tc.body())
 			require.NoError(t, err)
 			for k, v := range tc.header {
@@ -205,7 +205,7 @@ func TestRetryRewindsBody(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	c, _ := retryClient(t, RetryOptions{MaxRetries: 3})
+	c, _ := retryClient(t, RetryConfig{MaxAttempts: 4})
 	payload := bytes.Repeat([]byte("order-line;"), 1000)
 	req, err := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(payload))
 	require.NoError(t, err)
@@ -241,8 +241,8 @@ func TestRetryDrainsDiscardedBodies(t *testing.T) {
 	const workers, perWorker = 10, 30
 	rec := &sleepRecorder{}
 	probe := &bodyProbe{}
-	c := newTestClient(t, Options{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
-		Retry: RetryOptions{Clock: rec}})
+	c := newTestClient(t, Config{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
+		Retry: RetryConfig{Clock: rec}})
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -290,8 +290,8 @@ func TestRetryClosesOversizedBodies(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	})
 	probe := &bodyProbe{}
-	c := newTestClient(t, Options{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
-		Retry: RetryOptions{DrainLimit: 1024, MaxRetries: 1, Clock: &sleepRecorder{}}})
+	c := newTestClient(t, Config{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
+		Retry: RetryConfig{DrainLimit: 1024, MaxAttempts: 2, Clock: &sleepRecorder{}}})
 	resp, err := c.Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -307,7 +307,7 @@ func TestRetryStopsOnContextCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// A real timer-based wait, cancelled while it runs.
-	c, _ := retryClient(t, RetryOptions{
+	c, _ := retryClient(t, RetryConfig{
 		BaseDelay: 20 * time.Second, MaxDelay: 20 * time.Second, Clock: resilience.SystemClock(),
 		OnRetry: func(*http.Request, int, *http.Response, error, time.Duration) { cancel() },
 	})
@@ -326,7 +326,7 @@ func TestRetryStopsOnContextCancel(t *testing.T) {
 func TestRetrySkipsWaitPastDeadline(t *testing.T) {
 	t.Parallel()
 	srv := newCountingServer(t, failFirst(100, http.StatusServiceUnavailable, nil))
-	c, rec := retryClient(t, RetryOptions{BaseDelay: time.Hour, MaxDelay: time.Hour})
+	c, rec := retryClient(t, RetryConfig{BaseDelay: time.Hour, MaxDelay: time.Hour})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
@@ -344,7 +344,7 @@ func TestRetryOnConnectionError(t *testing.T) {
 	srv := newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) {})
 	url := srv.URL
 	srv.Close() // nothing listens on the port any more
-	c, rec := retryClient(t, RetryOptions{MaxRetries: 2})
+	c, rec := retryClient(t, RetryConfig{MaxAttempts: 3})
 	resp, err := c.Get(url)
 	if resp != nil {
 		resp.Body.Close()
@@ -359,7 +359,7 @@ func TestRetryNumbersAttempts(t *testing.T) {
 	rt, err := NewRetry(roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		seen = append(seen, AttemptFromContext(req.Context()))
 		return &http.Response{StatusCode: http.StatusBadGateway, Body: http.NoBody, Header: http.Header{}}, nil
-	}), RetryOptions{MaxRetries: 2, Clock: &sleepRecorder{}})
+	}), RetryConfig{MaxAttempts: 3, Clock: &sleepRecorder{}})
 	require.NoError(t, err)
 	req, err := http.NewRequest(http.MethodGet, "http://example.invalid/", nil)
 	require.NoError(t, err)
@@ -374,7 +374,7 @@ func TestRetryNotOnBreakerOpen(t *testing.T) {
 	rec := &sleepRecorder{}
 	rt, err := NewRetry(roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		return nil, &BreakerOpenError{Host: req.URL.Host, Err: errors.New("open")}
-	}), RetryOptions{Clock: rec})
+	}), RetryConfig{Clock: rec})
 	require.NoError(t, err)
 	req, err := http.NewRequest(http.MethodGet, "http://example.invalid/", nil)
 	require.NoError(t, err)
@@ -394,7 +394,7 @@ func TestBackoffCeilings(t *testing.T) {
 	rec := &sleepRecorder{}
 	rt, err := NewRetry(roundTripFunc(func(*http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: http.StatusBadGateway, Body: http.NoBody, Header: http.Header{}}, nil
-	}), RetryOptions{MaxRetries: 7, BaseDelay: time.Second, MaxDelay: 10 * time.Second, Jitter: resilience.JitterNone, Clock: rec})
+	}), RetryConfig{MaxAttempts: 8, BaseDelay: time.Second, MaxDelay: 10 * time.Second, Jitter: resilience.JitterNone, Clock: rec})
 	require.NoError(t, err)
 	req, err := http.NewRequest(http.MethodGet, "http://example.invalid/", nil)
 	require.NoError(t, err)

@@ -49,4 +49,9 @@ func (e *LimitedError) Is(target error) bool { return target == ErrLimited }
 // RetryAfter returns Delay: how long until the call would be allowed.
 func (e *LimitedError) RetryAfter() time.Duration { return e.Delay }
 
+// Refused reports true: a denied call never reached what the limit protects,
+// so circuit breakers (resilience.DefaultIsFailure) do not count it as that
+// dependency's failure, while retries still wait RetryAfter and try again.
+func (e *LimitedError) Refused() bool { return true }
+
 func errInvalid(msg string) error { return fmt.Errorf("%w: %s", ErrInvalidConfig, msg) }

@@ -49,7 +49,7 @@ func TestRetryWaitsLimiterRetryAfter(t *testing.T) {
 	_, err = call(ctx) // uses the quota: the next call is denied for about a period
 	require.NoError(t, err)
 
-	retried := resilience.Retry(resilience.RetryPolicy{
+	retried := resilience.Retry(resilience.RetryConfig{
 		MaxAttempts: 5, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Jitter: resilience.JitterNone,
 		MaxRetryAfter: 2 * period, // above the limiter's retry-after, so Retry waits it
 		OnRetry: func(_ context.Context, _ int, _ error, d time.Duration) {
@@ -86,7 +86,7 @@ func TestRetryGivesUpOnLongRetryAfter(t *testing.T) {
 	ctx := context.Background()
 	_, err = call(ctx)
 	require.NoError(t, err)
-	_, err = resilience.Retry(resilience.RetryPolicy{MaxAttempts: 5, MeterProvider: noop.NewMeterProvider(), Logger: quiet()},
+	_, err = resilience.Retry(resilience.RetryConfig{MaxAttempts: 5, MeterProvider: noop.NewMeterProvider(), Logger: quiet()},
 		func(ctx context.Context) (int, error) { attempts++; return call(ctx) })(ctx)
 	assert.Equal(t, 1, attempts, "no attempt before the limiter allows one")
 	assert.ErrorIs(t, err, ratelimit.ErrLimited)
@@ -94,4 +94,41 @@ func TestRetryGivesUpOnLongRetryAfter(t *testing.T) {
 	require.ErrorAs(t, err, &re)
 	assert.ErrorIs(t, err, resilience.ErrRetryAfterTooLong)
 	assert.InDelta(t, float64(time.Hour), float64(re.ServerDelay), float64(time.Minute), "the limiter's retry-after is reported")
+}
+
+// TestBreakerDoesNotCountDenials: a circuit breaker around a limited call
+// neither opens nor counts failures however many calls the limiter denies
+// (the dependency was never reached), while a real failure still counts.
+func TestBreakerDoesNotCountDenials(t *testing.T) {
+	t.Parallel()
+	g, err := ratelimit.NewGroup(ratelimit.Config{})
+	require.NoError(t, err)
+	l, err := g.Limiter(ratelimit.Tier{Name: "dep", Limit: ratelimit.Per(1, time.Hour)})
+	require.NoError(t, err)
+	cb, err := resilience.NewCircuitBreaker(resilience.BreakerConfig{Name: "dep", ConsecutiveFailures: 2,
+		MeterProvider: noop.NewMeterProvider(), Logger: quiet()})
+	require.NoError(t, err)
+	fail := false
+	call := resilience.Breaker(cb, ratelimit.Wrap(l, "k", func(context.Context) (int, error) {
+		if fail {
+			return 0, errors.New("dependency down")
+		}
+		return 1, nil
+	}))
+	ctx := context.Background()
+	_, err = call(ctx)
+	require.NoError(t, err)
+	for range 10 {
+		_, err = call(ctx)
+		require.ErrorIs(t, err, ratelimit.ErrLimited)
+	}
+	assert.Equal(t, resilience.StateClosed, cb.State(), "denials must not open the breaker")
+	assert.Zero(t, cb.Counts().ConsecutiveFailures, "denials must not count as failures")
+
+	// A real failure of the dependency still counts.
+	require.NoError(t, l.Reset(ctx, "k"))
+	fail = true
+	_, err = call(ctx)
+	require.EqualError(t, err, "dependency down")
+	assert.EqualValues(t, 1, cb.Counts().ConsecutiveFailures)
 }

@@ -23,7 +23,7 @@ func BenchmarkHappyPath(b *testing.B) {
 			benchcpu.Loop(b, func() { _, _ = fn(ctx) })
 		})
 	}
-	pipeline := func(p Policy) func(context.Context) (int, error) {
+	pipeline := func(p PipelineConfig) func(context.Context) (int, error) {
 		pl, err := NewPipeline(p)
 		if err != nil {
 			b.Fatal(err)
@@ -38,13 +38,13 @@ func BenchmarkHappyPath(b *testing.B) {
 	gb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{Interval: time.Minute, BucketPeriod: 6 * time.Second})
 
 	run("call", okCall)
-	run("retry", Retry(RetryPolicy{}, okCall))
+	run("retry", Retry(RetryConfig{}, okCall))
 	run("breaker", Breaker(cb, okCall))
 	run("gobreaker.Execute", func(ctx context.Context) (int, error) {
 		return gb.Execute(func() (int, error) { return okCall(ctx) })
 	})
-	run("retry+breaker", pipeline(Policy{Retry: &RetryPolicy{}, Breaker: &BreakerConfig{}}))
-	run("retry+breaker+timeout", pipeline(Policy{Timeout: time.Second, Retry: &RetryPolicy{}, Breaker: &BreakerConfig{}}))
+	run("retry+breaker", pipeline(PipelineConfig{Retry: &RetryConfig{}, Breaker: &BreakerConfig{}}))
+	run("retry+breaker+timeout", pipeline(PipelineConfig{Timeout: time.Second, Retry: &RetryConfig{}, Breaker: &BreakerConfig{}}))
 	run("context.WithTimeout", func(ctx context.Context) (int, error) {
 		c, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
@@ -56,7 +56,7 @@ func okCall1(_ context.Context, n int) (int, error) { return n, nil }
 
 func BenchmarkRetry1(b *testing.B) {
 	b.ReportAllocs()
-	fn := Retry1(RetryPolicy{}, okCall1)
+	fn := Retry1(RetryConfig{}, okCall1)
 	ctx := context.Background()
 	for b.Loop() {
 		_, _ = fn(ctx, 1)
@@ -102,7 +102,7 @@ func BenchmarkPipelineFull(b *testing.B) {
 // the policies record nothing on it, so the cost matches the no-op case.
 func BenchmarkWithSDK(b *testing.B) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	p, err := NewPipeline(Policy{MeterProvider: mp, Retry: &RetryPolicy{}, Breaker: &BreakerConfig{}, Bulkhead: &BulkheadConfig{}})
+	p, err := NewPipeline(PipelineConfig{MeterProvider: mp, Retry: &RetryConfig{}, Breaker: &BreakerConfig{}, Bulkhead: &BulkheadConfig{}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func BenchmarkWithSDK(b *testing.B) {
 		name string
 		fn   func(context.Context) (int, error)
 	}{
-		{"retry", Retry(RetryPolicy{MeterProvider: mp}, okCall)},
+		{"retry", Retry(RetryConfig{MeterProvider: mp}, okCall)},
 		{"retry+breaker+bulkhead", Wrap(p, okCall)},
 	} {
 		fn := c.fn

@@ -19,7 +19,7 @@ import (
 // as a dependency failure). Local overload must never open the circuit.
 func TestQueueDeadlineIsNotABreakerFailure(t *testing.T) {
 	t.Parallel()
-	p, err := NewPipeline(Policy{
+	p, err := NewPipeline(PipelineConfig{
 		Breaker:  &BreakerConfig{ConsecutiveFailures: 3},
 		Bulkhead: &BulkheadConfig{MaxConcurrent: 1, MaxQueue: 10},
 	})
@@ -91,7 +91,7 @@ func TestStandaloneBreakerExcludesQueueDeadline(t *testing.T) {
 func TestSlowCallTimerStartsAtAdmission(t *testing.T) {
 	t.Parallel()
 	clk := newManualClock()
-	p, err := NewPipeline(Policy{
+	p, err := NewPipeline(PipelineConfig{
 		Clock:    clk,
 		Breaker:  &BreakerConfig{ConsecutiveFailures: 2, SlowCallDuration: time.Second},
 		Bulkhead: &BulkheadConfig{MaxConcurrent: 1, MaxQueue: 1},
@@ -122,7 +122,7 @@ func TestSlowCallTimerStartsAtAdmission(t *testing.T) {
 func TestSlowCallTimerExcludesTokenWait(t *testing.T) {
 	t.Parallel()
 	clk := newAutoClock() // a token wait advances the clock by the wait
-	p, err := NewPipeline(Policy{
+	p, err := NewPipeline(PipelineConfig{
 		Clock:     clk,
 		Breaker:   &BreakerConfig{ConsecutiveFailures: 1, SlowCallDuration: time.Second},
 		RateLimit: &RateLimitConfig{Limit: 1, Per: time.Minute, Burst: 1, MaxWait: time.Hour},
@@ -200,7 +200,7 @@ func stateSeries(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
 	eachMetric(t, r, func(m metricdata.Metrics) {
-		if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == "resilience.breaker.state" {
+		if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == "perfkit.resilience.breaker.state" {
 			for _, p := range g.DataPoints {
 				v, _ := p.Attributes.Value(attrPolicy)
 				out[v.AsString()] = p.Value

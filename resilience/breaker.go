@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -43,7 +44,7 @@ type BreakerConfig struct {
 	Name string
 	// ConsecutiveFailures trips the breaker after this many failures in a
 	// row. Default 5 when FailureRatio is 0, otherwise off.
-	ConsecutiveFailures uint32
+	ConsecutiveFailures int
 	// FailureRatio, in (0, 1], trips the breaker when failures/(failures +
 	// successes) reaches it over the rolling Window once MinRequests calls
 	// have been counted. Slow calls count as failures (see
@@ -51,7 +52,7 @@ type BreakerConfig struct {
 	FailureRatio float64
 	// MinRequests is the number of counted calls in the window before
 	// FailureRatio applies. Default 10.
-	MinRequests uint32
+	MinRequests int
 	// Window is the rolling window over which closed-state counts are kept.
 	// Default 60 s.
 	Window time.Duration
@@ -68,7 +69,7 @@ type BreakerConfig struct {
 	// HalfOpenProbes is the number of calls let through while half-open; as
 	// many consecutive successes close the breaker, one failure reopens it.
 	// Default 1.
-	HalfOpenProbes uint32
+	HalfOpenProbes int
 	// IsFailure reports whether an error counts against the dependency;
 	// errors for which it is false are not counted at all. It is only asked
 	// about non-nil errors of calls whose context was not canceled.
@@ -90,22 +91,31 @@ type BreakerConfig struct {
 // DefaultIsFailure is the default BreakerConfig.IsFailure: every error
 // except context.Canceled (a caller giving up says nothing about the
 // dependency), errors marked NotFailure, and rejections by perfkit's own
-// bulkheads, rate limiters and breakers.
+// bulkheads, rate limiters and breakers — and any error with a method
+// Refused() bool that returns true: a call some other limiter turned away
+// before it reached the dependency (ratelimit.LimitedError has it). Such an
+// error is still retried by the default Retryable, after its RetryAfter.
 func DefaultIsFailure(err error) bool {
-	return !errors.Is(err, context.Canceled) && !IsNotFailure(err) &&
+	return !errors.Is(err, context.Canceled) && !IsNotFailure(err) && !isRefused(err) &&
 		!errors.Is(err, ErrBulkheadFull) && !errors.Is(err, ErrRateLimited) &&
 		!errors.Is(err, ErrOpen) && !errors.Is(err, ErrTooManyRequests)
 }
 
 func (c BreakerConfig) validate() error {
+	if c.ConsecutiveFailures < 0 || c.MinRequests < 0 || c.HalfOpenProbes < 0 {
+		return invalid("breaker ConsecutiveFailures, MinRequests and HalfOpenProbes must not be negative")
+	}
+	if uint64(c.ConsecutiveFailures) > math.MaxUint32 || uint64(c.MinRequests) > math.MaxUint32 || uint64(c.HalfOpenProbes) > math.MaxUint32 {
+		return invalid("breaker ConsecutiveFailures, MinRequests and HalfOpenProbes must fit in 32 bits")
+	}
 	if !(c.FailureRatio >= 0 && c.FailureRatio <= 1) {
-		return errors.New("resilience: breaker FailureRatio must be in [0, 1]")
+		return invalid("breaker FailureRatio must be in [0, 1]")
 	}
 	if c.Window < 0 || c.BucketPeriod < 0 || c.SlowCallDuration < 0 || c.OpenTimeout < 0 {
-		return errors.New("resilience: breaker config has a negative duration")
+		return invalid("breaker config has a negative duration")
 	}
 	if c.BucketPeriod > 0 && c.Window > 0 && c.BucketPeriod > c.Window {
-		return errors.New("resilience: breaker BucketPeriod exceeds Window")
+		return invalid("breaker BucketPeriod exceeds Window")
 	}
 	return nil
 }
@@ -132,7 +142,7 @@ type breakerCore struct {
 	transitions metric.Int64Counter
 	pol         attribute.KeyValue
 	rejectOpt   []metric.AddOption
-	// stateReg reports the live state to resilience.breaker.state from a
+	// stateReg reports the live state to perfkit.resilience.breaker.state from a
 	// collection callback: an observable gauge, so a breaker that is
 	// dropped (Breakers eviction) stops reporting instead of leaving its
 	// last value behind forever.
@@ -166,7 +176,7 @@ func (k *breakerCore) observeState(mp metric.MeterProvider, state func() State) 
 		mp = otel.GetMeterProvider()
 	}
 	m := mp.Meter(scopeName)
-	g, err := m.Int64ObservableGauge("resilience.breaker.state",
+	g, err := m.Int64ObservableGauge("perfkit.resilience.breaker.state", metric.WithUnit("{state}"),
 		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."))
 	if err != nil {
 		return err
@@ -211,11 +221,13 @@ func (k *breakerCore) init(c BreakerConfig) (gobreaker.Settings, error) {
 	if bucket == 0 {
 		bucket = window / 10
 	}
-	consecutive := c.ConsecutiveFailures
+	// validate bounded the counts to [0, MaxUint32]: gobreaker counts in
+	// uint32.
+	consecutive := uint32(c.ConsecutiveFailures)
 	if consecutive == 0 && c.FailureRatio == 0 {
 		consecutive = DefaultConsecutiveFailures
 	}
-	minReq := c.MinRequests
+	minReq := uint32(c.MinRequests)
 	if minReq == 0 {
 		minReq = DefaultMinRequests
 	}
@@ -225,8 +237,8 @@ func (k *breakerCore) init(c BreakerConfig) (gobreaker.Settings, error) {
 	}
 	ratio := c.FailureRatio
 	bld := newBuilder(c.MeterProvider)
-	k.rejections = bld.counter("resilience.breaker.rejections", "Calls rejected by an open or saturated half-open breaker.")
-	k.transitions = bld.counter("resilience.breaker.transitions", "Circuit breaker state changes.")
+	k.rejections = bld.counter("perfkit.resilience.breaker.rejections", "{rejection}", "Calls rejected by an open or saturated half-open breaker.")
+	k.transitions = bld.counter("perfkit.resilience.breaker.transitions", "{transition}", "Circuit breaker state changes.")
 	k.pol = attribute.String(attrPolicy, k.name)
 	k.rejectOpt = addOpts(k.pol)
 	if err := bld.err(); err != nil {
@@ -235,7 +247,7 @@ func (k *breakerCore) init(c BreakerConfig) (gobreaker.Settings, error) {
 	onChange := c.OnStateChange
 	return gobreaker.Settings{
 		Name:         k.name,
-		MaxRequests:  c.HalfOpenProbes,
+		MaxRequests:  uint32(c.HalfOpenProbes),
 		Interval:     window,
 		BucketPeriod: bucket,
 		Timeout:      openTimeout,
@@ -310,6 +322,13 @@ func (b *CircuitBreaker) Do(ctx context.Context, fn func(context.Context) error)
 // returned func is safe for concurrent use.
 func Breaker[T any](cb *CircuitBreaker, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	return func(ctx context.Context) (T, error) { return breakerDo(ctx, cb, fn) }
+}
+
+// Breaker1 is Breaker for functions that take an argument.
+func Breaker1[A, T any](cb *CircuitBreaker, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+	return func(ctx context.Context, a A) (T, error) {
+		return breakerDo(ctx, cb, func(ctx context.Context) (T, error) { return fn(ctx, a) })
+	}
 }
 
 func breakerDo[T any](ctx context.Context, b *CircuitBreaker, fn func(context.Context) (T, error)) (T, error) {
@@ -402,3 +421,11 @@ func (b *TwoStepBreaker) State() State { return b.ts.State() }
 
 // Counts returns the counts of the current window or half-open period.
 func (b *TwoStepBreaker) Counts() Counts { return b.ts.Counts() }
+
+// isRefused reports whether err (or an error it wraps) says, through a
+// Refused() bool method, that the call was refused before it reached the
+// dependency.
+func isRefused(err error) bool {
+	var r interface{ Refused() bool }
+	return errors.As(err, &r) && r.Refused()
+}

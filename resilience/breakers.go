@@ -1,7 +1,6 @@
 package resilience
 
 import (
-	"errors"
 	"sync"
 )
 
@@ -22,7 +21,7 @@ const overflowKey = "_overflow"
 // half-open, new keys share one extra overflow breaker (named
 // cfg.Name+"/_overflow") until room frees, so memory stays bounded by
 // maxKeys+1 breakers. An evicted breaker stops reporting
-// resilience.breaker.state.
+// perfkit.resilience.breaker.state.
 type Breakers struct {
 	cfg     BreakerConfig
 	maxKeys int
@@ -40,7 +39,7 @@ func NewBreakers(cfg BreakerConfig, maxKeys int) (*Breakers, error) {
 		return nil, err
 	}
 	if maxKeys < 0 {
-		return nil, errors.New("resilience: breakers maxKeys must not be negative")
+		return nil, invalid("breakers maxKeys must not be negative")
 	}
 	if maxKeys == 0 {
 		maxKeys = DefaultMaxKeys

@@ -1,7 +1,6 @@
 package resilience
 
 import (
-	"errors"
 	"math"
 	"sync/atomic"
 )
@@ -11,7 +10,7 @@ import (
 // tokens, every retry withdraws one, and the balance is capped at Max. With
 // Ratio 0.2, retries settle at no more than about 20% of calls, so a failing
 // dependency sees at most 1.2× its normal load instead of MaxAttempts×.
-// Pass the same *Budget to every RetryPolicy that should share it. Create it
+// Pass the same *Budget to every RetryConfig that should share it. Create it
 // with NewBudget: the zero Budget holds no tokens and allows no retry. A
 // Budget is safe for concurrent use; deposits and withdrawals never allocate.
 type Budget struct {
@@ -25,10 +24,10 @@ type Budget struct {
 // max is 0). It starts full.
 func NewBudget(ratio float64, max int) (*Budget, error) {
 	if !(ratio > 0 && ratio <= 1000) {
-		return nil, errors.New("resilience: budget ratio must be in (0, 1000]")
+		return nil, invalid("budget ratio must be in (0, 1000]")
 	}
 	if max < 0 || int64(max) > math.MaxInt64/1000 {
-		return nil, errors.New("resilience: budget max must be in [0, MaxInt64/1000]")
+		return nil, invalid("budget max must be in [0, MaxInt64/1000]")
 	}
 	if max == 0 {
 		max = 10

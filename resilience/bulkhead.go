@@ -2,7 +2,6 @@ package resilience
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"time"
 
@@ -53,7 +52,7 @@ type Bulkhead struct {
 // NewBulkhead returns a bulkhead configured by c.
 func NewBulkhead(c BulkheadConfig) (*Bulkhead, error) {
 	if c.MaxConcurrent < 0 || c.MaxQueue < 0 || c.QueueTimeout < 0 {
-		return nil, errors.New("resilience: bulkhead config has a negative field")
+		return nil, invalid("bulkhead config has a negative field")
 	}
 	if c.Name == "" {
 		c.Name = "bulkhead"
@@ -68,8 +67,8 @@ func NewBulkhead(c BulkheadConfig) (*Bulkhead, error) {
 		ctxCanceled: &BulkheadError{Name: c.Name, Queued: true, Err: context.Canceled},
 	}
 	bld := newBuilder(c.MeterProvider)
-	b.rejections = bld.counter("resilience.bulkhead.rejections", "Calls rejected by a full bulkhead.")
-	b.wait = bld.seconds("resilience.bulkhead.wait", "Time queued calls waited for a bulkhead slot.")
+	b.rejections = bld.counter("perfkit.resilience.bulkhead.rejections", "{rejection}", "Calls rejected by a full bulkhead.")
+	b.wait = bld.seconds("perfkit.resilience.bulkhead.wait", "Time queued calls waited for a bulkhead slot.")
 	pol := attribute.String(attrPolicy, c.Name)
 	b.rejectOpt = addOpts(pol)
 	b.waitOpt = recordOpts(pol)
@@ -96,6 +95,13 @@ func (b *Bulkhead) Do(ctx context.Context, fn func(context.Context) error) error
 // safe for concurrent use.
 func Isolate[T any](bh *Bulkhead, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	return func(ctx context.Context) (T, error) { return isolateDo(ctx, bh, fn) }
+}
+
+// Isolate1 is Isolate for functions that take an argument.
+func Isolate1[A, T any](bh *Bulkhead, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+	return func(ctx context.Context, a A) (T, error) {
+		return isolateDo(ctx, bh, func(ctx context.Context) (T, error) { return fn(ctx, a) })
+	}
 }
 
 func isolateDo[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error)) (T, error) {

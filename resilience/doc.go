@@ -1,37 +1,50 @@
 // Package resilience makes calls to other services hard to knock over:
-// retry with exponential backoff and jitter, circuit breaker
+//
+//	p, err := resilience.NewPipeline(resilience.OpenAI()) // timeout, retry, breaker, bulkhead, rate limit
+//	if err != nil {
+//		return err
+//	}
+//	ask := resilience.Wrap1(p, func(ctx context.Context, q string) (string, error) {
+//		return llm.Ask(ctx, q) // a 4xx marked resilience.NotFailure is neither retried nor counted
+//	})
+//	answer, err := ask(ctx, "Which pizza is vegetarian?")
+//
+//	// or one policy at a time, nested:
+//	get := resilience.Retry(resilience.RetryConfig{MaxAttempts: 3}, fetchMenu)
+//	get = resilience.Timeout(2*time.Second, get)
+//
+// It offers retry with exponential backoff and jitter, circuit breaker
 // (sony/gobreaker/v2), timeout, bulkhead, local rate limit
 // (golang.org/x/time/rate) and fallback, as generic wrappers of
 //
-//	func(context.Context) (T, error)
-//	func(context.Context, A) (T, error)
+//	func(context.Context) (T, error)      // Retry, Timeout, Breaker, Isolate, Throttle, Fallback, FallbackValue, Wrap
+//	func(context.Context, A) (T, error)   // Retry1, Timeout1, Breaker1, Isolate1, Throttle1, Fallback1, FallbackValue1, Wrap1
 //
 // that return a function of the same shape, so they compose by nesting and
-// replace the seed service's @Retry and @Timeout decorators:
-//
-//	get := resilience.Retry(resilience.RetryPolicy{}, fetchMenu)
-//	get = resilience.Timeout(2*time.Second, get)
+// can replace retry and timeout annotations of other languages.
 //
 // A Pipeline stacks them in one documented order (timeout ⊃ retry ⊃
-// breaker ⊃ bulkhead ⊃ rate limit ⊃ call) and wraps either shape:
-//
-//	p, err := resilience.NewPipeline(resilience.OpenAI())
-//	ask := resilience.Wrap1(p, client.Ask)
-//
-// Presets (OpenAI, Twilio, Webhook) are functions returning plain Policy
+// breaker ⊃ bulkhead ⊃ rate limit ⊃ call) and wraps either shape. Presets
+// (OpenAI, Twilio, Webhook) are functions returning plain PipelineConfig
 // values to adjust. Breakers keeps one breaker per key (host, tenant).
 // TwoStepBreaker is the Allow/done form for callers that cannot wrap the
 // call in a function. httpclient builds its retry layer on Retrier and its
 // per-host breakers on Breakers, so both packages share one implementation
-// and one set of defaults.
+// and one set of defaults; its StatusError turns a failing HTTP status into
+// an error these wrappers understand (Retry-After, 4xx not a failure).
+//
+// Configuration: every zero field means the documented default; a
+// constructor (NewPipeline, NewRetrier, NewCircuitBreaker, ...) returns an
+// error wrapping ErrInvalidConfig for a negative count or duration.
 //
 // Errors: policies return *RetryError, *TimeoutError, *BreakerError,
 // *BulkheadError and *RateLimitError, which match the sentinels ErrTimeout
 // (and context.DeadlineExceeded), ErrOpen / ErrTooManyRequests (and
 // gobreaker's), ErrBulkheadFull and ErrRateLimited with errors.Is and wrap
 // the callee's error. Permanent stops retrying; NotFailure keeps an error
-// (a 4xx, say) out of breaker counts and retries. context.Canceled never
-// counts as a breaker failure.
+// (a 4xx, say) out of breaker counts and retries; an error with a
+// RetryAfter() method (RetryAfterer) makes Retry wait exactly that long.
+// context.Canceled never counts as a breaker failure.
 //
 // The happy path is cheap: a call that succeeds at the first attempt
 // through Retry, Breaker, Bulkhead, RateLimiter or a Pipeline of them
@@ -40,21 +53,20 @@
 //
 // Metrics go to OpenTelemetry through a MeterProvider field (default
 // otel.GetMeterProvider()), labelled resilience.policy=<Name>, with
-// durations in seconds:
+// durations in seconds (Prometheus names in brackets):
 //
-//	resilience.retry.calls            calls whose first attempt failed, by outcome (recovered, failed, gave_up)
-//	resilience.retry.retries          retries
-//	resilience.retry.delay            backoff waited before a retry (histogram)
-//	resilience.breaker.state          0 closed, 1 half-open, 2 open (gauge)
-//	resilience.breaker.transitions    state changes, by from and to
-//	resilience.breaker.rejections     calls refused by an open breaker
-//	resilience.bulkhead.rejections    calls refused by a full bulkhead
-//	resilience.bulkhead.wait          time queued for a slot (histogram)
-//	resilience.ratelimit.rejections   calls refused by a rate limiter
-//	resilience.ratelimit.wait         time waited for a token (histogram)
-//	resilience.timeout.timeouts       pipeline calls that hit their timeout
+//	perfkit.resilience.retry.calls            {call}        calls whose first attempt failed, by outcome (recovered, failed, gave_up)
+//	perfkit.resilience.retries                {retry}       retries [perfkit_resilience_retries_total]
+//	perfkit.resilience.retry.delay            s             backoff waited before a retry (histogram)
+//	perfkit.resilience.breaker.state          {state}       0 closed, 1 half-open, 2 open (gauge) [perfkit_resilience_breaker_state]
+//	perfkit.resilience.breaker.transitions    {transition}  state changes, by from and to
+//	perfkit.resilience.breaker.rejections     {rejection}   calls refused by an open breaker
+//	perfkit.resilience.bulkhead.rejections    {rejection}   calls refused by a full bulkhead
+//	perfkit.resilience.bulkhead.wait          s             time queued for a slot (histogram)
+//	perfkit.resilience.ratelimit.rejections   {rejection}   calls refused by a rate limiter
+//	perfkit.resilience.ratelimit.wait         s             time waited for a token (histogram)
+//	perfkit.resilience.timeouts               {timeout}     pipeline calls that hit their timeout
 //
 // Breaker state changes are logged (Warn when opening, Info otherwise) and
-// retries at Debug through a
-// *slog.Logger field (default slog.Default()).
+// retries at Debug through a *slog.Logger field (default slog.Default()).
 package resilience

@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"strconv"
 	"time"
@@ -12,6 +13,11 @@ import (
 )
 
 var (
+	// ErrInvalidConfig is wrapped by every configuration error that the
+	// constructors (NewPipeline, NewRetrier, NewCircuitBreaker,
+	// NewTwoStepBreaker, NewBreakers, NewBulkhead, NewRateLimiter, NewBudget)
+	// return; match it with errors.Is.
+	ErrInvalidConfig = errors.New("resilience: invalid config")
 	// ErrOpen is returned (wrapped in a *BreakerError) when a circuit breaker
 	// is open. errors.Is(err, gobreaker.ErrOpenState) also holds.
 	ErrOpen = errors.New("resilience: circuit open")
@@ -70,7 +76,7 @@ func (e *RetryError) Unwrap() []error { return []error{e.Err, e.Reason} }
 // errors.Is, and unwraps to the callee's error too.
 type TimeoutError struct {
 	After   time.Duration // the timeout
-	Message string        // optional caller message (the seed's @Timeout(ms, msg))
+	Message string        // optional caller message (TimeoutMsg)
 	Err     error         // the callee's error, usually context.DeadlineExceeded
 }
 
@@ -244,4 +250,10 @@ func trimPrefix(err error) string {
 		return s[len(p):]
 	}
 	return s
+}
+
+// invalid returns a configuration error wrapping ErrInvalidConfig:
+// "resilience: invalid config: <detail>".
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 }

@@ -23,7 +23,7 @@ func fetchMenu() func(context.Context) (string, error) {
 }
 
 func ExampleRetry() {
-	get := resilience.Retry(resilience.RetryPolicy{
+	get := resilience.Retry(resilience.RetryConfig{
 		MaxAttempts: 3,
 		BaseDelay:   time.Millisecond,
 		Retryable:   resilience.RetryOn(syscall.ECONNREFUSED, syscall.ETIMEDOUT),
@@ -46,7 +46,7 @@ func ExampleRetry1() {
 		}
 		return fmt.Sprint("order-", id), nil
 	}
-	get := resilience.Retry1(resilience.RetryPolicy{}, lookup)
+	get := resilience.Retry1(resilience.RetryConfig{}, lookup)
 	fmt.Println(get(context.Background(), 7))
 	fmt.Println(get(context.Background(), -1))
 	// Output:
@@ -56,7 +56,7 @@ func ExampleRetry1() {
 
 func ExamplePermanent() {
 	calls := 0
-	_, err := resilience.Retry(resilience.RetryPolicy{}, func(context.Context) (int, error) {
+	_, err := resilience.Retry(resilience.RetryConfig{}, func(context.Context) (int, error) {
 		calls++
 		return 0, resilience.Permanent(errors.New("card declined"))
 	})(context.Background())
@@ -156,17 +156,17 @@ func ExampleFallbackValue() {
 
 func ExampleNewBudget() {
 	budget, _ := resilience.NewBudget(0.2, 10) // retries ≤ ~20% of calls
-	p := resilience.RetryPolicy{Budget: budget, BaseDelay: time.Millisecond}
+	p := resilience.RetryConfig{Budget: budget, BaseDelay: time.Millisecond}
 	get := resilience.Retry(p, func(context.Context) (int, error) { return 1, nil })
 	fmt.Println(get(context.Background()))
 	// Output: 1 <nil>
 }
 
 func ExampleWrap1() {
-	p, err := resilience.NewPipeline(resilience.Policy{
+	p, err := resilience.NewPipeline(resilience.PipelineConfig{
 		Name:     "menu",
 		Timeout:  2 * time.Second,
-		Retry:    &resilience.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond},
+		Retry:    &resilience.RetryConfig{MaxAttempts: 3, BaseDelay: time.Millisecond},
 		Breaker:  &resilience.BreakerConfig{FailureRatio: 0.5},
 		Bulkhead: &resilience.BulkheadConfig{MaxConcurrent: 50},
 	})
@@ -196,7 +196,7 @@ func ExampleOpenAI() {
 }
 
 func ExampleFallback() {
-	p, _ := resilience.NewPipeline(resilience.Policy{
+	p, _ := resilience.NewPipeline(resilience.PipelineConfig{
 		Breaker: &resilience.BreakerConfig{ConsecutiveFailures: 1},
 	})
 	recommend := resilience.Fallback(
@@ -234,4 +234,42 @@ func ExampleTwoStepBreaker() {
 	// <nil>
 	// status 503
 	// resilience: circuit open (api.example.com)
+}
+
+// Every wrapper has a one-argument form named with a 1 suffix.
+func ExampleBreaker1() {
+	cb, err := resilience.NewCircuitBreaker(resilience.BreakerConfig{Name: "sms", ConsecutiveFailures: 1})
+	if err != nil {
+		panic(err)
+	}
+	send := resilience.Breaker1(cb, func(_ context.Context, to string) (string, error) {
+		if to == "" {
+			return "", errors.New("gateway down")
+		}
+		return "sent to " + to, nil
+	})
+	fmt.Println(send(context.Background(), "+15550100"))
+	fmt.Println(send(context.Background(), ""))
+	fmt.Println(send(context.Background(), "+15550100"))
+	// Output:
+	// sent to +15550100 <nil>
+	//  gateway down
+	//  resilience: circuit open (sms)
+}
+
+func ExampleFallback1() {
+	prices := map[string]int{"margherita": 9}
+	price := resilience.Fallback1(func(_ context.Context, pizza string) (int, error) {
+		return 0, errors.New("pricing service down")
+	}, func(_ context.Context, pizza string, err error) (int, error) {
+		if p, ok := prices[pizza]; ok {
+			return p, nil // last known price
+		}
+		return 0, err
+	})
+	fmt.Println(price(context.Background(), "margherita"))
+	fmt.Println(price(context.Background(), "hawaii"))
+	// Output:
+	// 9 <nil>
+	// 0 pricing service down
 }

@@ -22,3 +22,20 @@ func Fallback[T any](fn func(context.Context) (T, error), fb func(ctx context.Co
 func FallbackValue[T any](fn func(context.Context) (T, error), v T) func(context.Context) (T, error) {
 	return Fallback(fn, func(context.Context, error) (T, error) { return v, nil })
 }
+
+// Fallback1 is Fallback for functions that take an argument; fb gets the
+// argument too.
+func Fallback1[A, T any](fn func(context.Context, A) (T, error), fb func(ctx context.Context, a A, err error) (T, error)) func(context.Context, A) (T, error) {
+	return func(ctx context.Context, a A) (T, error) {
+		v, err := fn(ctx, a)
+		if err == nil || ctx.Err() != nil {
+			return v, err
+		}
+		return fb(ctx, a, err)
+	}
+}
+
+// FallbackValue1 is FallbackValue for functions that take an argument.
+func FallbackValue1[A, T any](fn func(context.Context, A) (T, error), v T) func(context.Context, A) (T, error) {
+	return Fallback1(fn, func(context.Context, A, error) (T, error) { return v, nil })
+}

@@ -26,7 +26,7 @@ func TestRetryLogNeverQuotesSecrets(t *testing.T) {
 		fn := func(context.Context) (int, error) {
 			return 0, errors.New(`Post "` + tc.Input + `": connection refused`)
 		}
-		_, err := Retry(RetryPolicy{MaxAttempts: 2, Clock: newAutoClock(), Logger: logger}, fn)(context.Background())
+		_, err := Retry(RetryConfig{MaxAttempts: 2, Clock: newAutoClock(), Logger: logger}, fn)(context.Background())
 		assert.Error(t, err)
 		assert.Contains(t, buf.String(), "resilience: retrying", "%s: the retry was not logged", tc.Name)
 		assert.False(t, strings.Contains(buf.String(), tc.Secret), "%s: secret %q in the retry log: %s", tc.Name, tc.Secret, buf.String())

@@ -31,8 +31,10 @@ func newBuilder(mp metric.MeterProvider) *instrumentBuilder {
 
 func (b *instrumentBuilder) err() error { return errors.Join(b.errs...) }
 
-func (b *instrumentBuilder) counter(name, desc string) metric.Int64Counter {
-	c, err := b.m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit("{call}"))
+// counter creates a counter whose unit names what it counts ("{retry}",
+// "{rejection}"...).
+func (b *instrumentBuilder) counter(name, unit, desc string) metric.Int64Counter {
+	c, err := b.m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit(unit))
 	if err != nil {
 		b.errs = append(b.errs, err)
 		return noop.Int64Counter{}

@@ -52,7 +52,7 @@ func outcomes(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
 	eachMetric(t, r, func(m metricdata.Metrics) {
-		if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "resilience.retry.calls" {
+		if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "perfkit.resilience.retry.calls" {
 			for _, p := range sum.DataPoints {
 				v, _ := p.Attributes.Value("outcome")
 				out[v.AsString()] += p.Value
@@ -68,9 +68,9 @@ func TestMetrics(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
 
-	p, err := NewPipeline(Policy{
+	p, err := NewPipeline(PipelineConfig{
 		Name: "llm", MeterProvider: mp, Clock: newAutoClock(), Timeout: time.Hour,
-		Retry:    &RetryPolicy{MaxAttempts: 3},
+		Retry:    &RetryConfig{MaxAttempts: 3},
 		Breaker:  &BreakerConfig{ConsecutiveFailures: 3},
 		Bulkhead: &BulkheadConfig{},
 	})
@@ -82,12 +82,73 @@ func TestMetrics(t *testing.T) {
 	_, _ = Do(context.Background(), p, fail)  // rejected by the open breaker
 
 	got := collect(t, reader)
-	assert.Equal(t, int64(3), got["resilience.retry.calls"],
+	assert.Equal(t, int64(3), got["perfkit.resilience.retry.calls"],
 		"recovered, gave up, failed (breaker open); first-attempt successes are not counted")
 	assert.Equal(t, map[string]int64{"recovered": 1, "gave_up": 1, "failed": 1}, outcomes(t, reader))
-	assert.Equal(t, int64(3), got["resilience.retry.retries"])
-	assert.Equal(t, int64(3), got["resilience.retry.delay"])
-	assert.Equal(t, int64(StateOpen), got["resilience.breaker.state"])
-	assert.Equal(t, int64(1), got["resilience.breaker.transitions"])
-	assert.Equal(t, int64(1), got["resilience.breaker.rejections"])
+	assert.Equal(t, int64(3), got["perfkit.resilience.retries"])
+	assert.Equal(t, int64(3), got["perfkit.resilience.retry.delay"])
+	assert.Equal(t, int64(StateOpen), got["perfkit.resilience.breaker.state"])
+	assert.Equal(t, int64(1), got["perfkit.resilience.breaker.transitions"])
+	assert.Equal(t, int64(1), got["perfkit.resilience.breaker.rejections"])
+}
+
+// TestMetricNamesAndUnits pins every instrument's name and unit to
+// docs/VOCABULARY.md: perfkit.resilience.*, seconds for durations, "1" for
+// the state, and counters whose unit names what they count.
+func TestMetricNamesAndUnits(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+	ctx := context.Background()
+
+	p, err := NewPipeline(PipelineConfig{
+		Name: "units", MeterProvider: mp, Clock: newAutoClock(), Timeout: time.Hour,
+		Retry:   &RetryConfig{MaxAttempts: 2},
+		Breaker: &BreakerConfig{ConsecutiveFailures: 2},
+	})
+	require.NoError(t, err)
+	_, _ = Do(ctx, p, fail) // a retry, a give-up, a transition to open
+	_, _ = Do(ctx, p, fail) // a breaker rejection
+
+	bh, err := NewBulkhead(BulkheadConfig{MaxConcurrent: 1, MaxQueue: 1, QueueTimeout: time.Millisecond, MeterProvider: mp})
+	require.NoError(t, err)
+	release := make(chan struct{})
+	held := make(chan struct{})
+	go func() {
+		_ = bh.Do(ctx, func(context.Context) error { close(held); <-release; return nil })
+	}()
+	<-held
+	assert.ErrorIs(t, bh.Do(ctx, func(context.Context) error { return nil }), ErrBulkheadFull)
+	close(release)
+
+	rl, err := NewRateLimiter(RateLimitConfig{Limit: 1, Per: time.Hour, Burst: 1, MeterProvider: mp})
+	require.NoError(t, err)
+	require.NoError(t, rl.Do(ctx, func(context.Context) error { return nil }))
+	assert.ErrorIs(t, rl.Do(ctx, func(context.Context) error { return nil }), ErrRateLimited)
+
+	short, err := NewPipeline(PipelineConfig{Timeout: time.Millisecond, MeterProvider: mp})
+	require.NoError(t, err)
+	_, err = Do(ctx, short, blockUntilDone)
+	assert.ErrorIs(t, err, ErrTimeout)
+
+	want := map[string]string{
+		"perfkit.resilience.retry.calls":          "{call}",
+		"perfkit.resilience.retries":              "{retry}",
+		"perfkit.resilience.retry.delay":          "s",
+		"perfkit.resilience.breaker.state":        "{state}",
+		"perfkit.resilience.breaker.transitions":  "{transition}",
+		"perfkit.resilience.breaker.rejections":   "{rejection}",
+		"perfkit.resilience.bulkhead.rejections":  "{rejection}",
+		"perfkit.resilience.ratelimit.rejections": "{rejection}",
+		"perfkit.resilience.timeouts":             "{timeout}",
+	}
+	got := map[string]string{}
+	eachMetric(t, reader, func(m metricdata.Metrics) { got[m.Name] = m.Unit })
+	for name, unit := range want {
+		assert.Equal(t, unit, got[name], "unit of %s", name)
+	}
+	for name := range got {
+		assert.Regexp(t, `^perfkit\.resilience\.`, name)
+	}
 }

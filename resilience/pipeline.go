@@ -3,7 +3,6 @@ package resilience
 import (
 	"cmp"
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -11,12 +10,12 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// Policy describes a Pipeline: which policies to apply and how. A nil
-// pointer (or zero Timeout) leaves that policy out, so Policy{} is a
+// PipelineConfig describes a Pipeline: which policies to apply and how. A nil
+// pointer (or zero Timeout) leaves that policy out, so PipelineConfig{} is a
 // pipeline that only calls through. The order is fixed and documented on
-// Pipeline. Presets (OpenAI, Twilio, Webhook) return filled Policies to copy
+// Pipeline. Presets (OpenAI, Twilio, Webhook) return filled configs to copy
 // and adjust.
-type Policy struct {
+type PipelineConfig struct {
 	// Name labels metrics and errors; parts without their own Name are named
 	// Name+".retry", Name+".breaker" and so on. Default "pipeline".
 	Name string
@@ -25,7 +24,7 @@ type Policy struct {
 	// TimeoutMessage is carried by the *TimeoutError.
 	TimeoutMessage string
 	// Retry retries failed attempts.
-	Retry *RetryPolicy
+	Retry *RetryConfig
 	// Breaker guards each attempt with a circuit breaker built for this
 	// pipeline.
 	Breaker *BreakerConfig
@@ -76,10 +75,11 @@ type Pipeline struct {
 	timeoutOpt []metric.AddOption
 }
 
-// NewPipeline validates p and builds its parts.
-func NewPipeline(p Policy) (*Pipeline, error) {
+// NewPipeline validates p and builds its parts. A negative or unknown
+// setting is an error wrapping ErrInvalidConfig.
+func NewPipeline(p PipelineConfig) (*Pipeline, error) {
 	if p.Timeout < 0 {
-		return nil, errors.New("resilience: negative pipeline timeout")
+		return nil, invalid("negative pipeline timeout")
 	}
 	if p.Name == "" {
 		p.Name = "pipeline"
@@ -132,7 +132,7 @@ func NewPipeline(p Policy) (*Pipeline, error) {
 		}
 	}
 	bld := newBuilder(p.MeterProvider)
-	pl.timeouts = bld.counter("resilience.timeout.timeouts", "Calls that failed after their pipeline timeout.")
+	pl.timeouts = bld.counter("perfkit.resilience.timeouts", "{timeout}", "Calls that failed after their pipeline timeout.")
 	pl.timeoutOpt = addOpts(attribute.String(attrPolicy, p.Name))
 	return pl, bld.err()
 }

@@ -14,8 +14,8 @@ import (
 
 func TestPipelineRetryOutsideBreaker(t *testing.T) {
 	t.Parallel()
-	p, err := NewPipeline(Policy{
-		Retry:   &RetryPolicy{MaxAttempts: 3, Clock: newAutoClock()},
+	p, err := NewPipeline(PipelineConfig{
+		Retry:   &RetryConfig{MaxAttempts: 3, Clock: newAutoClock()},
 		Breaker: &BreakerConfig{ConsecutiveFailures: 3},
 	})
 	require.NoError(t, err)
@@ -37,9 +37,9 @@ func TestPipelineTimeoutOutsideRetry(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
-	p, err := NewPipeline(Policy{
+	p, err := NewPipeline(PipelineConfig{
 		Timeout: 10 * time.Millisecond, TimeoutMessage: "llm", MeterProvider: mp,
-		Retry: &RetryPolicy{MaxAttempts: 5, Clock: newAutoClock()},
+		Retry: &RetryConfig{MaxAttempts: 5, Clock: newAutoClock()},
 	})
 	require.NoError(t, err)
 	var calls atomic.Int32
@@ -54,18 +54,18 @@ func TestPipelineTimeoutOutsideRetry(t *testing.T) {
 	var re *RetryError
 	assert.ErrorAs(t, err, &re, "the retry error is wrapped")
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Equal(t, int64(1), collect(t, reader)["resilience.timeout.timeouts"])
+	assert.Equal(t, int64(1), collect(t, reader)["perfkit.resilience.timeouts"])
 
-	roomy, err := NewPipeline(Policy{Timeout: time.Hour, MeterProvider: mp})
+	roomy, err := NewPipeline(PipelineConfig{Timeout: time.Hour, MeterProvider: mp})
 	require.NoError(t, err)
 	_, err = Do(context.Background(), roomy, fail)
 	assert.Same(t, errBoom, err, "a failure before the deadline is not a timeout")
-	assert.Equal(t, int64(1), collect(t, reader)["resilience.timeout.timeouts"], "and is not counted as one")
+	assert.Equal(t, int64(1), collect(t, reader)["perfkit.resilience.timeouts"], "and is not counted as one")
 }
 
 func TestPipelineRejectionsNotBreakerFailures(t *testing.T) {
 	t.Parallel()
-	p, err := NewPipeline(Policy{
+	p, err := NewPipeline(PipelineConfig{
 		Breaker:  &BreakerConfig{ConsecutiveFailures: 1},
 		Bulkhead: &BulkheadConfig{MaxConcurrent: 1},
 	})
@@ -80,7 +80,7 @@ func TestPipelineRejectionsNotBreakerFailures(t *testing.T) {
 func TestPipelineBulkheadOutsideRateLimit(t *testing.T) {
 	t.Parallel()
 	clk := newManualClock()
-	p, err := NewPipeline(Policy{
+	p, err := NewPipeline(PipelineConfig{
 		Bulkhead:  &BulkheadConfig{MaxConcurrent: 1},
 		RateLimit: &RateLimitConfig{Limit: 1, Per: time.Second, MaxWait: time.Second},
 		Clock:     clk,
@@ -102,8 +102,8 @@ func TestPipelineRetriesRateLimitAfterDelay(t *testing.T) {
 	t.Parallel()
 	clk := newAutoClock()
 	var delays []time.Duration
-	p, err := NewPipeline(Policy{
-		Retry: &RetryPolicy{OnRetry: func(_ context.Context, _ int, _ error, d time.Duration) {
+	p, err := NewPipeline(PipelineConfig{
+		Retry: &RetryConfig{OnRetry: func(_ context.Context, _ int, _ error, d time.Duration) {
 			delays = append(delays, d)
 		}},
 		RateLimit: &RateLimitConfig{Limit: 1, Per: time.Second},
@@ -119,7 +119,7 @@ func TestPipelineRetriesRateLimitAfterDelay(t *testing.T) {
 
 func TestWrap1(t *testing.T) {
 	t.Parallel()
-	p, err := NewPipeline(Policy{Retry: &RetryPolicy{Clock: newAutoClock()}})
+	p, err := NewPipeline(PipelineConfig{Retry: &RetryConfig{Clock: newAutoClock()}})
 	require.NoError(t, err)
 	var calls atomic.Int32
 	fn := Wrap1(p, func(_ context.Context, s string) (int, error) {
@@ -139,7 +139,7 @@ func TestWrap1(t *testing.T) {
 
 func TestEmptyPipeline(t *testing.T) {
 	t.Parallel()
-	p, err := NewPipeline(Policy{})
+	p, err := NewPipeline(PipelineConfig{})
 	require.NoError(t, err)
 	_, err = Do(context.Background(), p, fail)
 	assert.Same(t, errBoom, err)
@@ -150,10 +150,10 @@ func TestEmptyPipeline(t *testing.T) {
 
 func TestNewPipelineValidates(t *testing.T) {
 	t.Parallel()
-	for _, p := range []Policy{
+	for _, p := range []PipelineConfig{
 		{Timeout: -1},
-		{Retry: &RetryPolicy{MaxAttempts: -1}},
-		{Retry: &RetryPolicy{Jitter: 9}},
+		{Retry: &RetryConfig{MaxAttempts: -1}},
+		{Retry: &RetryConfig{Jitter: 9}},
 		{Breaker: &BreakerConfig{FailureRatio: 2}},
 		{Bulkhead: &BulkheadConfig{MaxConcurrent: -1}},
 		{RateLimit: &RateLimitConfig{Limit: -1}},
@@ -180,7 +180,7 @@ func TestPresets(t *testing.T) {
 	o.Retry.MaxAttempts = 9
 	assert.Equal(t, 4, OpenAI().Retry.MaxAttempts, "presets are fresh values")
 
-	for _, p := range []Policy{OpenAI(), Twilio(), Webhook()} {
+	for _, p := range []PipelineConfig{OpenAI(), Twilio(), Webhook()} {
 		_, err := NewPipeline(p)
 		assert.NoError(t, err, p.Name)
 	}
@@ -191,9 +191,9 @@ func TestPipelineSharedBreaker(t *testing.T) {
 	hosts, err := NewBreakers(BreakerConfig{ConsecutiveFailures: 1}, 0)
 	require.NoError(t, err)
 	cb := hosts.Get("api.example")
-	p1, err := NewPipeline(Policy{CircuitBreaker: cb, Breaker: &BreakerConfig{ConsecutiveFailures: 100}})
+	p1, err := NewPipeline(PipelineConfig{CircuitBreaker: cb, Breaker: &BreakerConfig{ConsecutiveFailures: 100}})
 	require.NoError(t, err)
-	p2, err := NewPipeline(Policy{CircuitBreaker: cb})
+	p2, err := NewPipeline(PipelineConfig{CircuitBreaker: cb})
 	require.NoError(t, err)
 	assert.Same(t, cb, p1.Breaker())
 	_, _ = Do(context.Background(), p1, fail)
@@ -203,9 +203,9 @@ func TestPipelineSharedBreaker(t *testing.T) {
 
 func TestPipelineConcurrent(t *testing.T) {
 	t.Parallel()
-	p, err := NewPipeline(Policy{
+	p, err := NewPipeline(PipelineConfig{
 		Timeout:   time.Minute,
-		Retry:     &RetryPolicy{MaxAttempts: 3, BaseDelay: time.Microsecond, MaxDelay: time.Microsecond},
+		Retry:     &RetryConfig{MaxAttempts: 3, BaseDelay: time.Microsecond, MaxDelay: time.Microsecond},
 		Breaker:   &BreakerConfig{FailureRatio: 0.9, MinRequests: 50, OpenTimeout: time.Millisecond},
 		Bulkhead:  &BulkheadConfig{MaxConcurrent: 4, MaxQueue: 1000},
 		RateLimit: &RateLimitConfig{Limit: 1 << 20},

@@ -2,7 +2,6 @@ package resilience
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -51,7 +50,7 @@ type RateLimiter struct {
 // NewRateLimiter returns a rate limiter configured by c.
 func NewRateLimiter(c RateLimitConfig) (*RateLimiter, error) {
 	if c.Limit < 0 || c.Per < 0 || c.Burst < 0 || c.MaxWait < 0 {
-		return nil, errors.New("resilience: rate limit config has a negative field")
+		return nil, invalid("rate limit config has a negative field")
 	}
 	if c.Name == "" {
 		c.Name = "ratelimit"
@@ -70,8 +69,8 @@ func NewRateLimiter(c RateLimitConfig) (*RateLimiter, error) {
 		maxWait: c.MaxWait, clock: clockOr(c.Clock),
 	}
 	bld := newBuilder(c.MeterProvider)
-	l.rejections = bld.counter("resilience.ratelimit.rejections", "Calls rejected by a rate limiter.")
-	l.wait = bld.seconds("resilience.ratelimit.wait", "Time calls waited for a rate-limit token.")
+	l.rejections = bld.counter("perfkit.resilience.ratelimit.rejections", "{rejection}", "Calls rejected by a rate limiter.")
+	l.wait = bld.seconds("perfkit.resilience.ratelimit.wait", "Time calls waited for a rate-limit token.")
 	pol := attribute.String(attrPolicy, c.Name)
 	l.rejectOpt = addOpts(pol)
 	l.waitOpt = recordOpts(pol)
@@ -93,6 +92,13 @@ func (l *RateLimiter) Do(ctx context.Context, fn func(context.Context) error) er
 // is safe for concurrent use.
 func Throttle[T any](rl *RateLimiter, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	return func(ctx context.Context) (T, error) { return throttleDo(ctx, rl, fn) }
+}
+
+// Throttle1 is Throttle for functions that take an argument.
+func Throttle1[A, T any](rl *RateLimiter, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+	return func(ctx context.Context, a A) (T, error) {
+		return throttleDo(ctx, rl, func(ctx context.Context) (T, error) { return fn(ctx, a) })
+	}
 }
 
 func throttleDo[T any](ctx context.Context, l *RateLimiter, fn func(context.Context) (T, error)) (T, error) {

@@ -13,7 +13,7 @@ import (
 	"github.com/servio/perfkit/internal/redact"
 )
 
-// Retry defaults: what a zero RetryPolicy field means. httpclient's retry
+// Retry defaults: what a zero RetryConfig field means. httpclient's retry
 // layer is built on this implementation and shares them.
 const (
 	DefaultMaxAttempts = 3
@@ -21,12 +21,12 @@ const (
 	DefaultMaxDelay    = 10 * time.Second
 )
 
-// RetryPolicy configures Retry. The zero value is usable: 3 attempts, full
+// RetryConfig configures Retry. The zero value is usable: 3 attempts, full
 // jitter from 100 ms up to 10 s, retrying every error but NotFailure ones
 // and breaker rejections. Retry treats negative values and an unknown Jitter
 // as the default (a decorator cannot return an error); NewPipeline rejects
-// them. A RetryPolicy is a plain value: copy a preset and change fields.
-type RetryPolicy struct {
+// them. A RetryConfig is a plain value: copy a preset and change fields.
+type RetryConfig struct {
 	// Name labels metrics and logs. Default "retry".
 	Name string
 	// MaxAttempts is the number of attempts including the first. Default 3;
@@ -58,8 +58,8 @@ type RetryPolicy struct {
 	// the first failure; backoff.Stop ends retrying. MaxDelay still caps it.
 	Backoff func() backoff.BackOff
 	// Retryable reports whether an error is worth another attempt.
-	// Default DefaultRetryable. IsTransient and RetryOn give the seed's
-	// list form.
+	// Default DefaultRetryable. IsTransient retries network errors only;
+	// RetryOn(targets...) retries the listed errors only.
 	Retryable func(error) bool
 	// Budget, when set, is a retry budget shared with other callers.
 	Budget *Budget
@@ -78,12 +78,12 @@ type RetryPolicy struct {
 	Logger *slog.Logger
 }
 
-func (p RetryPolicy) validate() error {
+func (p RetryConfig) validate() error {
 	if p.MaxAttempts < 0 || p.BaseDelay < 0 || p.MaxDelay < 0 || p.MaxRetryAfter < 0 || p.MaxElapsed < 0 || p.AttemptTimeout < 0 {
-		return errors.New("resilience: retry policy has a negative field")
+		return invalid("retry config has a negative field")
 	}
 	if p.Jitter < JitterFull || p.Jitter > JitterNone {
-		return errors.New("resilience: unknown jitter")
+		return invalid("unknown jitter")
 	}
 	return nil
 }
@@ -111,7 +111,7 @@ type retrier struct {
 	delayOpt                         []metric.RecordOption
 }
 
-func newRetrier(p RetryPolicy) (*retrier, error) {
+func newRetrier(p RetryConfig) (*retrier, error) {
 	r := &retrier{
 		name: p.Name, maxAttempts: p.MaxAttempts, base: p.BaseDelay, maxDelay: p.MaxDelay, maxRetryAfter: p.MaxRetryAfter,
 		maxElapsed: max(p.MaxElapsed, 0), jitter: p.Jitter, backoff: p.Backoff, retryable: p.Retryable,
@@ -143,9 +143,9 @@ func newRetrier(p RetryPolicy) (*retrier, error) {
 		r.logger = slog.Default()
 	}
 	b := newBuilder(p.MeterProvider)
-	r.calls = b.counter("resilience.retry.calls", "Calls whose first attempt failed, by outcome: recovered, failed (not retryable) or gave_up.")
-	r.retries = b.counter("resilience.retry.retries", "Retries (attempts after the first).")
-	r.delay = b.seconds("resilience.retry.delay", "Time waited before a retry.")
+	r.calls = b.counter("perfkit.resilience.retry.calls", "{call}", "Calls whose first attempt failed, by outcome: recovered, failed (not retryable) or gave_up.")
+	r.retries = b.counter("perfkit.resilience.retries", "{retry}", "Retries (attempts after the first).")
+	r.delay = b.seconds("perfkit.resilience.retry.delay", "Time waited before a retry.")
 	pol := attribute.String(attrPolicy, r.name)
 	r.recoveredOpt = addOpts(pol, attribute.String("outcome", "recovered"))
 	r.failOpt = addOpts(pol, attribute.String("outcome", "failed"))
@@ -158,7 +158,7 @@ func newRetrier(p RetryPolicy) (*retrier, error) {
 // mustRetrier is for decorators, which cannot return an error: an invalid
 // policy has already been normalised to defaults and a metrics error leaves
 // no-op instruments, which is logged once.
-func mustRetrier(p RetryPolicy) *retrier {
+func mustRetrier(p RetryConfig) *retrier {
 	r, err := newRetrier(p)
 	if err != nil {
 		r.logger.Warn("resilience: retry metrics disabled", "policy", r.name, "error", err)
@@ -166,8 +166,7 @@ func mustRetrier(p RetryPolicy) *retrier {
 	return r
 }
 
-// Retry returns fn wrapped so that failed calls are retried per p (the
-// seed's @Retry). The first attempt costs no allocation: backoff state and
+// Retry returns fn wrapped so that failed calls are retried per p. The first attempt costs no allocation: backoff state and
 // timers are created only after a failure. Retry stops at once on a
 // Permanent error, a non-retryable error or the caller's context being done,
 // never waits past the context deadline, and returns within a scheduler tick
@@ -175,27 +174,28 @@ func mustRetrier(p RetryPolicy) *retrier {
 // *RetryError wrapping the last error and a zero T. fn must release what a
 // failed attempt holds (close a response body) before returning its error.
 // The returned func is safe for concurrent use.
-func Retry[T any](p RetryPolicy, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
+func Retry[T any](p RetryConfig, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	r := mustRetrier(p)
 	return func(ctx context.Context) (T, error) { return retryCall(ctx, r, fn) }
 }
 
 // Retry1 is Retry for functions that take an argument.
-func Retry1[A, T any](p RetryPolicy, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+func Retry1[A, T any](p RetryConfig, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
 	r := mustRetrier(p)
 	return func(ctx context.Context, a A) (T, error) {
 		return retryCall(ctx, r, func(ctx context.Context) (T, error) { return fn(ctx, a) })
 	}
 }
 
-// Retrier is a RetryPolicy built once, for callers that need the attempt
+// Retrier is a RetryConfig built once, for callers that need the attempt
 // number or cannot use the generic decorators (httpclient's RetryTransport
 // is built on it). It is the same implementation as Retry, with the same
 // rules, metrics and errors. It is safe for concurrent use.
 type Retrier struct{ r *retrier }
 
-// NewRetrier validates p and builds a Retrier.
-func NewRetrier(p RetryPolicy) (*Retrier, error) {
+// NewRetrier validates p and builds a Retrier. A negative field or an
+// unknown Jitter is an error wrapping ErrInvalidConfig.
+func NewRetrier(p RetryConfig) (*Retrier, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func TestRetryAttempts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			fn, calls := failing(tt.failures, errBoom)
-			v, err := Retry(RetryPolicy{MaxAttempts: tt.maxAttempts, Clock: newAutoClock()}, fn)(context.Background())
+			v, err := Retry(RetryConfig{MaxAttempts: tt.maxAttempts, Clock: newAutoClock()}, fn)(context.Background())
 			assert.Equal(t, tt.wantCalls, calls.Load(), "calls")
 			assert.Equal(t, tt.wantErr, err != nil, "error %v", err)
 			assert.Equal(t, !tt.wantErr, v == 42, "value %d", v)
@@ -63,7 +63,7 @@ func TestRetryAttempts(t *testing.T) {
 func TestRetryExhaustedError(t *testing.T) {
 	t.Parallel()
 	fn, _ := failing(10, errBoom)
-	_, err := Retry(RetryPolicy{MaxAttempts: 3, Clock: newAutoClock()}, fn)(context.Background())
+	_, err := Retry(RetryConfig{MaxAttempts: 3, Clock: newAutoClock()}, fn)(context.Background())
 	var re *RetryError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 3, re.Attempts)
@@ -92,7 +92,7 @@ func TestRetryBackoffBounds(t *testing.T) {
 			for range 200 {
 				clk := newAutoClock()
 				fn, _ := failing(100, errBoom)
-				_, err := Retry(RetryPolicy{MaxAttempts: 8, BaseDelay: base, MaxDelay: maxD, Jitter: tt.jitter, Clock: clk}, fn)(context.Background())
+				_, err := Retry(RetryConfig{MaxAttempts: 8, BaseDelay: base, MaxDelay: maxD, Jitter: tt.jitter, Clock: clk}, fn)(context.Background())
 				require.ErrorIs(t, err, ErrRetriesExhausted)
 				sleeps := clk.Sleeps()
 				require.Len(t, sleeps, 7)
@@ -112,7 +112,7 @@ func TestRetryMaxElapsed(t *testing.T) {
 	t.Parallel()
 	clk := newAutoClock()
 	fn, calls := failing(100, errBoom)
-	_, err := Retry(RetryPolicy{
+	_, err := Retry(RetryConfig{
 		MaxAttempts: 10, BaseDelay: time.Second, Jitter: JitterNone, MaxElapsed: 2500 * time.Millisecond, Clock: clk,
 	}, fn)(context.Background())
 	// Delays 1 s then 2 s: the second would start the third attempt at 3 s.
@@ -143,7 +143,7 @@ func TestRetryStopsAtOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			fn, calls := failing(100, tt.err)
-			_, err := Retry(RetryPolicy{Retryable: tt.retryable, Clock: newAutoClock()}, fn)(context.Background())
+			_, err := Retry(RetryConfig{Retryable: tt.retryable, Clock: newAutoClock()}, fn)(context.Background())
 			assert.Equal(t, tt.wantCalls, calls.Load())
 			assert.ErrorIs(t, err, tt.wantIs)
 		})
@@ -153,7 +153,7 @@ func TestRetryStopsAtOnce(t *testing.T) {
 func TestPermanentUnwrapped(t *testing.T) {
 	t.Parallel()
 	fn, _ := failing(1, Permanent(errBoom))
-	_, err := Retry(RetryPolicy{}, fn)(context.Background())
+	_, err := Retry(RetryConfig{}, fn)(context.Background())
 	assert.Same(t, errBoom, err, "Retry returns the cause of a permanent error")
 	assert.NoError(t, Permanent(nil))
 }
@@ -207,7 +207,7 @@ func TestRetryServerDelay(t *testing.T) {
 			t.Parallel()
 			clk := newAutoClock()
 			fn, _ := failing(1, fmt.Errorf("call: %w", retryAfterErr(tt.after)))
-			v, err := Retry(RetryPolicy{Clock: clk, MaxRetryAfter: time.Minute}, fn)(context.Background())
+			v, err := Retry(RetryConfig{Clock: clk, MaxRetryAfter: time.Minute}, fn)(context.Background())
 			require.NoError(t, err)
 			assert.Equal(t, 42, v)
 			assert.Equal(t, []time.Duration{tt.want}, clk.Sleeps())
@@ -225,7 +225,7 @@ func TestRetryNeverBeforeServerDelay(t *testing.T) {
 		t.Parallel()
 		clk := newAutoClock()
 		fn, calls := failing(1, fmt.Errorf("call: %w", retryAfterErr(time.Hour)))
-		_, err := Retry(RetryPolicy{Clock: clk, MaxDelay: 10 * time.Second}, fn)(context.Background())
+		_, err := Retry(RetryConfig{Clock: clk, MaxDelay: 10 * time.Second}, fn)(context.Background())
 		var re *RetryError
 		require.ErrorAs(t, err, &re)
 		assert.ErrorIs(t, err, ErrRetryAfterTooLong)
@@ -242,7 +242,7 @@ func TestRetryNeverBeforeServerDelay(t *testing.T) {
 		ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(time.Minute))
 		defer cancel()
 		fn, calls := failing(1, retryAfterErr(2*time.Minute))
-		_, err := Retry(RetryPolicy{Clock: clk, MaxRetryAfter: time.Hour}, fn)(ctx)
+		_, err := Retry(RetryConfig{Clock: clk, MaxRetryAfter: time.Hour}, fn)(ctx)
 		var re *RetryError
 		require.ErrorAs(t, err, &re)
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
@@ -259,7 +259,7 @@ func TestRetryNeverSleepsPastDeadline(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(50*time.Minute))
 	defer cancel()
 	fn, calls := failing(100, errBoom)
-	_, err := Retry(RetryPolicy{
+	_, err := Retry(RetryConfig{
 		MaxAttempts: 10, BaseDelay: 20 * time.Minute, MaxDelay: time.Hour, Jitter: JitterNone, Clock: clk,
 	}, fn)(ctx)
 	// 20 min fits before the deadline, 20+40 does not.
@@ -286,7 +286,7 @@ func TestRetryCancelMidBackoff(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		_, err := Retry(RetryPolicy{BaseDelay: time.Hour, MaxDelay: time.Hour, Jitter: JitterNone, Clock: clk}, fn)(ctx)
+		_, err := Retry(RetryConfig{BaseDelay: time.Hour, MaxDelay: time.Hour, Jitter: JitterNone, Clock: clk}, fn)(ctx)
 		done <- result{err, time.Now()}
 	}()
 	require.Equal(t, time.Hour, <-clk.Created, "Retry should be waiting out its first backoff")
@@ -306,7 +306,7 @@ func TestRetryCanceledBeforeCall(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	fn := func(ctx context.Context) (int, error) { return 0, ctx.Err() }
-	_, err := Retry(RetryPolicy{Clock: newManualClock()}, fn)(ctx)
+	_, err := Retry(RetryConfig{Clock: newManualClock()}, fn)(ctx)
 	var re *RetryError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 1, re.Attempts)
@@ -317,7 +317,7 @@ func TestRetryBudget(t *testing.T) {
 	t.Parallel()
 	budget, err := NewBudget(0.1, 1)
 	require.NoError(t, err)
-	p := RetryPolicy{MaxAttempts: 5, Budget: budget, Clock: newAutoClock()}
+	p := RetryConfig{MaxAttempts: 5, Budget: budget, Clock: newAutoClock()}
 
 	fail, calls := failing(1000, errBoom)
 	_, err = Retry(p, fail)(context.Background())
@@ -355,7 +355,7 @@ func TestRetryAttemptTimeout(t *testing.T) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	}
-	_, err := Retry(RetryPolicy{MaxAttempts: 2, AttemptTimeout: 5 * time.Millisecond, Clock: newAutoClock()}, fn)(context.Background())
+	_, err := Retry(RetryConfig{MaxAttempts: 2, AttemptTimeout: 5 * time.Millisecond, Clock: newAutoClock()}, fn)(context.Background())
 	assert.Equal(t, int32(2), calls.Load())
 	assert.ErrorIs(t, err, ErrRetriesExhausted)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
@@ -370,7 +370,7 @@ func TestRetryOnRetryHook(t *testing.T) {
 	}
 	var got []call
 	fn, _ := failing(2, errBoom)
-	_, err := Retry(RetryPolicy{
+	_, err := Retry(RetryConfig{
 		BaseDelay: time.Second, Jitter: JitterNone, Clock: newAutoClock(),
 		OnRetry: func(_ context.Context, attempt int, err error, d time.Duration) {
 			got = append(got, call{attempt, err, d})
@@ -384,7 +384,7 @@ func TestRetryCustomBackoff(t *testing.T) {
 	t.Parallel()
 	clk := newAutoClock()
 	fn, calls := failing(100, errBoom)
-	_, err := Retry(RetryPolicy{
+	_, err := Retry(RetryConfig{
 		MaxAttempts: 3, Clock: clk,
 		Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(5 * time.Millisecond) },
 	}, fn)(context.Background())
@@ -393,7 +393,7 @@ func TestRetryCustomBackoff(t *testing.T) {
 	assert.Equal(t, int32(3), calls.Load())
 
 	fn, calls = failing(100, errBoom)
-	_, err = Retry(RetryPolicy{Backoff: func() backoff.BackOff { return &backoff.StopBackOff{} }}, fn)(context.Background())
+	_, err = Retry(RetryConfig{Backoff: func() backoff.BackOff { return &backoff.StopBackOff{} }}, fn)(context.Background())
 	assert.ErrorIs(t, err, ErrRetriesExhausted)
 	assert.Equal(t, int32(1), calls.Load())
 }
@@ -407,7 +407,7 @@ func TestRetry1(t *testing.T) {
 		}
 		return 2 * n, nil
 	}
-	v, err := Retry1(RetryPolicy{Clock: newAutoClock()}, double)(context.Background(), 21)
+	v, err := Retry1(RetryConfig{Clock: newAutoClock()}, double)(context.Background(), 21)
 	require.NoError(t, err)
 	assert.Equal(t, 42, v)
 	assert.Equal(t, int32(2), calls.Load())
@@ -446,7 +446,7 @@ func TestRetryConcurrentShared(t *testing.T) {
 	budget, err := NewBudget(0.5, 5)
 	require.NoError(t, err)
 	var calls atomic.Int32
-	fn := Retry(RetryPolicy{MaxAttempts: 3, Budget: budget, Clock: newAutoClock()}, func(context.Context) (int, error) {
+	fn := Retry(RetryConfig{MaxAttempts: 3, Budget: budget, Clock: newAutoClock()}, func(context.Context) (int, error) {
 		if calls.Add(1)%2 == 0 {
 			return 0, errBoom
 		}

@@ -65,7 +65,7 @@ func TestRetryNeverEarly(t *testing.T) {
 			calls = append(calls, c)
 			return 0, c.err
 		}
-		_, err := Retry(RetryPolicy{MaxAttempts: attempts, MaxDelay: maxDelay, MaxRetryAfter: maxRetryAfter,
+		_, err := Retry(RetryConfig{MaxAttempts: attempts, MaxDelay: maxDelay, MaxRetryAfter: maxRetryAfter,
 			Clock: clk, MeterProvider: noopProvider()}, fn)(ctx)
 		limit := maxRetryAfter
 		if limit == 0 {

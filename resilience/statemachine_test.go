@@ -58,9 +58,9 @@ func newPipeMachine(t *rapid.T) *pipeMachine {
 	}
 	m.tokens = m.burst
 	clk := newManualClock()
-	p, err := NewPipeline(Policy{
+	p, err := NewPipeline(PipelineConfig{
 		Clock:         clk,
-		Breaker:       &BreakerConfig{ConsecutiveFailures: uint32(m.threshold), OpenTimeout: time.Hour},
+		Breaker:       &BreakerConfig{ConsecutiveFailures: m.threshold, OpenTimeout: time.Hour},
 		Bulkhead:      &BulkheadConfig{MaxConcurrent: m.slots, MaxQueue: 4},
 		RateLimit:     &RateLimitConfig{Limit: 1, Per: time.Minute, Burst: m.burst},
 		MeterProvider: noopProvider(),

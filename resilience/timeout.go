@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Timeout returns fn bounded by d (the seed's @Timeout(ms)): fn gets a
+// Timeout returns fn bounded by d: fn gets a
 // context that is canceled after d. When fn fails after that deadline (and
 // the caller's own context was not done first) the error is a
 // *TimeoutError, which matches ErrTimeout and context.DeadlineExceeded with
@@ -16,8 +16,8 @@ func Timeout[T any](d time.Duration, fn func(context.Context) (T, error)) func(c
 	return TimeoutMsg(d, "", fn)
 }
 
-// TimeoutMsg is Timeout with the message the *TimeoutError carries (the
-// seed's @Timeout(ms, msg)).
+// TimeoutMsg is Timeout with the message the *TimeoutError carries
+// ("menu service too slow").
 func TimeoutMsg[T any](d time.Duration, msg string, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
 	if d <= 0 {
 		return fn
@@ -27,11 +27,16 @@ func TimeoutMsg[T any](d time.Duration, msg string, fn func(context.Context) (T,
 
 // Timeout1 is Timeout for functions that take an argument.
 func Timeout1[A, T any](d time.Duration, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+	return TimeoutMsg1(d, "", fn)
+}
+
+// TimeoutMsg1 is TimeoutMsg for functions that take an argument.
+func TimeoutMsg1[A, T any](d time.Duration, msg string, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
 	if d <= 0 {
 		return fn
 	}
 	return func(ctx context.Context, a A) (T, error) {
-		return timeoutDo(ctx, d, "", func(ctx context.Context) (T, error) { return fn(ctx, a) })
+		return timeoutDo(ctx, d, msg, func(ctx context.Context) (T, error) { return fn(ctx, a) })
 	}
 }
 

@@ -9,11 +9,11 @@ import (
 )
 
 // IsTransient reports whether err is a network error that is usually gone
-// on the next attempt: the seed's ECONNREFUSED/ETIMEDOUT class
+// on the next attempt: connection refused or timed out, in detail
 // (ECONNREFUSED, ECONNRESET, ECONNABORTED, ETIMEDOUT, EPIPE, EHOSTUNREACH,
 // ENETUNREACH), a net.Error whose Timeout() is true, io.ErrUnexpectedEOF
 // and a per-attempt context.DeadlineExceeded. Use it as
-// RetryPolicy.Retryable to retry only those.
+// RetryConfig.Retryable to retry only those.
 func IsTransient(err error) bool {
 	if err == nil {
 		return false
@@ -33,7 +33,7 @@ func IsTransient(err error) bool {
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// RetryOn returns a Retryable predicate (the seed's list form) that is true
+// RetryOn returns a Retryable predicate that is true
 // when errors.Is(err, t) for one of targets, e.g.
 // RetryOn(syscall.ECONNREFUSED, syscall.ETIMEDOUT).
 func RetryOn(targets ...error) func(error) bool {
@@ -48,7 +48,7 @@ func RetryOn(targets ...error) func(error) bool {
 	}
 }
 
-// DefaultRetryable is the default RetryPolicy.Retryable: every error except
+// DefaultRetryable is the default RetryConfig.Retryable: every error except
 // those marked NotFailure and circuit-breaker rejections (retrying into an
 // open breaker only burns attempts). Permanent errors and the caller's own
 // context cancellation stop Retry before this predicate is asked.

@@ -67,7 +67,7 @@ type appOptions struct {
 	passwordIterations int
 	// llmPolicy, when set, adjusts the resilience.OpenAI policy (tests
 	// shorten its backoff).
-	llmPolicy func(*resilience.Policy)
+	llmPolicy func(*resilience.PipelineConfig)
 	// redisTimeout, when set, replaces the cache's and the rate limiter's
 	// per-call Redis deadlines (100 ms, 50 ms). Tests on a loaded machine
 	// raise it so a slow scheduler is not taken for a Redis outage.
@@ -227,7 +227,7 @@ func (a *App) setupMetrics(ctx context.Context, setGlobal bool) error {
 // question) ⊃ resilience.OpenAI pipeline (timeout, retry, breaker,
 // bulkhead, rate limit) ⊃ httpclient's pooled, instrumented client. The
 // client's own retry and breaker layers are off so the two do not multiply.
-func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*resilience.Policy)) error {
+func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*resilience.PipelineConfig)) error {
 	copts := httpclient.OpenAI()
 	copts.DisableRetry, copts.DisableBreaker = true, true
 	copts.MeterProvider, copts.Logger = mp, a.log
@@ -251,7 +251,7 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 		// The seed's "before": a default client, straight to the upstream,
 		// bounded only by the assistant timeout.
 		a.llm.http = &http.Client{Timeout: a.cfg.AssistantTimeout}
-		a.llmPipe, err = resilience.NewPipeline(resilience.Policy{Name: "openai", MeterProvider: mp, Logger: a.log})
+		a.llmPipe, err = resilience.NewPipeline(resilience.PipelineConfig{Name: "openai", MeterProvider: mp, Logger: a.log})
 		if err != nil {
 			return err
 		}

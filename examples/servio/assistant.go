@@ -12,10 +12,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/servio/perfkit/httpclient"
 	"github.com/servio/perfkit/internal/redact"
 	"github.com/servio/perfkit/resilience"
 )
@@ -44,19 +44,6 @@ type chatResponse struct {
 	Model   string       `json:"model"`
 	Choices []chatChoice `json:"choices"`
 }
-
-// upstreamError is an answer from the LLM upstream that is not a success.
-// It carries the upstream's Retry-After, which resilience's retry honours.
-type upstreamError struct {
-	status     int
-	retryAfter time.Duration
-}
-
-// Error returns the upstream status.
-func (e *upstreamError) Error() string { return fmt.Sprintf("LLM upstream answered %d", e.status) }
-
-// RetryAfter implements resilience.RetryAfterer.
-func (e *upstreamError) RetryAfter() time.Duration { return e.retryAfter }
 
 // llmClient asks an OpenAI-compatible chat-completions endpoint.
 type llmClient struct {
@@ -98,25 +85,17 @@ func (c *llmClient) ask(ctx context.Context, q question) (string, error) {
 	if c.apiKey != "" {
 		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	}
-	resp, err := c.http.Do(req)
+	// A failing status becomes an *httpclient.StatusError carrying the
+	// upstream's Retry-After (resilience's retry waits for it); a 4xx other
+	// than 408/429 is marked resilience.NotFailure: our request was wrong,
+	// so it is neither retried nor counted against the upstream.
+	resp, err := httpclient.CheckStatus(c.http.Do(req))
 	if err != nil {
 		// *url.Error quotes the URL, query string (api-key=…) included;
 		// redacted before resilience's retry log or anyone else prints it.
 		return "", redact.Error(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		ue := &upstreamError{status: resp.StatusCode}
-		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
-			ue.retryAfter = time.Duration(secs) * time.Second
-		}
-		if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
-			// Our request was wrong: neither retry it nor count it against the upstream.
-			return "", resilience.NotFailure(ue)
-		}
-		return "", ue
-	}
 	var out chatResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
 		return "", fmt.Errorf("LLM upstream: bad response: %w", err)
@@ -222,7 +201,7 @@ func marshalAnswer(q question, answer, model string, simulated bool) ([]byte, er
 // local rate limit is 503 (fail fast, retry later), a timeout 504, any
 // other upstream failure 502.
 func (a *App) failUpstream(w http.ResponseWriter, r *http.Request, err error) {
-	var ue *upstreamError
+	var se *httpclient.StatusError
 	switch {
 	case errors.Is(err, resilience.ErrOpen), errors.Is(err, resilience.ErrTooManyRequests),
 		errors.Is(err, resilience.ErrBulkheadFull), errors.Is(err, resilience.ErrRateLimited):
@@ -230,8 +209,8 @@ func (a *App) failUpstream(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusServiceUnavailable, "assistant temporarily unavailable")
 	case errors.Is(err, resilience.ErrTimeout), errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 		writeError(w, http.StatusGatewayTimeout, "assistant timed out")
-	case errors.As(err, &ue):
-		a.log.WarnContext(r.Context(), "assistant upstream failed", "status", ue.status)
+	case errors.As(err, &se):
+		a.log.WarnContext(r.Context(), "assistant upstream failed", "status", se.StatusCode)
 		writeError(w, http.StatusBadGateway, "assistant upstream failed")
 	default:
 		if r.Context().Err() != nil {

@@ -28,7 +28,7 @@ var dialects = []string{"sqlite", "postgres"}
 // reply would turn a login into the Auth tier's fail-closed 503, or lose
 // an invalidation). Outage tests kill Redis, which fails fast anyway.
 var testAppOptions = appOptions{passwordIterations: 1000, redisTimeout: 5 * time.Second,
-	llmPolicy: func(p *resilience.Policy) {
+	llmPolicy: func(p *resilience.PipelineConfig) {
 		p.Retry.BaseDelay, p.Retry.MaxDelay = time.Millisecond, 5*time.Millisecond
 	}}
 

@@ -57,7 +57,7 @@ func tour(ctx context.Context) error {
 
 	// Innermost first: retry the load, bound it in time, cache it, limit
 	// callers per restaurant, and track every call (duration + errors).
-	getMenu := resilience.Retry1(resilience.RetryPolicy{MaxAttempts: 3}, loadMenu)
+	getMenu := resilience.Retry1(resilience.RetryConfig{MaxAttempts: 3}, loadMenu)
 	getMenu = resilience.Timeout1(2*time.Second, getMenu)
 	getMenu = cache.Cacheable(c, func(r int) string { return fmt.Sprint("menu:", r) }, 5*time.Minute, getMenu)
 	getMenu = ratelimit.Wrap1(limiter, func(r int) string { return fmt.Sprint("restaurant:", r) }, getMenu)
