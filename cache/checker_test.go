@@ -224,9 +224,9 @@ func runChecker(t *testing.T, seed uint64, dur time.Duration, faults, cluster bo
 		return c
 	}
 	cfg := cache.Config{
-		L1TTL: time.Minute, TTL: 5 * time.Minute, Jitter: -1,
-		L2Timeout: 500 * time.Millisecond, LoadTimeout: 2 * time.Second,
-		BreakerFailures: 3, BreakerOpenFor: 100 * time.Millisecond,
+		L1TTL: time.Minute, TTL: 5 * time.Minute, TTLJitter: -1,
+		RedisTimeout: 500 * time.Millisecond, LoadTimeout: 2 * time.Second,
+		BreakerConsecutiveFailures: 3, BreakerOpenTimeout: 100 * time.Millisecond,
 		Codec: slowCodec{ck: ck}, Logger: quiet,
 	}
 	insts := make([]*cache.Cache, ckInstances)
@@ -439,7 +439,7 @@ func (ck *checker) injectFaults(ctx context.Context, r *rand.Rand, srv *testenv.
 			_ = admin.Do(kctx, "CLIENT", "KILL", "TYPE", "pubsub").Err()
 			cancel()
 		}
-		// Recovery: breakers (BreakerOpenFor), resubscription, replays.
+		// Recovery: breakers (BreakerOpenTimeout), resubscription, replays.
 		time.Sleep(300 * time.Millisecond)
 		ck.mu.Lock()
 		ck.faults = append(ck.faults, [2]int64{start, ck.now()})

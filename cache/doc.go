@@ -64,22 +64,31 @@
 // and the loader, and L2 errors are counted apart from misses.
 //
 // Beyond that: stale-while-revalidate (Config.StaleFor), TTL jitter
-// (Config.Jitter), negative caching (Config.NegativeTTL), tags (WithTags),
+// (Config.TTLJitter), negative caching (Config.NegativeTTL), tags (WithTags),
 // the Cacheable and Memoize wrappers, OpenTelemetry metrics and Stats.
 //
 // Metrics (instrument scope github.com/servio/perfkit/cache, attribute
-// cache.name): perfkit.cache.hits{cache.tier=l1|l2}, perfkit.cache.misses,
-// perfkit.cache.loads, perfkit.cache.load_errors, perfkit.cache.shared_loads,
-// perfkit.cache.stale_served, perfkit.cache.l2.errors,
-// perfkit.cache.l2.rejected, perfkit.cache.corrupt,
-// perfkit.cache.invalidations, perfkit.cache.l1.drops (observable counters
-// read from the same atomics as Stats, so the hot path only adds to an
-// atomic) and the histogram perfkit.cache.load.duration in seconds.
+// cache.name; counters are observable, read from the same atomics as Stats,
+// so the hot path only adds to an atomic):
 //
-// Redis: give the client ContextTimeoutEnabled so L2Timeout bounds socket
+//	perfkit.cache.hits{cache.tier=l1|l2}  {hit}
+//	perfkit.cache.misses                  {miss}
+//	perfkit.cache.loads                   {load}
+//	perfkit.cache.load_errors             {error}
+//	perfkit.cache.shared_loads            {caller}
+//	perfkit.cache.stale_hits              {hit}
+//	perfkit.cache.l2.errors               {error}
+//	perfkit.cache.l2.rejections           {rejection}
+//	perfkit.cache.corrupt_values          {value}
+//	perfkit.cache.invalidations           {invalidation}
+//	perfkit.cache.l1.drops                {drop}
+//	perfkit.cache.replays                 {invalidation}
+//	perfkit.cache.load.duration{outcome=ok|error}  histogram, s
+//
+// Redis: give the client ContextTimeoutEnabled so RedisTimeout bounds socket
 // reads of a hung server, and few, quick retries: go-redis's defaults
 // retry a refused dial 5 times 100 ms apart (and a single-server client a
-// command 3 times), so a call to a dead Redis uses the whole L2Timeout.
+// command 3 times), so a call to a dead Redis uses the whole RedisTimeout.
 // examples/servio sets DialerRetries 1, and for one server MaxRetries 1
 // with a 1–4 ms backoff. Tags use EXPIRE NX/GT, so they need Redis 7.
 //

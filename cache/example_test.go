@@ -141,7 +141,7 @@ func ExampleNew_redis() {
 	if strings.Contains(redisURL, ",") {
 		rdb = redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs:                 strings.Split(redisURL, ","),
-			ContextTimeoutEnabled: true, // L2Timeout then bounds reads of a hung node
+			ContextTimeoutEnabled: true, // RedisTimeout then bounds reads of a hung node
 		})
 	} else {
 		opt, err := redis.ParseURL(redisURL)

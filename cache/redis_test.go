@@ -27,10 +27,10 @@ func newCache(t *testing.T, rdb redis.UniversalClient, prefix string, cfg cache.
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
 	}
-	if cfg.L2Timeout == 0 {
+	if cfg.RedisTimeout == 0 {
 		// The 100 ms default is for production; this shared 2-core machine
 		// can stall a round trip longer. Tests of timeouts set their own.
-		cfg.L2Timeout = 2 * time.Second
+		cfg.RedisTimeout = 2 * time.Second
 	}
 	c, err := cache.New(cfg)
 	require.NoError(t, err)
@@ -440,7 +440,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx := t.Context()
-	c := newCache(t, rdb, "", cache.Config{BreakerOpenFor: 50 * time.Millisecond})
+	c := newCache(t, rdb, "", cache.Config{BreakerOpenTimeout: 50 * time.Millisecond})
 	var loads atomic.Int32
 	load := func(v string) func(context.Context) (string, error) {
 		return func(context.Context) (string, error) { loads.Add(1); return v, nil }
@@ -539,7 +539,7 @@ func TestHungRedisCostsNoTimeoutPerRequest(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rdb.Close() })
-	c := newCache(t, rdb, "", cache.Config{L2Timeout: 50 * time.Millisecond, BreakerOpenFor: time.Minute})
+	c := newCache(t, rdb, "", cache.Config{RedisTimeout: 50 * time.Millisecond, BreakerOpenTimeout: time.Minute})
 	srv.Pause()
 	for i := range 20 {
 		v, err := cache.GetOrSet(t.Context(), c, fmt.Sprint("cold:", i), 0, func(context.Context) (int, error) { return i, nil })
@@ -549,9 +549,9 @@ func TestHungRedisCostsNoTimeoutPerRequest(t *testing.T) {
 	st := c.Stats()
 	// Each miss makes one Redis call (GET): a load whose miss could not
 	// read L2 does not fill it.
-	assert.Equal(t, uint64(cache.DefaultBreakerFailures), st.L2Errors-st.L2Rejected,
+	assert.Equal(t, uint64(cache.DefaultBreakerConsecutiveFailures), st.L2Errors-st.L2Rejected,
 		"only the calls before the breaker opened waited for the timeout")
-	assert.Equal(t, uint64(20-cache.DefaultBreakerFailures), st.L2Rejected, "the rest were skipped at once")
+	assert.Equal(t, uint64(20-cache.DefaultBreakerConsecutiveFailures), st.L2Rejected, "the rest were skipped at once")
 	assert.Equal(t, uint64(20), st.Loads)
 }
 
@@ -560,7 +560,7 @@ func TestStaleWhileRevalidateFromL2(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	ctx := t.Context()
 	clk := newClock()
-	cfg := cache.Config{StaleFor: time.Hour, Jitter: -1, Now: clk.Now}
+	cfg := cache.Config{StaleFor: time.Hour, TTLJitter: -1, Now: clk.Now}
 	a := newCache(t, rdb, prefix, cfg)
 	b := newCache(t, twin(t, rdb), prefix, cfg)
 	waitSubscribed(t, a, b)
@@ -679,7 +679,7 @@ func TestGetManyKeepsStaleWindow(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	ctx := t.Context()
 	clk := newClock()
-	cfg := cache.Config{StaleFor: time.Hour, Jitter: -1, Now: clk.Now, DisablePubSub: true}
+	cfg := cache.Config{StaleFor: time.Hour, TTLJitter: -1, Now: clk.Now, DisablePubSub: true}
 	a := newCache(t, rdb, prefix, cfg)
 	b := newCache(t, twin(t, rdb), prefix, cfg)
 	require.NoError(t, cache.Set(ctx, a, "menu:1", "v1", 10*time.Second))
@@ -755,7 +755,7 @@ func TestInvalidationReplayedAfterOutage(t *testing.T) {
 		t.Cleanup(func() { _ = rdb.Close() })
 		return rdb
 	}
-	cfg := cache.Config{L2Timeout: 500 * time.Millisecond, BreakerFailures: 1, BreakerOpenFor: 300 * time.Millisecond, L1TTL: time.Hour}
+	cfg := cache.Config{RedisTimeout: 500 * time.Millisecond, BreakerConsecutiveFailures: 1, BreakerOpenTimeout: 300 * time.Millisecond, L1TTL: time.Hour}
 	a, b, raw := newCache(t, client(), "", cfg), newCache(t, client(), "", cfg), client()
 	ctx := t.Context()
 	require.NoError(t, cache.Set(ctx, a, "menu:1", "old", 0))
