@@ -62,7 +62,7 @@ func TestPostgresOutage(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	clk := newClock()
 	c := newTest(t, Config{Now: clk.Now, Checks: []Check{{Name: "db", Critical: true, Timeout: 2 * time.Second, Run: SQL(db)}}})
-	h := c.Handler(Options{})
+	h := c.Handler(HandlerConfig{})
 	require.Equal(t, http.StatusOK, get(h, "/health/ready").Code, "ready while PostgreSQL runs")
 
 	pg.Stop()
@@ -118,7 +118,7 @@ func TestRedisStopped(t *testing.T) {
 				{Name: "db", Critical: true, Run: fixed(Result{})},
 				{Name: "redis", Critical: tt.critical, Run: Redis(rdb)},
 			}})
-			h := c.Handler(Options{Authorizer: AllowAll})
+			h := c.Handler(HandlerConfig{Authorizer: AllowAll})
 			require.Equal(t, http.StatusOK, get(h, "/health/ready").Code, "ready while Redis runs")
 
 			srv.Kill()

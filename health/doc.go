@@ -21,7 +21,7 @@
 // HTTP status is 200 for pass and warn and 503 for fail. ?verbose adds the
 // checks to /health and /health/ready, ?exclude=name (repeatable or comma
 // separated) leaves checks out. Details (checks, outputs, versions) and
-// the query options go only to callers an [Options.Authorizer] accepts;
+// the query options go only to callers an [HandlerConfig.Authorizer] accepts;
 // others get the status over every check, their query string ignored.
 //
 // No secret leaves the process: check outputs, measurement strings,

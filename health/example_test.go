@@ -40,7 +40,7 @@ func Example_service() {
 		panic(err)
 	}
 	defer hc.Close()
-	hc.Mount(mux, health.Options{Authorizer: adminAuth, Metrics: promHTTP})
+	hc.Mount(mux, health.HandlerConfig{Authorizer: adminAuth, Metrics: promHTTP})
 }
 
 func ExampleChecker_Mount() {
@@ -55,7 +55,7 @@ func ExampleChecker_Mount() {
 	mux := http.NewServeMux()
 	// No Authorizer: callers see the status alone, and ?exclude and
 	// ?verbose are ignored for them.
-	hc.Mount(mux, health.Options{})
+	hc.Mount(mux, health.HandlerConfig{})
 
 	for _, path := range []string{"/health", "/health/ready", "/health/ready?exclude=llm", "/health/live"} {
 		w := httptest.NewRecorder()
