@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -111,7 +112,9 @@ func TestRedisStopped(t *testing.T) {
 		t.Run(fmt.Sprint("critical=", tt.critical), func(t *testing.T) {
 			t.Parallel()
 			srv := testenv.StartRedis(t)
-			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+			opt, err := perfkit.RedisOptions("redis://" + srv.Addr)
+			require.NoError(t, err)
+			rdb := redis.NewClient(opt)
 			t.Cleanup(func() { _ = rdb.Close() })
 			clk := newClock()
 			c := newTest(t, Config{Now: clk.Now, Checks: []Check{
