@@ -64,8 +64,9 @@ var (
 type Config struct {
 	// Redis is the L2. nil (the default) makes an L1-only cache. Any
 	// redis.UniversalClient works: *redis.Client, failover (Sentinel) or
-	// *redis.ClusterClient. For RedisTimeout to bound socket I/O too, create
-	// the client with ContextTimeoutEnabled (New logs a warning otherwise).
+	// *redis.ClusterClient. Build it with perfkit.RedisOptions: for
+	// RedisTimeout to bound socket I/O too, the client needs
+	// ContextTimeoutEnabled (New logs a warning otherwise).
 	Redis redis.UniversalClient
 	// KeyPrefix is prepended to every Redis key and to the default pub/sub
 	// channel (e.g. "servio:"). Default "". Tag sets live at

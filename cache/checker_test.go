@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/cache"
 	"github.com/servio/perfkit/internal/testenv"
 )
@@ -214,11 +215,15 @@ func runChecker(t *testing.T, seed uint64, dur time.Duration, faults, cluster bo
 	newClient := func() redis.UniversalClient {
 		var c redis.UniversalClient
 		if cluster {
-			c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs, ContextTimeoutEnabled: true, MaxRetries: 1,
-				MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 4 * time.Millisecond, DialerRetries: 1})
+			opt := perfkit.RedisClusterOptions(cl.Addrs...)
+			opt.MaxRetries = 1 // one node-level retry too, as for a single server
+			c = redis.NewClusterClient(opt)
 		} else {
-			c = redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: 1,
-				MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 4 * time.Millisecond, DialerRetries: 1})
+			opt, err := perfkit.RedisOptions("redis://" + srv.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c = redis.NewClient(opt)
 		}
 		t.Cleanup(func() { _ = c.Close() })
 		return c

@@ -1,14 +1,19 @@
-// Package cache is a two-tier read-through cache: an in-process L1
-// (ristretto v2, holding decoded values) in front of an optional shared L2
-// (Redis through any redis.UniversalClient: single node, Sentinel or Cluster).
+// Package cache is a two-tier read-through cache, used through generic
+// functions over a *Cache:
 //
-// The typed API is a set of generic functions over a *Cache:
-//
-//	c, _ := cache.New(cache.Config{Redis: rdb})
+//	opt, _ := perfkit.RedisOptions("redis://127.0.0.1:6379/0")
+//	c, err := cache.New(cache.Config{Redis: redis.NewClient(opt), KeyPrefix: "servio:"})
+//	if err != nil {
+//		return err
+//	}
 //	defer c.Close()
 //	menu, err := cache.GetOrSet(ctx, c, "menu:42", 0, func(ctx context.Context) (Menu, error) {
 //		return db.Menu(ctx, 42)
 //	})
+//
+// The tiers are an in-process L1 (ristretto v2, holding decoded values) in
+// front of an optional shared L2 (Redis through any redis.UniversalClient:
+// single node, Sentinel or Cluster); Config{} is an L1-only cache.
 //
 // GetOrSet looks in L1 (no decoding, no allocation), then L2 (one round
 // trip; a hit fills L1), then runs the loader once for all concurrent callers
@@ -85,12 +90,12 @@
 //	perfkit.cache.replays                 {invalidation}
 //	perfkit.cache.load.duration{outcome=ok|error}  histogram, s
 //
-// Redis: give the client ContextTimeoutEnabled so RedisTimeout bounds socket
-// reads of a hung server, and few, quick retries: go-redis's defaults
-// retry a refused dial 5 times 100 ms apart (and a single-server client a
-// command 3 times), so a call to a dead Redis uses the whole RedisTimeout.
-// examples/servio sets DialerRetries 1, and for one server MaxRetries 1
-// with a 1–4 ms backoff. Tags use EXPIRE NX/GT, so they need Redis 7.
+// Redis: build the client with perfkit.RedisOptions (or
+// perfkit.RedisClusterOptions): ContextTimeoutEnabled, so RedisTimeout
+// bounds socket reads of a hung server, and few, quick retries. go-redis's
+// defaults retry a refused dial 5 times 100 ms apart (and a single-server
+// client a command 3 times), so a call to a dead Redis would use the whole
+// RedisTimeout. Tags use EXPIRE NX/GT, so they need Redis 7.
 //
 // Values handed to or returned by the cache are shared with L1: treat them
 // as immutable.

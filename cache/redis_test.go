@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/cache"
 	"github.com/servio/perfkit/internal/testenv"
 )
@@ -37,6 +38,24 @@ func newCache(t *testing.T, rdb redis.UniversalClient, prefix string, cfg cache.
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// clientFor returns a client of the Redis at addr with the toolkit's
+// options (perfkit.RedisOptions) changed by adjust, closed when the test
+// ends.
+func clientFor(t *testing.T, addr string, adjust ...func(*redis.Options)) *redis.Client {
+	t.Helper()
+	opt, err := perfkit.RedisOptions("redis://" + addr)
+	require.NoError(t, err)
+	for _, f := range adjust {
+		f(opt)
+	}
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// noRetry turns go-redis's command retry off, for tests that count calls.
+func noRetry(o *redis.Options) { o.MaxRetries = -1 }
 
 // twin returns a second client of the server rdb talks to, as another
 // instance of the service would have.
@@ -437,8 +456,7 @@ func TestInvalidationWinsOverRacingLoad(t *testing.T) {
 func TestRedisKilledAndRestarted(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := clientFor(t, srv.Addr, noRetry)
 	ctx := t.Context()
 	c := newCache(t, rdb, "", cache.Config{BreakerOpenTimeout: 50 * time.Millisecond})
 	var loads atomic.Int32
@@ -537,8 +555,7 @@ func TestClusterPatternTagsAndBatches(t *testing.T) {
 func TestHungRedisCostsNoTimeoutPerRequest(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := clientFor(t, srv.Addr)
 	c := newCache(t, rdb, "", cache.Config{RedisTimeout: 50 * time.Millisecond, BreakerOpenTimeout: time.Minute})
 	srv.Pause()
 	for i := range 20 {
@@ -751,9 +768,7 @@ func TestInvalidationReplayedAfterOutage(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
 	client := func() *redis.Client {
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-		t.Cleanup(func() { _ = rdb.Close() })
-		return rdb
+		return clientFor(t, srv.Addr, noRetry)
 	}
 	cfg := cache.Config{RedisTimeout: 500 * time.Millisecond, BreakerConsecutiveFailures: 1, BreakerOpenTimeout: 300 * time.Millisecond, L1TTL: time.Hour}
 	a, b, raw := newCache(t, client(), "", cfg), newCache(t, client(), "", cfg), client()
