@@ -14,9 +14,9 @@ import (
 // Config configures a Group (and NewRedis). The zero value is usable: local
 // limiters, default metrics and logging.
 type Config struct {
-	// Redis, when set, makes limits hold across instances. Give it
-	// ContextTimeoutEnabled: true, or go-redis ignores the per-decision
-	// deadline and a hung Redis stalls requests for its ReadTimeout. A
+	// Redis, when set, makes limits hold across instances. Build it with
+	// perfkit.RedisOptions: without ContextTimeoutEnabled go-redis ignores
+	// the per-decision deadline and a hung Redis stalls requests. A
 	// *redis.ClusterClient works: each decision touches one hash slot.
 	Redis redis.UniversalClient
 	// Prefix starts every Redis key (default "ratelimit:"). Keys are
