@@ -73,7 +73,7 @@ func RedisOptions(rawURL string) (*redis.Options, error) {
 	return opt, nil
 }
 
-// RedisClusterOptions returns Redis Cluster options for the seed nodes
+// RedisClusterOptions returns Redis Cluster options for the cluster nodes
 // addrs (host:port) with the settings of RedisOptions, except MaxRetries:
 // a cluster client retries through its own loop (MaxRedirects, default 3:
 // on network errors and MOVED/ASK, reloading the slot map in between),

@@ -44,7 +44,7 @@ import (
 //
 // The normal test command runs fixed seeds for a few seconds each;
 // PERFKIT_CACHE_CHECK_DURATION=10m runs one random seed that long
-// (PERFKIT_CACHE_CHECK_SEED picks it). A failure prints the seed and the
+// (PERFKIT_CACHE_CHECK_SEED picks it). A failure prints that random seed and the
 // offending history.
 
 const (
