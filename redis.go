@@ -24,9 +24,11 @@ const (
 	// command is retried once (it replaces a pooled connection Redis
 	// dropped when it restarted). go-redis's default is 3.
 	RedisMaxRetries = 1
-	// RedisMinRetryBackoff and RedisMaxRetryBackoff bound the pause before
-	// that retry (go-redis's defaults: 8 ms to 512 ms).
+	// RedisMinRetryBackoff is the shortest pause before that retry
+	// (go-redis's default: 8 ms).
 	RedisMinRetryBackoff = time.Millisecond
+	// RedisMaxRetryBackoff is the longest pause before that retry
+	// (go-redis's default: 512 ms).
 	RedisMaxRetryBackoff = 4 * time.Millisecond
 	// RedisPoolTimeout bounds the wait for a pooled connection when every
 	// one is busy and the call's context has no earlier deadline
