@@ -25,10 +25,10 @@ const (
 	// dropped when it restarted). go-redis's default is 3.
 	RedisMaxRetries = 1
 	// RedisMinRetryBackoff is the shortest pause before that retry
-	// (go-redis's default: 8 ms).
+	// (go-redis's default: 10 ms).
 	RedisMinRetryBackoff = time.Millisecond
 	// RedisMaxRetryBackoff is the longest pause before that retry
-	// (go-redis's default: 512 ms).
+	// (go-redis's default: 1 s).
 	RedisMaxRetryBackoff = 4 * time.Millisecond
 	// RedisPoolTimeout bounds the wait for a pooled connection when every
 	// one is busy and the call's context has no earlier deadline
