@@ -74,7 +74,7 @@ type Config struct {
 	KeyPrefix string
 	// MaxEntries is the L1 capacity in entries (each entry costs 1, ristretto's
 	// internal cost is ignored, so N really holds about N). Default 100,000.
-	MaxEntries int64
+	MaxEntries int
 	// L1TTL is how long a value stays in L1. Default 60 s. It is capped by
 	// the per-call TTL.
 	L1TTL time.Duration
@@ -184,8 +184,8 @@ func New(cfg Config) (*Cache, error) {
 			kick: make(chan struct{}, 1)},
 	}
 	l1, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
-		NumCounters:        cfg.MaxEntries * 10,
-		MaxCost:            cfg.MaxEntries,
+		NumCounters:        int64(cfg.MaxEntries) * 10,
+		MaxCost:            int64(cfg.MaxEntries),
 		BufferItems:        64,
 		IgnoreInternalCost: true,
 		OnReject:           func(*ristretto.Item[*entry]) { c.st.l1Drops.Add(1) },
