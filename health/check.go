@@ -9,7 +9,8 @@ import (
 
 // Sentinel errors.
 var (
-	// ErrInvalidConfig is returned by New and Register for a check without a
+	// ErrInvalidConfig is wrapped by the error of New and Register for a
+	// Config with a negative Timeout or CacheTTL, and for a check without a
 	// name or Run func, with a duplicate name or with negative settings.
 	ErrInvalidConfig = errors.New("health: invalid config")
 	// ErrClosed is returned by Register after Close.

@@ -79,8 +79,8 @@ type Checker struct {
 }
 
 // New returns a Checker with cfg's checks registered and their background
-// refreshers started. It fails with ErrInvalidConfig for an invalid check and
-// with an error for negative durations.
+// refreshers started. It fails with an error wrapping ErrInvalidConfig for
+// negative durations or an invalid check.
 func New(cfg Config) (*Checker, error) {
 	if cfg.Timeout < 0 || cfg.CacheTTL < 0 {
 		return nil, fmt.Errorf("%w: negative Timeout or CacheTTL", ErrInvalidConfig)

@@ -271,7 +271,10 @@ func TestRegisterValidation(t *testing.T) {
 	_, err := New(Config{Checks: []Check{{Name: "x"}}})
 	assert.ErrorIs(t, err, ErrInvalidConfig)
 	_, err = New(Config{Timeout: -time.Second})
-	assert.Error(t, err)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	_, err = New(Config{CacheTTL: -time.Second})
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	assert.EqualError(t, ErrInvalidConfig, "health: invalid config")
 }
 
 func TestCheckHonoursCallerContext(t *testing.T) {
