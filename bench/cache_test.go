@@ -130,7 +130,7 @@ func BenchmarkCacheL2Hit(b *testing.B) {
 	ctx := context.Background()
 	rdb, prefix := testenv.Redis(b)
 	const key = "menu:42"
-	c := newPerfkitCache(b, cache.Config{Redis: rdb, KeyPrefix: prefix, L1TTL: time.Nanosecond, Jitter: -1, DisablePubSub: true})
+	c := newPerfkitCache(b, cache.Config{Redis: rdb, KeyPrefix: prefix, L1TTL: time.Nanosecond, TTLJitter: -1, DisablePubSub: true})
 	if err := cache.Set(ctx, c, key, cacheSample, time.Hour); err != nil {
 		b.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func BenchmarkCacheL2Hit(b *testing.B) {
 func BenchmarkCacheGetMany100(b *testing.B) {
 	ctx := context.Background()
 	rdb, prefix := testenv.Redis(b)
-	c := newPerfkitCache(b, cache.Config{Redis: rdb, KeyPrefix: prefix, L1TTL: time.Nanosecond, Jitter: -1, DisablePubSub: true})
+	c := newPerfkitCache(b, cache.Config{Redis: rdb, KeyPrefix: prefix, L1TTL: time.Nanosecond, TTLJitter: -1, DisablePubSub: true})
 	items := make(map[string]cacheMenu, 100)
 	keys := make([]string, 0, 100)
 	raw, _ := json.Marshal(cacheSample)
@@ -286,7 +286,7 @@ func BenchmarkCacheZipf(b *testing.B) {
 	}
 	ctx := context.Background()
 	b.Run("perfkit", func(b *testing.B) {
-		c := newPerfkitCache(b, cache.Config{MaxEntries: capacity, Jitter: -1})
+		c := newPerfkitCache(b, cache.Config{MaxEntries: capacity, TTLJitter: -1})
 		load := func(context.Context) (int, error) { return 1, nil }
 		b.ReportAllocs()
 		i := 0

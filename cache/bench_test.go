@@ -105,7 +105,7 @@ func BenchmarkGetOrSetMiss(b *testing.B) {
 // (L1TTL 1 ns), so every read is one GET + decode + L1 fill.
 func BenchmarkL2Hit(b *testing.B) {
 	rdb, prefix := testenv.Redis(b)
-	c := benchCache(b, cache.Config{Redis: rdb, KeyPrefix: prefix, L1TTL: time.Nanosecond, Jitter: -1, DisablePubSub: true})
+	c := benchCache(b, cache.Config{Redis: rdb, KeyPrefix: prefix, L1TTL: time.Nanosecond, TTLJitter: -1, DisablePubSub: true})
 	ctx := context.Background()
 	if err := cache.Set(ctx, c, "menu:42", sampleMenu, time.Hour); err != nil {
 		b.Fatal(err)
@@ -130,7 +130,7 @@ func BenchmarkL2Hit(b *testing.B) {
 
 func BenchmarkGetMany100(b *testing.B) {
 	rdb, prefix := testenv.Redis(b)
-	c := benchCache(b, cache.Config{Redis: rdb, KeyPrefix: prefix, L1TTL: time.Nanosecond, Jitter: -1, DisablePubSub: true})
+	c := benchCache(b, cache.Config{Redis: rdb, KeyPrefix: prefix, L1TTL: time.Nanosecond, TTLJitter: -1, DisablePubSub: true})
 	ctx := context.Background()
 	items := make(map[string]benchMenu, 100)
 	keys := make([]string, 0, 100)

@@ -24,15 +24,15 @@ import (
 
 // Defaults used for zero Config fields (see each field of Config).
 const (
-	DefaultMaxEntries      = 100_000
-	DefaultL1TTL           = 60 * time.Second
-	DefaultTTL             = 300 * time.Second
-	DefaultL2Timeout       = 100 * time.Millisecond
-	DefaultLoadTimeout     = 30 * time.Second
-	DefaultJitter          = 0.1
-	DefaultBreakerFailures = 5
-	DefaultBreakerOpenFor  = 5 * time.Second
-	DefaultChannel         = "perfkit:cache:invalidate"
+	DefaultMaxEntries                 = 100_000
+	DefaultL1TTL                      = 60 * time.Second
+	DefaultTTL                        = 300 * time.Second
+	DefaultRedisTimeout               = 100 * time.Millisecond
+	DefaultLoadTimeout                = 30 * time.Second
+	DefaultTTLJitter                  = 0.1
+	DefaultBreakerConsecutiveFailures = 5
+	DefaultBreakerOpenTimeout         = 5 * time.Second
+	DefaultChannel                    = "perfkit:cache:invalidate"
 )
 
 // Errors returned by the cache. Match them with errors.Is.
@@ -64,8 +64,9 @@ var (
 type Config struct {
 	// Redis is the L2. nil (the default) makes an L1-only cache. Any
 	// redis.UniversalClient works: *redis.Client, failover (Sentinel) or
-	// *redis.ClusterClient. For L2Timeout to bound socket I/O too, create
-	// the client with ContextTimeoutEnabled (New logs a warning otherwise).
+	// *redis.ClusterClient. Build it with perfkit.RedisOptions: for
+	// RedisTimeout to bound socket I/O too, the client needs
+	// ContextTimeoutEnabled (New logs a warning otherwise).
 	Redis redis.UniversalClient
 	// KeyPrefix is prepended to every Redis key and to the default pub/sub
 	// channel (e.g. "servio:"). Default "". Tag sets live at
@@ -73,17 +74,17 @@ type Config struct {
 	KeyPrefix string
 	// MaxEntries is the L1 capacity in entries (each entry costs 1, ristretto's
 	// internal cost is ignored, so N really holds about N). Default 100,000.
-	MaxEntries int64
+	MaxEntries int
 	// L1TTL is how long a value stays in L1. Default 60 s. It is capped by
 	// the per-call TTL.
 	L1TTL time.Duration
 	// TTL is how long a value stays in L2 when the call passes ttl 0.
 	// Default 300 s.
 	TTL time.Duration
-	// Jitter shortens every TTL by a random fraction in [0, Jitter) so keys
-	// written together do not expire together. Default 0.1; negative turns it
-	// off; at most 1.
-	Jitter float64
+	// TTLJitter shortens every TTL by a random fraction in [0, TTLJitter)
+	// so keys written together do not expire together. Default 0.1; negative
+	// turns it off; at most 1.
+	TTLJitter float64
 	// StaleFor turns on stale-while-revalidate: a value is kept StaleFor past
 	// its TTL, and a read in that window gets the stale value at once while
 	// one background load refreshes it. Default 0 (off).
@@ -97,18 +98,19 @@ type Config struct {
 	IsNegative func(error) bool
 	// Codec encodes L2 values. Default JSON{}.
 	Codec Codec
-	// L2Timeout bounds each Redis call (one GET, one pipeline). Default 100 ms.
-	L2Timeout time.Duration
+	// RedisTimeout bounds each Redis call (one GET, one pipeline). Default
+	// 100 ms.
+	RedisTimeout time.Duration
 	// LoadTimeout bounds a loader run. The loader runs detached from its
 	// callers' cancellation (a caller that gives up does not cancel the load
 	// others wait for) but keeps their context values. Default 30 s.
 	LoadTimeout time.Duration
-	// BreakerFailures is how many consecutive Redis failures open the
-	// breaker; while open, L2 is skipped. Default 5.
-	BreakerFailures uint32
-	// BreakerOpenFor is how long the breaker stays open before one probe
-	// is let through. Default 5 s.
-	BreakerOpenFor time.Duration
+	// BreakerConsecutiveFailures is how many consecutive Redis failures
+	// open the breaker; while open, L2 is skipped. Default 5.
+	BreakerConsecutiveFailures int
+	// BreakerOpenTimeout is how long the breaker stays open before one
+	// probe is let through. Default 5 s.
+	BreakerOpenTimeout time.Duration
 	// Channel is the pub/sub channel for cross-instance L1 invalidation.
 	// Default KeyPrefix+"perfkit:cache:invalidate".
 	Channel string
@@ -182,8 +184,8 @@ func New(cfg Config) (*Cache, error) {
 			kick: make(chan struct{}, 1)},
 	}
 	l1, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
-		NumCounters:        cfg.MaxEntries * 10,
-		MaxCost:            cfg.MaxEntries,
+		NumCounters:        int64(cfg.MaxEntries) * 10,
+		MaxCost:            int64(cfg.MaxEntries),
 		BufferItems:        64,
 		IgnoreInternalCost: true,
 		OnReject:           func(*ristretto.Item[*entry]) { c.st.l1Drops.Add(1) },
@@ -195,8 +197,10 @@ func New(cfg Config) (*Cache, error) {
 	c.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "cache:" + cfg.Name,
 		MaxRequests: 1,
-		Timeout:     cfg.BreakerOpenFor,
-		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= cfg.BreakerFailures },
+		Timeout:     cfg.BreakerOpenTimeout,
+		ReadyToTrip: func(n gobreaker.Counts) bool {
+			return int64(n.ConsecutiveFailures) >= int64(cfg.BreakerConsecutiveFailures)
+		},
 		IsExcluded: func(err error) bool {
 			return errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled)
 		},
@@ -227,18 +231,20 @@ func (cfg *Config) setDefaults() error {
 	case cfg.MaxEntries < 0:
 		return fmt.Errorf("%w: MaxEntries %d < 0", ErrInvalidConfig, cfg.MaxEntries)
 	case cfg.L1TTL < 0, cfg.TTL < 0, cfg.StaleFor < 0, cfg.NegativeTTL < 0,
-		cfg.L2Timeout < 0, cfg.LoadTimeout < 0, cfg.BreakerOpenFor < 0:
+		cfg.RedisTimeout < 0, cfg.LoadTimeout < 0, cfg.BreakerOpenTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
-	case cfg.Jitter > 1 || math.IsNaN(cfg.Jitter):
-		return fmt.Errorf("%w: Jitter %v > 1", ErrInvalidConfig, cfg.Jitter)
+	case cfg.BreakerConsecutiveFailures < 0:
+		return fmt.Errorf("%w: BreakerConsecutiveFailures %d < 0", ErrInvalidConfig, cfg.BreakerConsecutiveFailures)
+	case cfg.TTLJitter > 1 || math.IsNaN(cfg.TTLJitter):
+		return fmt.Errorf("%w: TTLJitter %v > 1", ErrInvalidConfig, cfg.TTLJitter)
 	}
 	cfg.MaxEntries = cmp.Or(cfg.MaxEntries, DefaultMaxEntries)
 	cfg.L1TTL = cmp.Or(cfg.L1TTL, DefaultL1TTL)
 	cfg.TTL = cmp.Or(cfg.TTL, DefaultTTL)
-	if cfg.Jitter == 0 {
-		cfg.Jitter = DefaultJitter
-	} else if cfg.Jitter < 0 {
-		cfg.Jitter = 0
+	if cfg.TTLJitter == 0 {
+		cfg.TTLJitter = DefaultTTLJitter
+	} else if cfg.TTLJitter < 0 {
+		cfg.TTLJitter = 0
 	}
 	if cfg.IsNegative == nil {
 		cfg.IsNegative = func(err error) bool { return errors.Is(err, ErrNotFound) }
@@ -246,10 +252,10 @@ func (cfg *Config) setDefaults() error {
 	if cfg.Codec == nil {
 		cfg.Codec = JSON{}
 	}
-	cfg.L2Timeout = cmp.Or(cfg.L2Timeout, DefaultL2Timeout)
+	cfg.RedisTimeout = cmp.Or(cfg.RedisTimeout, DefaultRedisTimeout)
 	cfg.LoadTimeout = cmp.Or(cfg.LoadTimeout, DefaultLoadTimeout)
-	cfg.BreakerFailures = cmp.Or(cfg.BreakerFailures, DefaultBreakerFailures)
-	cfg.BreakerOpenFor = cmp.Or(cfg.BreakerOpenFor, DefaultBreakerOpenFor)
+	cfg.BreakerConsecutiveFailures = cmp.Or(cfg.BreakerConsecutiveFailures, DefaultBreakerConsecutiveFailures)
+	cfg.BreakerOpenTimeout = cmp.Or(cfg.BreakerOpenTimeout, DefaultBreakerOpenTimeout)
 	if cfg.Channel == "" {
 		cfg.Channel = cfg.KeyPrefix + DefaultChannel
 	}
@@ -269,7 +275,7 @@ func (cfg *Config) setDefaults() error {
 }
 
 // warnContextTimeout logs once when the client ignores context deadlines,
-// since then L2Timeout cannot cut a read from a hung server short.
+// since then RedisTimeout cannot cut a read from a hung server short.
 func warnContextTimeout(rdb redis.UniversalClient, log *slog.Logger) {
 	enabled := true
 	switch c := rdb.(type) {
@@ -279,7 +285,7 @@ func warnContextTimeout(rdb redis.UniversalClient, log *slog.Logger) {
 		enabled = c.Options().ContextTimeoutEnabled
 	}
 	if !enabled {
-		log.Warn("cache: redis client has ContextTimeoutEnabled=false; a hung Redis is bounded by its ReadTimeout, not L2Timeout (the breaker still opens)")
+		log.Warn("cache: redis client has ContextTimeoutEnabled=false; a hung Redis is bounded by its ReadTimeout, not RedisTimeout (the breaker still opens)")
 	}
 }
 
@@ -351,10 +357,10 @@ func (c *Cache) ttls(ttl time.Duration, o *itemOptions) (l1, l2 time.Duration) {
 }
 
 func (c *Cache) jitter(d time.Duration) time.Duration {
-	if c.cfg.Jitter == 0 || d <= 0 {
+	if c.cfg.TTLJitter == 0 || d <= 0 {
 		return d
 	}
-	cut := time.Duration(mrand.Float64() * c.cfg.Jitter * float64(d))
+	cut := time.Duration(mrand.Float64() * c.cfg.TTLJitter * float64(d))
 	if d-cut < time.Millisecond {
 		return d
 	}

@@ -30,11 +30,12 @@ func newL1(t *testing.T, cfg cache.Config) *cache.Cache {
 func TestNewRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	for name, cfg := range map[string]cache.Config{
-		"negative entries": {MaxEntries: -1},
-		"negative L1TTL":   {L1TTL: -time.Second},
-		"negative TTL":     {TTL: -time.Second},
-		"jitter above 1":   {Jitter: 1.5},
-		"negative timeout": {L2Timeout: -1},
+		"negative entries":          {MaxEntries: -1},
+		"negative L1TTL":            {L1TTL: -time.Second},
+		"negative TTL":              {TTL: -time.Second},
+		"jitter above 1":            {TTLJitter: 1.5},
+		"negative timeout":          {RedisTimeout: -1},
+		"negative breaker failures": {BreakerConsecutiveFailures: -1},
 	} {
 		_, err := cache.New(cfg)
 		assert.ErrorIs(t, err, cache.ErrInvalidConfig, name)
@@ -224,7 +225,7 @@ func TestCapacityIsHonest(t *testing.T) {
 
 func TestPerCallTTLOnL1Only(t *testing.T) {
 	t.Parallel()
-	c := newL1(t, cache.Config{Jitter: -1})
+	c := newL1(t, cache.Config{TTLJitter: -1})
 	require.NoError(t, cache.Set(t.Context(), c, "short", 1, 30*time.Millisecond))
 	require.NoError(t, cache.Set(t.Context(), c, "long", 1, 0))
 	require.Eventually(t, func() bool {
@@ -271,7 +272,7 @@ func newClock() *clock               { c := &clock{}; c.ns.Store(time.Now().Unix
 func TestStaleWhileRevalidate(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
-	c := newL1(t, cache.Config{StaleFor: time.Hour, Jitter: -1, Now: clk.Now})
+	c := newL1(t, cache.Config{StaleFor: time.Hour, TTLJitter: -1, Now: clk.Now})
 	var version atomic.Int32
 	release := make(chan struct{}, 1)
 	load := func(context.Context) (int32, error) {
@@ -301,11 +302,11 @@ func TestStaleWhileRevalidate(t *testing.T) {
 
 func TestJitterShortensTTL(t *testing.T) {
 	t.Parallel()
-	// With Jitter 1 each TTL is cut by a random fraction in [0, 1): the
+	// With TTLJitter 1 each TTL is cut by a random fraction in [0, 1): the
 	// expiries of many 5 s entries spread over (0, 5 s], so some are gone
 	// while others are still there. The spread is wide so a loaded machine
 	// that stalls the test for a while still sees the middle of it.
-	c := newL1(t, cache.Config{Jitter: 1})
+	c := newL1(t, cache.Config{TTLJitter: 1})
 	for i := range 200 {
 		require.NoError(t, cache.Set(t.Context(), c, fmt.Sprint(i), i, 5*time.Second))
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/cache"
 	"github.com/servio/perfkit/internal/testenv"
 )
@@ -43,7 +44,7 @@ import (
 //
 // The normal test command runs fixed seeds for a few seconds each;
 // PERFKIT_CACHE_CHECK_DURATION=10m runs one random seed that long
-// (PERFKIT_CACHE_CHECK_SEED picks it). A failure prints the seed and the
+// (PERFKIT_CACHE_CHECK_SEED picks it). A failure prints that random seed and the
 // offending history.
 
 const (
@@ -214,19 +215,23 @@ func runChecker(t *testing.T, seed uint64, dur time.Duration, faults, cluster bo
 	newClient := func() redis.UniversalClient {
 		var c redis.UniversalClient
 		if cluster {
-			c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs, ContextTimeoutEnabled: true, MaxRetries: 1,
-				MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 4 * time.Millisecond, DialerRetries: 1})
+			opt := perfkit.RedisClusterOptions(cl.Addrs...)
+			opt.MaxRetries = 1 // one node-level retry too, as for a single server
+			c = redis.NewClusterClient(opt)
 		} else {
-			c = redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: 1,
-				MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 4 * time.Millisecond, DialerRetries: 1})
+			opt, err := perfkit.RedisOptions("redis://" + srv.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c = redis.NewClient(opt)
 		}
 		t.Cleanup(func() { _ = c.Close() })
 		return c
 	}
 	cfg := cache.Config{
-		L1TTL: time.Minute, TTL: 5 * time.Minute, Jitter: -1,
-		L2Timeout: 500 * time.Millisecond, LoadTimeout: 2 * time.Second,
-		BreakerFailures: 3, BreakerOpenFor: 100 * time.Millisecond,
+		L1TTL: time.Minute, TTL: 5 * time.Minute, TTLJitter: -1,
+		RedisTimeout: 500 * time.Millisecond, LoadTimeout: 2 * time.Second,
+		BreakerConsecutiveFailures: 3, BreakerOpenTimeout: 100 * time.Millisecond,
 		Codec: slowCodec{ck: ck}, Logger: quiet,
 	}
 	insts := make([]*cache.Cache, ckInstances)
@@ -439,7 +444,7 @@ func (ck *checker) injectFaults(ctx context.Context, r *rand.Rand, srv *testenv.
 			_ = admin.Do(kctx, "CLIENT", "KILL", "TYPE", "pubsub").Err()
 			cancel()
 		}
-		// Recovery: breakers (BreakerOpenFor), resubscription, replays.
+		// Recovery: breakers (BreakerOpenTimeout), resubscription, replays.
 		time.Sleep(300 * time.Millisecond)
 		ck.mu.Lock()
 		ck.faults = append(ck.faults, [2]int64{start, ck.now()})

@@ -341,7 +341,7 @@ func TestFailedInvalidateTagsClearsL1FromL2(t *testing.T) {
 	rc := twin(t, rdb)
 	fail := &failHook{}
 	rc.AddHook(fail)
-	a := newCache(t, rc, prefix, cache.Config{BreakerFailures: 1000})
+	a := newCache(t, rc, prefix, cache.Config{BreakerConsecutiveFailures: 1000})
 	b := newCache(t, twin(t, rdb), prefix, cache.Config{})
 	waitSubscribed(t, b, a)
 	seen := a.Stats().Invalidations

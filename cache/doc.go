@@ -1,14 +1,19 @@
-// Package cache is a two-tier read-through cache: an in-process L1
-// (ristretto v2, holding decoded values) in front of an optional shared L2
-// (Redis through any redis.UniversalClient: single node, Sentinel or Cluster).
+// Package cache is a two-tier read-through cache, used through generic
+// functions over a *Cache:
 //
-// The typed API is a set of generic functions over a *Cache:
-//
-//	c, _ := cache.New(cache.Config{Redis: rdb})
+//	opt, _ := perfkit.RedisOptions("redis://127.0.0.1:6379/0")
+//	c, err := cache.New(cache.Config{Redis: redis.NewClient(opt), KeyPrefix: "servio:"})
+//	if err != nil {
+//		return err
+//	}
 //	defer c.Close()
 //	menu, err := cache.GetOrSet(ctx, c, "menu:42", 0, func(ctx context.Context) (Menu, error) {
 //		return db.Menu(ctx, 42)
 //	})
+//
+// The tiers are an in-process L1 (ristretto v2, holding decoded values) in
+// front of an optional shared L2 (Redis through any redis.UniversalClient:
+// single node, Sentinel or Cluster); Config{} is an L1-only cache.
 //
 // GetOrSet looks in L1 (no decoding, no allocation), then L2 (one round
 // trip; a hit fills L1), then runs the loader once for all concurrent callers
@@ -64,24 +69,33 @@
 // and the loader, and L2 errors are counted apart from misses.
 //
 // Beyond that: stale-while-revalidate (Config.StaleFor), TTL jitter
-// (Config.Jitter), negative caching (Config.NegativeTTL), tags (WithTags),
+// (Config.TTLJitter), negative caching (Config.NegativeTTL), tags (WithTags),
 // the Cacheable and Memoize wrappers, OpenTelemetry metrics and Stats.
 //
 // Metrics (instrument scope github.com/servio/perfkit/cache, attribute
-// cache.name): perfkit.cache.hits{cache.tier=l1|l2}, perfkit.cache.misses,
-// perfkit.cache.loads, perfkit.cache.load_errors, perfkit.cache.shared_loads,
-// perfkit.cache.stale_served, perfkit.cache.l2.errors,
-// perfkit.cache.l2.rejected, perfkit.cache.corrupt,
-// perfkit.cache.invalidations, perfkit.cache.l1.drops (observable counters
-// read from the same atomics as Stats, so the hot path only adds to an
-// atomic) and the histogram perfkit.cache.load.duration in seconds.
+// cache.name; counters are observable, read from the same atomics as Stats,
+// so the hot path only adds to an atomic):
 //
-// Redis: give the client ContextTimeoutEnabled so L2Timeout bounds socket
-// reads of a hung server, and few, quick retries: go-redis's defaults
-// retry a refused dial 5 times 100 ms apart (and a single-server client a
-// command 3 times), so a call to a dead Redis uses the whole L2Timeout.
-// examples/servio sets DialerRetries 1, and for one server MaxRetries 1
-// with a 1–4 ms backoff. Tags use EXPIRE NX/GT, so they need Redis 7.
+//	perfkit.cache.hits{cache.tier=l1|l2}  {hit}
+//	perfkit.cache.misses                  {miss}
+//	perfkit.cache.loads                   {load}
+//	perfkit.cache.load_errors             {error}
+//	perfkit.cache.shared_loads            {caller}
+//	perfkit.cache.stale_hits              {hit}
+//	perfkit.cache.l2.errors               {error}
+//	perfkit.cache.l2.rejections           {rejection}
+//	perfkit.cache.corrupt_values          {value}
+//	perfkit.cache.invalidations           {invalidation}
+//	perfkit.cache.l1.drops                {drop}
+//	perfkit.cache.replays                 {invalidation}
+//	perfkit.cache.load.duration{outcome=ok|error}  histogram, s
+//
+// Redis: build the client with perfkit.RedisOptions (or
+// perfkit.RedisClusterOptions): ContextTimeoutEnabled, so RedisTimeout
+// bounds socket reads of a hung server, and few, quick retries. go-redis's
+// defaults retry a refused dial 5 times 100 ms apart (and a single-server
+// client a command 3 times), so a call to a dead Redis would use the whole
+// RedisTimeout. Tags use EXPIRE NX/GT, so they need Redis 7.
 //
 // Values handed to or returned by the cache are shared with L1: treat them
 // as immutable.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/cache"
 )
 
@@ -133,29 +134,26 @@ func ExampleMemoize() {
 	// EUR
 }
 
-// Wiring for a service with Redis (REDIS_URL: one URL, or a comma-separated
-// list of cluster nodes). Not run: it needs a Redis.
+// Wiring for a service with Redis (REDIS_URL: one URL, or a
+// comma-separated list of cluster nodes), with the toolkit's go-redis
+// options. Runs against the Redis at 127.0.0.1:6379.
 func ExampleNew_redis() {
 	redisURL := "redis://127.0.0.1:6379/0"
 	var rdb redis.UniversalClient
 	if strings.Contains(redisURL, ",") {
-		rdb = redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:                 strings.Split(redisURL, ","),
-			ContextTimeoutEnabled: true, // L2Timeout then bounds reads of a hung node
-		})
+		rdb = redis.NewClusterClient(perfkit.RedisClusterOptions(strings.Split(redisURL, ",")...))
 	} else {
-		opt, err := redis.ParseURL(redisURL)
+		opt, err := perfkit.RedisOptions(redisURL) // ContextTimeoutEnabled: RedisTimeout bounds a hung server
 		if err != nil {
 			panic(err)
 		}
-		opt.ContextTimeoutEnabled = true
 		rdb = redis.NewClient(opt)
 	}
 	defer rdb.Close()
 
 	c, err := cache.New(cache.Config{
 		Redis:       rdb,
-		KeyPrefix:   "servio:",
+		KeyPrefix:   "example:cache:",
 		StaleFor:    30 * time.Second, // serve stale menus while one refresh runs
 		NegativeTTL: 10 * time.Second, // remember "no such order" briefly
 	})
@@ -163,6 +161,16 @@ func ExampleNew_redis() {
 		panic(err)
 	}
 	defer c.Close()
-	// c.Delete / c.InvalidateTags on one instance now clear every
+	ctx := context.Background()
+	if err := cache.Set(ctx, c, "menu:42", "soup", time.Minute); err != nil {
+		panic(err)
+	}
+	menu, err := cache.Get[string](ctx, c, "menu:42")
+	fmt.Println(menu, err)
+	// c.Delete / c.InvalidateTags on one instance also clear every other
 	// instance's L1 through pub/sub.
+	fmt.Println(c.Delete(ctx, "menu:42"))
+	// Output:
+	// soup <nil>
+	// <nil>
 }

@@ -12,7 +12,7 @@ import (
 // for min(Config.L1TTL, ttl) — with no Redis, ttl is L1's TTL.
 //
 // The L2 read runs in the first caller's goroutine (bounded by
-// Config.L2Timeout); load runs in its own goroutine with a context that
+// Config.RedisTimeout); load runs in its own goroutine with a context that
 // keeps ctx's values but not its cancellation, bounded by
 // Config.LoadTimeout: a caller whose ctx ends gets ctx.Err() at once while
 // the load goes on for the others. Loader errors are returned to every

@@ -66,7 +66,7 @@ func (c *Cache) unlinkAndAnnounce(ctx context.Context, keys []string) error {
 // characters. It returns how many L2 keys it removed (L1 entries, without
 // Redis), and an error wrapping ErrUnavailable when Redis failed; L1 is
 // cleared regardless and the rest replayed in the background. Only ctx
-// bounds the SCAN (no L2Timeout): if it ends
+// bounds the SCAN (no RedisTimeout): if it ends
 // first the error is ctx.Err(). After Close it returns ErrClosed.
 func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, error) {
 	if c.closed.Load() {

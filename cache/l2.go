@@ -12,9 +12,9 @@ import (
 )
 
 // l2Do runs one Redis call or pipeline f behind the breaker, bounded by
-// L2Timeout.
+// RedisTimeout.
 func (c *Cache) l2Do(ctx context.Context, f func(ctx context.Context) error) error {
-	return c.l2Run(ctx, c.cfg.L2Timeout, f)
+	return c.l2Run(ctx, c.cfg.RedisTimeout, f)
 }
 
 // l2Bulk runs a multi-round-trip Redis job (SCAN loops) behind the breaker,
@@ -321,10 +321,10 @@ func (c *Cache) l2Tombstone(ctx context.Context, redisKeys []string, msg []byte)
 }
 
 // tombstoneTTL outlives every fill a load may still send: a miss observes
-// L2 within L2Timeout, loads within LoadTimeout and fills before its
+// L2 within RedisTimeout, loads within LoadTimeout and fills before its
 // context ends; doubled for queues and clock drift.
 func (c *Cache) tombstoneTTL() time.Duration {
-	return 2*(c.cfg.LoadTimeout+c.cfg.L2Timeout) + time.Second
+	return 2*(c.cfg.LoadTimeout+c.cfg.RedisTimeout) + time.Second
 }
 
 // encode builds an L2 value: header + codec payload (or the error message

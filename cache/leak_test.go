@@ -42,7 +42,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	cases := redacttest.Cases(2)
 	var logs syncLog
 	clk := newClock()
-	c := newL1(t, cache.Config{StaleFor: time.Hour, Jitter: -1, Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	c := newL1(t, cache.Config{StaleFor: time.Hour, TTLJitter: -1, Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx := context.Background()
 	for i, tc := range cases {
 		key := "k" + string(rune('A'+i%26)) + strings.Repeat("x", i/26)

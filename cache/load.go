@@ -182,7 +182,7 @@ func (m *miss[V]) finish(val any, err error, pnc *PanicError, keep bool) {
 // fromL2 looks the key up in L2 and reports whether that resolved the miss
 // (a fresh hit). A stale hit is handed to the callers but leaves the load
 // to run. It runs in the leader's goroutine — an L2 hit costs no goroutine
-// hop — bounded by L2Timeout but not by the leader's cancellation.
+// hop — bounded by RedisTimeout but not by the leader's cancellation.
 func (m *miss[V]) fromL2() bool {
 	c := m.c
 	b, err := c.l2Read(m.parent, m.key)

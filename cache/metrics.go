@@ -82,23 +82,24 @@ func newInstruments(c *Cache) (*instruments, error) {
 	base := metric.WithAttributeSet(set)
 
 	type obs struct {
-		name, desc string
-		read       func() uint64
-		opt        metric.ObserveOption
+		name, unit, desc string
+		read             func() uint64
+		opt              metric.ObserveOption
 	}
 	list := []obs{
-		{"perfkit.cache.hits", "Reads answered by the cache, by tier.", c.l1Hits.Load, l1},
-		{"perfkit.cache.hits", "", c.st.l2Hits.Load, l2},
-		{"perfkit.cache.misses", "Reads that found neither tier.", c.st.misses.Load, base},
-		{"perfkit.cache.loads", "Loader runs.", c.st.loads.Load, base},
-		{"perfkit.cache.load_errors", "Loader runs that failed.", c.st.loadErrors.Load, base},
-		{"perfkit.cache.shared_loads", "Callers that shared another caller's load.", c.st.sharedLoads.Load, base},
-		{"perfkit.cache.stale_served", "Stale values served while refreshing.", c.st.staleServed.Load, base},
-		{"perfkit.cache.l2.errors", "Failed Redis calls, breaker rejections included.", c.st.l2Errors.Load, base},
-		{"perfkit.cache.l2.rejected", "Redis calls skipped because the breaker was open.", c.st.l2Rejected.Load, base},
-		{"perfkit.cache.corrupt", "L2 values rejected and deleted.", c.st.corrupt.Load, base},
-		{"perfkit.cache.invalidations", "Keys, patterns, tags and flushes invalidated.", c.st.invalidations.Load, base},
-		{"perfkit.cache.l1.drops", "L1 writes dropped or rejected.", c.st.l1Drops.Load, base},
+		{"perfkit.cache.hits", "{hit}", "Reads answered by the cache, by tier.", c.l1Hits.Load, l1},
+		{"perfkit.cache.hits", "{hit}", "", c.st.l2Hits.Load, l2},
+		{"perfkit.cache.misses", "{miss}", "Reads that found neither tier.", c.st.misses.Load, base},
+		{"perfkit.cache.loads", "{load}", "Loader runs.", c.st.loads.Load, base},
+		{"perfkit.cache.load_errors", "{error}", "Loader runs that failed.", c.st.loadErrors.Load, base},
+		{"perfkit.cache.shared_loads", "{caller}", "Callers that shared another caller's load.", c.st.sharedLoads.Load, base},
+		{"perfkit.cache.stale_hits", "{hit}", "Stale values served while refreshing.", c.st.staleServed.Load, base},
+		{"perfkit.cache.l2.errors", "{error}", "Failed Redis calls, breaker rejections included.", c.st.l2Errors.Load, base},
+		{"perfkit.cache.l2.rejections", "{rejection}", "Redis calls skipped because the breaker was open.", c.st.l2Rejected.Load, base},
+		{"perfkit.cache.corrupt_values", "{value}", "L2 values rejected and deleted.", c.st.corrupt.Load, base},
+		{"perfkit.cache.invalidations", "{invalidation}", "Keys, patterns, tags and flushes invalidated.", c.st.invalidations.Load, base},
+		{"perfkit.cache.l1.drops", "{drop}", "L1 writes dropped or rejected.", c.st.l1Drops.Load, base},
+		{"perfkit.cache.replays", "{invalidation}", "Invalidations that failed in Redis and went through later.", c.st.replayed.Load, base},
 	}
 	inst := make(map[string]metric.Int64ObservableCounter)
 	var all []metric.Observable
@@ -106,7 +107,7 @@ func newInstruments(c *Cache) (*instruments, error) {
 		if _, ok := inst[o.name]; ok {
 			continue
 		}
-		ctr, err := m.Int64ObservableCounter(o.name, metric.WithDescription(o.desc), metric.WithUnit("{event}"))
+		ctr, err := m.Int64ObservableCounter(o.name, metric.WithDescription(o.desc), metric.WithUnit(o.unit))
 		if err != nil {
 			return nil, fmt.Errorf("cache: metric %s: %w", o.name, err)
 		}

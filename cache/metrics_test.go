@@ -35,6 +35,8 @@ func TestMetricsExported(t *testing.T) {
 		for _, m := range sm.Metrics {
 			switch d := m.Data.(type) {
 			case metricdata.Sum[int64]:
+				assert.Regexp(t, `^\{[a-z]+\}$`, m.Unit, m.Name+": a count names what it counts")
+				assert.NotEqual(t, "{event}", m.Unit, m.Name)
 				for _, p := range d.DataPoints {
 					name, _ := p.Attributes.Value("cache.name")
 					assert.Equal(t, "menus", name.AsString())
@@ -58,8 +60,11 @@ func TestMetricsExported(t *testing.T) {
 	assert.Equal(t, int64(1), sums["perfkit.cache.loads"])
 	assert.Equal(t, int64(1), sums["perfkit.cache.invalidations"])
 	assert.Contains(t, sums, "perfkit.cache.l2.errors")
-	assert.Contains(t, sums, "perfkit.cache.corrupt")
+	assert.Contains(t, sums, "perfkit.cache.corrupt_values")
 	assert.Contains(t, sums, "perfkit.cache.l1.drops")
+	assert.Contains(t, sums, "perfkit.cache.l2.rejections")
+	assert.Contains(t, sums, "perfkit.cache.stale_hits")
+	assert.Contains(t, sums, "perfkit.cache.replays")
 	assert.Equal(t, uint64(1), loadCount, "load duration recorded")
 	assert.InDelta(t, 2.0/3, c.Stats().HitRatio(), 1e-9)
 }

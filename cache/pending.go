@@ -33,7 +33,7 @@ const (
 // was open, Redis was down or slow, the caller gave up — so that L2 and
 // the other instances' L1 still get them once Redis takes writes again.
 // Without it, an invalidation made while this instance's breaker is open
-// (which lasts BreakerOpenFor, also after Redis is back) would be lost:
+// (which lasts BreakerOpenTimeout, also after Redis is back) would be lost:
 // the other instances would serve the old value until their L1 TTL, and
 // L2 until its TTL.
 type pending struct {

@@ -17,7 +17,7 @@ import (
 func newReplayCache(t *testing.T) (*Cache, string) {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
-	c, err := New(Config{Redis: rdb, KeyPrefix: prefix, L2Timeout: 2 * time.Second,
+	c, err := New(Config{Redis: rdb, KeyPrefix: prefix, RedisTimeout: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
@@ -90,7 +90,7 @@ func TestReplayStopsAtFirstFailure(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
 	rdb := srv.Client()
-	c, err := New(Config{Redis: rdb, L2Timeout: 200 * time.Millisecond, BreakerFailures: 100,
+	c, err := New(Config{Redis: rdb, RedisTimeout: 200 * time.Millisecond, BreakerConsecutiveFailures: 100,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/cache"
 	"github.com/servio/perfkit/internal/testenv"
 )
@@ -27,16 +28,34 @@ func newCache(t *testing.T, rdb redis.UniversalClient, prefix string, cfg cache.
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
 	}
-	if cfg.L2Timeout == 0 {
+	if cfg.RedisTimeout == 0 {
 		// The 100 ms default is for production; this shared 2-core machine
 		// can stall a round trip longer. Tests of timeouts set their own.
-		cfg.L2Timeout = 2 * time.Second
+		cfg.RedisTimeout = 2 * time.Second
 	}
 	c, err := cache.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// clientFor returns a client of the Redis at addr with the toolkit's
+// options (perfkit.RedisOptions) changed by adjust, closed when the test
+// ends.
+func clientFor(t *testing.T, addr string, adjust ...func(*redis.Options)) *redis.Client {
+	t.Helper()
+	opt, err := perfkit.RedisOptions("redis://" + addr)
+	require.NoError(t, err)
+	for _, f := range adjust {
+		f(opt)
+	}
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// noRetry turns go-redis's command retry off, for tests that count calls.
+func noRetry(o *redis.Options) { o.MaxRetries = -1 }
 
 // twin returns a second client of the server rdb talks to, as another
 // instance of the service would have.
@@ -437,10 +456,9 @@ func TestInvalidationWinsOverRacingLoad(t *testing.T) {
 func TestRedisKilledAndRestarted(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := clientFor(t, srv.Addr, noRetry)
 	ctx := t.Context()
-	c := newCache(t, rdb, "", cache.Config{BreakerOpenFor: 50 * time.Millisecond})
+	c := newCache(t, rdb, "", cache.Config{BreakerOpenTimeout: 50 * time.Millisecond})
 	var loads atomic.Int32
 	load := func(v string) func(context.Context) (string, error) {
 		return func(context.Context) (string, error) { loads.Add(1); return v, nil }
@@ -537,9 +555,8 @@ func TestClusterPatternTagsAndBatches(t *testing.T) {
 func TestHungRedisCostsNoTimeoutPerRequest(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { _ = rdb.Close() })
-	c := newCache(t, rdb, "", cache.Config{L2Timeout: 50 * time.Millisecond, BreakerOpenFor: time.Minute})
+	rdb := clientFor(t, srv.Addr)
+	c := newCache(t, rdb, "", cache.Config{RedisTimeout: 50 * time.Millisecond, BreakerOpenTimeout: time.Minute})
 	srv.Pause()
 	for i := range 20 {
 		v, err := cache.GetOrSet(t.Context(), c, fmt.Sprint("cold:", i), 0, func(context.Context) (int, error) { return i, nil })
@@ -549,9 +566,9 @@ func TestHungRedisCostsNoTimeoutPerRequest(t *testing.T) {
 	st := c.Stats()
 	// Each miss makes one Redis call (GET): a load whose miss could not
 	// read L2 does not fill it.
-	assert.Equal(t, uint64(cache.DefaultBreakerFailures), st.L2Errors-st.L2Rejected,
+	assert.Equal(t, uint64(cache.DefaultBreakerConsecutiveFailures), st.L2Errors-st.L2Rejected,
 		"only the calls before the breaker opened waited for the timeout")
-	assert.Equal(t, uint64(20-cache.DefaultBreakerFailures), st.L2Rejected, "the rest were skipped at once")
+	assert.Equal(t, uint64(20-cache.DefaultBreakerConsecutiveFailures), st.L2Rejected, "the rest were skipped at once")
 	assert.Equal(t, uint64(20), st.Loads)
 }
 
@@ -560,7 +577,7 @@ func TestStaleWhileRevalidateFromL2(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	ctx := t.Context()
 	clk := newClock()
-	cfg := cache.Config{StaleFor: time.Hour, Jitter: -1, Now: clk.Now}
+	cfg := cache.Config{StaleFor: time.Hour, TTLJitter: -1, Now: clk.Now}
 	a := newCache(t, rdb, prefix, cfg)
 	b := newCache(t, twin(t, rdb), prefix, cfg)
 	waitSubscribed(t, a, b)
@@ -679,7 +696,7 @@ func TestGetManyKeepsStaleWindow(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	ctx := t.Context()
 	clk := newClock()
-	cfg := cache.Config{StaleFor: time.Hour, Jitter: -1, Now: clk.Now, DisablePubSub: true}
+	cfg := cache.Config{StaleFor: time.Hour, TTLJitter: -1, Now: clk.Now, DisablePubSub: true}
 	a := newCache(t, rdb, prefix, cfg)
 	b := newCache(t, twin(t, rdb), prefix, cfg)
 	require.NoError(t, cache.Set(ctx, a, "menu:1", "v1", 10*time.Second))
@@ -751,11 +768,9 @@ func TestInvalidationReplayedAfterOutage(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedis(t)
 	client := func() *redis.Client {
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-		t.Cleanup(func() { _ = rdb.Close() })
-		return rdb
+		return clientFor(t, srv.Addr, noRetry)
 	}
-	cfg := cache.Config{L2Timeout: 500 * time.Millisecond, BreakerFailures: 1, BreakerOpenFor: 300 * time.Millisecond, L1TTL: time.Hour}
+	cfg := cache.Config{RedisTimeout: 500 * time.Millisecond, BreakerConsecutiveFailures: 1, BreakerOpenTimeout: 300 * time.Millisecond, L1TTL: time.Hour}
 	a, b, raw := newCache(t, client(), "", cfg), newCache(t, client(), "", cfg), client()
 	ctx := t.Context()
 	require.NoError(t, cache.Set(ctx, a, "menu:1", "old", 0))

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Cacheable wraps fn (the seed's @Cacheable) so its results are read
+// Cacheable wraps fn (a @Cacheable decorator, as a function) so its results are read
 // through c under key(arg) for ttl (0: Config.TTL), with everything
 // GetOrSet does: L1, L2, one load per key across concurrent callers,
 // invalidation by Delete / InvalidatePattern / InvalidateTags. An L1 hit
@@ -34,7 +34,7 @@ func bind[A, T any](fn func(context.Context, A) (T, error), a A) func(context.Co
 	return func(ctx context.Context) (T, error) { return fn(ctx, a) }
 }
 
-// Memoize wraps fn (the seed's @Memoize) so its successful result is kept
+// Memoize wraps fn (a @Memoize decorator, as a function) so its successful result is kept
 // in process for ttl (ttl <= 0: for good). Concurrent calls while no result
 // is kept share one run of fn, which gets the first caller's context
 // without its cancellation; the others return early if their ctx ends.

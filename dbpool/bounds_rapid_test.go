@@ -86,7 +86,7 @@ func newPoolMachine(t *rapid.T) *poolMachine {
 		MaxOpen:          m.maxOpen,
 		MinConns:         rapid.IntRange(-1, m.maxOpen).Draw(t, "minConns"),
 		MaxUses:          rapid.IntRange(1, 4).Draw(t, "maxUses"),
-		JitterOff:        true,
+		MaxUsesJitter:    -1,
 		EagerDial:        rapid.Bool().Draw(t, "eagerDial"),
 		AcquireTimeout:   time.Duration(rapid.IntRange(1, 50).Draw(t, "acquireTimeoutMs")) * time.Millisecond,
 		IdleTimeout:      time.Duration(rapid.IntRange(-1, 20).Draw(t, "idleTimeoutMs")) * time.Millisecond,

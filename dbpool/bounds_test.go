@@ -32,12 +32,44 @@ import (
 type syncCloseConn struct {
 	net.Conn
 	gone    func(port int) bool
-	closing *sync.WaitGroup
+	closing *closings
+}
+
+// closings counts the Closes in progress. Unlike a sync.WaitGroup it lets
+// a Close begin after wait started: database/sql's opener can still be
+// dialling (and pgx close the socket of a failed connect) after the pool's
+// Close returned.
+type closings struct {
+	mu   sync.Mutex
+	n    int
+	zero *sync.Cond
+}
+
+func newClosings() *closings {
+	c := &closings{}
+	c.zero = sync.NewCond(&c.mu)
+	return c
+}
+
+func (c *closings) add(d int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n += d; c.n == 0 {
+		c.zero.Broadcast()
+	}
+}
+
+func (c *closings) wait() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.n > 0 {
+		c.zero.Wait()
+	}
 }
 
 func (c syncCloseConn) Close() error {
-	c.closing.Add(1)
-	defer c.closing.Done()
+	c.closing.add(1)
+	defer c.closing.add(-1)
 	err := c.Conn.Close()
 	port := c.LocalAddr().(*net.TCPAddr).Port
 	for end := time.Now().Add(10 * time.Second); !c.gone(port) && time.Now().Before(end); {
@@ -65,15 +97,15 @@ func serverCountedPostgres(t *testing.T, cfg dbpool.Config) (*dbpool.DB, func() 
 		err := admin.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND client_port = $2", app, port).Scan(&n)
 		return err != nil || n == 0 // an error: the test is over, admin closed
 	}
-	var closing sync.WaitGroup
-	t.Cleanup(closing.Wait) // after the pool's Close, before admin's
+	closing := newClosings()
+	t.Cleanup(closing.wait) // after the pool's Close, before admin's
 	d := &net.Dialer{}
 	pc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return syncCloseConn{Conn: c, gone: gone, closing: &closing}, nil
+		return syncCloseConn{Conn: c, gone: gone, closing: closing}, nil
 	}
 	pc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 2 * time.Second}

@@ -31,11 +31,14 @@ type Config struct {
 	// Must not be negative nor, when set, below MinConns.
 	MaxIdle int
 	// MaxUses retires a connection after it ran this many statements
-	// (queries, execs, prepared-statement runs), with ±10 % jitter per
-	// connection unless JitterOff. Default 7,500; negative: never.
+	// (queries, execs, prepared-statement runs), moved per connection by
+	// MaxUsesJitter so connections opened together do not retire together.
+	// Default 7,500; negative: never.
 	MaxUses int
-	// JitterOff makes every connection retire after exactly MaxUses uses.
-	JitterOff bool
+	// MaxUsesJitter is the fraction by which each connection's MaxUses is
+	// moved, at random, up or down. Default 0.1 (±10 %); negative: off,
+	// every connection retires after exactly MaxUses uses; at most 1.
+	MaxUsesJitter float64
 	// EagerDial lets callers dial new connections themselves whenever the
 	// pool has room, as plain database/sql does. By default (false) the pool
 	// grows in the background instead: callers that find every open
@@ -95,6 +98,7 @@ const (
 	DefaultMaxOpen             = 20
 	DefaultMinConns            = 5
 	DefaultMaxUses             = 7500
+	DefaultMaxUsesJitter       = 0.1
 	DefaultQueryTimeout        = 30 * time.Second
 	DefaultIdleTimeout         = 30 * time.Second
 	DefaultConnectTimeout      = 2 * time.Second
@@ -112,13 +116,16 @@ const maxMaxOpen = 1 << 20
 // become 0.
 func (c Config) withDefaults(driverName string) (Config, error) {
 	if c.MaxOpen < 0 || c.MaxOpen > maxMaxOpen {
-		return c, fmt.Errorf("%w: MaxOpen %d not in [0,%d]", ErrConfig, c.MaxOpen, maxMaxOpen)
+		return c, fmt.Errorf("%w: MaxOpen %d not in [0,%d]", ErrInvalidConfig, c.MaxOpen, maxMaxOpen)
 	}
 	if !(c.SaturationThreshold >= 0 && c.SaturationThreshold <= 1) { // NaN too
-		return c, fmt.Errorf("%w: SaturationThreshold %v not in [0,1]", ErrConfig, c.SaturationThreshold)
+		return c, fmt.Errorf("%w: SaturationThreshold %v not in [0,1]", ErrInvalidConfig, c.SaturationThreshold)
+	}
+	if !(c.MaxUsesJitter <= 1) { // NaN too
+		return c, fmt.Errorf("%w: MaxUsesJitter %v > 1", ErrInvalidConfig, c.MaxUsesJitter)
 	}
 	if c.ConnectTimeout < 0 || c.MaxLifetime < 0 || c.LeakThreshold < 0 || c.MaintainInterval < 0 {
-		return c, fmt.Errorf("%w: ConnectTimeout, MaxLifetime, LeakThreshold and MaintainInterval must not be negative", ErrConfig)
+		return c, fmt.Errorf("%w: ConnectTimeout, MaxLifetime, LeakThreshold and MaintainInterval must not be negative", ErrInvalidConfig)
 	}
 	if c.MaxOpen == 0 {
 		c.MaxOpen = DefaultMaxOpen
@@ -128,12 +135,13 @@ func (c Config) withDefaults(driverName string) (Config, error) {
 	}
 	c.MinConns = max(c.MinConns, 0)
 	if c.MinConns > c.MaxOpen {
-		return c, fmt.Errorf("%w: MinConns %d > MaxOpen %d", ErrConfig, c.MinConns, c.MaxOpen)
+		return c, fmt.Errorf("%w: MinConns %d > MaxOpen %d", ErrInvalidConfig, c.MinConns, c.MaxOpen)
 	}
 	if c.MaxIdle < 0 || (c.MaxIdle > 0 && c.MaxIdle < c.MinConns) {
-		return c, fmt.Errorf("%w: MaxIdle %d is negative or below MinConns %d", ErrConfig, c.MaxIdle, c.MinConns)
+		return c, fmt.Errorf("%w: MaxIdle %d is negative or below MinConns %d", ErrInvalidConfig, c.MaxIdle, c.MinConns)
 	}
 	c.MaxUses = orDefault(c.MaxUses, DefaultMaxUses)
+	c.MaxUsesJitter = orDefault(c.MaxUsesJitter, DefaultMaxUsesJitter)
 	c.QueryTimeout = orDefault(c.QueryTimeout, DefaultQueryTimeout)
 	c.IdleTimeout = orDefault(c.IdleTimeout, DefaultIdleTimeout)
 	c.AcquireTimeout = orDefault(c.AcquireTimeout, DefaultAcquireTimeout)
@@ -163,7 +171,7 @@ func (c Config) withDefaults(driverName string) (Config, error) {
 }
 
 // orDefault maps 0 to def and negative ("off") to 0.
-func orDefault[T int | time.Duration](v, def T) T {
+func orDefault[T int | float64 | time.Duration](v, def T) T {
 	switch {
 	case v == 0:
 		return def

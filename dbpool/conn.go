@@ -50,20 +50,20 @@ var (
 )
 
 // usesLimit returns the number of uses after which a new connection
-// retires: MaxUses, moved by up to ±10 % unless jitter is off.
-func usesLimit(maxUses int, jitterOff bool) int64 {
+// retires: maxUses, moved at random by up to ±jitter (a fraction; 0: exact).
+func usesLimit(maxUses int, jitter float64) int64 {
 	if maxUses <= 0 {
 		return 0
 	}
 	n := int64(maxUses)
-	if spread := n / 10; !jitterOff && spread > 0 {
+	if spread := int64(float64(n) * jitter); spread > 0 {
 		n += rand.Int64N(2*spread+1) - spread
 	}
 	return n
 }
 
 func (p *pool) newConn(ci driver.Conn) *conn {
-	c := &conn{ci: ci, p: p, limit: usesLimit(p.cfg.MaxUses, p.cfg.JitterOff)}
+	c := &conn{ci: ci, p: p, limit: usesLimit(p.cfg.MaxUses, p.cfg.MaxUsesJitter)}
 	c.queryer, _ = ci.(driver.QueryerContext)
 	c.execer, _ = ci.(driver.ExecerContext)
 	c.preparer, _ = ci.(driver.ConnPrepareContext)

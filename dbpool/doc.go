@@ -1,23 +1,39 @@
-// Package dbpool opens a database/sql pool tuned and watched the way a busy
-// service needs it, on top of any database/sql driver (pgx's stdlib driver
-// for PostgreSQL and modernc.org/sqlite are the tested ones).
+// Package dbpool opens a database/sql pool tuned and watched the way a
+// busy service needs it:
+//
+//	db, err := dbpool.OpenPostgres(ctx, "postgres://app@db/app", dbpool.Config{
+//		MaxOpen:       20,                     // the server never sees more
+//		SlowQuery:     500 * time.Millisecond, // logged, arguments redacted
+//		LeakThreshold: 30 * time.Second,       // logged with the acquiring stack
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	defer db.Close()
+//	var name string
+//	err = db.QueryRowContext(ctx, "SELECT name FROM menu WHERE id = $1", 42).Scan(&name)
+//	fmt.Println(db.Stats().InUse, db.Saturated())
+//
+// It works on top of any database/sql driver (pgx's stdlib driver for
+// PostgreSQL, through OpenPostgres, and modernc.org/sqlite, through Open
+// with "sqlite", are the tested ones).
 //
 // database/sql already bounds open and idle connections, their lifetime and
 // idle time. dbpool adds what it lacks:
 //
 //   - a minimum of warm connections, opened at Open and topped up in the
 //     background after idle close or recycling (MinConns, default 5);
-//   - recycling of a connection after MaxUses queries (default 7,500, ±10 %
-//     jitter per connection so the pool does not reconnect in one wave);
+//   - recycling of a connection after MaxUses queries (default 7,500,
+//     moved by MaxUsesJitter, ±10 % by default, per connection so the pool
+//     does not reconnect in one wave);
 //   - a fail-fast connect timeout (default 2 s), an acquire timeout bounding
 //     the wait for a free connection, and a default query timeout (30 s) for
 //     every query whose context has no deadline; on PostgreSQL a timed-out
 //     query is cancelled server-side and the connection survives;
 //   - slow-query logging (default > 1 s, arguments redacted), OpenTelemetry
-//     metrics with the db.client.* semantic-convention names, a saturation
-//     signal, leak detection with the acquiring stack, and a per-context query
-//     counter (CountQueries) that lets a test prove a handler makes no N+1
-//     queries.
+//     metrics (below), a saturation signal, leak detection with the
+//     acquiring stack, and a per-context query counter (CountQueries) that
+//     lets a test prove a handler makes no N+1 queries.
 //
 // All of it lives in a driver wrapper and a background maintainer over a
 // plain database/sql pool. The returned *DB has database/sql's methods that
@@ -95,6 +111,28 @@
 // slowest caller 153-155 ms with EagerDial, against 0 and 23-31 ms by
 // default); and SQLite needs this pool anyway, so pgxpool would be a second
 // pool inside dbpool rather than less code.
+//
+// Metrics (instrument scope github.com/servio/perfkit/dbpool, attribute
+// db.client.connection.pool.name) use the OpenTelemetry database
+// semantic-convention names where the convention has the instrument:
+//
+//	db.client.operation.duration            histogram, s
+//	db.client.connection.count              {connection}, db.client.connection.state=idle|used
+//	db.client.connection.max                {connection}
+//	db.client.connection.idle.max           {connection} (MaxIdle, or MaxOpen when unset)
+//	db.client.connection.idle.min           {connection} (MinConns)
+//	db.client.connection.pending_requests   {request}
+//	db.client.connection.timeouts           {timeout}
+//	db.client.connection.create_time        histogram, s
+//	db.client.connection.wait_time          histogram, s
+//	db.client.connection.use_time           histogram, s
+//
+// and perfkit.dbpool.* for the rest:
+//
+//	perfkit.dbpool.slow_queries             {operation}
+//	perfkit.dbpool.connection.retirements   {connection} (after MaxUses)
+//	perfkit.dbpool.connection.leaks         {connection}
+//	perfkit.dbpool.connection.saturation    1 (in use / MaxOpen)
 //
 // A *DB is safe for concurrent use. Close stops the maintainer and closes the
 // pool.

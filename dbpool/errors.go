@@ -12,8 +12,8 @@ import (
 // *pgconn.PgError (SQLSTATE 57014); ErrAcquireTimeout is also a
 // context.DeadlineExceeded.
 var (
-	// ErrConfig reports an invalid Config.
-	ErrConfig = errors.New("dbpool: invalid config")
+	// ErrInvalidConfig reports an invalid Config.
+	ErrInvalidConfig = errors.New("dbpool: invalid config")
 	// ErrConnectTimeout: opening a connection took longer than ConnectTimeout.
 	ErrConnectTimeout = errors.New("dbpool: connect timeout")
 	// ErrAcquireTimeout: no connection became free within AcquireTimeout.

@@ -1,6 +1,7 @@
 package dbpool
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,16 +70,16 @@ func newInstruments(p *pool) (*instruments, error) {
 	in.waitTime = seconds("db.client.connection.wait_time", "Time it took to obtain an open connection from the pool.")
 	in.useTime = seconds("db.client.connection.use_time", "Time between borrowing a connection and returning it to the pool.")
 	in.createTime = seconds("db.client.connection.create_time", "Time it took to create a new connection.")
-	in.slow = counter("db.client.operation.slow", "{operation}", "Operations that took at least the slow-query threshold.")
-	in.retired = counter("db.client.connection.retired", "{connection}", "Connections closed after reaching their maximum number of uses.")
+	in.slow = counter("perfkit.dbpool.slow_queries", "{operation}", "Operations that took at least the slow-query threshold.")
+	in.retired = counter("perfkit.dbpool.connection.retirements", "{connection}", "Connections closed after reaching their maximum number of uses.")
 	in.timeouts = counter("db.client.connection.timeouts", "{timeout}", "Timeouts obtaining a connection: acquire and connect timeouts.")
-	in.leaks = counter("db.client.connection.leaks", "{connection}", "Connections held longer than the leak threshold.")
+	in.leaks = counter("perfkit.dbpool.connection.leaks", "{connection}", "Connections held longer than the leak threshold.")
 	count := observed("db.client.connection.count", "{connection}", "Connections currently in the state described by db.client.connection.state.")
 	maxC := observed("db.client.connection.max", "{connection}", "The maximum number of open connections allowed.")
 	idleMin := observed("db.client.connection.idle.min", "{connection}", "The minimum number of idle open connections allowed.")
 	idleMax := observed("db.client.connection.idle.max", "{connection}", "The maximum number of idle open connections allowed.")
 	pending := observed("db.client.connection.pending_requests", "{request}", "Callers waiting for an open connection.")
-	sat, err := m.Float64ObservableGauge("db.client.connection.saturation", metric.WithUnit("1"),
+	sat, err := m.Float64ObservableGauge("perfkit.dbpool.connection.saturation", metric.WithUnit("1"),
 		metric.WithDescription("Connections in use divided by the maximum."))
 	if err := errors.Join(append(errs, err)...); err != nil {
 		return nil, fmt.Errorf("dbpool: creating metrics: %w", err)
@@ -89,7 +90,7 @@ func newInstruments(p *pool) (*instruments, error) {
 		o.ObserveInt64(count, int64(s.InUse), in.used...)
 		o.ObserveInt64(maxC, int64(s.MaxOpenConnections), in.obs...)
 		o.ObserveInt64(idleMin, int64(p.cfg.MinConns), in.obs...)
-		o.ObserveInt64(idleMax, int64(p.cfg.MaxOpen), in.obs...)
+		o.ObserveInt64(idleMax, int64(cmp.Or(p.cfg.MaxIdle, p.cfg.MaxOpen)), in.obs...)
 		o.ObserveInt64(pending, max(p.pending.Load(), 0), in.obs...)
 		o.ObserveFloat64(sat, p.saturation(s), in.obs...)
 		return nil

@@ -48,7 +48,7 @@ func TestSlowQueryLoggedRedacted(t *testing.T) {
 	assert.Equal(t, int64(3), db.Stats().Queries)
 
 	m := collect()
-	slowC := m["db.client.operation.slow"].(metricdata.Sum[int64])
+	slowC := m["perfkit.dbpool.slow_queries"].(metricdata.Sum[int64])
 	assert.Equal(t, db.Stats().SlowQueries, slowC.DataPoints[0].Value)
 	dur := m["db.client.operation.duration"].(metricdata.Histogram[float64])
 	assert.Equal(t, uint64(3), dur.DataPoints[0].Count)

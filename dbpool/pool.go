@@ -80,7 +80,7 @@ type pool struct {
 // impose on PostgreSQL users. For "sqlite" the DSN gets
 // dbpool's SQLite defaults (see SQLiteDSN); for "pgx" the pool is opened
 // with OpenPostgres, so timed-out queries are cancelled server-side. It
-// returns an error wrapping ErrConfig for a bad Config, and the connect
+// returns an error wrapping ErrInvalidConfig for a bad Config, and the connect
 // error when no connection can be opened (the pool is then closed). The
 // returned DB runs a maintainer goroutine until Close.
 func Open(ctx context.Context, driverName, dsn string, cfg Config) (*DB, error) {
@@ -116,7 +116,7 @@ func Open(ctx context.Context, driverName, dsn string, cfg Config) (*DB, error) 
 // and Close are as for Open; the pool closes c if it is an io.Closer.
 func OpenConnector(ctx context.Context, c driver.Connector, cfg Config) (*DB, error) {
 	if c == nil {
-		return nil, fmt.Errorf("%w: nil connector", ErrConfig)
+		return nil, fmt.Errorf("%w: nil connector", ErrInvalidConfig)
 	}
 	cfg, err := cfg.withDefaults(fmt.Sprintf("%T", c.Driver()))
 	if err != nil {

@@ -33,7 +33,7 @@ func TestConfigInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := dbpool.Open(context.Background(), "sqlite", t.TempDir()+"/x.db", tt.cfg)
-			assert.ErrorIs(t, err, dbpool.ErrConfig)
+			assert.ErrorIs(t, err, dbpool.ErrInvalidConfig)
 		})
 	}
 }
@@ -113,7 +113,7 @@ func holdAndReturn(t *testing.T, db *dbpool.DB, n int) {
 
 func TestMinConnsKeptAfterRecycle(t *testing.T) {
 	t.Parallel()
-	db := openSQLite(t, dbpool.Config{MaxOpen: 3, MinConns: 3, MaxUses: 2, JitterOff: true})
+	db := openSQLite(t, dbpool.Config{MaxOpen: 3, MinConns: 3, MaxUses: 2, MaxUsesJitter: -1})
 	ctx := context.Background()
 	for range 20 {
 		var one int
@@ -133,7 +133,7 @@ func TestMinConnsKeptAfterRecycle(t *testing.T) {
 
 func TestMaxUsesExactPostgres(t *testing.T) {
 	t.Parallel()
-	db := openPostgres(t, dbpool.Config{MaxOpen: 1, MinConns: 1, MaxUses: 3, JitterOff: true})
+	db := openPostgres(t, dbpool.Config{MaxOpen: 1, MinConns: 1, MaxUses: 3, MaxUsesJitter: -1})
 	ctx := context.Background()
 	var pids []int
 	for range 7 {
@@ -180,7 +180,7 @@ func TestSaturation(t *testing.T) {
 	m := collect()
 	pending := m["db.client.connection.pending_requests"].(metricdata.Sum[int64])
 	assert.Equal(t, int64(100), pending.DataPoints[0].Value)
-	sat := m["db.client.connection.saturation"].(metricdata.Gauge[float64])
+	sat := m["perfkit.dbpool.connection.saturation"].(metricdata.Gauge[float64])
 	assert.Equal(t, 1.0, sat.DataPoints[0].Value)
 
 	for _, c := range held {

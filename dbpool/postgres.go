@@ -21,7 +21,7 @@ import (
 func OpenPostgres(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	pc, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, redact.Error(err)) // pgx's own redaction is best effort
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, redact.Error(err)) // pgx's own redaction is best effort
 	}
 	grace := cfg.ConnectTimeout
 	if grace <= 0 {

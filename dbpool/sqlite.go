@@ -62,7 +62,7 @@ func sqliteConfig(cfg Config, dsn string) (Config, string, error) {
 		return cfg, SQLiteDSN(dsn), nil
 	}
 	if cfg.MaxOpen > 1 {
-		return cfg, dsn, fmt.Errorf("%w: an in-memory SQLite database needs MaxOpen 1, got %d", ErrConfig, cfg.MaxOpen)
+		return cfg, dsn, fmt.Errorf("%w: an in-memory SQLite database needs MaxOpen 1, got %d", ErrInvalidConfig, cfg.MaxOpen)
 	}
 	cfg.MaxOpen, cfg.MinConns, cfg.IdleTimeout, cfg.MaxUses = 1, 1, -1, -1
 	return cfg, SQLiteDSN(dsn), nil

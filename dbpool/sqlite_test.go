@@ -78,7 +78,7 @@ func TestSQLiteMemory(t *testing.T) {
 	assert.Equal(t, 1, n)
 
 	_, err = dbpool.Open(context.Background(), "sqlite", ":memory:", dbpool.Config{MaxOpen: 4})
-	assert.ErrorIs(t, err, dbpool.ErrConfig)
+	assert.ErrorIs(t, err, dbpool.ErrInvalidConfig)
 }
 
 func TestSQLiteDSN(t *testing.T) {

@@ -23,7 +23,7 @@ func benchChecker(b *testing.B) http.Handler {
 	}
 	c := newTest(b, Config{CacheTTL: time.Hour, Checks: checks})
 	c.Check(context.Background())
-	return c.Handler(Options{Authorizer: BearerToken("tok")})
+	return c.Handler(HandlerConfig{Authorizer: BearerToken("tok")})
 }
 
 // discardWriter is a ResponseWriter that keeps nothing, to measure the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -62,7 +63,7 @@ func TestPostgresOutage(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	clk := newClock()
 	c := newTest(t, Config{Now: clk.Now, Checks: []Check{{Name: "db", Critical: true, Timeout: 2 * time.Second, Run: SQL(db)}}})
-	h := c.Handler(Options{})
+	h := c.Handler(HandlerConfig{})
 	require.Equal(t, http.StatusOK, get(h, "/health/ready").Code, "ready while PostgreSQL runs")
 
 	pg.Stop()
@@ -111,14 +112,16 @@ func TestRedisStopped(t *testing.T) {
 		t.Run(fmt.Sprint("critical=", tt.critical), func(t *testing.T) {
 			t.Parallel()
 			srv := testenv.StartRedis(t)
-			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+			opt, err := perfkit.RedisOptions("redis://" + srv.Addr)
+			require.NoError(t, err)
+			rdb := redis.NewClient(opt)
 			t.Cleanup(func() { _ = rdb.Close() })
 			clk := newClock()
 			c := newTest(t, Config{Now: clk.Now, Checks: []Check{
 				{Name: "db", Critical: true, Run: fixed(Result{})},
 				{Name: "redis", Critical: tt.critical, Run: Redis(rdb)},
 			}})
-			h := c.Handler(Options{Authorizer: AllowAll})
+			h := c.Handler(HandlerConfig{Authorizer: AllowAll})
 			require.Equal(t, http.StatusOK, get(h, "/health/ready").Code, "ready while Redis runs")
 
 			srv.Kill()

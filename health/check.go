@@ -9,9 +9,10 @@ import (
 
 // Sentinel errors.
 var (
-	// ErrInvalidCheck is returned by New and Register for a check without a
+	// ErrInvalidConfig is wrapped by the error of New and Register for a
+	// Config with a negative Timeout or CacheTTL, and for a check without a
 	// name or Run func, with a duplicate name or with negative settings.
-	ErrInvalidCheck = errors.New("health: invalid check")
+	ErrInvalidConfig = errors.New("health: invalid config")
 	// ErrClosed is returned by Register after Close.
 	ErrClosed = errors.New("health: checker closed")
 	// ErrTimeout is the error of a check that did not return within its
@@ -105,16 +106,16 @@ type Check struct {
 // validate checks c and fills in its defaults.
 func (c *Check) validate(defTimeout time.Duration) error {
 	if c.Name == "" {
-		return fmt.Errorf("%w: empty name", ErrInvalidCheck)
+		return fmt.Errorf("%w: empty name", ErrInvalidConfig)
 	}
 	if !validName(c.Name) {
-		return fmt.Errorf("%w: name %q: use letters, digits and ._-", ErrInvalidCheck, c.Name)
+		return fmt.Errorf("%w: name %q: use letters, digits and ._-", ErrInvalidConfig, c.Name)
 	}
 	if c.Run == nil {
-		return fmt.Errorf("%w: %s: nil Run", ErrInvalidCheck, c.Name)
+		return fmt.Errorf("%w: %s: nil Run", ErrInvalidConfig, c.Name)
 	}
 	if c.Timeout < 0 || c.Interval < 0 || c.SlowThreshold < 0 || c.FailureThreshold < 0 || c.SuccessThreshold < 0 {
-		return fmt.Errorf("%w: %s: negative setting", ErrInvalidCheck, c.Name)
+		return fmt.Errorf("%w: %s: negative setting", ErrInvalidConfig, c.Name)
 	}
 	if c.Timeout == 0 {
 		c.Timeout = defTimeout

@@ -33,8 +33,8 @@ type Config struct {
 	// CacheTTL is how long the result of an on-demand check (Interval 0) is
 	// served before the check runs again. Default 1 s.
 	CacheTTL time.Duration
-	// MeterProvider receives the health.check.status gauge and the
-	// health.check.duration histogram. Default otel.GetMeterProvider().
+	// MeterProvider receives the perfkit.health.check.status gauge and the
+	// perfkit.health.check.duration histogram. Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 	// Logger logs status changes and panics. Default slog.Default().
 	Logger *slog.Logger
@@ -79,11 +79,11 @@ type Checker struct {
 }
 
 // New returns a Checker with cfg's checks registered and their background
-// refreshers started. It fails with ErrInvalidCheck for an invalid check and
-// with an error for negative durations.
+// refreshers started. It fails with an error wrapping ErrInvalidConfig for
+// negative durations or an invalid check.
 func New(cfg Config) (*Checker, error) {
 	if cfg.Timeout < 0 || cfg.CacheTTL < 0 {
-		return nil, fmt.Errorf("health: negative Timeout or CacheTTL")
+		return nil, fmt.Errorf("%w: negative Timeout or CacheTTL", ErrInvalidConfig)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Second
@@ -117,7 +117,7 @@ func New(cfg Config) (*Checker, error) {
 
 // Register adds checks and starts the background refreshers of those with an
 // Interval. Either all checks are added or, on error, none: it fails with
-// ErrInvalidCheck for an invalid or duplicate check and with ErrClosed after
+// ErrInvalidConfig for an invalid or duplicate check and with ErrClosed after
 // Close.
 func (c *Checker) Register(checks ...Check) error {
 	c.mu.Lock()
@@ -133,7 +133,7 @@ func (c *Checker) Register(checks ...Check) error {
 		}
 		ch.ComponentID = c.redact(ch.ComponentID) // it may be a URL with credentials
 		if slices.ContainsFunc(next, func(s *checkState) bool { return s.check.Name == ch.Name }) {
-			return fmt.Errorf("%w: duplicate name %q", ErrInvalidCheck, ch.Name)
+			return fmt.Errorf("%w: duplicate name %q", ErrInvalidConfig, ch.Name)
 		}
 		next = append(next, newCheckState(ch, c.cfg.CacheTTL, c.inst))
 	}

@@ -128,7 +128,7 @@ func TestCacheUnderRequestStorm(t *testing.T) {
 		{Name: "db", Critical: true, Run: counted(&dbRuns)},
 		{Name: "api", Run: counted(&apiRuns)},
 	}})
-	h := c.Handler(Options{Authorizer: AllowAll})
+	h := c.Handler(HandlerConfig{Authorizer: AllowAll})
 
 	// 10,000 requests from 2,000 goroutines: the race detector allows at
 	// most 8,128 live goroutines.
@@ -264,14 +264,17 @@ func TestRegisterValidation(t *testing.T) {
 	}
 	c := newTest(t, Config{Checks: []Check{{Name: "dup", Run: ok}}})
 	for _, tt := range tests {
-		assert.ErrorIs(t, c.Register(Check{Name: "fine", Run: ok}, tt.check), ErrInvalidCheck, tt.name)
+		assert.ErrorIs(t, c.Register(Check{Name: "fine", Run: ok}, tt.check), ErrInvalidConfig, tt.name)
 	}
 	assert.Len(t, c.Check(context.Background()).Checks, 1, "a failed Register adds nothing")
 
 	_, err := New(Config{Checks: []Check{{Name: "x"}}})
-	assert.ErrorIs(t, err, ErrInvalidCheck)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
 	_, err = New(Config{Timeout: -time.Second})
-	assert.Error(t, err)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	_, err = New(Config{CacheTTL: -time.Second})
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	assert.EqualError(t, ErrInvalidConfig, "health: invalid config")
 }
 
 func TestCheckHonoursCallerContext(t *testing.T) {

@@ -1,5 +1,19 @@
 // Package health runs named health checks and serves them as Kubernetes-style
-// probes in the application/health+json format of
+// probes:
+//
+//	hc, err := health.New(health.Config{ServiceID: "servio", Checks: []health.Check{
+//		{Name: "db", Critical: true, Run: health.SQL(db)}, // *dbpool.DB or *sql.DB
+//		{Name: "redis", Critical: true, Run: health.Redis(rdb)},
+//		{Name: "llm", Interval: 15 * time.Second, Run: health.HTTP(client, llmURL, http.StatusOK)},
+//	}})
+//	if err != nil {
+//		return err
+//	}
+//	defer hc.Close()
+//	hc.Mount(mux, health.HandlerConfig{Authorizer: health.PrivateNetwork})
+//	// GET /health, /health/ready, /health/live, /health/detailed
+//
+// Responses are in the application/health+json format of
 // draft-inadarei-api-health-check.
 //
 // A [Checker] holds checks. Each check is critical or not (a failing
@@ -21,7 +35,7 @@
 // HTTP status is 200 for pass and warn and 503 for fail. ?verbose adds the
 // checks to /health and /health/ready, ?exclude=name (repeatable or comma
 // separated) leaves checks out. Details (checks, outputs, versions) and
-// the query options go only to callers an [Options.Authorizer] accepts;
+// the query options go only to callers an [HandlerConfig.Authorizer] accepts;
 // others get the status over every check, their query string ignored.
 //
 // No secret leaves the process: check outputs, measurement strings,
@@ -32,4 +46,10 @@
 //
 // Built-in checks reuse the application's own pools: [SQL], [Redis],
 // [Memory], [CPU], [HTTP] and the adapter [Func].
+//
+// Metrics (instrument scope github.com/servio/perfkit/health, attributes
+// health.check.name, health.check.critical and health.status):
+// perfkit.health.check.status, a state set in unit 1 (1 for the status a
+// check is in, 0 for the other two), and the histogram
+// perfkit.health.check.duration in seconds.
 package health

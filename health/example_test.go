@@ -2,45 +2,73 @@ package health_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/servio/perfkit"
+	"github.com/servio/perfkit/dbpool"
 	"github.com/servio/perfkit/health"
 )
 
-// A service with a database (critical), Redis (critical when configured),
-// an LLM upstream (non-critical) and memory, mounted under /health with the
-// application's Prometheus handler.
+// A service with a database and Redis (critical), an LLM upstream
+// (non-critical) and memory, mounted under /health with the application's
+// Prometheus handler. Runs against the Redis at 127.0.0.1:6379.
 func Example_service() {
-	var (
-		db        *sql.DB               // the application's pool
-		rdb       redis.UniversalClient // nil when Redis is not configured
-		client    *http.Client          // the application's HTTP client
-		llmURL    = "https://api.openai.example/v1/models"
-		promHTTP  http.Handler // e.g. from metrics.Setup
-		mux       = http.NewServeMux()
-		adminAuth = health.BearerToken("from-a-secret-store")
-	)
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "health")
+	defer os.RemoveAll(dir)
+	db, err := dbpool.Open(ctx, "sqlite", filepath.Join(dir, "app.db"), dbpool.Config{MaxOpen: 8, MinConns: 1})
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	opt, err := perfkit.RedisOptions("redis://127.0.0.1:6379/0")
+	if err != nil {
+		panic(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer llm.Close()
 
 	hc, err := health.New(health.Config{ServiceID: "servio", Version: "1", Checks: []health.Check{
 		{Name: "db", Critical: true, Run: health.SQL(db)},
-		{Name: "llm", Interval: 15 * time.Second, Run: health.HTTP(client, llmURL, http.StatusOK)},
-		{Name: "memory", Run: health.Memory(health.MemoryLimits{WarnRSS: 1 << 30})},
+		{Name: "redis", Critical: true, Run: health.Redis(rdb)},
+		{Name: "llm", Interval: 15 * time.Second, Run: health.HTTP(llm.Client(), llm.URL, http.StatusOK)},
+		{Name: "memory", Run: health.Memory(health.MemoryLimits{WarnRSS: 4 << 30})},
 	}})
-	if err == nil && rdb != nil {
-		err = hc.Register(health.Check{Name: "redis", Critical: true, Run: health.Redis(rdb)})
-	}
 	if err != nil {
 		panic(err)
 	}
 	defer hc.Close()
-	hc.Mount(mux, health.Options{Authorizer: adminAuth, Metrics: promHTTP})
+	promHTTP := http.NotFoundHandler() // e.g. metrics.Setup's handler
+	mux := http.NewServeMux()
+	hc.Mount(mux, health.HandlerConfig{Authorizer: health.BearerToken("from-a-secret-store"), Metrics: promHTTP})
+
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/health/ready", nil))
+	fmt.Print(w.Code, " ", w.Body.String())
+	rep := hc.Check(ctx)
+	for _, c := range rep.Checks {
+		if c.Name == "db" {
+			for _, m := range c.Measurements {
+				if m.Name == "maxOpenConnections" {
+					fmt.Println("db maxOpenConnections:", m.Value) // dbpool's MaxOpen
+				}
+			}
+		}
+	}
+	// Output:
+	// 200 {"status":"pass"}
+	// db maxOpenConnections: 8
 }
 
 func ExampleChecker_Mount() {
@@ -55,7 +83,7 @@ func ExampleChecker_Mount() {
 	mux := http.NewServeMux()
 	// No Authorizer: callers see the status alone, and ?exclude and
 	// ?verbose are ignored for them.
-	hc.Mount(mux, health.Options{})
+	hc.Mount(mux, health.HandlerConfig{})
 
 	for _, path := range []string{"/health", "/health/ready", "/health/ready?exclude=llm", "/health/live"} {
 		w := httptest.NewRecorder()

@@ -7,24 +7,25 @@ import (
 	"strings"
 )
 
-// Options configures the HTTP handlers. The zero value serves under
+// HandlerConfig configures the HTTP handlers. The zero value serves under
 // /health, shows details to nobody and serves no metrics.
-type Options struct {
-	// Prefix is the path the endpoints live under. Default "/health".
-	Prefix string
+type HandlerConfig struct {
+	// PathPrefix is the URL path the endpoints live under. Default
+	// "/health"; "/" serves them at the root (/, /ready, ...).
+	PathPrefix string
 	// Authorizer reports whether a request may see details (checks,
 	// outputs and service versions) and use ?exclude and ?verbose. Others
 	// get {"status":...} alone, computed over every check: their query
 	// string is ignored. Default nil: nobody; see BearerToken,
 	// PrivateNetwork and AllowAll.
 	Authorizer func(*http.Request) bool
-	// Metrics, when set, is served at Prefix+"/metrics" as it is (the
+	// Metrics, when set, is served at PathPrefix+"/metrics" as it is (the
 	// Authorizer does not apply; wrap it to restrict it) — normally the
 	// Prometheus handler of the application's MeterProvider.
 	Metrics http.Handler
 }
 
-// The endpoints under Options.Prefix.
+// The endpoints under HandlerConfig.PathPrefix.
 const (
 	pathDetailed = "/detailed"
 	pathLive     = "/live"
@@ -37,7 +38,7 @@ const contentType = "application/health+json"
 // handler serves the health endpoints.
 type handler struct {
 	c      *Checker
-	opts   Options
+	cfg    HandlerConfig
 	ct     []string  // Content-Type header value, shared to spare an allocation
 	cc     []string  // Cache-Control header value
 	status [3][]byte // {"status":...} bodies per status
@@ -45,39 +46,41 @@ type handler struct {
 
 var _ http.Handler = (*handler)(nil)
 
-// Handler returns an http.Handler serving Prefix, Prefix/detailed,
-// Prefix/live, Prefix/ready and Prefix/metrics (when Options.Metrics is set);
-// other paths get 404 and methods other than GET and HEAD get 405.
-func (c *Checker) Handler(opts Options) http.Handler {
-	if opts.Prefix == "" {
-		opts.Prefix = "/health"
+// Handler returns an http.Handler serving PathPrefix, PathPrefix/detailed,
+// PathPrefix/live, PathPrefix/ready and PathPrefix/metrics (when
+// HandlerConfig.Metrics is set); other paths get 404 and methods other than
+// GET and HEAD get 405.
+func (c *Checker) Handler(cfg HandlerConfig) http.Handler {
+	if cfg.PathPrefix == "" {
+		cfg.PathPrefix = "/health"
 	}
-	opts.Prefix = strings.TrimSuffix(opts.Prefix, "/")
-	h := &handler{c: c, opts: opts, ct: []string{contentType}, cc: []string{"no-store"}}
+	cfg.PathPrefix = strings.TrimSuffix(cfg.PathPrefix, "/")
+	h := &handler{c: c, cfg: cfg, ct: []string{contentType}, cc: []string{"no-store"}}
 	for s := StatusPass; s <= StatusFail; s++ {
 		h.status[s] = []byte(`{"status":"` + s.String() + `"}` + "\n")
 	}
 	return h
 }
 
-// Mount registers Handler(opts) on mux for Prefix and everything under
-// Prefix+"/" (Prefix "/" mounts the endpoints at the root: /, /ready, ...). Like ServeMux.Handle it panics if those patterns are taken.
-func (c *Checker) Mount(mux *http.ServeMux, opts Options) {
-	h := c.Handler(opts).(*handler)
-	if h.opts.Prefix != "" {
-		mux.Handle(h.opts.Prefix, h)
+// Mount registers Handler(cfg) on mux for PathPrefix and everything under
+// PathPrefix+"/" (PathPrefix "/" mounts the endpoints at the root: /,
+// /ready, ...). Like ServeMux.Handle it panics if those patterns are taken.
+func (c *Checker) Mount(mux *http.ServeMux, cfg HandlerConfig) {
+	h := c.Handler(cfg).(*handler)
+	if h.cfg.PathPrefix != "" {
+		mux.Handle(h.cfg.PathPrefix, h)
 	}
-	mux.Handle(h.opts.Prefix+"/", h)
+	mux.Handle(h.cfg.PathPrefix+"/", h)
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.Path, h.opts.Prefix)
+	rest, ok := strings.CutPrefix(r.URL.Path, h.cfg.PathPrefix)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	if rest == pathMetrics && h.opts.Metrics != nil {
-		h.opts.Metrics.ServeHTTP(w, r)
+	if rest == pathMetrics && h.cfg.Metrics != nil {
+		h.cfg.Metrics.ServeHTTP(w, r)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -101,7 +104,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) serveStatus(w http.ResponseWriter, r *http.Request, ready, detailed bool) {
-	allowed := h.opts.Authorizer != nil && h.opts.Authorizer(r)
+	allowed := h.cfg.Authorizer != nil && h.cfg.Authorizer(r)
 	if !allowed {
 		// ?exclude and ?verbose are ignored: leaving a failing check out
 		// would let any client make the instance look healthy.

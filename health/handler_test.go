@@ -34,7 +34,7 @@ func TestReadinessGating(t *testing.T) {
 		{Name: "db", Critical: true, Run: db.run},
 		{Name: "warmup", Startup: true, Run: warm.run},
 	}})
-	h := c.Handler(Options{Authorizer: AllowAll})
+	h := c.Handler(HandlerConfig{Authorizer: AllowAll})
 	ready := func() (int, string) {
 		clk.Add(time.Hour) // expire the cache
 		w := get(h, "/health/ready")
@@ -89,7 +89,7 @@ func TestLiveNeverRunsChecks(t *testing.T) {
 		runs.Add(1)
 		return Result{Err: errors.New("down")}
 	}}}})
-	w := get(c.Handler(Options{}), "/health/live")
+	w := get(c.Handler(HandlerConfig{}), "/health/live")
 	assert.Equal(t, http.StatusOK, w.Code)
 	assert.JSONEq(t, `{"status":"pass"}`, w.Body.String())
 	assert.Zero(t, runs.Load(), "liveness must not touch dependencies")
@@ -103,7 +103,7 @@ func TestDetailHiding(t *testing.T) {
 			Measurements: []Measurement{{Name: "responseTime", Value: 1.5, Unit: "ms"}, {Name: "dsn", Value: "postgres://app:hunter2@db.internal/servio"}},
 		})},
 	}})
-	h := c.Handler(Options{Authorizer: BearerToken("s3cret")})
+	h := c.Handler(HandlerConfig{Authorizer: BearerToken("s3cret")})
 	paths := []string{"/health", "/health?verbose", "/health/detailed", "/health/ready?verbose"}
 	for _, p := range paths {
 		w := get(h, p)
@@ -136,7 +136,7 @@ func TestJSONShape(t *testing.T) {
 			{Name: "llm", Run: fixed(Result{Err: errors.New("status 502")})},
 		},
 	})
-	w := get(c.Handler(Options{Authorizer: AllowAll}), "/health/detailed")
+	w := get(c.Handler(HandlerConfig{Authorizer: AllowAll}), "/health/detailed")
 	assert.Equal(t, http.StatusOK, w.Code)
 	assert.Equal(t, "application/health+json", w.Header().Get("Content-Type"))
 	assert.Equal(t, "no-store", w.Header().Get("Cache-Control"))
@@ -155,9 +155,9 @@ func TestJSONShape(t *testing.T) {
 
 	var doc map[string]any
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &doc))
-	w = get(c.Handler(Options{Authorizer: AllowAll}), "/health")
+	w = get(c.Handler(HandlerConfig{Authorizer: AllowAll}), "/health")
 	assert.NotContains(t, w.Body.String(), "checks", "/health without ?verbose has no checks")
-	w = get(c.Handler(Options{Authorizer: AllowAll}), "/health?verbose&exclude=llm")
+	w = get(c.Handler(HandlerConfig{Authorizer: AllowAll}), "/health?verbose&exclude=llm")
 	assert.JSONEq(t, `{
 		"status": "pass", "version": "1", "releaseId": "1.2.3", "serviceId": "servio", "description": "orders",
 		"checks": {
@@ -172,7 +172,7 @@ func TestHandlerRouting(t *testing.T) {
 	c := newTest(t, Config{Checks: []Check{{Name: "db", Critical: true, Run: fixed(Result{})}}})
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("# metrics\n")) })
 	mux := http.NewServeMux()
-	c.Mount(mux, Options{Prefix: "/hc/", Metrics: metrics})
+	c.Mount(mux, HandlerConfig{PathPrefix: "/hc/", Metrics: metrics})
 	tests := []struct {
 		method, target string
 		code           int
@@ -195,12 +195,12 @@ func TestHandlerRouting(t *testing.T) {
 		assert.Equal(t, tt.code, w.Code, "%s %s", tt.method, tt.target)
 		assert.Equal(t, tt.body, w.Body.String(), "%s %s", tt.method, tt.target)
 	}
-	assert.Equal(t, http.StatusNotFound, get(c.Handler(Options{}), "/health/metrics").Code, "no metrics handler, no route")
-	assert.Equal(t, http.StatusNotFound, get(c.Handler(Options{}), "/other").Code)
+	assert.Equal(t, http.StatusNotFound, get(c.Handler(HandlerConfig{}), "/health/metrics").Code, "no metrics handler, no route")
+	assert.Equal(t, http.StatusNotFound, get(c.Handler(HandlerConfig{}), "/other").Code)
 
 	root := http.NewServeMux()
-	c.Mount(root, Options{Prefix: "/"})
-	assert.Equal(t, http.StatusOK, get(root, "/ready").Code, "Prefix / mounts at the root")
+	c.Mount(root, HandlerConfig{PathPrefix: "/"})
+	assert.Equal(t, http.StatusOK, get(root, "/ready").Code, "PathPrefix / mounts at the root")
 	assert.Equal(t, http.StatusOK, get(root, "/").Code)
 }
 

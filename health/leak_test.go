@@ -69,7 +69,7 @@ func TestNoSecretLeaves(t *testing.T) {
 	ctx := context.Background()
 	var out strings.Builder
 	fmt.Fprintf(&out, "%+v\n%+v\n", c.Check(ctx), c.Ready(ctx))
-	h := c.Handler(Options{Authorizer: AllowAll})
+	h := c.Handler(HandlerConfig{Authorizer: AllowAll})
 	for _, target := range []string{"/health/detailed", "/health/ready?verbose", "/health?verbose"} {
 		out.WriteString(get(h, target).Body.String())
 	}
@@ -107,7 +107,7 @@ func TestQueryOptionsNeedAuthorization(t *testing.T) {
 		{Name: "db", Critical: true, Run: fixed(Result{Err: errors.New("down")})},
 		{Name: "cache", Run: fixed(Result{})},
 	}})
-	h := c.Handler(Options{Authorizer: BearerToken("t0ken")})
+	h := c.Handler(HandlerConfig{Authorizer: BearerToken("t0ken")})
 	tests := []struct {
 		target, token string
 		code          int

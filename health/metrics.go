@@ -19,18 +19,19 @@ type instruments struct {
 }
 
 // newInstruments creates the instruments once per Checker. The status gauge
-// is a state set: health.check.status{check, status} is 1 for the status a
+// is a state set: perfkit.health.check.status{health.check.name, health.status} is 1 for the status a
 // check is in and 0 for the other two, read from the cached results.
 func newInstruments(mp metric.MeterProvider, c *Checker) (*instruments, error) {
 	m := mp.Meter(meterName)
 	var inst instruments
 	var err error
-	inst.status, err = m.Int64ObservableGauge("health.check.status",
-		metric.WithDescription("Current status of a health check: 1 for the status it is in, 0 for the others."))
+	inst.status, err = m.Int64ObservableGauge("perfkit.health.check.status",
+		metric.WithDescription("Current status of a health check: 1 for the status it is in, 0 for the others."),
+		metric.WithUnit("1"))
 	if err != nil {
 		return nil, fmt.Errorf("health: status gauge: %w", err)
 	}
-	inst.duration, err = m.Float64Histogram("health.check.duration",
+	inst.duration, err = m.Float64Histogram("perfkit.health.check.duration",
 		metric.WithDescription("Duration of health check runs."),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))

@@ -26,13 +26,17 @@ func TestMetrics(t *testing.T) {
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, reader.Collect(context.Background(), &rm))
 	got := map[string]metricdata.Aggregation{}
+	units := map[string]string{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			got[m.Name] = m.Data
+			units[m.Name] = m.Unit
 		}
 	}
-	gauge, ok := got["health.check.status"].(metricdata.Gauge[int64])
-	require.True(t, ok, "status gauge: %T", got["health.check.status"])
+	assert.Equal(t, map[string]string{"perfkit.health.check.status": "1", "perfkit.health.check.duration": "s"}, units,
+		"perfkit.health.* names; a state is 1, a duration s")
+	gauge, ok := got["perfkit.health.check.status"].(metricdata.Gauge[int64])
+	require.True(t, ok, "status gauge: %T", got["perfkit.health.check.status"])
 	states := map[string]int64{}
 	for _, dp := range gauge.DataPoints {
 		name, _ := dp.Attributes.Value(attribute.Key("health.check.name"))
@@ -44,8 +48,8 @@ func TestMetrics(t *testing.T) {
 		"llm/pass": 0, "llm/warn": 0, "llm/fail": 1,
 	}, states)
 
-	hist, ok := got["health.check.duration"].(metricdata.Histogram[float64])
-	require.True(t, ok, "duration histogram: %T", got["health.check.duration"])
+	hist, ok := got["perfkit.health.check.duration"].(metricdata.Histogram[float64])
+	require.True(t, ok, "duration histogram: %T", got["perfkit.health.check.duration"])
 	var runs uint64
 	for _, dp := range hist.DataPoints {
 		runs += dp.Count

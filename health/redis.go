@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,12 +20,34 @@ import (
 // On a *redis.ClusterClient every master is checked, responseTime is the
 // slowest, usedMemory and the hit counts are summed, and one failing master
 // fails the check. ComponentType is "datastore".
+//
+// A Redis that refuses connections is reported with the dial error
+// ("dial tcp 10.0.0.5:6379: connect: connection refused"), not as a
+// timeout, when go-redis gives up dialling before the check's timeout: with
+// perfkit.RedisOptions that takes milliseconds; with go-redis's defaults (5
+// dial attempts 100 ms apart for each of 4 tries) close to 2 s. When the
+// timeout comes first, the error is the timeout and, on a *redis.Client,
+// the last dial error seen during the run (Redis adds a dial hook to the
+// client that records it).
 func Redis(c redis.UniversalClient) CheckFunc {
+	dials := &dialErrors{}
+	if rc, ok := c.(*redis.Client); ok && rc != nil {
+		rc.AddHook(dials)
+	}
 	return func(ctx context.Context) Result {
 		res := Result{ComponentType: "datastore"}
 		if c == nil {
 			res.Err = errors.New("health: nil redis client")
 			return res
+		}
+		// Stop the round trip a little before the check's own deadline, so
+		// that go-redis, which ends a dial it is retrying when the context
+		// does and returns the dial's error, hands that error ("connection
+		// refused") to the check before the check is reported as timed out.
+		if dl, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/10, redisDeadlineMargin)))
+			defer cancel()
 		}
 		var (
 			mu  sync.Mutex
@@ -41,6 +64,7 @@ func Redis(c redis.UniversalClient) CheckFunc {
 			return err
 		}
 		var err error
+		t0 := time.Now()
 		if cc, ok := c.(*redis.ClusterClient); ok {
 			err = cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
 				if err := add(ctx, n); err != nil {
@@ -50,6 +74,11 @@ func Redis(c redis.UniversalClient) CheckFunc {
 			})
 		} else {
 			err = add(ctx, c)
+		}
+		if err != nil && errors.Is(err, context.DeadlineExceeded) {
+			if dialErr := dials.since(t0); dialErr != nil {
+				err = fmt.Errorf("%w (last dial: %w)", err, dialErr)
+			}
 		}
 		res.Err = err
 		res.Measurements = []Measurement{{Name: "responseTime", Value: ms(agg.latency), Unit: "ms"}}
@@ -63,6 +92,45 @@ func Redis(c redis.UniversalClient) CheckFunc {
 		return res
 	}
 }
+
+// dialErrors is a go-redis hook remembering the last failed dial.
+type dialErrors struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+func (d *dialErrors) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err != nil && ctx.Err() == nil {
+			d.mu.Lock()
+			d.at, d.err = time.Now(), err
+			d.mu.Unlock()
+		}
+		return conn, err
+	}
+}
+
+func (d *dialErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (d *dialErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// since returns the last dial error seen at or after t, or nil.
+func (d *dialErrors) since(t time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err == nil || d.at.Before(t) {
+		return nil
+	}
+	return d.err
+}
+
+// redisDeadlineMargin is the most by which Redis stops before the check's
+// deadline (a tenth of the time left when that is less).
+const redisDeadlineMargin = 50 * time.Millisecond
 
 type redisStats struct {
 	latency      time.Duration

@@ -50,7 +50,7 @@ func TestAggregation(t *testing.T) {
 			got := c.Check(context.Background())
 			assert.Equal(t, tt.want, got.Status, "aggregate status")
 			assert.Equal(t, tt.code, got.Status.HTTPStatus(), "HTTP status")
-			w := get(c.Handler(Options{}), "/health")
+			w := get(c.Handler(HandlerConfig{}), "/health")
 			assert.Equal(t, tt.code, w.Code, "HTTP status served")
 			assert.JSONEq(t, `{"status":"`+tt.want.String()+`"}`, w.Body.String())
 		})

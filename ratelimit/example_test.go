@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/ratelimit"
 )
 
@@ -19,11 +20,10 @@ import (
 func Example_service() {
 	var rdb redis.UniversalClient // nil: local limiters
 	if u := os.Getenv("REDIS_URL"); u != "" {
-		opt, err := redis.ParseURL(u)
+		opt, err := perfkit.RedisOptions(u) // the decision deadline (250 ms) then cuts a hung Redis
 		if err != nil {
 			panic(err)
 		}
-		opt.ContextTimeoutEnabled = true // lets the decision deadline (250 ms) cut a hung Redis
 		rdb = redis.NewClient(opt)
 	}
 	g, err := ratelimit.NewGroup(ratelimit.Config{Redis: rdb, Instances: 3})

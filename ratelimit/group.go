@@ -15,10 +15,10 @@ import (
 // Group of local limiters, default metrics and logging.
 type Config struct {
 	// Redis, when set, makes limits hold across instances; nil makes every
-	// limiter of the Group local (in memory). 	// perfkit.RedisOptions, or at least ContextTimeoutEnabled: true, or
-	// go-redis ignores the per-decision deadline and a hung Redis stalls
-	// requests for its ReadTimeout. A *redis.ClusterClient works: each
-	// decision touches one hash slot.
+	// limiter of the Group local (in memory). Build it with
+	// perfkit.RedisOptions: without ContextTimeoutEnabled go-redis ignores
+	// the per-decision deadline and a hung Redis stalls requests. A
+	// *redis.ClusterClient works: each decision touches one hash slot.
 	Redis redis.UniversalClient
 	// KeyPrefix starts every Redis key (default "ratelimit:"). Keys are
 	// KeyPrefix + "{" + key + "}:" + tier name.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"go.uber.org/goleak"
@@ -52,11 +53,10 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func sharedRedis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
 	_, prefix := testenv.Redis(t)
-	opt, err := redis.ParseURL(testenv.RedisURL())
+	opt, err := perfkit.RedisOptions(testenv.RedisURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt.ContextTimeoutEnabled = true
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { _ = c.Close() })
 	return c, prefix

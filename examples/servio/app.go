@@ -149,7 +149,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	}
 
 	if a.cache, err = cache.New(cache.Config{Redis: a.redis, KeyPrefix: cfg.RedisPrefix + "cache:", Codec: rawJSON{},
-		L2Timeout: cmp.Or(opts.redisTimeout, cfg.RedisTimeout), Name: "servio", MeterProvider: mp, Logger: log}); err != nil {
+		RedisTimeout: cmp.Or(opts.redisTimeout, cfg.RedisTimeout), Name: "servio", MeterProvider: mp, Logger: log}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.cache.Close)

@@ -63,7 +63,7 @@ func (a *App) llmCheck(context.Context) health.Result {
 // /health/ready and /health/metrics (Prometheus). Details are shown to
 // callers on loopback or private networks only.
 func (a *App) mountHealth(mux *http.ServeMux) {
-	a.health.Mount(mux, health.Options{Authorizer: health.PrivateNetwork, Metrics: a.metrics.Handler()})
+	a.health.Mount(mux, health.HandlerConfig{Authorizer: health.PrivateNetwork, Metrics: a.metrics.Handler()})
 }
 
 // drain makes /health/ready fail so load balancers stop sending traffic

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
+	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/dbpool"
 	"github.com/servio/perfkit/examples/servio/internal/store"
 	"github.com/stretchr/testify/assert"
@@ -136,14 +137,15 @@ func TestNewRedis(t *testing.T) {
 			require.True(t, ok, "%s must make a cluster client", tc.url)
 			assert.Equal(t, tc.addrs, cc.Options().Addrs)
 			assert.True(t, cc.Options().ContextTimeoutEnabled)
-			assert.Equal(t, 1, cc.Options().DialerRetries, "a refused dial is not retried")
+			assert.Equal(t, perfkit.RedisDialAttempts, cc.Options().DialerRetries, "a refused dial is retried once")
 		} else {
 			rc, ok := c.(*redis.Client)
 			require.True(t, ok, "%s must make a single-node client", tc.url)
 			assert.Equal(t, tc.addrs[0], rc.Options().Addr)
 			assert.True(t, rc.Options().ContextTimeoutEnabled)
 			o := rc.Options()
-			assert.Equal(t, []any{1, 1, time.Millisecond, 4 * time.Millisecond}, []any{o.DialerRetries, o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff}, "fail fast")
+			assert.Equal(t, []any{perfkit.RedisDialAttempts, perfkit.RedisMaxRetries, perfkit.RedisMinRetryBackoff, perfkit.RedisMaxRetryBackoff},
+				[]any{o.DialerRetries, o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff}, "fail fast: perfkit.RedisOptions")
 		}
 		require.NoError(t, c.Close())
 	}

@@ -56,9 +56,9 @@ func newFakeServio(t *testing.T) (*fakeServio, *httptest.Server) {
 		fmt.Fprintf(w, "# TYPE perfkit_cache_hits_total counter\nperfkit_cache_hits_total{tier=\"l1\"} %d\n", 9*n)
 		fmt.Fprintf(w, "# TYPE perfkit_cache_misses_total counter\nperfkit_cache_misses_total %d\n", n)
 		fmt.Fprintf(w, "# TYPE db_client_operation_duration_seconds histogram\ndb_client_operation_duration_seconds_bucket{le=\"+Inf\"} %d\ndb_client_operation_duration_seconds_sum 1\ndb_client_operation_duration_seconds_count %d\n", 10*n, 10*n)
-		fmt.Fprintf(w, "# TYPE db_client_operation_slow_total counter\ndb_client_operation_slow_total %d\n", n)
+		fmt.Fprintf(w, "# TYPE perfkit_dbpool_slow_queries_total counter\nperfkit_dbpool_slow_queries_total %d\n", n)
 		fmt.Fprintf(w, "# TYPE db_client_connection_use_time_seconds histogram\ndb_client_connection_use_time_seconds_bucket{le=\"+Inf\"} %d\ndb_client_connection_use_time_seconds_sum %g\ndb_client_connection_use_time_seconds_count %d\n", n, 0.002*float64(n), n)
-		_, _ = io.WriteString(w, "# TYPE db_client_connection_max gauge\ndb_client_connection_max 20\n# TYPE db_client_connection_saturation_ratio gauge\ndb_client_connection_saturation_ratio 0.25\n")
+		_, _ = io.WriteString(w, "# TYPE db_client_connection_max gauge\ndb_client_connection_max 20\n# TYPE perfkit_dbpool_connection_saturation_ratio gauge\nperfkit_dbpool_connection_saturation_ratio 0.25\n")
 	})
 	mux.HandleFunc("GET /restaurants/{id}/menu", ok(`[{"id":11,"name":"a"},{"id":12,"name":"b"}]`))
 	// Staff routes answer 401 without the token the login gave.

@@ -124,7 +124,7 @@ func slowShare(before, after families) float64 {
 	if n == 0 {
 		return math.NaN()
 	}
-	slow := after.find("db_client_operation_slow", "")
+	slow := after.find("perfkit_dbpool_slow_queries", "")
 	if slow == "" {
 		return 0
 	}

@@ -141,7 +141,7 @@ func (s *sampler) stop() []float64 {
 
 // poolSaturation is in-use ÷ max connections of the service's DB pool.
 func poolSaturation(f families) (float64, bool) {
-	if n := f.find("db_client_connection_saturation", ""); n != "" {
+	if n := f.find("perfkit_dbpool_connection_saturation", ""); n != "" {
 		return f.sum(n, nil)
 	}
 	count, max := f.find("db_client_connection_count", ""), f.find("db_client_connection_max", "")
