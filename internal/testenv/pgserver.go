@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -63,7 +64,17 @@ func StartPostgres(t testing.TB) *PostgresServer {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		t.Fatalf("testenv: initdb: %v\n%s", err, out)
 	}
-	if err := s.start(); err != nil {
+	// A free port can be taken by another test's process before postgres
+	// binds it (a private Redis Cluster node binds its port+10000 too, which
+	// FreePort cannot foresee): a start that failed on a taken port tries
+	// another one.
+	for range 5 {
+		if err = s.start(); err == nil || !strings.Contains(err.Error(), "Address already in use") {
+			break
+		}
+		s.Port = FreePort(t)
+	}
+	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(s.Stop)
