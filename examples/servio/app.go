@@ -248,7 +248,7 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 			"url", redactURL(a.llm.baseURL), "latency", a.cfg.SimLLMLatency.String(), "failure_rate", a.cfg.SimLLMFailureRate)
 	}
 	if a.cfg.Baseline {
-		// The seed's "before": a default client, straight to the upstream,
+		// The original service's "before": a default client, straight to the upstream,
 		// bounded only by the assistant timeout.
 		a.llm.http = &http.Client{Timeout: a.cfg.AssistantTimeout}
 		a.llmPipe, err = resilience.NewPipeline(resilience.PipelineConfig{Name: "openai", MeterProvider: mp, Logger: a.log})

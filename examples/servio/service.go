@@ -15,7 +15,7 @@ import (
 // Cache TTLs (L2; L1 keeps entries at most cache.Config.L1TTL, 60 s).
 // Menus change rarely; single orders change with their status (every change
 // invalidates them); order lists and inventory change with every order and
-// are not cached at all — the seed's "don't cache rapidly changing data".
+// are not cached at all — the original service's rule "don't cache rapidly changing data".
 const (
 	menuTTL      = 5 * time.Minute
 	orderTTL     = time.Minute
@@ -26,7 +26,7 @@ func menuKey(restaurantID int64) string { return "menu:" + strconv.FormatInt(res
 func orderKey(orderID int64) string     { return "order:" + strconv.FormatInt(orderID, 10) }
 
 // service is servio's business layer: the store's repositories wrapped with
-// perfkit where the seed put its decorators — metrics.Track on every method
+// perfkit where the original service put its decorators — metrics.Track on every method
 // (@Track), cache.Cacheable on menus and single orders (@Cacheable).
 // Cached methods return the encoded JSON response, which is what the cache
 // holds, so a hit costs neither a query nor an encode.
@@ -66,7 +66,7 @@ type menuResponse struct {
 }
 
 // newService wires the methods; with baseline the reads are not cached and
-// order pages load their items one query per order (the seed's "before").
+// order pages load their items one query per order (the original service's "before").
 func newService(st *store.Store, c *cache.Cache, tr *metrics.Tracker, log *slog.Logger, baseline bool) *service {
 	s := &service{st: st, cache: c, log: log}
 	menu, order := cache.Cacheable(c, menuKey, menuTTL, s.loadMenu), cache.Cacheable(c, orderKey, orderTTL, s.loadOrder)

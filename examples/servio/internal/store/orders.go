@@ -64,7 +64,7 @@ func (s *Store) Orders(ctx context.Context, q OrdersQuery) (OrderPage, error) {
 	return s.orders(ctx, q, &s.q.orderPage)
 }
 
-// OrdersNPlusOne returns the same page as Orders the way the seed service
+// OrdersNPlusOne returns the same page as Orders the way the original TypeScript service
 // did before its optimisation: one query for the page, then one more per
 // order for its items. It exists only for servio's -baseline mode, so the
 // before/after load test measures what batch loading saves.
