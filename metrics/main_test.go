@@ -2,11 +2,9 @@ package metrics
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"testing"
-	"time"
 
+	"github.com/servio/perfkit/internal/testenv"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -14,39 +12,14 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain is goleak.VerifyTestMain with a longer wait: goleak gives
-// goroutines about 0.4 s to end, and on a loaded CI machine the HTTP and gRPC
-// connection goroutines that exporters and test servers close can take longer
-// to be scheduled and return. A goroutine that never ends still fails.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := findLeaks(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// TestMain fails the package on leaked goroutines, waiting testenv.LeakWait
+// for slow ones to end.
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m) }
 
-// leakWait bounds how long findLeaks waits for goroutines to end.
-const leakWait = 15 * time.Second
-
-// findLeaks is goleak.Find retried for up to leakWait.
-func findLeaks(opts ...goleak.Option) error {
-	deadline := time.Now().Add(leakWait)
-	for {
-		err := goleak.Find(opts...)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-	}
-}
-
-// verifyNoLeaks is goleak.VerifyNone with findLeaks' longer wait.
+// verifyNoLeaks is goleak.VerifyNone with testenv.FindLeaks' longer wait.
 func verifyNoLeaks(t *testing.T, opts ...goleak.Option) {
 	t.Helper()
-	if err := findLeaks(opts...); err != nil {
+	if err := testenv.FindLeaks(opts...); err != nil {
 		t.Error(err)
 	}
 }

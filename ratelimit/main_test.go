@@ -2,10 +2,8 @@ package ratelimit_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -14,36 +12,11 @@ import (
 	"github.com/servio/perfkit"
 	"github.com/servio/perfkit/internal/testenv"
 	"github.com/stretchr/testify/assert"
-	"go.uber.org/goleak"
 )
 
-// TestMain is goleak.VerifyTestMain with a longer wait (as in metrics and
-// examples/servio): goleak gives goroutines about 0.4 s to end, but
-// go-redis's dial prober, started once a client's dials have failed
-// PoolSize times (the Redis outage tests: five breaker failures, each with
-// go-redis's own retries), notices its client's Close only after its 1 s
-// sleep. A goroutine that never ends still fails.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := findLeaks(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// findLeaks is goleak.Find retried for up to 10 s.
-func findLeaks() error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := goleak.Find()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-	}
-}
+// TestMain fails the package on leaked goroutines, waiting testenv.LeakWait
+// for slow ones to end.
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m) }
 
 // quiet is a logger for tests that provoke warnings on purpose.
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
