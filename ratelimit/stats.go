@@ -6,24 +6,24 @@ import "sync/atomic"
 // Every Redis decision is in exactly one of the four counts.
 type Stats struct {
 	// Redis is how many decisions Redis made.
-	Redis int64
+	Redis uint64
 	// Timeouts is how many decisions ran out of Config.RedisTimeout waiting
 	// for Redis and were made by the tiers' failure policy. A healthy Redis
 	// should keep this at zero: if it grows, Redis or the client's pool is
 	// slower than the deadline allows.
-	Timeouts int64
+	Timeouts uint64
 	// Errors is how many decisions failed on Redis for another reason
 	// (connection refused, a script error) and were made by the failure
 	// policy.
-	Errors int64
+	Errors uint64
 	// Rejected is how many decisions were made by the failure policy
 	// without asking Redis, because the breaker of the key's node was open.
-	Rejected int64
+	Rejected uint64
 }
 
 // stats are the counters behind Stats.
 type stats struct {
-	redis, timeouts, errors, rejected atomic.Int64
+	redis, timeouts, errors, rejected atomic.Uint64
 }
 
 // Stats returns the counts of the Group's Redis decisions (all zero
