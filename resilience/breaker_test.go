@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -361,4 +362,29 @@ func TestTwoStepBreaker(t *testing.T) {
 
 	_, err = NewTwoStepBreaker(BreakerConfig{FailureRatio: 3})
 	assert.Error(t, err)
+}
+
+// refusedErr is an error a limiter outside resilience returns: the call
+// never reached the dependency.
+type refusedErr struct{}
+
+func (refusedErr) Error() string             { return "refused by a limiter" }
+func (refusedErr) Refused() bool             { return true }
+func (refusedErr) RetryAfter() time.Duration { return time.Second }
+
+// TestDefaultIsFailureSkipsRefused: an error with Refused() true, also
+// wrapped, is not a breaker failure, yet the default Retryable retries it.
+func TestDefaultIsFailureSkipsRefused(t *testing.T) {
+	wrapped := fmt.Errorf("calling: %w", refusedErr{})
+	for _, err := range []error{refusedErr{}, wrapped} {
+		if DefaultIsFailure(err) {
+			t.Errorf("DefaultIsFailure(%v) = true, want false", err)
+		}
+		if !DefaultRetryable(err) {
+			t.Errorf("DefaultRetryable(%v) = false, want true", err)
+		}
+	}
+	if !DefaultIsFailure(errors.New("dependency down")) {
+		t.Error("a plain error must count as a failure")
+	}
 }
