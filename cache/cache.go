@@ -20,6 +20,8 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/servio/perfkit/internal/nodebreaker"
 )
 
 // Defaults used for zero Config fields (see each field of Config).
@@ -135,7 +137,7 @@ type Cache struct {
 
 	cfg  Config
 	rdb  redis.UniversalClient
-	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb   *nodebreaker.Breakers[struct{}] // one per Redis node
 	id   string
 	seed maphash.Seed
 	inv  atomic.Uint64 // bumped by every pattern/tag invalidation and flush
@@ -150,7 +152,7 @@ type Cache struct {
 	st  counters
 	met *instruments
 
-	ps        *redis.PubSub
+	subs      subscriptions      // one per master on a cluster, else one
 	pend      pending            // invalidations waiting for Redis
 	replayMu  sync.RWMutex       // a replay round (write-locked) vs the Redis part of writes
 	stopRetry context.CancelFunc // ends retryPending
@@ -192,7 +194,7 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("%w: ristretto: %w", ErrInvalidConfig, err)
 	}
 	c.l1 = l1
-	c.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	c.cb = nodebreaker.New[struct{}](cfg.Redis, gobreaker.Settings{
 		Name:        "cache:" + cfg.Name,
 		MaxRequests: 1,
 		Timeout:     cfg.BreakerOpenFor,
@@ -200,8 +202,8 @@ func New(cfg Config) (*Cache, error) {
 		IsExcluded: func(err error) bool {
 			return errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled)
 		},
-		OnStateChange: func(_ string, from, to gobreaker.State) {
-			cfg.Logger.Warn("cache: redis breaker", "cache", cfg.Name, "from", from.String(), "to", to.String())
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			cfg.Logger.Warn("cache: redis breaker", "cache", cfg.Name, "breaker", name, "from", from.String(), "to", to.String())
 		},
 	})
 	if c.met, err = newInstruments(c); err != nil {
@@ -300,9 +302,7 @@ func (c *Cache) Close() error {
 		c.mu.Lock() // no load may join after this
 		c.closed.Store(true)
 		c.mu.Unlock()
-		if c.ps != nil {
-			_ = c.ps.Close()
-		}
+		c.closeSubs()
 		if c.stopRetry != nil {
 			c.stopRetry()
 		}

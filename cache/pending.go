@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
 	"maps"
 	"slices"
 	"sync"
@@ -151,7 +150,9 @@ func (c *Cache) retryPending(ctx context.Context) {
 // What goes through is also cleared from this L1 again: a read between
 // the failure and now may have refilled it from the old L2 value.
 func (c *Cache) replayPending(ctx context.Context) bool {
-	if c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }) != nil {
+	// On a cluster there is no one node to ask: each key's replay goes
+	// through its own master's breaker, which fails fast while open.
+	if !c.clustered() && c.l2Run(ctx, c.cb.ForKey(ctx, ""), c.cfg.L2Timeout, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }) != nil {
 		return c.pendingCount() == 0
 	}
 	// A write of this instance that gets through while the round runs
@@ -176,11 +177,15 @@ func (c *Cache) replayPending(ctx context.Context) bool {
 		c.st.replayed.Add(uint64(len(items)))
 	}
 	if len(keys) > 0 {
-		if c.unlinkAndAnnounce(ctx, keys) != nil {
+		// Per node: the keys whose node took the tombstone are done, the
+		// others stay queued.
+		failed, err := c.unlinkAndAnnounce(ctx, keys)
+		bad, good := splitKeys(keys, failed)
+		c.delLocal(good...)
+		done(func(p *pending) map[string]struct{} { return p.keys }, good...)
+		if err != nil || len(bad) > 0 {
 			return false
 		}
-		c.delLocal(keys...)
-		done(func(p *pending) map[string]struct{} { return p.keys }, keys...)
 	}
 	// bounded runs one pattern or tag replay within pendingStepTimeout.
 	bounded := func(run func(context.Context) (int, error)) error {
@@ -204,8 +209,7 @@ func (c *Cache) replayPending(ctx context.Context) bool {
 		done(func(p *pending) map[string]struct{} { return p.tags }, tags...)
 	}
 	if flush {
-		msg, _ := json.Marshal(message{ID: c.id, Flush: true})
-		if c.publish(ctx, msg) != nil {
+		if c.publish(ctx, c.flushMessage()) != nil {
 			return false
 		}
 		p.mu.Lock()
