@@ -181,7 +181,7 @@ func New(cfg Config) (*Cache, error) {
 		id:    instanceID(),
 		ready: make(chan struct{}),
 		pend: pending{keys: map[string]struct{}{}, patterns: map[string]struct{}{}, tags: map[string]struct{}{},
-			kick: make(chan struct{}, 1)},
+			kick: make(chan struct{}, 1), recovered: make(chan struct{}, 1)},
 	}
 	l1, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
 		NumCounters:        cfg.MaxEntries * 10,
@@ -204,6 +204,9 @@ func New(cfg Config) (*Cache, error) {
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			cfg.Logger.Warn("cache: redis breaker", "cache", cfg.Name, "breaker", name, "from", from.String(), "to", to.String())
+			if to == gobreaker.StateClosed {
+				c.pend.nodeRecovered()
+			}
 		},
 	})
 	if c.met, err = newInstruments(c); err != nil {

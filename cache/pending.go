@@ -18,9 +18,11 @@ const (
 )
 
 // Retry delays of pending invalidations: doubling from the first to the
-// last. Each round starts with a PING through the breaker, so while the
-// breaker is open a round costs one refused call, and the first round
-// after it lets a probe through carries the backlog.
+// last, cut short when a node's breaker closes. On a single node each
+// round starts with a PING through the breaker, so while the breaker is
+// open a round costs one refused call, and the first round after it lets
+// a probe through carries the backlog; on a cluster each key's replay
+// goes through its own master's breaker.
 const (
 	pendingFirstDelay = 100 * time.Millisecond
 	pendingMaxDelay   = time.Second
@@ -43,6 +45,19 @@ type pending struct {
 	flush    bool // tell the other instances to flush their L1
 	warned   bool // the overflow warning was logged
 	kick     chan struct{}
+	// recovered wakes a waiting replay round at once: a node's breaker
+	// closed, so its Redis takes calls again. Replaying then, not up to
+	// pendingMaxDelay later, keeps an old invalidation from landing after
+	// a newer write another instance made once the node was back.
+	recovered chan struct{}
+}
+
+// nodeRecovered is called when a breaker closes.
+func (p *pending) nodeRecovered() {
+	select {
+	case p.recovered <- struct{}{}:
+	default:
+	}
 }
 
 // add queues items in m, up to limit; past it the other instances will
@@ -135,6 +150,8 @@ func (c *Cache) retryPending(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			case <-c.pend.recovered:
+				t.Stop()
 			}
 			if c.replayPending(ctx) {
 				break
