@@ -139,6 +139,23 @@ func TestClusterDeadMasterKeepsL2ForLiveMasters(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "loaded", v)
 	assert.True(t, errors.Is(cache.Set(ctx, a, dead[3], "x", 0), cache.ErrUnavailable))
+
+	// A tag invalidation whose tag set lives on the dead master fails
+	// (and is replayed later) at once; the live masters' values stay.
+	deadTag := ""
+	for i := 0; deadTag == ""; i++ {
+		tg := fmt.Sprint("tag", i)
+		m, err := rdbA.MasterForKey(ctx, prefix+"tag:"+tg)
+		require.NoError(t, err)
+		if m.Options().Addr == deadAddr {
+			deadTag = tg
+		}
+	}
+	_, err = a.InvalidateTags(ctx, deadTag)
+	require.ErrorIs(t, err, cache.ErrUnavailable, "the tag set's master is dead")
+	v, err = cache.Get[string](ctx, b, live[0])
+	require.NoError(t, err)
+	assert.Equal(t, "live:"+live[0], v)
 }
 
 // TestClusterInvalidationSurvivesChannelNodeDeath kills the master that

@@ -231,6 +231,9 @@ func (c *Cache) invalidateTagsL2(ctx context.Context, tags []string) (int, error
 		// The sets are gone once a take ran: keep what was read even if
 		// another take failed.
 		for _, cmd := range cmds {
+			if cmd == nil {
+				continue // its master's breaker refused the call
+			}
 			if v, err := cmd.StringSlice(); err == nil {
 				members = append(members, v...)
 			}
