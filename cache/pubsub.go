@@ -61,6 +61,7 @@ type subscriptions struct {
 
 	mu      sync.Mutex
 	ps      map[string]*redis.PubSub
+	via     map[string]redis.UniversalClient // the client each PubSub was made with
 	closed  bool
 	stop    context.CancelFunc // ends watchMasters
 	waiting atomic.Int32       // initial subscriptions not yet confirmed
@@ -96,6 +97,7 @@ func (s *subscriptions) firstCopy(key string) bool {
 func (c *Cache) subscribe() {
 	ctx := context.Background()
 	c.subs.ps = map[string]*redis.PubSub{}
+	c.subs.via = map[string]redis.UniversalClient{}
 	var err error
 	if cl, ok := c.rdb.(*redis.ClusterClient); ok {
 		mctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -139,12 +141,20 @@ func (c *Cache) subscribe() {
 func (c *Cache) addSub(ctx context.Context, addr string, n redis.UniversalClient) error {
 	c.subs.mu.Lock()
 	defer c.subs.mu.Unlock()
-	if c.subs.closed || c.subs.ps[addr] != nil {
+	if c.subs.closed {
 		return nil
+	}
+	if old := c.subs.ps[addr]; old != nil {
+		if c.subs.via[addr] == n {
+			return nil
+		}
+		// The cluster client replaced its client of that node (the old
+		// one is closed): subscribe again through the new one.
+		_ = old.Close()
 	}
 	ps := n.Subscribe(ctx)
 	err := ps.Subscribe(ctx, c.cfg.Channel)
-	c.subs.ps[addr] = ps
+	c.subs.ps[addr], c.subs.via[addr] = ps, n
 	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	c.wg.Add(1)
 	go c.listen(ch)
@@ -181,6 +191,7 @@ func (c *Cache) watchMasters(ctx context.Context, cl *redis.ClusterClient) {
 			if !live[addr] {
 				_ = ps.Close()
 				delete(c.subs.ps, addr)
+				delete(c.subs.via, addr)
 			}
 		}
 		c.subs.mu.Unlock()
