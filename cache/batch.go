@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,29 +48,26 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 	for i, k := range missing {
 		snaps[i] = c.snapshot(k)
 	}
-	var cmds []redis.Cmder
-	err := c.l2Do(ctx, func(ctx context.Context) error {
-		var err error
-		cmds, err = c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, k := range missing {
-				p.Get(ctx, c.redisKey(k))
-			}
-			return nil
-		})
-		if errors.Is(err, redis.Nil) {
-			err = nil
-			for _, cmd := range cmds {
-				if e := cmd.Err(); e != nil && !errors.Is(e, redis.Nil) {
-					return e
-				}
-			}
+	// One pipeline per node (see l2Pipe): the keys of a node that failed
+	// read as misses, the others are served.
+	rkeys := make([]string, len(missing))
+	for i, k := range missing {
+		rkeys[i] = c.redisKey(k)
+	}
+	cmds := make([]*redis.StringCmd, len(missing))
+	failed, _ := c.l2Pipe(ctx, rkeys, nil, func(ctx context.Context, p redis.Pipeliner, idx []int) {
+		for _, i := range idx {
+			cmds[i] = p.Get(ctx, rkeys[i])
 		}
-		return err
-	})
-	if err != nil || len(cmds) != len(missing) {
+	}, nil)
+	if len(failed) == len(missing) {
 		c.st.misses.Add(uint64(len(missing)))
 		return out, ctx.Err()
 	}
+	for _, i := range failed {
+		cmds[i] = nil
+	}
+	c.st.misses.Add(uint64(len(failed)))
 	// As ttls(0, nil) gives, but jittered per key: one batch must not
 	// expire from L1 all at once.
 	l1TTL := min(c.cfg.L1TTL, c.cfg.TTL)
@@ -84,7 +80,10 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 	vals := make([]V, len(missing))
 	queued := make([]int, 0, len(missing))
 	for i, cmd := range cmds {
-		b, err := cmd.(*redis.StringCmd).Bytes()
+		if cmd == nil {
+			continue // its node failed: counted as a miss above
+		}
+		b, err := cmd.Bytes()
 		if err != nil {
 			c.st.misses.Add(1)
 			continue

@@ -20,6 +20,8 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/servio/perfkit/internal/nodebreaker"
 )
 
 // Defaults used for zero Config fields (see each field of Config).
@@ -105,10 +107,12 @@ type Config struct {
 	// callers' cancellation (a caller that gives up does not cancel the load
 	// others wait for) but keeps their context values. Default 30 s.
 	LoadTimeout time.Duration
-	// BreakerConsecutiveFailures is how many consecutive Redis failures
-	// open the breaker; while open, L2 is skipped. Default 5.
+	// BreakerConsecutiveFailures is how many consecutive failures of a
+	// Redis node open that node's breaker (one per master on a Cluster, one
+	// for any other client); while it is open, L2 is skipped for the keys
+	// that node owns. Default 5.
 	BreakerConsecutiveFailures int
-	// BreakerOpenTimeout is how long the breaker stays open before one
+	// BreakerOpenTimeout is how long a node's breaker stays open before one
 	// probe is let through. Default 5 s.
 	BreakerOpenTimeout time.Duration
 	// Channel is the pub/sub channel for cross-instance L1 invalidation.
@@ -137,7 +141,7 @@ type Cache struct {
 
 	cfg  Config
 	rdb  redis.UniversalClient
-	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb   *nodebreaker.Breakers[struct{}] // one per Redis node
 	id   string
 	seed maphash.Seed
 	inv  atomic.Uint64 // bumped by every pattern/tag invalidation and flush
@@ -152,7 +156,7 @@ type Cache struct {
 	st  counters
 	met *instruments
 
-	ps        *redis.PubSub
+	subs      subscriptions      // one per master on a cluster, else one
 	pend      pending            // invalidations waiting for Redis
 	replayMu  sync.RWMutex       // a replay round (write-locked) vs the Redis part of writes
 	stopRetry context.CancelFunc // ends retryPending
@@ -181,7 +185,7 @@ func New(cfg Config) (*Cache, error) {
 		id:    instanceID(),
 		ready: make(chan struct{}),
 		pend: pending{keys: map[string]struct{}{}, patterns: map[string]struct{}{}, tags: map[string]struct{}{},
-			kick: make(chan struct{}, 1)},
+			kick: make(chan struct{}, 1), recovered: make(chan struct{}, 1)},
 	}
 	l1, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
 		NumCounters:        int64(cfg.MaxEntries) * 10,
@@ -194,7 +198,7 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("%w: ristretto: %w", ErrInvalidConfig, err)
 	}
 	c.l1 = l1
-	c.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	c.cb = nodebreaker.New[struct{}](cfg.Redis, gobreaker.Settings{
 		Name:        "cache:" + cfg.Name,
 		MaxRequests: 1,
 		Timeout:     cfg.BreakerOpenTimeout,
@@ -204,8 +208,11 @@ func New(cfg Config) (*Cache, error) {
 		IsExcluded: func(err error) bool {
 			return errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled)
 		},
-		OnStateChange: func(_ string, from, to gobreaker.State) {
-			cfg.Logger.Warn("cache: redis breaker", "cache", cfg.Name, "from", from.String(), "to", to.String())
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			cfg.Logger.Warn("cache: redis breaker", "cache", cfg.Name, "breaker", name, "from", from.String(), "to", to.String())
+			if to == gobreaker.StateClosed {
+				c.pend.nodeRecovered()
+			}
 		},
 	})
 	if c.met, err = newInstruments(c); err != nil {
@@ -306,9 +313,7 @@ func (c *Cache) Close() error {
 		c.mu.Lock() // no load may join after this
 		c.closed.Store(true)
 		c.mu.Unlock()
-		if c.ps != nil {
-			_ = c.ps.Close()
-		}
+		c.closeSubs()
 		if c.stopRetry != nil {
 			c.stopRetry()
 		}

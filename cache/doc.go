@@ -43,7 +43,7 @@
 //     pattern and tag invalidations replace the epoch.)
 //   - Cross-instance: while Redis is healthy, the other instances drop
 //     their L1 copy when the write's pub/sub message arrives, published in
-//     the same round trip as the write: within a few milliseconds on one
+//     the same round trip as the write (on a cluster, right after it): within a few milliseconds on one
 //     host (1.5–10 ms measured on a loaded 2-core machine; see
 //     RELIABILITY.md).
 //   - Tags: a key tagged while InvalidateTags runs is either invalidated
@@ -59,10 +59,26 @@
 //     past that the other instances are flushed once Redis answers, and
 //     L2 keeps the dropped keys' old values until their TTL.
 //
-// Limits: on a Redis Cluster the epoch lives on one node, so a load racing
-// a pattern or tag invalidation can still fill L2 (key writes — Set,
-// Delete — stay exact); invalidation messages go over classic pub/sub,
-// one breaker covers the whole cluster. A Redis that loses its data
+// Redis Cluster: every master has its own circuit breaker, so a dead
+// master keeps only its own keys out of L2: with one master of three dead
+// (and cluster-require-full-coverage off) the live masters' keys are still
+// read and written, the dead master's fail fast once its breaker opened
+// (reads miss, writes return ErrUnavailable and are replayed). A batch —
+// GetMany, SetMany, Delete of many keys, a tag's members — is one
+// pipeline per master, each with its own outcome: the keys of a master
+// that failed miss or are replayed, the others are served or written
+// (SetMany still returns ErrUnavailable when any part failed). Each
+// instance subscribes to the invalidation channel on every master and
+// applies an announcement once, however many masters delivered it; it
+// publishes through any live master (classic pub/sub reaches every node).
+// So a dead master, even the one whose slot holds the channel's name,
+// stops no announcement: the cross-instance bound above holds for the
+// keys of the live masters.
+//
+// Limits: a Redis Cluster keeps no invalidation epoch (a script cannot
+// read it along with a key of another slot), so a load racing a pattern
+// or tag invalidation can still fill L2 with the value it read before
+// (key writes — Set, SetMany, Delete — stay exact). A Redis that loses its data
 // (restart without persistence) loses tombstones too; the new epoch then
 // fences the loads that began before. A dead or slow Redis is put behind
 // a circuit breaker with short timeouts: reads keep being served from L1

@@ -2,7 +2,8 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -38,11 +39,13 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 		return nil
 	}
 	c.replayMu.RLock() // a replay of an older invalidation lands before, not after
-	err := c.unlinkAndAnnounce(ctx, keys)
-	if err != nil {
-		c.deferKeys(keys...)
-	} else {
-		c.settled(keys)
+	failed, err := c.unlinkAndAnnounce(ctx, keys)
+	// Per node: the keys whose node took the tombstone are settled, the
+	// others replayed.
+	bad, good := splitKeys(keys, failed)
+	c.settled(good)
+	if len(bad) > 0 {
+		c.deferKeys(bad...)
 	}
 	c.replayMu.RUnlock()
 	c.endWrite(w, nil, nil)
@@ -50,13 +53,26 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 }
 
 // unlinkAndAnnounce is Delete's Redis part: replace the keys in L2 by
-// tombstones and tell the other instances to drop them from L1.
-func (c *Cache) unlinkAndAnnounce(ctx context.Context, keys []string) error {
+// tombstones and tell the other instances to drop them from L1. It
+// returns the indexes in keys of those whose node failed (sorted).
+func (c *Cache) unlinkAndAnnounce(ctx context.Context, keys []string) ([]int, error) {
 	rk := make([]string, len(keys))
 	for i, k := range keys {
 		rk[i] = c.redisKey(k)
 	}
-	return c.l2TombstoneBulk(ctx, rk, c.message(keys, "", nil))
+	bad, err := c.l2TombstoneBulk(ctx, rk, c.message(keys, "", nil))
+	if len(bad) == 0 {
+		return nil, err
+	}
+	failed := make([]int, 0, len(bad))
+	j := 0
+	for i, k := range rk {
+		if j < len(bad) && bad[j] == k {
+			failed = append(failed, i)
+			j++
+		}
+	}
+	return failed, err
 }
 
 // InvalidatePattern removes every key matching the Redis glob pattern (in
@@ -127,16 +143,24 @@ func (c *Cache) invalidatePatternL2(ctx context.Context, pattern string) (int, e
 		}
 		return flush()
 	}
-	err := c.l2Bulk(ctx, func(ctx context.Context) error {
-		switch r := c.rdb.(type) {
-		case *redis.ClusterClient:
-			return r.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
-		case *redis.Ring:
-			return r.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
-		default:
-			return scan(ctx, r)
+	// Only ctx bounds a SCAN loop (no RedisTimeout); each master's scan
+	// goes through that master's breaker.
+	var err error
+	switch r := c.rdb.(type) {
+	case *redis.ClusterClient:
+		err = r.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			return c.l2Run(ctx, c.cb.ForAddr(n.Options().Addr), 0, func(ctx context.Context) error { return scan(ctx, n) })
+		})
+		if err != nil && !errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err) // the slot map could not be read
 		}
-	})
+	case *redis.Ring:
+		err = c.l2Run(ctx, c.cb.ForKey(ctx, ""), 0, func(ctx context.Context) error {
+			return r.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
+		})
+	default:
+		err = c.l2Run(ctx, c.cb.ForKey(ctx, ""), 0, func(ctx context.Context) error { return scan(ctx, r) })
+	}
 	// Announce even when the SCAN failed part-way: the other instances
 	// must still drop what the caller meant to invalidate.
 	if perr := c.publish(ctx, c.message(nil, pattern, nil)); err == nil {
@@ -194,22 +218,26 @@ func (c *Cache) invalidateTagsL2(ctx context.Context, tags []string) (int, error
 	var members []string
 	err := c.newEpoch(ctx)
 	if err == nil {
-		err = c.l2Do(ctx, func(ctx context.Context) error {
-			cmds, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for _, t := range tags {
-					takeScript.Eval(ctx, p, []string{c.tagKey(t)})
-				}
-				return nil
-			})
-			// The sets are gone once a take ran: keep what was read even if
-			// another take of the pipeline failed.
-			for _, cmd := range cmds {
-				if v, err := cmd.(*redis.Cmd).StringSlice(); err == nil {
-					members = append(members, v...)
-				}
+		tks := make([]string, len(tags))
+		for i, t := range tags {
+			tks[i] = c.tagKey(t)
+		}
+		cmds := make([]*redis.Cmd, len(tags))
+		_, err = c.l2Pipe(ctx, tks, nil, func(ctx context.Context, p redis.Pipeliner, idx []int) {
+			for _, i := range idx {
+				cmds[i] = takeScript.Eval(ctx, p, []string{tks[i]})
 			}
-			return err
-		})
+		}, nil)
+		// The sets are gone once a take ran: keep what was read even if
+		// another take failed.
+		for _, cmd := range cmds {
+			if cmd == nil {
+				continue // its master's breaker refused the call
+			}
+			if v, err := cmd.StringSlice(); err == nil {
+				members = append(members, v...)
+			}
+		}
 	}
 	keys := make([]string, 0, len(members))
 	for _, m := range members {
@@ -228,20 +256,28 @@ func (c *Cache) invalidateTagsL2(ctx context.Context, tags []string) (int, error
 		return 0, err
 	}
 	w := c.beginWrite(keys)
-	err = c.l2TombstoneBulk(ctx, slices.Clip(members), c.message(keys, "", tags))
+	bad, err := c.l2TombstoneBulk(ctx, slices.Clip(members), c.message(keys, "", tags))
 	c.endWrite(w, nil, nil)
 	if err != nil {
-		c.deferKeys(keys...)
-		return 0, err
+		// Only the members whose node failed are replayed.
+		for _, m := range bad {
+			if k, ok := strings.CutPrefix(m, c.cfg.KeyPrefix); ok {
+				c.deferKeys(k)
+			}
+		}
+		return len(members) - len(bad), err
 	}
 	return len(members), nil
 }
 
 // newEpoch replaces the invalidation epoch: every load that observed the
-// old one can no longer fill L2.
+// old one can no longer fill L2. A cluster has none (see fillScript).
 func (c *Cache) newEpoch(ctx context.Context) error {
+	if c.clustered() {
+		return nil
+	}
 	e := tokenString(newToken())
-	return c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Set(ctx, c.epochKey(), e, 0).Err() })
+	return c.l2Do(ctx, c.epochKey(), func(ctx context.Context) error { return c.rdb.Set(ctx, c.epochKey(), e, 0).Err() })
 }
 
 // Flush empties L1 here and, through pub/sub, on every other instance. L2
@@ -257,31 +293,27 @@ func (c *Cache) Flush(ctx context.Context) error {
 	if c.rdb == nil || c.cfg.DisablePubSub {
 		return nil
 	}
-	msg, _ := json.Marshal(message{ID: c.id, Flush: true})
-	err := c.publish(ctx, msg)
+	err := c.publish(ctx, c.flushMessage())
 	if err != nil {
 		c.deferFlush()
 	}
 	return err
 }
 
-// publish announces msg to the other instances; a nil msg (no Redis, or
-// pub/sub off) is not sent.
-func (c *Cache) publish(ctx context.Context, msg []byte) error {
-	if msg == nil {
-		return nil
-	}
-	return c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Publish(ctx, c.cfg.Channel, msg).Err() })
-}
-
-// l2TombstoneBulk tombstones many keys in pipelines of unlinkBatch, the
-// last one carrying msg.
-func (c *Cache) l2TombstoneBulk(ctx context.Context, keys []string, msg []byte) error {
+// l2TombstoneBulk tombstones many Redis keys in pipelines of
+// unlinkBatch, the last one carrying msg. It returns the keys (as given)
+// whose node failed: after a failed batch the rest are not tried and are
+// returned too.
+func (c *Cache) l2TombstoneBulk(ctx context.Context, keys []string, msg []byte) ([]string, error) {
 	for len(keys) > unlinkBatch {
-		if err := c.l2Tombstone(ctx, keys[:unlinkBatch], nil); err != nil {
-			return err
+		if failed, err := c.l2Tombstone(ctx, keys[:unlinkBatch], nil); err != nil {
+			bad, _ := splitKeys(keys[:unlinkBatch], failed)
+			_ = c.publish(ctx, msg)
+			return append(bad, keys[unlinkBatch:]...), err
 		}
 		keys = keys[unlinkBatch:]
 	}
-	return c.l2Tombstone(ctx, keys, msg)
+	failed, err := c.l2Tombstone(ctx, keys, msg)
+	bad, _ := splitKeys(keys, failed)
+	return bad, err
 }

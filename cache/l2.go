@@ -11,48 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// l2Do runs one Redis call or pipeline f behind the breaker, bounded by
-// RedisTimeout.
-func (c *Cache) l2Do(ctx context.Context, f func(ctx context.Context) error) error {
-	return c.l2Run(ctx, c.cfg.RedisTimeout, f)
-}
-
-// l2Bulk runs a multi-round-trip Redis job (SCAN loops) behind the breaker,
-// without the per-call L2 timeout: only ctx bounds it.
-func (c *Cache) l2Bulk(ctx context.Context, f func(ctx context.Context) error) error {
-	return c.l2Run(ctx, 0, f)
-}
-
-// l2Run runs f behind the breaker, within timeout when it is positive. A
-// miss (redis.Nil) is not an error of Redis, nor is the caller giving up;
-// every other failure is counted and wrapped in ErrUnavailable.
-func (c *Cache) l2Run(ctx context.Context, timeout time.Duration, f func(ctx context.Context) error) error {
-	done, err := c.cb.Allow()
-	if err != nil {
-		c.st.l2Errors.Add(1)
-		c.st.l2Rejected.Add(1)
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	if timeout > 0 {
-		tctx, cancel := context.WithTimeout(ctx, timeout)
-		err = f(tctx)
-		cancel()
-	} else {
-		err = f(ctx)
-	}
-	if err != nil && ctx.Err() != nil {
-		// The caller gave up: not Redis' fault, so not a breaker failure.
-		done(context.Canceled)
-		return ctx.Err()
-	}
-	done(err)
-	if err != nil && !errors.Is(err, redis.Nil) {
-		c.st.l2Errors.Add(1)
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return err
-}
-
 // l2Get returns the raw L2 value of key, or nil on a miss or any failure.
 func (c *Cache) l2Get(ctx context.Context, key string) []byte {
 	b, _ := c.l2Read(ctx, key)
@@ -66,9 +24,10 @@ func (c *Cache) l2Read(ctx context.Context, key string) ([]byte, error) {
 		return nil, errNoRedis
 	}
 	var b []byte
-	err := c.l2Do(ctx, func(ctx context.Context) error {
+	rk := c.redisKey(key)
+	err := c.l2Do(ctx, rk, func(ctx context.Context) error {
 		var err error
-		b, err = c.rdb.Get(ctx, c.redisKey(key)).Bytes()
+		b, err = c.rdb.Get(ctx, rk).Bytes()
 		return err
 	})
 	if errors.Is(err, redis.Nil) {
@@ -105,7 +64,7 @@ func tokenString(t uint64) string {
 func (c *Cache) l2Epoch(ctx context.Context) (string, error) {
 	mine := tokenString(newToken())
 	var cur string
-	err := c.l2Do(ctx, func(ctx context.Context) error {
+	err := c.l2Do(ctx, c.epochKey(), func(ctx context.Context) error {
 		var err error
 		cur, err = c.rdb.SetArgs(ctx, c.epochKey(), mine, redis.SetArgs{Mode: "NX", Get: true}).Result()
 		if errors.Is(err, redis.Nil) {
@@ -159,6 +118,12 @@ func (c *Cache) observe(ctx context.Context, raw []byte) observation {
 	} else if raw != nil {
 		return o
 	}
+	if c.clustered() {
+		// No epoch on a cluster (fillScript does not read it there): a
+		// dead epoch node must not keep the live masters' keys out of L2.
+		o.ok = true
+		return o
+	}
 	var err error
 	if o.epoch, err = c.l2Epoch(ctx); err != nil {
 		return o
@@ -174,7 +139,7 @@ func (c *Cache) observe(ctx context.Context, raw []byte) observation {
 // It reports whether the value was written.
 func (c *Cache) l2Fill(ctx context.Context, it l2Item, obs observation) (bool, error) {
 	var ok bool
-	err := c.l2Do(ctx, func(ctx context.Context) error {
+	err := c.l2Do(ctx, c.redisKey(it.key), func(ctx context.Context) error {
 		if len(it.tags) > 0 {
 			if _, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				c.addTags(ctx, p, it)
@@ -231,46 +196,50 @@ func (c *Cache) l2Set(ctx context.Context, items []l2Item, announce bool) error 
 		}
 		msg = c.message(keys, "", nil)
 	}
+	rkeys := make([]string, len(items))
+	for i, it := range items {
+		rkeys[i] = c.redisKey(it.key)
+	}
 	// The value first, then its tags: an InvalidateTags that takes a tag
 	// set in between finds the key in the set afterwards. A cluster client
 	// runs a pipeline's nodes concurrently, so there the tags follow in a
-	// second round trip.
+	// second round trip (counted in the breaker of the values' node).
 	tagged := false
 	for _, it := range items {
 		tagged = tagged || len(it.tags) > 0
 	}
 	split := tagged && c.clustered()
-	err := c.l2Do(ctx, func(ctx context.Context) error {
-		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, it := range items {
-				p.Set(ctx, c.redisKey(it.key), it.val, it.ttl)
-				if !split {
-					c.addTags(ctx, p, it)
+	var after func(ctx context.Context, idx []int) error
+	if split {
+		after = func(ctx context.Context, idx []int) error {
+			_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, i := range idx {
+					c.addTags(ctx, p, items[i])
 				}
-			}
-			if msg != nil {
-				p.Publish(ctx, c.cfg.Channel, msg)
-			}
-			return nil
-		})
-		if err != nil || !split {
+				return nil
+			})
 			return err
 		}
-		_, err = c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, it := range items {
+	}
+	failed, err := c.l2Pipe(ctx, rkeys, msg, func(ctx context.Context, p redis.Pipeliner, idx []int) {
+		for _, i := range idx {
+			it := items[i]
+			p.Set(ctx, rkeys[i], it.val, it.ttl)
+			if !split {
 				c.addTags(ctx, p, it)
 			}
-			return nil
-		})
-		return err
-	})
-	switch {
-	case err != nil && announce:
-		// L2 and the other instances may still hold the old values: unlink
-		// and announce the keys once Redis takes writes again.
-		c.deferKeys(keys...)
-	case announce:
-		c.settled(keys)
+		}
+	}, after)
+	if announce {
+		// Per node: the keys whose node took the write are settled; those
+		// of a node that failed may still hold the old value in L2 (and the
+		// other instances in L1): unlink and announce them once their node
+		// takes writes again.
+		bad, good := splitKeys(keys, failed)
+		c.settled(good)
+		if len(bad) > 0 {
+			c.deferKeys(bad...)
+		}
 	}
 	return err
 }
@@ -281,43 +250,31 @@ func (c *Cache) l2Unlink(ctx context.Context, redisKeys []string, msg []byte) er
 	if c.rdb == nil {
 		return nil
 	}
-	return c.l2Do(ctx, func(ctx context.Context) error {
-		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, k := range redisKeys {
-				p.Unlink(ctx, k)
-			}
-			if msg != nil {
-				p.Publish(ctx, c.cfg.Channel, msg)
-			}
-			return nil
-		})
-		return err
-	})
+	_, err := c.l2Pipe(ctx, redisKeys, msg, func(ctx context.Context, p redis.Pipeliner, idx []int) {
+		for _, i := range idx {
+			p.Unlink(ctx, redisKeys[i])
+		}
+	}, nil)
+	return err
 }
 
 // l2Tombstone replaces keys (Redis keys) by tombstones — one SET each, so
 // a cluster never sees a cross-slot command — and announces msg in the
-// same pipeline. A tombstone reads as a miss; its fresh token makes the
-// fill of every load that observed the key before it fail (fillScript).
-// It lives tombstoneTTL: longer than any load may take to fill.
-func (c *Cache) l2Tombstone(ctx context.Context, redisKeys []string, msg []byte) error {
+// same pipeline (see l2Pipe). A tombstone reads as a miss; its fresh
+// token makes the fill of every load that observed the key before it fail
+// (fillScript). It lives tombstoneTTL: longer than any load may take to
+// fill. It returns the indexes in redisKeys of the keys whose node failed.
+func (c *Cache) l2Tombstone(ctx context.Context, redisKeys []string, msg []byte) ([]int, error) {
 	if c.rdb == nil {
-		return nil
+		return nil, nil
 	}
 	ttl := c.tombstoneTTL()
-	return c.l2Do(ctx, func(ctx context.Context) error {
-		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, k := range redisKeys {
-				h := header{codec: c.cfg.Codec.ID(), flags: flagTombstone, token: newToken()}
-				p.Set(ctx, k, appendHeader(make([]byte, 0, headerLen), h), ttl)
-			}
-			if msg != nil {
-				p.Publish(ctx, c.cfg.Channel, msg)
-			}
-			return nil
-		})
-		return err
-	})
+	return c.l2Pipe(ctx, redisKeys, msg, func(ctx context.Context, p redis.Pipeliner, idx []int) {
+		for _, i := range idx {
+			h := header{codec: c.cfg.Codec.ID(), flags: flagTombstone, token: newToken()}
+			p.Set(ctx, redisKeys[i], appendHeader(make([]byte, 0, headerLen), h), ttl)
+		}
+	}, nil)
 }
 
 // tombstoneTTL outlives every fill a load may still send: a miss observes

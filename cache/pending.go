@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
 	"maps"
 	"slices"
 	"sync"
@@ -19,9 +18,11 @@ const (
 )
 
 // Retry delays of pending invalidations: doubling from the first to the
-// last. Each round starts with a PING through the breaker, so while the
-// breaker is open a round costs one refused call, and the first round
-// after it lets a probe through carries the backlog.
+// last, cut short when a node's breaker closes. On a single node each
+// round starts with a PING through the breaker, so while the breaker is
+// open a round costs one refused call, and the first round after it lets
+// a probe through carries the backlog; on a cluster each key's replay
+// goes through its own master's breaker.
 const (
 	pendingFirstDelay = 100 * time.Millisecond
 	pendingMaxDelay   = time.Second
@@ -44,6 +45,19 @@ type pending struct {
 	flush    bool // tell the other instances to flush their L1
 	warned   bool // the overflow warning was logged
 	kick     chan struct{}
+	// recovered wakes a waiting replay round at once: a node's breaker
+	// closed, so its Redis takes calls again. Replaying then, not up to
+	// pendingMaxDelay later, keeps an old invalidation from landing after
+	// a newer write another instance made once the node was back.
+	recovered chan struct{}
+}
+
+// nodeRecovered is called when a breaker closes.
+func (p *pending) nodeRecovered() {
+	select {
+	case p.recovered <- struct{}{}:
+	default:
+	}
 }
 
 // add queues items in m, up to limit; past it the other instances will
@@ -136,6 +150,8 @@ func (c *Cache) retryPending(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			case <-c.pend.recovered:
+				t.Stop()
 			}
 			if c.replayPending(ctx) {
 				break
@@ -151,7 +167,9 @@ func (c *Cache) retryPending(ctx context.Context) {
 // What goes through is also cleared from this L1 again: a read between
 // the failure and now may have refilled it from the old L2 value.
 func (c *Cache) replayPending(ctx context.Context) bool {
-	if c.l2Do(ctx, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }) != nil {
+	// On a cluster there is no one node to ask: each key's replay goes
+	// through its own master's breaker, which fails fast while open.
+	if !c.clustered() && c.l2Run(ctx, c.cb.ForKey(ctx, ""), c.cfg.RedisTimeout, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }) != nil {
 		return c.pendingCount() == 0
 	}
 	// A write of this instance that gets through while the round runs
@@ -176,11 +194,15 @@ func (c *Cache) replayPending(ctx context.Context) bool {
 		c.st.replayed.Add(uint64(len(items)))
 	}
 	if len(keys) > 0 {
-		if c.unlinkAndAnnounce(ctx, keys) != nil {
+		// Per node: the keys whose node took the tombstone are done, the
+		// others stay queued.
+		failed, err := c.unlinkAndAnnounce(ctx, keys)
+		bad, good := splitKeys(keys, failed)
+		c.delLocal(good...)
+		done(func(p *pending) map[string]struct{} { return p.keys }, good...)
+		if err != nil || len(bad) > 0 {
 			return false
 		}
-		c.delLocal(keys...)
-		done(func(p *pending) map[string]struct{} { return p.keys }, keys...)
 	}
 	// bounded runs one pattern or tag replay within pendingStepTimeout.
 	bounded := func(run func(context.Context) (int, error)) error {
@@ -204,8 +226,7 @@ func (c *Cache) replayPending(ctx context.Context) bool {
 		done(func(p *pending) map[string]struct{} { return p.tags }, tags...)
 	}
 	if flush {
-		msg, _ := json.Marshal(message{ID: c.id, Flush: true})
-		if c.publish(ctx, msg) != nil {
+		if c.publish(ctx, c.flushMessage()) != nil {
 			return false
 		}
 		p.mu.Lock()
