@@ -71,10 +71,11 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 	// As ttls(0, nil) gives, but jittered per key: one batch must not
 	// expire from L1 all at once.
 	l1TTL := min(c.cfg.L1TTL, c.cfg.TTL)
-	fill := c.l1mu.TryRLock() // false during a flush or Close: no L1 fill
-	if fill {
-		defer c.l1mu.RUnlock()
-	}
+	// No L1 fill during a flush, Close or an invalidation's barrier. The
+	// lock is held only while L1 is written: corrupt values are dropped
+	// from Redis after it is released.
+	fill := c.l1mu.TryRLock()
+	var corrupt []error // by index in missing; nil when not corrupt
 	// One slice for every decoded value: the codec needs a pointer, which
 	// would otherwise cost one allocation per key.
 	vals := make([]V, len(missing))
@@ -90,7 +91,10 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 		}
 		negErr, freshUntil, tags, err := decodeInto(c, b, &vals[i])
 		if err != nil {
-			c.corrupt(ctx, missing[i], err) // a tombstone is a plain miss
+			if corrupt == nil {
+				corrupt = make([]error, len(missing))
+			}
+			corrupt[i] = err
 			c.st.misses.Add(1)
 			continue
 		}
@@ -108,7 +112,15 @@ func GetMany[V any](ctx context.Context, c *Cache, keys []string) (map[string]V,
 			queued = append(queued, i)
 		}
 	}
-	c.settleMany(missing, snaps, queued)
+	if fill {
+		c.settleMany(missing, snaps, queued)
+		c.l1mu.RUnlock()
+	}
+	for i, err := range corrupt {
+		if err != nil {
+			c.corrupt(ctx, missing[i], err) // a tombstone is a plain miss
+		}
+	}
 	return out, nil
 }
 

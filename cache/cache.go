@@ -146,8 +146,11 @@ type Cache struct {
 	seed maphash.Seed
 	inv  atomic.Uint64 // bumped by every pattern/tag invalidation and flush
 	gens [256]atomic.Uint64
-	// l1mu keeps L1 writes (read-locked) apart from Clear and Close
-	// (write-locked): ristretto panics or hangs on a write racing Close.
+	// l1mu keeps L1 writes (read-locked, from a fill's snapshot check to
+	// its settle) apart from Clear and Close (write-locked: ristretto
+	// panics or hangs on a write racing Close), and is the barrier of
+	// invalidations (settleFills: locked and unlocked once). No network
+	// call is made while it is held.
 	l1mu sync.RWMutex
 
 	mu    sync.Mutex

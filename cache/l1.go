@@ -21,6 +21,11 @@ func (c *Cache) stale(e *entry) bool {
 	return e.fresh != 0 && c.cfg.Now().UnixNano() > e.fresh
 }
 
+// Test hooks (nil outside tests): testHookBeforePut runs in putL1 after
+// the snapshot check, before the L1 write; testHookBeforeSettle runs in
+// settleL1 once the write is applied, before the snapshot is checked again.
+var testHookBeforePut, testHookBeforeSettle func(key string)
+
 // fillL1 puts e in L1 for ttl unless key was invalidated since snap was
 // taken, and makes it visible to the next Get (ristretto applies new keys
 // asynchronously).
@@ -42,6 +47,9 @@ func (c *Cache) putL1(e *entry, ttl time.Duration, snap uint64) bool {
 	if ttl <= 0 || c.closed.Load() || c.snapshot(e.key) != snap {
 		return false
 	}
+	if testHookBeforePut != nil {
+		testHookBeforePut(e.key)
+	}
 	e.epoch = c.flushEpoch.Load()
 	if !c.l1.SetWithTTL(e.key, e, 1, ttl) {
 		c.st.l1Drops.Add(1)
@@ -54,6 +62,9 @@ func (c *Cache) putL1(e *entry, ttl time.Duration, snap uint64) bool {
 // invalidation ran between putL1's check and its Set.
 func (c *Cache) settleL1(key string, snap uint64) {
 	c.l1.Wait()
+	if testHookBeforeSettle != nil {
+		testHookBeforeSettle(key)
+	}
 	if c.snapshot(key) != snap {
 		c.l1.Del(key)
 	}
@@ -90,21 +101,37 @@ func (c *Cache) newEntry(key string, val any, err error, l1 time.Duration, o *it
 
 // delLocal removes keys from this instance's L1: it bumps their
 // generations (a fill that read before this is refused or undone, see
-// fillL1), detaches their in-flight loads and deletes their entries.
+// fillL1), detaches their in-flight loads, waits for the fills already
+// past their check and deletes their entries.
 func (c *Cache) delLocal(keys ...string) {
 	for _, k := range keys {
 		c.bumpKey(k)
 	}
 	c.forgetKeys(keys)
+	c.settleFills()
 	c.delL1(keys)
 }
 
-// delL1 deletes keys' L1 entries.
+// settleFills returns once every L1 fill that passed its snapshot check
+// before the call has settled. A fill holds l1mu read-locked from its
+// check to its settle, which undoes the fill when the key was invalidated
+// meanwhile; so once an invalidation has bumped what the snapshots read,
+// taking the write lock once is a barrier: after it, no value of a load
+// that began before the invalidation can be written to L1 or stay there.
+// Without it, a fill checked just before the bump wrote its value after
+// the invalidation returned (or, queued in ristretto, was invisible to a
+// pattern or tag invalidation's iteration), and reads saw the old value
+// until the fill undid itself.
+func (c *Cache) settleFills() {
+	c.l1mu.Lock()
+	//lint:ignore SA2001 an empty critical section is the barrier
+	c.l1mu.Unlock()
+}
+
+// delL1 deletes keys' L1 entries. It waits for a flush or Close that holds
+// l1mu (no L1 write is in flight then; a flush empties L1 anyway).
 func (c *Cache) delL1(keys []string) {
-	// A flush (which clears everything) or Close holds l1mu: nothing to do.
-	if !c.l1mu.TryRLock() {
-		return
-	}
+	c.l1mu.RLock()
 	defer c.l1mu.RUnlock()
 	if c.closed.Load() {
 		return
@@ -170,10 +197,15 @@ func (c *Cache) endWrite(w writeMark, entries []*entry, ttls []time.Duration) {
 		}
 	}
 	c.forgetKeys(w.keys)
+	c.settleFills()
 	c.delL1(w.keys)
-	if entries == nil || !quiet || !c.l1mu.TryRLock() {
+	if entries == nil || !quiet {
 		return
 	}
+	// Wait out a flush or another write's barrier rather than skip: the
+	// snapshots below are taken under the lock, so a flush that ran
+	// meanwhile is seen and the value goes in after it.
+	c.l1mu.RLock()
 	defer c.l1mu.RUnlock()
 	snaps := make([]uint64, 0, len(w.keys))
 	queued := make([]int, 0, len(w.keys))
@@ -191,6 +223,7 @@ func (c *Cache) endWrite(w writeMark, entries []*entry, ttls []time.Duration) {
 func (c *Cache) delLocalWhere(match func(*entry) bool, forget func(string, *call) bool) int {
 	c.inv.Add(1)
 	c.forgetWhere(forget)
+	c.settleFills() // fills checked before the bump are now applied or undone
 	var keys []string
 	c.l1.IterValues(func(e *entry) bool {
 		if match(e) {
