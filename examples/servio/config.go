@@ -43,6 +43,10 @@ type Config struct {
 	// Metrics and health stay on to measure both. -baseline, BASELINE.
 	Baseline bool
 
+	// AdaptiveLimit sheds load past capacity by route priority with a
+	// resilience.AdaptiveLimiter (503 + Retry-After); -adaptive-limit,
+	// ADAPTIVE_LIMIT (true/false, on/off); default true, off with -baseline.
+	AdaptiveLimit  bool
 	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
 	TrustedProxies []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
 
@@ -87,6 +91,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.StringVar(&c.RedisURL, "redis-url", getenv("REDIS_URL"), "Redis URL or comma-separated cluster nodes; empty: in-process only (env REDIS_URL)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("REDIS_PREFIX", "servio:"), "prefix of every Redis key (env REDIS_PREFIX)")
 	fs.BoolVar(&c.Baseline, "baseline", envBool("BASELINE", false), "switch perfkit's techniques off, for before/after load tests (env BASELINE)")
+	fs.BoolVar(&c.AdaptiveLimit, "adaptive-limit", envValue(getenv, &errs, "ADAPTIVE_LIMIT", true, parseOnOff),
+		"shed load past capacity by route priority, 503 + Retry-After (env ADAPTIVE_LIMIT: on/off)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
@@ -130,6 +136,17 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return c, c.validate()
+}
+
+// parseOnOff is strconv.ParseBool that also takes "on" and "off".
+func parseOnOff(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return strconv.ParseBool(s)
 }
 
 // envValue parses the environment variable k with parse, or returns def
