@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"pgregory.net/rapid"
 )
 
@@ -506,4 +510,45 @@ func BenchmarkAdaptive(b *testing.B) {
 			}
 		})
 	})
+}
+
+func TestAdaptiveMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	l := newTestAdaptive(t, AdaptiveConfig{Name: "api", InitialLimit: 4, MinLimit: 4, MaxLimit: 4,
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
+	ctx := context.Background()
+	var held []Permit
+	for _, p := range []Priority{PriorityLow, PriorityNormal, PriorityNormal, PriorityCritical, PriorityCritical} {
+		pm, err := l.Acquire(ctx, p)
+		require.NoError(t, err)
+		held = append(held, pm)
+	}
+	for _, p := range []Priority{PriorityLow, PriorityLow, PriorityNormal, PriorityHigh} {
+		_, err := l.Acquire(ctx, p)
+		require.ErrorIs(t, err, ErrOverloaded)
+	}
+	got := collect(t, reader)
+	assert.Equal(t, int64(4), got["perfkit.resilience.adaptive.limit"])
+	assert.Equal(t, int64(5), got["perfkit.resilience.adaptive.inflight"])
+	assert.Equal(t, int64(4), got["perfkit.resilience.adaptive.rejections"])
+	assert.Equal(t, int64(1), got["perfkit.resilience.adaptive.overlimit"], "the second critical call went over the limit of 4")
+	byPrio := map[string]int64{}
+	eachMetric(t, reader, func(m metricdata.Metrics) {
+		if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "perfkit.resilience.adaptive.rejections" {
+			assert.Equal(t, "{rejection}", m.Unit)
+			for _, p := range s.DataPoints {
+				v, _ := p.Attributes.Value("resilience.priority")
+				pol, _ := p.Attributes.Value(attrPolicy)
+				assert.Equal(t, "api", pol.AsString())
+				byPrio[v.AsString()] += p.Value
+			}
+		}
+	})
+	assert.Equal(t, map[string]int64{"low": 2, "normal": 1, "high": 1}, byPrio)
+	for _, pm := range held {
+		pm.Release(nil)
+	}
+	assert.Equal(t, int64(0), collect(t, reader)["perfkit.resilience.adaptive.inflight"])
+	require.NoError(t, l.Close())
+	assert.Equal(t, "api", l.Name())
 }
