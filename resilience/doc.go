@@ -24,7 +24,8 @@
 // can replace retry and timeout annotations of other languages.
 //
 // A Pipeline stacks them in one documented order (timeout ⊃ retry ⊃
-// breaker ⊃ bulkhead ⊃ rate limit ⊃ call) and wraps either shape. Presets
+// breaker ⊃ bulkhead ⊃ rate limit ⊃ adaptive limit ⊃ call) and wraps
+// either shape. Presets
 // (OpenAI, Twilio, Webhook) are functions returning plain PipelineConfig
 // values to adjust. Breakers keeps one breaker per key (host, tenant).
 // TwoStepBreaker is the Allow/done form for callers that cannot wrap the
