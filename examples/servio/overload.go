@@ -14,11 +14,18 @@ import (
 // past capacity (nil when -adaptive-limit is off or in baseline mode). A
 // request over the limit waits up to 20 ms in a queue of 64 (higher
 // priorities first), else gets a 503 with Retry-After at once.
+//
+// The limit never falls below -adaptive-min-limit (default 100): a latency
+// controller cannot tell its own queueing from a dependency that got slow
+// (Redis answering only at the cache's 100 ms deadline, a slow database),
+// and without a floor it would shed healthy traffic that is merely waiting
+// on I/O — 100 req/s at 0.5 s is 50 requests in flight.
 func (a *App) setupOverload() error {
 	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
 		return nil
 	}
 	l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{Name: "servio",
+		MinLimit: a.cfg.AdaptiveMinLimit, InitialLimit: a.cfg.AdaptiveMinLimit,
 		MaxQueue: 64, QueueTimeout: 20 * time.Millisecond, MeterProvider: a.metrics})
 	if err != nil {
 		return err

@@ -43,6 +43,7 @@ func TestOverloadSheds(t *testing.T) {
 	require.NotNil(t, a.overload, "the adaptive limit is on by default")
 	ctx := context.Background()
 	var burst []resilience.Permit
+	assert.Equal(t, 100, a.overload.Limit(), "starts at its floor, -adaptive-min-limit")
 	for a.overload.InFlight() < a.overload.Limit()*3/4 { // all the room of normal calls
 		pm, err := a.overload.Acquire(ctx, resilience.PriorityNormal)
 		require.NoError(t, err)
