@@ -19,6 +19,8 @@ type simServer struct {
 	base    time.Duration
 	tick    time.Duration
 	clients []simCall
+	// active is how many of the clients send new calls (all by default).
+	active int
 
 	// measured since the last reset
 	ticks, peakInflight, sumInflight, served, refused int
@@ -36,7 +38,7 @@ type simCall struct {
 
 func newSimServer(l *AdaptiveLimiter, clock *manualClock, clients, knee int, base time.Duration) *simServer {
 	return &simServer{l: l, clock: clock, knee: knee, base: base, tick: time.Millisecond,
-		clients: make([]simCall, clients), prio: func(int) Priority { return PriorityNormal }}
+		clients: make([]simCall, clients), active: clients, prio: func(int) Priority { return PriorityNormal }}
 }
 
 func (s *simServer) reset() {
@@ -48,7 +50,7 @@ func (s *simServer) reset() {
 func (s *simServer) run(d time.Duration) {
 	ctx := context.Background()
 	for end := s.clock.Now().Add(d); s.clock.Now().Before(end); {
-		for i := range s.clients {
+		for i := range s.clients[:s.active] {
 			c := &s.clients[i]
 			if c.busy {
 				continue

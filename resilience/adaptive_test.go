@@ -84,6 +84,32 @@ func TestAdaptiveShrinksAndRecovers(t *testing.T) {
 	t.Logf("limit settled %d, slow %d, recovered %d", settled, slow, l.Limit())
 }
 
+// TestAdaptiveDependencySlowsForGood documents what the controller does
+// when the dependency itself gets slower (not from our load) while
+// saturated: it cannot tell that from queueing, so the limit stays low
+// (it sheds more than needed) until load ebbs; windows that do not use the
+// limit then teach it the new latency, and the limit comes back.
+func TestAdaptiveDependencySlowsForGood(t *testing.T) {
+	clock := newManualClock()
+	l := newTestAdaptive(t, AdaptiveConfig{Clock: clock})
+	s := newSimServer(l, clock, simClients, simKnee, simBase)
+	s.run(10 * time.Second)
+	settled := l.Limit()
+
+	s.base = 3 * simBase
+	s.run(10 * time.Second)
+	if got := l.Limit(); got > settled/4 {
+		t.Errorf("limit %d after 10 s of a 3× slower dependency under overload, want it held low (≤ %d)", got, settled/4)
+	}
+	s.active = 2 // load ebbs: two clients never use half the limit
+	s.run(20 * time.Second)
+	s.active = simClients
+	s.run(10 * time.Second)
+	if got := l.Limit(); got < settled*8/10 {
+		t.Errorf("limit %d after the load ebbed and came back, want ≥ 80 %% of %d (the knee is still %d calls)", got, settled, simKnee)
+	}
+}
+
 func TestAdaptiveIdleKeepsLimit(t *testing.T) {
 	// Five clients never use half the limit: the limit does not move.
 	clock := newManualClock()
