@@ -17,14 +17,15 @@
 // (sony/gobreaker/v2), timeout, bulkhead, local rate limit
 // (golang.org/x/time/rate) and fallback, as generic wrappers of
 //
-//	func(context.Context) (T, error)      // Retry, Timeout, Breaker, Isolate, Throttle, Fallback, FallbackValue, Wrap
-//	func(context.Context, A) (T, error)   // Retry1, Timeout1, Breaker1, Isolate1, Throttle1, Fallback1, FallbackValue1, Wrap1
+//	func(context.Context) (T, error)      // Retry, Timeout, Breaker, Isolate, Throttle, Adaptive, Fallback, FallbackValue, Wrap
+//	func(context.Context, A) (T, error)   // Retry1, Timeout1, Breaker1, Isolate1, Throttle1, Adaptive1, Fallback1, FallbackValue1, Wrap1
 //
 // that return a function of the same shape, so they compose by nesting and
 // can replace retry and timeout annotations of other languages.
 //
 // A Pipeline stacks them in one documented order (timeout ⊃ retry ⊃
-// breaker ⊃ bulkhead ⊃ rate limit ⊃ call) and wraps either shape. Presets
+// breaker ⊃ bulkhead ⊃ rate limit ⊃ adaptive limit ⊃ call) and wraps
+// either shape. Presets
 // (OpenAI, Twilio, Webhook) are functions returning plain PipelineConfig
 // values to adjust. Breakers keeps one breaker per key (host, tenant).
 // TwoStepBreaker is the Allow/done form for callers that cannot wrap the
@@ -33,14 +34,36 @@
 // and one set of defaults; its StatusError turns a failing HTTP status into
 // an error these wrappers understand (Retry-After, 4xx not a failure).
 //
+// AdaptiveLimiter protects a server (or a dependency) from overload: it
+// caps the calls in flight with a limit that follows measured latency (a
+// gradient controller after Netflix's Gradient2, whose update rule its doc
+// spells out), so past capacity the excess is refused at once with an
+// *OverloadError (errors.Is ErrOverloaded, a RetryAfter for a 503, no
+// breaker counts it) instead of queueing until every caller times out.
+// Each call has a Priority: PriorityLow may fill half the limit, Normal
+// 75 %, High 90 %, and PriorityCritical (health probes, the metrics scrape)
+// is always admitted, so under pressure the lowest go first:
+//
+//	lim, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{MaxQueue: 50, QueueTimeout: 20 * time.Millisecond})
+//	permit, err := lim.Acquire(ctx, resilience.PriorityHigh) // err: *OverloadError
+//	if err != nil {
+//		return err
+//	}
+//	err = placeOrder(ctx)
+//	permit.Release(err) // the latency feeds the limit
+//
+// Adaptive and Adaptive1 wrap a function, reading the priority from the
+// context (WithPriority).
+//
 // Configuration: every zero field means the documented default; a
 // constructor (NewPipeline, NewRetrier, NewCircuitBreaker, ...) returns an
 // error wrapping ErrInvalidConfig for a negative count or duration.
 //
 // Errors: policies return *RetryError, *TimeoutError, *BreakerError,
-// *BulkheadError and *RateLimitError, which match the sentinels ErrTimeout
-// (and context.DeadlineExceeded), ErrOpen / ErrTooManyRequests (and
-// gobreaker's), ErrBulkheadFull and ErrRateLimited with errors.Is and wrap
+// *BulkheadError, *RateLimitError and *OverloadError, which match the
+// sentinels ErrTimeout (and context.DeadlineExceeded), ErrOpen /
+// ErrTooManyRequests (and gobreaker's), ErrBulkheadFull, ErrRateLimited and
+// ErrOverloaded with errors.Is and wrap
 // the callee's error. Permanent stops retrying; NotFailure keeps an error
 // (a 4xx, say) out of breaker counts and retries; an error with a
 // RetryAfter() method (RetryAfterer) makes Retry wait exactly that long.
@@ -66,6 +89,10 @@
 //	perfkit.resilience.ratelimit.rejections   {rejection}   calls refused by a rate limiter
 //	perfkit.resilience.ratelimit.wait         s             time waited for a token (histogram)
 //	perfkit.resilience.timeouts               {timeout}     pipeline calls that hit their timeout
+//	perfkit.resilience.adaptive.limit         {request}     current concurrency limit of an adaptive limiter (gauge)
+//	perfkit.resilience.adaptive.inflight      {request}     calls in flight through it (gauge)
+//	perfkit.resilience.adaptive.rejections    {rejection}   calls it refused, by resilience.priority (low, normal, high)
+//	perfkit.resilience.adaptive.overlimit     {request}     critical calls admitted over its limit
 //
 // Breaker state changes are logged (Warn when opening, Info otherwise) and
 // retries at Debug through a *slog.Logger field (default slog.Default()).

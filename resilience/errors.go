@@ -15,8 +15,8 @@ import (
 var (
 	// ErrInvalidConfig is wrapped by every configuration error that the
 	// constructors (NewPipeline, NewRetrier, NewCircuitBreaker,
-	// NewTwoStepBreaker, NewBreakers, NewBulkhead, NewRateLimiter, NewBudget)
-	// return; match it with errors.Is.
+	// NewTwoStepBreaker, NewBreakers, NewBulkhead, NewRateLimiter, NewBudget,
+	// NewAdaptiveLimiter) return; match it with errors.Is.
 	ErrInvalidConfig = errors.New("resilience: invalid config")
 	// ErrOpen is returned (wrapped in a *BreakerError) when a circuit breaker
 	// is open. errors.Is(err, gobreaker.ErrOpenState) also holds.

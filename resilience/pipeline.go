@@ -35,6 +35,9 @@ type PipelineConfig struct {
 	Bulkhead *BulkheadConfig
 	// RateLimit limits the rate of attempts.
 	RateLimit *RateLimitConfig
+	// Adaptive caps concurrent attempts with a limit that follows their
+	// latency (see AdaptiveLimiter), at the priority PriorityFrom(ctx).
+	Adaptive *AdaptiveConfig
 	// Clock is used by parts whose own Clock is nil. Default system clock.
 	Clock Clock
 	// MeterProvider is used by parts whose own is nil.
@@ -47,14 +50,15 @@ type PipelineConfig struct {
 // Pipeline applies several policies to a call in one fixed order, outermost
 // first:
 //
-//	timeout ⊃ retry ⊃ circuit breaker ⊃ bulkhead ⊃ rate limit ⊃ call
+//	timeout ⊃ retry ⊃ circuit breaker ⊃ bulkhead ⊃ rate limit ⊃ adaptive limit ⊃ call
 //
 // so the timeout bounds all attempts and backoff, every attempt is counted
 // by the breaker, an open breaker rejects before taking a bulkhead slot,
-// and a call holds its slot while waiting for a rate-limit token. The
+// a call holds its slot while waiting for a rate-limit token, and the
+// adaptive limiter measures the dependency's latency alone. The
 // breaker judges only attempts that reached fn: an attempt refused by the
-// bulkhead or the rate limiter, or whose context ended while it waited for
-// a slot or a token, is not counted at all (whatever IsFailure says), so
+// bulkhead, the rate limiter or the adaptive limiter, or whose context
+// ended while it waited for a slot or a token, is not counted at all (whatever IsFailure says), so
 // local overload never opens the circuit; and the slow-call timer
 // (SlowCallDuration) starts when fn is called, not before the queue and
 // token waits. Breaker rejections are not retried;
@@ -70,6 +74,7 @@ type Pipeline struct {
 	breaker  *CircuitBreaker
 	bulkhead *Bulkhead
 	limiter  *RateLimiter
+	adaptive *AdaptiveLimiter
 
 	timeouts   metric.Int64Counter
 	timeoutOpt []metric.AddOption
@@ -131,6 +136,14 @@ func NewPipeline(p PipelineConfig) (*Pipeline, error) {
 			return nil, err
 		}
 	}
+	if p.Adaptive != nil {
+		ac := *p.Adaptive
+		ac.Name = sub(ac.Name, "adaptive")
+		ac.Clock, ac.MeterProvider = cmp.Or(ac.Clock, p.Clock), cmp.Or(ac.MeterProvider, p.MeterProvider)
+		if pl.adaptive, err = NewAdaptiveLimiter(ac); err != nil {
+			return nil, err
+		}
+	}
 	bld := newBuilder(p.MeterProvider)
 	pl.timeouts = bld.counter("perfkit.resilience.timeouts", "{timeout}", "Calls that failed after their pipeline timeout.")
 	pl.timeoutOpt = addOpts(attribute.String(attrPolicy, p.Name))
@@ -146,10 +159,14 @@ func (p *Pipeline) Bulkhead() *Bulkhead { return p.bulkhead }
 // RateLimiter returns the pipeline's rate limiter, or nil.
 func (p *Pipeline) RateLimiter() *RateLimiter { return p.limiter }
 
+// AdaptiveLimiter returns the pipeline's adaptive limiter, or nil.
+func (p *Pipeline) AdaptiveLimiter() *AdaptiveLimiter { return p.adaptive }
+
 // Do calls fn through p (see Pipeline for the order) without allocating
 // when fn succeeds at once (a Timeout costs context.WithTimeout's four
 // allocations). Errors wrap both the policy's own (*TimeoutError,
-// *RetryError, *BreakerError, *BulkheadError, *RateLimitError) and fn's, so
+// *RetryError, *BreakerError, *BulkheadError, *RateLimitError,
+// *OverloadError) and fn's, so
 // errors.Is/As reach either. When ctx is done, backoff and queue waits end
 // at once and no further attempt starts. When Retry gives up early because its next
 // backoff would pass the timeout, the error is a *RetryError whose Reason is
@@ -213,9 +230,16 @@ func pipeGuard[T any](ctx context.Context, p *Pipeline, adm *admission, fn func(
 
 func pipeLimit[T any](ctx context.Context, p *Pipeline, adm *admission, fn func(context.Context) (T, error)) (T, error) {
 	if p.limiter == nil {
+		return pipeAdaptive(ctx, p, adm, fn)
+	}
+	return throttleDo(ctx, p.limiter, func(ctx context.Context) (T, error) { return pipeAdaptive(ctx, p, adm, fn) })
+}
+
+func pipeAdaptive[T any](ctx context.Context, p *Pipeline, adm *admission, fn func(context.Context) (T, error)) (T, error) {
+	if p.adaptive == nil {
 		return pipeCall(ctx, p, adm, fn)
 	}
-	return throttleDo(ctx, p.limiter, func(ctx context.Context) (T, error) { return pipeCall(ctx, p, adm, fn) })
+	return adaptiveDo(ctx, p.adaptive, func(ctx context.Context) (T, error) { return pipeCall(ctx, p, adm, fn) })
 }
 
 func pipeCall[T any](ctx context.Context, p *Pipeline, adm *admission, fn func(context.Context) (T, error)) (T, error) {

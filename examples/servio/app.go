@@ -50,6 +50,9 @@ type App struct {
 	dummyHash string
 	// hashGate bounds concurrent password checks (nil in baseline mode).
 	hashGate *resilience.Bulkhead
+	// overload sheds requests past capacity by priority (nil when
+	// -adaptive-limit is off or in baseline mode).
+	overload *resilience.AdaptiveLimiter
 
 	ask func(ctx context.Context, q question) ([]byte, error)
 
@@ -176,6 +179,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	if err := a.setupHealth(mp); err != nil {
 		return nil, err
 	}
+	if err := a.setupOverload(); err != nil {
+		return nil, err
+	}
 	if a.handler, err = a.routes(); err != nil {
 		return nil, err
 	}
@@ -184,7 +190,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	}
 	log.Info("servio ready", "database", dialect.String(), "redis", a.redis != nil,
 		"cache", map[bool]string{true: "L1+Redis L2", false: "L1 only"}[a.redis != nil],
-		"rate_limits", cfg.RateLimit && !cfg.Baseline, "baseline", cfg.Baseline, "llm_simulated", a.sim != nil)
+		"rate_limits", cfg.RateLimit && !cfg.Baseline, "adaptive_limit", a.overload != nil, "baseline", cfg.Baseline, "llm_simulated", a.sim != nil)
 	return a, nil
 }
 

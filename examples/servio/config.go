@@ -43,8 +43,15 @@ type Config struct {
 	// Metrics and health stay on to measure both. -baseline, BASELINE.
 	Baseline bool
 
-	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
-	TrustedProxies []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
+	// AdaptiveLimit sheds load past capacity by route priority with a
+	// resilience.AdaptiveLimiter (503 + Retry-After); -adaptive-limit,
+	// ADAPTIVE_LIMIT (true/false, on/off); default true, off with -baseline.
+	AdaptiveLimit bool
+	// AdaptiveMinLimit is the floor of the adaptive limit
+	// (-adaptive-min-limit, ADAPTIVE_MIN_LIMIT); default 100.
+	AdaptiveMinLimit int
+	RateLimit        bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
+	TrustedProxies   []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
 
 	SimLLMLatency     time.Duration // -sim-llm-latency, SIM_LLM_LATENCY; default 150ms
 	SimLLMFailureRate float64       // -sim-llm-failure-rate, SIM_LLM_FAILURE_RATE (0..1); default 0
@@ -87,6 +94,10 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.StringVar(&c.RedisURL, "redis-url", getenv("REDIS_URL"), "Redis URL or comma-separated cluster nodes; empty: in-process only (env REDIS_URL)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("REDIS_PREFIX", "servio:"), "prefix of every Redis key (env REDIS_PREFIX)")
 	fs.BoolVar(&c.Baseline, "baseline", envBool("BASELINE", false), "switch perfkit's techniques off, for before/after load tests (env BASELINE)")
+	fs.BoolVar(&c.AdaptiveLimit, "adaptive-limit", envValue(getenv, &errs, "ADAPTIVE_LIMIT", true, parseOnOff),
+		"shed load past capacity by route priority, 503 + Retry-After (env ADAPTIVE_LIMIT: on/off)")
+	fs.IntVar(&c.AdaptiveMinLimit, "adaptive-min-limit", int(envInt("ADAPTIVE_MIN_LIMIT", 100)),
+		"floor of the adaptive concurrency limit: requests in flight it always admits (env ADAPTIVE_MIN_LIMIT)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
@@ -132,6 +143,17 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	return c, c.validate()
 }
 
+// parseOnOff is strconv.ParseBool that also takes "on" and "off".
+func parseOnOff(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return strconv.ParseBool(s)
+}
+
 // envValue parses the environment variable k with parse, or returns def
 // when it is unset; a value that does not parse is added to errs.
 func envValue[T any](getenv func(string) string, errs *[]error, k string, def T, parse func(string) (T, error)) T {
@@ -148,6 +170,8 @@ func envValue[T any](getenv func(string) string, errs *[]error, k string, def T,
 
 func (c Config) validate() error {
 	switch {
+	case c.AdaptiveMinLimit <= 0:
+		return fmt.Errorf("adaptive min limit must be positive, got %d", c.AdaptiveMinLimit)
 	case c.UploadMaxBytes <= 0:
 		return fmt.Errorf("upload max bytes must be positive, got %d", c.UploadMaxBytes)
 	case c.SimLLMFailureRate < 0 || c.SimLLMFailureRate > 1:

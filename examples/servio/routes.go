@@ -20,8 +20,8 @@ func denied(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status
 	writeJSON(w, status, map[string]any{"error": msg, "retry_after": retryAfter})
 }
 
-// routes registers every route of DESIGN.md behind the Global rate limit
-// and its own tier, mounts the health endpoints (never rate limited) and
+// routes registers every route of DESIGN.md behind the adaptive
+// concurrency limit (shed), the Global rate limit and its own tier, mounts the health endpoints (never rate limited) and
 // wraps it all in the HTTP metrics middleware and panic recovery.
 func (a *App) routes() (http.Handler, error) {
 	tiers := ratelimit.Tiers()
@@ -60,7 +60,7 @@ func (a *App) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
 	handle := func(t ratelimit.Tier, method, path string, h http.HandlerFunc) {
-		mux.Handle(method+" "+path, global(byTier[t.Name](h)))
+		mux.Handle(method+" "+path, a.shed(method, path)(global(byTier[t.Name](h))))
 		allowed[path] = append(allowed[path], method)
 	}
 	handle(tiers.API, "GET", "/restaurants/{id}/menu", a.getMenu)

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/servio/perfkit/resilience"
+)
+
+// setupOverload builds the adaptive concurrency limiter that sheds load
+// past capacity (nil when -adaptive-limit is off or in baseline mode). A
+// request over the limit waits up to 20 ms in a queue of 64 (higher
+// priorities first), else gets a 503 with Retry-After at once.
+//
+// The limit never falls below -adaptive-min-limit (default 100): a latency
+// controller cannot tell its own queueing from a dependency that got slow
+// (Redis answering only at the cache's 100 ms deadline, a slow database),
+// and without a floor it would shed healthy traffic that is merely waiting
+// on I/O — 100 req/s at 0.5 s is 50 requests in flight.
+func (a *App) setupOverload() error {
+	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
+		return nil
+	}
+	l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{Name: "servio",
+		MinLimit: a.cfg.AdaptiveMinLimit, InitialLimit: a.cfg.AdaptiveMinLimit,
+		MaxQueue: 64, QueueTimeout: 20 * time.Millisecond, MeterProvider: a.metrics})
+	if err != nil {
+		return err
+	}
+	a.overload = l
+	a.closers = append(a.closers, l.Close)
+	return nil
+}
+
+// routePriority is the priority of a route under overload: health probes
+// and the metrics scrape are critical (never shed); placing orders,
+// changing their status and logging in are high; the assistant and uploads
+// are low; everything else (reads, menu edits) is normal.
+func routePriority(method, path string) resilience.Priority {
+	switch {
+	case strings.HasPrefix(path, "/health"), path == "/metrics":
+		return resilience.PriorityCritical
+	case method == http.MethodPost && path == "/orders",
+		method == http.MethodPatch && path == "/orders/{id}",
+		method == http.MethodPost && path == "/auth/login":
+		return resilience.PriorityHigh
+	case path == "/assistant/query", path == "/uploads":
+		return resilience.PriorityLow
+	default:
+		return resilience.PriorityNormal
+	}
+}
+
+// shed returns the middleware that admits requests to the route method
+// path through the adaptive limiter at the route's priority, answering
+// 503 with Retry-After and servio's JSON error body when it refuses. It
+// is the identity when the limiter is off. The latency of each admitted
+// request feeds the limit, except when the client went away.
+func (a *App) shed(method, path string) func(http.Handler) http.Handler {
+	l := a.overload
+	if l == nil {
+		return func(h http.Handler) http.Handler { return h }
+	}
+	p := routePriority(method, path)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			permit, err := l.Acquire(r.Context(), p)
+			if err != nil {
+				overloaded(w, err)
+				return
+			}
+			defer func() { permit.Release(r.Context().Err()) }()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// overloaded answers a request the limiter refused: 503, Retry-After in
+// whole seconds (at least 1) and {"error": ..., "retry_after": s}, the
+// shape of a rate-limit denial.
+func overloaded(w http.ResponseWriter, err error) {
+	secs, prio := int64(1), ""
+	var oe *resilience.OverloadError
+	if errors.As(err, &oe) {
+		secs = max(1, int64((oe.RetryAfter()+time.Second-1)/time.Second))
+		prio = " (" + oe.Priority.String() + " priority)"
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+		"error":       "server overloaded" + prio + "; retry in " + strconv.FormatInt(secs, 10) + " s",
+		"retry_after": secs,
+	})
+}

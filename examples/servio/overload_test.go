@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/servio/perfkit/resilience"
+)
+
+func TestRoutePriority(t *testing.T) {
+	for _, c := range []struct {
+		method, path string
+		want         resilience.Priority
+	}{
+		{"GET", "/health/ready", resilience.PriorityCritical},
+		{"GET", "/metrics", resilience.PriorityCritical},
+		{"POST", "/orders", resilience.PriorityHigh},
+		{"PATCH", "/orders/{id}", resilience.PriorityHigh},
+		{"POST", "/auth/login", resilience.PriorityHigh},
+		{"GET", "/restaurants/{id}/menu", resilience.PriorityNormal},
+		{"GET", "/orders/{id}", resilience.PriorityNormal},
+		{"PATCH", "/menu-items/{id}", resilience.PriorityNormal},
+		{"POST", "/assistant/query", resilience.PriorityLow},
+		{"POST", "/uploads", resilience.PriorityLow},
+	} {
+		assert.Equal(t, c.want, routePriority(c.method, c.path), "%s %s", c.method, c.path)
+	}
+}
+
+// TestOverloadSheds fills the adaptive limiter the way a burst would: a
+// normal-priority read is then answered 503 with Retry-After and servio's
+// JSON error body, while a login (high) and the health probes still get
+// through; once the burst ends reads are served again.
+func TestOverloadSheds(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "sqlite")
+	require.NotNil(t, a.overload, "the adaptive limit is on by default")
+	ctx := context.Background()
+	var burst []resilience.Permit
+	assert.Equal(t, 100, a.overload.Limit(), "starts at its floor, -adaptive-min-limit")
+	for a.overload.InFlight() < a.overload.Limit()*3/4 { // all the room of normal calls
+		pm, err := a.overload.Acquire(ctx, resilience.PriorityNormal)
+		require.NoError(t, err)
+		burst = append(burst, pm)
+	}
+
+	resp, err := http.Get(a.URL + "/restaurants/1/menu")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	var e struct {
+		Error      string `json:"error"`
+		RetryAfter int    `json:"retry_after"`
+	}
+	require.NoError(t, json.Unmarshal(body, &e), "%s", body)
+	assert.Equal(t, "server overloaded (normal priority); retry in 1 s", e.Error)
+	assert.Equal(t, 1, e.RetryAfter)
+
+	status, _ := a.do("POST", "/auth/login", `{"email":"nobody@servio.dev","password":"wrong"}`)
+	assert.NotEqual(t, http.StatusServiceUnavailable, status, "a login (high priority) is admitted")
+	status, _ = a.do("GET", "/health/live", "")
+	assert.Equal(t, http.StatusOK, status, "health probes are never shed")
+
+	for _, pm := range burst {
+		pm.Release(nil)
+	}
+	status, _ = a.do("GET", "/restaurants/1/menu", "")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, 0, a.overload.InFlight())
+}
+
+func TestOverloadOff(t *testing.T) {
+	getenv := func(k string) string {
+		if k == "ADAPTIVE_LIMIT" {
+			return "off"
+		}
+		return ""
+	}
+	cfg, err := parseConfig("servio", nil, getenv, io.Discard, nil)
+	require.NoError(t, err)
+	assert.False(t, cfg.AdaptiveLimit, "ADAPTIVE_LIMIT=off")
+	cfg, err = parseConfig("servio", nil, func(string) string { return "" }, io.Discard, nil)
+	require.NoError(t, err)
+	assert.True(t, cfg.AdaptiveLimit, "on by default")
+
+	cfg = testConfig(t, "sqlite")
+	cfg.Baseline = true
+	assert.Nil(t, startApp(t, cfg).overload, "-baseline keeps the adaptive limit off")
+}

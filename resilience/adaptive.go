@@ -1,0 +1,513 @@
+package resilience
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// ErrOverloaded is matched (errors.Is) by every *OverloadError: an
+// AdaptiveLimiter refused a call because too many were in flight.
+var ErrOverloaded = errors.New("resilience: overloaded")
+
+// AdaptiveConfig configures an AdaptiveLimiter. AdaptiveConfig{} starts at
+// 20 concurrent calls, lets the limit move between 1 and 1000 and rejects a
+// call over the limit at once.
+type AdaptiveConfig struct {
+	// Name labels errors and metrics. Default "adaptive".
+	Name string
+	// InitialLimit is the limit before the first measurement. Default 20
+	// (clamped to [MinLimit, MaxLimit]).
+	InitialLimit int
+	// MinLimit is the lowest the limit goes. Default 1.
+	MinLimit int
+	// MaxLimit is the highest the limit goes. Default 1000.
+	MaxLimit int
+	// Window is the shortest sampling window: the limit is recomputed when
+	// a window has lasted Window and holds at least WindowSamples
+	// latencies. Default 100 ms.
+	Window time.Duration
+	// WindowSamples is the fewest latencies a window needs. Default 10.
+	WindowSamples int
+	// LongWindow is how many windows the long-term latency averages over
+	// (an exponential average of weight 2/(LongWindow+1)). Default 100.
+	LongWindow int
+	// Tolerance is how much the short-term latency may exceed the
+	// long-term one before the limit shrinks. Default 1.5; at least 1.
+	Tolerance float64
+	// Smoothing is the weight of a new limit against the old one, in
+	// (0, 1]. Default 0.2.
+	Smoothing float64
+	// MaxQueue is the number of calls allowed to wait for a slot when the
+	// limit is reached. Default 0: reject at once.
+	MaxQueue int
+	// QueueTimeout bounds the wait of a queued call. Default 0: wait until
+	// a slot frees or the context is done.
+	QueueTimeout time.Duration
+	// RetryAfter is the delay a rejection asks for
+	// (OverloadError.RetryAfter). Default 1 s.
+	RetryAfter time.Duration
+	// Clock measures latencies and times queue waits. Default the system
+	// clock.
+	Clock Clock
+	// MeterProvider for metrics. Default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+}
+
+// Defaults of AdaptiveConfig.
+const (
+	defaultAdaptiveInitial    = 20
+	defaultAdaptiveMax        = 1000
+	defaultAdaptiveWindow     = 100 * time.Millisecond
+	defaultAdaptiveSamples    = 10
+	defaultAdaptiveLong       = 100
+	defaultAdaptiveTolerance  = 1.5
+	defaultAdaptiveSmoothing  = 0.2
+	defaultAdaptiveRetryAfter = time.Second
+)
+
+// OverloadError is returned when an AdaptiveLimiter refuses a call; it
+// matches ErrOverloaded. The call never reached the dependency: Refused
+// reports true, so breakers (DefaultIsFailure) do not count it, and
+// RetryAfter tells callers when to come back (an HTTP server answers 503
+// with a Retry-After header). Queued reports whether the call waited in the
+// queue; Err is the context's error when the caller's context ended that
+// wait (errors.Is reaches it). Limiters return preallocated values, so a
+// rejection does not allocate; do not modify them.
+type OverloadError struct {
+	Name     string        // limiter name
+	Priority Priority      // the refused call's priority
+	Queued   bool          // the call waited in the queue before the refusal
+	Delay    time.Duration // how long callers should wait before trying again
+	Err      error         // the context's error if it ended the wait, else nil
+}
+
+// Error describes why the call was refused.
+func (e *OverloadError) Error() string {
+	s := "resilience: overloaded, " + e.Priority.String() + " priority call refused"
+	switch {
+	case e.Err != nil:
+		s += " (" + e.Err.Error() + " while queued)"
+	case e.Queued:
+		s += " (queue wait timed out)"
+	}
+	if e.Name != "" {
+		s += " (" + e.Name + ")"
+	}
+	return s
+}
+
+// Is reports whether target is ErrOverloaded.
+func (e *OverloadError) Is(target error) bool { return target == ErrOverloaded }
+
+// Unwrap returns the context's error that ended the wait, or nil.
+func (e *OverloadError) Unwrap() error { return e.Err }
+
+// RetryAfter returns Delay (AdaptiveConfig.RetryAfter).
+func (e *OverloadError) RetryAfter() time.Duration { return e.Delay }
+
+// Refused reports true: the limiter turned the call away before it reached
+// the dependency, so it is no failure of the dependency.
+func (e *OverloadError) Refused() bool { return true }
+
+var _ RetryAfterer = (*OverloadError)(nil)
+
+// AdaptiveLimiter caps the number of calls in flight with a limit that
+// follows measured latency, so a server keeps answering fast past its
+// capacity by refusing what it cannot serve instead of queueing it
+// (congestion collapse). Use it around the work of a server (Acquire and
+// Permit.Release, or an HTTP middleware built on them) or around calls to a
+// dependency (Adaptive, Adaptive1).
+//
+// The controller is a gradient in the spirit of Netflix
+// concurrency-limits' Gradient2. Each Permit.Release records the call's
+// latency; when a window has lasted Window and holds WindowSamples
+// latencies, short is their mean and the limit L becomes
+//
+//	long     ← long + (short − long)·2/(LongWindow+1)   (see below)
+//	gradient = clamp(Tolerance · long / short, 0.5, 1)
+//	target   = L · gradient + √L                         (√L: queue allowance)
+//	L        ← clamp(L·(1 − Smoothing) + target·Smoothing, MinLimit, MaxLimit)
+//
+// So while latency stays within Tolerance of the long-term latency the
+// limit grows by Smoothing·√L per window; when calls queue in the server,
+// latency rises and the limit settles where short ≈ Tolerance·long, a little
+// past the concurrency at which latency starts to grow (the knee), and it
+// shrinks by at most half per window when latency jumps. A window whose
+// peak concurrency stayed under L/2 (the callers, not the limit, bound the
+// load) does not change L.
+//
+// The long-term latency moves toward a lower short latency in every window
+// but toward a higher one only in windows that did not use the limit (peak
+// concurrency ≤ L/2) or when L is at MinLimit: latency caused by the
+// limiter's own queueing never becomes the baseline, so the limit does not
+// creep up under a sustained overload. The price: when the dependency
+// itself gets slower for good while saturated, the limit stays low (safe,
+// it sheds more than needed) until load ebbs or L reaches MinLimit.
+//
+// Priorities: a call of priority p is admitted while the calls in flight
+// are fewer than max(1, ⌊L·share(p)⌋), share 50 % for PriorityLow, 75 %
+// Normal, 90 % High; PriorityCritical is always admitted, even over the
+// limit (counted in perfkit.resilience.adaptive.overlimit). So under
+// pressure Low is shed first, and critical is never shed. Calls that find
+// no room wait in a queue of MaxQueue (higher priorities served first,
+// FIFO within one) for QueueTimeout, or are refused at once with an
+// *OverloadError when the queue is full or MaxQueue is 0.
+//
+// It is safe for concurrent use; admitting and releasing a call does not
+// allocate (a queued call allocates its wait).
+type AdaptiveLimiter struct {
+	name         string
+	clock        Clock
+	minLimit     float64
+	maxLimit     float64
+	window       time.Duration
+	winSamples   int
+	alpha        float64
+	tolerance    float64
+	smoothing    float64
+	maxQueue     int
+	queueTimeout time.Duration
+
+	mu       sync.Mutex
+	limit    float64
+	inflight int
+	queued   int
+	queues   [prioritySlots - 1][]*adaptiveWaiter // low, normal, high
+	long     time.Duration                        // 0 until the first window
+	winStart time.Time
+	winSum   time.Duration
+	winN     int
+	winPeak  int
+
+	full, timedOut, ctxCanceled, ctxDeadline [prioritySlots]*OverloadError
+
+	rejections metric.Int64Counter
+	overLimit  metric.Int64Counter
+	rejectOpt  [prioritySlots][]metric.AddOption
+	overOpt    []metric.AddOption
+	reg        metric.Registration
+}
+
+type adaptiveWaiter struct {
+	ready   chan struct{}
+	granted bool
+}
+
+// NewAdaptiveLimiter returns a limiter configured by c. A negative field,
+// MinLimit above MaxLimit, Tolerance below 1 or Smoothing above 1 is an
+// error wrapping ErrInvalidConfig.
+func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
+	if c.InitialLimit < 0 || c.MinLimit < 0 || c.MaxLimit < 0 || c.Window < 0 || c.WindowSamples < 0 ||
+		c.LongWindow < 0 || c.Tolerance < 0 || c.Smoothing < 0 || c.MaxQueue < 0 || c.QueueTimeout < 0 || c.RetryAfter < 0 {
+		return nil, invalid("adaptive limiter config has a negative field")
+	}
+	if c.Name == "" {
+		c.Name = "adaptive"
+	}
+	c.MinLimit = max(c.MinLimit, 1)
+	if c.MaxLimit == 0 {
+		c.MaxLimit = max(defaultAdaptiveMax, c.MinLimit)
+	}
+	if c.MinLimit > c.MaxLimit {
+		return nil, invalid("adaptive limiter MinLimit %d above MaxLimit %d", c.MinLimit, c.MaxLimit)
+	}
+	if c.Tolerance == 0 {
+		c.Tolerance = defaultAdaptiveTolerance
+	}
+	if c.Tolerance < 1 {
+		return nil, invalid("adaptive limiter Tolerance %v below 1", c.Tolerance)
+	}
+	if c.Smoothing == 0 {
+		c.Smoothing = defaultAdaptiveSmoothing
+	}
+	if c.Smoothing > 1 {
+		return nil, invalid("adaptive limiter Smoothing %v above 1", c.Smoothing)
+	}
+	if c.InitialLimit == 0 {
+		c.InitialLimit = defaultAdaptiveInitial
+	}
+	c.InitialLimit = min(max(c.InitialLimit, c.MinLimit), c.MaxLimit)
+	c.Window = cmp.Or(c.Window, defaultAdaptiveWindow)
+	c.WindowSamples = cmp.Or(c.WindowSamples, defaultAdaptiveSamples)
+	c.LongWindow = cmp.Or(c.LongWindow, defaultAdaptiveLong)
+	c.RetryAfter = cmp.Or(c.RetryAfter, defaultAdaptiveRetryAfter)
+
+	l := &AdaptiveLimiter{
+		name: c.Name, clock: clockOr(c.Clock),
+		minLimit: float64(c.MinLimit), maxLimit: float64(c.MaxLimit),
+		window: c.Window, winSamples: c.WindowSamples, alpha: 2 / float64(c.LongWindow+1),
+		tolerance: c.Tolerance, smoothing: c.Smoothing, maxQueue: c.MaxQueue, queueTimeout: c.QueueTimeout,
+		limit: float64(c.InitialLimit),
+	}
+	l.winStart = l.clock.Now()
+	bld := newBuilder(c.MeterProvider)
+	l.rejections = bld.counter("perfkit.resilience.adaptive.rejections", "{rejection}", "Calls refused by an adaptive limiter, by priority.")
+	l.overLimit = bld.counter("perfkit.resilience.adaptive.overlimit", "{request}", "Critical calls admitted over an adaptive limiter's limit.")
+	pol := attribute.String(attrPolicy, c.Name)
+	l.overOpt = addOpts(pol)
+	for i := range prioritySlots {
+		p := Priority(i) + PriorityLow
+		l.rejectOpt[i] = addOpts(pol, attribute.String("resilience.priority", p.String()))
+		l.full[i] = &OverloadError{Name: c.Name, Priority: p, Delay: c.RetryAfter}
+		l.timedOut[i] = &OverloadError{Name: c.Name, Priority: p, Delay: c.RetryAfter, Queued: true}
+		l.ctxCanceled[i] = &OverloadError{Name: c.Name, Priority: p, Delay: c.RetryAfter, Queued: true, Err: context.Canceled}
+		l.ctxDeadline[i] = &OverloadError{Name: c.Name, Priority: p, Delay: c.RetryAfter, Queued: true, Err: context.DeadlineExceeded}
+	}
+	limitG, err := bld.m.Int64ObservableGauge("perfkit.resilience.adaptive.limit",
+		metric.WithDescription("Current concurrency limit of an adaptive limiter."), metric.WithUnit("{request}"))
+	if err != nil {
+		bld.errs = append(bld.errs, err)
+	}
+	inflightG, err := bld.m.Int64ObservableGauge("perfkit.resilience.adaptive.inflight",
+		metric.WithDescription("Calls in flight through an adaptive limiter."), metric.WithUnit("{request}"))
+	if err != nil {
+		bld.errs = append(bld.errs, err)
+	}
+	if limitG != nil && inflightG != nil {
+		obsOpt := metric.WithAttributeSet(attribute.NewSet(pol))
+		l.reg, err = bld.m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			l.mu.Lock()
+			lim, in := int64(l.limit), int64(l.inflight)
+			l.mu.Unlock()
+			o.ObserveInt64(limitG, lim, obsOpt)
+			o.ObserveInt64(inflightG, in, obsOpt)
+			return nil
+		}, limitG, inflightG)
+		if err != nil {
+			bld.errs = append(bld.errs, err)
+		}
+	}
+	return l, bld.err()
+}
+
+// Close stops reporting the limiter's gauges to the MeterProvider. The
+// limiter keeps working.
+func (l *AdaptiveLimiter) Close() error {
+	if l.reg == nil {
+		return nil
+	}
+	return l.reg.Unregister()
+}
+
+// Name returns the limiter's name.
+func (l *AdaptiveLimiter) Name() string { return l.name }
+
+// Limit returns the current concurrency limit.
+func (l *AdaptiveLimiter) Limit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.limit)
+}
+
+// InFlight returns the number of calls admitted and not yet released.
+func (l *AdaptiveLimiter) InFlight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inflight
+}
+
+// Queued returns the number of calls waiting for a slot.
+func (l *AdaptiveLimiter) Queued() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.queued
+}
+
+// Permit is an admission by an AdaptiveLimiter. Release it exactly once
+// when the call ends; the zero Permit's Release does nothing.
+type Permit struct {
+	l     *AdaptiveLimiter
+	start time.Time
+}
+
+// Release frees the permit's slot and feeds the call's latency to the
+// controller. err is the call's outcome: context.Canceled and errors with
+// Refused() true (the call did not run to its end) free the slot without a
+// latency sample; any other outcome, failures included, is a sample (a
+// timeout is a long latency, a sign of overload). Releasing a permit twice
+// panics when it would leave fewer than zero calls in flight, and otherwise
+// corrupts the count.
+func (p Permit) Release(err error) {
+	l := p.l
+	if l == nil {
+		return
+	}
+	sample := err == nil || !(errors.Is(err, context.Canceled) || isRefused(err))
+	now := l.clock.Now()
+	l.mu.Lock()
+	if l.inflight == 0 {
+		l.mu.Unlock()
+		panic("resilience: AdaptiveLimiter Permit released twice")
+	}
+	l.inflight--
+	if sample {
+		l.winSum += now.Sub(p.start)
+		l.winN++
+		if l.winN >= l.winSamples && now.Sub(l.winStart) >= l.window {
+			l.update(now)
+		}
+	}
+	l.dispatch()
+	l.mu.Unlock()
+}
+
+// update closes the window (see AdaptiveLimiter for the rule). l.mu held.
+func (l *AdaptiveLimiter) update(now time.Time) {
+	short := l.winSum / time.Duration(l.winN)
+	peak := l.winPeak
+	l.winStart, l.winSum, l.winN, l.winPeak = now, 0, 0, l.inflight
+	if short <= 0 {
+		short = 1
+	}
+	appLimited := float64(peak) <= l.limit/2
+	switch {
+	case l.long == 0:
+		l.long = short
+	case short < l.long || appLimited || l.limit <= l.minLimit:
+		l.long += time.Duration(l.alpha * float64(short-l.long))
+	}
+	if appLimited {
+		return
+	}
+	gradient := min(max(l.tolerance*float64(l.long)/float64(short), 0.5), 1)
+	target := l.limit*gradient + math.Sqrt(l.limit)
+	l.limit = min(max(l.limit*(1-l.smoothing)+target*l.smoothing, l.minLimit), l.maxLimit)
+}
+
+// room is the number of calls in flight under which a call of priority
+// index i is admitted. l.mu held.
+func (l *AdaptiveLimiter) room(i int) int {
+	return max(1, int(l.limit*priorityShare[i]))
+}
+
+func (l *AdaptiveLimiter) admitLocked() {
+	l.inflight++
+	l.winPeak = max(l.winPeak, l.inflight)
+}
+
+// dispatch admits queued calls while there is room, highest priority
+// first. l.mu held.
+func (l *AdaptiveLimiter) dispatch() {
+	for i := len(l.queues) - 1; i >= 0 && l.queued > 0; {
+		q := l.queues[i]
+		if len(q) == 0 {
+			i--
+			continue
+		}
+		if l.inflight >= l.room(i) {
+			return // lower priorities have less room
+		}
+		w := q[0]
+		q[0] = nil
+		l.queues[i] = q[1:]
+		l.queued--
+		l.admitLocked()
+		w.granted = true
+		close(w.ready)
+	}
+}
+
+// Acquire admits a call of priority p or refuses it with an
+// *OverloadError (see AdaptiveLimiter): at once when there is no room and
+// the queue is full, or after waiting QueueTimeout or until ctx is done
+// (the error then wraps ctx's error). The caller must Release the permit
+// exactly once when the call ends. Admission without a wait does not
+// allocate.
+func (l *AdaptiveLimiter) Acquire(ctx context.Context, p Priority) (Permit, error) {
+	i := p.index()
+	l.mu.Lock()
+	if p >= PriorityCritical || l.inflight < l.room(i) {
+		l.admitLocked()
+		over := float64(l.inflight) > l.limit
+		l.mu.Unlock()
+		if over {
+			l.overLimit.Add(ctx, 1, l.overOpt...)
+		}
+		return Permit{l: l, start: l.clock.Now()}, nil
+	}
+	if l.queued >= l.maxQueue {
+		l.mu.Unlock()
+		l.rejections.Add(ctx, 1, l.rejectOpt[i]...)
+		return Permit{}, l.full[i]
+	}
+	w := &adaptiveWaiter{ready: make(chan struct{})}
+	l.queues[i] = append(l.queues[i], w)
+	l.queued++
+	l.mu.Unlock()
+	return l.wait(ctx, i, w)
+}
+
+func (l *AdaptiveLimiter) wait(ctx context.Context, i int, w *adaptiveWaiter) (Permit, error) {
+	var timeout <-chan time.Time
+	if l.queueTimeout > 0 {
+		t := l.clock.NewTimer(l.queueTimeout)
+		defer t.Stop()
+		timeout = t.C()
+	}
+	var rej *OverloadError
+	select {
+	case <-w.ready:
+		return Permit{l: l, start: l.clock.Now()}, nil
+	case <-ctx.Done():
+		rej = l.ctxDeadline[i]
+		if ctx.Err() == context.Canceled {
+			rej = l.ctxCanceled[i]
+		}
+	case <-timeout:
+		rej = l.timedOut[i]
+	}
+	l.mu.Lock()
+	if w.granted {
+		// A slot was handed over as the wait ended. A timed-out call takes
+		// it; a call whose context is done gives it back.
+		if rej == l.timedOut[i] {
+			l.mu.Unlock()
+			return Permit{l: l, start: l.clock.Now()}, nil
+		}
+		l.inflight--
+		l.dispatch()
+	} else {
+		q := l.queues[i]
+		for j, x := range q {
+			if x == w {
+				l.queues[i] = append(q[:j], q[j+1:]...)
+				break
+			}
+		}
+		l.queued--
+	}
+	l.mu.Unlock()
+	l.rejections.Add(ctx, 1, l.rejectOpt[i]...)
+	return Permit{}, rej
+}
+
+// Adaptive returns fn limited by l at the priority PriorityFrom(ctx) (set
+// it with WithPriority): a refused call returns an *OverloadError without
+// calling fn. The returned func is safe for concurrent use and does not
+// allocate when the call is admitted at once.
+func Adaptive[T any](l *AdaptiveLimiter, fn func(context.Context) (T, error)) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) { return adaptiveDo(ctx, l, fn) }
+}
+
+// Adaptive1 is Adaptive for functions that take an argument.
+func Adaptive1[A, T any](l *AdaptiveLimiter, fn func(context.Context, A) (T, error)) func(context.Context, A) (T, error) {
+	return func(ctx context.Context, a A) (T, error) {
+		return adaptiveDo(ctx, l, func(ctx context.Context) (T, error) { return fn(ctx, a) })
+	}
+}
+
+func adaptiveDo[T any](ctx context.Context, l *AdaptiveLimiter, fn func(context.Context) (T, error)) (v T, err error) {
+	pm, err := l.Acquire(ctx, PriorityFrom(ctx))
+	if err != nil {
+		return v, err
+	}
+	defer func() { pm.Release(err) }() // also when fn panics
+	return fn(ctx)
+}
