@@ -156,6 +156,9 @@ type Cache struct {
 	mu    sync.Mutex
 	calls map[string]*call
 
+	epochKeysOnce sync.Once
+	epochKeys     []string // on a cluster, the epoch key of each slot
+
 	st  counters
 	met *instruments
 
