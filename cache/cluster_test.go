@@ -156,6 +156,17 @@ func TestClusterDeadMasterKeepsL2ForLiveMasters(t *testing.T) {
 	v, err = cache.Get[string](ctx, b, live[0])
 	require.NoError(t, err)
 	assert.Equal(t, "live:"+live[0], v)
+
+	// A pattern invalidation cannot replace the dead master's epochs: it
+	// says so (and is replayed), but still removes the live masters' keys.
+	_, err = a.InvalidatePattern(ctx, "item:*")
+	require.ErrorIs(t, err, cache.ErrUnavailable, "the dead master's slots keep their epoch")
+	for _, k := range live {
+		m, err := rdbA.MasterForKey(ctx, prefix+k)
+		require.NoError(t, err)
+		err = serverOf(t, cl, m.Options().Addr).Client().Get(ctx, prefix+k).Err()
+		assert.ErrorIs(t, err, redis.Nil, "%s is gone from its live master", k)
+	}
 }
 
 // TestClusterInvalidationSurvivesChannelNodeDeath kills the master that
