@@ -157,7 +157,8 @@ type Cache struct {
 	calls map[string]*call
 
 	epochKeysOnce sync.Once
-	epochKeys     []string // on a cluster, the epoch key of each slot
+	epochKeys     []string    // on a cluster, the epoch key of each slot
+	rounds        epochRounds // on a cluster, the replacements of every slot's epoch
 
 	st  counters
 	met *instruments

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -125,20 +126,45 @@ func (c *Cache) l2Epoch(ctx context.Context, rkey string) (string, error) {
 
 // newEpoch replaces the invalidation epoch: every load that observed the
 // old one can no longer fill L2. On a cluster it replaces every slot's
-// epoch, one pipeline per master through that master's breaker; when a
-// master failed, its slots keep their epoch and the error is returned
-// (its keys are unreachable, so their fills fail too, and the caller
-// replays the invalidation), while the live masters' slots are fenced.
+// epoch (see epochRounds), one pipeline per master through that master's
+// breaker; when a master failed, its slots keep their epoch and the error
+// is returned (its keys are unreachable, so their fills fail too, and the
+// caller replays the invalidation), while the live masters' slots are
+// fenced.
 func (c *Cache) newEpoch(ctx context.Context) error {
-	e := tokenString(newToken())
 	if !c.clustered() {
+		e := tokenString(newToken())
 		return c.l2Do(ctx, c.epochKey(), func(ctx context.Context) error { return c.rdb.Set(ctx, c.epochKey(), e, 0).Err() })
 	}
+	r := &c.rounds
+	seen := r.started.Load()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastOK > seen {
+		// A round that started after this invalidation did replaced every
+		// epoch: it fences the same loads.
+		return nil
+	}
+	seq := r.started.Add(1)
+	e := tokenString(newToken())
 	keys := c.slotEpochKeys()
 	_, err := c.l2Pipe(ctx, keys, nil, func(ctx context.Context, p redis.Pipeliner, idx []int) {
 		for _, i := range idx {
 			p.Set(ctx, keys[i], e, 0)
 		}
 	}, nil)
+	if err == nil {
+		r.lastOK = seq
+	}
 	return err
+}
+
+// epochRounds coalesces the epoch replacements of a cluster (16384 keys
+// each): one round runs at a time, and an invalidation that finds a round
+// completed which started after it began uses that one. So a burst of
+// concurrent invalidations on an instance costs at most two rounds.
+type epochRounds struct {
+	mu      sync.Mutex    // held while a round runs
+	started atomic.Uint64 // rounds started
+	lastOK  uint64        // the number of the last round that succeeded
 }
