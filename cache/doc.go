@@ -85,7 +85,8 @@
 // master takes it too.
 //
 // Costs on a cluster: a pattern or tag invalidation writes the 16384
-// epoch keys (one pipeline per master; 15–30 ms with 3 masters on a
+// epoch keys (one pipeline per master, shared by the concurrent
+// invalidations of an instance; 15–30 ms with 3 masters on a
 // loaded 2-core host, see RELIABILITY.md), and a miss reads its slot's
 // epoch (one more round trip, as on a single node).
 //
