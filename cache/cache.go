@@ -156,6 +156,10 @@ type Cache struct {
 	mu    sync.Mutex
 	calls map[string]*call
 
+	epochKeysOnce sync.Once
+	epochKeys     []string    // on a cluster, the epoch key of each slot
+	rounds        epochRounds // on a cluster, the replacements of every slot's epoch
+
 	st  counters
 	met *instruments
 

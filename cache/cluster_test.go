@@ -156,6 +156,17 @@ func TestClusterDeadMasterKeepsL2ForLiveMasters(t *testing.T) {
 	v, err = cache.Get[string](ctx, b, live[0])
 	require.NoError(t, err)
 	assert.Equal(t, "live:"+live[0], v)
+
+	// A pattern invalidation cannot replace the dead master's epochs: it
+	// says so (and is replayed), but still removes the live masters' keys.
+	_, err = a.InvalidatePattern(ctx, "item:*")
+	require.ErrorIs(t, err, cache.ErrUnavailable, "the dead master's slots keep their epoch")
+	for _, k := range live {
+		m, err := rdbA.MasterForKey(ctx, prefix+k)
+		require.NoError(t, err)
+		err = serverOf(t, cl, m.Options().Addr).Client().Get(ctx, prefix+k).Err()
+		assert.ErrorIs(t, err, redis.Nil, "%s is gone from its live master", k)
+	}
 }
 
 // TestClusterInvalidationSurvivesChannelNodeDeath kills the master that
@@ -241,5 +252,80 @@ func TestClusterInvalidationSurvivesChannelNodeDeath(t *testing.T) {
 	t.Logf("channel node %s killed; deliveries with every node up: %v; after the kill: %v; bound %v", chAddr, healthy, outage, bound)
 	for _, d := range outage {
 		assert.LessOrEqual(t, d, bound, "a delivery after the channel node died")
+	}
+}
+
+// TestClusterLoadDoesNotResurrectAfterPatternOrTags holds a load's write
+// to L2 on a Redis Cluster — the fill script, or the tag-set pipeline
+// that precedes a tagged fill — after the load missed, runs a pattern
+// or tag invalidation of its key on another instance to completion, then
+// lets the write go: the loaded value must not be in L2 (read raw from
+// the cluster) nor be read by a third instance.
+func TestClusterLoadDoesNotResurrectAfterPatternOrTags(t *testing.T) {
+	t.Parallel()
+	cl := testenv.RedisCluster(t)
+	const prefix = "res:"
+	ctx := t.Context()
+	raw := cl.Client()
+	for _, tc := range []struct {
+		name, key string
+		opts      []cache.Option
+		// hold picks the call to hold: skip reports the calls let through.
+		skip       func(names []string, pipe bool) bool
+		invalidate func(c *cache.Cache) error
+	}{
+		{
+			name: "pattern", key: "menu:1",
+			skip: func(names []string, pipe bool) bool {
+				return pipe || (names[0] != "evalsha" && names[0] != "eval")
+			},
+			invalidate: func(c *cache.Cache) error { _, err := c.InvalidatePattern(ctx, "menu:*"); return err },
+		},
+		{
+			name: "tags", key: "menu:2", opts: []cache.Option{cache.WithTags("r1")},
+			skip:       func(names []string, pipe bool) bool { return !pipe }, // the SADD of the tag set
+			invalidate: func(c *cache.Cache) error { _, err := c.InvalidateTags(ctx, "r1"); return err },
+		},
+		{
+			name: "tags/fill", key: "menu:3", opts: []cache.Option{cache.WithTags("r2")},
+			skip: func(names []string, pipe bool) bool {
+				return pipe || (names[0] != "evalsha" && names[0] != "eval")
+			},
+			invalidate: func(c *cache.Cache) error { _, err := c.InvalidateTags(ctx, "r2"); return err },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := cl.Client()
+			hold := newHoldHook()
+			rc.AddHook(hold)
+			a := newCache(t, rc, prefix, cache.Config{})
+			b := newCache(t, cl.Client(), prefix, cache.Config{})
+
+			hold.arm(1, tc.skip)
+			got := make(chan string, 1)
+			go func() {
+				v, _ := cache.GetOrSet(ctx, a, tc.key, time.Minute, func(context.Context) (string, error) { return "stale", nil }, tc.opts...)
+				got <- v
+			}()
+			select {
+			case <-hold.held:
+			case <-time.After(settle):
+				t.Fatal("the load's write to L2 was never sent")
+			}
+			require.NoError(t, tc.invalidate(b))
+			close(hold.release)
+			<-got
+
+			v, err := raw.Get(ctx, prefix+tc.key).Bytes()
+			if !errors.Is(err, redis.Nil) {
+				require.NoError(t, err)
+				assert.NotContains(t, string(v), "stale", "the load's value reached L2 after the invalidation returned")
+			}
+			c := newCache(t, cl.Client(), prefix, cache.Config{})
+			for name, c := range map[string]*cache.Cache{"b": b, "c": c} {
+				v, err := cache.Get[string](ctx, c, tc.key)
+				assert.ErrorIs(t, err, cache.ErrMiss, "%s read the load's value after the invalidation: %q", name, v)
+			}
+		})
 	}
 }

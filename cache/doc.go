@@ -40,7 +40,9 @@
 //     call: only if the key still holds the write — value or tombstone —
 //     the load saw when it missed, and the invalidation epoch is
 //     unchanged. Delete leaves a short-lived tombstone, not a gap;
-//     pattern and tag invalidations replace the epoch.)
+//     pattern and tag invalidations replace the epoch. On a Redis
+//     Cluster every hash slot has its own epoch, in the slot it guards,
+//     and those invalidations replace all 16384.)
 //   - Cross-instance: while Redis is healthy, the other instances drop
 //     their L1 copy when the write's pub/sub message arrives, published in
 //     the same round trip as the write (on a cluster, right after it): within a few milliseconds on one
@@ -73,12 +75,22 @@
 // publishes through any live master (classic pub/sub reaches every node).
 // So a dead master, even the one whose slot holds the channel's name,
 // stops no announcement: the cross-instance bound above holds for the
-// keys of the live masters.
+// keys of the live masters. Every rule above holds on a cluster as on a
+// single node, for the keys of the live masters: a pattern or tag
+// invalidation replaces the epochs of every master it reaches, so no
+// load that began before it fills L2 there after it returned; while a
+// master is dead its slots keep their epoch (their keys, and so their
+// fills, are unreachable), and the invalidation removes the live
+// masters' keys, returns ErrUnavailable and is replayed until that
+// master takes it too.
 //
-// Limits: a Redis Cluster keeps no invalidation epoch (a script cannot
-// read it along with a key of another slot), so a load racing a pattern
-// or tag invalidation can still fill L2 with the value it read before
-// (key writes — Set, SetMany, Delete — stay exact). A Redis that loses its data
+// Costs on a cluster: a pattern or tag invalidation writes the 16384
+// epoch keys (one pipeline per master, shared by the concurrent
+// invalidations of an instance; 15–30 ms with 3 masters on a
+// loaded 2-core host, see RELIABILITY.md), and a miss reads its slot's
+// epoch (one more round trip, as on a single node).
+//
+// Limits: a Redis that loses its data
 // (restart without persistence) loses tombstones too; the new epoch then
 // fences the loads that began before. A dead or slow Redis is put behind
 // a circuit breaker with short timeouts: reads keep being served from L1

@@ -103,11 +103,15 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, err
 
 // invalidatePatternL2 is InvalidatePattern's Redis part: a new
 // invalidation epoch (refusing the fills of loads that began before),
-// SCAN and UNLINK on every master, then tell the other instances.
+// SCAN and UNLINK on every master, then tell the other instances. On a
+// cluster a master that failed the epoch does not stop the rest: the
+// live masters' keys are fenced and removed, and the error makes the
+// caller replay the whole invalidation.
 func (c *Cache) invalidatePatternL2(ctx context.Context, pattern string) (int, error) {
-	if err := c.newEpoch(ctx); err != nil {
+	epochErr := c.newEpoch(ctx)
+	if epochErr != nil && !c.clustered() {
 		_ = c.publish(ctx, c.message(nil, pattern, nil))
-		return 0, err
+		return 0, epochErr
 	}
 	match := EscapePattern(c.cfg.KeyPrefix) + pattern
 	var removed atomic.Int64 // ForEachMaster scans the masters concurrently
@@ -161,6 +165,9 @@ func (c *Cache) invalidatePatternL2(ctx context.Context, pattern string) (int, e
 	default:
 		err = c.l2Run(ctx, c.cb.ForKey(ctx, ""), 0, func(ctx context.Context) error { return scan(ctx, r) })
 	}
+	if err == nil {
+		err = epochErr
+	}
 	// Announce even when the SCAN failed part-way: the other instances
 	// must still drop what the caller meant to invalidate.
 	if perr := c.publish(ctx, c.message(nil, pattern, nil)); err == nil {
@@ -210,13 +217,21 @@ return m
 `)
 
 // invalidateTagsL2 is InvalidateTags' Redis part: a new invalidation
-// epoch (refusing the fills of loads that began before), take the tag
+// epoch (refusing the fills of loads that began before; on a cluster
+// every slot's), take the tag
 // sets, replace their members by tombstones, and tell the other
 // instances. When the sets cannot be read this L1 is flushed: it may hold
 // tagged values read from L2, which carry no tags here.
 func (c *Cache) invalidateTagsL2(ctx context.Context, tags []string) (int, error) {
 	var members []string
 	err := c.newEpoch(ctx)
+	var epochErr error
+	if err != nil && c.clustered() {
+		// A master failed the epoch: its slots' keys are unreachable (so
+		// are their fills); the rest is still invalidated, and the error
+		// makes the caller replay the whole invalidation.
+		epochErr, err = err, nil
+	}
 	if err == nil {
 		tks := make([]string, len(tags))
 		for i, t := range tags {
@@ -267,17 +282,7 @@ func (c *Cache) invalidateTagsL2(ctx context.Context, tags []string) (int, error
 		}
 		return len(members) - len(bad), err
 	}
-	return len(members), nil
-}
-
-// newEpoch replaces the invalidation epoch: every load that observed the
-// old one can no longer fill L2. A cluster has none (see fillScript).
-func (c *Cache) newEpoch(ctx context.Context) error {
-	if c.clustered() {
-		return nil
-	}
-	e := tokenString(newToken())
-	return c.l2Do(ctx, c.epochKey(), func(ctx context.Context) error { return c.rdb.Set(ctx, c.epochKey(), e, 0).Err() })
+	return len(members), epochErr
 }
 
 // Flush empties L1 here and, through pub/sub, on every other instance. L2

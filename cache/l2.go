@@ -38,11 +38,6 @@ func (c *Cache) l2Read(ctx context.Context, key string) ([]byte, error) {
 
 var errNoRedis = errors.New("cache: no redis")
 
-// epochKey is the Redis key of the invalidation epoch: a random string
-// that every pattern or tag invalidation replaces, so that a load that
-// began before one cannot fill L2 after it (fillScript compares it).
-func (c *Cache) epochKey() string { return c.cfg.KeyPrefix + "perfkit:cache:epoch" }
-
 // newToken returns a write token: random, so two writes never share one.
 func newToken() uint64 {
 	for {
@@ -58,35 +53,12 @@ func tokenString(t uint64) string {
 	return string(b[:])
 }
 
-// l2Epoch returns the current invalidation epoch, creating it when Redis
-// has none (first use, or Redis lost its data: a new random epoch then
-// fences every fill that observed the old one).
-func (c *Cache) l2Epoch(ctx context.Context) (string, error) {
-	mine := tokenString(newToken())
-	var cur string
-	err := c.l2Do(ctx, c.epochKey(), func(ctx context.Context) error {
-		var err error
-		cur, err = c.rdb.SetArgs(ctx, c.epochKey(), mine, redis.SetArgs{Mode: "NX", Get: true}).Result()
-		if errors.Is(err, redis.Nil) {
-			cur, err = mine, nil
-		}
-		return err
-	})
-	return cur, err
-}
-
-// clustered reports whether L2 is a Redis Cluster: there a script cannot
-// read the epoch key along with a value's key (another slot).
-func (c *Cache) clustered() bool {
-	_, ok := c.rdb.(*redis.ClusterClient)
-	return ok
-}
-
 // fillScript is a load's conditional write of its value (the lease of
 // Facebook's memcache, with the token of the last write as the lease): it
 // sets KEYS[1] only if the token of the value there (ARGV[1]; "" for no
 // value) is still the one the load observed when it missed, and the
-// invalidation epoch KEYS[2] (when given) is still ARGV[4]. A Set, a
+// invalidation epoch KEYS[2] (in KEYS[1]'s slot on a cluster) is still
+// ARGV[4]. A Set, a
 // Delete's tombstone, another fill or a pattern/tag invalidation after
 // the observation makes it a no-op, so a load's value never lands after
 // an invalidation that followed its read. ARGV[2] is the value, ARGV[3]
@@ -96,7 +68,7 @@ local cur = redis.call('GET', KEYS[1])
 local tok = ''
 if cur then tok = string.sub(cur, 14, 21) end
 if tok ~= ARGV[1] then return 0 end
-if KEYS[2] and redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 `)
@@ -110,22 +82,16 @@ type observation struct {
 }
 
 // observe completes a miss's observation of key once it read raw (nil: no
-// value) from L2: it reads the epoch.
-func (c *Cache) observe(ctx context.Context, raw []byte) observation {
+// value) from L2: it reads the epoch guarding key.
+func (c *Cache) observe(ctx context.Context, key string, raw []byte) observation {
 	o := observation{}
 	if len(raw) >= headerLen {
 		o.token = string(raw[tokenOffset:headerLen])
 	} else if raw != nil {
 		return o
 	}
-	if c.clustered() {
-		// No epoch on a cluster (fillScript does not read it there): a
-		// dead epoch node must not keep the live masters' keys out of L2.
-		o.ok = true
-		return o
-	}
 	var err error
-	if o.epoch, err = c.l2Epoch(ctx); err != nil {
+	if o.epoch, err = c.l2Epoch(ctx, c.redisKey(key)); err != nil {
 		return o
 	}
 	o.ok = true
@@ -148,11 +114,8 @@ func (c *Cache) l2Fill(ctx context.Context, it l2Item, obs observation) (bool, e
 				return err
 			}
 		}
-		keys := []string{c.redisKey(it.key)}
-		if !c.clustered() {
-			keys = append(keys, c.epochKey())
-		}
-		n, err := fillScript.Run(ctx, c.rdb, keys, obs.token, it.val, it.ttl.Milliseconds(), obs.epoch).Int()
+		rk := c.redisKey(it.key)
+		n, err := fillScript.Run(ctx, c.rdb, []string{rk, c.epochKeyFor(rk)}, obs.token, it.val, it.ttl.Milliseconds(), obs.epoch).Int()
 		ok = n == 1
 		return err
 	})

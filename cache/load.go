@@ -190,14 +190,14 @@ func (m *miss[V]) fromL2() bool {
 		return false // no observation: the load will not fill L2
 	}
 	if b == nil {
-		m.obs = c.observe(m.parent, nil)
+		m.obs = c.observe(m.parent, m.key, nil)
 		return false
 	}
 	d, err := decode[V](c, b)
 	if err != nil {
 		c.corrupt(m.parent, m.key, err)
 		if errors.Is(err, errTombstone) {
-			m.obs = c.observe(m.parent, b)
+			m.obs = c.observe(m.parent, m.key, b)
 		}
 		return false
 	}
@@ -213,7 +213,7 @@ func (m *miss[V]) fromL2() bool {
 	}
 	m.finish(d.val, d.err, nil, stale)
 	if stale {
-		m.obs = c.observe(m.parent, b)
+		m.obs = c.observe(m.parent, m.key, b)
 	}
 	return !stale
 }

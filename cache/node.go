@@ -20,7 +20,7 @@ import (
 //   - A one-key call (GET, the fill script, the epoch) counts in the
 //     breaker of the master owning the key's slot.
 //   - A multi-key pipeline (GetMany, SetMany, Delete, tombstones of a tag
-//     invalidation) is split per master: each part is its own call through
+//     invalidation, a cluster's per-slot epochs) is split per master: each part is its own call through
 //     its master's breaker, the parts run concurrently, and each key's
 //     outcome is its own part's (a dead master's keys miss or are queued
 //     for replay; the others are read or settled). Tag-set writes made
