@@ -193,13 +193,9 @@ func (a *App) setupMetrics(ctx context.Context, setGlobal bool) error {
 	var exp sdkmetric.Exporter
 	var err error
 	if ep := a.cfg.OTLPEndpoint; ep != "" && ep != os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") {
-		// Given by flag: the standard variable is the base URL, the option the full one.
-		// joinURL keeps a query string after the path.
-		full, jerr := joinURL(ep, "v1/metrics")
-		if jerr != nil {
-			return fmt.Errorf("OTLP endpoint: %w", jerr)
-		}
-		exp, err = otlp.NewExporter(ctx, otlp.Config{EndpointURL: full})
+		// Given by flag: the collector's base URL or the full /v1/metrics
+		// one; otlp.Config.EndpointURL takes either.
+		exp, err = otlp.NewExporter(ctx, otlp.Config{EndpointURL: ep})
 	} else {
 		exp, err = otlp.FromEnv(ctx) // nil without OTEL_EXPORTER_OTLP_*ENDPOINT
 	}

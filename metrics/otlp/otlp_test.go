@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -179,4 +180,41 @@ func TestShutdownLeaksNothing(t *testing.T) {
 	c.Add(ctx, 1)
 	require.NoError(t, p.ForceFlush(ctx))
 	require.NoError(t, p.Shutdown(ctx))
+}
+
+// TestEndpointURLBaseOrFull: a base URL (with or without a path prefix) gets
+// /v1/metrics appended; a URL already ending in /v1/metrics is used as it is.
+func TestEndpointURLBaseOrFull(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct{ endpoint, want string }{
+		{srv.URL, "/v1/metrics"},
+		{srv.URL + "/", "/v1/metrics"},
+		{srv.URL + "/v1/metrics", "/v1/metrics"},
+		{srv.URL + "/otlp", "/otlp/v1/metrics"},
+		{srv.URL + "/otlp/v1/metrics/", "/otlp/v1/metrics"},
+	} {
+		ctx := context.Background()
+		exp, err := NewExporter(ctx, Config{EndpointURL: tc.endpoint})
+		require.NoError(t, err)
+		p := setupWith(t, exp)
+		c, _ := p.Meter("test").Int64Counter("http.counter")
+		c.Add(ctx, 1)
+		mu.Lock()
+		paths = nil
+		mu.Unlock()
+		require.NoError(t, p.ForceFlush(ctx))
+		mu.Lock()
+		assert.Equal(t, []string{tc.want}, paths, "endpoint %s", tc.endpoint)
+		mu.Unlock()
+		require.NoError(t, p.Shutdown(ctx))
+	}
 }
