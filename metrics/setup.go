@@ -208,7 +208,7 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 			return fail(fmt.Errorf("metrics: prometheus exporter: %w", err))
 		}
 		readers = append(readers, exp)
-		p.handler = promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{
+		p.handler = promhttp.HandlerFor(promGatherer{p.registry}, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		})
 	}
@@ -239,10 +239,16 @@ func (p *Provider) Meter(name string, opts ...metric.MeterOption) metric.Meter {
 func (p *Provider) SDK() *sdkmetric.MeterProvider { return p.mp }
 
 // Registry returns the Prometheus registry the exporter writes to, nil with
-// DisablePrometheus.
+// DisablePrometheus. Serving it with a handler of your own skips Handler's
+// renaming of "_count" gauges.
 func (p *Provider) Registry() *prometheus.Registry { return p.registry }
 
-// Handler returns the Prometheus scrape handler (for /health/metrics).
+// Handler returns the Prometheus scrape handler (for /health/metrics). It
+// serves the registry with one change that keeps `promtool check metrics`
+// clean: a gauge the exporter would name "<thing>_count" (the semantic
+// conventions' db.client.connection.count, go.goroutine.count) is served
+// as the plural "<thing>s" (db_client_connections, go_goroutines). Other
+// exporters keep the convention's name.
 func (p *Provider) Handler() http.Handler { return p.handler }
 
 // StatsD returns the StatsD exporter, nil unless Config.StatsD was set.

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 
@@ -37,4 +39,41 @@ func TestOTLPEndpointBaseOrFull(t *testing.T) {
 		assert.Equal(t, []string{"/v1/metrics"}, paths, "-otlp-endpoint %s", ep)
 		mu.Unlock()
 	}
+}
+
+// scrapeAfterWorkload starts an app, sends a small workload (health, menu,
+// a login that fails, an assistant question) and returns /health/metrics.
+func scrapeAfterWorkload(t *testing.T) string {
+	t.Helper()
+	app := newTestApp(t, "sqlite")
+	for _, p := range []string{"/health/live", "/health/ready", "/health/detailed"} {
+		app.do(http.MethodGet, p, "")
+	}
+	app.do(http.MethodGet, "/restaurants/1/menu", "")
+	app.do(http.MethodPost, "/auth/login", `{"email":"nobody@servio.dev","password":"wrong"}`)
+	app.do(http.MethodGet, "/orders/1", "")
+	code, body := app.do(http.MethodGet, "/health/metrics", "")
+	require.Equal(t, http.StatusOK, code)
+	return string(body)
+}
+
+// promtool returns the path of Prometheus's promtool, failing the test
+// with how to install it when it is missing.
+func promtool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool not found: install the Debian package `prometheus` (apt-get install -y prometheus); scripts/test does it")
+	}
+	return p
+}
+
+// TestMetricsPassPromtool: what /health/metrics serves after a workload is
+// accepted by `promtool check metrics` (exit 0, no lint warning).
+func TestMetricsPassPromtool(t *testing.T) {
+	text := scrapeAfterWorkload(t)
+	cmd := exec.Command(promtool(t), "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "promtool check metrics:\n%s", out)
 }
