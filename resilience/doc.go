@@ -67,6 +67,10 @@
 //	perfkit.resilience.ratelimit.wait         s             time waited for a token (histogram)
 //	perfkit.resilience.timeouts               {timeout}     pipeline calls that hit their timeout
 //
+// The counters but transitions start at 0 for their policy (and each retry
+// outcome) when the policy is built, so Prometheus's rate() and increase()
+// see the first rejection, timeout or retry.
+//
 // Breaker state changes are logged (Warn when opening, Info otherwise) and
 // retries at Debug through a *slog.Logger field (default slog.Default()).
 package resilience

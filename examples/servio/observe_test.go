@@ -77,3 +77,19 @@ func TestMetricsPassPromtool(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "promtool check metrics:\n%s", out)
 }
+
+// TestCountersStartAtZeroOnScrape: the counters for label sets known at
+// start are scraped at 0 before their first event, so rate() and
+// increase() see the first auth-tier denial or breaker rejection.
+func TestCountersStartAtZeroOnScrape(t *testing.T) {
+	text := scrapeAfterWorkload(t)
+	for _, series := range []string{
+		`perfkit_ratelimit_decisions_total{outcome="denied",tier="auth"} 0`,
+		`perfkit_ratelimit_decisions_total{outcome="unavailable",tier="auth"} 0`,
+		`perfkit_resilience_breaker_rejections_total{resilience_policy="openai.breaker"} 0`,
+		`perfkit_resilience_bulkhead_rejections_total{resilience_policy="openai.bulkhead"} 0`,
+		`perfkit_resilience_retry_calls_total{outcome="gave_up",resilience_policy="openai.retry"} 0`,
+	} {
+		assert.Contains(t, text, series+"\n")
+	}
+}
