@@ -75,12 +75,14 @@ type Config struct {
 	ExportInterval time.Duration
 
 	// HTTPBuckets are the boundaries of every duration histogram (unit "s")
-	// whose name does not start with "db.". Default HTTPBuckets(). They replace
-	// both the SDK default (milliseconds) and any boundaries an instrument
-	// advised; use Views to give one instrument others.
+	// whose name does not start with "db." and that advises none (an
+	// instrument's metric.WithExplicitBucketBoundaries is kept: retry delays
+	// up to 60 s stay up to 60 s). Default HTTPBuckets(). They replace the
+	// SDK default (milliseconds); use Views to give one instrument others.
+	// Instruments created through Provider.SDK() get the SDK default.
 	HTTPBuckets []float64
-	// DBBuckets are the boundaries of duration histograms named "db.*".
-	// Default DBBuckets().
+	// DBBuckets are the boundaries of duration histograms named "db.*" that
+	// advise none. Default DBBuckets().
 	DBBuckets []float64
 	// ExponentialHistograms makes every duration histogram a base-2
 	// exponential histogram (160 buckets, scale ≤ 20) instead. The Prometheus
@@ -111,6 +113,8 @@ type Provider struct {
 	registry *prometheus.Registry
 	handler  http.Handler
 	statsd   *StatsDExporter
+	// httpB and dbB are the default seconds buckets of Meter's histograms.
+	httpB, dbB []float64
 
 	once        sync.Once
 	shutdownErr error
@@ -173,10 +177,10 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 	if err != nil {
 		return fail(err)
 	}
-	p := &Provider{handler: http.NotFoundHandler()}
+	p := &Provider{handler: http.NotFoundHandler(), httpB: slices.Clone(httpB), dbB: slices.Clone(dbB)}
 	mpOpts := []sdkmetric.Option{
 		sdkmetric.WithResource(res),
-		sdkmetric.WithView(durationView(cfg.Views, httpB, dbB, cfg.ExponentialHistograms)),
+		sdkmetric.WithView(durationView(cfg.Views, cfg.ExponentialHistograms)),
 	}
 
 	if cfg.StatsD != nil {
@@ -219,7 +223,7 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	p.mp = sdkmetric.NewMeterProvider(mpOpts...)
 	if !cfg.DisableGlobal {
-		otel.SetMeterProvider(p.mp)
+		otel.SetMeterProvider(p)
 		logger := cfg.Logger
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 			// Export errors quote the collector's URL, which may carry a
@@ -230,12 +234,15 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 	return p, nil
 }
 
-// Meter returns a Meter of the underlying SDK provider.
+// Meter returns a Meter of the underlying SDK provider whose duration
+// histograms (unit "s") that advise no boundaries get Config.HTTPBuckets
+// (Config.DBBuckets for names starting with "db.").
 func (p *Provider) Meter(name string, opts ...metric.MeterOption) metric.Meter {
-	return p.mp.Meter(name, opts...)
+	return secondsMeter{Meter: p.mp.Meter(name, opts...), httpB: p.httpB, dbB: p.dbB}
 }
 
-// SDK returns the underlying SDK provider.
+// SDK returns the underlying SDK provider. Its meters do not add Config's
+// default seconds buckets (Meter does).
 func (p *Provider) SDK() *sdkmetric.MeterProvider { return p.mp }
 
 // Registry returns the Prometheus registry the exporter writes to, nil with

@@ -46,7 +46,8 @@ func TestSetupGivesDurationHistogramsSecondsBuckets(t *testing.T) {
 	}{
 		{"http.client.request.duration", "s", nil, HTTPBuckets()},
 		{"db.client.operation.duration", "s", nil, DBBuckets()},
-		{"cache.load.duration", "s", []float64{1, 2}, HTTPBuckets()},
+		{"cache.load.duration", "s", []float64{1, 2}, []float64{1, 2}},
+		{"perfkit.resilience.retry.delay", "s", []float64{.001, 10, 30, 60}, []float64{.001, 10, 30, 60}},
 		{"order.value", "USD", []float64{10, 100}, []float64{10, 100}},
 		{"legacy.latency", "ms", nil, []float64{0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000}},
 	}
@@ -67,6 +68,34 @@ func TestSetupGivesDurationHistogramsSecondsBuckets(t *testing.T) {
 		}
 	}
 	assert.Contains(t, DBBuckets(), 1.0, "DB buckets have a 1 s boundary")
+}
+
+// TestHTTPBucketsResolveSubMillisecond: request durations of 30 µs and
+// 300 µs land in different buckets, from 100 µs up to 10 s.
+func TestHTTPBucketsResolveSubMillisecond(t *testing.T) {
+	b := HTTPBuckets()
+	assert.Equal(t, 0.0001, b[0])
+	assert.Equal(t, 10.0, b[len(b)-1])
+	assert.Subset(t, b, []float64{0.00025, 0.0005, 0.001, 0.0025, 0.005})
+	require.NoError(t, checkBounds(b))
+}
+
+// TestSetupGlobalGetsDefaultBuckets: a histogram made through the global
+// provider Setup installs gets the default seconds buckets too.
+func TestSetupGlobalGetsDefaultBuckets(t *testing.T) {
+	prev := otel.GetMeterProvider()
+	t.Cleanup(func() { otel.SetMeterProvider(prev) })
+	r := sdkmetric.NewManualReader()
+	p, err := Setup(context.Background(), Config{Readers: []sdkmetric.Reader{r}, DisablePrometheus: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	h, err := otel.GetMeterProvider().Meter("test").Float64Histogram("global.duration", metric.WithUnit("s"))
+	require.NoError(t, err)
+	h.Record(context.Background(), 0.00003)
+	for _, dp := range histPoints(t, collect(t, r, "global.duration")) {
+		assert.Equal(t, HTTPBuckets(), dp.Bounds)
+		assert.Equal(t, uint64(1), dp.BucketCounts[0], "30 µs in the first bucket, under 100 µs")
+	}
 }
 
 func TestSetupExponentialAndUserViews(t *testing.T) {
