@@ -37,8 +37,15 @@ type Config struct {
 	// OTEL_RESOURCE_ATTRIBUTES, else the executable's base name.
 	ServiceName string
 	// ServiceVersion is service.version. Default: service.version in
-	// OTEL_RESOURCE_ATTRIBUTES, else the main module's version from the
-	// build info, else "unknown".
+	// OTEL_RESOURCE_ATTRIBUTES, else from the build info: the main module's
+	// version, else the VCS revision (12 hex digits, "-dirty" with local
+	// changes), else "devel" (go test, go run outside a repository).
+	//
+	// On Prometheus the resource attributes (service.name, service.version,
+	// service.instance.id, ...) are the labels of one target_info series,
+	// not of every series: join them in where needed, e.g.
+	//   rate(http_server_request_duration_seconds_count[5m])
+	//     * on (job, instance) group_left (service_version) target_info
 	ServiceVersion string
 	// InstanceID is service.instance.id. Default: service.instance.id in
 	// OTEL_RESOURCE_ATTRIBUTES, else "<hostname>-<pid>".
@@ -289,10 +296,8 @@ func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
 	if exe, err := os.Executable(); err == nil {
 		name = filepath.Base(exe)
 	}
-	version := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		version = bi.Main.Version
-	}
+	bi, _ := debug.ReadBuildInfo()
+	version := buildVersion(bi)
 	host, _ := os.Hostname()
 	explicit := slices.Clone(cfg.Attributes)
 	for _, kv := range []attribute.KeyValue{
@@ -318,6 +323,40 @@ func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
 		return nil, fmt.Errorf("metrics: resource: %w", err)
 	}
 	return res, nil
+}
+
+// buildVersion is the service.version the build info gives: the main
+// module's version (a tag, or the pseudo-version go build stamps from the
+// repository), else the VCS revision (12 characters, "-dirty" when the tree
+// had changes), else "devel" for a build with neither (go test, go run
+// outside a repository), else "unknown" without build info.
+func buildVersion(bi *debug.BuildInfo) string {
+	if bi == nil {
+		return "unknown"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev string
+	var dirty bool
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if dirty {
+			rev += "-dirty"
+		}
+		return rev
+	}
+	return "devel"
 }
 
 func checkBounds(b []float64) error {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"runtime/debug"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -416,4 +417,22 @@ func TestCheckBoundsRejectsNaNAndInf(t *testing.T) {
 	}
 	assert.NoError(t, checkBounds(nil))
 	assert.NoError(t, checkBounds([]float64{-1, 0, 0.5}))
+}
+
+func TestBuildVersion(t *testing.T) {
+	rev := func(v, modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs.revision", Value: v}, {Key: "vcs.modified", Value: modified}}
+	}
+	for _, tc := range []struct {
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{nil, "unknown"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}, Settings: rev("0123456789abcdef", "false")}, "v1.2.3"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: rev("0123456789abcdef", "false")}, "0123456789ab"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: rev("0123456789abcdef", "true")}, "0123456789ab-dirty"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "devel"},
+	} {
+		assert.Equal(t, tc.want, buildVersion(tc.bi))
+	}
 }

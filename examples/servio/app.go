@@ -72,6 +72,10 @@ type appOptions struct {
 	// per-call Redis deadlines (100 ms, 50 ms). Tests on a loaded machine
 	// raise it so a slow scheduler is not taken for a Redis outage.
 	redisTimeout time.Duration
+	// healthInterval is how often the health checks run in the background;
+	// 0 means healthInterval (10 s), negative runs them on request (tests
+	// that assert a check's result right after breaking its dependency).
+	healthInterval time.Duration
 }
 
 // newApp opens everything and assembles the handler; on error, whatever
@@ -173,7 +177,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		RedisTimeout: cmp.Or(opts.redisTimeout, cfg.RedisTimeout), MeterProvider: mp, Logger: log}); err != nil {
 		return nil, err
 	}
-	if err := a.setupHealth(mp); err != nil {
+	if err := a.setupHealth(mp, cmp.Or(opts.healthInterval, healthInterval)); err != nil {
 		return nil, err
 	}
 	if a.handler, err = a.routes(); err != nil {

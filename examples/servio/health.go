@@ -11,10 +11,16 @@ import (
 	"github.com/servio/perfkit/resilience"
 )
 
+// healthInterval is how often servio's checks run in the background. Run
+// there rather than on request, perfkit.health.check.status exists from the
+// first scrape, before anyone calls /health/detailed.
+const healthInterval = 10 * time.Second
+
 // setupHealth registers servio's checks: the database (critical), Redis
 // when configured and the LLM upstream (both non-critical: the service
-// degrades without them), and process memory.
-func (a *App) setupHealth(mp *metrics.Provider) error {
+// degrades without them), and process memory. Each runs every interval in
+// the background (on request when interval is 0).
+func (a *App) setupHealth(mp *metrics.Provider, interval time.Duration) error {
 	llmID := redactURL(a.llm.baseURL)
 	if a.sim != nil {
 		// Clearly labelled: a pass here says nothing about a real LLM.
@@ -27,6 +33,9 @@ func (a *App) setupHealth(mp *metrics.Provider) error {
 	}
 	if a.redis != nil {
 		checks = append(checks, health.Check{Name: "redis", Run: health.Redis(a.redis)})
+	}
+	for i := range checks {
+		checks[i].Interval = max(interval, 0)
 	}
 	c, err := health.New(health.Config{Checks: checks, ServiceID: "servio",
 		Description: "perfkit example restaurant service", MeterProvider: mp, Logger: a.log})

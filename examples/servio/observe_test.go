@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -91,5 +92,30 @@ func TestCountersStartAtZeroOnScrape(t *testing.T) {
 		`perfkit_resilience_retry_calls_total{outcome="gave_up",resilience_policy="openai.retry"} 0`,
 	} {
 		assert.Contains(t, text, series+"\n")
+	}
+}
+
+// TestHealthMetricsOnFirstScrape: the checks run in the background, so
+// their status gauges exist before anyone calls /health/detailed; each
+// health endpoint has an http.route of its own.
+func TestHealthMetricsOnFirstScrape(t *testing.T) {
+	opts := testAppOptions
+	opts.healthInterval = 0 // the binary's: every 10 s in the background
+	app := startAppWith(t, testConfig(t, "sqlite"), opts)
+	for _, p := range []string{"/health/live", "/health/ready"} {
+		app.do(http.MethodGet, p, "")
+	}
+	var text string
+	require.Eventually(t, func() bool {
+		_, body := app.do(http.MethodGet, "/health/metrics", "")
+		text = string(body)
+		return strings.Contains(text, `perfkit_health_check_status{health_check_critical="true",health_check_name="database",health_status="pass"} 1`)
+	}, 10*time.Second, 20*time.Millisecond, "the database check's status gauge without a call to /health/detailed")
+	for _, name := range []string{"llm", "memory"} {
+		assert.Contains(t, text, `perfkit_health_check_status{health_check_critical="false",health_check_name="`+name+`",health_status="pass"} 1`)
+	}
+	_, body := app.do(http.MethodGet, "/health/metrics", "")
+	for _, route := range []string{"/health/live", "/health/ready", "/health/metrics"} {
+		assert.Contains(t, string(body), `http_route="`+route+`"`)
 	}
 }
