@@ -28,7 +28,10 @@
 //     that advises no boundaries gets buckets in seconds ([HTTPBuckets]:
 //     100 µs to 10 s; [DBBuckets] for db.*) instead of the SDK's
 //     millisecond defaults; an instrument's own advised boundaries are
-//     kept. Importing metrics links no gRPC and no OTLP exporter.
+//     kept. Go runtime metrics (go.memory.used, go.goroutine.count, ...)
+//     come from OpenTelemetry's runtime instrumentation, so every exporter
+//     gets them (Config.DisableRuntimeMetrics turns them off). Importing
+//     metrics links no gRPC and no OTLP exporter.
 //   - [StatsDExporter] is an sdk/metric Exporter for StatsD, DogStatsD and
 //     Graphite users. It asks for delta temporality, so counters and
 //     histogram buckets are sent as exact increments, while up-down counters

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/servio/perfkit/internal/redact"
+	otelruntime "go.opentelemetry.io/contrib/instrumentation/runtime"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -55,11 +56,21 @@ type Config struct {
 	Attributes []attribute.KeyValue
 
 	// Registry receives the Prometheus collector. Default: a new registry of
-	// its own (never prometheus.DefaultRegisterer), with Go runtime and process
-	// collectors unless DisableRuntimeMetrics is set.
+	// its own (never prometheus.DefaultRegisterer), with the client
+	// library's process collector (process_cpu_seconds_total,
+	// process_resident_memory_bytes, ...) unless DisableRuntimeMetrics is
+	// set. Its Go collector is not registered: the Go runtime metrics below
+	// replace it, and would otherwise be served twice.
 	Registry *prometheus.Registry
-	// DisableRuntimeMetrics leaves the Go and process collectors out of a
-	// registry that Setup creates.
+	// DisableRuntimeMetrics turns off the Go runtime metrics Setup starts
+	// otherwise with OpenTelemetry's runtime instrumentation
+	// (go.opentelemetry.io/contrib/instrumentation/runtime: go.memory.used,
+	// go.memory.allocated, go.memory.allocations, go.memory.gc.goal,
+	// go.goroutine.count, go.processor.limit, go.config.gogc), which every
+	// exporter receives (Prometheus, OTLP, StatsD); on Prometheus they are
+	// go_memory_used_bytes, go_goroutines, ... It also leaves the process
+	// collector out of a registry that Setup creates (process metrics
+	// reach Prometheus only).
 	DisableRuntimeMetrics bool
 	// DisablePrometheus leaves the Prometheus exporter out; Handler then
 	// serves 404.
@@ -210,8 +221,7 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 		if p.registry == nil {
 			p.registry = prometheus.NewRegistry()
 			if !cfg.DisableRuntimeMetrics {
-				p.registry.MustRegister(collectors.NewGoCollector(),
-					collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+				p.registry.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			}
 		}
 		exp, err := otelprom.New(otelprom.WithRegisterer(p.registry), otelprom.WithoutScopeInfo())
@@ -229,6 +239,13 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 		mpOpts = append(mpOpts, sdkmetric.WithReader(r))
 	}
 	p.mp = sdkmetric.NewMeterProvider(mpOpts...)
+	if !cfg.DisableRuntimeMetrics {
+		// Its instruments are observable and created once here; an error
+		// (none in practice) costs the runtime metrics, not the provider.
+		if err := otelruntime.Start(otelruntime.WithMeterProvider(p)); err != nil {
+			cfg.Logger.Warn("metrics: Go runtime metrics not started", "err", err)
+		}
+	}
 	if !cfg.DisableGlobal {
 		otel.SetMeterProvider(p)
 		logger := cfg.Logger

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -261,7 +262,7 @@ func TestSetupPushesToExporters(t *testing.T) {
 	t.Parallel()
 	exp := newFakeExporter()
 	// A nil entry (what otlp.FromEnv returns without its variables) is skipped.
-	p := setupTest(t, Config{Exporters: []sdkmetric.Exporter{nil, exp}, DisablePrometheus: true, ExportInterval: time.Hour})
+	p := setupTest(t, Config{Exporters: []sdkmetric.Exporter{nil, exp}, DisablePrometheus: true, DisableRuntimeMetrics: true, ExportInterval: time.Hour})
 	c, _ := p.Meter("test").Int64Counter("pushed.counter")
 	c.Add(context.Background(), 1)
 	require.NoError(t, p.ForceFlush(context.Background()))
@@ -334,7 +335,7 @@ func TestSetupDisableGlobal(t *testing.T) {
 func TestSetupWithStatsD(t *testing.T) {
 	t.Parallel()
 	sink := newUDPSink(t)
-	p := setupTest(t, Config{StatsD: &StatsDConfig{Addr: sink.addr()}, DisablePrometheus: true, ExportInterval: time.Hour})
+	p := setupTest(t, Config{StatsD: &StatsDConfig{Addr: sink.addr()}, DisablePrometheus: true, DisableRuntimeMetrics: true, ExportInterval: time.Hour})
 	require.NotNil(t, p.StatsD())
 	c, _ := p.Meter("test").Int64Counter("setup.statsd")
 	c.Add(context.Background(), 4)
@@ -435,4 +436,44 @@ func TestBuildVersion(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, buildVersion(tc.bi))
 	}
+}
+
+// metricNames returns the names of the metrics r collects.
+func metricNames(t *testing.T, r sdkmetric.Reader) map[string]bool {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+	out := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			out[m.Name] = true
+		}
+	}
+	return out
+}
+
+// TestSetupRuntimeMetricsReachEveryReader: Go runtime metrics come from
+// OpenTelemetry's runtime instrumentation, so push exporters (here a
+// reader) get them too, not only Prometheus; Prometheus serves each once
+// (the client library's Go collector is not registered beside them).
+func TestSetupRuntimeMetricsReachEveryReader(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	p := setupTest(t, Config{Readers: []sdkmetric.Reader{r}})
+	names := metricNames(t, r)
+	for _, n := range []string{"go.goroutine.count", "go.memory.used", "go.memory.allocated", "go.config.gogc"} {
+		assert.True(t, names[n], "%s collected by a reader other than Prometheus", n)
+	}
+	fams := scrape(t, p)
+	require.Contains(t, fams, "go_goroutines", "go.goroutine.count, renamed for Prometheus")
+	assert.Len(t, fams["go_goroutines"].GetMetric(), 1, "one series: no second one from a Go collector")
+	assert.Contains(t, fams, "go_memory_used_bytes")
+	assert.Contains(t, fams, "process_resident_memory_bytes", "the process collector stays")
+	for name := range fams {
+		assert.False(t, strings.HasPrefix(name, "go_memstats_"), "%s: the Go collector is not registered", name)
+	}
+
+	r2 := sdkmetric.NewManualReader()
+	p2 := setupTest(t, Config{Readers: []sdkmetric.Reader{r2}, DisableRuntimeMetrics: true})
+	assert.False(t, metricNames(t, r2)["go.goroutine.count"], "DisableRuntimeMetrics")
+	assert.NotContains(t, scrape(t, p2), "process_resident_memory_bytes")
 }
