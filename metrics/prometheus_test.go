@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"math"
 	"net/http/httptest"
 	"testing"
 
@@ -63,4 +64,35 @@ func TestPromCountName(t *testing.T) {
 		_, ok := promCountName(in)
 		assert.False(t, ok, in)
 	}
+}
+
+// TestHandlerServesDurationsInSeconds: a histogram in milliseconds (as
+// go-redis's instrumentation reports) is served in seconds, Prometheus's
+// base unit, bounds and sum scaled; its counts are unchanged.
+func TestHandlerServesDurationsInSeconds(t *testing.T) {
+	p := setupTest(t, Config{DisableRuntimeMetrics: true})
+	ctx := context.Background()
+	m := p.Meter("test")
+	h, err := m.Float64Histogram("test.use_time", metric.WithUnit("ms"), metric.WithExplicitBucketBoundaries(5, 50))
+	require.NoError(t, err)
+	h.Record(ctx, 20)
+	c, err := m.Int64Counter("test.wait", metric.WithUnit("ns"))
+	require.NoError(t, err)
+	c.Add(ctx, 3_000_000)
+
+	fams := scrape(t, p)
+	assert.NotContains(t, fams, "test_use_time_milliseconds")
+	require.Contains(t, fams, "test_use_time_seconds")
+	hist := fams["test_use_time_seconds"].GetMetric()[0].GetHistogram()
+	assert.InDelta(t, 0.02, hist.GetSampleSum(), 1e-12)
+	assert.Equal(t, uint64(1), hist.GetSampleCount())
+	var bounds []float64
+	for _, b := range hist.GetBucket() {
+		if !math.IsInf(b.GetUpperBound(), 1) {
+			bounds = append(bounds, b.GetUpperBound())
+		}
+	}
+	assert.InDeltaSlice(t, []float64{0.005, 0.05}, bounds, 1e-12)
+	require.Contains(t, fams, "test_wait_seconds_total")
+	assert.InDelta(t, 0.003, fams["test_wait_seconds_total"].GetMetric()[0].GetCounter().GetValue(), 1e-12)
 }

@@ -275,11 +275,13 @@ func (p *Provider) SDK() *sdkmetric.MeterProvider { return p.mp }
 func (p *Provider) Registry() *prometheus.Registry { return p.registry }
 
 // Handler returns the Prometheus scrape handler (for /health/metrics). It
-// serves the registry with one change that keeps `promtool check metrics`
+// serves the registry with two changes that keep `promtool check metrics`
 // clean: a gauge the exporter would name "<thing>_count" (the semantic
 // conventions' db.client.connection.count, go.goroutine.count) is served
-// as the plural "<thing>s" (db_client_connections, go_goroutines). Other
-// exporters keep the convention's name.
+// as the plural "<thing>s" (db_client_connections, go_goroutines); a
+// duration in ms, us or ns (go-redis's instrumentation) is served in
+// seconds, renamed (_milliseconds → _seconds) and scaled. Other exporters
+// keep the instruments' names and units.
 func (p *Provider) Handler() http.Handler { return p.handler }
 
 // StatsD returns the StatsD exporter, nil unless Config.StatsD was set.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/servio/perfkit/cache"
 	"github.com/servio/perfkit/dbpool"
@@ -101,6 +102,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	}
 	if a.redis != nil {
 		a.closers = append(a.closers, a.redis.Close)
+		// go-redis's own OpenTelemetry instrumentation: pool usage, waits,
+		// timeouts, hits and misses, and connection create/use times
+		// (db.client.connections.*, pool.name = the server's address).
+		if err := redisotel.InstrumentMetrics(a.redis, redisotel.WithMeterProvider(mp),
+			redisotel.WithSemConvCompliantMetrics(true)); err != nil {
+			return nil, fmt.Errorf("redis metrics: %w", err)
+		}
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if err := a.redis.Ping(pctx).Err(); err != nil {
 			// Cache and limits degrade to local behind their breakers.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servio/perfkit/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -118,4 +119,27 @@ func TestHealthMetricsOnFirstScrape(t *testing.T) {
 	for _, route := range []string{"/health/live", "/health/ready", "/health/metrics"} {
 		assert.Contains(t, string(body), `http_route="`+route+`"`)
 	}
+}
+
+// TestRedisClientMetrics: go-redis's own instrumentation (redisotel)
+// reports servio's Redis pool and command times, and the scrape still
+// passes promtool.
+func TestRedisClientMetrics(t *testing.T) {
+	_, prefix := testenv.Redis(t)
+	cfg := testConfig(t, "sqlite")
+	cfg.RedisURL, cfg.RedisPrefix = testenv.RedisURL(), prefix
+	app := startApp(t, cfg)
+	app.do(http.MethodGet, "/restaurants/1/menu", "")
+	app.do(http.MethodGet, "/restaurants/1/menu", "")
+	_, body := app.do(http.MethodGet, "/health/metrics", "")
+	text := string(body)
+	// go-redis reports in ms; Handler serves seconds (Prometheus's base unit).
+	for _, name := range []string{"db_client_connections_usage{", "db_client_connections_max{",
+		"db_client_connections_use_time_seconds_count{", "db_client_connections_timeouts_total{"} {
+		assert.Contains(t, text, name)
+	}
+	cmd := exec.Command(promtool(t), "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "promtool check metrics:\n%s", out)
 }
