@@ -49,7 +49,9 @@
 //
 // Metrics (instrument scope github.com/servio/perfkit/health, attributes
 // health.check.name, health.check.critical and health.status):
-// perfkit.health.check.status, a state set in unit 1 (1 for the status a
-// check is in, 0 for the other two), and the histogram
-// perfkit.health.check.duration in seconds.
+// perfkit.health.check.status, a state set in unit {state} (1 for the
+// status a check is in, 0 for the other two; Prometheus:
+// perfkit_health_check_status), and the histogram
+// perfkit.health.check.duration in seconds. Checks with an Interval report
+// their status from their first background run, before any request.
 package health

@@ -64,11 +64,21 @@ func (c *Checker) Handler(cfg HandlerConfig) http.Handler {
 
 // Mount registers Handler(cfg) on mux for PathPrefix and everything under
 // PathPrefix+"/" (PathPrefix "/" mounts the endpoints at the root: /,
-// /ready, ...). Like ServeMux.Handle it panics if those patterns are taken.
+// /ready, ...). Each endpoint is a pattern of its own (PathPrefix+"/live",
+// "/ready", "/detailed", "/metrics" when HandlerConfig.Metrics is set), so
+// HTTP metrics that take http.route from the matched pattern tell them
+// apart. Like ServeMux.Handle it panics if those patterns are taken.
 func (c *Checker) Mount(mux *http.ServeMux, cfg HandlerConfig) {
 	h := c.Handler(cfg).(*handler)
 	if h.cfg.PathPrefix != "" {
 		mux.Handle(h.cfg.PathPrefix, h)
+	}
+	paths := []string{pathLive, pathReady, pathDetailed}
+	if h.cfg.Metrics != nil {
+		paths = append(paths, pathMetrics)
+	}
+	for _, p := range paths {
+		mux.Handle(h.cfg.PathPrefix+p, h)
 	}
 	mux.Handle(h.cfg.PathPrefix+"/", h)
 }

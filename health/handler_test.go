@@ -195,6 +195,18 @@ func TestHandlerRouting(t *testing.T) {
 		assert.Equal(t, tt.code, w.Code, "%s %s", tt.method, tt.target)
 		assert.Equal(t, tt.body, w.Body.String(), "%s %s", tt.method, tt.target)
 	}
+	// Each endpoint is a pattern of its own, so HTTP metrics (http.route,
+	// taken from the matched pattern) tell them apart.
+	for _, path := range []string{"/hc", "/hc/live", "/hc/ready", "/hc/detailed", "/hc/metrics"} {
+		r := httptest.NewRequestWithContext(context.Background(), http.MethodGet, path, nil)
+		mux.ServeHTTP(httptest.NewRecorder(), r)
+		assert.Equal(t, path, r.Pattern, "the pattern that served %s", path)
+	}
+	noMetrics := http.NewServeMux()
+	c.Mount(noMetrics, HandlerConfig{})
+	r := httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/health/metrics", nil)
+	noMetrics.ServeHTTP(httptest.NewRecorder(), r)
+	assert.Equal(t, "/health/", r.Pattern, "no metrics handler: the catch-all serves the 404")
 	assert.Equal(t, http.StatusNotFound, get(c.Handler(HandlerConfig{}), "/health/metrics").Code, "no metrics handler, no route")
 	assert.Equal(t, http.StatusNotFound, get(c.Handler(HandlerConfig{}), "/other").Code)
 

@@ -27,7 +27,7 @@ func newInstruments(mp metric.MeterProvider, c *Checker) (*instruments, error) {
 	var err error
 	inst.status, err = m.Int64ObservableGauge("perfkit.health.check.status",
 		metric.WithDescription("Current status of a health check: 1 for the status it is in, 0 for the others."),
-		metric.WithUnit("1"))
+		metric.WithUnit("{state}"))
 	if err != nil {
 		return nil, fmt.Errorf("health: status gauge: %w", err)
 	}

@@ -33,8 +33,8 @@ func TestMetrics(t *testing.T) {
 			units[m.Name] = m.Unit
 		}
 	}
-	assert.Equal(t, map[string]string{"perfkit.health.check.status": "1", "perfkit.health.check.duration": "s"}, units,
-		"perfkit.health.* names; a state is 1, a duration s")
+	assert.Equal(t, map[string]string{"perfkit.health.check.status": "{state}", "perfkit.health.check.duration": "s"}, units,
+		"perfkit.health.* names; a state is {state} (not 1: Prometheus would add _ratio), a duration s")
 	gauge, ok := got["perfkit.health.check.status"].(metricdata.Gauge[int64])
 	require.True(t, ok, "status gauge: %T", got["perfkit.health.check.status"])
 	states := map[string]int64{}

@@ -24,10 +24,14 @@
 //   - [Setup] builds a MeterProvider with a Prometheus exporter (its handler
 //     serves /health/metrics), optional push exporters (OTLP over HTTP or
 //     gRPC from the metrics/otlp package) and optional StatsD or DogStatsD
-//     output, resource attributes, and views that give every duration
-//     histogram (unit "s") bucket boundaries in seconds from the
-//     OpenTelemetry semantic conventions instead of the SDK's millisecond
-//     defaults. Importing metrics links no gRPC and no OTLP exporter.
+//     output and resource attributes. Every duration histogram (unit "s")
+//     that advises no boundaries gets buckets in seconds ([HTTPBuckets]:
+//     100 µs to 10 s; [DBBuckets] for db.*) instead of the SDK's
+//     millisecond defaults; an instrument's own advised boundaries are
+//     kept. Go runtime metrics (go.memory.used, go.goroutine.count, ...)
+//     come from OpenTelemetry's runtime instrumentation, so every exporter
+//     gets them (Config.DisableRuntimeMetrics turns them off). Importing
+//     metrics links no gRPC and no OTLP exporter.
 //   - [StatsDExporter] is an sdk/metric Exporter for StatsD, DogStatsD and
 //     Graphite users. It asks for delta temporality, so counters and
 //     histogram buckets are sent as exact increments, while up-down counters

@@ -70,7 +70,7 @@ func TestReadPercentilesFromManualReader(t *testing.T) {
 	all, err := ReadPercentiles(ctx, r, "lat", nil)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(100), all.Count)
-	assert.InDelta(t, 0.005*50/90, all.P50, 1e-9, "p50 interpolated in the first bucket")
+	assert.InDelta(t, 0.0025+0.0025*50/90, all.P50, 1e-9, "p50 interpolated in the (2.5 ms, 5 ms] bucket")
 	assert.InDelta(t, 0.875, all.P95, 1e-9, "p95 in the (0.75, 1] bucket")
 	onlyFast, err := ReadPercentiles(ctx, r, "lat", func(s attribute.Set) bool {
 		v, _ := s.Value("route")

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/servio/perfkit/internal/redact"
+	otelruntime "go.opentelemetry.io/contrib/instrumentation/runtime"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -37,8 +38,15 @@ type Config struct {
 	// OTEL_RESOURCE_ATTRIBUTES, else the executable's base name.
 	ServiceName string
 	// ServiceVersion is service.version. Default: service.version in
-	// OTEL_RESOURCE_ATTRIBUTES, else the main module's version from the
-	// build info, else "unknown".
+	// OTEL_RESOURCE_ATTRIBUTES, else from the build info: the main module's
+	// version, else the VCS revision (12 hex digits, "-dirty" with local
+	// changes), else "devel" (go test, go run outside a repository).
+	//
+	// On Prometheus the resource attributes (service.name, service.version,
+	// service.instance.id, ...) are the labels of one target_info series,
+	// not of every series: join them in where needed, e.g.
+	//   rate(http_server_request_duration_seconds_count[5m])
+	//     * on (job, instance) group_left (service_version) target_info
 	ServiceVersion string
 	// InstanceID is service.instance.id. Default: service.instance.id in
 	// OTEL_RESOURCE_ATTRIBUTES, else "<hostname>-<pid>".
@@ -48,11 +56,21 @@ type Config struct {
 	Attributes []attribute.KeyValue
 
 	// Registry receives the Prometheus collector. Default: a new registry of
-	// its own (never prometheus.DefaultRegisterer), with Go runtime and process
-	// collectors unless DisableRuntimeMetrics is set.
+	// its own (never prometheus.DefaultRegisterer), with the client
+	// library's process collector (process_cpu_seconds_total,
+	// process_resident_memory_bytes, ...) unless DisableRuntimeMetrics is
+	// set. Its Go collector is not registered: the Go runtime metrics below
+	// replace it, and would otherwise be served twice.
 	Registry *prometheus.Registry
-	// DisableRuntimeMetrics leaves the Go and process collectors out of a
-	// registry that Setup creates.
+	// DisableRuntimeMetrics turns off the Go runtime metrics Setup starts
+	// otherwise with OpenTelemetry's runtime instrumentation
+	// (go.opentelemetry.io/contrib/instrumentation/runtime: go.memory.used,
+	// go.memory.allocated, go.memory.allocations, go.memory.gc.goal,
+	// go.goroutine.count, go.processor.limit, go.config.gogc), which every
+	// exporter receives (Prometheus, OTLP, StatsD); on Prometheus they are
+	// go_memory_used_bytes, go_goroutines, ... It also leaves the process
+	// collector out of a registry that Setup creates (process metrics
+	// reach Prometheus only).
 	DisableRuntimeMetrics bool
 	// DisablePrometheus leaves the Prometheus exporter out; Handler then
 	// serves 404.
@@ -75,12 +93,14 @@ type Config struct {
 	ExportInterval time.Duration
 
 	// HTTPBuckets are the boundaries of every duration histogram (unit "s")
-	// whose name does not start with "db.". Default HTTPBuckets(). They replace
-	// both the SDK default (milliseconds) and any boundaries an instrument
-	// advised; use Views to give one instrument others.
+	// whose name does not start with "db." and that advises none (an
+	// instrument's metric.WithExplicitBucketBoundaries is kept: retry delays
+	// up to 60 s stay up to 60 s). Default HTTPBuckets(). They replace the
+	// SDK default (milliseconds); use Views to give one instrument others.
+	// Instruments created through Provider.SDK() get the SDK default.
 	HTTPBuckets []float64
-	// DBBuckets are the boundaries of duration histograms named "db.*".
-	// Default DBBuckets().
+	// DBBuckets are the boundaries of duration histograms named "db.*" that
+	// advise none. Default DBBuckets().
 	DBBuckets []float64
 	// ExponentialHistograms makes every duration histogram a base-2
 	// exponential histogram (160 buckets, scale ≤ 20) instead. The Prometheus
@@ -111,6 +131,8 @@ type Provider struct {
 	registry *prometheus.Registry
 	handler  http.Handler
 	statsd   *StatsDExporter
+	// httpB and dbB are the default seconds buckets of Meter's histograms.
+	httpB, dbB []float64
 
 	once        sync.Once
 	shutdownErr error
@@ -173,10 +195,10 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 	if err != nil {
 		return fail(err)
 	}
-	p := &Provider{handler: http.NotFoundHandler()}
+	p := &Provider{handler: http.NotFoundHandler(), httpB: slices.Clone(httpB), dbB: slices.Clone(dbB)}
 	mpOpts := []sdkmetric.Option{
 		sdkmetric.WithResource(res),
-		sdkmetric.WithView(durationView(cfg.Views, httpB, dbB, cfg.ExponentialHistograms)),
+		sdkmetric.WithView(durationView(cfg.Views, cfg.ExponentialHistograms)),
 	}
 
 	if cfg.StatsD != nil {
@@ -199,8 +221,7 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 		if p.registry == nil {
 			p.registry = prometheus.NewRegistry()
 			if !cfg.DisableRuntimeMetrics {
-				p.registry.MustRegister(collectors.NewGoCollector(),
-					collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+				p.registry.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			}
 		}
 		exp, err := otelprom.New(otelprom.WithRegisterer(p.registry), otelprom.WithoutScopeInfo())
@@ -208,7 +229,7 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 			return fail(fmt.Errorf("metrics: prometheus exporter: %w", err))
 		}
 		readers = append(readers, exp)
-		p.handler = promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{
+		p.handler = promhttp.HandlerFor(promGatherer{p.registry}, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		})
 	}
@@ -218,8 +239,15 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 		mpOpts = append(mpOpts, sdkmetric.WithReader(r))
 	}
 	p.mp = sdkmetric.NewMeterProvider(mpOpts...)
+	if !cfg.DisableRuntimeMetrics {
+		// Its instruments are observable and created once here; an error
+		// (none in practice) costs the runtime metrics, not the provider.
+		if err := otelruntime.Start(otelruntime.WithMeterProvider(p)); err != nil {
+			cfg.Logger.Warn("metrics: Go runtime metrics not started", "err", err)
+		}
+	}
 	if !cfg.DisableGlobal {
-		otel.SetMeterProvider(p.mp)
+		otel.SetMeterProvider(p)
 		logger := cfg.Logger
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 			// Export errors quote the collector's URL, which may carry a
@@ -230,19 +258,30 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 	return p, nil
 }
 
-// Meter returns a Meter of the underlying SDK provider.
+// Meter returns a Meter of the underlying SDK provider whose duration
+// histograms (unit "s") that advise no boundaries get Config.HTTPBuckets
+// (Config.DBBuckets for names starting with "db.").
 func (p *Provider) Meter(name string, opts ...metric.MeterOption) metric.Meter {
-	return p.mp.Meter(name, opts...)
+	return secondsMeter{Meter: p.mp.Meter(name, opts...), httpB: p.httpB, dbB: p.dbB}
 }
 
-// SDK returns the underlying SDK provider.
+// SDK returns the underlying SDK provider. Its meters do not add Config's
+// default seconds buckets (Meter does).
 func (p *Provider) SDK() *sdkmetric.MeterProvider { return p.mp }
 
 // Registry returns the Prometheus registry the exporter writes to, nil with
-// DisablePrometheus.
+// DisablePrometheus. Serving it with a handler of your own skips Handler's
+// renaming of "_count" gauges.
 func (p *Provider) Registry() *prometheus.Registry { return p.registry }
 
-// Handler returns the Prometheus scrape handler (for /health/metrics).
+// Handler returns the Prometheus scrape handler (for /health/metrics). It
+// serves the registry with two changes that keep `promtool check metrics`
+// clean: a gauge the exporter would name "<thing>_count" (the semantic
+// conventions' db.client.connection.count, go.goroutine.count) is served
+// as the plural "<thing>s" (db_client_connections, go_goroutines); a
+// duration in ms, us or ns (go-redis's instrumentation) is served in
+// seconds, renamed (_milliseconds → _seconds) and scaled. Other exporters
+// keep the instruments' names and units.
 func (p *Provider) Handler() http.Handler { return p.handler }
 
 // StatsD returns the StatsD exporter, nil unless Config.StatsD was set.
@@ -276,10 +315,8 @@ func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
 	if exe, err := os.Executable(); err == nil {
 		name = filepath.Base(exe)
 	}
-	version := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		version = bi.Main.Version
-	}
+	bi, _ := debug.ReadBuildInfo()
+	version := buildVersion(bi)
 	host, _ := os.Hostname()
 	explicit := slices.Clone(cfg.Attributes)
 	for _, kv := range []attribute.KeyValue{
@@ -305,6 +342,40 @@ func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
 		return nil, fmt.Errorf("metrics: resource: %w", err)
 	}
 	return res, nil
+}
+
+// buildVersion is the service.version the build info gives: the main
+// module's version (a tag, or the pseudo-version go build stamps from the
+// repository), else the VCS revision (12 characters, "-dirty" when the tree
+// had changes), else "devel" for a build with neither (go test, go run
+// outside a repository), else "unknown" without build info.
+func buildVersion(bi *debug.BuildInfo) string {
+	if bi == nil {
+		return "unknown"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev string
+	var dirty bool
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if dirty {
+			rev += "-dirty"
+		}
+		return rev
+	}
+	return "devel"
 }
 
 func checkBounds(b []float64) error {

@@ -5,6 +5,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,7 +48,8 @@ func TestSetupGivesDurationHistogramsSecondsBuckets(t *testing.T) {
 	}{
 		{"http.client.request.duration", "s", nil, HTTPBuckets()},
 		{"db.client.operation.duration", "s", nil, DBBuckets()},
-		{"cache.load.duration", "s", []float64{1, 2}, HTTPBuckets()},
+		{"cache.load.duration", "s", []float64{1, 2}, []float64{1, 2}},
+		{"perfkit.resilience.retry.delay", "s", []float64{.001, 10, 30, 60}, []float64{.001, 10, 30, 60}},
 		{"order.value", "USD", []float64{10, 100}, []float64{10, 100}},
 		{"legacy.latency", "ms", nil, []float64{0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000}},
 	}
@@ -67,6 +70,34 @@ func TestSetupGivesDurationHistogramsSecondsBuckets(t *testing.T) {
 		}
 	}
 	assert.Contains(t, DBBuckets(), 1.0, "DB buckets have a 1 s boundary")
+}
+
+// TestHTTPBucketsResolveSubMillisecond: request durations of 30 µs and
+// 300 µs land in different buckets, from 100 µs up to 10 s.
+func TestHTTPBucketsResolveSubMillisecond(t *testing.T) {
+	b := HTTPBuckets()
+	assert.Equal(t, 0.0001, b[0])
+	assert.Equal(t, 10.0, b[len(b)-1])
+	assert.Subset(t, b, []float64{0.00025, 0.0005, 0.001, 0.0025, 0.005})
+	require.NoError(t, checkBounds(b))
+}
+
+// TestSetupGlobalGetsDefaultBuckets: a histogram made through the global
+// provider Setup installs gets the default seconds buckets too.
+func TestSetupGlobalGetsDefaultBuckets(t *testing.T) {
+	prev := otel.GetMeterProvider()
+	t.Cleanup(func() { otel.SetMeterProvider(prev) })
+	r := sdkmetric.NewManualReader()
+	p, err := Setup(context.Background(), Config{Readers: []sdkmetric.Reader{r}, DisablePrometheus: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	h, err := otel.GetMeterProvider().Meter("test").Float64Histogram("global.duration", metric.WithUnit("s"))
+	require.NoError(t, err)
+	h.Record(context.Background(), 0.00003)
+	for _, dp := range histPoints(t, collect(t, r, "global.duration")) {
+		assert.Equal(t, HTTPBuckets(), dp.Bounds)
+		assert.Equal(t, uint64(1), dp.BucketCounts[0], "30 µs in the first bucket, under 100 µs")
+	}
 }
 
 func TestSetupExponentialAndUserViews(t *testing.T) {
@@ -231,7 +262,7 @@ func TestSetupPushesToExporters(t *testing.T) {
 	t.Parallel()
 	exp := newFakeExporter()
 	// A nil entry (what otlp.FromEnv returns without its variables) is skipped.
-	p := setupTest(t, Config{Exporters: []sdkmetric.Exporter{nil, exp}, DisablePrometheus: true, ExportInterval: time.Hour})
+	p := setupTest(t, Config{Exporters: []sdkmetric.Exporter{nil, exp}, DisablePrometheus: true, DisableRuntimeMetrics: true, ExportInterval: time.Hour})
 	c, _ := p.Meter("test").Int64Counter("pushed.counter")
 	c.Add(context.Background(), 1)
 	require.NoError(t, p.ForceFlush(context.Background()))
@@ -304,7 +335,7 @@ func TestSetupDisableGlobal(t *testing.T) {
 func TestSetupWithStatsD(t *testing.T) {
 	t.Parallel()
 	sink := newUDPSink(t)
-	p := setupTest(t, Config{StatsD: &StatsDConfig{Addr: sink.addr()}, DisablePrometheus: true, ExportInterval: time.Hour})
+	p := setupTest(t, Config{StatsD: &StatsDConfig{Addr: sink.addr()}, DisablePrometheus: true, DisableRuntimeMetrics: true, ExportInterval: time.Hour})
 	require.NotNil(t, p.StatsD())
 	c, _ := p.Meter("test").Int64Counter("setup.statsd")
 	c.Add(context.Background(), 4)
@@ -387,4 +418,62 @@ func TestCheckBoundsRejectsNaNAndInf(t *testing.T) {
 	}
 	assert.NoError(t, checkBounds(nil))
 	assert.NoError(t, checkBounds([]float64{-1, 0, 0.5}))
+}
+
+func TestBuildVersion(t *testing.T) {
+	rev := func(v, modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs.revision", Value: v}, {Key: "vcs.modified", Value: modified}}
+	}
+	for _, tc := range []struct {
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{nil, "unknown"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}, Settings: rev("0123456789abcdef", "false")}, "v1.2.3"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: rev("0123456789abcdef", "false")}, "0123456789ab"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: rev("0123456789abcdef", "true")}, "0123456789ab-dirty"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "devel"},
+	} {
+		assert.Equal(t, tc.want, buildVersion(tc.bi))
+	}
+}
+
+// metricNames returns the names of the metrics r collects.
+func metricNames(t *testing.T, r sdkmetric.Reader) map[string]bool {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+	out := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			out[m.Name] = true
+		}
+	}
+	return out
+}
+
+// TestSetupRuntimeMetricsReachEveryReader: Go runtime metrics come from
+// OpenTelemetry's runtime instrumentation, so push exporters (here a
+// reader) get them too, not only Prometheus; Prometheus serves each once
+// (the client library's Go collector is not registered beside them).
+func TestSetupRuntimeMetricsReachEveryReader(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	p := setupTest(t, Config{Readers: []sdkmetric.Reader{r}})
+	names := metricNames(t, r)
+	for _, n := range []string{"go.goroutine.count", "go.memory.used", "go.memory.allocated", "go.config.gogc"} {
+		assert.True(t, names[n], "%s collected by a reader other than Prometheus", n)
+	}
+	fams := scrape(t, p)
+	require.Contains(t, fams, "go_goroutines", "go.goroutine.count, renamed for Prometheus")
+	assert.Len(t, fams["go_goroutines"].GetMetric(), 1, "one series: no second one from a Go collector")
+	assert.Contains(t, fams, "go_memory_used_bytes")
+	assert.Contains(t, fams, "process_resident_memory_bytes", "the process collector stays")
+	for name := range fams {
+		assert.False(t, strings.HasPrefix(name, "go_memstats_"), "%s: the Go collector is not registered", name)
+	}
+
+	r2 := sdkmetric.NewManualReader()
+	p2 := setupTest(t, Config{Readers: []sdkmetric.Reader{r2}, DisableRuntimeMetrics: true})
+	assert.False(t, metricNames(t, r2)["go.goroutine.count"], "DisableRuntimeMetrics")
+	assert.NotContains(t, scrape(t, p2), "process_resident_memory_bytes")
 }

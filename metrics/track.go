@@ -35,7 +35,8 @@ type TrackerConfig struct {
 	// costs allocations; metrics alone cost none).
 	TracerProvider trace.TracerProvider
 	// Buckets are the advised duration boundaries in seconds. Default
-	// HTTPBuckets(). (Setup's view applies its own seconds buckets anyway.)
+	// HTTPBuckets(). (Advised boundaries: Setup's Config.HTTPBuckets do
+	// not replace them.)
 	Buckets []float64
 }
 

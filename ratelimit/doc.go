@@ -69,5 +69,7 @@
 // and perfkit.ratelimit.redis.duration (s; result: ok, error, timeout).
 // Prometheus exports them as perfkit_ratelimit_decisions_total,
 // perfkit_ratelimit_fallbacks_total and
-// perfkit_ratelimit_redis_duration_seconds.
+// perfkit_ratelimit_redis_duration_seconds. The decisions a Middleware
+// can count and every fallback reason of a Redis limiter start at 0, so
+// Prometheus's rate() and increase() see the first event.
 package ratelimit

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -129,6 +130,19 @@ func Middleware(l TieredLimiter, cfg MiddlewareConfig) (func(http.Handler) http.
 		th := tierHeader{name: t.Name, rlPrefix: strconv.Quote(t.Name) + ";r=", legacyLim: []string{strconv.Itoa(lim)}}
 		for i, o := range []string{"allowed", "denied", "shadow_denied", "unavailable"} {
 			th.outcomes[i] = addOpts(attribute.String("tier", t.Name), attribute.String("outcome", o))
+		}
+		// The outcomes this middleware can count start at 0, so rate() and
+		// increase() see the first one (a series born at 3 shows no rise).
+		denied := outDenied
+		if cfg.Shadow {
+			denied = outShadow
+		}
+		zero := []int{outAllowed, denied}
+		if t.OnFailure == FailClosed {
+			zero = append(zero, outUnavailable)
+		}
+		for _, o := range zero {
+			in.decisions.Add(context.Background(), 0, th.outcomes[o]...)
 		}
 		m.tiers = append(m.tiers, th)
 	}

@@ -58,6 +58,18 @@ func counts(t *testing.T, rd *sdkmetric.ManualReader, name string, drop ...strin
 	return out
 }
 
+// nonzero is m without its zero entries (the series every counter starts
+// with).
+func nonzero(m map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // Structured-field items of the draft: "name";q=N;w=N and "name";r=N;t=N.
 var (
 	policyRe = regexp.MustCompile(`^"[a-z]+";q=\d+;w=\d+(, "[a-z]+";q=\d+;w=\d+)*$`)
@@ -107,7 +119,7 @@ func TestMiddlewareHeadersAndProblem(t *testing.T) {
 	h.ServeHTTP(w, request("192.0.2.2:1"))
 	assert.Equal(t, http.StatusNoContent, w.Code, "another client is not limited")
 
-	assert.Equal(t, map[string]int64{"allowed/auth/": 6, "denied/auth/": 1}, counts(t, rd, "perfkit.ratelimit.decisions"))
+	assert.Equal(t, map[string]int64{"allowed/auth/": 6, "denied/auth/": 1}, nonzero(counts(t, rd, "perfkit.ratelimit.decisions")))
 }
 
 func TestMiddlewareJitter(t *testing.T) {
@@ -148,7 +160,7 @@ func TestMiddlewareShadow(t *testing.T) {
 		assert.Equal(t, http.StatusNoContent, w.Code)
 		assert.Empty(t, w.Header().Get("RateLimit"), "shadow mode writes no headers")
 	}
-	assert.Equal(t, map[string]int64{"allowed/api/": 2, "shadow_denied/api/": 3}, counts(t, rd, "perfkit.ratelimit.decisions"))
+	assert.Equal(t, map[string]int64{"allowed/api/": 2, "shadow_denied/api/": 3}, nonzero(counts(t, rd, "perfkit.ratelimit.decisions")))
 }
 
 func TestMiddlewareKeys(t *testing.T) {
@@ -232,7 +244,7 @@ func TestMiddlewareRedisDown(t *testing.T) {
 		assert.Contains(t, w.Body.String(), "temporarily unavailable; retry after")
 	}
 	assert.Equal(t, map[string]int64{"fail_open/api/": 4, "fail_closed/auth/": 5}, counts(t, rd, "perfkit.ratelimit.fallbacks", "reason"))
-	assert.Equal(t, map[string]int64{"allowed/api/": 4, "unavailable/auth/": 5}, counts(t, rd, "perfkit.ratelimit.decisions"))
+	assert.Equal(t, map[string]int64{"allowed/api/": 4, "unavailable/auth/": 5}, nonzero(counts(t, rd, "perfkit.ratelimit.decisions")))
 }
 
 func TestMiddlewareConfigErrors(t *testing.T) {
@@ -304,4 +316,28 @@ func TestMiddlewareDeniedHook(t *testing.T) {
 	assert.Equal(t, []int{http.StatusTooManyRequests}, statuses, "only the 6th request is denied, as a 429")
 	assert.Equal(t, `{"error":"slow down"}`, last.Body.String())
 	assert.Equal(t, "180", last.Header().Get("Retry-After"), "headers are set before Denied runs")
+}
+
+// TestMiddlewareDecisionsStartAtZero: before any request, every outcome the
+// middleware can count exists at 0, so Prometheus's rate() and increase()
+// see the first decision (a series born at 1 shows no rise).
+func TestMiddlewareDecisionsStartAtZero(t *testing.T) {
+	t.Parallel()
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	g, err := ratelimit.NewGroup(ratelimit.Config{MeterProvider: mp})
+	require.NoError(t, err)
+	tiers := ratelimit.Tiers()
+	groupMiddleware(t, g, ratelimit.MiddlewareConfig{MeterProvider: mp}, tiers.Global, tiers.Auth)
+	assert.Equal(t, map[string]int64{"allowed/global/": 0, "denied/global/": 0,
+		"allowed/auth/": 0, "denied/auth/": 0, "unavailable/auth/": 0},
+		counts(t, rd, "perfkit.ratelimit.decisions"), "the auth tier fails closed: it can also be unavailable")
+
+	rd2 := sdkmetric.NewManualReader()
+	l, err := ratelimit.NewInMemory(ratelimit.Tier{Name: "api", Limit: ratelimit.PerHour(2)}, 0)
+	require.NoError(t, err)
+	_, err = ratelimit.Middleware(l, ratelimit.MiddlewareConfig{Shadow: true,
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd2))})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{"allowed/api/": 0, "shadow_denied/api/": 0}, counts(t, rd2, "perfkit.ratelimit.decisions"))
 }

@@ -150,6 +150,7 @@ func newRedis(b *backend, tiers []Tier) (*Redis, error) {
 		for reason := range opts {
 			opts[reason] = addOpts(attribute.String("tier", t.Name), attribute.String("policy", t.OnFailure.String()),
 				attribute.String("reason", reasonNames[reason]))
+			b.in.fallbacks.Add(context.Background(), 0, opts[reason]...) // starts at 0 for rate()
 		}
 		r.fbOpts = append(r.fbOpts, opts)
 	}

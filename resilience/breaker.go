@@ -241,6 +241,7 @@ func (k *breakerCore) init(c BreakerConfig) (gobreaker.Settings, error) {
 	k.transitions = bld.counter("perfkit.resilience.breaker.transitions", "{transition}", "Circuit breaker state changes.")
 	k.pol = attribute.String(attrPolicy, k.name)
 	k.rejectOpt = addOpts(k.pol)
+	k.rejections.Add(context.Background(), 0, k.rejectOpt...) // starts at 0 for rate()
 	if err := bld.err(); err != nil {
 		return gobreaker.Settings{}, err
 	}

@@ -71,6 +71,7 @@ func NewBulkhead(c BulkheadConfig) (*Bulkhead, error) {
 	b.wait = bld.seconds("perfkit.resilience.bulkhead.wait", "Time queued calls waited for a bulkhead slot.")
 	pol := attribute.String(attrPolicy, c.Name)
 	b.rejectOpt = addOpts(pol)
+	b.rejections.Add(context.Background(), 0, b.rejectOpt...) // starts at 0 for rate()
 	b.waitOpt = recordOpts(pol)
 	return b, bld.err()
 }

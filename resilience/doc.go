@@ -94,6 +94,10 @@
 //	perfkit.resilience.adaptive.rejections    {rejection}   calls it refused, by resilience.priority (low, normal, high)
 //	perfkit.resilience.adaptive.overlimit     {request}     critical calls admitted over its limit
 //
+// The counters but transitions start at 0 for their policy (and each retry
+// outcome) when the policy is built, so Prometheus's rate() and increase()
+// see the first rejection, timeout or retry.
+//
 // Breaker state changes are logged (Warn when opening, Info otherwise) and
 // retries at Debug through a *slog.Logger field (default slog.Default()).
 package resilience

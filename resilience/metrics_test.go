@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,4 +152,42 @@ func TestMetricNamesAndUnits(t *testing.T) {
 	for name := range got {
 		assert.Regexp(t, `^perfkit\.resilience\.`, name)
 	}
+}
+
+// TestCountersStartAtZero: a new pipeline's counters exist at 0 for its
+// policy (and each retry outcome) before any call, so Prometheus's rate()
+// and increase() see the first rejection, timeout or retry.
+func TestCountersStartAtZero(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+	_, err := NewPipeline(PipelineConfig{
+		Name: "llm", MeterProvider: mp, Timeout: time.Hour,
+		Retry:     &RetryConfig{MaxAttempts: 3},
+		Breaker:   &BreakerConfig{},
+		Bulkhead:  &BulkheadConfig{},
+		RateLimit: &RateLimitConfig{},
+	})
+	require.NoError(t, err)
+	points := map[string]int{}
+	eachMetric(t, reader, func(m metricdata.Metrics) {
+		if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
+			for _, p := range sum.DataPoints {
+				assert.Zero(t, p.Value, m.Name)
+				v, _ := p.Attributes.Value(attrPolicy)
+				assert.True(t, strings.HasPrefix(v.AsString(), "llm"), "%s: policy %s", m.Name, v.AsString())
+				points[m.Name]++
+			}
+		}
+	})
+	assert.Equal(t, map[string]int{
+		"perfkit.resilience.breaker.rejections":   1,
+		"perfkit.resilience.bulkhead.rejections":  1,
+		"perfkit.resilience.ratelimit.rejections": 1,
+		"perfkit.resilience.timeouts":             1,
+		"perfkit.resilience.retries":              1,
+		"perfkit.resilience.retry.calls":          3,
+	}, points)
+	assert.Equal(t, map[string]int64{"recovered": 0, "gave_up": 0, "failed": 0}, outcomes(t, reader))
 }

@@ -147,6 +147,7 @@ func NewPipeline(p PipelineConfig) (*Pipeline, error) {
 	bld := newBuilder(p.MeterProvider)
 	pl.timeouts = bld.counter("perfkit.resilience.timeouts", "{timeout}", "Calls that failed after their pipeline timeout.")
 	pl.timeoutOpt = addOpts(attribute.String(attrPolicy, p.Name))
+	pl.timeouts.Add(context.Background(), 0, pl.timeoutOpt...) // starts at 0 for rate()
 	return pl, bld.err()
 }
 

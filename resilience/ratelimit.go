@@ -73,6 +73,7 @@ func NewRateLimiter(c RateLimitConfig) (*RateLimiter, error) {
 	l.wait = bld.seconds("perfkit.resilience.ratelimit.wait", "Time calls waited for a rate-limit token.")
 	pol := attribute.String(attrPolicy, c.Name)
 	l.rejectOpt = addOpts(pol)
+	l.rejections.Add(context.Background(), 0, l.rejectOpt...) // starts at 0 for rate()
 	l.waitOpt = recordOpts(pol)
 	return l, bld.err()
 }

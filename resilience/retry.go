@@ -151,6 +151,11 @@ func newRetrier(p RetryConfig) (*retrier, error) {
 	r.failOpt = addOpts(pol, attribute.String("outcome", "failed"))
 	r.gaveUpOpt = addOpts(pol, attribute.String("outcome", "gave_up"))
 	r.retryOpt = addOpts(pol)
+	// Start at 0, so Prometheus's rate() and increase() see the first one.
+	r.retries.Add(context.Background(), 0, r.retryOpt...)
+	for _, o := range [][]metric.AddOption{r.recoveredOpt, r.failOpt, r.gaveUpOpt} {
+		r.calls.Add(context.Background(), 0, o...)
+	}
 	r.delayOpt = recordOpts(pol)
 	return r, b.err()
 }

@@ -76,7 +76,7 @@ func TestService(t *testing.T) {
 	code, body = get("/health/metrics")
 	require.Equal(t, http.StatusOK, code)
 	for _, name := range []string{"perfkit_cache_hits_total", "http_client_request_duration_seconds", "perfkit_ratelimit_decisions_total",
-		"db_client_connection_count", `operation_name="prices.get"`} {
+		"db_client_connections", `operation_name="prices.get"`} {
 		assert.Contains(t, body, name, "every package reports to the one provider Setup installed")
 	}
 

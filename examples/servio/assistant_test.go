@@ -91,7 +91,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	for _, name := range []string{
 		`http_server_request_duration_seconds_count{`, `http_route="/restaurants/{id}/menu"`,
-		"perfkit_cache_hits_total", "db_client_connection_count", "perfkit_operation_duration_seconds",
+		"perfkit_cache_hits_total", "db_client_connections", "perfkit_operation_duration_seconds",
 		`operation_name="menu.get"`, "perfkit_resilience_breaker_state{", "http_client_request_duration_seconds", "perfkit_ratelimit_decisions_total",
 	} {
 		assert.True(t, strings.Contains(string(body), name), "/health/metrics must contain %s", name)

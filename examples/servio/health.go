@@ -11,10 +11,23 @@ import (
 	"github.com/servio/perfkit/resilience"
 )
 
+// healthInterval is how often servio's checks run in the background. Run
+// there rather than on request, perfkit.health.check.status exists from the
+// first scrape, before anyone calls /health/detailed. The database check,
+// which /health/ready follows, runs every second (one ping), so readiness
+// is never more than about a second behind, as with on-request checks
+// (cached 1 s).
+const (
+	healthInterval   = 10 * time.Second
+	dbHealthInterval = time.Second
+)
+
 // setupHealth registers servio's checks: the database (critical), Redis
 // when configured and the LLM upstream (both non-critical: the service
-// degrades without them), and process memory.
-func (a *App) setupHealth(mp *metrics.Provider) error {
+// degrades without them), and process memory. Each runs every interval in
+// the background, the database at least every dbHealthInterval (on
+// request when interval is 0).
+func (a *App) setupHealth(mp *metrics.Provider, interval time.Duration) error {
 	llmID := redactURL(a.llm.baseURL)
 	if a.sim != nil {
 		// Clearly labelled: a pass here says nothing about a real LLM.
@@ -27,6 +40,12 @@ func (a *App) setupHealth(mp *metrics.Provider) error {
 	}
 	if a.redis != nil {
 		checks = append(checks, health.Check{Name: "redis", Run: health.Redis(a.redis)})
+	}
+	for i := range checks {
+		checks[i].Interval = max(interval, 0)
+		if checks[i].Critical && interval > 0 {
+			checks[i].Interval = min(interval, dbHealthInterval)
+		}
 	}
 	c, err := health.New(health.Config{Checks: checks, ServiceID: "servio",
 		Description: "perfkit example restaurant service", MeterProvider: mp, Logger: a.log})

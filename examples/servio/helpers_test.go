@@ -27,7 +27,10 @@ var dialects = []string{"sqlite", "postgres"}
 // a loaded CI machine cannot miss (past the 50 ms default a slow Redis
 // reply would turn a login into the Auth tier's fail-closed 503, or lose
 // an invalidation). Outage tests kill Redis, which fails fast anyway.
-var testAppOptions = appOptions{passwordIterations: 1000, redisTimeout: 5 * time.Second,
+// Health checks run on request, so a test sees a check fail as soon as it
+// breaks the dependency (TestHealthMetricsOnFirstScrape runs them in the
+// background, as the binary does).
+var testAppOptions = appOptions{passwordIterations: 1000, redisTimeout: 5 * time.Second, healthInterval: -1,
 	llmPolicy: func(p *resilience.PipelineConfig) {
 		p.Retry.BaseDelay, p.Retry.MaxDelay = time.Millisecond, 5*time.Millisecond
 	}}

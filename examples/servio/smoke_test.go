@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -73,6 +74,26 @@ func TestSmokeRunCommand(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.NotEmpty(t, menu.Items, "GET /restaurants/1/menu must return the demo menu")
+
+	// The resource reaches Prometheus as target_info, with the version from
+	// the build info, not "unknown": the module's (pseudo-)version or VCS
+	// revision go build stamps, or "devel" where it stamps none (a git
+	// worktree, GOFLAGS=-buildvcs=false); metrics.TestBuildVersion covers
+	// each case.
+	resp, err = http.Get("http://" + addr + "/health/metrics")
+	require.NoError(t, err)
+	scraped, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	var target string
+	for line := range strings.Lines(string(scraped)) {
+		if strings.HasPrefix(line, "target_info{") {
+			target = line
+		}
+	}
+	assert.Contains(t, target, `service_name="servio"`)
+	assert.Regexp(t, `service_version="[^"]+"`, target)
+	assert.NotContains(t, target, `service_version="unknown"`)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

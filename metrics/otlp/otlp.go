@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/servio/perfkit/internal/redact"
@@ -14,7 +16,7 @@ import (
 )
 
 // ErrInvalidConfig is wrapped by every configuration error NewExporter and
-// FromEnv return (an unknown protocol).
+// FromEnv return (an unknown protocol, an unparsable EndpointURL).
 var ErrInvalidConfig = errors.New("otlp: invalid config")
 
 // Config configures an OTLP metrics exporter. The zero value takes every
@@ -25,8 +27,12 @@ type Config struct {
 	// OTEL_EXPORTER_OTLP_METRICS_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL
 	// variable, else "http/protobuf".
 	Protocol string
-	// EndpointURL is the full URL, e.g. "http://collector:4318/v1/metrics"
-	// or, for gRPC, "http://collector:4317". Default: the standard
+	// EndpointURL is the collector's URL. For HTTP, a base URL
+	// ("http://collector:4318", or one with a path prefix such as
+	// "https://gw/otlp") gets "/v1/metrics" appended, as the standard
+	// OTEL_EXPORTER_OTLP_ENDPOINT does; a URL whose path already ends in
+	// "/v1/metrics" is used as it is. For gRPC: "http://collector:4317".
+	// Default: the standard
 	// OTEL_EXPORTER_OTLP_* variables, else https://localhost:4318/v1/metrics
 	// (gRPC: localhost:4317).
 	EndpointURL string
@@ -42,7 +48,7 @@ type Config struct {
 // cfg.Protocol) for metrics.Config.Exporters, which collects it every
 // ExportInterval and shuts it down with the provider. Building it does not
 // connect: the first export does. It returns an error wrapping
-// ErrInvalidConfig for an unknown protocol, or the exporter's error with any
+// ErrInvalidConfig for an unknown protocol or an unparsable EndpointURL, or the exporter's error with any
 // credential in it redacted. ctx bounds the construction only.
 func NewExporter(ctx context.Context, cfg Config) (sdkmetric.Exporter, error) {
 	proto := cfg.Protocol
@@ -54,6 +60,13 @@ func NewExporter(ctx context.Context, cfg Config) (sdkmetric.Exporter, error) {
 	}
 	switch proto {
 	case "", "http/protobuf":
+		if cfg.EndpointURL != "" {
+			u, err := url.Parse(cfg.EndpointURL)
+			if err != nil {
+				return nil, fmt.Errorf("%w: EndpointURL: %w", ErrInvalidConfig, redact.Error(err))
+			}
+			cfg.EndpointURL = metricsURL(u)
+		}
 		exp, err := otlpmetrichttp.New(ctx, options(cfg,
 			otlpmetrichttp.WithEndpointURL, otlpmetrichttp.WithHeaders, otlpmetrichttp.WithTimeout)...)
 		if err != nil {
@@ -87,6 +100,18 @@ func FromEnv(ctx context.Context) (sdkmetric.Exporter, error) {
 // OTEL_EXPORTER_OTLP_METRICS_ENDPOINT environment variable is set.
 func EnvSet() bool {
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != ""
+}
+
+// metricsURL returns u with "/v1/metrics" appended to its path unless the
+// path already ends in it (a trailing slash is dropped either way).
+func metricsURL(u *url.URL) string {
+	path := strings.TrimSuffix(u.Path, "/")
+	if !strings.HasSuffix(path, "/v1/metrics") {
+		path += "/v1/metrics"
+	}
+	v := *u
+	v.Path, v.RawPath = path, ""
+	return v.String()
 }
 
 // options turns the set fields of cfg into one exporter package's options;

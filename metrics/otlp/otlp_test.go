@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,11 +22,12 @@ import (
 
 // setupWith returns a provider pushing to exp only when flushed (a long
 // interval, so nothing depends on how fast the machine is), left out of
-// OpenTelemetry's globals, shut down on cleanup.
+// OpenTelemetry's globals and without runtime metrics (the tests count
+// data points), shut down on cleanup.
 func setupWith(t *testing.T, exp sdkmetric.Exporter) *metrics.Provider {
 	t.Helper()
 	p, err := metrics.Setup(context.Background(), metrics.Config{Exporters: []sdkmetric.Exporter{exp},
-		DisablePrometheus: true, DisableGlobal: true, ExportInterval: time.Hour})
+		DisablePrometheus: true, DisableGlobal: true, DisableRuntimeMetrics: true, ExportInterval: time.Hour})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
 	return p
@@ -57,12 +59,14 @@ func newHTTPCollector(t *testing.T) *httpCollector {
 type grpcCollector struct {
 	collmetrics.UnimplementedMetricsServiceServer
 	points atomic.Int64
+	names  sync.Map // metric name → true
 }
 
 func (c *grpcCollector) Export(_ context.Context, req *collmetrics.ExportMetricsServiceRequest) (*collmetrics.ExportMetricsServiceResponse, error) {
 	for _, rm := range req.GetResourceMetrics() {
 		for _, sm := range rm.GetScopeMetrics() {
 			for _, m := range sm.GetMetrics() {
+				c.names.Store(m.GetName(), true)
 				c.points.Add(int64(len(m.GetSum().GetDataPoints())))
 			}
 		}
@@ -178,5 +182,69 @@ func TestShutdownLeaksNothing(t *testing.T) {
 	c, _ := p.Meter("test").Int64Counter("leak.check")
 	c.Add(ctx, 1)
 	require.NoError(t, p.ForceFlush(ctx))
+	require.NoError(t, p.Shutdown(ctx))
+}
+
+// TestEndpointURLBaseOrFull: a base URL (with or without a path prefix) gets
+// /v1/metrics appended; a URL already ending in /v1/metrics is used as it is.
+func TestEndpointURLBaseOrFull(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct{ endpoint, want string }{
+		{srv.URL, "/v1/metrics"},
+		{srv.URL + "/", "/v1/metrics"},
+		{srv.URL + "/v1/metrics", "/v1/metrics"},
+		{srv.URL + "/otlp", "/otlp/v1/metrics"},
+		{srv.URL + "/otlp/v1/metrics/", "/otlp/v1/metrics"},
+	} {
+		ctx := context.Background()
+		exp, err := NewExporter(ctx, Config{EndpointURL: tc.endpoint})
+		require.NoError(t, err)
+		p := setupWith(t, exp)
+		c, _ := p.Meter("test").Int64Counter("http.counter")
+		c.Add(ctx, 1)
+		mu.Lock()
+		paths = nil
+		mu.Unlock()
+		require.NoError(t, p.ForceFlush(ctx))
+		mu.Lock()
+		assert.Equal(t, []string{tc.want}, paths, "endpoint %s", tc.endpoint)
+		mu.Unlock()
+		require.NoError(t, p.Shutdown(ctx))
+	}
+}
+
+// TestRuntimeMetricsReachOTLP: Setup's Go runtime metrics are exported over
+// OTLP too, not only scraped by Prometheus.
+func TestRuntimeMetricsReachOTLP(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	col := &grpcCollector{}
+	collmetrics.RegisterMetricsServiceServer(srv, col)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Stop(); <-done })
+
+	ctx := context.Background()
+	exp, err := NewExporter(ctx, Config{Protocol: "grpc", EndpointURL: "http://" + lis.Addr().String()})
+	require.NoError(t, err)
+	p, err := metrics.Setup(ctx, metrics.Config{Exporters: []sdkmetric.Exporter{exp},
+		DisablePrometheus: true, DisableGlobal: true, ExportInterval: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, p.ForceFlush(ctx))
+	for _, name := range []string{"go.goroutine.count", "go.memory.used", "go.memory.allocations"} {
+		_, ok := col.names.Load(name)
+		assert.True(t, ok, "%s exported over OTLP", name)
+	}
 	require.NoError(t, p.Shutdown(ctx))
 }

@@ -144,7 +144,7 @@ func poolSaturation(f families) (float64, bool) {
 	if n := f.find("perfkit_dbpool_connection_saturation", ""); n != "" {
 		return f.sum(n, nil)
 	}
-	count, max := f.find("db_client_connection_count", ""), f.find("db_client_connection_max", "")
+	count, max := f.find("db_client_connections", ""), f.find("db_client_connection_max", "")
 	if count == "" || max == "" {
 		return 0, false
 	}

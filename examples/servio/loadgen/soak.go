@@ -85,7 +85,7 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "after warm-up\tafter soak\t\t")
 	fmt.Fprintf(tw, "goroutines\t%.0f\t%.0f\t\n", start.goroutines, end.goroutines)
-	fmt.Fprintf(tw, "heap in use\t%.1f MiB\t%.1f MiB\t\n", start.heap/(1<<20), end.heap/(1<<20))
+	fmt.Fprintf(tw, "Go memory in use\t%.1f MiB\t%.1f MiB\t\n", start.heap/(1<<20), end.heap/(1<<20))
 	fmt.Fprintf(tw, "resident\t%.1f MiB\t%.1f MiB\t\n", start.rss/(1<<20), end.rss/(1<<20))
 	tw.Flush()
 	if verdict != nil {
@@ -116,7 +116,12 @@ func readRuntime(ctx context.Context, base string) (runtimeReading, error) {
 	if r.goroutines, ok = f.sum("go_goroutines", nil); !ok {
 		return r, fmt.Errorf("service exposes no go_goroutines")
 	}
-	r.heap, _ = f.sum("go_memstats_heap_inuse_bytes", nil)
+	// Go memory in use from OpenTelemetry's runtime metrics (stacks and
+	// the rest, released memory excluded); the client library's Go
+	// collector's heap-in-use for a service that still serves it.
+	if r.heap, ok = f.sum("go_memory_used_bytes", nil); !ok {
+		r.heap, _ = f.sum("go_memstats_heap_inuse_bytes", nil)
+	}
 	r.rss, _ = f.sum("process_resident_memory_bytes", nil)
 	return r, nil
 }
@@ -131,7 +136,7 @@ func judgeSoak(start, end runtimeReading, rep *report) error {
 	case end.goroutines > start.goroutines+10:
 		return fmt.Errorf("soak: goroutines grew from %.0f to %.0f: a leak", start.goroutines, end.goroutines)
 	case end.heap > 1.5*start.heap+16<<20:
-		return fmt.Errorf("soak: heap in use grew from %.1f to %.1f MiB", start.heap/(1<<20), end.heap/(1<<20))
+		return fmt.Errorf("soak: Go memory in use grew from %.1f to %.1f MiB", start.heap/(1<<20), end.heap/(1<<20))
 	}
 	return nil
 }
