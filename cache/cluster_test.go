@@ -329,3 +329,48 @@ func TestClusterLoadDoesNotResurrectAfterPatternOrTags(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterTaggedSetWhoseTagMasterFailsLeavesNoUntrackedValue: a tagged
+// Set on a cluster writes the value on its master, then the tag set on
+// the tag's master. When only the second write fails, the Set returns
+// ErrUnavailable and must not leave the value in L2 outside its tag set
+// (an InvalidateTags after the Set returned would miss it until the
+// replay): it is taken back at once with a tombstone.
+func TestClusterTaggedSetWhoseTagMasterFailsLeavesNoUntrackedValue(t *testing.T) {
+	t.Parallel()
+	cl := testenv.RedisCluster(t)
+	rdb := cl.PartialOutageClient()
+	const prefix = "tg:"
+	a := newCache(t, rdb, prefix, cache.Config{})
+	b := newCache(t, cl.PartialOutageClient(), prefix, cache.Config{}) // another instance
+	ctx := t.Context()
+
+	// A tag whose set lives on one master and a key that lives on another.
+	tagMaster := func(tag string) string {
+		m, err := rdb.MasterForKey(ctx, prefix+"tag:"+tag)
+		require.NoError(t, err)
+		return m.Options().Addr
+	}
+	tag := "t0"
+	for i := 0; tagMaster(tag) != cl.Addrs[0]; i++ {
+		tag = fmt.Sprint("t", i)
+	}
+	var key string
+	for _, ks := range keysByMaster(t, rdb, prefix, 1) {
+		if m, _ := rdb.MasterForKey(ctx, prefix+ks[0]); m.Options().Addr != cl.Addrs[0] {
+			key = ks[0]
+		}
+	}
+	serverOf(t, cl, cl.Addrs[0]).Kill()
+
+	err := cache.Set(ctx, a, key, "untracked?", time.Minute, cache.WithTags(tag))
+	require.ErrorIs(t, err, cache.ErrUnavailable, "the tag set's master is dead")
+	raw, err := rdb.Get(ctx, prefix+key).Bytes()
+	if err == nil {
+		assert.NotContains(t, string(raw), "untracked?", "the value must not stay in L2 outside its tag set")
+	} else {
+		require.ErrorIs(t, err, redis.Nil)
+	}
+	_, err = cache.Get[string](ctx, b, key)
+	require.ErrorIs(t, err, cache.ErrMiss, "another instance must not read the untracked value")
+}

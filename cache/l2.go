@@ -181,6 +181,23 @@ func (c *Cache) l2Set(ctx context.Context, items []l2Item, announce bool) error 
 				}
 				return nil
 			})
+			if err != nil {
+				// The values are in L2 but (some) not in their tag sets, whose
+				// master failed: an InvalidateTags after this Set returned
+				// would miss them until the replay. Take them back at once
+				// with tombstones on their own master, which just took the
+				// write; the replay still covers a failure here.
+				ttl := c.tombstoneTTL()
+				tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RedisTimeout)
+				defer cancel()
+				_, _ = c.rdb.Pipelined(tctx, func(p redis.Pipeliner) error {
+					for _, i := range idx {
+						h := header{codec: c.cfg.Codec.ID(), flags: flagTombstone, token: newToken()}
+						p.Set(tctx, rkeys[i], appendHeader(make([]byte, 0, headerLen), h), ttl)
+					}
+					return nil
+				})
+			}
 			return err
 		}
 	}
