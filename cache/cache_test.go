@@ -277,7 +277,11 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	release := make(chan struct{}, 1)
 	load := func(context.Context) (int32, error) {
 		if version.Load() > 0 {
-			<-release
+			// Never block for good: a second refresh would hang Close.
+			select {
+			case <-release:
+			case <-time.After(settle):
+			}
 		}
 		return version.Add(1), nil
 	}
