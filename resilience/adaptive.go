@@ -90,17 +90,7 @@ type OverloadError struct {
 
 // Error describes why the call was refused.
 func (e *OverloadError) Error() string {
-	s := "resilience: overloaded, " + e.Priority.String() + " priority call refused"
-	switch {
-	case e.Err != nil:
-		s += " (" + e.Err.Error() + " while queued)"
-	case e.Queued:
-		s += " (queue wait timed out)"
-	}
-	if e.Name != "" {
-		s += " (" + e.Name + ")"
-	}
-	return s
+	return refusalMessage("resilience: overloaded, "+e.Priority.String()+" priority call refused", e.Queued, e.Err, e.Name)
 }
 
 // Is reports whether target is ErrOverloaded.

@@ -137,17 +137,22 @@ type BulkheadError struct {
 
 // Error describes why the bulkhead rejected the call.
 func (e *BulkheadError) Error() string {
-	s := "resilience: bulkhead full"
+	return refusalMessage("resilience: bulkhead full", e.Queued, e.Err, e.Name)
+}
+
+// refusalMessage is the text of a refusal by a queueing policy (bulkhead,
+// adaptive limiter): head, then how the wait ended, then the policy's name.
+func refusalMessage(head string, queued bool, err error, name string) string {
 	switch {
-	case e.Err != nil:
-		s += " (" + e.Err.Error() + " while queued)"
-	case e.Queued:
-		s += " (queue wait timed out)"
+	case err != nil:
+		head += " (" + err.Error() + " while queued)"
+	case queued:
+		head += " (queue wait timed out)"
 	}
-	if e.Name != "" {
-		s += " (" + e.Name + ")"
+	if name != "" {
+		head += " (" + name + ")"
 	}
-	return s
+	return head
 }
 
 // Is reports whether target is ErrBulkheadFull.
