@@ -25,6 +25,7 @@ func durationBuckets() []float64 {
 // Low-cardinality error.type values for transport errors.
 const (
 	errTypeCircuitOpen = "circuit_open"
+	errTypeThrottled   = "throttled"
 	errTypeCanceled    = "canceled"
 	errTypeTimeout     = "timeout"
 	errTypeOther       = "_OTHER"
@@ -155,6 +156,8 @@ func errorType(err error) string {
 	switch {
 	case errors.As(err, &be):
 		return errTypeCircuitOpen
+	case errors.Is(err, ErrThrottled):
+		return errTypeThrottled
 	case errors.Is(err, context.Canceled):
 		return errTypeCanceled
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():

@@ -105,6 +105,12 @@ type Config struct {
 	Breaker BreakerConfig
 	// DisableBreaker removes the breaker layer.
 	DisableBreaker bool
+	// Throttle configures client-side adaptive throttling per host (the
+	// SRE book's: reject locally once a host refuses requests); see
+	// [ThrottleConfig] and [ThrottleTransport].
+	Throttle ThrottleConfig
+	// DisableThrottle removes the throttle layer.
+	DisableThrottle bool
 	// Metrics configures metrics and request logging; see [MetricsConfig].
 	Metrics MetricsConfig
 	// DisableMetrics removes the metrics and logging layer.
@@ -145,6 +151,9 @@ func (o Config) validate() error {
 		return invalid("negative dial, TLS handshake, idle or expect-continue timeout")
 	}
 	if err := o.Retry.validate(); err != nil {
+		return err
+	}
+	if err := o.Throttle.validate(); err != nil {
 		return err
 	}
 	return o.Breaker.validate()
@@ -216,14 +225,17 @@ func positiveOr(d, def time.Duration) time.Duration {
 // New returns an *http.Client over the tuned [Transport] with the middleware
 // stack, outermost first:
 //
-//	timeout → Retry → Metrics → Breaker → [otelhttp] → base transport
+//	timeout → Retry → Metrics → Throttle → Breaker → [otelhttp] → base transport
 //
 // Retry is outermost so each attempt is measured, logged and judged by the
 // breaker on its own: http.client.request.duration is recorded per attempt
 // (as OpenTelemetry's semantic conventions count each resend as a request),
 // a 503-then-200 shows up as one 503 and one 200, and the retries counter
 // says how many attempts were resends. A request refused by an open breaker
-// is recorded with error.type "circuit_open" and is not retried.
+// is recorded with error.type "circuit_open" and is not retried; one the
+// throttle rejected, with error.type "throttled", is not retried either.
+// Every attempt the retry layer makes passes the throttle and counts as a
+// request there.
 //
 // The client is safe for concurrent use; share it. It starts no goroutines
 // of its own beyond net/http's connection goroutines, which
@@ -251,6 +263,15 @@ func New(opts Config) (*http.Client, error) {
 			return nil, err
 		}
 		rt = b
+	}
+	if !opts.DisableThrottle {
+		to := opts.Throttle
+		to.MeterProvider = orDefault(to.MeterProvider, opts.MeterProvider)
+		t, err := NewThrottle(rt, to)
+		if err != nil {
+			return nil, err
+		}
+		rt = t
 	}
 	if !opts.DisableMetrics {
 		mo := opts.Metrics

@@ -45,7 +45,7 @@ func TestNewDefaults(t *testing.T) {
 	assert.Equal(t, 30*time.Second, tt.d)
 	assert.IsType(t, &RetryTransport{}, tt.next, "retry should sit under the timeout")
 
-	c, err = New(Config{DisableTimeout: true, DisableRetry: true, DisableMetrics: true, DisableBreaker: true})
+	c, err = New(Config{DisableTimeout: true, DisableRetry: true, DisableMetrics: true, DisableBreaker: true, DisableThrottle: true})
 	require.NoError(t, err)
 	assert.IsType(t, &http.Transport{}, c.Transport)
 

@@ -118,7 +118,8 @@ func (o RetryConfig) validate() error {
 //   - otherwise only methods GET, HEAD, OPTIONS, PUT, DELETE and TRACE, or
 //     any method when the request carries an Idempotency-Key (or
 //     X-Idempotency-Key) header, after a transport error other than the
-//     caller's cancellation, an open breaker or a certificate error, or
+//     caller's cancellation, an open breaker, a throttle rejection or a
+//     certificate error, or
 //     after a RetryStatuses response.
 //
 // The loop is resilience's (a resilience.Retrier): full-jitter exponential
@@ -360,7 +361,9 @@ func (r *RetryTransport) shouldRetry(ctx context.Context, idem bool, resp *http.
 	if ctx.Err() != nil {
 		return false
 	}
-	if err != nil && errors.Is(err, ErrBreakerOpen) {
+	if err != nil && (errors.Is(err, ErrBreakerOpen) || errors.Is(err, ErrThrottled)) {
+		// Refused locally: resending at once would only re-draw the
+		// throttle (or hit the open breaker) again.
 		return false
 	}
 	if !idem && (err == nil || !notSent(err)) {

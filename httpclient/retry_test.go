@@ -241,7 +241,9 @@ func TestRetryDrainsDiscardedBodies(t *testing.T) {
 	const workers, perWorker = 10, 30
 	rec := &sleepRecorder{}
 	probe := &bodyProbe{}
-	c := newTestClient(t, Config{DisableBreaker: true, DisableMetrics: true, WrapBase: probe.wrap,
+	// Two refusals per accept would throttle the storm (K 2): this test is
+	// about the retry layer's bodies, so the throttle is off.
+	c := newTestClient(t, Config{DisableBreaker: true, DisableMetrics: true, DisableThrottle: true, WrapBase: probe.wrap,
 		Retry: RetryConfig{Clock: rec}})
 	var wg sync.WaitGroup
 	for w := range workers {
