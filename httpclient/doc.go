@@ -15,16 +15,49 @@
 //
 // The client has a connection pool sized so 50 concurrent requests to one
 // host reuse 50 keep-alive connections instead of dialing hundreds, plus
-// retry, a per-host circuit breaker, per-endpoint OpenTelemetry metrics and
-// slog request logging as http.RoundTripper layers.
+// retry, client-side adaptive throttling and a circuit breaker per host,
+// per-endpoint OpenTelemetry metrics and slog request logging as
+// http.RoundTripper layers.
 //
 // New stacks the layers, outermost first, as
 //
-//	timeout → RetryTransport → MetricsTransport → BreakerTransport → [otelhttp] → *http.Transport
+//	timeout → RetryTransport → MetricsTransport → ThrottleTransport → BreakerTransport → [otelhttp] → *http.Transport
 //
-// so every attempt is measured and judged by the breaker, and a request the
-// breaker refuses is not retried. Each layer can also be used alone on any
-// RoundTripper through [NewRetry], [NewMetrics] and [NewBreaker].
+// so every attempt is measured, passes the throttle and is judged by the
+// breaker, and a request the throttle or the breaker refuses is not
+// retried. Each layer can also be used alone on any RoundTripper through
+// [NewRetry], [NewMetrics], [NewThrottle] and [NewBreaker].
+//
+// Throttling first, breaker second: the throttle ([ThrottleTransport], the
+// Google SRE book's client-side adaptive throttling) is the soft answer to
+// a host that refuses part of its traffic (429, 503, timeouts): it rejects
+// locally with probability max(0, (requests − K·accepts)/(requests + 1)),
+// so a host that can serve C requests is sent about K·C whatever the
+// callers and their retries offer. The breaker is the hard answer to a
+// host that fails outright. The throttle counts neither what the breaker
+// refuses nor the caller's cancellations; the breaker never sees what the
+// throttle rejects. A throttle rejection is a [*ThrottleError]
+// (ErrThrottled, Refused() true, RetryAfter()); the retry layer does not
+// resend it — every attempt it does make passes the throttle and counts
+// as a request there, so retries add nothing to what reaches the host
+// beyond the K·accepts bound. A resilience pipeline wrapped around the
+// client would, by resilience.DefaultRetryable, retry it after its
+// RetryAfter; give it a Retryable that excludes ErrThrottled to fail fast
+// (examples/servio does).
+//
+// The throttle differs from failsafe-go's adaptivethrottler (v0.9.8) in
+// four ways. Rejected requests count as requests, as in the SRE book:
+// failsafe-go counts only executions that ran, so its rejection rate is a
+// function of the failure ratio alone (1 − successes/(threshold·
+// executions)) and the traffic it lets through grows with the offered load
+// instead of settling near K times what the host accepts. There is no
+// maximum rejection rate (failsafe-go caps it at 0.9, which would send a
+// dead host a tenth of the offered load): the +1 in the denominator
+// already lets a trickle of probes through. It keeps one window per host,
+// bounded and evicted like the breakers, instead of one per policy (whose
+// mutex every caller shares). And its clock and random source are
+// injectable (failsafe-go's are the wall clock and math/rand), so tests
+// drive the window and the draws.
 //
 // [WithRoute] labels requests with a route template so metrics stay
 // low-cardinality; the raw path is never a label or logged.
@@ -49,9 +82,12 @@
 // The settings have resilience's names and meanings (RetryConfig.MaxAttempts
 // counts the first call; BreakerConfig has resilience.BreakerConfig's
 // fields); breaker metrics are resilience's (perfkit.resilience.breaker.*,
-// labelled resilience.policy = BreakerConfig.Name+"/"+host) and the retry
+// labelled resilience.policy = BreakerConfig.Name+"/"+host), the retry
 // layer adds perfkit.httpclient.retries ({retry}, by status or error type)
-// to the semantic-convention http.client.request.duration (s). A request
+// and the throttle perfkit.httpclient.throttle.rejections ({rejection})
+// and the gauge perfkit.httpclient.throttle.reject_probability (1), both
+// by server.address, to the semantic-convention
+// http.client.request.duration (s). A request
 // whose connection was refused (a dial error: nothing was sent) is retried
 // whatever its method.
 //

@@ -197,3 +197,45 @@ func ExampleCheckStatus() {
 	// margherita <nil> 2
 	// true GET 404 no such restaurant true
 }
+
+// A host that answers 503 to everything: once the window holds
+// MinRequests requests and none was accepted, the throttle rejects
+// locally, before the breaker (5 consecutive failures) would trip. Random
+// is fixed here so the output is deterministic; the default draws from
+// math/rand/v2.
+func ExampleNewThrottle() {
+	var reached atomic.Int64
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		reached.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer upstream.Close()
+
+	client, err := httpclient.New(httpclient.Config{
+		DisableRetry: true,
+		Throttle:     httpclient.ThrottleConfig{MinRequests: 4, Random: func() float64 { return 0 }},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.CloseIdleConnections()
+
+	var throttled int
+	var te *httpclient.ThrottleError
+	for range 100 {
+		resp, err := client.Get(upstream.URL)
+		if errors.As(err, &te) {
+			throttled++
+			continue
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	fmt.Println("reached the host:", reached.Load(), "throttled:", throttled)
+	fmt.Println("refused:", te.Refused(), "retry after:", te.RetryAfter())
+	// Output:
+	// reached the host: 4 throttled: 96
+	// refused: true retry after: 1s
+}

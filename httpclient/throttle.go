@@ -152,15 +152,17 @@ func (o ThrottleConfig) validate() error {
 // headers or a transport error), in the bucket of that moment; see
 // ThrottleConfig.IsAccepted for what is an accept and what is not counted.
 //
-// Recovery: when the host recovers, admitted requests are accepted and the
-// rejection probability falls as the refusals leave the window. After a
-// load of λ per window against a host that accepted C per window,
-// throttling stops within (Window/K)·ln(λ/(K·C)) (less than Window while
-// the overload was under e^K, 7.4× with K 2). After a deep throttle —
-// the host accepted almost nothing, so almost every request was rejected —
-// the window is full of rejections and the few admitted requests rebuild
-// the accepts, growing them by a factor e^K per Window: recovery then
-// takes about (Window/K)·ln(requests per window).
+// Recovery: when the host recovers, admitted requests are accepted, the
+// refusals leave the window and the accepts in it grow by a factor of up
+// to e^K per Window. After an offered load λ against a host that accepted
+// C (per second), throttling stops about
+//
+//	(Window/K)·ln((λ/C − 1)/(K − 1))
+//
+// after the host recovers: within one Window up to an overload of
+// 1 + (K−1)·e^K (8.4× with K 2), 2.3 Windows after a host that accepted 1
+// in 100. The price of counting rejections is this slow start; it is what
+// keeps a client from rushing a host that just came back.
 //
 // Memory is bounded: at most MaxHosts windows (plus one shared overflow
 // window when all of them are throttling), evicted like the breakers of
