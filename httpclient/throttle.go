@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/servio/perfkit/resilience"
@@ -149,8 +150,10 @@ func (o ThrottleConfig) validate() error {
 // buckets, so a count leaves the window at most Window after it was made.
 //
 // An admitted request is counted when its outcome is known (response
-// headers or a transport error), in the bucket of that moment; see
-// ThrottleConfig.IsAccepted for what is an accept and what is not counted.
+// headers or a transport error), in the bucket of the moment it was sent,
+// so one clock reading serves both (a request that outlasts the Window is
+// not counted); see ThrottleConfig.IsAccepted for what is an accept and
+// what is not counted.
 //
 // Recovery: when the host recovers, admitted requests are accepted, the
 // refusals leave the window and the accepts in it grow by a factor of up
@@ -169,8 +172,8 @@ func (o ThrottleConfig) validate() error {
 // [BreakerTransport]: a host being throttled is never forgotten.
 //
 // It is safe for concurrent use. Admitting a request costs no allocation
-// (one lock of the host's window, one random draw when the probability is
-// not 0); neither does a rejection.
+// (one clock reading, two locks of the host's window, a random draw only
+// when the probability is not 0); neither does a rejection.
 type ThrottleTransport struct {
 	next        http.RoundTripper
 	k           float64
@@ -186,6 +189,10 @@ type ThrottleTransport struct {
 	mu    sync.RWMutex
 	hosts map[string]*hostWindow
 	over  *hostWindow // lazily built overflow window
+	// last is the window most recently looked up: a client that talks to
+	// one host finds it without the map's lock. It is stored only under mu
+	// (read or write), so eviction, which holds mu, can clear it for good.
+	last atomic.Pointer[hostWindow]
 
 	rejections metric.Int64Counter
 	reg        metric.Registration
@@ -195,6 +202,7 @@ var _ http.RoundTripper = (*ThrottleTransport)(nil)
 
 // hostWindow is one host's trailing window.
 type hostWindow struct {
+	host     string
 	mu       sync.Mutex
 	head     int64 // bucket number of the newest bucket
 	reqs     [throttleBuckets]int64
@@ -285,7 +293,8 @@ func (t *ThrottleTransport) Close() error { return t.reg.Unregister() }
 // RoundTrip implements http.RoundTripper.
 func (t *ThrottleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	w := t.window(req.URL.Host)
-	if !w.admit(t, t.epoch()) {
+	sent := t.epoch()
+	if !w.admit(t, sent) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
@@ -294,7 +303,7 @@ func (t *ThrottleTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	resp, err := t.next.RoundTrip(req)
 	if err == nil || counted(req.Context(), err) {
-		w.record(t.epoch(), t.isAccepted(resp, err))
+		w.record(sent, t.isAccepted(resp, err))
 	}
 	return resp, err
 }
@@ -335,8 +344,14 @@ func (t *ThrottleTransport) epoch() int64 {
 
 // window returns host's window, creating it on first use.
 func (t *ThrottleTransport) window(host string) *hostWindow {
+	if w := t.last.Load(); w != nil && w.host == host {
+		return w
+	}
 	t.mu.RLock()
 	w := t.hosts[host]
+	if w != nil {
+		t.last.Store(w)
+	}
 	t.mu.RUnlock()
 	if w != nil {
 		return w
@@ -344,6 +359,7 @@ func (t *ThrottleTransport) window(host string) *hostWindow {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if w = t.hosts[host]; w != nil {
+		t.last.Store(w)
 		return w
 	}
 	if len(t.hosts) >= t.maxHosts && !t.evictLocked() {
@@ -355,6 +371,7 @@ func (t *ThrottleTransport) window(host string) *hostWindow {
 	host = strings.Clone(host)
 	w = t.newWindow(host)
 	t.hosts[host] = w
+	t.last.Store(w)
 	return w
 }
 
@@ -366,6 +383,7 @@ func (t *ThrottleTransport) newWindow(host string) *hostWindow {
 	}
 	set := attribute.NewSet(kv...)
 	return &hostWindow{
+		host:     host,
 		err:      &ThrottleError{Host: host, delay: t.retryAfter},
 		addOpt:   []metric.AddOption{metric.WithAttributeSet(set)},
 		observed: metric.WithAttributeSet(set),
@@ -380,6 +398,7 @@ func (t *ThrottleTransport) evictLocked() bool {
 	for h, w := range t.hosts {
 		if w.probability(t, now) == 0 {
 			delete(t.hosts, h)
+			t.last.CompareAndSwap(w, nil)
 			return true
 		}
 	}
@@ -436,12 +455,15 @@ func (w *hostWindow) admit(t *ThrottleTransport, now int64) bool {
 	return false
 }
 
-// record counts an admitted request whose outcome is known.
-func (w *hostWindow) record(now int64, accepted bool) {
+// record counts an admitted request, sent in bucket sent, whose outcome
+// is now known. A request sent longer than the window ago is not counted.
+func (w *hostWindow) record(sent int64, accepted bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.advance(now)
-	i := w.head % throttleBuckets
+	if w.head-sent >= throttleBuckets {
+		return
+	}
+	i := sent % throttleBuckets
 	w.reqs[i]++
 	w.requests++
 	if accepted {
