@@ -202,7 +202,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	}
 	log.Info("servio ready", "database", dialect.String(), "redis", a.redis != nil,
 		"cache", map[bool]string{true: "L1+Redis L2", false: "L1 only"}[a.redis != nil],
-		"rate_limits", cfg.RateLimit && !cfg.Baseline, "adaptive_limit", a.overload != nil, "baseline", cfg.Baseline, "llm_simulated", a.sim != nil)
+		"rate_limits", cfg.RateLimit && !cfg.Baseline, "adaptive_limit", a.overload != nil, "client_throttle", cfg.ClientThrottle && !cfg.Baseline, "baseline", cfg.Baseline, "llm_simulated", a.sim != nil)
 	return a, nil
 }
 
@@ -239,11 +239,18 @@ func (a *App) setupMetrics(ctx context.Context, setGlobal bool) error {
 
 // setupLLM builds the assistant's path: cache (answers by normalized
 // question) ⊃ resilience.OpenAI pipeline (timeout, retry, breaker,
-// bulkhead, rate limit) ⊃ httpclient's pooled, instrumented client. The
-// client's own retry and breaker layers are off so the two do not multiply.
+// bulkhead, rate limit) ⊃ httpclient's pooled, instrumented client with
+// its client-side throttle (CLIENT_THROTTLE). The client's own retry and
+// breaker layers are off so the two do not multiply.
 func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*resilience.PipelineConfig)) error {
 	copts := httpclient.OpenAI()
 	copts.DisableRetry, copts.DisableBreaker = true, true
+	// The client's throttle stays (unless turned off): it sits under the
+	// pipeline's retry, so every attempt passes it and counts as a
+	// request, and what reaches the upstream stays near K times what it
+	// accepts.
+	copts.DisableThrottle = !a.cfg.ClientThrottle
+	copts.Throttle.K = a.cfg.ClientThrottleK
 	copts.MeterProvider, copts.Logger = mp, a.log
 	copts.Timeout, copts.ResponseHeaderTimeout = a.cfg.AssistantTimeout, a.cfg.AssistantTimeout
 	client, err := httpclient.New(copts)
@@ -281,6 +288,12 @@ func (a *App) setupLLM(mp *metrics.Provider, tr *metrics.Tracker, adjust func(*r
 	policy := resilience.OpenAI()
 	policy.Name, policy.MeterProvider, policy.Logger = "openai", mp, a.log
 	policy.Timeout = a.cfg.AssistantTimeout
+	// A throttled attempt is not retried: the throttle already says the
+	// upstream is refusing, so the caller gets a 503 at once instead of
+	// backoff waits that end in another local rejection.
+	policy.Retry.Retryable = func(err error) bool {
+		return !errors.Is(err, httpclient.ErrThrottled) && resilience.DefaultRetryable(err)
+	}
 	if adjust != nil {
 		adjust(&policy)
 	}

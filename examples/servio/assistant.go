@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -197,12 +199,21 @@ func marshalAnswer(q question, answer, model string, simulated bool) ([]byte, er
 	return json.Marshal(assistantResponse{RestaurantID: q.RestaurantID, Question: q.Text, Answer: answer, Model: model, Simulated: simulated})
 }
 
-// failUpstream maps LLM failures: an open circuit, a full bulkhead or the
-// local rate limit is 503 (fail fast, retry later), a timeout 504, any
-// other upstream failure 502.
+// failUpstream maps LLM failures: a client-throttle rejection (Retry-After
+// its RetryAfter), an open circuit, a full bulkhead or the local rate limit
+// is 503 (fail fast, retry later), a timeout 504, any other upstream
+// failure 502.
 func (a *App) failUpstream(w http.ResponseWriter, r *http.Request, err error) {
-	var se *httpclient.StatusError
+	var (
+		se *httpclient.StatusError
+		te *httpclient.ThrottleError
+	)
 	switch {
+	case errors.As(err, &te):
+		// The client throttle refused locally: the upstream has been
+		// refusing requests, and this one never left.
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(max(te.RetryAfter(), time.Second).Seconds())), 10))
+		writeError(w, http.StatusServiceUnavailable, "assistant upstream overloaded, request throttled: retry later")
 	case errors.Is(err, resilience.ErrOpen), errors.Is(err, resilience.ErrTooManyRequests),
 		errors.Is(err, resilience.ErrBulkheadFull), errors.Is(err, resilience.ErrRateLimited):
 		w.Header().Set("Retry-After", "30")

@@ -60,6 +60,17 @@ type Config struct {
 	ShutdownTimeout time.Duration // -shutdown-timeout; default 15s
 	DrainDelay      time.Duration // -drain-delay, DRAIN_DELAY: how long /health/ready fails before the listener closes; default 0
 	LogLevel        string        // -log-level, LOG_LEVEL: debug, info, warn, error; default info
+
+	// issue 23: client throttling
+	// ClientThrottle turns on httpclient's client-side adaptive throttling
+	// (the SRE book's) on the LLM client: once the upstream refuses (429,
+	// 503, timeouts), requests past K per accepted one are rejected locally
+	// and the assistant answers 503 at once; -client-throttle,
+	// CLIENT_THROTTLE (on/off); default on, off with -baseline.
+	ClientThrottle bool
+	// ClientThrottleK is the throttle's K, requests sent per accepted one
+	// (-client-throttle-k, CLIENT_THROTTLE_K); default 2, at least 1.
+	ClientThrottleK float64
 }
 
 const defaultUploadMax = 10 << 20
@@ -114,6 +125,11 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.DurationVar(&c.DrainDelay, "drain-delay", envDur("DRAIN_DELAY", 0), "how long /health/ready reports draining before shutdown (env DRAIN_DELAY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests get on shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	// issue 23: client throttling
+	fs.BoolVar(&c.ClientThrottle, "client-throttle", envValue(getenv, &errs, "CLIENT_THROTTLE", true, parseOnOff),
+		"throttle LLM requests locally once the upstream keeps refusing them (env CLIENT_THROTTLE: on/off)")
+	fs.Float64Var(&c.ClientThrottleK, "client-throttle-k", envFloat("CLIENT_THROTTLE_K", 2),
+		"requests the client throttle sends per one the upstream accepts, at least 1 (env CLIENT_THROTTLE_K)")
 	c.OpenAIAPIKey = getenv("OPENAI_API_KEY")
 	c.AuthSecret = getenv("AUTH_SECRET")
 	// -h prints each flag's default, which came from the environment:
@@ -188,6 +204,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("REDIS_TIMEOUT must not be negative")
 	case c.DrainDelay < 0:
 		return fmt.Errorf("DRAIN_DELAY must not be negative")
+	case !(c.ClientThrottleK >= 1):
+		return fmt.Errorf("CLIENT_THROTTLE_K must be at least 1, got %v", c.ClientThrottleK)
 	}
 	for _, u := range []struct{ name, raw string }{{"OPENAI_BASE_URL", c.OpenAIBaseURL}, {"OTEL_EXPORTER_OTLP_ENDPOINT", c.OTLPEndpoint}} {
 		if u.raw == "" {
