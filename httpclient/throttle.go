@@ -47,7 +47,9 @@ var ErrThrottled = errors.New("httpclient: throttled")
 // server answers 503 with it). Throttles return preallocated values, so a
 // rejection does not allocate; do not modify them.
 type ThrottleError struct {
-	// Host is the URL host (host[:port]) whose requests are throttled.
+	// Host is the URL host (host[:port]) whose requests are throttled,
+	// or "_overflow" for a host that shares the overflow window (see
+	// ThrottleConfig.MaxHosts).
 	Host  string
 	delay time.Duration
 }
@@ -97,7 +99,8 @@ type ThrottleConfig struct {
 	// something other than an overload signal. Default: a response other
 	// than 429, 502, 503 or 504 (a 500 or a 404 is an accept: the host did
 	// the work); a transport error (connection refused, a timeout, a reset)
-	// is not. Whatever it says, the caller's own cancellation, a refusal by
+	// is not — a deadline that ended while the request waited for a pooled
+	// connection counts as a timeout too. Whatever it says, the caller's own cancellation, a refusal by
 	// the breaker below and an error a resend cannot fix (a certificate
 	// error, a malformed request) are not counted at all.
 	IsAccepted func(resp *http.Response, err error) bool

@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // manualClock is a resilience.Clock whose time moves only when the test
@@ -646,4 +648,64 @@ func TestThrottleConfigValidation(t *testing.T) {
 	}
 	_, err := New(Config{Throttle: ThrottleConfig{K: 1, Window: time.Second}})
 	assert.NoError(t, err)
+}
+
+// TestThrottleMetrics: rejections are counted by host, the gauge reports
+// each held host's probability, the metrics layer records a rejection with
+// error.type "throttled", an evicted host stops reporting and a throttling
+// one is kept (a new host then shares the overflow window).
+func TestThrottleMetrics(t *testing.T) {
+	t.Parallel()
+	srv := newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	healthy := newCountingServer(t, func(http.ResponseWriter, *http.Request) {})
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	c := newTestClient(t, Config{MeterProvider: mp, DisableRetry: true, DisableBreaker: true,
+		Throttle: ThrottleConfig{MinRequests: 2, MaxHosts: 1, Clock: newManualClock(), Random: func() float64 { return 0 }}})
+	ports := func() map[string]bool {
+		prob := collect(t, reader)["perfkit.httpclient.throttle.reject_probability"].Data.(metricdata.Gauge[float64])
+		out := map[string]bool{}
+		for _, dp := range prob.DataPoints {
+			a := attrsOf(dp.Attributes)
+			out[a["server.address"]+":"+a["server.port"]] = true
+		}
+		return out
+	}
+	resp, err := c.Get(healthy.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	hostport := strings.TrimPrefix(healthy.URL, "http://")
+	assert.Equal(t, map[string]bool{hostport: true}, ports())
+
+	for range 5 {
+		resp, err := c.Get(srv.URL)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}
+	require.Equal(t, int64(2), srv.requests.Load())
+	hostport = strings.TrimPrefix(srv.URL, "http://")
+	host, port, _ := strings.Cut(hostport, ":")
+	got := collect(t, reader)
+	rej := got["perfkit.httpclient.throttle.rejections"].Data.(metricdata.Sum[int64])
+	require.Len(t, rej.DataPoints, 1)
+	assert.Equal(t, int64(3), rej.DataPoints[0].Value)
+	assert.Equal(t, map[string]string{"server.address": host, "server.port": port}, attrsOf(rej.DataPoints[0].Attributes))
+	prob := got["perfkit.httpclient.throttle.reject_probability"].Data.(metricdata.Gauge[float64])
+	require.Len(t, prob.DataPoints, 1, "the healthy host was evicted for the failing one and stopped reporting")
+	assert.InDelta(t, 5.0/6, prob.DataPoints[0].Value, 1e-12, "5 requests, 0 accepts")
+	errTypes := map[string]int64{}
+	for _, dp := range got["http.client.request.duration"].Data.(metricdata.Histogram[float64]).DataPoints {
+		errTypes[attrsOf(dp.Attributes)["error.type"]] += int64(dp.Count)
+	}
+	assert.Equal(t, map[string]int64{"": 1, "503": 2, "throttled": 3}, errTypes)
+
+	// The throttling host keeps its slot: the healthy one now shares the
+	// overflow window.
+	resp, err = c.Get(healthy.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, map[string]bool{hostport: true, overflowHost + ":": true}, ports())
 }
