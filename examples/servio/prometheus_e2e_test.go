@@ -471,7 +471,8 @@ func (l *e2eLoad) stop() {
 // Prometheus (1 s scrapes and evaluations; `for:` cut to 2 s and ranges of
 // minutes to 10 s in a temporary copy, the expressions unchanged) that
 // scrapes a servio on private Redis and PostgreSQL servers under a steady
-// load, and injects the faults the alerts are for:
+// load. First, healthy, none of the alerts below is pending or firing;
+// then it injects the faults they are for:
 //
 //   - Redis killed, the LLM upstream failing, and questions nobody asked
 //     before: ServioHealthCheckFailing{redis}, ServioRateLimitFailingOpen,
@@ -570,12 +571,6 @@ func TestPrometheusAlertsAndDashboards(t *testing.T) {
 		ok, _ := prom.query(`up{job="servio"} == 1`)
 		return ok
 	}, 30*time.Second, 250*time.Millisecond, "Prometheus never scraped servio:\n%s", prom.logs.String())
-	time.Sleep(5 * time.Second)
-
-	// Redis killed, the LLM failing, cold questions.
-	rs.Kill()
-	app.sim.setFailureRate(1)
-	load.unique.Store(true)
 	phase1 := []expected{
 		{"ServioHealthCheckFailing", map[string]string{"health_check_name": "redis", "severity": "warning"}},
 		{"ServioRateLimitFailingOpen", nil},
@@ -583,6 +578,22 @@ func TestPrometheusAlertsAndDashboards(t *testing.T) {
 		{"ServioErrorRateHigh", nil},
 		{"ServioCacheHitRateLow", map[string]string{"cache_name": "servio"}},
 	}
+	phase2 := []expected{
+		{"ServioSlowQueries", map[string]string{"db_client_connection_pool_name": "servio"}},
+		{"ServioDBPoolSaturated", map[string]string{"db_client_connection_pool_name": "servio"}},
+		{"ServioDBQueryP95OverTarget", map[string]string{"db_client_connection_pool_name": "servio"}},
+		{"ServioLatencyP99OverTarget", nil},
+	}
+	// Healthy, under load, with the windows full: none of them is pending
+	// or firing (the cache's cold start has passed), so each that fires
+	// below fires for its fault.
+	time.Sleep(12 * time.Second)
+	waitAlerts(t, prom, false, clear, append(append([]expected{}, phase1...), phase2...)...)
+
+	// Redis killed, the LLM failing, cold questions.
+	rs.Kill()
+	app.sim.setFailureRate(1)
+	load.unique.Store(true)
 	waitAlerts(t, prom, true, fire, phase1...)
 	rs.Restart()
 	app.sim.setFailureRate(0)
@@ -592,12 +603,6 @@ func TestPrometheusAlertsAndDashboards(t *testing.T) {
 	// PostgreSQL slow, and enough readers to fill the pool.
 	proxy.SetDelay(600 * time.Millisecond)
 	stopDB := load.dbWorkers(28)
-	phase2 := []expected{
-		{"ServioSlowQueries", map[string]string{"db_client_connection_pool_name": "servio"}},
-		{"ServioDBPoolSaturated", map[string]string{"db_client_connection_pool_name": "servio"}},
-		{"ServioDBQueryP95OverTarget", map[string]string{"db_client_connection_pool_name": "servio"}},
-		{"ServioLatencyP99OverTarget", nil},
-	}
 	waitAlerts(t, prom, true, fire, phase2...)
 	proxy.SetDelay(0)
 	stopDB()
