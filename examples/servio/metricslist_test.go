@@ -165,9 +165,10 @@ func TestMetricsListMatchesExport(t *testing.T) {
 	checkAgainstDoc(t, string(body), "always", "redis")
 }
 
-// TestMetricsDocRows: every row of docs/METRICS.md names a unit, an
-// emitting package and, for counters, a name ending in _total, and no
-// metric the dashboards or rules use is missing from it.
+// TestMetricsDocRows: every row of docs/METRICS.md names a unit that
+// agrees with the name's unit word (s: _seconds, By: _bytes), an emitting
+// package and, for counters, a name ending in _total; and no metric the
+// dashboards or rules use is missing from it.
 func TestMetricsDocRows(t *testing.T) {
 	docs := readMetricsDoc(t)
 	for name, d := range docs {
@@ -176,6 +177,10 @@ func TestMetricsDocRows(t *testing.T) {
 		assert.Contains(t, []string{"counter", "gauge", "histogram"}, d.typ, name)
 		if d.typ == "counter" {
 			assert.True(t, strings.HasSuffix(name, "_total"), "counter %s: Prometheus counters end in _total", name)
+		}
+		// The exporter names the unit in the name: s -> _seconds, By -> _bytes.
+		for unit, word := range map[string]string{"s": "_seconds", "By": "_bytes"} {
+			assert.Equal(t, d.unit == unit, strings.Contains(name, word), "%s: unit %s and name disagree (%s means %s)", name, d.unit, unit, word)
 		}
 	}
 	for _, q := range deployQueries(t) {
