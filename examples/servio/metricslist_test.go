@@ -183,7 +183,7 @@ func TestMetricsDocRows(t *testing.T) {
 			assert.Equal(t, d.unit == unit, strings.Contains(name, word), "%s: unit %s and name disagree (%s means %s)", name, d.unit, unit, word)
 		}
 	}
-	for _, q := range deployQueries(t) {
+	for _, q := range append(dashboardQueries(t), rulesPromQL(t)) {
 		for _, sm := range metricNameRe.FindAllStringSubmatch(q.expr, -1) {
 			m := sm[1]
 			base := m

@@ -39,10 +39,8 @@ type deployQuery struct {
 	where, expr string
 }
 
-// deployQueries returns every dashboard panel query, and as one more the
-// rule file's lines that hold PromQL (not comments, nor the templates of
-// labels and annotations), for the metric names it uses.
-func deployQueries(t testing.TB) []deployQuery {
+// dashboardQueries returns every query of every dashboard panel.
+func dashboardQueries(t testing.TB) []deployQuery {
 	t.Helper()
 	files, err := filepath.Glob(dashboardsGlob)
 	require.NoError(t, err)
@@ -68,6 +66,14 @@ func deployQueries(t testing.TB) []deployQuery {
 			}
 		}
 	}
+	return out
+}
+
+// rulesPromQL returns the rule file's lines that hold PromQL (not
+// comments, nor the templates of labels and annotations), for the metric
+// names it uses.
+func rulesPromQL(t testing.TB) deployQuery {
+	t.Helper()
 	rules, err := os.ReadFile(rulesPath)
 	require.NoError(t, err)
 	var promql []string
@@ -76,7 +82,7 @@ func deployQueries(t testing.TB) []deployQuery {
 			promql = append(promql, line)
 		}
 	}
-	return append(out, deployQuery{where: rulesPath, expr: strings.Join(promql, "")})
+	return deployQuery{where: rulesPath, expr: strings.Join(promql, "")}
 }
 
 // metricNameRe finds the metric names of PromQL selectors: a name followed
@@ -521,8 +527,7 @@ func TestPrometheusAlertsAndDashboards(t *testing.T) {
 	t.Cleanup(stopLoad)
 
 	// Every panel query, polled in the background until the end.
-	queries := deployQueries(t)
-	queries = queries[:len(queries)-1] // the last is the rule file
+	queries := dashboardQueries(t)
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	queryErrs := map[string]string{}
@@ -612,15 +617,14 @@ func TestPrometheusAlertsAndDashboards(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		mu.Lock()
-		n := len(seen)
-		var missing int
+		missing := 0
 		for _, q := range queries {
 			if !seen[q.where] {
 				missing++
 			}
 		}
 		mu.Unlock()
-		if (n == len(queries) && missing == 0) || time.Now().After(deadline) {
+		if missing == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(time.Second)
