@@ -24,7 +24,7 @@ type simLLM struct {
 	srv     *http.Server
 	ln      net.Listener
 	latency time.Duration
-	failPPM uint32 // failures per million requests
+	failPPM atomic.Uint32 // failures per million requests
 	calls   atomic.Int64
 	last    atomic.Pointer[string] // the last request's messages, for tests
 	wg      sync.WaitGroup
@@ -37,7 +37,8 @@ func startSimLLM(latency time.Duration, failureRate float64, log *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("simulated LLM: %w", err)
 	}
-	s := &simLLM{ln: ln, latency: latency, failPPM: uint32(failureRate * 1e6)}
+	s := &simLLM{ln: ln, latency: latency}
+	s.setFailureRate(failureRate)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.complete)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -50,6 +51,10 @@ func startSimLLM(latency time.Duration, failureRate float64, log *slog.Logger) (
 	}()
 	return s, nil
 }
+
+// setFailureRate changes the share (0..1) of requests answered 503 from
+// now on; tests use it to break the upstream and let it recover.
+func (s *simLLM) setFailureRate(r float64) { s.failPPM.Store(uint32(r * 1e6)) }
 
 // BaseURL is the OpenAI-style base URL ("http://127.0.0.1:port/v1").
 func (s *simLLM) BaseURL() string { return "http://" + s.ln.Addr().String() + "/v1" }
@@ -90,7 +95,7 @@ func (s *simLLM) complete(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if s.failPPM > 0 && rand.Uint32N(1e6) < s.failPPM {
+	if ppm := s.failPPM.Load(); ppm > 0 && rand.Uint32N(1e6) < ppm {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"message": "simulated upstream failure", "type": "server_error"}})
 		return
 	}
