@@ -556,7 +556,7 @@ func (e *StatsDExporter) name(n string) string {
 // first) or ".k.v" (PlainStatsD: nothing for an empty value, which would
 // make an empty path node, as Prometheus drops a label with an empty value).
 func (e *StatsDExporter) appendTag(s string, kv attribute.KeyValue) string {
-	v := kv.Value.Emit()
+	v := kv.Value.String()
 	if e.cfg.Format == PlainStatsD {
 		if v == "" {
 			return s

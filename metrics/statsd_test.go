@@ -240,7 +240,7 @@ func TestStatsDPlainNames(t *testing.T) {
 	assert.Equal(t, map[string]float64{
 		// error.type is empty: no node for it (no "..").
 		"servio.http.requests.env.prod_eu.code.200.http_route.GET__orders__id_|c|": 2,
-		"servio.pool.in_use_ratio.env.prod_eu|g|":                                   7,
+		"servio.pool.in_use_ratio.env.prod_eu|g|":                                  7,
 	}, got)
 }
 
