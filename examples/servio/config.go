@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/servio/perfkit/internal/redact"
+	"github.com/servio/perfkit/metrics"
 )
 
 // Config is servio's configuration. Every field has a flag and, for the
@@ -60,6 +61,9 @@ type Config struct {
 	ShutdownTimeout time.Duration // -shutdown-timeout; default 15s
 	DrainDelay      time.Duration // -drain-delay, DRAIN_DELAY: how long /health/ready fails before the listener closes; default 0
 	LogLevel        string        // -log-level, LOG_LEVEL: debug, info, warn, error; default info
+
+	// issue 20: StatsD format
+	StatsDFormat metrics.StatsDFormat // -statsd-format, STATSD_FORMAT: dogstatsd (default) or statsd
 }
 
 const defaultUploadMax = 10 << 20
@@ -114,6 +118,14 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.DurationVar(&c.DrainDelay, "drain-delay", envDur("DRAIN_DELAY", 0), "how long /health/ready reports draining before shutdown (env DRAIN_DELAY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests get on shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+
+	// issue 20: StatsD format
+	c.StatsDFormat = envValue(getenv, &errs, "STATSD_FORMAT", metrics.DogStatsD, metrics.ParseStatsDFormat)
+	fs.Func("statsd-format", "StatsD dialect of -statsd-addr: dogstatsd (tags, |h histograms) or statsd (Etsy: timers, attributes in the name) (env STATSD_FORMAT; default dogstatsd)",
+		func(s string) (err error) {
+			c.StatsDFormat, err = metrics.ParseStatsDFormat(s)
+			return err
+		})
 	c.OpenAIAPIKey = getenv("OPENAI_API_KEY")
 	c.AuthSecret = getenv("AUTH_SECRET")
 	// -h prints each flag's default, which came from the environment:
