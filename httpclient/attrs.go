@@ -15,11 +15,15 @@ import (
 
 const meterName = "github.com/servio/perfkit/httpclient"
 
-// durationBuckets returns the OpenTelemetry semantic-convention boundaries
-// for http.client.request.duration, in seconds (a func, not a package
-// variable, so no caller can change them for everyone).
+// durationBuckets returns the boundaries advised for
+// http.client.request.duration, in seconds: the OpenTelemetry HTTP
+// semantic conventions' (5 ms to 10 s) extended to 60 s, since outbound
+// calls outlast inbound ones (an LLM answer takes tens of seconds;
+// resilience.OpenAI's timeout is 30 s) and a slow call past 10 s would
+// otherwise fall in the +Inf bucket. A func, not a package variable, so no
+// caller can change them for everyone.
 func durationBuckets() []float64 {
-	return []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10}
+	return []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10, 15, 20, 30, 45, 60}
 }
 
 // Low-cardinality error.type values for transport errors.

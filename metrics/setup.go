@@ -56,11 +56,12 @@ type Config struct {
 	Attributes []attribute.KeyValue
 
 	// Registry receives the Prometheus collector. Default: a new registry of
-	// its own (never prometheus.DefaultRegisterer), with the client
-	// library's process collector (process_cpu_seconds_total,
-	// process_resident_memory_bytes, ...) unless DisableRuntimeMetrics is
-	// set. Its Go collector is not registered: the Go runtime metrics below
-	// replace it, and would otherwise be served twice.
+	// its own (never prometheus.DefaultRegisterer). The client library's Go
+	// and process collectors are not registered: the runtime and process
+	// metrics below replace them, and would otherwise be served twice
+	// (outside Linux, where the process metrics below cannot be read, the
+	// process collector is registered in a registry Setup creates, unless
+	// DisableRuntimeMetrics is set).
 	Registry *prometheus.Registry
 	// DisableRuntimeMetrics turns off the Go runtime metrics Setup starts
 	// otherwise with OpenTelemetry's runtime instrumentation
@@ -68,9 +69,15 @@ type Config struct {
 	// go.memory.allocated, go.memory.allocations, go.memory.gc.goal,
 	// go.goroutine.count, go.processor.limit, go.config.gogc), which every
 	// exporter receives (Prometheus, OTLP, StatsD); on Prometheus they are
-	// go_memory_used_bytes, go_goroutines, ... It also leaves the process
-	// collector out of a registry that Setup creates (process metrics
-	// reach Prometheus only).
+	// go_memory_used_bytes, go_goroutines, ... It also turns off the
+	// process metrics of the OpenTelemetry semantic conventions, which Setup
+	// reads from /proc on Linux for every exporter: process.cpu.time (by
+	// cpu.mode), process.memory.usage (resident), process.memory.virtual,
+	// process.unix.file_descriptor.count and process.uptime; on Prometheus
+	// process_cpu_time_seconds_total, process_memory_usage_bytes,
+	// process_memory_virtual_bytes, process_unix_file_descriptors and
+	// process_uptime_seconds (they replace the client library's
+	// process_resident_memory_bytes, process_open_fds, ...).
 	DisableRuntimeMetrics bool
 	// DisablePrometheus leaves the Prometheus exporter out; Handler then
 	// serves 404.
@@ -220,7 +227,7 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 		p.registry = cfg.Registry
 		if p.registry == nil {
 			p.registry = prometheus.NewRegistry()
-			if !cfg.DisableRuntimeMetrics {
+			if !cfg.DisableRuntimeMetrics && !processMetricsSupported {
 				p.registry.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			}
 		}
@@ -244,6 +251,11 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 		// (none in practice) costs the runtime metrics, not the provider.
 		if err := otelruntime.Start(otelruntime.WithMeterProvider(p)); err != nil {
 			cfg.Logger.Warn("metrics: Go runtime metrics not started", "err", err)
+		}
+		if processMetricsSupported {
+			if err := startProcessMetrics(p); err != nil {
+				cfg.Logger.Warn("metrics: process metrics not started", "err", err)
+			}
 		}
 	}
 	if !cfg.DisableGlobal {

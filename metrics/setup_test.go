@@ -467,7 +467,7 @@ func TestSetupRuntimeMetricsReachEveryReader(t *testing.T) {
 	require.Contains(t, fams, "go_goroutines", "go.goroutine.count, renamed for Prometheus")
 	assert.Len(t, fams["go_goroutines"].GetMetric(), 1, "one series: no second one from a Go collector")
 	assert.Contains(t, fams, "go_memory_used_bytes")
-	assert.Contains(t, fams, "process_resident_memory_bytes", "the process collector stays")
+	assert.NotContains(t, fams, "process_resident_memory_bytes", "the process collector is replaced by process.memory.usage")
 	for name := range fams {
 		assert.False(t, strings.HasPrefix(name, "go_memstats_"), "%s: the Go collector is not registered", name)
 	}
@@ -476,4 +476,5 @@ func TestSetupRuntimeMetricsReachEveryReader(t *testing.T) {
 	p2 := setupTest(t, Config{Readers: []sdkmetric.Reader{r2}, DisableRuntimeMetrics: true})
 	assert.False(t, metricNames(t, r2)["go.goroutine.count"], "DisableRuntimeMetrics")
 	assert.NotContains(t, scrape(t, p2), "process_resident_memory_bytes")
+	assert.NotContains(t, scrape(t, p2), "process_memory_usage_bytes")
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,35 +21,69 @@ import (
 type StatsDFormat int
 
 const (
-	// DogStatsD sends attributes as tags: "name:1|c|#k:v,k2:v2". The default.
+	// DogStatsD sends attributes as tags ("name:1|c|#k:v,k2:v2") and
+	// histograms as DogStatsD histograms ("|h") or, with
+	// StatsDConfig.Distributions, distributions ("|d"). The default.
 	DogStatsD StatsDFormat = iota
-	// Graphite sends plain StatsD with attributes folded into a dotted name:
-	// "name.k.v.k2.v2:1|c" (dots and other separators in keys and values
-	// become "_"); histogram buckets end in ".le.0_005" … ".le.inf".
-	Graphite
+	// PlainStatsD is the Etsy StatsD protocol (the statsd daemon from npm,
+	// Telegraf's statsd input, statsite, ...): attributes are folded into
+	// the name as Graphite path nodes ("name.k.v.k2.v2:1|c"; an attribute
+	// with an empty value is left out, and characters other than
+	// [A-Za-z0-9_-] in a node become "_"), and histograms become timers
+	// ("name:12.5|ms").
+	PlainStatsD
 )
+
+// String returns "dogstatsd" or "statsd".
+func (f StatsDFormat) String() string {
+	switch f {
+	case DogStatsD:
+		return "dogstatsd"
+	case PlainStatsD:
+		return "statsd"
+	}
+	return "StatsDFormat(" + strconv.Itoa(int(f)) + ")"
+}
+
+// ParseStatsDFormat returns the format String names: "dogstatsd" or
+// "statsd" ("" is DogStatsD, the default). Any other name is an error
+// wrapping ErrInvalidConfig.
+func ParseStatsDFormat(s string) (StatsDFormat, error) {
+	switch s {
+	case "", "dogstatsd":
+		return DogStatsD, nil
+	case "statsd":
+		return PlainStatsD, nil
+	}
+	return 0, fmt.Errorf("%w: StatsD format %q (want statsd or dogstatsd)", ErrInvalidConfig, s)
+}
 
 // StatsDConfig configures a StatsDExporter. The zero value sends DogStatsD
 // to 127.0.0.1:8125.
 type StatsDConfig struct {
 	// Addr is the agent's UDP host:port. Default "127.0.0.1:8125".
 	Addr string
-	// Format is DogStatsD (default) or Graphite.
+	// Format is DogStatsD (default) or PlainStatsD.
 	Format StatsDFormat
 	// NamePrefix is prepended to every metric name with a dot ("servio" →
 	// "servio.http.server.request.duration"). Default none.
 	NamePrefix string
-	// Tags are added to every line (DogStatsD only), e.g. env:prod.
+	// Tags are added to every line: as DogStatsD tags (env:prod), or in
+	// PlainStatsD as name nodes before the attributes' (name.env.prod).
 	Tags []attribute.KeyValue
 	// MaxPacketSize bounds one UDP datagram. Default 1432 (a 1500-byte MTU
 	// less IP and UDP headers); use 8192 for a local agent over loopback.
 	MaxPacketSize int
-	// Distributions sends histograms as DogStatsD distributions ("|d"): one
-	// sample per non-empty bucket at the bucket's midpoint (clamped to the
-	// observed min/max), with sample rate 1/count so the agent counts every
-	// observation. Percentiles are then computed by the agent to bucket
-	// precision. Default: bucket counters tagged le plus count and sum.
+	// Distributions sends histograms as DogStatsD distributions ("|d")
+	// instead of DogStatsD histograms ("|h"). DogStatsD only: a plain
+	// StatsD server has no distributions and would count "|d" lines as
+	// counters, so NewStatsDExporter refuses it with PlainStatsD.
 	Distributions bool
+	// MaxTimerLines bounds the timer lines one histogram series sends per
+	// export in PlainStatsD. A series with more observations in the
+	// interval is sent as MaxTimerLines lines with sample rate
+	// MaxTimerLines/count (see StatsDExporter). Default 1000; at least 10.
+	MaxTimerLines int
 	// WriteTimeout bounds one datagram write. Default 100 ms.
 	WriteTimeout time.Duration
 	// Logger receives write errors, at most one line a minute. Default slog.Default().
@@ -66,16 +101,46 @@ type StatsDStats struct {
 // lines over UDP. Install it with sdkmetric.NewPeriodicReader (Setup does).
 //
 // It selects delta temporality for counters and histograms, so a counter is
-// sent as the exact increment since the previous export ("|c"), and cumulative
-// temporality for up-down counters and gauges, which are sent as absolute
-// gauges ("|g") every export, a negative value as "0" then the value (plain
-// StatsD reads a signed gauge value as a change). Histograms become
-// counters: name.count, name.sum and name.bucket tagged le:<bound>
-// (Prometheus style: observations ≤ bound, +Inf last), or DogStatsD
-// distributions with StatsDConfig.Distributions; exponential histograms send
-// only name.count and name.sum. Attribute renderings and metric names are
-// cached. Lines are batched into datagrams of at most MaxPacketSize bytes; a
-// single longer line goes out alone.
+// sent as the exact increment since the previous export ("|c"; an increment
+// of zero is not sent), and cumulative temporality for up-down counters and
+// gauges, which are sent as absolute gauges ("|g") every export, a negative
+// value as "0" then the value (plain StatsD reads a signed gauge value as a
+// change).
+//
+// Histograms (explicit-bucket and exponential) are sent as the values a
+// StatsD server expects one line per observation for: timers ("|ms") in
+// PlainStatsD, "|h" or "|d" in DogStatsD. Durations (unit s, ms, us or
+// ns) are sent in milliseconds, other histograms in their own unit. The
+// exporter only has each interval's bucket counts, min, max and sum, so it
+// sends the exact min and max as lines of their own and every other
+// observation at one value inside its bucket; those values are placed at
+// the same fraction of each bucket's width (buckets clamped to [min, max]),
+// the fraction chosen so that the values add up to the exact sum. What the
+// server computes from them:
+//
+//   - count, lower (min), upper (max) and sum, so mean: exact. (The sum
+//     is reachable because the true values lie in the same buckets.)
+//   - median, upper_90, p95 ...: within the bucket that holds the true
+//     percentile.
+//
+// In DogStatsD one line carries a bucket's observations with sample rate
+// 1/n, written so that the agent's uint(1/rate) is exactly n (the agent
+// inserts that many copies): nothing is lost or added. The Etsy daemon
+// averages a timer's lines without weighting them by their rates, so in
+// PlainStatsD each observation is a line of its own, up to MaxTimerLines
+// per series and interval. Beyond that, the observations in ascending order
+// are cut into MaxTimerLines equal slices, each sent as one line at its
+// slice's mean with sample rate r = MaxTimerLines/count: count (the daemon
+// adds 1/r per line) is exact up to floating-point rounding (relative
+// error below 1e-12), the mean stays exact, percentiles move by at most one
+// slice (1/MaxTimerLines) in rank, and lower and upper become the means of
+// the lowest and highest slice.
+// StatsD rejects a negative timer, so a PlainStatsD histogram series whose
+// min is negative is sent as counters name.count and name.sum instead.
+//
+// Attribute renderings and metric names are cached. Lines are batched into
+// datagrams of at most MaxPacketSize bytes; a single longer line goes out
+// alone.
 //
 // Export runs on the periodic reader's goroutine (in ForceFlush and
 // Shutdown, on their caller's), never on a path that records; it does not
@@ -121,15 +186,20 @@ func NewStatsDExporter(cfg StatsDConfig) (*StatsDExporter, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxTimerLines == 0 {
+		cfg.MaxTimerLines = 1000
+	}
 	switch {
 	case cfg.MaxPacketSize < 64 || cfg.MaxPacketSize > 65000:
 		return nil, fmt.Errorf("%w: StatsD MaxPacketSize %d not in [64, 65000]", ErrInvalidConfig, cfg.MaxPacketSize)
 	case cfg.WriteTimeout < 0:
 		return nil, fmt.Errorf("%w: negative StatsD WriteTimeout", ErrInvalidConfig)
-	case cfg.Format != DogStatsD && cfg.Format != Graphite:
+	case cfg.Format != DogStatsD && cfg.Format != PlainStatsD:
 		return nil, fmt.Errorf("%w: unknown StatsD format %d", ErrInvalidConfig, cfg.Format)
 	case cfg.Distributions && cfg.Format != DogStatsD:
-		return nil, fmt.Errorf("%w: StatsD Distributions need the DogStatsD format", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: StatsD Distributions need the DogStatsD format (plain StatsD would count \"|d\" lines as counters)", ErrInvalidConfig)
+	case cfg.MaxTimerLines < 10:
+		return nil, fmt.Errorf("%w: StatsD MaxTimerLines %d below 10", ErrInvalidConfig, cfg.MaxTimerLines)
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return nil, fmt.Errorf("%w: StatsD Addr %q: %w", ErrInvalidConfig, cfg.Addr, err)
@@ -146,11 +216,8 @@ func NewStatsDExporter(cfg StatsDConfig) (*StatsDExporter, error) {
 		tags:   make(map[attribute.Distinct]string),
 		names:  make(map[string]string),
 	}
-	for i, kv := range cfg.Tags {
-		if i > 0 {
-			e.constTag += ","
-		}
-		e.constTag += sanitizeTagKey(string(kv.Key)) + ":" + sanitizeTag(kv.Value.String())
+	for _, kv := range cfg.Tags {
+		e.constTag = e.appendTag(e.constTag, kv)
 	}
 	return e, nil
 }
@@ -237,43 +304,60 @@ func (e *StatsDExporter) exportMetric(m metricdata.Metrics) {
 	case metricdata.Sum[int64]:
 		typ := sumType(d.IsMonotonic, d.Temporality)
 		for _, dp := range d.DataPoints {
-			e.emitInt(name, "", dp.Value, typ, &dp.Attributes, "")
+			if typ == "c" && dp.Value == 0 {
+				continue // nothing happened: a zero increment changes no counter
+			}
+			e.emitInt(name, "", dp.Value, typ, &dp.Attributes)
 		}
 	case metricdata.Sum[float64]:
 		typ := sumType(d.IsMonotonic, d.Temporality)
 		for _, dp := range d.DataPoints {
-			e.emitFloat(name, "", dp.Value, typ, "", &dp.Attributes, "")
+			if typ == "c" && dp.Value == 0 {
+				continue
+			}
+			e.emitFloat(name, "", dp.Value, typ, "", &dp.Attributes)
 		}
 	case metricdata.Gauge[int64]:
 		for _, dp := range d.DataPoints {
-			e.emitInt(name, "", dp.Value, "g", &dp.Attributes, "")
+			e.emitInt(name, "", dp.Value, "g", &dp.Attributes)
 		}
 	case metricdata.Gauge[float64]:
 		for _, dp := range d.DataPoints {
-			e.emitFloat(name, "", dp.Value, "g", "", &dp.Attributes, "")
+			e.emitFloat(name, "", dp.Value, "g", "", &dp.Attributes)
 		}
 	case metricdata.Histogram[int64]:
 		for _, dp := range d.DataPoints {
 			mn, minOK := dp.Min.Value()
 			mx, maxOK := dp.Max.Value()
-			e.histogram(name, dp.Bounds, dp.BucketCounts, dp.Count, float64(dp.Sum),
-				float64(mn), minOK, float64(mx), maxOK, &dp.Attributes)
+			h := histPoint{count: dp.Count, sum: float64(dp.Sum), min: float64(mn), max: float64(mx),
+				minOK: minOK, maxOK: maxOK, spans: explicitSpans(dp.Bounds, dp.BucketCounts)}
+			e.histogram(name, m.Unit, &h, &dp.Attributes)
 		}
 	case metricdata.Histogram[float64]:
 		for _, dp := range d.DataPoints {
 			mn, minOK := dp.Min.Value()
 			mx, maxOK := dp.Max.Value()
-			e.histogram(name, dp.Bounds, dp.BucketCounts, dp.Count, dp.Sum, mn, minOK, mx, maxOK, &dp.Attributes)
+			h := histPoint{count: dp.Count, sum: dp.Sum, min: mn, max: mx,
+				minOK: minOK, maxOK: maxOK, spans: explicitSpans(dp.Bounds, dp.BucketCounts)}
+			e.histogram(name, m.Unit, &h, &dp.Attributes)
 		}
 	case metricdata.ExponentialHistogram[int64]:
 		for _, dp := range d.DataPoints {
-			e.emitInt(name, ".count", int64(dp.Count), "c", &dp.Attributes, "")
-			e.emitFloat(name, ".sum", float64(dp.Sum), "c", "", &dp.Attributes, "")
+			mn, minOK := dp.Min.Value()
+			mx, maxOK := dp.Max.Value()
+			h := histPoint{count: dp.Count, sum: float64(dp.Sum), min: float64(mn), max: float64(mx),
+				minOK: minOK, maxOK: maxOK, spans: exponentialSpans(dp.Scale, dp.ZeroCount, dp.ZeroThreshold,
+					dp.PositiveBucket.Offset, dp.PositiveBucket.Counts, dp.NegativeBucket.Offset, dp.NegativeBucket.Counts)}
+			e.histogram(name, m.Unit, &h, &dp.Attributes)
 		}
 	case metricdata.ExponentialHistogram[float64]:
 		for _, dp := range d.DataPoints {
-			e.emitInt(name, ".count", int64(dp.Count), "c", &dp.Attributes, "")
-			e.emitFloat(name, ".sum", dp.Sum, "c", "", &dp.Attributes, "")
+			mn, minOK := dp.Min.Value()
+			mx, maxOK := dp.Max.Value()
+			h := histPoint{count: dp.Count, sum: dp.Sum, min: mn, max: mx,
+				minOK: minOK, maxOK: maxOK, spans: exponentialSpans(dp.Scale, dp.ZeroCount, dp.ZeroThreshold,
+					dp.PositiveBucket.Offset, dp.PositiveBucket.Counts, dp.NegativeBucket.Offset, dp.NegativeBucket.Counts)}
+			e.histogram(name, m.Unit, &h, &dp.Attributes)
 		}
 	}
 }
@@ -285,72 +369,74 @@ func sumType(monotonic bool, t metricdata.Temporality) string {
 	return "g"
 }
 
-func (e *StatsDExporter) histogram(name string, bounds []float64, counts []uint64, count uint64, sum float64,
-	mn float64, minOK bool, mx float64, maxOK bool, attrs *attribute.Set) {
-	if count == 0 {
+// histogram sends one histogram point: as "|h"/"|d" lines weighted by their
+// sample rates (DogStatsD) or as timer lines (PlainStatsD); see
+// StatsDExporter for the values chosen.
+func (e *StatsDExporter) histogram(name, unit string, h *histPoint, attrs *attribute.Set) {
+	if h.count == 0 {
 		return
 	}
-	if e.cfg.Distributions {
-		for i, c := range counts {
-			if c == 0 {
-				continue
-			}
-			v := bucketMidpoint(bounds, i, mn, minOK, mx, maxOK)
+	h.scale(msPerUnit(unit))
+	if e.cfg.Format == DogStatsD {
+		typ := "h"
+		if e.cfg.Distributions {
+			typ = "d"
+		}
+		for _, s := range h.weighted() {
 			rate := ""
-			if c > 1 {
-				rate = strconv.FormatFloat(1/float64(c), 'g', -1, 64)
+			if s.n > 1 {
+				rate = weightRate(s.n)
 			}
-			e.emitFloat(name, "", v, "d", rate, attrs, "")
+			e.emitFloat(name, "", s.v, typ, rate, attrs)
 		}
 		return
 	}
-	e.emitInt(name, ".count", int64(count), "c", attrs, "")
-	e.emitFloat(name, ".sum", sum, "c", "", attrs, "")
-	var cum uint64
-	for i, c := range counts {
-		cum += c
-		if cum == 0 {
-			continue // a zero increment changes no counter
+	if h.mayBeNegative() {
+		// StatsD drops negative timers: count and sum stay exact.
+		e.emitInt(name, ".count", int64(h.count), "c", attrs)
+		e.emitFloat(name, ".sum", h.sum, "c", "", attrs)
+		return
+	}
+	lines, rate := h.lines(e.cfg.MaxTimerLines)
+	for _, s := range lines {
+		for range s.n {
+			e.emitFloat(name, "", s.v, "ms", rate, attrs)
 		}
-		le := "+Inf"
-		if i < len(bounds) {
-			le = strconv.FormatFloat(bounds[i], 'g', -1, 64)
-		}
-		e.emitInt(name, ".bucket", int64(cum), "c", attrs, le)
 	}
 }
 
-func bucketMidpoint(bounds []float64, i int, mn float64, minOK bool, mx float64, maxOK bool) float64 {
-	lo, hi := math.Inf(-1), math.Inf(1)
-	if i > 0 {
-		lo = bounds[i-1]
+// msPerUnit is the factor that turns a duration in unit into milliseconds,
+// or 1 for a unit that is not a duration (sent as it is).
+func msPerUnit(unit string) float64 {
+	switch unit {
+	case "s":
+		return 1e3
+	case "us", "µs":
+		return 1e-3
+	case "ns":
+		return 1e-6
 	}
-	if i < len(bounds) {
-		hi = bounds[i]
-	}
-	if minOK && mn > lo {
-		lo = mn
-	}
-	if maxOK && mx < hi {
-		hi = mx
-	}
-	switch {
-	case math.IsInf(lo, -1) && math.IsInf(hi, 1):
-		return 0
-	case math.IsInf(lo, -1):
-		return hi
-	case math.IsInf(hi, 1):
-		return lo
-	}
-	return (lo + hi) / 2
+	return 1
 }
 
-func (e *StatsDExporter) emitInt(name, suffix string, v int64, typ string, attrs *attribute.Set, le string) {
+// weightRate returns the sample rate that makes one line count n times: the
+// DogStatsD agent inserts uint(1/rate) copies, and 1/(1/n) falls short of n
+// in floating point for some n (49: 48.99…), so the rate is lowered by
+// ulps until 1/rate reaches n. The text round-trips to the same float64.
+func weightRate(n uint64) string {
+	r := 1 / float64(n)
+	for uint64(1/r) < n {
+		r = math.Nextafter(r, 0)
+	}
+	return strconv.FormatFloat(r, 'g', -1, 64)
+}
+
+func (e *StatsDExporter) emitInt(name, suffix string, v int64, typ string, attrs *attribute.Set) {
 	e.num = strconv.AppendInt(e.num[:0], v, 10)
-	e.emit(name, suffix, typ, "", attrs, le)
+	e.emit(name, suffix, typ, "", attrs)
 }
 
-func (e *StatsDExporter) emitFloat(name, suffix string, v float64, typ, rate string, attrs *attribute.Set, le string) {
+func (e *StatsDExporter) emitFloat(name, suffix string, v float64, typ, rate string, attrs *attribute.Set) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return
 	}
@@ -358,31 +444,35 @@ func (e *StatsDExporter) emitFloat(name, suffix string, v float64, typ, rate str
 		v = 0 // -0 would read as a gauge change
 	}
 	e.num = strconv.AppendFloat(e.num[:0], v, 'f', -1, 64)
-	e.emit(name, suffix, typ, rate, attrs, le)
+	e.emit(name, suffix, typ, rate, attrs)
 }
 
 // emit adds the line for the value in e.num. StatsD servers (and Telegraf)
 // read a gauge value with a sign as a change to the gauge, so a negative
 // gauge is sent as "0" then the value, in one datagram: set to zero, then
 // lowered to the value. DogStatsD agents just keep the last.
-func (e *StatsDExporter) emit(name, suffix, typ, rate string, attrs *attribute.Set, le string) {
+func (e *StatsDExporter) emit(name, suffix, typ, rate string, attrs *attribute.Set) {
 	e.line = e.line[:0]
 	lines := 1
 	if typ == "g" && e.num[0] == '-' {
-		e.line = e.appendLine(e.line, name, suffix, zeroValue, typ, rate, attrs, le)
+		e.line = e.appendLine(e.line, name, suffix, zeroValue, typ, rate, attrs)
 		e.line = append(e.line, '\n')
 		lines = 2
 	}
-	e.line = e.appendLine(e.line, name, suffix, e.num, typ, rate, attrs, le)
+	e.line = e.appendLine(e.line, name, suffix, e.num, typ, rate, attrs)
 	e.add(e.line, lines)
 }
 
 var zeroValue = []byte("0")
 
 // appendLine appends "name:value|type[|@rate][|#tags]" (DogStatsD) or
-// "name.tags:value|type[|@rate]" (Graphite).
-func (e *StatsDExporter) appendLine(b []byte, name, suffix string, value []byte, typ, rate string, attrs *attribute.Set, le string) []byte {
-	b = e.appendName(b, name, suffix, attrs, le)
+// "name.k.v:value|type[|@rate]" (PlainStatsD).
+func (e *StatsDExporter) appendLine(b []byte, name, suffix string, value []byte, typ, rate string, attrs *attribute.Set) []byte {
+	b = append(b, name...)
+	b = append(b, suffix...)
+	if e.cfg.Format == PlainStatsD {
+		b = append(b, e.tagString(attrs)...)
+	}
 	b = append(b, ':')
 	b = append(b, value...)
 	b = append(b, '|')
@@ -392,34 +482,9 @@ func (e *StatsDExporter) appendLine(b []byte, name, suffix string, value []byte,
 		b = append(b, rate...)
 	}
 	if e.cfg.Format == DogStatsD {
-		tags := e.tagString(attrs)
-		if tags != "" || le != "" {
+		if tags := e.tagString(attrs); tags != "" {
 			b = append(b, "|#"...)
 			b = append(b, tags...)
-			if le != "" {
-				if tags != "" {
-					b = append(b, ',')
-				}
-				b = append(b, "le:"...)
-				b = append(b, le...)
-			}
-		}
-	}
-	return b
-}
-
-func (e *StatsDExporter) appendName(b []byte, name, suffix string, attrs *attribute.Set, le string) []byte {
-	b = append(b, name...)
-	b = append(b, suffix...)
-	if e.cfg.Format == Graphite {
-		b = append(b, e.tagString(attrs)...)
-		switch le {
-		case "":
-		case "+Inf":
-			b = append(b, ".le.inf"...)
-		default:
-			b = append(b, ".le."...)
-			b = append(b, sanitizeGraphite(le)...) // 0.005 → 0_005
 		}
 	}
 	return b
@@ -471,10 +536,15 @@ func (e *StatsDExporter) name(n string) string {
 	if s, ok := e.names[n]; ok {
 		return s
 	}
-	s := sanitizeName(n)
-	if e.cfg.NamePrefix != "" {
-		s = sanitizeName(e.cfg.NamePrefix) + "." + s
+	sanitize := sanitizeName
+	if e.cfg.Format == PlainStatsD {
+		sanitize = sanitizeGraphitePath
 	}
+	s := n
+	if e.cfg.NamePrefix != "" {
+		s = e.cfg.NamePrefix + "." + s
+	}
+	s = sanitize(s)
 	if len(e.names) >= maxCachedTagSets {
 		clear(e.names)
 	}
@@ -482,34 +552,38 @@ func (e *StatsDExporter) name(n string) string {
 	return s
 }
 
-// tagString returns the cached rendering of attrs: "k:v,k2:v2" (with the
-// constant tags first) for DogStatsD, ".k.v.k2.v2" for Graphite.
+// appendTag adds one attribute to a rendering: ",k:v" (DogStatsD, no comma
+// first) or ".k.v" (PlainStatsD: nothing for an empty value, which would
+// make an empty path node, as Prometheus drops a label with an empty value).
+func (e *StatsDExporter) appendTag(s string, kv attribute.KeyValue) string {
+	v := kv.Value.String()
+	if e.cfg.Format == PlainStatsD {
+		if v == "" {
+			return s
+		}
+		k := sanitizeGraphite(string(kv.Key))
+		if k == "" {
+			k = "_"
+		}
+		return s + "." + k + "." + sanitizeGraphite(v)
+	}
+	if s != "" {
+		s += ","
+	}
+	return s + sanitizeTagKey(string(kv.Key)) + ":" + sanitizeTag(v)
+}
+
+// tagString returns the cached rendering of the constant tags and attrs:
+// "k:v,k2:v2" for DogStatsD, ".k.v.k2.v2" for PlainStatsD.
 func (e *StatsDExporter) tagString(attrs *attribute.Set) string {
 	key := attrs.Equivalent()
 	if s, ok := e.tags[key]; ok {
 		return s
 	}
-	var b []byte
-	if e.cfg.Format == DogStatsD {
-		b = append(b, e.constTag...)
-	}
+	s := e.constTag
 	for it := attrs.Iter(); it.Next(); {
-		kv := it.Attribute()
-		if e.cfg.Format == Graphite {
-			b = append(b, '.')
-			b = append(b, sanitizeGraphite(string(kv.Key))...)
-			b = append(b, '.')
-			b = append(b, sanitizeGraphite(kv.Value.String())...)
-			continue
-		}
-		if len(b) > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, sanitizeTagKey(string(kv.Key))...)
-		b = append(b, ':')
-		b = append(b, sanitizeTag(kv.Value.String())...)
+		s = e.appendTag(s, it.Attribute())
 	}
-	s := string(b)
 	if len(e.tags) >= maxCachedTagSets {
 		clear(e.tags)
 	}
@@ -542,11 +616,34 @@ func sanitizeTagKey(s string) string {
 }
 
 // sanitizeGraphite keeps [A-Za-z0-9_-] and replaces everything else
-// (including dots, which would add path levels) with "_".
+// (including dots, which would add path levels, spaces and slashes) with
+// "_". The statsd daemon's own key sanitising then changes nothing.
 func sanitizeGraphite(s string) string {
-	return replaceBytes(s, func(c byte) bool {
-		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-')
-	})
+	return replaceBytes(s, notGraphite)
+}
+
+func notGraphite(c byte) bool {
+	return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-')
+}
+
+// sanitizeGraphitePath is sanitizeGraphite for a dotted metric name: the
+// dots stay, empty path nodes (leading, trailing or doubled dots) go, and
+// an empty name becomes "_".
+func sanitizeGraphitePath(s string) string {
+	var b []byte
+	for node := range strings.SplitSeq(s, ".") {
+		if node == "" {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, '.')
+		}
+		b = append(b, sanitizeGraphite(node)...)
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
 }
 
 func replaceBytes(s string, bad func(byte) bool) string {

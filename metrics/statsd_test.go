@@ -151,19 +151,17 @@ func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 		dur.Record(ctx, v, eu)
 	}
 	require.NoError(t, mp.ForceFlush(ctx))
-	got := sums(parseLines(t, sink.packets(t, exp)))
+	first := parseLines(t, sink.packets(t, exp))
+	// A histogram's lines add up (value × 1/rate) to its exact sum.
 	assert.Equal(t, map[string]float64{
-		"servio.orders|c|env:test,region:eu":                     7,
-		"servio.orders|c|env:test,region:us":                     10,
-		"servio.revenue|c|env:test,region:eu":                    12.75,
-		"servio.queue.depth|g|env:test":                          3,
-		"servio.temp|g|env:test":                                 -1.5,
-		"servio.op.duration.count|c|env:test,region:eu":          4,
-		"servio.op.duration.sum|c|env:test,region:eu":            4.25,
-		"servio.op.duration.bucket|c|env:test,region:eu,le:0.1":  1,
-		"servio.op.duration.bucket|c|env:test,region:eu,le:1":    3,
-		"servio.op.duration.bucket|c|env:test,region:eu,le:+Inf": 4,
-	}, got, "first collection")
+		"servio.orders|c|env:test,region:eu":      7,
+		"servio.orders|c|env:test,region:us":      10,
+		"servio.revenue|c|env:test,region:eu":     12.75,
+		"servio.queue.depth|g|env:test":           3,
+		"servio.temp|g|env:test":                  -1.5,
+		"servio.op.duration|h|env:test,region:eu": 4.25,
+	}, sums(first), "first collection")
+	assert.Equal(t, map[string]uint64{"servio.op.duration|h|env:test,region:eu": 4}, agentCounts(t, first))
 
 	// Second cycle: only the increments since the first are sent; gauges
 	// are sent whole again, the negative ones as 0 then the value in one
@@ -175,36 +173,74 @@ func TestStatsDExactSumsAndDeltasOverUDP(t *testing.T) {
 	pkts := sink.packets(t, exp)
 	assert.Contains(t, strings.Join(pkts, "|||"), "servio.temp:0|g|#env:test\nservio.temp:-1.5|g|#env:test")
 	assert.Contains(t, strings.Join(pkts, "|||"), "servio.queue.depth:0|g|#env:test\nservio.queue.depth:-2|g|#env:test")
-	got = sums(parseLines(t, pkts))
+	second := parseLines(t, pkts)
 	assert.Equal(t, map[string]float64{
-		"servio.orders|c|env:test,region:eu":                     5,
-		"servio.queue.depth|g|env:test":                          -2,
-		"servio.temp|g|env:test":                                 -1.5,
-		"servio.op.duration.count|c|env:test,region:eu":          1,
-		"servio.op.duration.sum|c|env:test,region:eu":            0.2,
-		"servio.op.duration.bucket|c|env:test,region:eu,le:1":    1,
-		"servio.op.duration.bucket|c|env:test,region:eu,le:+Inf": 1,
-	}, got, "second collection: deltas")
+		"servio.orders|c|env:test,region:eu":      5,
+		"servio.queue.depth|g|env:test":           -2,
+		"servio.temp|g|env:test":                  -1.5,
+		"servio.op.duration|h|env:test,region:eu": 0.2,
+	}, sums(second), "second collection: deltas")
 
 	st := exp.Stats()
 	assert.Zero(t, st.WriteErrors)
-	assert.Equal(t, uint64(20), st.Lines)
+	assert.Equal(t, uint64(len(first)+len(second)), st.Lines, "lines counted as the sink received them")
 }
 
-func TestStatsDGraphiteNames(t *testing.T) {
+// agentCounts counts the observations of "|h", "|d" and "|ms" lines by
+// "name|type|tags" as the Datadog agent does: each line inserts
+// uint(1/rate) copies of its value.
+func agentCounts(t *testing.T, lines []statsdLine) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	for _, l := range lines {
+		if l.typ == "h" || l.typ == "d" || l.typ == "ms" {
+			out[l.name+"|"+l.typ+"|"+l.tags] += uint64(1 / l.rate)
+		}
+	}
+	return out
+}
+
+func TestStatsDZeroCountersAreNotSent(t *testing.T) {
 	t.Parallel()
 	sink := newUDPSink(t)
-	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: Graphite})
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: PlainStatsD})
+	m := mp.Meter("test")
+	ctx := context.Background()
+	c, _ := m.Int64Counter("adds")
+	_, err := m.Int64ObservableCounter("observed", metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+		o.Observe(5) // cumulative 5 forever: a delta of 0 after the first export
+		return nil
+	}))
+	require.NoError(t, err)
+	c.Add(ctx, 2)
+	require.NoError(t, mp.ForceFlush(ctx))
+	assert.Equal(t, map[string]float64{"adds|c|": 2, "observed|c|": 5}, sums(parseLines(t, sink.packets(t, exp))))
+
+	c.Add(ctx, 0)
+	require.NoError(t, mp.ForceFlush(ctx))
+	c.Add(ctx, 1)
+	require.NoError(t, mp.ForceFlush(ctx))
+	assert.Equal(t, []string{"adds:1|c"}, sink.packets(t, exp),
+		"the export with nothing new sent nothing; the next only the counter that moved")
+}
+
+func TestStatsDPlainNames(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: PlainStatsD, NamePrefix: "servio.",
+		Tags: []attribute.KeyValue{attribute.String("env", "prod eu")}})
 	ctx := context.Background()
 	c, _ := mp.Meter("test").Int64Counter("http.requests")
-	c.Add(ctx, 2, metric.WithAttributes(attribute.String("http.route", "GET /orders/{id}"), attribute.Int("code", 200)))
-	g, _ := mp.Meter("test").Float64Gauge("pool.in_use")
+	c.Add(ctx, 2, metric.WithAttributes(attribute.String("http.route", "GET /orders/{id}"), attribute.Int("code", 200),
+		attribute.String("error.type", "")))
+	g, _ := mp.Meter("test").Float64Gauge("pool..in use/ratio.")
 	g.Record(ctx, 7)
 	require.NoError(t, mp.ForceFlush(ctx))
 	got := sums(parseLines(t, sink.packets(t, exp)))
 	assert.Equal(t, map[string]float64{
-		"http.requests.code.200.http_route.GET__orders__id_|c|": 2,
-		"pool.in_use|g|": 7,
+		// error.type is empty: no node for it (no "..").
+		"servio.http.requests.env.prod_eu.code.200.http_route.GET__orders__id_|c|": 2,
+		"servio.pool.in_use_ratio.env.prod_eu|g|":                                  7,
 	}, got)
 }
 
@@ -240,20 +276,65 @@ func TestStatsDDistributions(t *testing.T) {
 	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Distributions: true})
 	ctx := context.Background()
 	h, _ := mp.Meter("test").Float64Histogram("lat", metric.WithExplicitBucketBoundaries(0.1, 1))
-	for _, v := range []float64{0.2, 0.4, 0.6, 0.8, 5} {
+	for _, v := range []float64{0.2, 0.4, 0.6, 0.9, 5} {
 		h.Record(ctx, v)
 	}
 	require.NoError(t, mp.ForceFlush(ctx))
 	lines := parseLines(t, sink.packets(t, exp))
-	require.Len(t, lines, 2)
-	var count float64
-	for _, l := range lines {
-		assert.Equal(t, "d", l.typ)
-		count += 1 / l.rate
+	require.Len(t, lines, 3, "min, max, and the rest of bucket (0.1, 1]")
+	assert.Equal(t, map[string]uint64{"lat|d|": 5}, agentCounts(t, lines), "the agent counts every observation")
+	assert.Equal(t, statsdLine{name: "lat", typ: "d", value: 0.2, rate: 1}, lines[0], "the exact min")
+	assert.Equal(t, statsdLine{name: "lat", typ: "d", value: 5, rate: 1}, lines[1], "the exact max")
+	assert.InDelta(t, 1.9/3, lines[2].value, 1e-12, "0.4, 0.6, 0.9 at one value inside (0.1, 1] that keeps the sum")
+	assert.InDelta(t, 7.1, sums(lines)["lat|d|"], 1e-12, "value × 1/rate adds up to the sum")
+}
+
+// The Datadog agent inserts uint(1/rate) copies of a sampled histogram or
+// distribution value; for n = 93 the plain rate 1/93 gives 92.
+func TestStatsDWeightRateNeverLosesAnObservation(t *testing.T) {
+	t.Parallel()
+	n93 := 93.0
+	require.Less(t, 1/(1/n93), n93, "the float64 trap this guards against")
+	for n := uint64(1); n <= 100_000; n++ {
+		r, err := strconv.ParseFloat(weightRate(n), 64)
+		require.NoError(t, err)
+		require.Equalf(t, n, uint64(1/r), "uint(1/rate) for n=%d (rate %v)", n, r)
+		require.InEpsilonf(t, float64(n), 1/r, 1e-12, "1/rate for n=%d", n)
 	}
-	assert.InDelta(t, 5, count, 1e-9, "sample rates add up to the observation count")
-	assert.InDelta(t, 0.6, lines[0].value, 1e-9, "midpoint of [min 0.2, bound 1]")
-	assert.InDelta(t, 3, lines[1].value, 1e-9, "midpoint of [bound 1, max 5]")
+}
+
+func TestStatsDDogStatsDHistogramCountsEveryObservation(t *testing.T) {
+	t.Parallel()
+	sink := newUDPSink(t)
+	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), MaxPacketSize: 8192})
+	ctx := context.Background()
+	h, _ := mp.Meter("test").Float64Histogram("op.duration", metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.01, 0.1, 1))
+	var want []float64
+	// 94 observations in (0.01, 0.1]: 93 of them left after the min, the
+	// count whose naive rate 1/93 loses one in the agent.
+	for i := range 94 {
+		want = append(want, 0.011+float64(i)*0.0005)
+	}
+	want = append(want, 0.5, 0.7, 2)
+	for _, v := range want {
+		h.Record(ctx, v)
+	}
+	require.NoError(t, mp.ForceFlush(ctx))
+	lines := parseLines(t, sink.packets(t, exp))
+	assert.Equal(t, map[string]uint64{"op.duration|h|": uint64(len(want))}, agentCounts(t, lines))
+	var sum float64
+	mx := 0.0
+	for _, v := range want {
+		sum += v * 1000
+		mx = max(mx, v*1000)
+	}
+	assert.InDelta(t, sum, sums(lines)["op.duration|h|"], 1e-9*sum, "sum in milliseconds")
+	var gotMax float64
+	for _, l := range lines {
+		gotMax = max(gotMax, l.value)
+	}
+	assert.Equal(t, mx, gotMax, "the exact max, in milliseconds")
 }
 
 func TestStatsDWriteErrorsAreCountedNotReturned(t *testing.T) {
@@ -292,7 +373,8 @@ func TestNewStatsDExporterRejectsBadConfig(t *testing.T) {
 		{MaxPacketSize: 10},
 		{WriteTimeout: -1},
 		{Format: 9},
-		{Format: Graphite, Distributions: true},
+		{Format: PlainStatsD, Distributions: true},
+		{MaxTimerLines: 5},
 		{Addr: "no-port"},
 	} {
 		_, err := NewStatsDExporter(cfg)
@@ -311,6 +393,8 @@ func TestSanitize(t *testing.T) {
 		{sanitizeTag, "GET /orders/{id}", "GET_/orders/{id}"},
 		{sanitizeTag, "host:port,x|y#z", "host:port_x_y_z"},
 		{sanitizeGraphite, "GET /a.b", "GET__a_b"},
+		{sanitizeGraphitePath, ".a..b c/d.", "a.b_c_d"},
+		{sanitizeGraphitePath, "..", "_"},
 	}
 	for _, c := range cases {
 		assert.Equal(t, c.want, c.fn(c.in), "input %q", c.in)
@@ -337,24 +421,10 @@ func TestStatsDExportHonoursContext(t *testing.T) {
 	assert.Zero(t, exp.Stats().Packets, "nothing sent after cancellation")
 }
 
-func TestStatsDGraphiteHistogram(t *testing.T) {
-	t.Parallel()
-	sink := newUDPSink(t)
-	mp, exp := newStatsDProvider(t, StatsDConfig{Addr: sink.addr(), Format: Graphite, NamePrefix: "svc"})
-	h, _ := mp.Meter("test").Float64Histogram("lat", metric.WithExplicitBucketBoundaries(0.5))
-	h.Record(context.Background(), 0.25, metric.WithAttributes(attribute.String("op", "a.b")))
-	require.NoError(t, mp.ForceFlush(context.Background()))
-	assert.Equal(t, map[string]float64{
-		"svc.lat.count.op.a_b|c|":         1,
-		"svc.lat.sum.op.a_b|c|":           0.25,
-		"svc.lat.bucket.op.a_b.le.0_5|c|": 1,
-		"svc.lat.bucket.op.a_b.le.inf|c|": 1,
-	}, sums(parseLines(t, sink.packets(t, exp))))
-}
-
 // FuzzStatsDLine checks that any metric name, attribute key and value (route
 // templates, user agents, tenant ids: outside input) yield one well-formed
-// DogStatsD line and one well-formed Graphite line carrying the exact value.
+// DogStatsD line and one well-formed plain StatsD line (Graphite-safe path
+// nodes) carrying the exact value.
 func FuzzStatsDLine(f *testing.F) {
 	f.Add("http.server.request.duration", "http.route", "GET /orders/{id}")
 	f.Add("a:b|c", "k:ey", "v,a|l#u@e\nnext")
@@ -366,7 +436,7 @@ func FuzzStatsDLine(f *testing.F) {
 	dog, err := NewStatsDExporter(StatsDConfig{Addr: sink.LocalAddr().String(), MaxPacketSize: 65000})
 	require.NoError(f, err)
 	defer dog.Shutdown(context.Background())
-	graphite, err := NewStatsDExporter(StatsDConfig{Addr: sink.LocalAddr().String(), MaxPacketSize: 65000, Format: Graphite})
+	graphite, err := NewStatsDExporter(StatsDConfig{Addr: sink.LocalAddr().String(), MaxPacketSize: 65000, Format: PlainStatsD})
 	require.NoError(f, err)
 	defer graphite.Shutdown(context.Background())
 	buf := make([]byte, 65536)
@@ -403,7 +473,11 @@ func FuzzStatsDLine(f *testing.F) {
 				require.Equal(t, sanitizeTagKey(key), k)
 			}
 			if exp == graphite {
-				require.Len(t, parts, 2, "no tags in Graphite %q", line)
+				require.Len(t, parts, 2, "no tags in plain StatsD %q", line)
+				for node := range strings.SplitSeq(mname, ".") {
+					require.NotEmpty(t, node, "no empty path node in %q", mname)
+					require.Equal(t, sanitizeGraphite(node), node, "node of %q", mname)
+				}
 			}
 		}
 	})

@@ -222,7 +222,7 @@ func (a *App) setupMetrics(ctx context.Context, setGlobal bool) error {
 	}
 	cfg.Exporters = []sdkmetric.Exporter{exp}
 	if a.cfg.StatsDAddr != "" {
-		cfg.StatsD = &metrics.StatsDConfig{Addr: a.cfg.StatsDAddr, NamePrefix: "servio", Logger: a.log}
+		cfg.StatsD = &metrics.StatsDConfig{Addr: a.cfg.StatsDAddr, Format: a.cfg.StatsDFormat, NamePrefix: "servio", Logger: a.log}
 	}
 	p, err := metrics.Setup(ctx, cfg)
 	if err != nil {

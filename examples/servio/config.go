@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/servio/perfkit/internal/redact"
+	"github.com/servio/perfkit/metrics"
 )
 
 // Config is servio's configuration. Every field has a flag and, for the
@@ -71,6 +72,8 @@ type Config struct {
 	// ClientThrottleK is the throttle's K, requests sent per accepted one
 	// (-client-throttle-k, CLIENT_THROTTLE_K); default 2, at least 1.
 	ClientThrottleK float64
+	// issue 20: StatsD format
+	StatsDFormat metrics.StatsDFormat // -statsd-format, STATSD_FORMAT: dogstatsd (default) or statsd
 }
 
 const defaultUploadMax = 10 << 20
@@ -130,6 +133,14 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		"throttle LLM requests locally once the upstream keeps refusing them (env CLIENT_THROTTLE: on/off)")
 	fs.Float64Var(&c.ClientThrottleK, "client-throttle-k", envFloat("CLIENT_THROTTLE_K", 2),
 		"requests the client throttle sends per one the upstream accepts, at least 1 (env CLIENT_THROTTLE_K)")
+
+	// issue 20: StatsD format
+	c.StatsDFormat = envValue(getenv, &errs, "STATSD_FORMAT", metrics.DogStatsD, metrics.ParseStatsDFormat)
+	fs.Func("statsd-format", "StatsD dialect of -statsd-addr: dogstatsd (tags, |h histograms) or statsd (Etsy: timers, attributes in the name) (env STATSD_FORMAT; default dogstatsd)",
+		func(s string) (err error) {
+			c.StatsDFormat, err = metrics.ParseStatsDFormat(s)
+			return err
+		})
 	c.OpenAIAPIKey = getenv("OPENAI_API_KEY")
 	c.AuthSecret = getenv("AUTH_SECRET")
 	// -h prints each flag's default, which came from the environment:

@@ -122,7 +122,11 @@ func readRuntime(ctx context.Context, base string) (runtimeReading, error) {
 	if r.heap, ok = f.sum("go_memory_used_bytes", nil); !ok {
 		r.heap, _ = f.sum("go_memstats_heap_inuse_bytes", nil)
 	}
-	r.rss, _ = f.sum("process_resident_memory_bytes", nil)
+	// Resident memory from the OpenTelemetry process metrics; the client
+	// library's process collector's for a service that still serves it.
+	if r.rss, ok = f.sum("process_memory_usage_bytes", nil); !ok {
+		r.rss, _ = f.sum("process_resident_memory_bytes", nil)
+	}
 	return r, nil
 }
 
