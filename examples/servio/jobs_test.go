@@ -161,6 +161,21 @@ func TestJobEnqueuedIffOrderCommits(t *testing.T) {
 			assert.Len(t, riverJobs(t, a.db, a.st.Dialect()), 2)
 			want := map[string]int{key: 1, ready: 1}
 			assert.Equal(t, want, a.simSMS.deliveries(), "each text delivered once, no other")
+
+			code, scraped := a.do("GET", "/health/metrics", "")
+			require.Equal(t, http.StatusOK, code)
+			for _, series := range []string{
+				`servio_jobs_outcomes_total{kind="send_order_confirmation",outcome="completed"} 1`,
+				`servio_jobs_outcomes_total{kind="send_ready_notification",outcome="completed"} 1`,
+				`servio_sms_deliveries_total{kind="send_order_confirmation",result="delivered"} 1`,
+				`servio_jobs_duration_seconds_count{kind="send_order_confirmation"} 1`,
+				`servio_jobs_running{kind="send_order_confirmation"} 0`,
+				`servio_jobs_queued `,
+				`servio_jobs_oldest_age_seconds `,
+				`river_work_count_total{attempt="1",kind="send_order_confirmation"`,
+			} {
+				assert.True(t, strings.Contains(string(scraped), "\n"+series), "/health/metrics lacks %s", series)
+			}
 		})
 	}
 }
