@@ -65,7 +65,7 @@ func (p *servioProcess) kill(t *testing.T) {
 
 // TestJobsKill9: two servio processes share a PostgreSQL queue and an SMS
 // upstream living in the test process, which accepts a text on arrival
-// and answers 200 ms later. One process is killed with SIGKILL while its
+// and answers 1 s later. One process is killed with SIGKILL while its
 // workers are mid-send: River's rescuer (JOB_RESCUE_AFTER) hands the
 // jobs it held to the survivor, which retries them, and every customer
 // gets exactly one text per idempotency key — the killed sends that the
@@ -75,13 +75,13 @@ func TestJobsKill9(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "servio")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
-	sim, err := startSimSMS(200*time.Millisecond, 0, discardLogger())
+	sim, err := startSimSMS(time.Second, 0, discardLogger())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sim.Close() })
 	dsn := testenv.PostgresDSN(t)
 	env := []string{"DATABASE_URL=" + dsn, "RATE_LIMIT=false", "ADAPTIVE_LIMIT=off", "AUTH_SECRET=test-secret",
 		"TWILIO_BASE_URL=" + sim.BaseURL(), "TWILIO_ACCOUNT_SID=ACtest", "TWILIO_AUTH_TOKEN=token",
-		"JOB_POLL_INTERVAL=50ms", "JOB_TIMEOUT=2s", "JOB_RESCUE_AFTER=3s"}
+		"JOB_POLL_INTERVAL=50ms", "JOB_TIMEOUT=3s", "JOB_RESCUE_AFTER=4s"}
 	a := startServioProcess(t, bin, env...)
 	b := startServioProcess(t, bin, env...)
 
