@@ -412,3 +412,32 @@ func serveForTest(t *testing.T, app *App) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// TestJobsConfigRefused: settings that would break the queue's promises
+// are refused at startup with the variable named.
+func TestJobsConfigRefused(t *testing.T) {
+	t.Parallel()
+	for env, want := range map[string]string{
+		"SIM_SMS_FAILURE_RATE=1.5":               "SIM_SMS_FAILURE_RATE",
+		"JOB_WORKERS=0":                          "JOB_WORKERS",
+		"JOB_MAX_ATTEMPTS=0":                     "JOB_MAX_ATTEMPTS",
+		"JOB_RESCUE_AFTER=10s":                   "JOB_RESCUE_AFTER", // not more than JOB_TIMEOUT (30s): running jobs would be rescued
+		"JOB_POLL_INTERVAL=0s":                   "JOB_POLL_INTERVAL",
+		"TWILIO_FROM=5550006":                    "TWILIO_FROM",
+		"TWILIO_BASE_URL=https://api.twilio.com": "TWILIO_AUTH_TOKEN",
+		"JOB_QUEUE_WARN_AGE=-1s":                 "JOB_QUEUE_WARN_AGE",
+	} {
+		k, v, _ := strings.Cut(env, "=")
+		_, err := parseConfig("servio", nil, func(name string) string {
+			if name == k {
+				return v
+			}
+			return ""
+		}, io.Discard, nil)
+		if assert.Error(t, err, env) {
+			assert.Contains(t, err.Error(), want, env)
+		}
+	}
+	_, err := parseConfig("servio", nil, func(string) string { return "" }, io.Discard, nil)
+	assert.NoError(t, err, "the defaults are valid")
+}
