@@ -50,6 +50,7 @@ type App struct {
 	jobs    *jobQueue
 	smsPipe *resilience.Pipeline // nil in baseline mode
 	simSMS  *simSMS              // nil when TWILIO_BASE_URL is set
+	smsURL  string               // the SMS upstream's base URL
 	tokens  *tokenSigner
 	// dummyHash is checked when a login names no user (see login).
 	dummyHash string

@@ -156,6 +156,7 @@ func (a *App) setupSMS(mp metric.MeterProvider, adjust func(*resilience.Pipeline
 	}
 	a.closers = append(a.closers, func() error { client.CloseIdleConnections(); return nil })
 	c := &smsClient{http: client, baseURL: a.cfg.TwilioBaseURL, sid: a.cfg.TwilioAccountSID, token: a.cfg.TwilioAuthToken, from: a.cfg.TwilioFrom}
+	defer func() { a.smsURL = c.baseURL }()
 	if c.baseURL == "" {
 		if a.simSMS, err = startSimSMS(a.cfg.SimSMSLatency, a.cfg.SimSMSFailureRate, a.log); err != nil {
 			return nil, err

@@ -180,8 +180,8 @@ func TestJobEnqueuedIffOrderCommits(t *testing.T) {
 	}
 }
 
-// TestJobsExactlyOnceThroughFaults: the upstream fails (503), trips the
-// breaker, then answers 429 with Retry-After; every confirmation is
+// TestJobsExactlyOnceThroughFaults: the upstream fails (503) and trips the
+// breaker, later answers 429 with Retry-After; every confirmation is
 // delivered exactly once after recovery, none is discarded (breaker-open
 // refusals and 429s snooze without using attempts), and the retry after a
 // 429 waits at least its Retry-After.
@@ -194,28 +194,33 @@ func TestJobsExactlyOnceThroughFaults(t *testing.T) {
 			cfg.JobMaxAttempts = 5 // more than the 4 failures, so only a wrong snooze could discard a job
 			opts := jobsOptions()
 			opts.jobs.smsPolicy = func(p *resilience.PipelineConfig) {
-				p.Breaker = &resilience.BreakerConfig{ConsecutiveFailures: 3, OpenTimeout: 300 * time.Millisecond, HalfOpenProbes: 1}
+				// Open for 1 s: the failed jobs' retries (50–200 ms later)
+				// meet it open however slow the machine.
+				p.Breaker = &resilience.BreakerConfig{ConsecutiveFailures: 2, OpenTimeout: time.Second, HalfOpenProbes: 1}
 			}
 			a := startAppWith(t, cfg, opts).admin()
-			a.simSMS.failNext(4, http.StatusServiceUnavailable, 0)
-			a.simSMS.failNext(2, http.StatusTooManyRequests, time.Second)
-			const n = 20
+			const n = 10
 			want := map[string]int{}
-			for range n {
-				o := placeOrder(t, a, testPhone)
-				want[smsKey(kindOrderConfirmation, o.ID)] = 1
+			phase := func(faults func()) (snoozed int) {
+				faults()
+				for range n {
+					o := placeOrder(t, a, testPhone)
+					want[smsKey(kindOrderConfirmation, o.ID)] = 1
+				}
+				require.Eventually(t, func() bool { return states(riverJobs(t, a.db, a.st.Dialect()))["completed"] == len(want) }, jobWait, 10*time.Millisecond,
+					"all confirmations completed; jobs %+v", riverJobs(t, a.db, a.st.Dialect()))
+				for _, j := range riverJobs(t, a.db, a.st.Dialect()) {
+					snoozed += j.snoozes
+					assert.Less(t, j.attempt, int64(cfg.JobMaxAttempts), "job of order %d used %d attempts", j.orderID, j.attempt)
+				}
+				return snoozed
 			}
-			require.Eventually(t, func() bool { return states(riverJobs(t, a.db, a.st.Dialect()))["completed"] == n }, jobWait, 10*time.Millisecond,
-				"all confirmations completed; jobs %+v", riverJobs(t, a.db, a.st.Dialect()))
-			assert.Equal(t, want, a.simSMS.deliveries(), "every confirmation delivered exactly once")
 
-			jobs := riverJobs(t, a.db, a.st.Dialect())
-			snoozed := 0
-			for _, j := range jobs {
-				snoozed += j.snoozes
-				assert.Less(t, j.attempt, int64(cfg.JobMaxAttempts), "job of order %d used %d attempts", j.orderID, j.attempt)
-			}
-			assert.Greater(t, snoozed, 2, "breaker-open refusals snooze too, not only the two 429s")
+			// The first 4 sends fail: 2 in a row open the breaker.
+			opened := phase(func() { a.simSMS.failNext(4, http.StatusServiceUnavailable, 0) })
+			assert.Positive(t, opened, "breaker-open refusals snooze the jobs")
+			all := phase(func() { a.simSMS.failNext(2, http.StatusTooManyRequests, time.Second) })
+			assert.Equal(t, want, a.simSMS.deliveries(), "every confirmation delivered exactly once")
 
 			last := map[string]simSMSRequest{}
 			limited := 0
@@ -227,7 +232,8 @@ func TestJobsExactlyOnceThroughFaults(t *testing.T) {
 				last[r.key] = r
 			}
 			assert.Equal(t, 2, limited, "both 429s were retried")
-			t.Logf("%d orders, %d upstream requests (4× 503, 2× 429), %d snoozes, 0 discarded, each key delivered once", n, a.simSMS.calls.Load(), snoozed)
+			t.Logf("%d orders, %d upstream requests (4× 503, 2× 429), %d snoozes (%d while the breaker was open), 0 discarded, each key delivered once",
+				2*n, a.simSMS.calls.Load(), all, opened)
 		})
 	}
 }
@@ -318,6 +324,16 @@ func TestJobsShutdownAndHealth(t *testing.T) {
 	assert.Equal(t, 3.0, h.Checks["jobs:depth"][0].ObservedValue, "three jobs queued or running")
 	assert.Equal(t, "warn", h.Checks["jobs:depth"][0].Status, "oldest job past the warn age")
 	assert.GreaterOrEqual(t, h.Checks["jobs:oldestAge"][0].ObservedValue, cfg.JobQueueWarnAge.Seconds())
+	var sms struct {
+		Checks map[string][]struct {
+			Status      string `json:"status"`
+			ComponentID string `json:"componentId"`
+		} `json:"checks"`
+	}
+	require.NoError(t, json.Unmarshal(body, &sms))
+	require.NotEmpty(t, sms.Checks["sms"], "%s", body)
+	assert.Contains(t, sms.Checks["sms"][0].ComponentID, "SIMULATED", "the simulation is labelled")
+	assert.Equal(t, "pass", sms.Checks["sms"][0].Status, "circuit closed")
 
 	require.NoError(t, app.Close(), "close waits for the job in flight")
 	closed = true

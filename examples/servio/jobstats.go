@@ -7,6 +7,7 @@ import (
 
 	"github.com/servio/perfkit/examples/servio/internal/store"
 	"github.com/servio/perfkit/health"
+	"github.com/servio/perfkit/resilience"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -106,6 +107,35 @@ func (q *jobQueue) healthCheck(ctx context.Context) health.Result {
 			{Name: "oldestAge", Value: st.oldest.Seconds(), Unit: "s"},
 		}}
 	if st.oldest > q.warnAge {
+		r.Status = health.StatusWarn
+	}
+	return r
+}
+
+// smsComponentID names the SMS upstream in /health/detailed, clearly
+// labelled when it is the simulation (a pass then says nothing about Twilio).
+func (a *App) smsComponentID() string {
+	if a.simSMS != nil {
+		return "SIMULATED in-process SMS upstream " + redactURL(a.smsURL)
+	}
+	return redactURL(a.smsURL)
+}
+
+// smsCheck reports the SMS upstream through its circuit breaker, saying
+// plainly when it is the in-process simulation. It sends no request: a
+// probe would cost a text.
+func (a *App) smsCheck(context.Context) health.Result {
+	kind := "Twilio-compatible upstream"
+	if a.simSMS != nil {
+		kind = "SIMULATED SMS upstream (in-process)"
+	}
+	at := kind + " at " + redactURL(a.smsURL)
+	if a.smsPipe == nil || a.smsPipe.Breaker() == nil { // baseline mode
+		return health.Result{ComponentType: "component", Output: at + "; no circuit breaker"}
+	}
+	state := a.smsPipe.Breaker().State()
+	r := health.Result{ComponentType: "component", Output: fmt.Sprintf("%s; circuit %s", at, state)}
+	if state != resilience.StateClosed {
 		r.Status = health.StatusWarn
 	}
 	return r
