@@ -293,7 +293,9 @@ func TestJobsShutdownAndHealth(t *testing.T) {
 	t.Parallel()
 	cfg := jobsConfig(t, "sqlite")
 	cfg.JobWorkers = 1
-	cfg.SimSMSLatency = 2 * time.Second
+	// Long enough that the first send is still in flight when Close
+	// comes, however slow the health request before it.
+	cfg.SimSMSLatency = 4 * time.Second
 	cfg.JobQueueWarnAge = 200 * time.Millisecond
 	app, err := newApp(context.Background(), cfg, discardLogger(), jobsOptions())
 	require.NoError(t, err)
