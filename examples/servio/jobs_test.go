@@ -459,3 +459,35 @@ func TestJobsConfigRefused(t *testing.T) {
 	_, err := parseConfig("servio", nil, func(string) string { return "" }, io.Discard, nil)
 	assert.NoError(t, err, "the defaults are valid")
 }
+
+// TestJobsShutdownTimeout: a job still running when the shutdown timeout
+// ends is cancelled, not waited for, and put back to be retried; the next
+// start completes it.
+func TestJobsShutdownTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := jobsConfig(t, "sqlite")
+	cfg.SimSMSLatency = time.Minute
+	cfg.ShutdownTimeout = 300 * time.Millisecond
+	app, err := newApp(context.Background(), cfg, discardLogger(), jobsOptions())
+	require.NoError(t, err)
+	ta := &testApp{App: app, t: t, URL: serveForTest(t, app)}
+	placeOrder(t, ta, testPhone)
+	require.Eventually(t, func() bool { return app.simSMS.calls.Load() == 1 }, jobWait, 5*time.Millisecond, "send in flight")
+	start := time.Now()
+	require.NoError(t, app.Close())
+	assert.Less(t, time.Since(start), 20*time.Second, "Close waits the shutdown timeout, not the minute-long send")
+
+	_, dsn, _, err := store.Target("", cfg.DataDir)
+	require.NoError(t, err)
+	db, err := sql.Open("sqlite", dsn)
+	require.NoError(t, err)
+	defer db.Close()
+	jobs := riverJobs(t, db, store.SQLite)
+	require.Len(t, jobs, 1)
+	assert.Contains(t, []string{"available", "retryable"}, jobs[0].state, "the cancelled job is put back, not left running")
+
+	cfg.SimSMSLatency = 0
+	next := startAppWith(t, cfg, jobsOptions())
+	require.Eventually(t, func() bool { return states(riverJobs(t, next.db, store.SQLite))["completed"] == 1 }, jobWait, 10*time.Millisecond,
+		"the next start completes it")
+}
