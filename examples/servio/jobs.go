@@ -47,9 +47,9 @@ import (
 //   - A failed send is retried with River's backoff (attempt⁴ seconds) up to
 //     JobMaxAttempts attempts, then discarded with its errors recorded on the
 //     job; a 4xx other than 408/429 (our request is wrong) is discarded at once.
-//     A refusal that says "not now" — breaker open, the upstream's 429 with
-//     Retry-After — snoozes the job (for Retry-After, or jobSnooze) without
-//     using an attempt, at most maxSnoozes times.
+//     A refusal that says "not now" — breaker open, the upstream's 429 or a
+//     status with Retry-After — snoozes the job (for Retry-After, or
+//     jobSnooze) without using an attempt, at most maxSnoozes times.
 //   - Shutdown stops fetching, lets jobs in flight finish within the
 //     shutdown timeout (then cancels them; River retries them), and leaves
 //     queued jobs for the next start.
@@ -420,7 +420,9 @@ func (q *jobQueue) next(row *rivertype.JobRow, err error) (string, error) {
 	}
 	var se *httpclient.StatusError
 	isStatus := errors.As(err, &se)
-	notNow := refusedNow(err) || (isStatus && se.StatusCode == http.StatusTooManyRequests)
+	// "Not now" rather than "failed": our pipeline refused without trying,
+	// or the upstream said when to come back (429, or a 503 with Retry-After).
+	notNow := refusedNow(err) || (isStatus && (se.StatusCode == http.StatusTooManyRequests || se.RetryAfter() > 0))
 	if notNow && snoozes(row) < maxSnoozes {
 		d := q.snooze
 		var ra resilience.RetryAfterer

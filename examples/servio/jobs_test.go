@@ -181,10 +181,10 @@ func TestJobEnqueuedIffOrderCommits(t *testing.T) {
 }
 
 // TestJobsExactlyOnceThroughFaults: the upstream fails (503) and trips the
-// breaker, later answers 429 with Retry-After; every confirmation is
-// delivered exactly once after recovery, none is discarded (breaker-open
-// refusals and 429s snooze without using attempts), and the retry after a
-// 429 waits at least its Retry-After.
+// breaker, later answers 429 and 503 with Retry-After; every confirmation
+// is delivered exactly once after recovery, none is discarded (breaker-open
+// refusals and Retry-After answers snooze without using attempts), and the
+// retry after a Retry-After waits at least that long.
 func TestJobsExactlyOnceThroughFaults(t *testing.T) {
 	t.Parallel()
 	for _, dialect := range dialects {
@@ -219,20 +219,24 @@ func TestJobsExactlyOnceThroughFaults(t *testing.T) {
 			// The first 4 sends fail: 2 in a row open the breaker.
 			opened := phase(func() { a.simSMS.failNext(4, http.StatusServiceUnavailable, 0) })
 			assert.Positive(t, opened, "breaker-open refusals snooze the jobs")
-			all := phase(func() { a.simSMS.failNext(2, http.StatusTooManyRequests, time.Second) })
+			phaseB := time.Now()
+			all := phase(func() {
+				a.simSMS.failNext(2, http.StatusTooManyRequests, time.Second)
+				a.simSMS.failNext(1, http.StatusServiceUnavailable, time.Second)
+			})
 			assert.Equal(t, want, a.simSMS.deliveries(), "every confirmation delivered exactly once")
 
 			last := map[string]simSMSRequest{}
 			limited := 0
 			for _, r := range a.simSMS.history() {
-				if p, ok := last[r.key]; ok && p.status == http.StatusTooManyRequests {
+				if p, ok := last[r.key]; ok && p.status != http.StatusCreated && p.at.After(phaseB) {
 					limited++
-					assert.GreaterOrEqual(t, r.at.Sub(p.at), time.Second, "the retry after a 429 waits its Retry-After (1 s)")
+					assert.GreaterOrEqual(t, r.at.Sub(p.at), time.Second, "the retry after a %d with Retry-After waits it (1 s)", p.status)
 				}
 				last[r.key] = r
 			}
-			assert.Equal(t, 2, limited, "both 429s were retried")
-			t.Logf("%d orders, %d upstream requests (4× 503, 2× 429), %d snoozes (%d while the breaker was open), 0 discarded, each key delivered once",
+			assert.Equal(t, 3, limited, "the 429s and the 503 with Retry-After were retried")
+			t.Logf("%d orders, %d upstream requests (4× 503, then 2× 429 and 1× 503 with Retry-After), %d snoozes (%d while the breaker was open), 0 discarded, each key delivered once",
 				2*n, a.simSMS.calls.Load(), all, opened)
 		})
 	}
