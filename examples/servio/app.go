@@ -46,6 +46,11 @@ type App struct {
 	llm     *llmClient
 	llmPipe *resilience.Pipeline
 	sim     *simLLM // nil when OPENAI_BASE_URL is set
+	// issue 21: background jobs and the SMS upstream.
+	jobs    *jobQueue
+	smsPipe *resilience.Pipeline // nil in baseline mode
+	simSMS  *simSMS              // nil when TWILIO_BASE_URL is set
+	smsURL  string               // the SMS upstream's base URL
 	tokens  *tokenSigner
 	// dummyHash is checked when a login names no user (see login).
 	dummyHash string
@@ -80,6 +85,8 @@ type appOptions struct {
 	// 0 means healthInterval (10 s), negative runs them on request (tests
 	// that assert a check's result right after breaking its dependency).
 	healthInterval time.Duration
+	// jobs are the background jobs' test knobs.
+	jobs jobOptions
 }
 
 // newApp opens everything and assembles the handler; on error, whatever
@@ -188,6 +195,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		RedisTimeout: cmp.Or(opts.redisTimeout, cfg.RedisTimeout), MeterProvider: mp, Logger: log}); err != nil {
 		return nil, err
 	}
+	if err := a.setupJobs(ctx, mp, opts.jobs); err != nil {
+		return nil, err
+	}
 	if err := a.setupHealth(mp, cmp.Or(opts.healthInterval, healthInterval)); err != nil {
 		return nil, err
 	}
@@ -202,7 +212,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	}
 	log.Info("servio ready", "database", dialect.String(), "redis", a.redis != nil,
 		"cache", map[bool]string{true: "L1+Redis L2", false: "L1 only"}[a.redis != nil],
-		"rate_limits", cfg.RateLimit && !cfg.Baseline, "adaptive_limit", a.overload != nil, "client_throttle", cfg.ClientThrottle && !cfg.Baseline, "baseline", cfg.Baseline, "llm_simulated", a.sim != nil)
+		"rate_limits", cfg.RateLimit && !cfg.Baseline, "adaptive_limit", a.overload != nil, "client_throttle", cfg.ClientThrottle && !cfg.Baseline, "baseline", cfg.Baseline, "llm_simulated", a.sim != nil, "sms_simulated", a.simSMS != nil)
 	return a, nil
 }
 

@@ -74,6 +74,22 @@ type Config struct {
 	ClientThrottleK float64
 	// issue 20: StatsD format
 	StatsDFormat metrics.StatsDFormat // -statsd-format, STATSD_FORMAT: dogstatsd (default) or statsd
+	// issue 21: background jobs (River) and SMS through a Twilio-compatible API.
+	TwilioBaseURL     string        // -twilio-base-url, TWILIO_BASE_URL; empty: in-process simulated upstream
+	TwilioAccountSID  string        // -twilio-account-sid, TWILIO_ACCOUNT_SID; default "ACsimulated"
+	TwilioAuthToken   string        // TWILIO_AUTH_TOKEN (env only, so it stays out of ps)
+	TwilioFrom        string        // -twilio-from, TWILIO_FROM: the sending number (E.164); default "+15005550006"
+	SimSMSLatency     time.Duration // -sim-sms-latency, SIM_SMS_LATENCY; default 100ms
+	SimSMSFailureRate float64       // -sim-sms-failure-rate, SIM_SMS_FAILURE_RATE (0..1); default 0
+	JobWorkers        int           // -job-workers, JOB_WORKERS: jobs worked at once per instance; default 10
+	JobMaxAttempts    int           // -job-max-attempts, JOB_MAX_ATTEMPTS: attempts before a job is discarded; default 10
+	JobTimeout        time.Duration // -job-timeout, JOB_TIMEOUT: bound on one attempt; default 30s
+	// JobRescueAfter is how long a job may stay running before River
+	// takes it for lost (its worker died) and retries it
+	// (-job-rescue-after, JOB_RESCUE_AFTER); default 5m, more than JobTimeout.
+	JobRescueAfter  time.Duration
+	JobPollInterval time.Duration // -job-poll-interval, JOB_POLL_INTERVAL: how often idle workers look for jobs; default 1s
+	JobQueueWarnAge time.Duration // -job-queue-warn-age, JOB_QUEUE_WARN_AGE: oldest-job age past which /health/detailed warns; default 1m
 }
 
 const defaultUploadMax = 10 << 20
@@ -141,11 +157,24 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 			c.StatsDFormat, err = metrics.ParseStatsDFormat(s)
 			return err
 		})
+	// issue 21: background jobs
+	fs.StringVar(&c.TwilioBaseURL, "twilio-base-url", getenv("TWILIO_BASE_URL"), "Twilio-compatible API base URL; empty: simulated SMS upstream (env TWILIO_BASE_URL)")
+	fs.StringVar(&c.TwilioAccountSID, "twilio-account-sid", env("TWILIO_ACCOUNT_SID", "ACsimulated"), "Twilio account SID (env TWILIO_ACCOUNT_SID)")
+	fs.StringVar(&c.TwilioFrom, "twilio-from", env("TWILIO_FROM", "+15005550006"), "sending phone number, E.164 (env TWILIO_FROM)")
+	fs.DurationVar(&c.SimSMSLatency, "sim-sms-latency", envDur("SIM_SMS_LATENCY", 100*time.Millisecond), "simulated SMS upstream latency (env SIM_SMS_LATENCY)")
+	fs.Float64Var(&c.SimSMSFailureRate, "sim-sms-failure-rate", envFloat("SIM_SMS_FAILURE_RATE", 0), "simulated SMS failure rate 0..1 (env SIM_SMS_FAILURE_RATE)")
+	fs.IntVar(&c.JobWorkers, "job-workers", int(envInt("JOB_WORKERS", 10)), "background jobs worked at once per instance (env JOB_WORKERS)")
+	fs.IntVar(&c.JobMaxAttempts, "job-max-attempts", int(envInt("JOB_MAX_ATTEMPTS", 10)), "attempts before a failing job is discarded (env JOB_MAX_ATTEMPTS)")
+	fs.DurationVar(&c.JobTimeout, "job-timeout", envDur("JOB_TIMEOUT", 30*time.Second), "bound on one job attempt (env JOB_TIMEOUT)")
+	fs.DurationVar(&c.JobRescueAfter, "job-rescue-after", envDur("JOB_RESCUE_AFTER", 5*time.Minute), "how long a job may run before it is taken for lost and retried; more than -job-timeout (env JOB_RESCUE_AFTER)")
+	fs.DurationVar(&c.JobPollInterval, "job-poll-interval", envDur("JOB_POLL_INTERVAL", time.Second), "how often idle workers look for new jobs (env JOB_POLL_INTERVAL)")
+	fs.DurationVar(&c.JobQueueWarnAge, "job-queue-warn-age", envDur("JOB_QUEUE_WARN_AGE", time.Minute), "oldest-job age past which /health/detailed warns (env JOB_QUEUE_WARN_AGE)")
+	c.TwilioAuthToken = getenv("TWILIO_AUTH_TOKEN")
 	c.OpenAIAPIKey = getenv("OPENAI_API_KEY")
 	c.AuthSecret = getenv("AUTH_SECRET")
 	// -h prints each flag's default, which came from the environment:
 	// show the URLs redacted.
-	for _, name := range []string{"database-url", "redis-url", "openai-base-url", "otlp-endpoint"} {
+	for _, name := range []string{"database-url", "redis-url", "openai-base-url", "otlp-endpoint", "twilio-base-url"} {
 		if f := fs.Lookup(name); f != nil {
 			f.DefValue = redact.URL(f.DefValue)
 		}
@@ -218,7 +247,10 @@ func (c Config) validate() error {
 	case !(c.ClientThrottleK >= 1):
 		return fmt.Errorf("CLIENT_THROTTLE_K must be at least 1, got %v", c.ClientThrottleK)
 	}
-	for _, u := range []struct{ name, raw string }{{"OPENAI_BASE_URL", c.OpenAIBaseURL}, {"OTEL_EXPORTER_OTLP_ENDPOINT", c.OTLPEndpoint}} {
+	if err := c.validateJobs(); err != nil {
+		return err
+	}
+	for _, u := range []struct{ name, raw string }{{"OPENAI_BASE_URL", c.OpenAIBaseURL}, {"OTEL_EXPORTER_OTLP_ENDPOINT", c.OTLPEndpoint}, {"TWILIO_BASE_URL", c.TwilioBaseURL}} {
 		if u.raw == "" {
 			continue
 		}
@@ -229,6 +261,33 @@ func (c Config) validate() error {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// validateJobs checks the issue 21 settings (background jobs, SMS).
+func (c Config) validateJobs() error {
+	switch {
+	case c.SimSMSFailureRate < 0 || c.SimSMSFailureRate > 1:
+		return fmt.Errorf("SIM_SMS_FAILURE_RATE must be within 0..1, got %v", c.SimSMSFailureRate)
+	case c.SimSMSLatency < 0:
+		return fmt.Errorf("SIM_SMS_LATENCY must not be negative")
+	case c.JobWorkers <= 0:
+		return fmt.Errorf("JOB_WORKERS must be positive, got %d", c.JobWorkers)
+	case c.JobMaxAttempts <= 0:
+		return fmt.Errorf("JOB_MAX_ATTEMPTS must be positive, got %d", c.JobMaxAttempts)
+	case c.JobTimeout <= 0:
+		return fmt.Errorf("JOB_TIMEOUT must be positive")
+	case c.JobRescueAfter <= c.JobTimeout:
+		return fmt.Errorf("JOB_RESCUE_AFTER (%s) must be more than JOB_TIMEOUT (%s), or running jobs would be rescued", c.JobRescueAfter, c.JobTimeout)
+	case c.JobPollInterval <= 0:
+		return fmt.Errorf("JOB_POLL_INTERVAL must be positive")
+	case c.JobQueueWarnAge <= 0:
+		return fmt.Errorf("JOB_QUEUE_WARN_AGE must be positive")
+	case c.TwilioFrom != "" && !validPhone(c.TwilioFrom):
+		return fmt.Errorf("TWILIO_FROM %q is not an E.164 number", c.TwilioFrom)
+	case c.TwilioBaseURL != "" && (c.TwilioAccountSID == "" || c.TwilioAuthToken == ""):
+		return fmt.Errorf("TWILIO_BASE_URL needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
 	}
 	return nil
 }

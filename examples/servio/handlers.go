@@ -249,7 +249,9 @@ func (a *App) listOrders(w http.ResponseWriter, r *http.Request) {
 type createOrderRequest struct {
 	RestaurantID int64  `json:"restaurant_id"`
 	CustomerName string `json:"customer_name"`
-	Items        []struct {
+	// CustomerPhone (optional, E.164) gets the order's SMS notifications.
+	CustomerPhone string `json:"customer_phone"`
+	Items         []struct {
 		MenuItemID int64 `json:"menu_item_id"`
 		Quantity   int   `json:"quantity"`
 	} `json:"items"`
@@ -265,8 +267,10 @@ func (a *App) createOrder(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	in := store.NewOrder{RestaurantID: req.RestaurantID, CustomerName: strings.TrimSpace(req.CustomerName)}
+	in := store.NewOrder{RestaurantID: req.RestaurantID, CustomerName: strings.TrimSpace(req.CustomerName), CustomerPhone: req.CustomerPhone}
 	switch {
+	case req.CustomerPhone != "" && !validPhone(req.CustomerPhone):
+		err = badRequest("customer_phone must be an E.164 number such as +14155550100")
 	case req.RestaurantID <= 0:
 		err = badRequest("restaurant_id must be a positive integer")
 	case !plainText(req.CustomerName, false):

@@ -41,6 +41,10 @@ func (a *App) setupHealth(mp *metrics.Provider, interval time.Duration) error {
 	if a.redis != nil {
 		checks = append(checks, health.Check{Name: "redis", Run: health.Redis(a.redis)})
 	}
+	if a.jobs != nil {
+		checks = append(checks, health.Check{Name: "jobs", Run: a.jobs.healthCheck},
+			health.Check{Name: "sms", Run: a.smsCheck, ComponentType: "component", ComponentID: a.smsComponentID()})
+	}
 	for i := range checks {
 		checks[i].Interval = max(interval, 0)
 		if checks[i].Critical && interval > 0 {

@@ -58,6 +58,8 @@ type orderPatch struct {
 	Allow func(restaurantID int64, current string) error
 	// Idem completes a claimed idempotency key in the same transaction.
 	Idem *store.IdemCompletion
+	// Hooks run in the change's transaction (e.g. to enqueue a job).
+	Hooks []store.TxHook
 }
 
 type menuResponse struct {
@@ -121,7 +123,7 @@ func (s *service) patchMenu(ctx context.Context, in menuPatch) (store.MenuItem, 
 }
 
 func (s *service) patchOrder(ctx context.Context, in orderPatch) (store.Order, error) {
-	o, err := s.st.UpdateOrderStatus(ctx, in.ID, in.Status, in.Allow, in.Idem)
+	o, err := s.st.UpdateOrderStatus(ctx, in.ID, in.Status, in.Allow, in.Idem, in.Hooks...)
 	if err == nil {
 		s.invalidate(ctx, orderKey(in.ID))
 	}

@@ -61,14 +61,17 @@ type OrderItem struct {
 
 // Order is an order with its items.
 type Order struct {
-	ID           int64       `json:"id"`
-	RestaurantID int64       `json:"restaurant_id"`
-	CustomerName string      `json:"customer_name"`
-	Status       string      `json:"status"`
-	TotalCents   int64       `json:"total_cents"`
-	CreatedAt    time.Time   `json:"created_at"`
-	UpdatedAt    time.Time   `json:"updated_at"`
-	Items        []OrderItem `json:"items"`
+	ID           int64  `json:"id"`
+	RestaurantID int64  `json:"restaurant_id"`
+	CustomerName string `json:"customer_name"`
+	// CustomerPhone is where the order's SMS notifications go (E.164);
+	// omitted when the guest gave none.
+	CustomerPhone string      `json:"customer_phone,omitempty"`
+	Status        string      `json:"status"`
+	TotalCents    int64       `json:"total_cents"`
+	CreatedAt     time.Time   `json:"created_at"`
+	UpdatedAt     time.Time   `json:"updated_at"`
+	Items         []OrderItem `json:"items"`
 }
 
 // OrderPage is one keyset page of a restaurant's orders, newest first.

@@ -23,9 +23,11 @@ func scanOrder(r scanner) (Order, error) {
 	var o Order
 	var created, updated dbTime
 	var items []byte
-	if err := r.Scan(&o.ID, &o.RestaurantID, &o.CustomerName, &o.Status, &o.TotalCents, &created, &updated, &items); err != nil {
+	var phone sql.NullString
+	if err := r.Scan(&o.ID, &o.RestaurantID, &o.CustomerName, &o.Status, &o.TotalCents, &created, &updated, &items, &phone); err != nil {
 		return o, err
 	}
+	o.CustomerPhone = phone.String
 	o.CreatedAt, o.UpdatedAt = created.t, updated.t
 	o.Items = []OrderItem{}
 	if len(items) > 0 {
@@ -139,10 +141,22 @@ type NewOrder struct {
 	RestaurantID int64
 	CustomerName string
 	Items        []NewOrderItem
+	// CustomerPhone is the E.164 number for the order's SMS
+	// notifications; empty for none (stored as NULL). The caller validates.
+	CustomerPhone string
 	// Idem, when set, completes a claimed idempotency key with the
 	// order's response in the order's transaction.
 	Idem *IdemCompletion
+	// InTx, when set, runs in the order's transaction once the order is
+	// written (e.g. to enqueue its confirmation job); an error from it
+	// rolls the order back.
+	InTx TxHook
 }
+
+// TxHook runs inside a store transaction with the order as written in it;
+// returning an error rolls the transaction back, so whatever the hook
+// wrote exists if and only if the order's change commits.
+type TxHook func(ctx context.Context, tx *sql.Tx, o Order) error
 
 // NewOrderItem is one line of a NewOrder.
 type NewOrderItem struct {
@@ -206,9 +220,10 @@ func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
 				return s.shortOfStock(ctx, tx, id, menu[id].name, qty[id])
 			}
 		}
-		o = Order{RestaurantID: in.RestaurantID, CustomerName: in.CustomerName, TotalCents: total}
+		o = Order{RestaurantID: in.RestaurantID, CustomerName: in.CustomerName, CustomerPhone: in.CustomerPhone, TotalCents: total}
 		var created, updated dbTime
-		if err := tx.QueryRowContext(ctx, s.q.orderInsert, in.RestaurantID, in.CustomerName, total).
+		phone := sql.NullString{String: in.CustomerPhone, Valid: in.CustomerPhone != ""}
+		if err := tx.QueryRowContext(ctx, s.q.orderInsert, in.RestaurantID, in.CustomerName, total, phone).
 			Scan(&o.ID, &o.Status, &created, &updated); err != nil {
 			return err
 		}
@@ -234,6 +249,11 @@ func (s *Store) CreateOrder(ctx context.Context, in NewOrder) (Order, error) {
 			return fmt.Errorf("store: order %d: %d items written, %d returned", o.ID, len(ids), len(o.Items))
 		}
 		slices.SortFunc(o.Items, func(a, b OrderItem) int { return cmp.Compare(a.ID, b.ID) })
+		if in.InTx != nil {
+			if err := in.InTx(ctx, tx, o); err != nil {
+				return err
+			}
+		}
 		if in.Idem != nil {
 			return s.completeIdem(ctx, tx, in.Idem, o)
 		}
@@ -298,8 +318,10 @@ func (s *Store) menuForOrder(ctx context.Context, tx *sql.Tx, restaurantID int64
 // immediate write transaction); an error from it aborts the change and is
 // returned as it is, so authorization depends on the state it checked.
 // idem, when not nil, completes a claimed idempotency key with the
-// response in the same transaction.
-func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string, allow func(restaurantID int64, current string) error, idem *IdemCompletion) (Order, error) {
+// response in the same transaction. hooks run in the transaction after the
+// change, with the order as changed (e.g. to enqueue a notification job);
+// an error from one rolls the change back.
+func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string, allow func(restaurantID int64, current string) error, idem *IdemCompletion, hooks ...TxHook) (Order, error) {
 	var o Order
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var rid int64
@@ -333,6 +355,11 @@ func (s *Store) UpdateOrderStatus(ctx context.Context, id int64, status string, 
 		}
 		if o, err = s.order(ctx, tx, id); err != nil {
 			return err
+		}
+		for _, h := range hooks {
+			if err := h(ctx, tx, o); err != nil {
+				return err
+			}
 		}
 		if idem != nil {
 			return s.completeIdem(ctx, tx, idem, o)

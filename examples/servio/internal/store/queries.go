@@ -50,8 +50,8 @@ func buildQueries(d Dialect) queries {
 		FROM order_items oi WHERE oi.order_id = o.id), '[]'::json)`
 		forUpdate = " FOR UPDATE"
 	}
-	orderCols := "o.id, o.restaurant_id, o.customer_name, o.status, o.total_cents, o.created_at, o.updated_at, " + items
-	bareCols := "o.id, o.restaurant_id, o.customer_name, o.status, o.total_cents, o.created_at, o.updated_at, NULL"
+	orderCols := "o.id, o.restaurant_id, o.customer_name, o.status, o.total_cents, o.created_at, o.updated_at, " + items + ", o.customer_phone"
+	bareCols := "o.id, o.restaurant_id, o.customer_name, o.status, o.total_cents, o.created_at, o.updated_at, NULL, o.customer_phone"
 	q := queries{
 		restaurantExists: "SELECT 1 FROM restaurants WHERE id = ? AND deleted_at IS NULL",
 		menu: `SELECT id, restaurant_id, name, description, price_cents, is_available FROM menu_items
@@ -71,8 +71,8 @@ func buildQueries(d Dialect) queries {
 		stockTake: `UPDATE inventory_items SET current_quantity = current_quantity - ?, updated_at = ` + now + `
 			WHERE menu_item_id = ? AND deleted_at IS NULL AND current_quantity >= ?`,
 		stockLeft: "SELECT current_quantity FROM inventory_items WHERE menu_item_id = ? AND deleted_at IS NULL",
-		orderInsert: `INSERT INTO orders (restaurant_id, customer_name, status, total_cents)
-			VALUES (?, ?, 'pending', ?) RETURNING id, status, created_at, updated_at`,
+		orderInsert: `INSERT INTO orders (restaurant_id, customer_name, status, total_cents, customer_phone)
+			VALUES (?, ?, 'pending', ?, ?) RETURNING id, status, created_at, updated_at`,
 		orderItemsHead: "INSERT INTO order_items (order_id, menu_item_id, name, quantity, unit_price_cents) VALUES ",
 		orderStatusGet: "SELECT restaurant_id, status FROM orders WHERE id = ? AND deleted_at IS NULL" + forUpdate,
 		orderStatusSet: "UPDATE orders SET status = ?, updated_at = " + now + " WHERE id = ?",
