@@ -217,7 +217,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 }
 
 func (a *App) setupMetrics(ctx context.Context, setGlobal bool) error {
-	cfg := metrics.Config{ServiceName: "servio", DisableGlobal: !setGlobal, Logger: a.log}
+	cfg := metrics.Config{ServiceName: "servio", DisableGlobal: !setGlobal, Logger: a.log, Views: riverViews()}
 	var exp sdkmetric.Exporter
 	var err error
 	if ep := a.cfg.OTLPEndpoint; ep != "" && ep != os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") {
@@ -334,4 +334,20 @@ func (a *App) Close() error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
+}
+
+// riverViews shape otelriver's job metrics for Prometheus: its duration
+// histograms are named "*_duration_histogram", which promtool rejects (a
+// name must not carry its type), and each has a last-value gauge twin
+// that adds nothing a histogram does not say. The gauges are dropped and
+// the histograms take the plain names (river.work.duration,
+// river.insert_many.duration) with the toolkit's duration buckets.
+func riverViews() []sdkmetric.View {
+	hist := sdkmetric.AggregationExplicitBucketHistogram{Boundaries: metrics.HTTPBuckets()}
+	return []sdkmetric.View{
+		sdkmetric.NewView(sdkmetric.Instrument{Name: "river.work_duration"}, sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}}),
+		sdkmetric.NewView(sdkmetric.Instrument{Name: "river.insert_many_duration"}, sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}}),
+		sdkmetric.NewView(sdkmetric.Instrument{Name: "river.work_duration_histogram"}, sdkmetric.Stream{Name: "river.work.duration", Aggregation: hist}),
+		sdkmetric.NewView(sdkmetric.Instrument{Name: "river.insert_many_duration_histogram"}, sdkmetric.Stream{Name: "river.insert_many.duration", Aggregation: hist}),
+	}
 }

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/servio/perfkit/internal/testenv"
 	"github.com/stretchr/testify/assert"
@@ -146,7 +148,8 @@ func checkAgainstDoc(t testing.TB, text string, present ...string) {
 // TestMetricsListMatchesExport: docs/METRICS.md lists exactly what servio
 // exports. A servio on PostgreSQL and Redis, after a workload of health
 // probes, menu reads (cache hits and a load), a failed login, an order
-// read and an assistant question, exports every metric listed as `always`
+// read, an assistant question and an order with a phone (whose SMS
+// confirmation job runs), exports every metric listed as `always`
 // or `redis` and nothing that is not listed, with no label its row lacks.
 // The `fault` metrics are checked by TestPrometheusAlertsAndDashboards.
 func TestMetricsListMatchesExport(t *testing.T) {
@@ -160,8 +163,17 @@ func TestMetricsListMatchesExport(t *testing.T) {
 	app.do(http.MethodPost, "/auth/login", `{"email":"nobody@servio.dev","password":"wrong"}`)
 	code, body := app.do(http.MethodPost, "/assistant/query", `{"restaurant_id":1,"question":"what is vegan?"}`)
 	require.Equal(t, http.StatusOK, code, "assistant: %s", body)
-	code, body = app.do(http.MethodGet, "/health/metrics", "")
-	require.Equal(t, http.StatusOK, code)
+	placeOrder(t, app, testPhone)
+	// The confirmation job runs in the background: wait for its outcome.
+	require.Eventually(t, func() bool {
+		code, body = app.do(http.MethodGet, "/health/metrics", "")
+		return code == http.StatusOK && strings.Contains(string(body), "servio_sms_deliveries_total{")
+	}, jobWait, 50*time.Millisecond, "the SMS confirmation job never finished")
+	// The fullest scrape of the suite passes promtool's lint too.
+	cmd := exec.Command(promtool(t), "check", "metrics")
+	cmd.Stdin = strings.NewReader(string(body))
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "promtool check metrics:\n%s", out)
 	checkAgainstDoc(t, string(body), "always", "redis")
 }
 
