@@ -11,20 +11,25 @@ import (
 type sessionKey struct{}
 
 // session is a read-your-writes scope carried by a context: private to
-// the context when key is "", else shared by every context with its key.
+// the context when key is "", else shared by every context with its key;
+// parent is the session of the context it was derived from.
 type session struct {
-	key string
-	lsn atomic.Uint64 // private sessions only
+	key    string
+	lsn    atomic.Uint64 // private sessions only
+	parent *session
 }
 
 // WithSession returns a context whose Cluster reads see the writes made
 // (through Cluster.Write or Wrote) under the same session: with key "",
 // the writes made with this context and the contexts derived from it;
 // with a key such as a user id, the writes made with any context carrying
-// that key, on this Cluster's process. Reads without a session see every
-// write made without one.
+// that key, on this Cluster's process. Sessions nest: a context derived
+// from one with a session is in both (a user's and a resource's, say), its
+// writes are recorded in both and its reads wait for the writes of both.
+// Reads without a session wait only for the writes made without one.
 func WithSession(ctx context.Context, key string) context.Context {
-	return context.WithValue(ctx, sessionKey{}, &session{key: key})
+	parent, _ := ctx.Value(sessionKey{}).(*session)
+	return context.WithValue(ctx, sessionKey{}, &session{key: key, parent: parent})
 }
 
 // sessions remembers the last write position of each session key, at most
@@ -56,12 +61,11 @@ func (s *sessions) need(ctx context.Context) uint64 {
 		return lsnUnknown
 	}
 	n := s.floor.Load()
-	ss, _ := ctx.Value(sessionKey{}).(*session)
-	switch {
-	case ss == nil:
-	case ss.key == "":
-		n = max(n, ss.lsn.Load())
-	default:
+	for ss, _ := ctx.Value(sessionKey{}).(*session); ss != nil; ss = ss.parent {
+		if ss.key == "" {
+			n = max(n, ss.lsn.Load())
+			continue
+		}
 		s.mu.Lock()
 		if e, ok := s.keys[ss.key]; ok {
 			n = max(n, e.Value.(*sessionEntry).lsn)
@@ -71,15 +75,18 @@ func (s *sessions) need(ctx context.Context) uint64 {
 	return n
 }
 
-// record notes that ctx's session wrote up to lsn.
+// record notes that ctx's sessions wrote up to lsn.
 func (s *sessions) record(ctx context.Context, lsn uint64) {
 	ss, _ := ctx.Value(sessionKey{}).(*session)
-	switch {
-	case ss == nil:
+	if ss == nil {
 		s.raiseFloor(lsn)
-	case ss.key == "":
-		raise(&ss.lsn, lsn)
-	default:
+		return
+	}
+	for ; ss != nil; ss = ss.parent {
+		if ss.key == "" {
+			raise(&ss.lsn, lsn)
+			continue
+		}
 		var evicted uint64
 		s.mu.Lock()
 		if e, ok := s.keys[ss.key]; ok {

@@ -78,3 +78,20 @@ func TestLagClock(t *testing.T) {
 
 func testTime() time.Time      { return time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC) }
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// A context in two sessions records its writes in both and waits for the
+// writes of both.
+func TestSessionsNest(t *testing.T) {
+	t.Parallel()
+	s := newSessions(10)
+	bg := context.Background()
+	user := WithSession(bg, "user-1")
+	both := WithSession(user, "menu-7")
+	s.record(both, 100)
+	assert.Equal(t, uint64(100), s.need(WithSession(bg, "menu-7")), "the resource's session saw the write")
+	assert.Equal(t, uint64(100), s.need(user), "the user's session saw the write")
+	s.record(WithSession(bg, "menu-7"), 200)
+	assert.Equal(t, uint64(200), s.need(WithSession(user, "menu-7")))
+	assert.Equal(t, uint64(100), s.need(user))
+	assert.Zero(t, s.need(bg))
+}
