@@ -60,6 +60,13 @@ type Config struct {
 	ShutdownTimeout time.Duration // -shutdown-timeout; default 15s
 	DrainDelay      time.Duration // -drain-delay, DRAIN_DELAY: how long /health/ready fails before the listener closes; default 0
 	LogLevel        string        // -log-level, LOG_LEVEL: debug, info, warn, error; default info
+
+	// issue 22: read replicas
+	// DatabaseReplicaURLs is a comma-separated list of PostgreSQL replica
+	// URLs (-database-replica-urls, DATABASE_REPLICA_URLS) of the primary
+	// at DatabaseURL; menu, low-stock and order-history reads go to them
+	// (see replicas.go). Empty: every read on the primary.
+	DatabaseReplicaURLs string
 }
 
 const defaultUploadMax = 10 << 20
@@ -114,6 +121,10 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.DurationVar(&c.DrainDelay, "drain-delay", envDur("DRAIN_DELAY", 0), "how long /health/ready reports draining before shutdown (env DRAIN_DELAY)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests get on shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	// issue 22: read replicas
+	fs.StringVar(&c.DatabaseReplicaURLs, "database-replica-urls", getenv("DATABASE_REPLICA_URLS"),
+		"comma-separated PostgreSQL replica URLs for menu, low-stock and order-history reads (env DATABASE_REPLICA_URLS)")
+	fs.Lookup("database-replica-urls").DefValue = redactURLList(c.DatabaseReplicaURLs)
 	c.OpenAIAPIKey = getenv("OPENAI_API_KEY")
 	c.AuthSecret = getenv("AUTH_SECRET")
 	// -h prints each flag's default, which came from the environment:

@@ -9,13 +9,17 @@ import (
 // Menu returns the available menu items of a restaurant ordered by name and
 // price (one query on idx_menu_items_active; a second only when the menu is
 // empty, to tell an empty menu from an unknown restaurant).
-func (s *Store) Menu(ctx context.Context, restaurantID int64) ([]MenuItem, error) {
-	items, err := queryAll(ctx, s.db, func(r *sql.Rows, m *MenuItem) error {
-		return r.Scan(&m.ID, &m.RestaurantID, &m.Name, &m.Description, &m.PriceCents, &m.IsAvailable)
-	}, s.q.menu, restaurantID)
-	if err == nil && len(items) == 0 {
-		err = s.mustRestaurant(ctx, s.db, restaurantID)
-	}
+func (s *Store) Menu(ctx context.Context, restaurantID int64) (items []MenuItem, err error) {
+	ctx = menuSession(ctx, restaurantID)
+	err = s.read(ctx, func(db Conn) error {
+		items, err = queryAll(ctx, db, func(r *sql.Rows, m *MenuItem) error {
+			return r.Scan(&m.ID, &m.RestaurantID, &m.Name, &m.Description, &m.PriceCents, &m.IsAvailable)
+		}, s.q.menu, restaurantID)
+		if err == nil && len(items) == 0 {
+			err = s.mustRestaurant(ctx, db, restaurantID)
+		}
+		return err
+	})
 	return items, err
 }
 
@@ -43,6 +47,7 @@ type NewMenuItem struct {
 func (s *Store) AddMenuItem(ctx context.Context, in NewMenuItem) (MenuItem, error) {
 	m := MenuItem{RestaurantID: in.RestaurantID, Name: in.Name, Description: in.Description,
 		PriceCents: in.PriceCents, IsAvailable: in.IsAvailable}
+	ctx = menuSession(ctx, in.RestaurantID)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.mustRestaurant(ctx, tx, in.RestaurantID); err != nil {
 			return err
@@ -77,6 +82,9 @@ func (s *Store) UpdateMenuItem(ctx context.Context, id int64, p MenuItemPatch) (
 		Scan(&m.ID, &m.RestaurantID, &m.Name, &m.Description, &m.PriceCents, &m.IsAvailable)
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, &NotFoundError{What: "menu item", ID: id}
+	}
+	if err == nil {
+		s.wrote(menuSession(ctx, m.RestaurantID))
 	}
 	return m, err
 }

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/servio/perfkit/dbpool"
+	"github.com/servio/perfkit/examples/servio/internal/store"
+	"github.com/servio/perfkit/internal/testenv"
+)
+
+// startReplicated starts a private PostgreSQL primary and streaming
+// replica and servio on them with DATABASE_REPLICA_URLS; the demo data is
+// on the replica when it returns.
+func startReplicated(t *testing.T) (*testApp, *testenv.PostgresServer, *testenv.PostgresServer) {
+	t.Helper()
+	primary := testenv.StartPostgres(t)
+	replica := testenv.StartPostgresReplica(t, primary)
+	cfg := testConfig(t, "sqlite")
+	cfg.DatabaseURL, cfg.DatabaseReplicaURLs = primary.DSN(), replica.DSN()
+	a := startApp(t, cfg)
+	require.NotNil(t, a.replicas)
+	replica.WaitReplayed(primary, 30*time.Second)
+	// Reads wait for the demo data's writes until a check has seen the
+	// replica replay them.
+	require.Eventually(t, func() bool {
+		before := replicaReads(a)
+		require.NoError(t, a.replicas.Read(t.Context(), func(*dbpool.DB) error { return nil }))
+		return replicaReads(a) > before
+	}, 10*time.Second, 10*time.Millisecond, "no read reached the caught-up replica")
+	return a, primary, replica
+}
+
+// replicaReads is the number of reads servio's cluster routed to the replica.
+func replicaReads(a *testApp) int64 { return a.replicas.ReplicaStats()[0].Reads }
+
+// Menu, low-stock and order-history reads go to the replica; order
+// placement and status changes stay on the primary (the replica, read-only,
+// would refuse them).
+func TestReplicasRouteReads(t *testing.T) {
+	t.Parallel()
+	a, _, _ := startReplicated(t)
+	staff := a.as(a.tokenFor("staff2@servio.dev"))
+	for _, path := range []string{"/restaurants/2/menu", "/restaurants/2/inventory/low-stock", "/restaurants/2/orders"} {
+		before := replicaReads(a)
+		staff.doJSON("GET", path, "", http.StatusOK, nil)
+		assert.Equal(t, before+1, replicaReads(a), "GET %s did not read from the replica", path)
+	}
+	before := replicaReads(a)
+	var o store.Order
+	a.doJSON("POST", "/orders", `{"restaurant_id":2,"customer_name":"Zoe","items":[{"menu_item_id":`+fmt.Sprint(firstMenuItem(t, a, 2))+`,"quantity":1}]}`, http.StatusCreated, &o)
+	staff.doJSON("PATCH", fmt.Sprintf("/orders/%d", o.ID), `{"status":"preparing"}`, http.StatusOK, nil)
+	assert.Equal(t, before, replicaReads(a), "a write went through the replica router")
+	// The staff member's next order-history read sees their change at once.
+	var page store.OrderPage
+	staff.doJSON("GET", "/restaurants/2/orders", "", http.StatusOK, &page)
+	require.NotEmpty(t, page.Orders)
+	assert.Equal(t, o.ID, page.Orders[0].ID)
+	assert.Equal(t, "preparing", page.Orders[0].Status)
+}
+
+// firstMenuItem returns the id of an available item of restaurant rid.
+func firstMenuItem(t *testing.T, a *testApp, rid int64) int64 {
+	t.Helper()
+	var m menuResponse
+	a.doJSON("GET", fmt.Sprintf("/restaurants/%d/menu", rid), "", http.StatusOK, &m)
+	require.NotEmpty(t, m.Items)
+	return m.Items[0].ID
+}
+
+// A manager's menu edit is visible at once, to them and (through the
+// menu's own session and the cache invalidation) to everyone, although the
+// replica, still in rotation, has not replayed it yet: each iteration
+// checks the replica directly and counts the times it still held the old
+// price, so the test shows the rule held while a replica read would have
+// been stale.
+func TestReplicasManagerSeesOwnMenuEdit(t *testing.T) {
+	t.Parallel()
+	a, _, replica := startReplicated(t)
+	manager := a.as(a.tokenFor("manager@servio.dev"))
+	rdb, err := sql.Open("pgx", replica.DSN())
+	require.NoError(t, err)
+	defer rdb.Close()
+	item := firstMenuItem(t, a, 1)
+	stale := 0
+	for i := range 30 {
+		price := int64(1000 + i)
+		manager.doJSON("PATCH", fmt.Sprintf("/menu-items/%d", item), fmt.Sprintf(`{"price_cents":%d}`, price), http.StatusOK, nil)
+		var onReplica int64
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		require.NoError(t, rdb.QueryRowContext(ctx, "SELECT price_cents FROM menu_items WHERE id = $1", item).Scan(&onReplica))
+		cancel()
+		if onReplica != price {
+			stale++
+		}
+		for _, who := range []*testApp{manager, a} {
+			var m menuResponse
+			who.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, &m)
+			var got int64
+			for _, it := range m.Items {
+				if it.ID == item {
+					got = it.PriceCents
+				}
+			}
+			require.Equal(t, price, got, "iteration %d: a menu read after the edit returned the old price", i)
+		}
+	}
+	t.Logf("the replica still held the old price in %d of 30 iterations", stale)
+	assert.Positive(t, stale, "the replica was never behind: the test did not exercise read-your-writes")
+	assert.True(t, a.replicas.ReplicaStats()[0].Usable, "the replica left rotation: read-your-writes was not what kept reads fresh")
+}
+
+// DATABASE_REPLICA_URLS needs PostgreSQL: with SQLite servio refuses to start.
+func TestReplicasNeedPostgres(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "sqlite")
+	cfg.DatabaseReplicaURLs = "postgres://127.0.0.1:1/x"
+	_, err := newApp(t.Context(), cfg, slog.New(slog.DiscardHandler), testAppOptions)
+	require.ErrorContains(t, err, "DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL")
+}
