@@ -41,6 +41,9 @@ func (a *App) setupHealth(mp *metrics.Provider, interval time.Duration) error {
 	if a.redis != nil {
 		checks = append(checks, health.Check{Name: "redis", Run: health.Redis(a.redis)})
 	}
+	if a.replicas != nil { // issue 22: read replicas
+		checks = append(checks, health.Check{Name: "database-replicas", Run: a.replicaCheck})
+	}
 	for i := range checks {
 		checks[i].Interval = max(interval, 0)
 		if checks[i].Critical && interval > 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/servio/perfkit/dbpool"
 	"github.com/servio/perfkit/examples/servio/internal/store"
+	"github.com/servio/perfkit/health"
 	"github.com/servio/perfkit/internal/redact"
 )
 
@@ -85,4 +86,23 @@ func (a *App) dbSession(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(dbpool.WithSession(r.Context(), a.userKey(r))))
 	})
+}
+
+// replicaCheck reports the replicas (a non-critical check: without them
+// reads run on the primary): warn while any is out of rotation (lagging
+// past MaxLag or failing), with each one's lag in seconds.
+func (a *App) replicaCheck(context.Context) health.Result {
+	res := health.Result{ComponentType: "datastore"}
+	var out []string
+	for _, st := range a.replicas.ReplicaStats() {
+		res.Measurements = append(res.Measurements, health.Measurement{Name: "lag", Value: st.Lag.Seconds(), Unit: "s", ComponentID: st.Name})
+		if !st.Usable {
+			out = append(out, fmt.Sprintf("%s: %v", st.Name, st.Err))
+		}
+	}
+	if len(out) > 0 {
+		res.Status = health.StatusWarn
+		res.Output = "out of rotation, reads on the primary: " + strings.Join(out, "; ")
+	}
+	return res
 }

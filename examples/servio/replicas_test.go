@@ -19,13 +19,14 @@ import (
 
 // startReplicated starts a private PostgreSQL primary and streaming
 // replica and servio on them with DATABASE_REPLICA_URLS; the demo data is
-// on the replica when it returns.
+// on the replica and reads reach it when it returns. Rate limits are off.
 func startReplicated(t *testing.T) (*testApp, *testenv.PostgresServer, *testenv.PostgresServer) {
 	t.Helper()
 	primary := testenv.StartPostgres(t)
 	replica := testenv.StartPostgresReplica(t, primary)
 	cfg := testConfig(t, "sqlite")
 	cfg.DatabaseURL, cfg.DatabaseReplicaURLs = primary.DSN(), replica.DSN()
+	cfg.RateLimit = false // the tests read in loops past the API tier's 60 a minute
 	a := startApp(t, cfg)
 	require.NotNil(t, a.replicas)
 	replica.WaitReplayed(primary, 30*time.Second)
@@ -125,4 +126,26 @@ func TestReplicasNeedPostgres(t *testing.T) {
 	cfg.DatabaseReplicaURLs = "postgres://127.0.0.1:1/x"
 	_, err := newApp(t.Context(), cfg, slog.New(slog.DiscardHandler), testAppOptions)
 	require.ErrorContains(t, err, "DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL")
+}
+
+// Killing the replica under read load fails no request: reads it fails run
+// again on the primary, the checker takes it out, and /health/detailed
+// says so (a warning: the service still serves).
+func TestReplicasKilledUnderLoad(t *testing.T) {
+	t.Parallel()
+	a, _, replica := startReplicated(t)
+	staff := a.as(a.tokenFor("staff@servio.dev"))
+	paths := []string{"/restaurants/1/inventory/low-stock", "/restaurants/1/orders"}
+	for i := range 20 {
+		staff.doJSON("GET", paths[i%2], "", http.StatusOK, nil)
+	}
+	require.Positive(t, replicaReads(a))
+	replica.StopImmediate()
+	for i := range 200 {
+		staff.doJSON("GET", paths[i%2], "", http.StatusOK, nil)
+	}
+	require.Eventually(t, func() bool { return !a.replicas.ReplicaStats()[0].Usable }, 10*time.Second, 10*time.Millisecond)
+	code, body := a.do("GET", "/health/detailed", "")
+	assert.Equal(t, http.StatusOK, code, "a dead replica is not a failed service: %s", body)
+	assert.Contains(t, string(body), "out of rotation")
 }
