@@ -97,7 +97,10 @@ type Cluster struct {
 	next     atomic.Uint64 // round-robin position
 	sess     *sessions
 	lag      *lagClock
-	in       *clusterInstruments
+	// primaryFailing is set while the checker cannot read the primary's
+	// position (checker goroutine only, atomic for the initial check).
+	primaryFailing atomic.Bool
+	in             *clusterInstruments
 
 	stop      context.CancelFunc
 	done      chan struct{}

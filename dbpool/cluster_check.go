@@ -93,10 +93,14 @@ func (c *Cluster) check(ctx context.Context) {
 			}
 		}
 	}
-	if err != nil && ctx.Err() == nil {
-		// Lag stays measured against the positions seen before.
+	// Lag stays measured against the positions seen before; logged once
+	// per outage, not once per check.
+	switch failing := err != nil && ctx.Err() == nil; {
+	case failing && !c.primaryFailing.Swap(true):
 		c.log.Warn("dbpool: replica check cannot read the primary's WAL position", "pool", c.primary.Config().Name,
 			"error", redact.String(err.Error()))
+	case err == nil && c.primaryFailing.Swap(false):
+		c.log.Info("dbpool: replica check reads the primary's WAL position again", "pool", c.primary.Config().Name)
 	}
 	var wg sync.WaitGroup
 	for _, r := range c.replicas {
