@@ -160,6 +160,12 @@
 //     wait for. The table of session keys is bounded (MaxSessions): a key
 //     forgotten to make room raises the floor instead, so forgetting costs
 //     replica reads for a moment, never a stale read.
+//     The position is the insert position, not pg_current_wal_lsn() (the
+//     write position), because with synchronous_commit off a commit can
+//     return before its record is written. When the insert position sits
+//     just past a WAL page header, replay reaches it only with the next
+//     WAL record (on an idle primary the bgwriter's, within about 15 s);
+//     until then the session reads from the primary.
 //   - A read that fails on a replica with a connection-level error (the
 //     replica died or restarted, a recovery conflict cancelled it) takes
 //     the replica out and runs again on the primary: a replica dying under
