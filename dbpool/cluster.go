@@ -126,7 +126,8 @@ type replica struct {
 
 // NewCluster returns a Cluster over a primary and zero or more replica
 // pools (opened by the caller, each with its own Config and so its own
-// bounds, Name and metrics) and takes ownership of them: Close closes
+// bounds and metrics; give each its own Name, the metrics' pool name) and
+// takes ownership of them: Close closes
 // them. With replicas it starts the checker goroutine, measures every
 // replica once before it returns (a replica is not read from before its
 // first check shows it in recovery, caught up and within MaxLag) and

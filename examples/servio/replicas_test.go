@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +150,27 @@ func TestReplicasKilledUnderLoad(t *testing.T) {
 	code, body := a.do("GET", "/health/detailed", "")
 	assert.Equal(t, http.StatusOK, code, "a dead replica is not a failed service: %s", body)
 	assert.Contains(t, string(body), "out of rotation")
+}
+
+// DATABASE_REPLICA_URLS is read from the environment, the flag wins, and
+// -h shows the URLs' passwords redacted.
+func TestReplicaURLsConfig(t *testing.T) {
+	t.Parallel()
+	env := func(k string) string {
+		if k == "DATABASE_REPLICA_URLS" {
+			return "postgres://u:secret@h1/db, postgres://u:pw2@h2/db"
+		}
+		return ""
+	}
+	cfg, err := parseConfig("servio", nil, env, io.Discard, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"postgres://u:secret@h1/db", "postgres://u:pw2@h2/db"}, splitURLs(cfg.DatabaseReplicaURLs))
+	cfg, err = parseConfig("servio", []string{"-database-replica-urls", "postgres://h3/db"}, env, io.Discard, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"postgres://h3/db"}, splitURLs(cfg.DatabaseReplicaURLs))
+	var help strings.Builder
+	_, err = parseConfig("servio", []string{"-h"}, env, &help, nil)
+	require.Error(t, err)
+	assert.Contains(t, help.String(), "postgres://u:xxxxx@h1/db,postgres://u:xxxxx@h2/db")
+	assert.NotContains(t, help.String(), "secret")
 }
