@@ -133,7 +133,8 @@ type replica struct {
 // first check shows it in recovery, caught up and within MaxLag) and
 // needs PostgreSQL; with none (SQLite, or no replica configured) it
 // starts nothing and every Read runs on the primary. It returns an error
-// wrapping ErrInvalidConfig for a bad ClusterConfig or a nil pool.
+// wrapping ErrInvalidConfig for a bad ClusterConfig or a nil pool; on
+// error the pools stay the caller's to close.
 func NewCluster(ctx context.Context, primary *DB, replicas []*DB, cfg ClusterConfig) (*Cluster, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
