@@ -310,3 +310,29 @@ func TestNewClusterInvalidConfig(t *testing.T) {
 	_, err = dbpool.NewCluster(t.Context(), db, []*dbpool.DB{nil}, dbpool.ClusterConfig{})
 	assert.ErrorIs(t, err, dbpool.ErrInvalidConfig)
 }
+
+// A "replica" that is not in recovery (a primary given by mistake, or a
+// promoted replica) never receives reads: its writes would not be the
+// primary's.
+func TestClusterRefusesServerNotInRecovery(t *testing.T) {
+	t.Parallel()
+	mp, collect := newMeter(t)
+	ctx := t.Context()
+	prim, err := dbpool.OpenPostgres(ctx, testenv.PostgresDSN(t), dbpool.Config{Name: "primary", MinConns: 1, Logger: quiet})
+	require.NoError(t, err)
+	notReplica, err := dbpool.OpenPostgres(ctx, testenv.DatabaseURL(), dbpool.Config{Name: "not-a-replica", MinConns: 1, Logger: quiet})
+	require.NoError(t, err)
+	c, err := dbpool.NewCluster(ctx, prim, []*dbpool.DB{notReplica}, dbpool.ClusterConfig{MeterProvider: mp, Logger: quiet})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Close()) }()
+	st := c.ReplicaStats()[0]
+	assert.False(t, st.Usable)
+	assert.ErrorContains(t, st.Err, "not in recovery")
+	var ran string
+	require.NoError(t, c.Read(ctx, func(db *dbpool.DB) error { ran = db.Config().Name; return nil }))
+	assert.Equal(t, "primary", ran)
+	falls := collect()["perfkit.dbpool.replica.fallbacks"].(metricdata.Sum[int64])
+	require.Len(t, falls.DataPoints, 1)
+	reason, _ := falls.DataPoints[0].Attributes.Value("reason")
+	assert.Equal(t, "unusable", reason.AsString())
+}
