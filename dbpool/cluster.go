@@ -1,6 +1,7 @@
 package dbpool
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -200,18 +201,45 @@ func (c *Cluster) Wrote(ctx context.Context) error {
 	if len(c.replicas) == 0 {
 		return nil
 	}
-	var s string
-	err := c.primary.QueryRowContext(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&s)
-	var lsn uint64
-	if err == nil {
-		lsn, err = parseLSN(s)
-	}
+	lsn, err := c.position(ctx)
 	if err != nil {
 		c.sess.raiseFloor(lsnUnknown)
 		return fmt.Errorf("dbpool: recording the write position: %w", err)
 	}
 	c.sess.record(ctx, lsn)
 	return nil
+}
+
+// Latest returns a context whose Reads see every write committed on the
+// primary before Latest returned, whoever made it: for reads whose result
+// outlives the request, such as a shared cache's fill, which must not
+// bring back a value an invalidation has just dropped. It costs one query
+// on the primary (pg_current_wal_insert_lsn()); the reads then go to a
+// replica that has replayed that position, asked live when its last check
+// showed it behind, else to the primary. If the position cannot be read,
+// the context's reads go to the primary. The context keeps ctx's sessions.
+// With no replicas it returns ctx.
+func (c *Cluster) Latest(ctx context.Context) context.Context {
+	if len(c.replicas) == 0 {
+		return ctx
+	}
+	pos, err := c.position(ctx)
+	if err != nil {
+		pos = lsnUnknown
+	}
+	parent, _ := ctx.Value(sessionKey{}).(*session)
+	ss := &session{parent: parent}
+	ss.lsn.Store(pos)
+	return context.WithValue(ctx, sessionKey{}, ss)
+}
+
+// position reads the primary's WAL insert position.
+func (c *Cluster) position(ctx context.Context) (uint64, error) {
+	var s string
+	if err := c.primary.QueryRowContext(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&s); err != nil {
+		return 0, err
+	}
+	return parseLSN(s)
 }
 
 // lsnUnknown is a floor above any real position: it holds every read on
@@ -264,19 +292,42 @@ func (c *Cluster) pick(ctx context.Context) (*replica, string) {
 	}
 	need := c.sess.need(ctx)
 	start := c.next.Add(1)
-	reason := reasonUnusable
+	var behind *replica // the first usable replica whose last check was behind need
 	for i := range n {
 		r := c.replicas[(start+uint64(i))%uint64(n)]
 		if !r.usable.Load() {
 			continue
 		}
 		if r.replayed.Load() < need {
-			reason = reasonReadYourWrite
+			behind = cmp.Or(behind, r)
 			continue
 		}
 		return r, ""
 	}
-	return nil, reason
+	if behind == nil {
+		return nil, reasonUnusable
+	}
+	if need != lsnUnknown && c.replayedLive(ctx, behind) >= need {
+		return behind, ""
+	}
+	return nil, reasonReadYourWrite
+}
+
+// replayedLive asks r for its replay position now (one query, bounded by
+// CheckTimeout), for a read its last check showed behind; 0 on error.
+func (c *Cluster) replayedLive(ctx context.Context, r *replica) uint64 {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CheckTimeout)
+	defer cancel()
+	var s string
+	if err := r.db.QueryRowContext(ctx, "SELECT COALESCE(pg_last_wal_replay_lsn()::text, '')").Scan(&s); err != nil {
+		return 0
+	}
+	pos, err := parseLSN(s)
+	if err != nil {
+		return 0
+	}
+	raise(&r.replayed, pos)
+	return pos
 }
 
 // replicaFailure reports whether err says the replica (its connection or

@@ -336,3 +336,33 @@ func TestClusterRefusesServerNotInRecovery(t *testing.T) {
 	reason, _ := falls.DataPoints[0].Attributes.Value("reason")
 	assert.Equal(t, "unusable", reason.AsString())
 }
+
+// A Latest context's reads see every write committed before it, whoever
+// made it (here one made on Primary directly, which no session recorded),
+// and go to the replica once it has replayed them, without waiting for the
+// next check (it is asked live).
+func TestClusterLatest(t *testing.T) {
+	t.Parallel()
+	p := startPair(t, dbpool.ClusterConfig{MaxLag: time.Hour, CheckInterval: time.Hour}) // only the first check
+	ctx := t.Context()
+	_, err := p.c.Primary().ExecContext(ctx, "INSERT INTO kv VALUES ('k', 0)")
+	require.NoError(t, err)
+	read := func(ctx context.Context) (v int64, onReplica bool) {
+		require.NoError(t, p.c.Read(ctx, func(db *dbpool.DB) error {
+			return db.QueryRowContext(ctx, "SELECT v, pg_is_in_recovery() FROM kv WHERE k = 'k'").Scan(&v, &onReplica)
+		}))
+		return v, onReplica
+	}
+	p.replica.WaitReplayed(p.primary, 30*time.Second)
+	p.replica.PauseReplay()
+	_, err = p.c.Primary().ExecContext(ctx, "UPDATE kv SET v = 1 WHERE k = 'k'")
+	require.NoError(t, err)
+	v, onReplica := read(p.c.Latest(ctx))
+	assert.Equal(t, int64(1), v, "a Latest read saw the state before a committed write")
+	assert.False(t, onReplica)
+	p.replica.ResumeReplay()
+	p.replica.WaitReplayed(p.primary, 30*time.Second)
+	v, onReplica = read(p.c.Latest(ctx))
+	assert.Equal(t, int64(1), v)
+	assert.True(t, onReplica, "a caught-up replica was not asked live")
+}

@@ -155,8 +155,9 @@
 //     id, or "" for the context itself) writes through Write (or calls
 //     Wrote), its reads go only to a replica whose last check showed it
 //     replayed past the primary's WAL insert position read right after the
-//     write, else to the primary. A session never reads the state before
-//     its write. Writes made without a session raise a floor all reads
+//     write (asked live, one query on the replica, when its last check
+//     showed it behind), else to the primary. A session never reads the
+//     state before its write. Writes made without a session raise a floor all reads
 //     wait for. The table of session keys is bounded (MaxSessions): a key
 //     forgotten to make room raises the floor instead, so forgetting costs
 //     replica reads for a moment, never a stale read.
@@ -166,6 +167,10 @@
 //     just past a WAL page header, replay reaches it only with the next
 //     WAL record (on an idle primary the bgwriter's, within about 15 s);
 //     until then the session reads from the primary.
+//   - A context from Latest reads every write committed on the primary
+//     before Latest returned, whoever made it (one query on the primary):
+//     for reads whose result outlives the request, such as a shared
+//     cache's fill after another instance's invalidation.
 //   - A read that fails on a replica with a connection-level error (the
 //     replica died or restarted, a recovery conflict cancelled it) takes
 //     the replica out and runs again on the primary: a replica dying under

@@ -21,9 +21,10 @@ import (
 // stay on the primary. Every request carries a dbpool session: the
 // signed-in user's ("user:<id>", so a manager's menu edit and a staff
 // member's status change are visible to their next request at once, on
-// this instance), else one private to the request. Menu writes also
-// record the menu's own session, which every menu read joins, so a cache
-// fill after an edit never loads the menu from before it.
+// this instance), else one private to the request. Menu reads fill the
+// cache every instance shares, so they see every write committed before
+// they start (dbpool.Cluster.Latest: one cheap query on the primary per
+// cache miss): no instance caches a menu from before a committed edit.
 
 // splitURLs splits a comma-separated URL list, dropping empty entries.
 func splitURLs(s string) []string {

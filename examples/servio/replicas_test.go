@@ -174,3 +174,45 @@ func TestReplicaURLsConfig(t *testing.T) {
 	assert.Contains(t, help.String(), "postgres://u:xxxxx@h1/db,postgres://u:xxxxx@h2/db")
 	assert.NotContains(t, help.String(), "secret")
 }
+
+// Two instances sharing Redis and the primary + replica: after a menu edit
+// on one, the other serves the new menu as soon as the invalidation
+// arrives, and neither fills the shared cache from a replica that has not
+// replayed the edit yet (which would serve the old menu to everyone for the
+// cache's TTL).
+func TestReplicasMenuEditAcrossInstances(t *testing.T) {
+	t.Parallel()
+	primary := testenv.StartPostgres(t)
+	replica := testenv.StartPostgresReplica(t, primary)
+	_, prefix := testenv.Redis(t)
+	cfg := testConfig(t, "sqlite")
+	cfg.DatabaseURL, cfg.DatabaseReplicaURLs = primary.DSN(), replica.DSN()
+	cfg.RedisURL, cfg.RedisPrefix, cfg.RateLimit = testenv.RedisURL(), prefix, false
+	a := startApp(t, cfg)
+	cfg.DataDir = t.TempDir()
+	b := startApp(t, cfg)
+	replica.WaitReplayed(primary, 30*time.Second)
+	manager := a.as(a.tokenFor("manager@servio.dev"))
+	item := firstMenuItem(t, a, 1)
+	price := func(who *testApp) int64 {
+		var m menuResponse
+		who.doJSON("GET", "/restaurants/1/menu", "", http.StatusOK, &m)
+		for _, it := range m.Items {
+			if it.ID == item {
+				return it.PriceCents
+			}
+		}
+		return -1
+	}
+	for i := range 15 {
+		want := int64(2000 + i)
+		price(b) // B holds the old menu in its L1
+		manager.doJSON("PATCH", fmt.Sprintf("/menu-items/%d", item), fmt.Sprintf(`{"price_cents":%d}`, want), http.StatusOK, nil)
+		// Pub/sub delivery takes milliseconds; 10 s allows for a loaded
+		// machine, far below the 60 s a stale cache fill would last.
+		require.Eventually(t, func() bool { return price(b) == want }, 10*time.Second, 2*time.Millisecond,
+			"iteration %d: instance B kept serving an old price", i)
+		require.Equal(t, want, price(a), "iteration %d: instance A served an old price", i)
+	}
+	t.Logf("replica reads: A %d, B %d; %+v", replicaReads(a), replicaReads(b), b.replicas.ReplicaStats()[0])
+}

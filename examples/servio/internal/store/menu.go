@@ -10,7 +10,7 @@ import (
 // price (one query on idx_menu_items_active; a second only when the menu is
 // empty, to tell an empty menu from an unknown restaurant).
 func (s *Store) Menu(ctx context.Context, restaurantID int64) (items []MenuItem, err error) {
-	ctx = menuSession(ctx, restaurantID)
+	ctx = s.latest(ctx) // a cache fill: it must see every committed edit
 	err = s.read(ctx, func(db Conn) error {
 		items, err = queryAll(ctx, db, func(r *sql.Rows, m *MenuItem) error {
 			return r.Scan(&m.ID, &m.RestaurantID, &m.Name, &m.Description, &m.PriceCents, &m.IsAvailable)
@@ -47,7 +47,6 @@ type NewMenuItem struct {
 func (s *Store) AddMenuItem(ctx context.Context, in NewMenuItem) (MenuItem, error) {
 	m := MenuItem{RestaurantID: in.RestaurantID, Name: in.Name, Description: in.Description,
 		PriceCents: in.PriceCents, IsAvailable: in.IsAvailable}
-	ctx = menuSession(ctx, in.RestaurantID)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.mustRestaurant(ctx, tx, in.RestaurantID); err != nil {
 			return err
@@ -84,7 +83,7 @@ func (s *Store) UpdateMenuItem(ctx context.Context, id int64, p MenuItemPatch) (
 		return m, &NotFoundError{What: "menu item", ID: id}
 	}
 	if err == nil {
-		s.wrote(menuSession(ctx, m.RestaurantID))
+		s.wrote(ctx)
 	}
 	return m, err
 }

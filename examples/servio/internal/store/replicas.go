@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/servio/perfkit/dbpool"
 )
@@ -12,9 +11,9 @@ import (
 // c.Read (a replica when one is usable and has replayed what the reader
 // must see). Every committed write is recorded in the context's sessions
 // (dbpool.WithSession): a caller's later reads in the same session see
-// it; menu writes are recorded in the menu's own session too, which every
-// menu read joins, so no menu read, a cache fill by another user
-// included, returns a menu from before a committed edit.
+// it. Menu reads, which fill a cache shared by every instance, see every
+// write committed before they start (dbpool.Cluster.Latest), so no
+// instance caches a menu from before a committed edit.
 func NewReplicated(c *dbpool.Cluster, d Dialect) *Store {
 	s := New(c.Primary(), d)
 	s.cluster = c
@@ -40,7 +39,11 @@ func (s *Store) wrote(ctx context.Context) {
 	}
 }
 
-// menuSession adds restaurant rid's menu session to ctx.
-func menuSession(ctx context.Context, rid int64) context.Context {
-	return dbpool.WithSession(ctx, "menu:"+strconv.FormatInt(rid, 10))
+// latest makes ctx's reads see every write committed on the primary so
+// far (one query on the primary); without a cluster it returns ctx.
+func (s *Store) latest(ctx context.Context) context.Context {
+	if s.cluster == nil {
+		return ctx
+	}
+	return s.cluster.Latest(ctx)
 }
