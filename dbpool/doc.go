@@ -134,6 +134,69 @@
 //	perfkit.dbpool.connection.leaks         {connection}
 //	perfkit.dbpool.connection.saturation    1 (in use / MaxOpen)
 //
+// Read replicas: a Cluster (NewCluster) holds a primary pool and N
+// replica pools, each an ordinary *DB with its own Config (bounds, Name,
+// metrics). Writes and transactions run on Primary, or through Write,
+// which also records where they left the primary's WAL. Reads that may
+// see a replica's data run through Read(ctx, fn): fn gets a replica's
+// pool, or the primary's. The promises, each checked by a test against a
+// real primary and streaming replica (internal/testenv):
+//
+//   - A read goes to a replica only if the replica's last check (every
+//     CheckInterval, in the background) showed it in recovery and no more
+//     than MaxLag behind, and no read failed on it since. Lag is time
+//     behind the primary: how long ago the checker first saw the primary
+//     flushed past the replica's pg_last_wal_replay_lsn(). It is not
+//     now() - pg_last_xact_replay_timestamp(), which grows without bound
+//     while the primary is idle and would take a caught-up replica out.
+//     A lagging replica leaves within one check after its lag passes
+//     MaxLag, and comes back at the first check within it.
+//   - Read-your-writes: after a session (WithSession: a key such as a user
+//     id, or "" for the context itself) writes through Write (or calls
+//     Wrote), its reads go only to a replica whose last check showed it
+//     replayed past the primary's WAL insert position read right after the
+//     write (asked live, one query on the replica, when its last check
+//     showed it behind), else to the primary. A session never reads the
+//     state before its write. Writes made without a session raise a floor all reads
+//     wait for. The table of session keys is bounded (MaxSessions): a key
+//     forgotten to make room raises the floor instead, so forgetting costs
+//     replica reads for a moment, never a stale read.
+//     The position is the insert position, not pg_current_wal_lsn() (the
+//     write position), because with synchronous_commit off a commit can
+//     return before its record is written. When the insert position sits
+//     just past a WAL page header, replay reaches it only with the next
+//     WAL record (on an idle primary the bgwriter's, within about 15 s);
+//     until then the session reads from the primary.
+//   - A context from Latest reads every write committed on the primary
+//     before Latest returned, whoever made it (one query on the primary):
+//     for reads whose result outlives the request, such as a shared
+//     cache's fill after another instance's invalidation.
+//   - A read that fails on a replica with a connection-level error (the
+//     replica died or restarted, a recovery conflict cancelled it) takes
+//     the replica out and runs again on the primary: a replica dying under
+//     load costs no read an error.
+//   - With no usable replica, or none at all (SQLite: replicas are not
+//     applicable, and the same API runs everything on the one pool), reads
+//     run on the primary.
+//
+// Compared with Rails' automatic role switching, which sends a session's
+// reads to the primary for a fixed 2 s after its write whether the
+// replicas need 5 ms or 10 s, the session here returns to the replicas as
+// soon as one of them has replayed the write (one check later) and stays on
+// the primary as long as it takes if they are slower; and with
+// go-gorm/dbresolver, which has no notion of lag, reads never go to a
+// replica that is behind MaxLag or failing. The cost is one query
+// (pg_current_wal_insert_lsn()) per Write and one per replica and check.
+//
+// Replica metrics (attribute db.client.connection.pool.name: the
+// replica's pool name, or the primary's for fallbacks without a failing
+// replica):
+//
+//	perfkit.dbpool.replica.reads            {read}  routed to the replica
+//	perfkit.dbpool.replica.fallbacks        {read}  run on the primary; reason=no_replica|unusable|read_your_writes|error
+//	perfkit.dbpool.replica.lag              s       at the last check
+//	perfkit.dbpool.replica.state            {state} 1 in rotation, 0 out
+//
 // A *DB is safe for concurrent use. Close stops the maintainer and closes the
 // pool.
 package dbpool

@@ -117,3 +117,38 @@ func ExampleOpenPostgres() {
 	fmt.Println(db.Stats().Saturation) // the load report's pool saturation
 	// Output: 0
 }
+
+// A Cluster sends Read's reads to replicas and Write's writes to the
+// primary; without replicas (here SQLite) the same code runs on the one
+// pool. With PostgreSQL, open the replica pools with OpenPostgres and pass
+// them to NewCluster.
+func ExampleCluster() {
+	dir, _ := os.MkdirTemp("", "dbpool")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	primary, err := dbpool.Open(ctx, "sqlite", filepath.Join(dir, "app.db"), dbpool.Config{MinConns: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := dbpool.NewCluster(ctx, primary, nil, dbpool.ClusterConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close() // closes the pools too
+
+	// The user's session: their reads see their writes at once.
+	ctx = dbpool.WithSession(ctx, "user-42")
+	err = c.Write(ctx, func(db *dbpool.DB) error {
+		_, err := db.ExecContext(ctx, "CREATE TABLE menu (name TEXT); INSERT INTO menu VALUES ('soup')")
+		return err
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var name string
+	err = c.Read(ctx, func(db *dbpool.DB) error {
+		return db.QueryRowContext(ctx, "SELECT name FROM menu").Scan(&name)
+	})
+	fmt.Println(name, err)
+	// Output: soup <nil>
+}

@@ -34,6 +34,10 @@ func TestMetricNamesAndUnits(t *testing.T) {
 		"perfkit.dbpool.connection.retirements": "{connection}",
 		"perfkit.dbpool.connection.leaks":       "{connection}",
 		"perfkit.dbpool.connection.saturation":  "1",
+		"perfkit.dbpool.replica.reads":          "{read}",
+		"perfkit.dbpool.replica.fallbacks":      "{read}",
+		"perfkit.dbpool.replica.lag":            "s",
+		"perfkit.dbpool.replica.state":          "{state}",
 	}
 	r := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))

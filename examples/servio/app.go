@@ -64,6 +64,10 @@ type App struct {
 
 	handler http.Handler
 	closers []func() error
+
+	// replicas routes reads to DATABASE_REPLICA_URLS (nil without them);
+	// see replicas.go.
+	replicas *dbpool.Cluster
 }
 
 // appOptions are knobs for tests and for the binary.
@@ -147,6 +151,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	a.closers = append(a.closers, a.pool.Close)
 	a.db = a.pool.DB()
 	a.st = store.New(a.pool, dialect)
+	if a.replicas, err = openReplicas(ctx, cfg, dialect, a.pool, poolCfg); err != nil {
+		return nil, err
+	}
+	if a.replicas != nil {
+		a.closers = append(a.closers, a.replicas.Close)
+		a.st = store.NewReplicated(a.replicas, dialect)
+	}
 	if err := a.st.Migrate(ctx, a.db, log); err != nil {
 		return nil, err
 	}
@@ -206,6 +217,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	}
 	if a.handler, err = a.routes(); err != nil {
 		return nil, err
+	}
+	if a.replicas != nil {
+		a.handler = a.dbSession(a.handler)
 	}
 	if cfg.Baseline {
 		log.Warn("BASELINE mode: perfkit's cache, pool tuning, rate limits and LLM resilience are off")

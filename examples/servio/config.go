@@ -90,6 +90,12 @@ type Config struct {
 	JobRescueAfter  time.Duration
 	JobPollInterval time.Duration // -job-poll-interval, JOB_POLL_INTERVAL: how often idle workers look for jobs; default 1s
 	JobQueueWarnAge time.Duration // -job-queue-warn-age, JOB_QUEUE_WARN_AGE: oldest-job age past which /health/detailed warns; default 1m
+	// issue 22: read replicas
+	// DatabaseReplicaURLs is a comma-separated list of PostgreSQL replica
+	// URLs (-database-replica-urls, DATABASE_REPLICA_URLS) of the primary
+	// at DatabaseURL; menu, low-stock and order-history reads go to them
+	// (see replicas.go). Empty: every read on the primary.
+	DatabaseReplicaURLs string
 }
 
 const defaultUploadMax = 10 << 20
@@ -170,6 +176,10 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.DurationVar(&c.JobPollInterval, "job-poll-interval", envDur("JOB_POLL_INTERVAL", time.Second), "how often idle workers look for new jobs (env JOB_POLL_INTERVAL)")
 	fs.DurationVar(&c.JobQueueWarnAge, "job-queue-warn-age", envDur("JOB_QUEUE_WARN_AGE", time.Minute), "oldest-job age past which /health/detailed warns (env JOB_QUEUE_WARN_AGE)")
 	c.TwilioAuthToken = getenv("TWILIO_AUTH_TOKEN")
+	// issue 22: read replicas
+	fs.StringVar(&c.DatabaseReplicaURLs, "database-replica-urls", getenv("DATABASE_REPLICA_URLS"),
+		"comma-separated PostgreSQL replica URLs for menu, low-stock and order-history reads (env DATABASE_REPLICA_URLS)")
+	fs.Lookup("database-replica-urls").DefValue = redactURLList(c.DatabaseReplicaURLs)
 	c.OpenAIAPIKey = getenv("OPENAI_API_KEY")
 	c.AuthSecret = getenv("AUTH_SECRET")
 	// -h prints each flag's default, which came from the environment:

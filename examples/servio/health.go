@@ -45,6 +45,9 @@ func (a *App) setupHealth(mp *metrics.Provider, interval time.Duration) error {
 		checks = append(checks, health.Check{Name: "jobs", Run: a.jobs.healthCheck},
 			health.Check{Name: "sms", Run: a.smsCheck, ComponentType: "component", ComponentID: a.smsComponentID()})
 	}
+	if a.replicas != nil { // issue 22: read replicas
+		checks = append(checks, health.Check{Name: "database-replicas", Run: a.replicaCheck})
+	}
 	for i := range checks {
 		checks[i].Interval = max(interval, 0)
 		if checks[i].Critical && interval > 0 {

@@ -62,34 +62,43 @@ type OrdersQuery struct {
 // Orders returns one page of a restaurant's live orders, newest first, each
 // with its items, in one query (two when the page is empty, to tell an
 // unknown restaurant from one without orders).
-func (s *Store) Orders(ctx context.Context, q OrdersQuery) (OrderPage, error) {
-	return s.orders(ctx, q, &s.q.orderPage)
+func (s *Store) Orders(ctx context.Context, q OrdersQuery) (page OrderPage, err error) {
+	err = s.read(ctx, func(db Conn) error {
+		page, err = s.orders(ctx, db, q, &s.q.orderPage)
+		return err
+	})
+	return page, err
 }
 
 // OrdersNPlusOne returns the same page as Orders the way the original TypeScript service
 // did before its optimisation: one query for the page, then one more per
 // order for its items. It exists only for servio's -baseline mode, so the
 // before/after load test measures what batch loading saves.
-func (s *Store) OrdersNPlusOne(ctx context.Context, q OrdersQuery) (OrderPage, error) {
-	page, err := s.orders(ctx, q, &s.q.orderPageBare)
-	if err != nil {
-		return page, err
-	}
-	for i := range page.Orders {
-		if page.Orders[i].Items, err = s.orderItems(ctx, page.Orders[i].ID); err != nil {
-			return OrderPage{}, err
+func (s *Store) OrdersNPlusOne(ctx context.Context, q OrdersQuery) (page OrderPage, err error) {
+	err = s.read(ctx, func(db Conn) error {
+		if page, err = s.orders(ctx, db, q, &s.q.orderPageBare); err != nil {
+			return err
 		}
+		for i := range page.Orders {
+			if page.Orders[i].Items, err = s.orderItems(ctx, db, page.Orders[i].ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return OrderPage{}, err
 	}
 	return page, nil
 }
 
-func (s *Store) orderItems(ctx context.Context, orderID int64) ([]OrderItem, error) {
-	return queryAll(ctx, s.db, func(r *sql.Rows, it *OrderItem) error {
+func (s *Store) orderItems(ctx context.Context, db Conn, orderID int64) ([]OrderItem, error) {
+	return queryAll(ctx, db, func(r *sql.Rows, it *OrderItem) error {
 		return r.Scan(&it.ID, &it.MenuItemID, &it.Name, &it.Quantity, &it.UnitPriceCents)
 	}, s.q.orderItems, orderID)
 }
 
-func (s *Store) orders(ctx context.Context, q OrdersQuery, pages *[2][2]string) (OrderPage, error) {
+func (s *Store) orders(ctx context.Context, db Conn, q OrdersQuery, pages *[2][2]string) (OrderPage, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultPageSize
@@ -107,7 +116,7 @@ func (s *Store) orders(ctx context.Context, q OrdersQuery, pages *[2][2]string) 
 		args = append(args, s.timeArg(q.After.CreatedAt), q.After.ID)
 	}
 	args = append(args, limit+1) // one more tells whether a next page exists
-	rows, err := s.db.QueryContext(ctx, pages[hs][hc], args...)
+	rows, err := db.QueryContext(ctx, pages[hs][hc], args...)
 	if err != nil {
 		return OrderPage{}, err
 	}
@@ -129,7 +138,7 @@ func (s *Store) orders(ctx context.Context, q OrdersQuery, pages *[2][2]string) 
 		page.NextCursor = Cursor{CreatedAt: last.CreatedAt, ID: last.ID}.Encode()
 	}
 	if len(page.Orders) == 0 && q.After == nil {
-		if err := s.mustRestaurant(ctx, s.db, q.RestaurantID); err != nil {
+		if err := s.mustRestaurant(ctx, db, q.RestaurantID); err != nil {
 			return OrderPage{}, err
 		}
 	}

@@ -97,9 +97,10 @@ type Conn interface {
 
 // Store runs servio's queries. It is safe for concurrent use.
 type Store struct {
-	db Conn
-	d  Dialect
-	q  queries
+	db      Conn
+	d       Dialect
+	q       queries
+	cluster *dbpool.Cluster // nil: every read on db (see NewReplicated)
 }
 
 // New returns a Store over db, which speaks dialect d.
@@ -224,7 +225,9 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	s.wrote(ctx) // even after a failed Commit: it may have committed
+	return err
 }
 
 type queryer interface {
