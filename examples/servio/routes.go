@@ -74,6 +74,13 @@ func (a *App) routes() (http.Handler, error) {
 	handle(tiers.Auth, "POST", "/auth/login", a.login)
 	handle(tiers.Heavy, "POST", "/assistant/query", a.assistantQuery)
 	handle(tiers.Uploads, "POST", "/uploads", a.upload)
+	// The export streams as long as its data lasts: Heavy tier, its own
+	// bulkhead instead of the adaptive limiter (see export.go).
+	if a.export, err = newExporter(a, a.metrics); err != nil {
+		return nil, err
+	}
+	mux.Handle("GET /restaurants/{id}/orders/export", global(byTier[tiers.Heavy.Name](http.HandlerFunc(a.export.serve))))
+	allowed["/restaurants/{id}/orders/export"] = []string{"GET"}
 	// A method-less pattern per path answers other methods with a JSON 405
 	// (the mux's own 405 is plain text).
 	for path, methods := range allowed {
