@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -244,4 +245,146 @@ func TestExportTruncatedMarker(t *testing.T) {
 			assert.Empty(t, resp.Trailer.Get(exportTrailer))
 		})
 	}
+}
+
+// FuzzExportCSVRoundTrip: any customer, status and item name — quotes,
+// commas, line breaks, control characters, a leading '#', invalid UTF-8 —
+// reads back from the CSV export with encoding/csv (skipping '#' comment
+// lines, as a reader of a possibly truncated export does) as the same
+// fields, one record per item. The one change is a reader's: CR LF inside a
+// field reads as LF (encoding/csv normalizes line ends, as RFC 4180 allows).
+func FuzzExportCSVRoundTrip(f *testing.F) {
+	f.Add("Ada", "Soup", "pending")
+	f.Add(`"quoted", with comma`, "line\nbreak", "a\r\nb")
+	f.Add("# not a comment", "\x00\x01\x1b[31m\x7f", "\r")
+	f.Add("\n# truncated: fake", `""`, "")
+	f.Add(" leading space", "tab\there", "\xff\xfe")
+	f.Fuzz(func(t *testing.T, customer, item, status string) {
+		o := store.Order{ID: 7, RestaurantID: 3, CustomerName: customer, Status: status, TotalCents: 1250,
+			CreatedAt: time.Date(2026, 12, 4, 23, 59, 59, 123456000, time.UTC), UpdatedAt: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC),
+			Items: []store.OrderItem{{ID: 1, MenuItemID: 9, Name: item, Quantity: 2, UnitPriceCents: 500}, {ID: 2, MenuItemID: 10, Name: customer, Quantity: 1, UnitPriceCents: 250}}}
+		var sb strings.Builder
+		bw := bufio.NewWriter(&sb)
+		enc := newOrderEncoder(bw, true)
+		require.NoError(t, enc.header())
+		require.NoError(t, enc.order(&o))
+		require.NoError(t, enc.truncated("database unavailable; the export is incomplete", 1))
+		require.NoError(t, enc.flush())
+
+		r := csv.NewReader(strings.NewReader(sb.String()))
+		r.Comment = '#'
+		got, err := r.ReadAll()
+		require.NoError(t, err, "%q", sb.String())
+		want := csvRows([]store.Order{o})
+		for _, row := range want {
+			for i := range row {
+				row[i] = strings.ReplaceAll(row[i], "\r\n", "\n")
+			}
+		}
+		assert.Equal(t, want, got, "%q", sb.String())
+	})
+}
+
+// sleepyReader runs every page query after the first inside a PostgreSQL
+// statement that also sleeps for a minute, tagged so pg_stat_activity
+// finds it, and records the error a query failed with and its context's.
+type sleepyReader struct {
+	store.Reader
+	tag     string
+	queries atomic.Int64
+	errs    chan error
+}
+
+func (s *sleepyReader) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if s.queries.Add(1) > 1 {
+		q = "SELECT q.* FROM (" + q + ") AS q CROSS JOIN pg_sleep(60) /* " + s.tag + " */"
+	}
+	rows, err := s.Reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		s.errs <- fmt.Errorf("%w (context: %w)", err, ctx.Err())
+	}
+	return rows, err
+}
+
+// TestExportDisconnectCancelsQuery: a client that goes away mid-export
+// cancels the page query running in the database. The witness is the
+// server: pg_stat_activity shows the (one-minute) query active while the
+// client reads, and gone within seconds after the client closes the
+// connection — far sooner than the minute it would run uncancelled.
+func TestExportDisconnectCancelsQuery(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "postgres").admin()
+	a.export.pageSize = 5
+	rid, all := seededRestaurant(t, a, 12)
+	tag := fmt.Sprintf("export-disconnect-%d", time.Now().UnixNano())
+	reader := &sleepyReader{Reader: a.export.reader, tag: tag, errs: make(chan error, 4)}
+	a.export.reader = reader
+	running := func() int {
+		var n int
+		require.NoError(t, a.db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'`, tag).Scan(&n))
+		return n
+	}
+
+	req, err := http.NewRequest("GET", fmt.Sprintf("%s/restaurants/%d/orders/export", a.URL, rid), nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	br := bufio.NewReader(resp.Body)
+	for i := range 5 { // the first page arrives before the second is read
+		line, err := br.ReadBytes('\n')
+		require.NoError(t, err)
+		var o store.Order
+		require.NoError(t, json.Unmarshal(line, &o))
+		assert.Equal(t, all[i].ID, o.ID)
+	}
+	require.Eventually(t, func() bool { return running() == 1 }, 10*time.Second, 20*time.Millisecond,
+		"the second page's query runs in PostgreSQL")
+
+	require.NoError(t, resp.Body.Close()) // before EOF: the client closes the connection
+	require.Eventually(t, func() bool { return running() == 0 }, 10*time.Second, 20*time.Millisecond,
+		"the query is cancelled in PostgreSQL once the client is gone")
+	select {
+	case err := <-reader.errs:
+		assert.ErrorIs(t, err, context.Canceled, "the request's context was cancelled")
+		assert.Contains(t, err.Error(), "57014", "PostgreSQL cancelled the statement (query_canceled)")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the page query did not return after the client went away")
+	}
+}
+
+// slowReader delays every page query.
+type slowReader struct {
+	store.Reader
+	delay time.Duration
+}
+
+func (s slowReader) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	time.Sleep(s.delay)
+	return s.Reader.QueryContext(ctx, q, args...)
+}
+
+// TestExportOutlivesServerTimeouts: an export that lasts longer than the
+// server's ReadTimeout and WriteTimeout (servio's are 60 s; here 300 ms)
+// is complete: the stream lifts the read deadline (which would cancel the
+// request's context) and renews the write deadline per page.
+func TestExportOutlivesServerTimeouts(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "sqlite").admin()
+	a.export.pageSize = 5
+	rid, all := seededRestaurant(t, a, 30)
+	a.export.reader = slowReader{Reader: a.export.reader, delay: 150 * time.Millisecond} // 7 queries: > 1 s
+	srv := httptest.NewUnstartedServer(a.Handler())
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	b := *a
+	b.URL = srv.URL
+	start := time.Now()
+	resp, body := b.get(fmt.Sprintf("/restaurants/%d/orders/export", rid))
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	assert.Equal(t, all, ndjsonOrders(t, body))
+	assert.Greater(t, time.Since(start), srv.Config.WriteTimeout, "the export outlasted the timeouts")
 }
