@@ -388,3 +388,64 @@ func TestExportOutlivesServerTimeouts(t *testing.T) {
 	assert.Equal(t, all, ndjsonOrders(t, body))
 	assert.Greater(t, time.Since(start), srv.Config.WriteTimeout, "the export outlasted the timeouts")
 }
+
+// gatedReader blocks every query until release is closed, announcing each
+// on started.
+type gatedReader struct {
+	store.Reader
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g gatedReader) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	select {
+	case g.started <- struct{}{}:
+	default: // a later query of an export already counted
+	}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.Reader.QueryContext(ctx, q, args...)
+}
+
+// TestExportBulkhead: with exportMaxConcurrent exports running, one more
+// is refused at once with 503, Retry-After and a JSON error; once they
+// end, exports run again.
+func TestExportBulkhead(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "sqlite").admin()
+	gate := gatedReader{Reader: a.export.reader, started: make(chan struct{}, exportMaxConcurrent), release: make(chan struct{})}
+	a.export.reader = gate
+	done := make(chan int, exportMaxConcurrent)
+	for range exportMaxConcurrent {
+		go func() {
+			req, _ := http.NewRequest("GET", a.URL+"/restaurants/1/orders/export", nil)
+			req.Header.Set("Authorization", "Bearer "+a.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	for range exportMaxConcurrent {
+		<-gate.started // every export holds its slot, blocked in its first query
+	}
+	resp, body := a.get("/restaurants/1/orders/export")
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", body)
+	assert.Equal(t, strconv.Itoa(exportRetryAfter), resp.Header.Get("Retry-After"))
+	assert.Contains(t, string(body), "too many exports")
+
+	close(gate.release)
+	for range exportMaxConcurrent {
+		assert.Equal(t, http.StatusOK, <-done)
+	}
+	a.export.reader = gate.Reader
+	resp, body = a.get("/restaurants/1/orders/export")
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+}

@@ -21,7 +21,8 @@ func denied(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status
 }
 
 // routes registers every route of DESIGN.md behind the adaptive
-// concurrency limit (shed), the Global rate limit and its own tier, mounts the health endpoints (never rate limited) and
+// concurrency limit (shed; the orders export has a bulkhead of its own
+// instead, see export.go), the Global rate limit and its own tier, mounts the health endpoints (never rate limited) and
 // wraps it all in the HTTP metrics middleware and panic recovery.
 func (a *App) routes() (http.Handler, error) {
 	tiers := ratelimit.Tiers()
