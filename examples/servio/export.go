@@ -177,18 +177,22 @@ func (e *exporter) serve(w http.ResponseWriter, r *http.Request) {
 // stream writes the export; see the route's documentation above.
 func (e *exporter) stream(w http.ResponseWriter, r *http.Request, req exportRequest) {
 	rc := http.NewResponseController(w)
+	// The request is read: the server's read deadline would only cancel
+	// the request's context mid-stream. The write deadline is renewed
+	// before each page. (Both unsupported only under a test recorder.)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
 	bw := bufio.NewWriterSize(w, 32<<10)
 	enc := newOrderEncoder(bw, req.csv)
 	started, n := false, 0
 	err := e.a.st.ExportOrders(r.Context(), e.reader, req.q, func(page []store.Order) error {
 		if !started {
 			started = true
-			e.start(w, rc, req)
+			e.start(w, req)
 			if err := enc.header(); err != nil {
 				return err
 			}
 		}
-		// Not supported only below httptest's recorder; the server has both.
 		_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
 		for i := range page {
 			if err := enc.order(&page[i]); err != nil {
@@ -206,7 +210,7 @@ func (e *exporter) stream(w http.ResponseWriter, r *http.Request, req exportRequ
 		e.a.fail(w, r, err)
 	case !started:
 		// An empty range: the headers and, for CSV, the header row.
-		e.start(w, rc, req)
+		e.start(w, req)
 		if enc.header() == nil {
 			_ = enc.flush()
 		}
@@ -222,10 +226,8 @@ func (e *exporter) stream(w http.ResponseWriter, r *http.Request, req exportRequ
 	}
 }
 
-// start sends the stream's headers and lifts the server's read deadline
-// (the request was read; the deadline would cancel the request's context).
-func (e *exporter) start(w http.ResponseWriter, rc *http.ResponseController, req exportRequest) {
-	_ = rc.SetReadDeadline(time.Time{})
+// start sends the stream's headers.
+func (e *exporter) start(w http.ResponseWriter, req exportRequest) {
 	h := w.Header()
 	ext := ".ndjson"
 	h.Set("Content-Type", contentNDJSON)
