@@ -59,6 +59,8 @@ type App struct {
 	// overload sheds requests past capacity by priority (nil when
 	// -adaptive-limit is off or in baseline mode).
 	overload *resilience.AdaptiveLimiter
+	// export serves GET /restaurants/{id}/orders/export (export.go).
+	export *exporter
 
 	ask func(ctx context.Context, q question) ([]byte, error)
 

@@ -180,7 +180,7 @@ func (a *App) assistantQuery(w http.ResponseWriter, r *http.Request) {
 	case q.RestaurantID > 0:
 		menu, err := a.svc.Menu(r.Context(), q.RestaurantID) // cached; 404 for an unknown restaurant
 		if err == nil {
-			q.Menu, err = menuContext(menu)
+			q.Menu, err = menuContext(menu.Body)
 		}
 		if err != nil {
 			a.fail(w, r, err)

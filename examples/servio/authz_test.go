@@ -78,6 +78,8 @@ func TestAuthorizationTable(t *testing.T) {
 				{"PATCH", order, `{"status":"cancelled"}`, [callers]int{401, 200, 200, 403, 200, 401}},
 				{"PATCH", order, `{"status":"preparing"}`, [callers]int{401, 403, 200, 403, 200, 401}},
 				{"GET", fixed("/restaurants/1/orders"), "", [callers]int{401, 403, 200, 403, 200, 401}},
+				{"GET", fixed("/restaurants/1/orders/export"), "", [callers]int{401, 403, 200, 403, 200, 401}},
+				{"GET", fixed("/restaurants/1/orders/export?format=csv"), "", [callers]int{401, 403, 200, 403, 200, 401}},
 				{"POST", fixed("/orders"), `{"restaurant_id":1,"items":[{"menu_item_id":5,"quantity":1}]}`, [callers]int{201, 201, 201, 201, 201, 201}},
 				{"GET", fixed("/restaurants/1/inventory/low-stock"), "", [callers]int{401, 403, 200, 403, 200, 401}},
 				{"POST", fixed("/auth/login"), `{"email":"staff@servio.dev","password":"servio-demo"}`, [callers]int{200, 200, 200, 200, 200, 200}},

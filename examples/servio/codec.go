@@ -18,16 +18,24 @@ var _ cache.Codec = rawJSON{}
 // ID returns 16, the first codec ID outside perfkit's reserved range.
 func (rawJSON) ID() byte { return 16 }
 
-// Marshal returns a []byte as it is and encodes anything else as JSON.
+// Marshal returns a []byte as it is, a menuDoc in its tagged form and
+// encodes anything else as JSON.
 func (rawJSON) Marshal(v any) ([]byte, error) {
-	if b, ok := v.([]byte); ok {
-		return b, nil
+	switch x := v.(type) {
+	case []byte:
+		return x, nil
+	case menuDoc:
+		return x.marshal(), nil
 	}
 	return json.Marshal(v)
 }
 
-// Unmarshal copies valid JSON into a *[]byte and decodes it into anything else.
+// Unmarshal copies valid JSON into a *[]byte, reads a tagged menu into a
+// *menuDoc and decodes JSON into anything else.
 func (rawJSON) Unmarshal(data []byte, v any) error {
+	if d, ok := v.(*menuDoc); ok {
+		return unmarshalMenuDoc(data, d)
+	}
 	if p, ok := v.(*[]byte); ok {
 		if !json.Valid(data) {
 			return errors.New("servio: cached value is not JSON")

@@ -33,12 +33,12 @@ func (a *App) getMenu(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	b, err := a.svc.Menu(r.Context(), rid)
+	menu, err := a.svc.Menu(r.Context(), rid)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeRaw(w, http.StatusOK, b)
+	serveMenu(w, r, menu) // ETag, Cache-Control, 304 (menucache_http.go)
 }
 
 type addMenuItemRequest struct {

@@ -21,7 +21,8 @@ func denied(w http.ResponseWriter, _ *http.Request, res ratelimit.Result, status
 }
 
 // routes registers every route of DESIGN.md behind the adaptive
-// concurrency limit (shed), the Global rate limit and its own tier, mounts the health endpoints (never rate limited) and
+// concurrency limit (shed; the orders export has a bulkhead of its own
+// instead, see export.go), the Global rate limit and its own tier, mounts the health endpoints (never rate limited) and
 // wraps it all in the HTTP metrics middleware and panic recovery.
 func (a *App) routes() (http.Handler, error) {
 	tiers := ratelimit.Tiers()
@@ -74,6 +75,13 @@ func (a *App) routes() (http.Handler, error) {
 	handle(tiers.Auth, "POST", "/auth/login", a.login)
 	handle(tiers.Heavy, "POST", "/assistant/query", a.assistantQuery)
 	handle(tiers.Uploads, "POST", "/uploads", a.upload)
+	// The export streams as long as its data lasts: Heavy tier, its own
+	// bulkhead instead of the adaptive limiter (see export.go).
+	if a.export, err = newExporter(a, a.metrics); err != nil {
+		return nil, err
+	}
+	mux.Handle("GET /restaurants/{id}/orders/export", global(byTier[tiers.Heavy.Name](http.HandlerFunc(a.export.serve))))
+	allowed["/restaurants/{id}/orders/export"] = []string{"GET"}
 	// A method-less pattern per path answers other methods with a JSON 405
 	// (the mux's own 405 is plain text).
 	for path, methods := range allowed {

@@ -28,14 +28,15 @@ func orderKey(orderID int64) string     { return "order:" + strconv.FormatInt(or
 // service is servio's business layer: the store's repositories wrapped with
 // perfkit where the original service put its decorators — metrics.Track on every method
 // (@Track), cache.Cacheable on menus and single orders (@Cacheable).
-// Cached methods return the encoded JSON response, which is what the cache
-// holds, so a hit costs neither a query nor an encode.
+// Cached methods return the encoded JSON response (a menu with its ETag:
+// menuDoc), which is what the cache holds, so a hit costs neither a query
+// nor an encode.
 type service struct {
 	st    *store.Store
 	cache *cache.Cache
 	log   *slog.Logger
 
-	Menu        func(ctx context.Context, restaurantID int64) ([]byte, error)
+	Menu        func(ctx context.Context, restaurantID int64) (menuDoc, error)
 	AddMenuItem func(ctx context.Context, in store.NewMenuItem) (store.MenuItem, error)
 	PatchMenu   func(ctx context.Context, in menuPatch) (store.MenuItem, error)
 	Order       func(ctx context.Context, id int64) ([]byte, error)
@@ -90,12 +91,16 @@ func newService(st *store.Store, c *cache.Cache, tr *metrics.Tracker, log *slog.
 	return s
 }
 
-func (s *service) loadMenu(ctx context.Context, rid int64) ([]byte, error) {
+func (s *service) loadMenu(ctx context.Context, rid int64) (menuDoc, error) {
 	items, err := s.st.Menu(ctx, rid)
 	if err != nil {
-		return nil, err
+		return menuDoc{}, err
 	}
-	return json.Marshal(menuResponse{RestaurantID: rid, Items: items})
+	b, err := json.Marshal(menuResponse{RestaurantID: rid, Items: items})
+	if err != nil {
+		return menuDoc{}, err
+	}
+	return newMenuDoc(b), nil
 }
 
 func (s *service) loadOrder(ctx context.Context, id int64) ([]byte, error) {

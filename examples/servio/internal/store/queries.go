@@ -16,6 +16,7 @@ type queries struct {
 	orderPage      [2][2]string // [hasStatus][hasCursor]
 	orderPageBare  [2][2]string // the same pages without items (the N+1 baseline)
 	orderItems     string       // one order's items (the N+1 baseline's "+1")
+	orderExport    [2]string    // [hasCursor] ascending keyset pages of ExportOrders
 	menuForOrder   string       // prefix; "(?,…))" appended per call
 	stockTake      string
 	stockLeft      string
@@ -108,7 +109,12 @@ func buildQueries(d Dialect) queries {
 			q.orderPageBare[hs][hc] = fmt.Sprintf("SELECT %s FROM orders o WHERE %s ORDER BY o.created_at DESC, o.id DESC LIMIT ?", bareCols, where)
 		}
 	}
-	for _, p := range []*string{&q.restaurantExists, &q.menu, &q.menuItemInsert, &q.inventoryInsert, &q.menuItemUpdate, &q.menuItemOwner,
+	// The comment names the statement in pg_stat_activity.
+	exportHead := "SELECT /* servio:orders-export */ " + orderCols + " FROM orders o WHERE o.restaurant_id = ? AND o.deleted_at IS NULL AND "
+	exportTail := " AND o.created_at < ? ORDER BY o.created_at, o.id LIMIT ?"
+	q.orderExport[0] = exportHead + "o.created_at >= ?" + exportTail
+	q.orderExport[1] = exportHead + "(o.created_at, o.id) > (?, ?)" + exportTail
+	for _, p := range []*string{&q.orderExport[0], &q.orderExport[1], &q.restaurantExists, &q.menu, &q.menuItemInsert, &q.inventoryInsert, &q.menuItemUpdate, &q.menuItemOwner,
 		&q.orderGet, &q.orderPage[0][0], &q.orderPage[0][1], &q.orderPage[1][0], &q.orderPage[1][1],
 		&q.orderPageBare[0][0], &q.orderPageBare[0][1], &q.orderPageBare[1][0], &q.orderPageBare[1][1], &q.orderItems,
 		&q.stockTake, &q.stockLeft, &q.orderInsert, &q.orderStatusGet, &q.orderStatusSet, &q.stockRestore, &q.lowStock, &q.userByEmail,
