@@ -72,8 +72,9 @@ var csvHeader = []string{"order_id", "restaurant_id", "customer_name", "status",
 // exporter serves the export route.
 type exporter struct {
 	a *App
-	// reader is what the pages are read through: the App's pool, or a
-	// replica (tests put failing and slow readers here).
+	// reader is what the pages are read through: the store's replica
+	// reader (a replica with DATABASE_REPLICA_URLS, else the pool; tests
+	// put failing and slow readers here).
 	reader   store.Reader
 	gate     *resilience.Bulkhead
 	pageSize int
@@ -85,7 +86,7 @@ func newExporter(a *App, mp *metrics.Provider) (*exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &exporter{a: a, reader: a.pool, gate: gate, pageSize: exportPageSize, now: time.Now}, nil
+	return &exporter{a: a, reader: a.st.ReplicaReader(), gate: gate, pageSize: exportPageSize, now: time.Now}, nil
 }
 
 // exportRequest is a validated export request.

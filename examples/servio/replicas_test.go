@@ -45,7 +45,7 @@ func startReplicated(t *testing.T) (*testApp, *testenv.PostgresServer, *testenv.
 // replicaReads is the number of reads servio's cluster routed to the replica.
 func replicaReads(a *testApp) int64 { return a.replicas.ReplicaStats()[0].Reads }
 
-// Menu, low-stock and order-history reads go to the replica; order
+// Menu, low-stock, order-history and export reads go to the replica; order
 // placement and status changes stay on the primary (the replica, read-only,
 // would refuse them).
 func TestReplicasRouteReads(t *testing.T) {
@@ -57,7 +57,12 @@ func TestReplicasRouteReads(t *testing.T) {
 		staff.doJSON("GET", path, "", http.StatusOK, nil)
 		assert.Equal(t, before+1, replicaReads(a), "GET %s did not read from the replica", path)
 	}
+	// The export reads each keyset page through the replica router.
 	before := replicaReads(a)
+	code, body := staff.do("GET", "/restaurants/2/orders/export", "")
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	assert.Greater(t, replicaReads(a), before, "the export did not read from the replica")
+	before = replicaReads(a)
 	var o store.Order
 	a.doJSON("POST", "/orders", `{"restaurant_id":2,"customer_name":"Zoe","items":[{"menu_item_id":`+fmt.Sprint(firstMenuItem(t, a, 2))+`,"quantity":1}]}`, http.StatusCreated, &o)
 	staff.doJSON("PATCH", fmt.Sprintf("/orders/%d", o.ID), `{"status":"preparing"}`, http.StatusOK, nil)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 
 	"github.com/servio/perfkit/dbpool"
 )
@@ -46,4 +47,26 @@ func (s *Store) latest(ctx context.Context) context.Context {
 		return ctx
 	}
 	return s.cluster.Latest(ctx)
+}
+
+// ReplicaReader returns the Reader of the orders export (ExportOrders):
+// each of its queries runs on a usable replica when the Store has a
+// cluster (NewReplicated; one that fails to start the query is retried on
+// the primary), else on the primary. Rows stream from the server that
+// answered: a replica lost while a page is being read fails that page
+// (the export marks itself truncated) rather than switching servers mid-page.
+func (s *Store) ReplicaReader() Reader { return replicaReader{s} }
+
+// replicaReader is ReplicaReader's Reader.
+type replicaReader struct{ s *Store }
+
+// QueryContext runs query through the Store's read path.
+func (r replicaReader) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	var rows *sql.Rows
+	err := r.s.read(ctx, func(c Conn) error {
+		var err error
+		rows, err = c.QueryContext(ctx, query, args...)
+		return err
+	})
+	return rows, err
 }
