@@ -67,8 +67,10 @@ func (a *App) shed(method, path string) func(http.Handler) http.Handler {
 	p := routePriority(method, path)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
 			permit, err := l.Acquire(r.Context(), p)
 			if err != nil {
+				w.Header().Set("Server-Timing", shedTiming(time.Since(start)))
 				overloaded(w, err)
 				return
 			}
@@ -76,6 +78,14 @@ func (a *App) shed(method, path string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// shedTiming is the Server-Timing header value of a refusal: how long the
+// limiter took to decide, in milliseconds ("shed;dur=0.004"), so a load
+// generator can tell the server's share of a rejection's latency from the
+// network's.
+func shedTiming(d time.Duration) string {
+	return "shed;dur=" + strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
 }
 
 // overloaded answers a request the limiter refused: 503, Retry-After in

@@ -74,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runCompare(ctx, args[1:], stdout, stderr)
 		case "soak":
 			return runSoak(ctx, args[1:], stdout, stderr)
+		case "overload":
+			return runOverload(ctx, args[1:], stdout, stderr)
+		case "overload-table":
+			return runOverloadTable(args[1:], stdout)
 		}
 	}
 	o, err := parseFlags(args, stderr)
