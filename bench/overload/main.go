@@ -81,7 +81,8 @@ func run() error {
 	case "off":
 	case "perfkit":
 		l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{Name: "overload",
-			MinLimit: *minLimit, InitialLimit: *minLimit, MaxQueue: *maxQueue, QueueTimeout: *queueTimeout})
+			MinLimit: *minLimit, InitialLimit: *minLimit, MaxQueue: *maxQueue, QueueTimeout: *queueTimeout,
+			Delay: resilience.SchedulerDelay()})
 		if err != nil {
 			return err
 		}

@@ -20,13 +20,21 @@ import (
 // (Redis answering only at the cache's 100 ms deadline, a slow database),
 // and without a floor it would shed healthy traffic that is merely waiting
 // on I/O — 100 req/s at 0.5 s is 50 requests in flight.
+//
+// The concurrency limit alone does not see CPU overload: servio's handlers
+// mostly run to completion without blocking, so on one core hardly two are
+// in flight while thousands of requests wait in the run queue before
+// reaching the limiter. The limiter therefore also reads the Go
+// scheduler's run-queue delay (resilience.SchedulerDelay) and sheds low,
+// then normal, then high priority while it stays above 2 ms.
 func (a *App) setupOverload() error {
 	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
 		return nil
 	}
 	l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{Name: "servio",
 		MinLimit: a.cfg.AdaptiveMinLimit, InitialLimit: a.cfg.AdaptiveMinLimit,
-		MaxQueue: 64, QueueTimeout: 20 * time.Millisecond, MeterProvider: a.metrics})
+		MaxQueue: 64, QueueTimeout: 20 * time.Millisecond, MeterProvider: a.metrics,
+		Delay: resilience.SchedulerDelay()})
 	if err != nil {
 		return err
 	}
