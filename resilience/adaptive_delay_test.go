@@ -17,12 +17,11 @@ import (
 // simulated limiters have no queue).
 type setClock struct{ now time.Time }
 
-func (c *setClock) Now() time.Time                  { return c.now }
-func (c *setClock) NewTimer(time.Duration) Timer    { return neverTimer{} }
-func (neverTimer) C() <-chan time.Time              { return nil }
-func (neverTimer) Stop() bool                       { return true }
-func (c *setClock) set(t time.Time)                 { c.now = t }
-func (c *setClock) since(t time.Time) time.Duration { return c.now.Sub(t) }
+func (c *setClock) Now() time.Time               { return c.now }
+func (c *setClock) NewTimer(time.Duration) Timer { return neverTimer{} }
+func (neverTimer) C() <-chan time.Time           { return nil }
+func (neverTimer) Stop() bool                    { return true }
+func (c *setClock) set(t time.Time)              { c.now = t }
 
 type neverTimer struct{}
 

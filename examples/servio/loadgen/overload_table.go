@@ -152,4 +152,6 @@ func rejections(s stepResult) string {
 }
 
 // fineMS shows a duration in milliseconds to the microsecond.
-func fineMS(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond)) }
+func fineMS(d time.Duration) string {
+	return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond))
+}
