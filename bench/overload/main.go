@@ -71,6 +71,7 @@ func run() error {
 	minLimit := flag.Int("min-limit", 100, "perfkit: MinLimit (servio's -adaptive-min-limit)")
 	maxQueue := flag.Int("max-queue", 64, "perfkit: MaxQueue (servio's)")
 	queueTimeout := flag.Duration("queue-timeout", 20*time.Millisecond, "perfkit: QueueTimeout (servio's)")
+	delayTarget := flag.Duration("delay-target", 2*time.Millisecond, "perfkit: DelayTarget (servio's -adaptive-delay-target)")
 	scale := flag.Float64("cost-scale", 1, "multiplies every route's CPU cost")
 	flag.Parse()
 
@@ -82,7 +83,7 @@ func run() error {
 	case "perfkit":
 		l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{Name: "overload",
 			MinLimit: *minLimit, InitialLimit: *minLimit, MaxQueue: *maxQueue, QueueTimeout: *queueTimeout,
-			Delay: resilience.SchedulerDelay()})
+			Delay: resilience.SchedulerDelay(), DelayTarget: *delayTarget})
 		if err != nil {
 			return err
 		}

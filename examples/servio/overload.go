@@ -26,7 +26,8 @@ import (
 // in flight while thousands of requests wait in the run queue before
 // reaching the limiter. The limiter therefore also reads the Go
 // scheduler's run-queue delay (resilience.SchedulerDelay) and sheds low,
-// then normal, then high priority while it stays above 2 ms.
+// then normal, then high priority while it stays above
+// -adaptive-delay-target (default 2 ms).
 func (a *App) setupOverload() error {
 	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
 		return nil
@@ -34,7 +35,7 @@ func (a *App) setupOverload() error {
 	l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{Name: "servio",
 		MinLimit: a.cfg.AdaptiveMinLimit, InitialLimit: a.cfg.AdaptiveMinLimit,
 		MaxQueue: 64, QueueTimeout: 20 * time.Millisecond, MeterProvider: a.metrics,
-		Delay: resilience.SchedulerDelay()})
+		Delay: resilience.SchedulerDelay(), DelayTarget: a.cfg.AdaptiveDelayTarget})
 	if err != nil {
 		return err
 	}

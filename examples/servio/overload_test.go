@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -56,6 +58,7 @@ func TestOverloadSheds(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.True(t, strings.HasPrefix(resp.Header.Get("Server-Timing"), "shed;dur="), "the refusal says how long it took: %q", resp.Header.Get("Server-Timing"))
 	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 	var e struct {
 		Error      string `json:"error"`
@@ -91,6 +94,15 @@ func TestOverloadOff(t *testing.T) {
 	cfg, err = parseConfig("servio", nil, func(string) string { return "" }, io.Discard, nil)
 	require.NoError(t, err)
 	assert.True(t, cfg.AdaptiveLimit, "on by default")
+	assert.Equal(t, 2*time.Millisecond, cfg.AdaptiveDelayTarget, "default delay target")
+	cfg, err = parseConfig("servio", nil, func(k string) string {
+		if k == "ADAPTIVE_DELAY_TARGET" {
+			return "5ms"
+		}
+		return ""
+	}, io.Discard, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Millisecond, cfg.AdaptiveDelayTarget, "ADAPTIVE_DELAY_TARGET=5ms")
 
 	cfg = testConfig(t, "sqlite")
 	cfg.Baseline = true
