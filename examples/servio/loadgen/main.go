@@ -23,6 +23,14 @@
 //
 //	go run ./examples/servio/loadgen soak -duration 10m -rate 150
 //
+// `loadgen overload` measures a server past its capacity: an unloaded
+// step, a capacity search (or -capacity), then 1×, 2× and 4× that rate,
+// reporting goodput, admitted latency, shed share by priority, time to
+// shed, probe and rejection latency; `loadgen overload-table` sets several
+// runs' JSON side by side (scripts/bench-overload runs it all):
+//
+//	go run ./examples/servio/loadgen overload -url http://127.0.0.1:8080 -json run.json
+//
 // Only loopback targets are accepted.
 package main
 
