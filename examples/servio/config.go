@@ -52,7 +52,8 @@ type Config struct {
 	AdaptiveMinLimit int
 	// AdaptiveDelayTarget is the Go run-queue delay above which the
 	// adaptive limiter sheds by priority (-adaptive-delay-target,
-	// ADAPTIVE_DELAY_TARGET); default 2ms.
+	// ADAPTIVE_DELAY_TARGET); default 2ms, 0 turns that signal off (the
+	// concurrency limit alone sheds).
 	AdaptiveDelayTarget time.Duration
 
 	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
@@ -104,7 +105,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.IntVar(&c.AdaptiveMinLimit, "adaptive-min-limit", int(envInt("ADAPTIVE_MIN_LIMIT", 100)),
 		"floor of the adaptive concurrency limit: requests in flight it always admits (env ADAPTIVE_MIN_LIMIT)")
 	fs.DurationVar(&c.AdaptiveDelayTarget, "adaptive-delay-target", envDur("ADAPTIVE_DELAY_TARGET", 2*time.Millisecond),
-		"Go run-queue delay above which requests are shed by priority (env ADAPTIVE_DELAY_TARGET)")
+		"Go run-queue delay above which requests are shed by priority; 0: off (env ADAPTIVE_DELAY_TARGET)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
@@ -179,8 +180,8 @@ func (c Config) validate() error {
 	switch {
 	case c.AdaptiveMinLimit <= 0:
 		return fmt.Errorf("adaptive min limit must be positive, got %d", c.AdaptiveMinLimit)
-	case c.AdaptiveDelayTarget <= 0:
-		return fmt.Errorf("adaptive delay target must be positive, got %v", c.AdaptiveDelayTarget)
+	case c.AdaptiveDelayTarget < 0:
+		return fmt.Errorf("adaptive delay target must not be negative, got %v", c.AdaptiveDelayTarget)
 	case c.UploadMaxBytes <= 0:
 		return fmt.Errorf("upload max bytes must be positive, got %d", c.UploadMaxBytes)
 	case c.SimLLMFailureRate < 0 || c.SimLLMFailureRate > 1:

@@ -11,7 +11,8 @@ import (
 )
 
 // setupOverload builds the adaptive concurrency limiter that sheds load
-// past capacity (nil when -adaptive-limit is off or in baseline mode). A
+// past capacity (nil when -adaptive-limit is off or in baseline mode);
+// delay, when set, replaces resilience.SchedulerDelay (tests). A
 // request over the limit waits up to 20 ms in a queue of 64 (higher
 // priorities first), else gets a 503 with Retry-After at once.
 //
@@ -27,15 +28,23 @@ import (
 // reaching the limiter. The limiter therefore also reads the Go
 // scheduler's run-queue delay (resilience.SchedulerDelay) and sheds low,
 // then normal, then high priority while it stays above
-// -adaptive-delay-target (default 2 ms).
-func (a *App) setupOverload() error {
+// -adaptive-delay-target (default 2 ms; 0 turns this signal off). The
+// delay is the whole process's: anything else that keeps the process
+// from the CPU (a CPU quota, a noisy neighbour) sheds too.
+func (a *App) setupOverload(delay func() time.Duration) error {
 	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
 		return nil
 	}
-	l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{Name: "servio",
+	cfg := resilience.AdaptiveConfig{Name: "servio",
 		MinLimit: a.cfg.AdaptiveMinLimit, InitialLimit: a.cfg.AdaptiveMinLimit,
-		MaxQueue: 64, QueueTimeout: 20 * time.Millisecond, MeterProvider: a.metrics,
-		Delay: resilience.SchedulerDelay(), DelayTarget: a.cfg.AdaptiveDelayTarget})
+		MaxQueue: 64, QueueTimeout: 20 * time.Millisecond, MeterProvider: a.metrics}
+	if a.cfg.AdaptiveDelayTarget > 0 {
+		cfg.Delay, cfg.DelayTarget = resilience.SchedulerDelay(), a.cfg.AdaptiveDelayTarget
+		if delay != nil {
+			cfg.Delay = delay
+		}
+	}
+	l, err := resilience.NewAdaptiveLimiter(cfg)
 	if err != nil {
 		return err
 	}
