@@ -186,6 +186,12 @@ var _ RetryAfterer = (*OverloadError)(nil)
 // grows by a second of work per second, so the level must reach its
 // point within a few readings (the simulation in the tests: admitted p99
 // within 5× DelayTarget at 2× and 4× capacity, transient included).
+// Refusing is not free (the request is read and answered): a server
+// offered f× its capacity, whose refusal costs a share r of a served
+// call, serves at most (1 − f·r)/(1 − r) of its capacity; when refusals
+// alone fill the core (f·r ≥ 1), or something outside the process takes
+// the CPU, the delay stays high whatever is shed and the level goes to 3
+// (only Critical gets through).
 //
 // It is safe for concurrent use; admitting and releasing a call does not
 // allocate (a queued call allocates its wait).

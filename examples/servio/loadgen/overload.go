@@ -277,12 +277,14 @@ func (e *engine) cooldown(ctx context.Context, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for quiet := 0; quiet < 3 && time.Now().Before(deadline) && ctx.Err() == nil; {
 		t0 := time.Now()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.o.target+"/health/live", nil)
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, e.o.target+"/health/live", nil)
 		resp, err := e.client.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
+		cancel()
 		if err == nil && time.Since(t0) < 10*time.Millisecond {
 			quiet++
 		} else {
