@@ -458,9 +458,10 @@ func (l *AdaptiveLimiter) dispatch() {
 }
 
 // Acquire admits a call of priority p or refuses it with an
-// *OverloadError (see AdaptiveLimiter): at once when there is no room and
-// the queue is full, or after waiting QueueTimeout or until ctx is done
-// (the error then wraps ctx's error). The caller must Release the permit
+// *OverloadError (see AdaptiveLimiter): at once when the Delay signal
+// sheds its priority or there is no room and the queue is full, or after
+// waiting QueueTimeout or until ctx is done (the error then wraps ctx's
+// error). When a reading of Delay is due, this call takes it. The caller must Release the permit
 // exactly once when the call ends. Admission without a wait does not
 // allocate.
 func (l *AdaptiveLimiter) Acquire(ctx context.Context, p Priority) (Permit, error) {
