@@ -313,16 +313,23 @@ func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 	if err != nil {
 		bld.errs = append(bld.errs, err)
 	}
-	if limitG != nil && inflightG != nil {
+	shedG, err := bld.m.Float64ObservableGauge("perfkit.resilience.adaptive.shed_level",
+		metric.WithDescription("Shed level of an adaptive limiter driven by its Delay signal: 0 none, 1 all low-priority calls, 2 all normal, 3 all high."),
+		metric.WithUnit("1"))
+	if err != nil {
+		bld.errs = append(bld.errs, err)
+	}
+	if limitG != nil && inflightG != nil && shedG != nil {
 		obsOpt := metric.WithAttributeSet(attribute.NewSet(pol))
 		l.reg, err = bld.m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 			l.mu.Lock()
-			lim, in := int64(l.limit), int64(l.inflight)
+			lim, in, shed := int64(l.limit), int64(l.inflight), l.shed
 			l.mu.Unlock()
 			o.ObserveInt64(limitG, lim, obsOpt)
 			o.ObserveInt64(inflightG, in, obsOpt)
+			o.ObserveFloat64(shedG, shed, obsOpt)
 			return nil
-		}, limitG, inflightG)
+		}, limitG, inflightG, shedG)
 		if err != nil {
 			bld.errs = append(bld.errs, err)
 		}

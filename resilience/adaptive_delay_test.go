@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // setClock is a clock a simulation sets; its timers never fire (the
@@ -240,4 +242,20 @@ func TestAdaptiveDelayAdmitDoesNotAllocate(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 	assert.Positive(t, l.ShedLevel(), "a delay 5× the target raised the level")
+}
+
+func TestAdaptiveShedLevelGauge(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	clock := &setClock{now: time.Unix(1e9, 0)}
+	l := newTestAdaptive(t, AdaptiveConfig{Name: "api", Clock: clock, Delay: func() time.Duration { return 6 * time.Millisecond },
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
+	_, _ = l.Acquire(context.Background(), PriorityCritical) // one reading: 0.1 · (6/2 − 1)
+	var level float64
+	eachMetric(t, reader, func(m metricdata.Metrics) {
+		if g, ok := m.Data.(metricdata.Gauge[float64]); ok && m.Name == "perfkit.resilience.adaptive.shed_level" {
+			level = g.DataPoints[0].Value
+		}
+	})
+	assert.InDelta(t, 0.2, level, 1e-9)
+	assert.InDelta(t, 0.2, l.ShedLevel(), 1e-9)
 }
