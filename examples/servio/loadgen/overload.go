@@ -47,6 +47,7 @@ type overloadOptions struct {
 	searchStart   float64
 	timeout       time.Duration
 	probeRate     float64
+	serverPID     int
 }
 
 // Priority classes, in servio's order (resilience.Priority + 1).
@@ -115,6 +116,12 @@ type stepResult struct {
 	// LagP99 is how late the generator started requests: large values
 	// mean the generator, not the server, was the bottleneck.
 	LagP99 time.Duration `json:"lag_p99_ns"`
+	// ServerCPU is the server's CPU time (user + system) from the step's
+	// start until its last answer, with -server-pid; ServerCPUShare that
+	// time ÷ the wall time (1 = one core busy throughout: less, while the
+	// server was overloaded, means something else had the core).
+	ServerCPU      time.Duration `json:"server_cpu_ns,omitempty"`
+	ServerCPUShare float64       `json:"server_cpu_share,omitempty"`
 }
 
 // overloadReport is one configuration's run.
@@ -167,6 +174,7 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 	fs.Float64Var(&o.searchStart, "search-start", 1000, "first rate the capacity search tries, req/s")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "client timeout of each request, from its due time")
 	fs.Float64Var(&o.probeRate, "probe-rate", 10, "/health/live and /health/ready probes per second, each")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "process id of the server (Linux): report its CPU time per step from /proc")
 	// Overload needs many connections: a server that queues holds each
 	// request for seconds.
 	if err := fs.Parse(append([]string{"-concurrency", "4000", "-warmup", "0s"}, args...)); err != nil {
@@ -409,6 +417,10 @@ func (s *stepStats) result(name string, rate float64, d time.Duration) stepResul
 // step offers rate req/s of the mix for d, plus the probes, and waits for
 // every request to end (at most -timeout after the last one was due).
 func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate float64, d time.Duration) stepResult {
+	var cpu0 time.Duration
+	if o.serverPID > 0 {
+		cpu0, _ = processCPU(o.serverPID)
+	}
 	st := &stepStats{start: time.Now()}
 	type job struct {
 		op  op
@@ -451,7 +463,52 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 	close(jobs)
 	wg.Wait()
 	probes.Wait()
-	return st.result(name, rate, d)
+	r := st.result(name, rate, d)
+	if o.serverPID > 0 {
+		if cpu, err := processCPU(o.serverPID); err == nil && cpu0 > 0 {
+			r.ServerCPU = cpu - cpu0
+			r.ServerCPUShare = r.ServerCPU.Seconds() / time.Since(st.start).Seconds()
+		}
+	}
+	return r
+}
+
+// processCPU returns the user + system CPU time of process pid, from
+// /proc/<pid>/stat (Linux).
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseProcStatCPU(string(b))
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+// parseProcStatCPU reads utime + stime (fields 14 and 15) from a
+// /proc/<pid>/stat line; the command name (field 2) is in parentheses and
+// may itself hold spaces and parentheses, so fields count from the last
+// ')'.
+func parseProcStatCPU(line string) (time.Duration, error) {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return 0, errors.New("/proc stat: no command name")
+	}
+	f := strings.Fields(line[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, errors.New("/proc stat: too few fields")
+	}
+	var ticks uint64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat: %w", err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
 var errDropped = errors.New("not sent: every connection busy")

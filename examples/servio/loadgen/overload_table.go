@@ -91,8 +91,8 @@ func printOverloadTables(w io.Writer, reps []*overloadReport) {
 		fmt.Fprintf(w, "| %s | %.0f req/s (%s) | %s | %s |\n", r.Label, r.Capacity, how, ms(r.Unloaded.AdmittedP50), ms(r.UnloadedP99))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| step | configuration | offered | goodput | admitted p50 | admitted p99 | shed low / normal / high / critical | time to shed | live / ready p99 | rejection p99 client / server (max) | dropped / timeouts | generator lag p99 | done when (≥ 2×) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| step | configuration | offered | goodput | admitted p50 | admitted p99 | shed low / normal / high / critical | time to shed | live / ready p99 | rejection p99 client / server (max) | dropped / timeouts | generator lag p99 | server CPU | done when (≥ 2×) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	steps := 0
 	for _, r := range reps {
 		steps = max(steps, len(r.Steps))
@@ -115,9 +115,13 @@ func printOverloadTables(w io.Writer, reps []*overloadReport) {
 			if s.TimeToShed >= 0 {
 				tts = ms(s.TimeToShed)
 			}
-			fmt.Fprintf(w, "| %s | %s | %.0f req/s | %.0f req/s (%.0f %%) | %s | %s | %s | %s | %s / %s | %s | %d / %d | %s | %s |\n",
+			cpu := "n/a"
+			if s.ServerCPU > 0 {
+				cpu = fmt.Sprintf("%.0f %% of a core", 100*s.ServerCPUShare)
+			}
+			fmt.Fprintf(w, "| %s | %s | %.0f req/s | %.0f req/s (%.0f %%) | %s | %s | %s | %s | %s / %s | %s | %d / %d | %s | %s | %s |\n",
 				s.Step, r.Label, s.Offered, s.Goodput, 100*s.Goodput/r.Capacity, ms(s.AdmittedP50), p99,
-				shedShares(s), tts, ms(s.LiveP99), ms(s.ReadyP99), rejections(s), s.Dropped, s.Timeouts, ms(s.LagP99), verdict(r, s, factor))
+				shedShares(s), tts, ms(s.LiveP99), ms(s.ReadyP99), rejections(s), s.Dropped, s.Timeouts, ms(s.LagP99), cpu, verdict(r, s, factor))
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +120,7 @@ func TestOverloadRun(t *testing.T) {
 	// and a -race run on a busy machine answers slowly.
 	err := run(context.Background(), []string{"overload", "-url", srv.URL, "-label", "fake", "-capacity", "200",
 		"-factors", "1,2", "-step-duration", "500ms", "-trial-duration", "300ms", "-unloaded-rate", "50",
-		"-probe-rate", "20", "-assistant", "0.2", "-concurrency", "400", "-json", out}, &stdout, &stderr)
+		"-probe-rate", "20", "-assistant", "0.2", "-concurrency", "400", "-server-pid", strconv.Itoa(os.Getpid()), "-json", out}, &stdout, &stderr)
 	require.NoError(t, err, stderr.String())
 
 	b, err := os.ReadFile(out)
@@ -139,10 +140,32 @@ func TestOverloadRun(t *testing.T) {
 		assert.GreaterOrEqual(t, s.TimeToShed, time.Duration(0), s.Step)
 		assert.Zero(t, s.Dropped, s.Step)
 	}
+	var cpu time.Duration
+	for _, s := range rep.Steps {
+		cpu += s.ServerCPU
+	}
+	assert.Positive(t, cpu, "the server (this process) used CPU, read from /proc")
 	assert.Contains(t, stdout.String(), "| 2x | fake | 400 req/s |")
 
 	var table bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"overload-table", out, out}, &table, io.Discard))
 	assert.Equal(t, 2, strings.Count(table.String(), "| 2x | fake |"), "one row per report: %s", table.String())
 	assert.Error(t, run(context.Background(), []string{"overload-table"}, io.Discard, io.Discard))
+}
+
+func TestParseProcStatCPU(t *testing.T) {
+	t.Parallel()
+	// pid, a command name with a space and a parenthesis, then state and
+	// fields 4–13, utime 250 and stime 50 ticks (3 s), and more.
+	line := "4242 (my (srv) x) R 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 123 456 789\n"
+	d, err := parseProcStatCPU(line)
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Second, d)
+	for _, bad := range []string{"", "4242 my-srv R 1", "4242 (srv) R 1 2 3", "4242 (srv) R 1 4242 4242 0 -1 4194560 100 0 0 0 x 50 0"} {
+		_, err := parseProcStatCPU(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+	self, err := processCPU(os.Getpid())
+	require.NoError(t, err, "this test's own /proc entry")
+	assert.Positive(t, self)
 }
