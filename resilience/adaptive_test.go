@@ -523,6 +523,20 @@ func BenchmarkAdaptive(b *testing.B) {
 			pm.Release(nil)
 		}
 	})
+	// With the run-queue delay read every 10 ms, as servio does (a target
+	// of an hour: the reading's cost, never a refusal).
+	ld := newTestAdaptive(b, AdaptiveConfig{InitialLimit: 1000, MinLimit: 1000, MaxLimit: 1000,
+		Delay: SchedulerDelay(), DelayTarget: time.Hour})
+	b.Run("serial-delay", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			pm, err := ld.Acquire(ctx, PriorityNormal)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pm.Release(nil)
+		}
+	})
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {

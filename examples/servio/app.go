@@ -87,6 +87,9 @@ type appOptions struct {
 	// per-call Redis deadlines (100 ms, 50 ms). Tests on a loaded machine
 	// raise it so a slow scheduler is not taken for a Redis outage.
 	redisTimeout time.Duration
+	// overloadDelay, when set, replaces resilience.SchedulerDelay as the
+	// adaptive limiter's delay signal (tests drive it).
+	overloadDelay func() time.Duration
 	// healthInterval is how often the health checks run in the background;
 	// 0 means healthInterval (10 s), negative runs them on request (tests
 	// that assert a check's result right after breaking its dependency).
@@ -214,7 +217,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	if err := a.setupHealth(mp, cmp.Or(opts.healthInterval, healthInterval)); err != nil {
 		return nil, err
 	}
-	if err := a.setupOverload(); err != nil {
+	if err := a.setupOverload(opts.overloadDelay); err != nil {
 		return nil, err
 	}
 	if a.handler, err = a.routes(); err != nil {

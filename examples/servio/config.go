@@ -51,8 +51,14 @@ type Config struct {
 	// AdaptiveMinLimit is the floor of the adaptive limit
 	// (-adaptive-min-limit, ADAPTIVE_MIN_LIMIT); default 100.
 	AdaptiveMinLimit int
-	RateLimit        bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
-	TrustedProxies   []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
+	// AdaptiveDelayTarget is the Go run-queue delay above which the
+	// adaptive limiter sheds by priority (-adaptive-delay-target,
+	// ADAPTIVE_DELAY_TARGET); default 2ms, 0 turns that signal off (the
+	// concurrency limit alone sheds).
+	AdaptiveDelayTarget time.Duration
+
+	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
+	TrustedProxies []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
 
 	SimLLMLatency     time.Duration // -sim-llm-latency, SIM_LLM_LATENCY; default 150ms
 	SimLLMFailureRate float64       // -sim-llm-failure-rate, SIM_LLM_FAILURE_RATE (0..1); default 0
@@ -134,6 +140,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		"shed load past capacity by route priority, 503 + Retry-After (env ADAPTIVE_LIMIT: on/off)")
 	fs.IntVar(&c.AdaptiveMinLimit, "adaptive-min-limit", int(envInt("ADAPTIVE_MIN_LIMIT", 100)),
 		"floor of the adaptive concurrency limit: requests in flight it always admits (env ADAPTIVE_MIN_LIMIT)")
+	fs.DurationVar(&c.AdaptiveDelayTarget, "adaptive-delay-target", envDur("ADAPTIVE_DELAY_TARGET", 2*time.Millisecond),
+		"Go run-queue delay above which requests are shed by priority; 0: off (env ADAPTIVE_DELAY_TARGET)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
@@ -238,6 +246,8 @@ func (c Config) validate() error {
 	switch {
 	case c.AdaptiveMinLimit <= 0:
 		return fmt.Errorf("adaptive min limit must be positive, got %d", c.AdaptiveMinLimit)
+	case c.AdaptiveDelayTarget < 0:
+		return fmt.Errorf("adaptive delay target must not be negative, got %v", c.AdaptiveDelayTarget)
 	case c.UploadMaxBytes <= 0:
 		return fmt.Errorf("upload max bytes must be positive, got %d", c.UploadMaxBytes)
 	case c.SimLLMFailureRate < 0 || c.SimLLMFailureRate > 1:

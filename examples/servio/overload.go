@@ -11,7 +11,8 @@ import (
 )
 
 // setupOverload builds the adaptive concurrency limiter that sheds load
-// past capacity (nil when -adaptive-limit is off or in baseline mode). A
+// past capacity (nil when -adaptive-limit is off or in baseline mode);
+// delay, when set, replaces resilience.SchedulerDelay (tests). A
 // request over the limit waits up to 20 ms in a queue of 64 (higher
 // priorities first), else gets a 503 with Retry-After at once.
 //
@@ -20,13 +21,30 @@ import (
 // (Redis answering only at the cache's 100 ms deadline, a slow database),
 // and without a floor it would shed healthy traffic that is merely waiting
 // on I/O — 100 req/s at 0.5 s is 50 requests in flight.
-func (a *App) setupOverload() error {
+//
+// The concurrency limit alone does not see CPU overload: servio's handlers
+// mostly run to completion without blocking, so on one core hardly two are
+// in flight while thousands of requests wait in the run queue before
+// reaching the limiter. The limiter therefore also reads the Go
+// scheduler's run-queue delay (resilience.SchedulerDelay) and sheds low,
+// then normal, then high priority while it stays above
+// -adaptive-delay-target (default 2 ms; 0 turns this signal off). The
+// delay is the whole process's: anything else that keeps the process
+// from the CPU (a CPU quota, a noisy neighbour) sheds too.
+func (a *App) setupOverload(delay func() time.Duration) error {
 	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
 		return nil
 	}
-	l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{Name: "servio",
+	cfg := resilience.AdaptiveConfig{Name: "servio",
 		MinLimit: a.cfg.AdaptiveMinLimit, InitialLimit: a.cfg.AdaptiveMinLimit,
-		MaxQueue: 64, QueueTimeout: 20 * time.Millisecond, MeterProvider: a.metrics})
+		MaxQueue: 64, QueueTimeout: 20 * time.Millisecond, MeterProvider: a.metrics}
+	if a.cfg.AdaptiveDelayTarget > 0 {
+		cfg.Delay, cfg.DelayTarget = resilience.SchedulerDelay(), a.cfg.AdaptiveDelayTarget
+		if delay != nil {
+			cfg.Delay = delay
+		}
+	}
+	l, err := resilience.NewAdaptiveLimiter(cfg)
 	if err != nil {
 		return err
 	}
@@ -67,8 +85,10 @@ func (a *App) shed(method, path string) func(http.Handler) http.Handler {
 	p := routePriority(method, path)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
 			permit, err := l.Acquire(r.Context(), p)
 			if err != nil {
+				w.Header().Set("Server-Timing", shedTiming(time.Since(start)))
 				overloaded(w, err)
 				return
 			}
@@ -76,6 +96,14 @@ func (a *App) shed(method, path string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// shedTiming is the Server-Timing header value of a refusal: how long the
+// limiter took to decide, in milliseconds ("shed;dur=0.004"), so a load
+// generator can tell the server's share of a rejection's latency from the
+// network's.
+func shedTiming(d time.Duration) string {
+	return "shed;dur=" + strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
 }
 
 // overloaded answers a request the limiter refused: 503, Retry-After in

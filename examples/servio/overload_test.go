@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -56,6 +59,7 @@ func TestOverloadSheds(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.True(t, strings.HasPrefix(resp.Header.Get("Server-Timing"), "shed;dur="), "the refusal says how long it took: %q", resp.Header.Get("Server-Timing"))
 	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 	var e struct {
 		Error      string `json:"error"`
@@ -91,8 +95,50 @@ func TestOverloadOff(t *testing.T) {
 	cfg, err = parseConfig("servio", nil, func(string) string { return "" }, io.Discard, nil)
 	require.NoError(t, err)
 	assert.True(t, cfg.AdaptiveLimit, "on by default")
+	assert.Equal(t, 2*time.Millisecond, cfg.AdaptiveDelayTarget, "default delay target")
+	cfg, err = parseConfig("servio", nil, func(k string) string {
+		if k == "ADAPTIVE_DELAY_TARGET" {
+			return "5ms"
+		}
+		return ""
+	}, io.Discard, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Millisecond, cfg.AdaptiveDelayTarget, "ADAPTIVE_DELAY_TARGET=5ms")
+	_, err = parseConfig("servio", []string{"-adaptive-delay-target", "-1ms"}, func(string) string { return "" }, io.Discard, nil)
+	assert.Error(t, err, "a negative delay target is refused")
 
 	cfg = testConfig(t, "sqlite")
 	cfg.Baseline = true
 	assert.Nil(t, startApp(t, cfg).overload, "-baseline keeps the adaptive limit off")
+}
+
+// TestOverloadShedsOnRunQueueDelay: with the run-queue delay far above
+// -adaptive-delay-target the limiter sheds by priority although nothing
+// is in flight — the assistant (low) first, then reads (normal) — while
+// health probes still pass; once the delay is gone, reads are served
+// again.
+func TestOverloadShedsOnRunQueueDelay(t *testing.T) {
+	t.Parallel()
+	var delay atomic.Int64
+	opts := testAppOptions
+	opts.overloadDelay = func() time.Duration { return time.Duration(delay.Load()) }
+	cfg := testConfig(t, "sqlite")
+	cfg.AdaptiveDelayTarget = 2 * time.Millisecond
+	a := startAppWith(t, cfg, opts)
+
+	delay.Store(int64(time.Second))
+	require.Eventually(t, func() bool {
+		status, _ := a.do("GET", "/restaurants/1/menu", "")
+		return status == http.StatusServiceUnavailable
+	}, 10*time.Second, 15*time.Millisecond, "reads are shed once the level passes 1")
+	assert.GreaterOrEqual(t, a.overload.ShedLevel(), 1.0, "normal is shed only after all of low")
+	assert.Zero(t, a.overload.InFlight(), "nothing in flight: the delay alone sheds")
+	status, _ := a.do("GET", "/health/live", "")
+	assert.Equal(t, http.StatusOK, status, "health probes are never shed")
+
+	delay.Store(0)
+	require.Eventually(t, func() bool {
+		status, _ := a.do("GET", "/restaurants/1/menu", "")
+		return status == http.StatusOK && a.overload.ShedLevel() == 0
+	}, 10*time.Second, 15*time.Millisecond, "with no delay the level falls back to 0")
 }

@@ -255,22 +255,7 @@ const (
 // send sends o once and returns the status (0 with err when no answer
 // came) and, when o wants it, the body of a 2xx answer.
 func (e *engine) send(o op) (int, []byte, error) {
-	var body io.Reader
-	if o.body != nil {
-		body = bytes.NewReader(o.body)
-	}
-	req, _ := http.NewRequest(o.method, e.o.target+o.path, body)
-	if o.body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("X-Forwarded-For", o.client)
-	if o.auth {
-		req.Header.Set("Authorization", "Bearer "+e.token)
-	}
-	if o.key != "" {
-		req.Header.Set("Idempotency-Key", o.key)
-	}
-	resp, err := e.client.Do(req)
+	resp, err := e.client.Do(e.newRequest(context.Background(), o))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -282,6 +267,26 @@ func (e *engine) send(o op) (int, []byte, error) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 	}
 	return resp.StatusCode, respBody, nil
+}
+
+// newRequest builds the request of o with its headers.
+func (e *engine) newRequest(ctx context.Context, o op) *http.Request {
+	var body io.Reader
+	if o.body != nil {
+		body = bytes.NewReader(o.body)
+	}
+	req, _ := http.NewRequestWithContext(ctx, o.method, e.o.target+o.path, body)
+	if o.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("X-Forwarded-For", o.client)
+	if o.auth {
+		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
+	if o.key != "" {
+		req.Header.Set("Idempotency-Key", o.key)
+	}
+	return req
 }
 
 func (e *engine) showProgress(ctx context.Context, w io.Writer) {

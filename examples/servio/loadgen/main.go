@@ -23,6 +23,14 @@
 //
 //	go run ./examples/servio/loadgen soak -duration 10m -rate 150
 //
+// `loadgen overload` measures a server past its capacity: an unloaded
+// step, a capacity search (or -capacity), then 1×, 2× and 4× that rate,
+// reporting goodput, admitted latency, shed share by priority, time to
+// shed, probe and rejection latency; `loadgen overload-table` sets several
+// runs' JSON side by side (scripts/bench-overload runs it all):
+//
+//	go run ./examples/servio/loadgen overload -url http://127.0.0.1:8080 -json run.json
+//
 // Only loopback targets are accepted.
 package main
 
@@ -74,6 +82,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runCompare(ctx, args[1:], stdout, stderr)
 		case "soak":
 			return runSoak(ctx, args[1:], stdout, stderr)
+		case "overload":
+			return runOverload(ctx, args[1:], stdout, stderr)
+		case "overload-table":
+			return runOverloadTable(args[1:], stdout)
 		}
 	}
 	o, err := parseFlags(args, stderr)

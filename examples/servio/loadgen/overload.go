@@ -1,0 +1,610 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// `loadgen overload` measures how a server behaves past its capacity, open
+// loop: an unloaded step, then (unless -capacity is given) a search for the
+// capacity — the highest offered rate answered ≥ 99 % without a 5xx and
+// with p99 ≤ 5× the unloaded p99 — then steps at 1×, 2× and 4× that
+// capacity. Health probes (/health/live and /health/ready) go out on their
+// own clock at -probe-rate each. Every request has -timeout from the moment
+// it was due (the client gives up then); a request the generator could not
+// even start because all -concurrency connections were busy counts as
+// dropped and failed.
+//
+// A shed request is a 503 whose body says "overloaded" (servio's and
+// bench/overload's refusal); its latency is measured client-side from send
+// to answer, and server-side from a "Server-Timing: shed;dur=<ms>" header
+// when the server sends one. Priorities follow servio's routePriority:
+// logins, order placement and status changes high, the assistant low,
+// probes critical, other reads normal.
+//
+//	loadgen overload -url http://127.0.0.1:8080 -label servio-perfkit -json out.json
+//	loadgen overload-table off.json perfkit.json failsafe.json
+type overloadOptions struct {
+	load          options
+	label         string
+	capacity      float64
+	factors       []float64
+	stepDuration  time.Duration
+	trialDuration time.Duration
+	unloadedRate  float64
+	searchStart   float64
+	timeout       time.Duration
+	probeRate     float64
+	serverPID     int
+}
+
+// Priority classes, in servio's order (resilience.Priority + 1).
+const (
+	prioLow = iota
+	prioNormal
+	prioHigh
+	prioCritical
+	prioCount
+)
+
+var prioNames = [prioCount]string{"low", "normal", "high", "critical"}
+
+// routeClass is servio's routePriority for loadgen's route names.
+func routeClass(route string) int {
+	switch route {
+	case "POST /orders", "PATCH /orders/{id}", "POST /auth/login":
+		return prioHigh
+	case "POST /assistant/query", "POST /uploads":
+		return prioLow
+	}
+	if strings.HasPrefix(route, "GET /health") {
+		return prioCritical
+	}
+	return prioNormal
+}
+
+// prioResult counts one priority's requests in a step.
+type prioResult struct {
+	Priority string `json:"priority"`
+	Sent     uint64 `json:"sent"`
+	Good     uint64 `json:"good"` // answered without a 5xx in time
+	Shed     uint64 `json:"shed"` // 503 "overloaded"
+	Failed   uint64 `json:"failed"`
+}
+
+// stepResult is what one step of offered load produced.
+type stepResult struct {
+	Step     string        `json:"step"` // unloaded, trial, 1x, 2x, 4x
+	Offered  float64       `json:"offered_rps"`
+	Duration time.Duration `json:"duration_ns"`
+	// Goodput is the answers without a 5xx, in time, per second from
+	// the step's start to its end or to the last such answer if later
+	// (probes excluded).
+	Goodput float64 `json:"goodput_rps"`
+	// SuccessShare is those answers ÷ requests (probes excluded).
+	SuccessShare float64 `json:"success_share"`
+	// Admitted latency, from due time, of every request not shed
+	// (timeouts count at their timeout), probes excluded.
+	AdmittedP50 time.Duration `json:"admitted_p50_ns"`
+	AdmittedP99 time.Duration `json:"admitted_p99_ns"`
+	Priorities  []prioResult  `json:"priorities"`
+	Dropped     uint64        `json:"dropped"`  // never sent: every connection busy
+	Timeouts    uint64        `json:"timeouts"` // no answer within -timeout
+	// TimeToShed is from the step's start to the first shed answer; -1
+	// when nothing was shed.
+	TimeToShed    time.Duration `json:"time_to_shed_ns"`
+	LiveP99       time.Duration `json:"live_p99_ns"`
+	ReadyP99      time.Duration `json:"ready_p99_ns"`
+	ProbeFailures uint64        `json:"probe_failures"` // probes not answered 200 in time
+	// Latency of shed answers: client-side from send to answer, and
+	// server-side from Server-Timing (0 when the server sends none).
+	RejectClientP99 time.Duration `json:"reject_client_p99_ns"`
+	RejectServerP99 time.Duration `json:"reject_server_p99_ns"`
+	RejectServerMax time.Duration `json:"reject_server_max_ns"`
+	// LagP99 is how late the generator started requests: large values
+	// mean the generator, not the server, was the bottleneck.
+	LagP99 time.Duration `json:"lag_p99_ns"`
+	// ServerCPU is the server's CPU time (user + system) from the step's
+	// start until its last answer, with -server-pid; ServerCPUShare that
+	// time ÷ the wall time (1 = one core busy throughout: less, while the
+	// server was overloaded, means something else had the core).
+	ServerCPU      time.Duration `json:"server_cpu_ns,omitempty"`
+	ServerCPUShare float64       `json:"server_cpu_share,omitempty"`
+}
+
+// overloadReport is one configuration's run.
+type overloadReport struct {
+	Label       string        `json:"label"`
+	Target      string        `json:"target"`
+	Capacity    float64       `json:"capacity_rps"`
+	Searched    bool          `json:"capacity_searched"`
+	UnloadedP99 time.Duration `json:"unloaded_p99_ns"`
+	Unloaded    stepResult    `json:"unloaded"`
+	Trials      []stepResult  `json:"trials,omitempty"`
+	Steps       []stepResult  `json:"steps"`
+}
+
+func runOverload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseOverloadFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	rep, err := overload(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	printOverloadTables(stdout, []*overloadReport{rep})
+	if o.load.jsonOut != "" { // -json: the report, for overload-table
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		return os.WriteFile(o.load.jsonOut, append(b, '\n'), 0o644)
+	}
+	return nil
+}
+
+func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error) {
+	o := overloadOptions{factors: []float64{1, 2, 4}}
+	fs := flag.NewFlagSet("loadgen overload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	registerLoadFlags(fs, &o.load)
+	fs.StringVar(&o.load.target, "url", "http://127.0.0.1:8080", "base URL of the server (loopback only)")
+	fs.StringVar(&o.label, "label", "", "name of the configuration in the tables (default: the URL)")
+	fs.Float64Var(&o.capacity, "capacity", 0, "capacity in req/s; 0: search for it")
+	fs.Func("factors", "comma-separated multiples of the capacity to offer (default 1,2,4)", func(s string) error {
+		f, err := parseFactors(s)
+		o.factors = f
+		return err
+	})
+	fs.DurationVar(&o.stepDuration, "step-duration", 8*time.Second, "duration of each overload step")
+	fs.DurationVar(&o.trialDuration, "trial-duration", 4*time.Second, "duration of each capacity-search trial and of the unloaded step")
+	fs.Float64Var(&o.unloadedRate, "unloaded-rate", 100, "offered rate of the unloaded step, req/s")
+	fs.Float64Var(&o.searchStart, "search-start", 1000, "first rate the capacity search tries, req/s")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "client timeout of each request, from its due time")
+	fs.Float64Var(&o.probeRate, "probe-rate", 10, "/health/live and /health/ready probes per second, each")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "process id of the server (Linux): report its CPU time per step from /proc")
+	// Overload needs many connections: a server that queues holds each
+	// request for seconds.
+	if err := fs.Parse(append([]string{"-concurrency", "4000", "-warmup", "0s"}, args...)); err != nil {
+		return o, err
+	}
+	if o.label == "" {
+		o.label = o.load.target
+	}
+	switch {
+	case o.capacity < 0 || o.unloadedRate <= 0 || o.searchStart <= 0 || o.probeRate < 0:
+		return o, errors.New("-capacity, -unloaded-rate, -search-start and -probe-rate must be positive")
+	case o.stepDuration <= 0 || o.trialDuration <= 0 || o.timeout <= 0:
+		return o, errors.New("-step-duration, -trial-duration and -timeout must be positive")
+	}
+	return o, o.load.validate()
+}
+
+func parseFactors(s string) ([]float64, error) {
+	var out []float64
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("-factors: %q is not a positive number", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// overload runs the unloaded step, the capacity search and the steps.
+func overload(ctx context.Context, o overloadOptions, stderr io.Writer) (*overloadReport, error) {
+	e := &engine{o: &o.load, client: overloadClient(o.load.concurrency), menus: &menus{items: map[int][]int64{}}}
+	defer e.client.CloseIdleConnections()
+	if err := e.ping(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.login(ctx); err != nil {
+		return nil, err
+	}
+	rep := &overloadReport{Label: o.label, Target: o.load.target, Capacity: o.capacity}
+	// A short unmeasured run learns the menus, so the orders placed in
+	// the measured steps are valid.
+	e.step(ctx, &o, "warm-up", o.unloadedRate, min(o.trialDuration, 2*time.Second))
+	rep.Unloaded = e.step(ctx, &o, "unloaded", o.unloadedRate, o.trialDuration)
+	rep.UnloadedP99 = rep.Unloaded.AdmittedP99
+	fmt.Fprintf(stderr, "%s: unloaded %.0f req/s: p50 %s p99 %s\n", o.label, o.unloadedRate, ms(rep.Unloaded.AdmittedP50), ms(rep.UnloadedP99))
+	if rep.Capacity == 0 {
+		rep.Searched = true
+		rep.Capacity, rep.Trials = e.searchCapacity(ctx, &o, rep.UnloadedP99, stderr)
+		if rep.Capacity == 0 {
+			return nil, fmt.Errorf("%s: not even %.0f req/s met the capacity rule (≥ 99 %% answered without a 5xx, p99 ≤ 5× unloaded %s)", o.label, o.searchStart, ms(rep.UnloadedP99))
+		}
+	}
+	for _, f := range o.factors {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		e.cooldown(ctx, o.timeout)
+		s := e.step(ctx, &o, strconv.FormatFloat(f, 'g', -1, 64)+"x", f*rep.Capacity, o.stepDuration)
+		fmt.Fprintf(stderr, "%s: %s (%.0f req/s): goodput %.0f req/s, admitted p99 %s, shed %d\n",
+			o.label, s.Step, s.Offered, s.Goodput, ms(s.AdmittedP99), totalShed(s))
+		rep.Steps = append(rep.Steps, s)
+	}
+	return rep, ctx.Err()
+}
+
+// capacityOK is the capacity rule: ≥ 99 % answered without a 5xx in time
+// and admitted p99 ≤ 5× the unloaded p99.
+func capacityOK(s stepResult, unloadedP99 time.Duration) bool {
+	return s.SuccessShare >= 0.99 && s.AdmittedP99 <= 5*unloadedP99
+}
+
+// searchCapacity raises the rate by half until the rule fails, then
+// bisects three times between the last rate that met it and the first
+// that did not.
+func (e *engine) searchCapacity(ctx context.Context, o *overloadOptions, unloadedP99 time.Duration, stderr io.Writer) (float64, []stepResult) {
+	var trials []stepResult
+	try := func(rate float64) bool {
+		e.cooldown(ctx, o.timeout)
+		s := e.step(ctx, o, "trial", rate, o.trialDuration)
+		trials = append(trials, s)
+		ok := capacityOK(s, unloadedP99)
+		fmt.Fprintf(stderr, "%s: trial %.0f req/s: %.2f%% good, p99 %s → %v\n", o.label, rate, 100*s.SuccessShare, ms(s.AdmittedP99), ok)
+		return ok
+	}
+	good, bad := 0.0, o.searchStart
+	for ctx.Err() == nil && bad < 1e6 && try(bad) {
+		good, bad = bad, bad*1.5
+	}
+	for range 3 {
+		if ctx.Err() != nil {
+			break
+		}
+		mid := (good + bad) / 2
+		if try(mid) {
+			good = mid
+		} else {
+			bad = mid
+		}
+	}
+	return good, trials
+}
+
+// cooldown waits until the server answers /health/live within 10 ms again
+// (a server that queued may still be working off its backlog), for at
+// most timeout.
+func (e *engine) cooldown(ctx context.Context, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for quiet := 0; quiet < 3 && time.Now().Before(deadline) && ctx.Err() == nil; {
+		t0 := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, e.o.target+"/health/live", nil)
+		resp, err := e.client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		cancel()
+		if err == nil && time.Since(t0) < 10*time.Millisecond {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// stepStats collects a step's results from every worker.
+type stepStats struct {
+	start    time.Time
+	mu       sync.Mutex
+	admitted histogram
+	rejectC  histogram
+	rejectS  histogram
+	lag      histogram
+	live     histogram
+	ready    histogram
+	prio     [prioCount]prioResult
+	dropped  uint64
+	timeouts uint64
+	probeBad uint64
+	lastGood time.Time // the latest answer counted in goodput
+	// firstShed is nanoseconds after start of the first shed answer + 1
+	// (0: none yet).
+	firstShed atomic.Int64
+}
+
+// outcome is one request's result.
+type outcome struct {
+	class        int
+	route        string
+	due, started time.Time
+	end          time.Time
+	status       int
+	shed         bool
+	serverShed   time.Duration // from Server-Timing, 0 if absent
+	err          error
+}
+
+func (s *stepStats) record(x outcome) {
+	if x.shed {
+		at := int64(x.end.Sub(s.start)) + 1
+		for {
+			cur := s.firstShed.Load()
+			if (cur != 0 && cur <= at) || s.firstShed.CompareAndSwap(cur, at) {
+				break
+			}
+		}
+	}
+	good := x.err == nil && x.status > 0 && x.status < 500
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := &s.prio[x.class]
+	p.Sent++
+	switch {
+	case x.shed:
+		p.Shed++
+		s.rejectC.record(x.end.Sub(x.started))
+		if x.serverShed > 0 {
+			s.rejectS.record(x.serverShed)
+		}
+	case good:
+		p.Good++
+		if x.class != prioCritical && x.end.After(s.lastGood) {
+			s.lastGood = x.end
+		}
+	default:
+		p.Failed++
+		if x.err != nil && errors.Is(x.err, context.DeadlineExceeded) {
+			s.timeouts++
+		}
+	}
+	if !x.started.IsZero() {
+		s.lag.record(x.started.Sub(x.due))
+	}
+	lat := x.end.Sub(x.due)
+	switch {
+	case x.route == "GET /health/live":
+		s.live.record(lat)
+	case x.route == "GET /health/ready":
+		s.ready.record(lat)
+	case !x.shed:
+		s.admitted.record(lat)
+	}
+	if x.class == prioCritical && (!good || x.status != http.StatusOK) {
+		s.probeBad++
+	}
+}
+
+func (s *stepStats) result(name string, rate float64, d time.Duration) stepResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := stepResult{Step: name, Offered: rate, Duration: d, Dropped: s.dropped, Timeouts: s.timeouts,
+		AdmittedP50: s.admitted.quantile(.5), AdmittedP99: s.admitted.quantile(.99),
+		LiveP99: s.live.quantile(.99), ReadyP99: s.ready.quantile(.99), ProbeFailures: s.probeBad,
+		RejectClientP99: s.rejectC.quantile(.99), RejectServerP99: s.rejectS.quantile(.99), RejectServerMax: s.rejectS.max,
+		LagP99: s.lag.quantile(.99), TimeToShed: -1}
+	if f := s.firstShed.Load(); f > 0 {
+		r.TimeToShed = time.Duration(f - 1)
+	}
+	var sent, good uint64
+	for i := range s.prio {
+		p := s.prio[i]
+		p.Priority = prioNames[i]
+		r.Priorities = append(r.Priorities, p)
+		if i != prioCritical {
+			sent += p.Sent
+			good += p.Good
+		}
+	}
+	if sent > 0 {
+		r.SuccessShare = float64(good) / float64(sent)
+	}
+	// Over the step, or until the last good answer when a backlog was
+	// still answered after it (vegeta's throughput).
+	r.Goodput = float64(good) / max(d, s.lastGood.Sub(s.start)).Seconds()
+	return r
+}
+
+// step offers rate req/s of the mix for d, plus the probes, and waits for
+// every request to end (at most -timeout after the last one was due).
+func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate float64, d time.Duration) stepResult {
+	var cpu0 time.Duration
+	if o.serverPID > 0 {
+		cpu0, _ = processCPU(o.serverPID)
+	}
+	st := &stepStats{start: time.Now()}
+	type job struct {
+		op  op
+		due time.Time
+	}
+	jobs := make(chan job, o.load.concurrency)
+	var wg sync.WaitGroup
+	for range o.load.concurrency {
+		wg.Go(func() {
+			for j := range jobs {
+				st.record(e.sendTimed(j.op, j.due, o.timeout))
+			}
+		})
+	}
+	runCtx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var probes sync.WaitGroup
+	if o.probeRate > 0 {
+		for _, path := range []string{"/health/live", "/health/ready"} {
+			probes.Go(func() {
+				probe := op{route: "GET " + path, method: http.MethodGet, path: path, client: "198.18.255.255"}
+				pace(runCtx, st.start, o.probeRate, func(due time.Time) {
+					probes.Go(func() { st.record(e.sendTimed(probe, due, o.timeout)) })
+				})
+			})
+		}
+	}
+	w := newWorkload(&o.load, 0, e.menus)
+	pace(runCtx, st.start, rate, func(due time.Time) {
+		j := job{w.next(), due}
+		select {
+		case jobs <- j:
+		default:
+			st.record(outcome{class: routeClass(j.op.route), route: j.op.route, due: due, end: due.Add(o.timeout), err: errDropped})
+			st.mu.Lock()
+			st.dropped++
+			st.mu.Unlock()
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	probes.Wait()
+	r := st.result(name, rate, d)
+	if o.serverPID > 0 {
+		if cpu, err := processCPU(o.serverPID); err == nil && cpu0 > 0 {
+			r.ServerCPU = cpu - cpu0
+			r.ServerCPUShare = r.ServerCPU.Seconds() / time.Since(st.start).Seconds()
+		}
+	}
+	return r
+}
+
+// processCPU returns the user + system CPU time of process pid, from
+// /proc/<pid>/stat (Linux).
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseProcStatCPU(string(b))
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+// parseProcStatCPU reads utime + stime (fields 14 and 15) from a
+// /proc/<pid>/stat line; the command name (field 2) is in parentheses and
+// may itself hold spaces and parentheses, so fields count from the last
+// ')'.
+func parseProcStatCPU(line string) (time.Duration, error) {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return 0, errors.New("/proc stat: no command name")
+	}
+	f := strings.Fields(line[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, errors.New("/proc stat: too few fields")
+	}
+	var ticks uint64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat: %w", err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+var errDropped = errors.New("not sent: every connection busy")
+
+// pace calls fire at start, start+1/rate, … until ctx ends, catching up
+// in bursts when it wakes late so the offered rate holds.
+func pace(ctx context.Context, start time.Time, rate float64, fire func(due time.Time)) {
+	interval := time.Duration(float64(time.Second) / rate)
+	next := start
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		for now := time.Now(); !next.After(now); next = next.Add(interval) {
+			if ctx.Err() != nil {
+				return
+			}
+			fire(next)
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+// sendTimed sends o, due at due, giving up timeout after due.
+func (e *engine) sendTimed(o op, due time.Time, timeout time.Duration) outcome {
+	x := outcome{class: routeClass(o.route), route: o.route, due: due}
+	ctx, cancel := context.WithDeadline(context.Background(), due.Add(timeout))
+	defer cancel()
+	x.started = time.Now()
+	resp, err := e.client.Do(e.newRequest(ctx, o))
+	if err != nil {
+		x.end, x.err = time.Now(), err
+		if ctx.Err() != nil {
+			x.err = context.DeadlineExceeded
+		}
+		return x
+	}
+	x.status = resp.StatusCode
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		x.shed = bytes.Contains(b, []byte("overloaded"))
+		x.serverShed, _ = serverTiming(resp.Header.Get("Server-Timing"), "shed")
+	} else if o.onBody != nil && resp.StatusCode/100 == 2 {
+		b, _ := io.ReadAll(resp.Body)
+		o.onBody(b)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	x.end = time.Now()
+	if err != nil && ctx.Err() != nil {
+		x.err = context.DeadlineExceeded
+	}
+	return x
+}
+
+// serverTiming returns the dur (milliseconds, RFC: W3C Server Timing) of
+// the metric named name in a Server-Timing header value such as
+// `shed;dur=0.012, db;dur=3`.
+func serverTiming(h, name string) (time.Duration, bool) {
+	for m := range strings.SplitSeq(h, ",") {
+		parts := strings.Split(m, ";")
+		if strings.TrimSpace(parts[0]) != name {
+			continue
+		}
+		for _, p := range parts[1:] {
+			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if !ok || k != "dur" {
+				continue
+			}
+			f, err := strconv.ParseFloat(strings.Trim(v, `"`), 64)
+			if err != nil || f < 0 {
+				return 0, false
+			}
+			return time.Duration(f * float64(time.Millisecond)), true
+		}
+	}
+	return 0, false
+}
+
+// overloadClient is an HTTP client that may hold concurrency connections
+// and keeps them alive between requests.
+func overloadClient(concurrency int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = concurrency
+	tr.MaxIdleConnsPerHost = concurrency
+	return &http.Client{Transport: tr}
+}
+
+func totalShed(s stepResult) uint64 {
+	var n uint64
+	for _, p := range s.Priorities {
+		n += p.Shed
+	}
+	return n
+}

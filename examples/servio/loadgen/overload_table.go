@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// runOverloadTable prints the tables of several `loadgen overload -json`
+// reports side by side.
+func runOverloadTable(files []string, stdout io.Writer) error {
+	if len(files) == 0 {
+		return errors.New("overload-table: name the JSON reports of `loadgen overload -json`")
+	}
+	var reps []*overloadReport
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var r overloadReport
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		reps = append(reps, &r)
+	}
+	printOverloadTables(stdout, reps)
+	return nil
+}
+
+// The done-when bounds of issue 23, checked at 2× capacity and above.
+const (
+	doneGoodputShare = 0.9                    // of capacity
+	doneP99Factor    = 5                      // × the unloaded p99
+	doneProbeP99     = 100 * time.Millisecond // /health/live and /health/ready
+	doneReject       = time.Millisecond       // rejection latency
+)
+
+// verdict lists the done-when bounds a step at factor× capacity missed,
+// "ok" when it met them all, "—" below 2×.
+func verdict(r *overloadReport, s stepResult, factor float64) string {
+	if factor < 2 {
+		return "—"
+	}
+	var miss []string
+	if s.Goodput < doneGoodputShare*r.Capacity {
+		miss = append(miss, "goodput")
+	}
+	if s.AdmittedP99 > doneP99Factor*r.UnloadedP99 {
+		miss = append(miss, "p99")
+	}
+	if s.Priorities[prioCritical].Shed > 0 {
+		miss = append(miss, "critical shed")
+	}
+	if s.LiveP99 >= doneProbeP99 || s.ReadyP99 >= doneProbeP99 || s.ProbeFailures > 0 {
+		miss = append(miss, "probes")
+	}
+	if rej := rejectLatency(s); rej >= doneReject {
+		miss = append(miss, "rejection latency")
+	}
+	if len(miss) == 0 {
+		return "ok"
+	}
+	return "missed: " + strings.Join(miss, ", ")
+}
+
+// rejectLatency is the server-side rejection p99 when the server reported
+// it, else the client-side one.
+func rejectLatency(s stepResult) time.Duration {
+	if s.RejectServerP99 > 0 {
+		return s.RejectServerP99
+	}
+	return s.RejectClientP99
+}
+
+// printOverloadTables writes the reports as markdown: one line per
+// configuration on capacity and the unloaded latency, then one table row
+// per step and configuration.
+func printOverloadTables(w io.Writer, reps []*overloadReport) {
+	fmt.Fprintln(w, "| configuration | capacity | unloaded p50 | unloaded p99 |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, r := range reps {
+		how := "given"
+		if r.Searched {
+			how = "measured"
+		}
+		fmt.Fprintf(w, "| %s | %.0f req/s (%s) | %s | %s |\n", r.Label, r.Capacity, how, ms(r.Unloaded.AdmittedP50), ms(r.UnloadedP99))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| step | configuration | offered | goodput | admitted p50 | admitted p99 | shed low / normal / high / critical | time to shed | live / ready p99 | rejection p99 client / server (max) | dropped / timeouts | generator lag p99 | server CPU | done when (≥ 2×) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	steps := 0
+	for _, r := range reps {
+		steps = max(steps, len(r.Steps))
+	}
+	for i := range steps {
+		for _, r := range reps {
+			if i >= len(r.Steps) {
+				continue
+			}
+			s := r.Steps[i]
+			factor := 0.0
+			if r.Capacity > 0 {
+				factor = s.Offered / r.Capacity
+			}
+			p99 := ms(s.AdmittedP99)
+			if r.UnloadedP99 > 0 {
+				p99 += fmt.Sprintf(" (%.1f×)", float64(s.AdmittedP99)/float64(r.UnloadedP99))
+			}
+			tts := "none"
+			if s.TimeToShed >= 0 {
+				tts = ms(s.TimeToShed)
+			}
+			cpu := "n/a"
+			if s.ServerCPU > 0 {
+				cpu = fmt.Sprintf("%.0f %% of a core", 100*s.ServerCPUShare)
+			}
+			fmt.Fprintf(w, "| %s | %s | %.0f req/s | %.0f req/s (%.0f %%) | %s | %s | %s | %s | %s / %s | %s | %d / %d | %s | %s | %s |\n",
+				s.Step, r.Label, s.Offered, s.Goodput, 100*s.Goodput/r.Capacity, ms(s.AdmittedP50), p99,
+				shedShares(s), tts, ms(s.LiveP99), ms(s.ReadyP99), rejections(s), s.Dropped, s.Timeouts, ms(s.LagP99), cpu, verdict(r, s, factor))
+		}
+	}
+}
+
+// shedShares is each priority's shed share, "12 % / 3 % / 0 % / 0 (of 80)"
+// with the critical count absolute, since any is too many.
+func shedShares(s stepResult) string {
+	var parts []string
+	for i, p := range s.Priorities {
+		if i == prioCritical {
+			parts = append(parts, fmt.Sprintf("%d of %d", p.Shed, p.Sent))
+			continue
+		}
+		if p.Sent == 0 {
+			parts = append(parts, "–")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%.0f %%", 100*float64(p.Shed)/float64(p.Sent)))
+	}
+	return strings.Join(parts, " / ")
+}
+
+func rejections(s stepResult) string {
+	if totalShed(s) == 0 {
+		return "none shed"
+	}
+	server := "n/a"
+	if s.RejectServerP99 > 0 {
+		server = fmt.Sprintf("%s (%s)", fineMS(s.RejectServerP99), fineMS(s.RejectServerMax))
+	}
+	return fineMS(s.RejectClientP99) + " / " + server
+}
+
+// fineMS shows a duration in milliseconds to the microsecond.
+func fineMS(d time.Duration) string {
+	return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond))
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestServerTiming(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		header string
+		want   time.Duration
+		ok     bool
+	}{
+		{"shed;dur=0.012", 12 * time.Microsecond, true},
+		{`db;dur=3, shed;desc="x";dur=1.5`, 1500 * time.Microsecond, true},
+		{`shed;dur="2"`, 2 * time.Millisecond, true},
+		{"db;dur=3", 0, false},
+		{"shed", 0, false},
+		{"shed;dur=-1", 0, false},
+		{"shed;dur=abc", 0, false},
+		{"", 0, false},
+	} {
+		d, ok := serverTiming(c.header, "shed")
+		assert.Equal(t, c.want, d, "%q", c.header)
+		assert.Equal(t, c.ok, ok, "%q", c.header)
+	}
+}
+
+func FuzzServerTiming(f *testing.F) {
+	f.Add("shed;dur=0.012, db;dur=3")
+	f.Fuzz(func(t *testing.T, h string) {
+		if d, ok := serverTiming(h, "shed"); ok && d < 0 {
+			t.Fatalf("negative duration %v from %q", d, h)
+		}
+	})
+}
+
+func TestRouteClass(t *testing.T) {
+	t.Parallel()
+	for route, want := range map[string]int{
+		"GET /health/live": prioCritical, "GET /health/ready": prioCritical,
+		"POST /orders": prioHigh, "PATCH /orders/{id}": prioHigh, "POST /auth/login": prioHigh,
+		"POST /assistant/query": prioLow, "GET /restaurants/{id}/menu": prioNormal, "GET /orders/{id}": prioNormal,
+	} {
+		assert.Equal(t, prioNames[want], prioNames[routeClass(route)], route)
+	}
+}
+
+// TestVerdict checks each done-when bound at 2× and that below 2× there
+// is no verdict.
+func TestVerdict(t *testing.T) {
+	t.Parallel()
+	r := &overloadReport{Capacity: 1000, UnloadedP99: 2 * time.Millisecond}
+	good := stepResult{Goodput: 950, AdmittedP99: 9 * time.Millisecond, LiveP99: time.Millisecond, ReadyP99: time.Millisecond,
+		RejectServerP99: 50 * time.Microsecond, RejectClientP99: 3 * time.Millisecond, Priorities: make([]prioResult, prioCount)}
+	assert.Equal(t, "ok", verdict(r, good, 2))
+	assert.Equal(t, "—", verdict(r, stepResult{}, 1))
+	bad := good
+	bad.Goodput, bad.AdmittedP99, bad.ReadyP99, bad.RejectServerP99 = 899, 11*time.Millisecond, 100*time.Millisecond, 2*time.Millisecond
+	bad.Priorities = []prioResult{{}, {}, {}, {Sent: 80, Shed: 1}}
+	assert.Equal(t, "missed: goodput, p99, critical shed, probes, rejection latency", verdict(r, bad, 4))
+	noServer := good
+	noServer.RejectServerP99 = 0
+	assert.Equal(t, "missed: rejection latency", verdict(r, noServer, 2), "without Server-Timing the client-side latency counts")
+}
+
+// shedServer answers servio's routes like a server whose limiter refuses
+// every low-priority call (the assistant) with servio's 503 and a
+// Server-Timing header.
+func shedServer(t *testing.T) *httptest.Server {
+	mux := http.NewServeMux()
+	ok := func(body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, body)
+		}
+	}
+	for _, p := range []string{"GET /health", "GET /health/live", "GET /health/ready", "GET /orders/{id}",
+		"GET /restaurants/{id}/orders", "GET /restaurants/{id}/inventory/low-stock", "PATCH /orders/{id}", "POST /orders"} {
+		mux.HandleFunc(p, ok(`{}`))
+	}
+	mux.HandleFunc("GET /restaurants/{id}/menu", ok(`[{"id":1},{"id":2}]`))
+	mux.HandleFunc("POST /auth/login", ok(`{"token":"t"}`))
+	mux.HandleFunc("POST /assistant/query", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server-Timing", "shed;dur=0.004")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":"server overloaded (low priority); retry in 1 s","retry_after":1}`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestOverloadRun runs the overload mode briefly with a given capacity
+// against a server that sheds the assistant: every low-priority request
+// is counted shed with its Server-Timing, nothing else is, probes went
+// out at their rate, and the JSON report renders in overload-table.
+func TestOverloadRun(t *testing.T) {
+	t.Parallel()
+	srv := shedServer(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	var stdout, stderr bytes.Buffer
+	// -concurrency 400: a request finding every connection busy is dropped,
+	// and a -race run on a busy machine answers slowly.
+	err := run(context.Background(), []string{"overload", "-url", srv.URL, "-label", "fake", "-capacity", "200",
+		"-factors", "1,2", "-step-duration", "500ms", "-trial-duration", "300ms", "-unloaded-rate", "50",
+		"-probe-rate", "20", "-assistant", "0.2", "-concurrency", "400", "-server-pid", strconv.Itoa(os.Getpid()), "-json", out}, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	var rep overloadReport
+	require.NoError(t, json.Unmarshal(b, &rep))
+	require.Len(t, rep.Steps, 2)
+	assert.InDelta(t, 400, rep.Steps[1].Offered, 0.01, "2× the given capacity")
+	for _, s := range rep.Steps {
+		low, normal, crit := s.Priorities[prioLow], s.Priorities[prioNormal], s.Priorities[prioCritical]
+		assert.Positive(t, low.Sent, s.Step)
+		assert.Equal(t, low.Sent, low.Shed, "%s: every assistant call was shed", s.Step)
+		assert.Zero(t, normal.Shed+crit.Shed, s.Step)
+		assert.Equal(t, normal.Sent, normal.Good, s.Step)
+		assert.InDelta(t, 2*20*0.5, float64(crit.Sent), 6, "%s: two probes at 20/s for 0.5 s", s.Step)
+		assert.Equal(t, 4*time.Microsecond, s.RejectServerP99, s.Step)
+		assert.GreaterOrEqual(t, s.TimeToShed, time.Duration(0), s.Step)
+		assert.Zero(t, s.Dropped, s.Step)
+	}
+	var cpu time.Duration
+	for _, s := range rep.Steps {
+		cpu += s.ServerCPU
+	}
+	assert.Positive(t, cpu, "the server (this process) used CPU, read from /proc")
+	assert.Contains(t, stdout.String(), "| 2x | fake | 400 req/s |")
+
+	var table bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"overload-table", out, out}, &table, io.Discard))
+	assert.Equal(t, 2, strings.Count(table.String(), "| 2x | fake |"), "one row per report: %s", table.String())
+	assert.Error(t, run(context.Background(), []string{"overload-table"}, io.Discard, io.Discard))
+}
+
+func TestParseProcStatCPU(t *testing.T) {
+	t.Parallel()
+	// pid, a command name with a space and a parenthesis, then state and
+	// fields 4–13, utime 250 and stime 50 ticks (3 s), and more.
+	line := "4242 (my (srv) x) R 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 123 456 789\n"
+	d, err := parseProcStatCPU(line)
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Second, d)
+	for _, bad := range []string{"", "4242 my-srv R 1", "4242 (srv) R 1 2 3", "4242 (srv) R 1 4242 4242 0 -1 4194560 100 0 0 0 x 50 0"} {
+		_, err := parseProcStatCPU(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+	self, err := processCPU(os.Getpid())
+	require.NoError(t, err, "this test's own /proc entry")
+	assert.Positive(t, self)
+}
