@@ -315,7 +315,7 @@ func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 	}
 	shedG, err := bld.m.Float64ObservableGauge("perfkit.resilience.adaptive.shed_level",
 		metric.WithDescription("Shed level of an adaptive limiter driven by its Delay signal: 0 none, 1 all low-priority calls, 2 all normal, 3 all high."),
-		metric.WithUnit("1"))
+		metric.WithUnit("{level}"))
 	if err != nil {
 		bld.errs = append(bld.errs, err)
 	}

@@ -93,7 +93,7 @@
 //	perfkit.resilience.adaptive.inflight      {request}     calls in flight through it (gauge)
 //	perfkit.resilience.adaptive.rejections    {rejection}   calls it refused, by resilience.priority (low, normal, high)
 //	perfkit.resilience.adaptive.overlimit     {request}     critical calls admitted over its limit
-//	perfkit.resilience.adaptive.shed_level    1             shed level driven by its Delay signal, 0 to 3 (gauge)
+//	perfkit.resilience.adaptive.shed_level    {level}       shed level driven by its Delay signal, 0 to 3 (gauge)
 //
 // The counters but transitions start at 0 for their policy (and each retry
 // outcome) when the policy is built, so Prometheus's rate() and increase()

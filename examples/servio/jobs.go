@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -129,6 +130,9 @@ type jobQueue struct {
 	outcomes   metric.Int64Counter
 	duration   metric.Float64Histogram
 	deliveries metric.Int64Counter
+	// last is the newest queue stats read (by a scrape or the health
+	// check): a scrape whose read fails or is slow reports it.
+	last atomic.Pointer[queueStats]
 }
 
 // jobOptions are test knobs of the queue.

@@ -53,11 +53,18 @@ func (q *jobQueue) instruments(mp metric.MeterProvider) error {
 		if q.client == nil {
 			return nil
 		}
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		// A scrape must not wait on a slow or saturated database (Prometheus
+		// would mark the whole target down): the read gets a short bound,
+		// and past it the newest stats read so far are reported.
+		ctx, cancel := context.WithTimeout(ctx, scrapeStatsTimeout)
 		defer cancel()
 		st, err := q.stats(ctx)
 		if err != nil {
-			return nil // a scrape during an outage: no value rather than a failed scrape
+			last := q.last.Load()
+			if last == nil {
+				return nil // never read yet: no value rather than a failed scrape
+			}
+			st = *last
 		}
 		o.ObserveInt64(queued, st.depth)
 		o.ObserveFloat64(oldest, st.oldest.Seconds())
@@ -65,6 +72,9 @@ func (q *jobQueue) instruments(mp metric.MeterProvider) error {
 	}, queued, oldest)
 	return err
 }
+
+// scrapeStatsTimeout bounds the queue-stats read of one metrics scrape.
+const scrapeStatsTimeout = 100 * time.Millisecond
 
 // queueStats is the queue's depth and the age of its oldest job.
 type queueStats struct {
@@ -86,6 +96,7 @@ func (q *jobQueue) stats(ctx context.Context) (queueStats, error) {
 		return st, fmt.Errorf("jobs: queue stats: %w", err)
 	}
 	st.oldest = time.Duration(max(secs, 0) * float64(time.Second))
+	q.last.Store(&st)
 	return st, nil
 }
 
