@@ -434,3 +434,84 @@ func TestInvalidateTagsDropsL2FilledCopyWhenSetAlreadyTaken(t *testing.T) {
 	v, err = cache.Get[string](ctx, x, "menu:1")
 	assert.ErrorIs(t, err, cache.ErrMiss, "x still serves %q after its own InvalidateTags returned", v)
 }
+
+// An invalidation that returned ErrUnavailable on one instance is
+// replayed later, possibly after another instance wrote its keys again
+// (the history checker's cluster runs caught it: "no-lost-write" on a
+// SetMany). The contract counts the replay as a delete of that later
+// value, never as a way back to an older one: here a's replay round is
+// held, once Redis answers again, until b rewrote every key it covers (a
+// key, a tag's member, a pattern's match), then lets it land. Every
+// instance and L2 then hold b's value or nothing, never the value the
+// invalidations were meant to remove.
+func TestReplayLandingAfterAnotherInstancesWriteNeverRestoresOldValue(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := t.Context()
+	rc := twin(t, rdb)
+	fail := &failHook{}
+	rc.AddHook(fail)
+	a := newCache(t, rc, prefix, cache.Config{BreakerConsecutiveFailures: 1000})
+	b := newCache(t, twin(t, rdb), prefix, cache.Config{})
+	waitSubscribed(t, a, b)
+	waitSubscribed(t, b, a)
+	keys := []string{"menu:1", "menu:2", "order:3"}
+	set := func(v string) {
+		t.Helper()
+		require.NoError(t, cache.Set(ctx, b, "menu:1", v, 0))
+		require.NoError(t, cache.Set(ctx, b, "menu:2", v, 0, cache.WithTags("r2")))
+		require.NoError(t, cache.Set(ctx, b, "order:3", v, 0))
+	}
+	set("old")
+
+	held, release, landed := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cache.SetReplayHook(a, func(done bool, _, _, _ []string) {
+		if !done {
+			once.Do(func() { close(held) })
+			<-release
+			return
+		}
+		select {
+		case <-landed:
+		default:
+			close(landed)
+		}
+	})
+	fail.on.Store(true)
+	require.ErrorIs(t, a.Delete(ctx, "menu:1"), cache.ErrUnavailable)
+	_, err := a.InvalidateTags(ctx, "r2")
+	require.ErrorIs(t, err, cache.ErrUnavailable)
+	_, err = a.InvalidatePattern(ctx, "order:*")
+	require.ErrorIs(t, err, cache.ErrUnavailable)
+	require.Equal(t, 3, cache.PendingCount(a))
+	fail.on.Store(false)
+
+	select {
+	case <-held: // a's replay round is about to write
+	case <-time.After(settle):
+		t.Fatal("a's replay round did not start once Redis answered")
+	}
+	set("new") // b's writes get through before the replay lands
+	close(release)
+	select {
+	case <-landed:
+	case <-time.After(settle):
+		t.Fatal("a's replay round did not end")
+	}
+	require.Zero(t, cache.PendingCount(a), "everything replayed")
+
+	fresh := newCache(t, twin(t, rdb), prefix, cache.Config{DisablePubSub: true}) // reads L2
+	for _, k := range keys {
+		for name, c := range map[string]*cache.Cache{"a": a, "b": b, "L2": fresh} {
+			v, err := cache.Get[string](ctx, c, k)
+			if err == nil {
+				assert.Equal(t, "new", v, "%s serves %s from before the invalidation", name, k)
+			} else {
+				assert.ErrorIs(t, err, cache.ErrMiss)
+			}
+		}
+		v, err := cache.Get[string](ctx, fresh, k)
+		t.Logf("L2 after the late replay: %s = %q (%v)", k, v, err)
+	}
+}

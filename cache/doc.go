@@ -33,7 +33,13 @@
 //     (and shares no load that began before the write), never the old
 //     value.
 //   - No lost write: a Set or SetMany that returned nil is in L2 until
-//     overwritten, deleted or expired.
+//     overwritten, deleted or expired. A replayed invalidation (see
+//     Outage) is such a delete, wherever it came from: one that returned
+//     ErrUnavailable before the Set began may be replayed after it and
+//     remove its value from L2 — a miss, never an older value. A key's
+//     replay is cancelled by a later write of the key on the same
+//     instance only; a pattern or tag replay removes what matches it
+//     when it runs.
 //   - No stale resurrection: a load that began before an invalidation does
 //     not fill either tier, on any instance, after the invalidation
 //     returned. (A load's value is written to L2 with one conditional Lua

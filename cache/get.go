@@ -144,9 +144,11 @@ func Get[V any](ctx context.Context, c *Cache, key string) (V, error) {
 // it until overwritten, deleted or expired. It returns an error wrapping
 // ErrUnavailable when Redis failed (L1 is set regardless; the key's L2
 // value and the other instances' copies are then dropped in the
-// background once Redis answers, unless a later write of the key gets
-// through first), ctx.Err() if ctx ended first, ErrClosed after Close, or
-// the codec's error (then neither tier changed).
+// background once Redis answers, unless a later write of the key on this
+// instance gets through first; a later write on another instance does not
+// stop the drop, which then removes that newer value too: a miss),
+// ctx.Err() if ctx ended first, ErrClosed after Close, or the codec's
+// error (then neither tier changed).
 func Set[V any](ctx context.Context, c *Cache, key string, value V, ttl time.Duration, opts ...Option) error {
 	if c.closed.Load() {
 		return ErrClosed

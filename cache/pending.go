@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,6 +51,10 @@ type pending struct {
 	// pendingMaxDelay later, keeps an old invalidation from landing after
 	// a newer write another instance made once the node was back.
 	recovered chan struct{}
+	// hook (tests only, nil otherwise) runs in a replay round before its
+	// first Redis write (landed false) and after its last (landed true),
+	// with the items the round replays.
+	hook atomic.Pointer[func(landed bool, keys, patterns, tags []string)]
 }
 
 // nodeRecovered is called when a breaker closes.
@@ -184,6 +189,10 @@ func (c *Cache) replayPending(ctx context.Context) bool {
 	tags := slices.Collect(maps.Keys(p.tags))
 	flush := p.flush
 	p.mu.Unlock()
+	if h := p.hook.Load(); h != nil && len(keys)+len(patterns)+len(tags) > 0 {
+		(*h)(false, keys, patterns, tags)
+		defer (*h)(true, keys, patterns, tags)
+	}
 
 	done := func(m func(*pending) map[string]struct{}, items ...string) {
 		p.mu.Lock()
