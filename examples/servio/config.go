@@ -53,8 +53,11 @@ type Config struct {
 	AdaptiveMinLimit int
 	// AdaptiveDelayTarget is the Go run-queue delay above which the
 	// adaptive limiter sheds by priority (-adaptive-delay-target,
-	// ADAPTIVE_DELAY_TARGET); default 2ms, 0 turns that signal off (the
-	// concurrency limit alone sheds).
+	// ADAPTIVE_DELAY_TARGET); default 0, off (the concurrency limit alone
+	// sheds). Experimental: the overload benchmark of 5 Dec 2026
+	// (scripts/bench-overload, 2 ms) saw it shed low-priority requests at
+	// 40 % of a core and cut goodput at 4× load; it stays off by default
+	// until it is tuned on a quiet machine.
 	AdaptiveDelayTarget time.Duration
 
 	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
@@ -140,8 +143,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		"shed load past capacity by route priority, 503 + Retry-After (env ADAPTIVE_LIMIT: on/off)")
 	fs.IntVar(&c.AdaptiveMinLimit, "adaptive-min-limit", int(envInt("ADAPTIVE_MIN_LIMIT", 100)),
 		"floor of the adaptive concurrency limit: requests in flight it always admits (env ADAPTIVE_MIN_LIMIT)")
-	fs.DurationVar(&c.AdaptiveDelayTarget, "adaptive-delay-target", envDur("ADAPTIVE_DELAY_TARGET", 2*time.Millisecond),
-		"Go run-queue delay above which requests are shed by priority; 0: off (env ADAPTIVE_DELAY_TARGET)")
+	fs.DurationVar(&c.AdaptiveDelayTarget, "adaptive-delay-target", envDur("ADAPTIVE_DELAY_TARGET", 0),
+		"Go run-queue delay above which requests are shed by priority, e.g. 2ms; 0: off, the default (experimental; env ADAPTIVE_DELAY_TARGET)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")

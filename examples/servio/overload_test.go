@@ -95,7 +95,7 @@ func TestOverloadOff(t *testing.T) {
 	cfg, err = parseConfig("servio", nil, func(string) string { return "" }, io.Discard, nil)
 	require.NoError(t, err)
 	assert.True(t, cfg.AdaptiveLimit, "on by default")
-	assert.Equal(t, 2*time.Millisecond, cfg.AdaptiveDelayTarget, "default delay target")
+	assert.Equal(t, time.Duration(0), cfg.AdaptiveDelayTarget, "default delay target: off until tuned")
 	cfg, err = parseConfig("servio", nil, func(k string) string {
 		if k == "ADAPTIVE_DELAY_TARGET" {
 			return "5ms"
