@@ -169,3 +169,100 @@ func TestParseProcStatCPU(t *testing.T) {
 	require.NoError(t, err, "this test's own /proc entry")
 	assert.Positive(t, self)
 }
+
+// fakeServer models a server of capacity req/s for the capacity search:
+// below capacity it answers everything, its CPU share grows with the
+// rate (cpuPerReq of a core per req/s) and its p99 grows far past any
+// bound tied to the unloaded p99 (as scheduling and GC tails did in the
+// first run); past capacity goodput stays at capacity and the rest times
+// out. withCPU false models a run without -server-pid.
+type fakeServer struct {
+	capacity float64
+	withCPU  bool
+	rates    []float64
+}
+
+func (f *fakeServer) trial(rate float64) (stepResult, bool) {
+	f.rates = append(f.rates, rate)
+	good := min(rate, f.capacity)
+	s := stepResult{Offered: rate, Goodput: good, SuccessShare: good / rate,
+		AdmittedP99: time.Duration(1+20*rate/f.capacity) * time.Millisecond}
+	if rate > f.capacity {
+		s.Timeouts = uint64((rate - f.capacity) * 4)
+	}
+	if f.withCPU {
+		s.ServerCPUShare = min(1, rate/f.capacity)
+	}
+	return s, true
+}
+
+// TestFindCapacityBySaturation: the search ends near the rate at which
+// the server saturates (within the bisection's resolution below it, never
+// above), not where the tail latency first grows, in a bounded number of
+// trials, with and without the server's CPU.
+func TestFindCapacityBySaturation(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		capacity float64
+		withCPU  bool
+	}{{6000, true}, {6000, false}, {375, true}, {1000, false}, {123456, true}} {
+		f := &fakeServer{capacity: c.capacity, withCPU: c.withCPU}
+		var lines []string
+		got, trials := findCapacity(1000, f.trial, func(l string) { lines = append(lines, l) })
+		// With the CPU, the bound is 95 % of a core: capacity·0.95.
+		top := c.capacity
+		if c.withCPU {
+			top = capacityMaxCPU * c.capacity
+		}
+		// The last raise brackets the knee between r and r·capacityGrowth,
+		// r ≤ top; three bisections leave an eighth of that bracket.
+		lowest := top - (capacityGrowth-1)*top/8
+		if c.capacity < 1000 { // the search bisects down from the first rate
+			lowest = top - 1000.0/8
+		}
+		assert.LessOrEqual(t, got, top, "%+v: never above saturation", c)
+		assert.GreaterOrEqual(t, got, lowest, "%+v: close below saturation", c)
+		assert.Len(t, trials, len(f.rates))
+		assert.Len(t, lines, len(f.rates), "one line per trial")
+		assert.LessOrEqual(t, len(trials), capacityMaxRaises+1+capacityBisections)
+		t.Logf("%+v: capacity %.0f after %d trials %v", c, got, len(trials), f.rates)
+	}
+}
+
+func TestFindCapacityBounded(t *testing.T) {
+	t.Parallel()
+	f := &fakeServer{capacity: 1e9}
+	var lines []string
+	got, trials := findCapacity(1000, f.trial, func(l string) { lines = append(lines, l) })
+	assert.Len(t, trials, capacityMaxRaises+1, "never saturated: only the raises")
+	assert.Equal(t, f.rates[len(f.rates)-1], got)
+	assert.Contains(t, lines[len(lines)-1], "no saturation up to")
+
+	calls := 0
+	got, trials = findCapacity(1000, func(rate float64) (stepResult, bool) {
+		calls++
+		if calls == 3 {
+			return stepResult{}, false // interrupted
+		}
+		return (&fakeServer{capacity: 1e9}).trial(rate)
+	}, func(string) {})
+	assert.Equal(t, 1500.0, got, "an interrupted search keeps what it found")
+	assert.Len(t, trials, 2)
+}
+
+func TestSaturation(t *testing.T) {
+	t.Parallel()
+	ok := stepResult{Offered: 1000, Goodput: 990, SuccessShare: 1, ServerCPUShare: 0.9, AdmittedP99: time.Second}
+	assert.Empty(t, saturation(ok), "tail latency alone is no saturation")
+	for name, mod := range map[string]func(*stepResult){
+		"answered":   func(s *stepResult) { s.SuccessShare = 0.98 },
+		"timeouts":   func(s *stepResult) { s.Timeouts = 1 },
+		"dropped":    func(s *stepResult) { s.Dropped = 1 },
+		"goodput":    func(s *stepResult) { s.Goodput = 940 },
+		"server CPU": func(s *stepResult) { s.ServerCPUShare = 0.95 },
+	} {
+		s := ok
+		mod(&s)
+		assert.Contains(t, saturation(s), name)
+	}
+}
