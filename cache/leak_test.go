@@ -1,12 +1,11 @@
 package cache_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"github.com/servio/perfkit/internal/testenv"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// syncLog is a log sink for concurrent writers.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestNoSecretInLogs pushes the leak table through the cache's log lines
 // that carry a loader's error or panic (a loader calling an API may fail
 // with an error quoting its URL and key): the background refresh of a
@@ -40,7 +21,7 @@ func (l *syncLog) String() string {
 func TestNoSecretInLogs(t *testing.T) {
 	t.Parallel()
 	cases := redacttest.Cases(2)
-	var logs syncLog
+	var logs testenv.SyncBuffer
 	clk := newClock()
 	c := newL1(t, cache.Config{StaleFor: time.Hour, TTLJitter: -1, Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx := context.Background()

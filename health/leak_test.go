@@ -1,38 +1,19 @@
 package health
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/servio/perfkit/internal/testenv"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/servio/perfkit/internal/redact/redacttest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// lockedBuffer is a log sink for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // quotingTransport fails every request with an error quoting its URL, as
 // a transport or proxy may.
@@ -50,7 +31,7 @@ func (quotingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestNoSecretLeaves(t *testing.T) {
 	t.Parallel()
 	cases := redacttest.Cases(5)
-	var logs lockedBuffer
+	var logs testenv.SyncBuffer
 	client := &http.Client{Transport: quotingTransport{}}
 	var checks []Check
 	for i, c := range cases {
@@ -85,7 +66,7 @@ func TestNoSecretLeaves(t *testing.T) {
 // the raw URL, and the password holds a '/'.
 func TestIssue24HTTPCheckBadURL(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs testenv.SyncBuffer
 	c := newTest(t, Config{
 		Checks: []Check{{Name: "api", Critical: true, Run: HTTP(nil, "https://svc:Zm9v/YmFy+cXV4@api.internal/health", 0)}},
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),

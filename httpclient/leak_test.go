@@ -2,6 +2,7 @@ package httpclient
 
 import (
 	"errors"
+	"github.com/servio/perfkit/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -35,7 +36,7 @@ func (fakeUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 // as an error text, and as header values; no secret may appear.
 func TestNoSecretInLogs(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec := &sleepRecorder{}
 	c := newTestClient(t, Config{Base: fakeUpstream{}, Logger: logger, DisableBreaker: true, Retry: RetryConfig{Clock: rec}})
@@ -75,7 +76,7 @@ func TestNoSecretInLogs(t *testing.T) {
 // webhook logged at WARN with the secret path.
 func TestIssue24WebhookPathNotLogged(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	c := newTestClient(t, Config{Base: fakeUpstream{}, DisableRetry: true, DisableBreaker: true,
 		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	resp, err := c.Post("https://hooks.slack.com/services/T0000/B0000/XXXXSECRETXXXX", "application/json", strings.NewReader("{}"))
@@ -84,9 +85,7 @@ func TestIssue24WebhookPathNotLogged(t *testing.T) {
 	assert.Contains(t, buf.String(), "url=https://hooks.slack.com attempt=1 status=503")
 	assert.NotContains(t, buf.String(), "SECRET")
 
-	buf.mu.Lock()
-	buf.b.Reset()
-	buf.mu.Unlock()
+	buf.Reset()
 	req, err := http.NewRequestWithContext(WithRoute(t.Context(), "/services/{team}/{bot}/{key}"), http.MethodPost,
 		"https://hooks.slack.com/services/T0000/B0000/XXXXSECRETXXXX", strings.NewReader("{}"))
 	require.NoError(t, err)

@@ -1,14 +1,13 @@
 package httpclient
 
 import (
-	"bytes"
 	"context"
+	"github.com/servio/perfkit/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -173,24 +172,6 @@ func TestMetricsRouteFunc(t *testing.T) {
 	assert.Equal(t, "users/*", attrsOf(hist.DataPoints[0].Attributes)["http.route"])
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a handler.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogsCarryNoSecrets(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
@@ -200,7 +181,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec := &sleepRecorder{}
 	c := newTestClient(t, Config{Logger: logger, Retry: RetryConfig{Clock: rec}})
@@ -238,7 +219,7 @@ func TestLogLevels(t *testing.T) {
 			w.WriteHeader(http.StatusInternalServerError)
 		}
 	})
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	c := newTestClient(t, Config{Logger: logger, DisableRetry: true, DisableBreaker: true})
 	_, err := get(t, c, srv.URL+"/ok")

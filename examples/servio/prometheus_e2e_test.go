@@ -108,26 +108,9 @@ func rulesForTest(t testing.TB, forDur, window string) string {
 type promServer struct {
 	url    string
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	client *http.Client
 	exited chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startPrometheus runs /usr/bin/prometheus (or the one on PATH) scraping
@@ -154,7 +137,7 @@ scrape_configs:
 `, target)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600))
 	for attempt := 1; ; attempt++ {
-		p := &promServer{logs: &syncBuffer{}, client: &http.Client{Timeout: 10 * time.Second}, exited: make(chan error, 1)}
+		p := &promServer{logs: &testenv.SyncBuffer{}, client: &http.Client{Timeout: 10 * time.Second}, exited: make(chan error, 1)}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 		p.url = "http://" + addr
 		p.cmd = exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),

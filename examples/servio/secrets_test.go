@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/servio/perfkit/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,28 +19,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// logBuffer is a log sink for concurrent writers.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startLoggedApp is startApp with servio's JSON log, at Debug, captured.
-func startLoggedApp(t *testing.T, cfg Config) (*testApp, *logBuffer) {
+func startLoggedApp(t *testing.T, cfg Config) (*testApp, *testenv.SyncBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	app, err := newApp(ctx, cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), testAppOptions)

@@ -8,8 +8,8 @@ package statsdtest
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
+	"github.com/servio/perfkit/internal/testenv"
 	"math"
 	"net"
 	"os"
@@ -51,24 +51,7 @@ type Daemon struct {
 
 	mu    sync.Mutex
 	lines []Line
-	out   lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	out   testenv.SyncBuffer
 }
 
 // Start runs statsd until the test ends. It fails the test, saying how to

@@ -46,7 +46,7 @@ type instance struct {
 	t      testing.TB
 	URL    string
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	exited chan error
 	client *http.Client
 	// token is the demo admin's bearer token, got by logging in as a user
@@ -56,23 +56,6 @@ type instance struct {
 	// guest holds order tokens by path (see guestOrder); written before
 	// load starts, read-only after.
 	guest map[string]string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServio starts servio on a free loopback port with the given
@@ -108,7 +91,7 @@ func tryStart(t testing.TB, env []string) (*instance, error) {
 		"TRUSTED_PROXIES=127.0.0.1/32",
 	}
 	cmd.Env = append(append(cleanEnv(), base...), env...)
-	in := &instance{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, logs: &syncBuffer{}, exited: make(chan error, 1),
+	in := &instance{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, logs: &testenv.SyncBuffer{}, exited: make(chan error, 1),
 		client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	cmd.Stdout, cmd.Stderr = in.logs, in.logs
 	if err := cmd.Start(); err != nil {
