@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,17 @@ type AdaptiveConfig struct {
 	// DelayInterval is how often Delay is read, by the Acquire call that
 	// finds the last reading older than this. Default 10 ms.
 	DelayInterval time.Duration
+	// CPUTime, when set with Delay, gates the Delay signal on CPU use: it
+	// returns the CPU time (user + system) the process has used so far
+	// (ProcessCPUTime reads it from the OS). It is read with Delay; the
+	// shed level then rises only while the process kept at least 90 % of
+	// CPUs busy over the last 10 readings (100 ms by default), and falls
+	// fast otherwise (see AdaptiveLimiter). Default nil: the delay alone
+	// moves the level.
+	CPUTime func() time.Duration
+	// CPUs is how many cores' worth of CPU time the process can use in a
+	// second, for CPUTime. Default runtime.GOMAXPROCS(0) at each reading.
+	CPUs int
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.
 	Clock Clock
@@ -89,6 +101,15 @@ const (
 	// relative error (delay/target − 1, clamped to [−1, delayMaxErr]).
 	delayGain   = 0.1
 	delayMaxErr = 10
+	// With CPUTime: cpuWindow is how many readings the CPU utilisation
+	// gating the Delay signal spans, cpuBusy the utilisation at which it
+	// opens, cpuMaxErr the largest error a reading adds (the level rises
+	// by at most 0.05 per reading) and cpuFall the gain of the fall when
+	// the core has room.
+	cpuWindow = 10
+	cpuBusy   = 0.9
+	cpuMaxErr = 0.5
+	cpuFall   = 8
 )
 
 // OverloadError is returned when an AdaptiveLimiter refuses a call; it
@@ -193,6 +214,27 @@ var _ RetryAfterer = (*OverloadError)(nil)
 // the CPU, the delay stays high whatever is shed and the level goes to 3
 // (only Critical gets through).
 //
+// A run-queue delay is not always a shortage of CPU: arrivals come in
+// bursts (a poller wakes many connections at once), and a burst of 20
+// requests on one core makes the last ones wait for the first even when
+// the core is busy 40 % of the time — the 90th percentile of the waits
+// then passes a 2 ms target far below capacity (servio's first overload
+// run shed a quarter of its low-priority calls at 38 % of a core, and at
+// 4× cut its goodput to 17 % of what the limiter off served with the core
+// 60 % busy). With CPUTime set, the delay moves the level only while the
+// process used at least 90 % of CPUs over the last 10 readings (100 ms at
+// the default DelayInterval: a burst fills the core for milliseconds, an
+// overload for good), and then by at most +0.05 per reading (0 to 1 in
+// 200 ms). While the core had room over those readings, or since the last
+// one (the backlog is gone, the level is past its point), the level
+// falls by 0.8·(0.9 − u)/0.1, at most 0.8, per reading, u the lower of
+// the two utilisations, whatever the delay: up slowly, down fast. Readings of CPUTime happen
+// with those of Delay, not per call. In the tests' simulated one-core
+// server with bursty arrivals (Poisson bursts of 8 on average), this
+// sheds nothing at 0.4× the capacity, where the delay alone sheds most
+// low and half the normal calls, and keeps goodput above 90 % of the
+// refusal-cost bound at 2× and 4×.
+//
 // It is safe for concurrent use; admitting and releasing a call does not
 // allocate (a queued call allocates its wait).
 type AdaptiveLimiter struct {
@@ -212,6 +254,12 @@ type AdaptiveLimiter struct {
 	delayTarget   time.Duration
 	delayInterval time.Duration
 	delayNext     atomic.Int64 // UnixNano of the next reading
+	cpuFn         func() time.Duration
+	cpus          int
+
+	cpuMu   sync.Mutex
+	cpuRing [cpuWindow + 1]cpuReading // the last readings of cpuFn
+	cpuNext int                       // index of the next reading in cpuRing
 
 	mu       sync.Mutex
 	limit    float64
@@ -235,6 +283,12 @@ type AdaptiveLimiter struct {
 	reg        metric.Registration
 }
 
+// cpuReading is a reading of AdaptiveConfig.CPUTime at a time.
+type cpuReading struct {
+	at  time.Time
+	cpu time.Duration
+}
+
 type adaptiveWaiter struct {
 	ready   chan struct{}
 	granted bool
@@ -246,7 +300,7 @@ type adaptiveWaiter struct {
 func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 	if c.InitialLimit < 0 || c.MinLimit < 0 || c.MaxLimit < 0 || c.Window < 0 || c.WindowSamples < 0 ||
 		c.LongWindow < 0 || c.Tolerance < 0 || c.Smoothing < 0 || c.MaxQueue < 0 || c.QueueTimeout < 0 || c.RetryAfter < 0 ||
-		c.DelayTarget < 0 || c.DelayInterval < 0 {
+		c.DelayTarget < 0 || c.DelayInterval < 0 || c.CPUs < 0 {
 		return nil, invalid("adaptive limiter config has a negative field")
 	}
 	if c.Name == "" {
@@ -288,6 +342,7 @@ func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 		limit:   float64(c.InitialLimit),
 		delayFn: c.Delay, delayTarget: cmp.Or(c.DelayTarget, defaultDelayTarget),
 		delayInterval: cmp.Or(c.DelayInterval, defaultDelayInterval),
+		cpuFn:         c.CPUTime, cpus: c.CPUs,
 	}
 	l.winStart = l.clock.Now()
 	bld := newBuilder(c.MeterProvider)
@@ -513,9 +568,48 @@ func (l *AdaptiveLimiter) readDelay(now time.Time) {
 		return
 	}
 	e := min(max(float64(l.delayFn())/float64(l.delayTarget)-1, -1), delayMaxErr)
+	if l.cpuFn != nil {
+		long, last := l.cpuUtil(now)
+		e = min(e, cpuMaxErr)
+		if u := min(long, last); u < cpuBusy {
+			// The core had room over the window (whatever delays calls,
+			// it is not overload) or since the last reading (the backlog
+			// is gone: the level is past its point). The level falls, the
+			// faster the more room.
+			e = max((u-cpuBusy)/(1-cpuBusy), -1) * cpuFall
+		}
+	}
 	l.mu.Lock()
 	l.shed = min(max(l.shed+delayGain*e, 0), float64(len(l.shedAcc)))
 	l.mu.Unlock()
+}
+
+// cpuUtil records a reading of CPUTime and returns the share of its CPUs
+// the process used since the oldest of the last cpuWindow readings, and
+// since the previous reading (0 without one).
+func (l *AdaptiveLimiter) cpuUtil(now time.Time) (long, last float64) {
+	cpu := l.cpuFn()
+	cpus := float64(l.cpus)
+	if cpus == 0 {
+		cpus = float64(runtime.GOMAXPROCS(0))
+	}
+	l.cpuMu.Lock()
+	defer l.cpuMu.Unlock()
+	n := len(l.cpuRing)
+	prev := l.cpuRing[(l.cpuNext+n-1)%n]
+	l.cpuRing[l.cpuNext] = cpuReading{at: now, cpu: cpu}
+	l.cpuNext = (l.cpuNext + 1) % n
+	oldest := l.cpuRing[l.cpuNext] // the slot the next reading overwrites
+	if oldest.at.IsZero() {        // fewer than cpuWindow+1 readings yet
+		oldest = l.cpuRing[0]
+	}
+	util := func(r cpuReading) float64 {
+		if r.at.IsZero() || !now.After(r.at) {
+			return 0
+		}
+		return float64(cpu-r.cpu) / (cpus * float64(now.Sub(r.at)))
+	}
+	return util(oldest), util(prev)
 }
 
 // shedByDelay reports whether the next call of priority index i is one of

@@ -88,7 +88,7 @@ func run() error {
 	case "perfkit":
 		l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{Name: "overload",
 			MinLimit: *minLimit, InitialLimit: *minLimit, MaxQueue: *maxQueue, QueueTimeout: *queueTimeout,
-			Delay: resilience.SchedulerDelay(), DelayTarget: *delayTarget})
+			Delay: resilience.SchedulerDelay(), DelayTarget: *delayTarget, CPUTime: resilience.ProcessCPUTime()})
 		if err != nil {
 			return err
 		}
