@@ -56,8 +56,12 @@ type Config struct {
 	// ADAPTIVE_DELAY_TARGET); default 0, off (the concurrency limit alone
 	// sheds). Experimental: the overload benchmark of 5 Dec 2026
 	// (scripts/bench-overload, 2 ms) saw it shed low-priority requests at
-	// 40 % of a core and cut goodput at 4× load; it stays off by default
-	// until it is tuned on a quiet machine.
+	// 40 % of a core and cut goodput at 4× load. The delay now counts only
+	// while the process keeps its cores ≥ 90 % busy over 100 ms
+	// (resilience.AdaptiveConfig.CPUTime); in the simulation with bursty
+	// arrivals that sheds nothing at 0.4× capacity but still 0.02 % at
+	// 0.6× and 0.8 % at 0.8×, so it stays off by default until a run on a
+	// quiet machine confirms it.
 	AdaptiveDelayTarget time.Duration
 
 	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
