@@ -77,9 +77,10 @@ type Config struct {
 
 	// issue 23: client throttling
 	// ClientThrottle turns on httpclient's client-side adaptive throttling
-	// (the SRE book's) on the LLM client: once the upstream refuses (429,
-	// 503, timeouts), requests past K per accepted one are rejected locally
-	// and the assistant answers 503 at once; -client-throttle,
+	// (the SRE book's) on the LLM and SMS clients: once the upstream refuses
+	// (429, 503, timeouts), requests past K per accepted one are rejected
+	// locally — the assistant answers 503 at once, an SMS job is snoozed
+	// without using an attempt; -client-throttle,
 	// CLIENT_THROTTLE (on/off); default on, off with -baseline.
 	ClientThrottle bool
 	// ClientThrottleK is the throttle's K, requests sent per accepted one
@@ -167,7 +168,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	// issue 23: client throttling
 	fs.BoolVar(&c.ClientThrottle, "client-throttle", envValue(getenv, &errs, "CLIENT_THROTTLE", true, parseOnOff),
-		"throttle LLM requests locally once the upstream keeps refusing them (env CLIENT_THROTTLE: on/off)")
+		"throttle LLM and SMS requests locally once the upstream keeps refusing them (env CLIENT_THROTTLE: on/off)")
 	fs.Float64Var(&c.ClientThrottleK, "client-throttle-k", envFloat("CLIENT_THROTTLE_K", 2),
 		"requests the client throttle sends per one the upstream accepts, at least 1 (env CLIENT_THROTTLE_K)")
 

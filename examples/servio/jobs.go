@@ -153,6 +153,10 @@ type jobOptions struct {
 func (a *App) setupSMS(mp metric.MeterProvider, adjust func(*resilience.PipelineConfig)) (func(context.Context, smsMessage) (string, error), error) {
 	copts := httpclient.Twilio()
 	copts.DisableRetry, copts.DisableBreaker = true, true
+	// The client throttle (CLIENT_THROTTLE) guards Twilio like the LLM: a
+	// send it refuses locally snoozes the job (refusedNow), no attempt used.
+	copts.DisableThrottle = !a.cfg.ClientThrottle
+	copts.Throttle.K = a.cfg.ClientThrottleK
 	copts.MeterProvider, copts.Logger = mp, a.log
 	client, err := httpclient.New(copts)
 	if err != nil {
@@ -448,7 +452,8 @@ func (q *jobQueue) next(row *rivertype.JobRow, err error) (string, error) {
 // trying it: breaker open or probing, bulkhead full, local rate limit.
 func refusedNow(err error) bool {
 	return errors.Is(err, resilience.ErrOpen) || errors.Is(err, resilience.ErrTooManyRequests) ||
-		errors.Is(err, resilience.ErrBulkheadFull) || errors.Is(err, resilience.ErrRateLimited)
+		errors.Is(err, resilience.ErrBulkheadFull) || errors.Is(err, resilience.ErrRateLimited) ||
+		errors.Is(err, httpclient.ErrThrottled)
 }
 
 // snoozes is how often River has snoozed the job (its metadata's count).

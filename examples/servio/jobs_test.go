@@ -16,6 +16,7 @@ import (
 
 	"github.com/riverqueue/river/rivertype"
 	"github.com/servio/perfkit/examples/servio/internal/store"
+	"github.com/servio/perfkit/httpclient"
 	"github.com/servio/perfkit/resilience"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -494,4 +495,27 @@ func TestJobsShutdownTimeout(t *testing.T) {
 	next := startAppWith(t, cfg, jobsOptions())
 	require.Eventually(t, func() bool { return states(riverJobs(t, next.db, store.SQLite))["completed"] == 1 }, jobWait, 10*time.Millisecond,
 		"the next start completes it")
+}
+
+// A send our own side refused without trying — the breaker, the bulkhead,
+// the rate limit or the client throttle — snoozes the job and uses no
+// attempt; an upstream failure is retried, on its last attempt discarded.
+func TestJobRefusalsSnooze(t *testing.T) {
+	q := &jobQueue{snooze: 5 * time.Second}
+	row := &rivertype.JobRow{Attempt: 3, MaxAttempts: 3, Metadata: []byte(`{}`)}
+	for _, err := range []error{
+		fmt.Errorf("sms: %w", resilience.ErrOpen),
+		fmt.Errorf("sms: %w", resilience.ErrBulkheadFull),
+		fmt.Errorf("sms: %w", resilience.ErrRateLimited),
+		fmt.Errorf("sms: %w", &httpclient.ThrottleError{Host: "api.twilio.com"}),
+	} {
+		outcome, jobErr := q.next(row, err)
+		assert.Equal(t, "snoozed", outcome, "%v", err)
+		assert.Error(t, jobErr)
+	}
+	outcome, _ := q.next(row, errors.New("connection reset"))
+	assert.Equal(t, "discarded", outcome, "a real failure on the last attempt")
+	row.Attempt = 1
+	outcome, _ = q.next(row, errors.New("connection reset"))
+	assert.Equal(t, "retried", outcome)
 }
