@@ -334,6 +334,13 @@ func (c *Cluster) replayedLive(ctx context.Context, r *replica) uint64 {
 // its recovery) failed, rather than the statement: only then is a read
 // worth rerunning on the primary.
 func replicaFailure(err error) bool {
+	// A statement that ran past its own QueryTimeout is the statement's
+	// failure: rerunning it on the primary would double its cost there.
+	// That timeout is a context.DeadlineExceeded inside, which the net.Error
+	// case below would otherwise take for a broken connection.
+	if errors.Is(err, ErrQueryTimeout) {
+		return false
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		// 08: connection exception; 57P01-03: shutdown, crash, cannot
