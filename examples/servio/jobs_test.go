@@ -519,3 +519,32 @@ func TestJobRefusalsSnooze(t *testing.T) {
 	outcome, _ = q.next(row, errors.New("connection reset"))
 	assert.Equal(t, "retried", outcome)
 }
+
+// The simulated SMS upstream remembers a bounded number of idempotency
+// keys: past the bound the oldest is forgotten (and would be delivered
+// again), so a long-running demo does not grow without end.
+func TestSimSMSKeysBounded(t *testing.T) {
+	s, err := startSimSMS(0, 0, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	defer s.Close()
+	s.maxKeys = 2
+	send := func(key string) {
+		form := strings.NewReader("To=%2B14155550100&From=%2B15005550006&Body=hi")
+		req, err := http.NewRequest(http.MethodPost, s.BaseURL()+"/2010-04-01/Accounts/ACsim/Messages.json", form)
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("I-Twilio-Idempotency-Token", key)
+		req.SetBasicAuth("ACsim", "token")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusCreated, resp.StatusCode)
+	}
+	for _, k := range []string{"a", "b", "a", "c"} {
+		send(k)
+	}
+	assert.Equal(t, map[string]int{"b": 1, "c": 1}, s.deliveries(), "a (the oldest) forgotten once c came")
+	send("a")
+	assert.Equal(t, map[string]int{"c": 1, "a": 1}, s.deliveries())
+}

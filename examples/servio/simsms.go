@@ -35,6 +35,8 @@ type simSMS struct {
 	mu        sync.Mutex
 	delivered map[string]int // key → deliveries (1 unless the key was ignored)
 	sids      map[string]string
+	keys      []string // delivered keys, oldest first: past maxKeys the oldest is forgotten
+	maxKeys   int      // simSMSMaxKeys (tests lower it)
 	faults    []simSMSFault
 	unkeyed   int // requests without a key, each delivered
 	requests  []simSMSRequest
@@ -62,7 +64,7 @@ func startSimSMS(latency time.Duration, failureRate float64, log *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("simulated SMS: %w", err)
 	}
-	s := &simSMS{ln: ln, failPPM: uint32(failureRate * 1e6), delivered: map[string]int{}, sids: map[string]string{}}
+	s := &simSMS{ln: ln, failPPM: uint32(failureRate * 1e6), delivered: map[string]int{}, sids: map[string]string{}, maxKeys: simSMSMaxKeys}
 	s.latency.Store(int64(latency))
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{sid}/Messages.json", s.send)
@@ -92,6 +94,11 @@ func (s *simSMS) failNext(n, status int, retryAfter time.Duration) {
 		s.faults = append(s.faults, simSMSFault{status: status, retryAfter: retryAfter})
 	}
 }
+
+// simSMSMaxKeys bounds the idempotency keys the simulation remembers (and
+// so its memory in a long-running demo); a key older than the newest
+// simSMSMaxKeys would be delivered again, as a token Twilio has forgotten.
+const simSMSMaxKeys = 100_000
 
 // deliveries returns how often each key was delivered.
 func (s *simSMS) deliveries() map[string]int {
@@ -162,6 +169,12 @@ func (s *simSMS) send(w http.ResponseWriter, r *http.Request) {
 			sid = "SMsim-" + key
 			s.sids[key] = sid
 			s.delivered[key]++
+			s.keys = append(s.keys, key)
+			if len(s.keys) > s.maxKeys { // bounded like Twilio's own token memory
+				delete(s.sids, s.keys[0])
+				delete(s.delivered, s.keys[0])
+				s.keys = s.keys[1:]
+			}
 		}
 	}
 	s.mu.Unlock()
