@@ -1,17 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -21,34 +16,22 @@ import (
 // failure rate (SIM_LLM_LATENCY, SIM_LLM_FAILURE_RATE) let retries and the
 // circuit breaker be watched working. It is safe for concurrent use.
 type simLLM struct {
-	srv     *http.Server
-	ln      net.Listener
+	simServer
 	latency time.Duration
 	failPPM atomic.Uint32 // failures per million requests
 	calls   atomic.Int64
 	last    atomic.Pointer[string] // the last request's messages, for tests
-	wg      sync.WaitGroup
-	once    sync.Once
 }
 
 // startSimLLM listens on a free loopback port and serves until Close.
 func startSimLLM(latency time.Duration, failureRate float64, log *slog.Logger) (*simLLM, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("simulated LLM: %w", err)
-	}
-	s := &simLLM{ln: ln, latency: latency}
+	s := &simLLM{latency: latency}
 	s.setFailureRate(failureRate)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.complete)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("simulated LLM stopped", "err", err)
-		}
-	}()
+	if err := s.serve("simulated LLM", mux, log); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -57,7 +40,7 @@ func startSimLLM(latency time.Duration, failureRate float64, log *slog.Logger) (
 func (s *simLLM) setFailureRate(r float64) { s.failPPM.Store(uint32(r * 1e6)) }
 
 // BaseURL is the OpenAI-style base URL ("http://127.0.0.1:port/v1").
-func (s *simLLM) BaseURL() string { return "http://" + s.ln.Addr().String() + "/v1" }
+func (s *simLLM) BaseURL() string { return s.origin() + "/v1" }
 
 // lastPrompt returns the messages of the last request, one per line.
 func (s *simLLM) lastPrompt() string {
@@ -65,18 +48,6 @@ func (s *simLLM) lastPrompt() string {
 		return *p
 	}
 	return ""
-}
-
-// Close stops the server and waits for it; calling it again does nothing.
-func (s *simLLM) Close() error {
-	var err error
-	s.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = s.srv.Shutdown(ctx)
-		s.wg.Wait()
-	})
-	return err
 }
 
 func (s *simLLM) complete(w http.ResponseWriter, r *http.Request) {

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -26,8 +22,7 @@ import (
 // retries and the breaker be watched working; a failed request delivers
 // nothing. Tests queue faults with failNext. It is safe for concurrent use.
 type simSMS struct {
-	srv     *http.Server
-	ln      net.Listener
+	simServer
 	latency atomic.Int64 // nanoseconds
 	failPPM uint32       // failures per million requests
 	calls   atomic.Int64 // requests, refused ones included
@@ -40,9 +35,6 @@ type simSMS struct {
 	faults    []simSMSFault
 	unkeyed   int // requests without a key, each delivered
 	requests  []simSMSRequest
-
-	wg   sync.WaitGroup
-	once sync.Once
 }
 
 // simSMSFault is one refused request: its status and Retry-After.
@@ -60,27 +52,18 @@ type simSMSRequest struct {
 
 // startSimSMS listens on a free loopback port and serves until Close.
 func startSimSMS(latency time.Duration, failureRate float64, log *slog.Logger) (*simSMS, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("simulated SMS: %w", err)
-	}
-	s := &simSMS{ln: ln, failPPM: uint32(failureRate * 1e6), delivered: map[string]int{}, sids: map[string]string{}, maxKeys: simSMSMaxKeys}
+	s := &simSMS{failPPM: uint32(failureRate * 1e6), delivered: map[string]int{}, sids: map[string]string{}, maxKeys: simSMSMaxKeys}
 	s.latency.Store(int64(latency))
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{sid}/Messages.json", s.send)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("simulated SMS upstream stopped", "err", err)
-		}
-	}()
+	if err := s.serve("simulated SMS upstream", mux, log); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
 // BaseURL is the Twilio-style base URL ("http://127.0.0.1:port").
-func (s *simSMS) BaseURL() string { return "http://" + s.ln.Addr().String() }
+func (s *simSMS) BaseURL() string { return s.origin() }
 
 // setLatency changes the delay of every later answer.
 func (s *simSMS) setLatency(d time.Duration) { s.latency.Store(int64(d)) }
@@ -116,18 +99,6 @@ func (s *simSMS) history() []simSMSRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]simSMSRequest(nil), s.requests...)
-}
-
-// Close stops the server and waits for it; calling it again does nothing.
-func (s *simSMS) Close() error {
-	var err error
-	s.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = s.srv.Shutdown(ctx)
-		s.wg.Wait()
-	})
-	return err
 }
 
 func (s *simSMS) send(w http.ResponseWriter, r *http.Request) {
