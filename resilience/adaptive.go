@@ -103,13 +103,15 @@ const (
 	delayMaxErr = 10
 	// With CPUTime: cpuWindow is how many readings the CPU utilisation
 	// gating the Delay signal spans, cpuBusy the utilisation at which it
-	// opens, cpuMaxErr the largest error a reading adds (the level rises
+	// opens, cpuIdle the utilisation of a single reading that counts as
+	// the backlog gone, cpuMaxErr the largest error a reading adds (the level rises
 	// by at most 0.05 per reading) and cpuFall the gain of the fall when
 	// the core has room.
 	cpuWindow = 10
 	cpuBusy   = 0.9
+	cpuIdle   = 0.6
 	cpuMaxErr = 0.5
-	cpuFall   = 8
+	cpuFall   = 2
 )
 
 // OverloadError is returned when an AdaptiveLimiter refuses a call; it
@@ -226,9 +228,12 @@ var _ RetryAfterer = (*OverloadError)(nil)
 // the default DelayInterval: a burst fills the core for milliseconds, an
 // overload for good), and then by at most +0.05 per reading (0 to 1 in
 // 200 ms). While the core had room over those readings, or since the last
-// one (the backlog is gone, the level is past its point), the level
-// falls by 0.8·(0.9 − u)/0.1, at most 0.8, per reading, u the lower of
-// the two utilisations, whatever the delay: up slowly, down fast. Readings of CPUTime happen
+// one (mostly idle: the backlog is gone, the level is past its point), the level
+// falls by 0.2·(0.9 − u)/0.1, at most 0.2, per reading (3 to 0 in 150 ms), u the window's
+// utilisation, or the last reading's when that is under 60 % and lower,
+// whatever the delay: up slowly, down fast. A last reading between 60 and
+// 90 % is noise on a full core (steal time on a virtual machine, the
+// reading's granularity), not room. Readings of CPUTime happen
 // with those of Delay, not per call. In the tests' simulated one-core
 // server with bursty arrivals (Poisson bursts of 8 on average), this
 // sheds nothing at 0.4× the capacity, where the delay alone sheds most
@@ -571,11 +576,18 @@ func (l *AdaptiveLimiter) readDelay(now time.Time) {
 	if l.cpuFn != nil {
 		long, last := l.cpuUtil(now)
 		e = min(e, cpuMaxErr)
-		if u := min(long, last); u < cpuBusy {
+		u := long
+		if last < cpuIdle {
+			u = min(u, last)
+		}
+		if u < cpuBusy {
 			// The core had room over the window (whatever delays calls,
-			// it is not overload) or since the last reading (the backlog
-			// is gone: the level is past its point). The level falls, the
-			// faster the more room.
+			// it is not overload) or stood mostly idle since the last
+			// reading (the backlog is gone: the level is past its point).
+			// The level falls, the faster the more room. A single reading
+			// a little under cpuBusy is noise (steal time, interrupts, the
+			// reading's granularity), not room: it must not undo the
+			// window's verdict.
 			e = max((u-cpuBusy)/(1-cpuBusy), -1) * cpuFall
 		}
 	}

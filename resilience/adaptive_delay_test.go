@@ -371,7 +371,8 @@ func TestAdaptiveCPUGateBurstyArrivals(t *testing.T) {
 		// by 0.05 per 10 ms: the transient's backlog is a few hundred ms of
 		// work at most, which bounds the p99 (without shedding it grows
 		// by (f − 1) seconds per second, to seconds within the step).
-		// Seeds 1–3 and 42 measured 73–222 ms.
+		// Seeds 1–3 and 42 measured 150–212 ms (goodput 92–96 % of the
+		// bound).
 		assert.Less(t, p99(s.latencies), 300*time.Millisecond, "%g×: admitted p99 bounded", f)
 		assert.Zero(t, s.shedBy[PriorityCritical.index()], "%g×: probes are never shed", f)
 		assert.Less(t, p99(s.probeLatencies), 300*time.Millisecond, "%g×: probes", f)
@@ -413,8 +414,39 @@ func TestAdaptiveCPUGate(t *testing.T) {
 	read(70)
 	assert.InDelta(t, 3, l.ShedLevel(), 1e-9, "sustained: up to 3")
 	busy = 0.5
-	read(4)
-	assert.Zero(t, l.ShedLevel(), "the core has room: from 3 to 0 within 4 readings")
+	read(15)
+	assert.Zero(t, l.ShedLevel(), "the core has room: from 3 to 0 within 15 readings")
+}
+
+// TestAdaptiveCPUGateNoisyReadings: a saturated core on a virtual machine
+// does not read 100 % busy in every 10 ms reading — steal time, interrupts
+// and the timing of the readings make them wander (servio saturated at
+// 2× on this machine: a quarter of its 10 ms readings under 80 %). Over
+// the gate's window the core is still full, so a sustained delay must
+// drive the level up to 3; a gate that fell on any single reading under
+// 90 % held the level at 0 here, and under 1 in the 5 Dec runs while the
+// server queued for seconds (admitted p50 0.9 s). A core that really has
+// room still brings it down.
+func TestAdaptiveCPUGateNoisyReadings(t *testing.T) {
+	t.Parallel()
+	clock := &setClock{now: time.Unix(1e9, 0)}
+	var cpu time.Duration
+	l := newTestAdaptive(t, AdaptiveConfig{Clock: clock, Delay: func() time.Duration { return 50 * time.Millisecond },
+		CPUTime: func() time.Duration { return cpu }, CPUs: 1})
+	read := func(n int, busy func(i int) float64) {
+		for i := range n {
+			clock.set(clock.now.Add(10 * time.Millisecond))
+			cpu += time.Duration(busy(i) * float64(10*time.Millisecond))
+			_, _ = l.Acquire(context.Background(), PriorityCritical)
+		}
+	}
+	// /proc/<pid>/schedstat of servio saturated at 2×, read every 10 ms:
+	// p5 0.75, p25 0.78, median 1.03, mean 0.98.
+	noisy := func(i int) float64 { return [...]float64{1.03, 0.76, 1.02, 0.78, 1.03, 1.0, 1.02, 0.97}[i%8] } // mean 0.95
+	read(200, noisy)
+	assert.InDelta(t, 3, l.ShedLevel(), 1e-9, "a full core read noisily for 2 s: the level reaches 3")
+	read(30, func(int) float64 { return 0.6 })
+	assert.Zero(t, l.ShedLevel(), "the core at 60 %%: the level falls back to 0")
 }
 
 func TestProcessCPUTime(t *testing.T) {
