@@ -14,7 +14,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/servio/perfkit/httpclient"
 )
 
 // `loadgen overload` measures how a server behaves past its capacity, open
@@ -36,6 +39,17 @@ import (
 // logins, order placement and status changes high, the assistant low,
 // probes critical, other reads normal.
 //
+// With -client-throttle K the generator behaves like a perfkit client of
+// the server: each priority class goes through its own
+// httpclient.ThrottleTransport (the SRE book's client-side adaptive
+// throttling), which refuses locally, without sending, once the server
+// keeps refusing that class; those refusals count as shed (and apart, as
+// shed locally). Probes never pass a throttle. Refusing costs the server
+// nearly as much as serving a cheap request (it reads and answers each
+// one), so a server offered f× its capacity by clients that do not back
+// off cannot keep its goodput; clients that throttle keep what reaches it
+// near K× what it accepts.
+//
 //	loadgen overload -url http://127.0.0.1:8080 -label servio-perfkit -json out.json
 //	loadgen overload-table off.json perfkit.json failsafe.json
 type overloadOptions struct {
@@ -50,6 +64,13 @@ type overloadOptions struct {
 	timeout       time.Duration
 	probeRate     float64
 	serverPID     int
+	// throttleK, when positive, sends each priority class's requests
+	// through its own httpclient.ThrottleTransport (the SRE book's
+	// client-side adaptive throttling with this K, over throttleWindow),
+	// as a perfkit client of the server would; probes bypass it.
+	throttleK      float64
+	throttleWindow time.Duration
+	timeline       bool
 }
 
 // Priority classes, in servio's order (resilience.Priority + 1).
@@ -82,8 +103,11 @@ type prioResult struct {
 	Priority string `json:"priority"`
 	Sent     uint64 `json:"sent"`
 	Good     uint64 `json:"good"` // answered without a 5xx in time
-	Shed     uint64 `json:"shed"` // 503 "overloaded"
-	Failed   uint64 `json:"failed"`
+	Shed     uint64 `json:"shed"` // 503 "overloaded", or refused by the client's throttle
+	// ShedLocal is the part of Shed the client's own throttle refused
+	// (-client-throttle) without sending.
+	ShedLocal uint64 `json:"shed_local,omitempty"`
+	Failed    uint64 `json:"failed"`
 }
 
 // stepResult is what one step of offered load produced.
@@ -115,6 +139,9 @@ type stepResult struct {
 	RejectClientP99 time.Duration `json:"reject_client_p99_ns"`
 	RejectServerP99 time.Duration `json:"reject_server_p99_ns"`
 	RejectServerMax time.Duration `json:"reject_server_max_ns"`
+	// RejectLocalP99 is the latency of the client throttle's own
+	// refusals (-client-throttle), from send to error.
+	RejectLocalP99 time.Duration `json:"reject_local_p99_ns,omitempty"`
 	// LagP99 is how late the generator started requests: large values
 	// mean the generator, not the server, was the bottleneck.
 	LagP99 time.Duration `json:"lag_p99_ns"`
@@ -124,6 +151,13 @@ type stepResult struct {
 	// server was overloaded, means something else had the core).
 	ServerCPU      time.Duration `json:"server_cpu_ns,omitempty"`
 	ServerCPUShare float64       `json:"server_cpu_share,omitempty"`
+	// Timeline is the step in slices of timeSliceWidth (with -timeline).
+	Timeline []timeSlice `json:"timeline,omitempty"`
+	// GenCPUShare is the generator's own CPU time over the same span ÷
+	// the wall time: near 1 with the generator on one core means it, not
+	// the server, set the pace (its lag and the latencies it measured
+	// then include its own queueing).
+	GenCPUShare float64 `json:"generator_cpu_share,omitempty"`
 }
 
 // overloadReport is one configuration's run.
@@ -177,6 +211,9 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "client timeout of each request, from its due time")
 	fs.Float64Var(&o.probeRate, "probe-rate", 10, "/health/live and /health/ready probes per second, each")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "process id of the server (Linux): report its CPU time per step from /proc")
+	fs.Float64Var(&o.throttleK, "client-throttle", 0, "K of httpclient's client-side adaptive throttling, one throttle per priority class (probes bypass it); 0: off, every request goes to the server")
+	fs.BoolVar(&o.timeline, "timeline", false, "record each step in 250 ms slices (answers, refusals, latency) in the JSON report and print them to stderr")
+	fs.DurationVar(&o.throttleWindow, "client-throttle-window", 5*time.Second, "window of the client-side throttle (a new throttle starts with each step)")
 	// Overload needs many connections: a server that queues holds each
 	// request for seconds.
 	if err := fs.Parse(append([]string{"-concurrency", "4000", "-warmup", "0s"}, args...)); err != nil {
@@ -190,6 +227,8 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 		return o, errors.New("-capacity, -unloaded-rate, -search-start and -probe-rate must be positive")
 	case o.stepDuration <= 0 || o.trialDuration <= 0 || o.timeout <= 0:
 		return o, errors.New("-step-duration, -trial-duration and -timeout must be positive")
+	case o.throttleK < 0 || (o.throttleK > 0 && o.throttleK < 1) || o.throttleWindow <= 0:
+		return o, errors.New("-client-throttle must be 0 (off) or at least 1, -client-throttle-window positive")
 	}
 	return o, o.load.validate()
 }
@@ -238,6 +277,9 @@ func overload(ctx context.Context, o overloadOptions, stderr io.Writer) (*overlo
 		s := e.step(ctx, &o, strconv.FormatFloat(f, 'g', -1, 64)+"x", f*rep.Capacity, o.stepDuration)
 		fmt.Fprintf(stderr, "%s: %s (%.0f req/s): goodput %.0f req/s, admitted p99 %s, shed %d\n",
 			o.label, s.Step, s.Offered, s.Goodput, ms(s.AdmittedP99), totalShed(s))
+		for _, t := range s.Timeline {
+			fmt.Fprintf(stderr, "%s: %s %6.2fs %s\n", o.label, s.Step, t.At.Seconds(), t)
+		}
 		rep.Steps = append(rep.Steps, s)
 	}
 	return rep, ctx.Err()
@@ -384,6 +426,7 @@ type stepStats struct {
 	admitted histogram
 	rejectC  histogram
 	rejectS  histogram
+	rejectL  histogram
 	lag      histogram
 	live     histogram
 	ready    histogram
@@ -391,7 +434,8 @@ type stepStats struct {
 	dropped  uint64
 	timeouts uint64
 	probeBad uint64
-	lastGood time.Time // the latest answer counted in goodput
+	lastGood time.Time   // the latest answer counted in goodput
+	timeline []timeSlice // with -timeline: by the answer's end
 	// firstShed is nanoseconds after start of the first shed answer + 1
 	// (0: none yet).
 	firstShed atomic.Int64
@@ -405,6 +449,7 @@ type outcome struct {
 	end          time.Time
 	status       int
 	shed         bool
+	local        bool          // refused by the client's throttle, never sent
 	serverShed   time.Duration // from Server-Timing, 0 if absent
 	err          error
 }
@@ -422,9 +467,16 @@ func (s *stepStats) record(x outcome) {
 	good := x.err == nil && x.status > 0 && x.status < 500
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.timeline != nil && x.class != prioCritical {
+		s.slice(x.end).add(x, good)
+	}
 	p := &s.prio[x.class]
 	p.Sent++
 	switch {
+	case x.shed && x.local:
+		p.Shed++
+		p.ShedLocal++
+		s.rejectL.record(x.end.Sub(x.started))
 	case x.shed:
 		p.Shed++
 		s.rejectC.record(x.end.Sub(x.started))
@@ -466,6 +518,7 @@ func (s *stepStats) result(name string, rate float64, d time.Duration) stepResul
 		AdmittedP50: s.admitted.quantile(.5), AdmittedP99: s.admitted.quantile(.99),
 		LiveP99: s.live.quantile(.99), ReadyP99: s.ready.quantile(.99), ProbeFailures: s.probeBad,
 		RejectClientP99: s.rejectC.quantile(.99), RejectServerP99: s.rejectS.quantile(.99), RejectServerMax: s.rejectS.max,
+		RejectLocalP99: s.rejectL.quantile(.99), Timeline: s.timeline,
 		LagP99: s.lag.quantile(.99), TimeToShed: -1}
 	if f := s.firstShed.Load(); f > 0 {
 		r.TimeToShed = time.Duration(f - 1)
@@ -496,7 +549,16 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 	if o.serverPID > 0 {
 		cpu0, _ = processCPU(o.serverPID)
 	}
+	gen0 := selfCPU()
 	st := &stepStats{start: time.Now()}
+	if o.timeline {
+		st.timeline = []timeSlice{}
+	}
+	clients, closeThrottles, err := e.classClients(o)
+	if err != nil {
+		panic(err) // the options were validated
+	}
+	defer closeThrottles()
 	type job struct {
 		op  op
 		due time.Time
@@ -506,7 +568,7 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 	for range o.load.concurrency {
 		wg.Go(func() {
 			for j := range jobs {
-				st.record(e.sendTimed(j.op, j.due, o.timeout))
+				st.record(e.sendTimed(clients[routeClass(j.op.route)], j.op, j.due, o.timeout))
 			}
 		})
 	}
@@ -518,7 +580,7 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 			probes.Go(func() {
 				probe := op{route: "GET " + path, method: http.MethodGet, path: path, client: "198.18.255.255"}
 				pace(runCtx, st.start, o.probeRate, func(due time.Time) {
-					probes.Go(func() { st.record(e.sendTimed(probe, due, o.timeout)) })
+					probes.Go(func() { st.record(e.sendTimed(e.client, probe, due, o.timeout)) })
 				})
 			})
 		}
@@ -539,6 +601,7 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 	wg.Wait()
 	probes.Wait()
 	r := st.result(name, rate, d)
+	r.GenCPUShare = (selfCPU() - gen0).Seconds() / time.Since(st.start).Seconds()
 	if o.serverPID > 0 {
 		if cpu, err := processCPU(o.serverPID); err == nil && cpu0 > 0 {
 			r.ServerCPU = cpu - cpu0
@@ -546,6 +609,57 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 		}
 	}
 	return r
+}
+
+// timeSliceWidth is the width of a -timeline slice.
+const timeSliceWidth = 250 * time.Millisecond
+
+// timeSlice counts the answers (probes excluded) that ended within one
+// slice of a step: how the step unfolded — the transient before shedding
+// starts, oscillations of the shed rate — which its totals hide.
+type timeSlice struct {
+	At     time.Duration `json:"at_ns"` // from the step's start
+	Good   int           `json:"good"`
+	Shed   int           `json:"shed"`       // refused by the server
+	Local  int           `json:"shed_local"` // refused by the client's throttle
+	Failed int           `json:"failed"`
+	// Latency from due time of the answers the server gave (good, shed
+	// or failed): mean and max.
+	Mean time.Duration `json:"mean_ns"`
+	Max  time.Duration `json:"max_ns"`
+	sum  time.Duration
+}
+
+func (t timeSlice) String() string {
+	return fmt.Sprintf("good %5d shed %5d local %5d failed %5d latency mean %s max %s", t.Good, t.Shed, t.Local, t.Failed, ms(t.Mean), ms(t.Max))
+}
+
+// slice returns the timeline's slice holding instant at, growing the
+// timeline as needed. s.mu held.
+func (s *stepStats) slice(at time.Time) *timeSlice {
+	i := max(0, int(at.Sub(s.start)/timeSliceWidth))
+	for len(s.timeline) <= i {
+		s.timeline = append(s.timeline, timeSlice{At: time.Duration(len(s.timeline)) * timeSliceWidth})
+	}
+	return &s.timeline[i]
+}
+
+func (t *timeSlice) add(x outcome, good bool) {
+	switch {
+	case x.local:
+		t.Local++
+		return
+	case x.shed:
+		t.Shed++
+	case good:
+		t.Good++
+	default:
+		t.Failed++
+	}
+	lat := x.end.Sub(x.due)
+	t.sum += lat
+	t.Max = max(t.Max, lat)
+	t.Mean = t.sum / time.Duration(t.Good+t.Shed+t.Failed)
 }
 
 // processCPU returns the user + system CPU time of process pid, from
@@ -556,6 +670,15 @@ func processCPU(pid int) (time.Duration, error) {
 		return 0, err
 	}
 	return parseProcStatCPU(string(b))
+}
+
+// selfCPU returns this process's user + system CPU time (getrusage).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
@@ -611,15 +734,47 @@ func pace(ctx context.Context, start time.Time, rate float64, fire func(due time
 	}
 }
 
-// sendTimed sends o, due at due, giving up timeout after due.
-func (e *engine) sendTimed(o op, due time.Time, timeout time.Duration) outcome {
+// classClients returns the client of each priority class for one step:
+// e.client for every class without -client-throttle, else a client whose
+// transport is a fresh httpclient.ThrottleTransport per class (over
+// e.client's transport, so the connections are shared) for every class
+// but critical. close releases the throttles.
+func (e *engine) classClients(o *overloadOptions) (clients [prioCount]*http.Client, close func(), err error) {
+	var throttles []*httpclient.ThrottleTransport
+	close = func() {
+		for _, t := range throttles {
+			t.Close()
+		}
+	}
+	for i := range clients {
+		clients[i] = e.client
+		if o.throttleK == 0 || i == prioCritical {
+			continue
+		}
+		t, err := httpclient.NewThrottle(e.client.Transport, httpclient.ThrottleConfig{K: o.throttleK, Window: o.throttleWindow})
+		if err != nil {
+			close()
+			return clients, nil, err
+		}
+		throttles = append(throttles, t)
+		clients[i] = &http.Client{Transport: t}
+	}
+	return clients, close, nil
+}
+
+// sendTimed sends o through c, due at due, giving up timeout after due.
+func (e *engine) sendTimed(c *http.Client, o op, due time.Time, timeout time.Duration) outcome {
 	x := outcome{class: routeClass(o.route), route: o.route, due: due}
 	ctx, cancel := context.WithDeadline(context.Background(), due.Add(timeout))
 	defer cancel()
 	x.started = time.Now()
-	resp, err := e.client.Do(e.newRequest(ctx, o))
+	resp, err := c.Do(e.newRequest(ctx, o))
 	if err != nil {
 		x.end, x.err = time.Now(), err
+		if errors.Is(err, httpclient.ErrThrottled) {
+			x.shed, x.local, x.err = true, true, nil
+			return x
+		}
 		if ctx.Err() != nil {
 			x.err = context.DeadlineExceeded
 		}
@@ -674,6 +829,14 @@ func overloadClient(concurrency int) *http.Client {
 	tr.MaxIdleConns = concurrency
 	tr.MaxIdleConnsPerHost = concurrency
 	return &http.Client{Transport: tr}
+}
+
+func totalShedLocal(s stepResult) uint64 {
+	var n uint64
+	for _, p := range s.Priorities {
+		n += p.ShedLocal
+	}
+	return n
 }
 
 func totalShed(s stepResult) uint64 {

@@ -68,13 +68,12 @@ func verdict(r *overloadReport, s stepResult, factor float64) string {
 	return "missed: " + strings.Join(miss, ", ")
 }
 
-// rejectLatency is the server-side rejection p99 when the server reported
-// it, else the client-side one.
+// rejectLatency is the rejection p99 as clients saw it: of the server's
+// refusals, from send to answer (what the server reports in Server-Timing
+// leaves out the wait before its handler ran), or of the client
+// throttle's own, whichever is higher.
 func rejectLatency(s stepResult) time.Duration {
-	if s.RejectServerP99 > 0 {
-		return s.RejectServerP99
-	}
-	return s.RejectClientP99
+	return max(s.RejectClientP99, s.RejectLocalP99)
 }
 
 // printOverloadTables writes the reports as markdown: one line per
@@ -91,7 +90,7 @@ func printOverloadTables(w io.Writer, reps []*overloadReport) {
 		fmt.Fprintf(w, "| %s | %.0f req/s (%s) | %s | %s |\n", r.Label, r.Capacity, how, ms(r.Unloaded.AdmittedP50), ms(r.UnloadedP99))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| step | configuration | offered | goodput | admitted p50 | admitted p99 | shed low / normal / high / critical | time to shed | live / ready p99 | rejection p99 client / server (max) | dropped / timeouts | generator lag p99 | server CPU | done when (≥ 2×) |")
+	fmt.Fprintln(w, "| step | configuration | offered | goodput | admitted p50 | admitted p99 | shed low / normal / high / critical | time to shed | live / ready p99 | rejection p99 client / server (max) | dropped / timeouts | generator lag p99 | CPU server / generator | done when (≥ 2×) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	steps := 0
 	for _, r := range reps {
@@ -117,8 +116,9 @@ func printOverloadTables(w io.Writer, reps []*overloadReport) {
 			}
 			cpu := "n/a"
 			if s.ServerCPU > 0 {
-				cpu = fmt.Sprintf("%.0f %% of a core", 100*s.ServerCPUShare)
+				cpu = fmt.Sprintf("%.0f %%", 100*s.ServerCPUShare)
 			}
+			cpu += fmt.Sprintf(" / %.0f %%", 100*s.GenCPUShare)
 			fmt.Fprintf(w, "| %s | %s | %.0f req/s | %.0f req/s (%.0f %%) | %s | %s | %s | %s | %s / %s | %s | %d / %d | %s | %s | %s |\n",
 				s.Step, r.Label, s.Offered, s.Goodput, 100*s.Goodput/r.Capacity, ms(s.AdmittedP50), p99,
 				shedShares(s), tts, ms(s.LiveP99), ms(s.ReadyP99), rejections(s), s.Dropped, s.Timeouts, ms(s.LagP99), cpu, verdict(r, s, factor))
@@ -144,15 +144,25 @@ func shedShares(s stepResult) string {
 	return strings.Join(parts, " / ")
 }
 
+// rejections is the rejection p99 seen by the client and reported by the
+// server for the server's refusals, then that of the client throttle's
+// own refusals when there were any.
 func rejections(s stepResult) string {
 	if totalShed(s) == 0 {
 		return "none shed"
 	}
-	server := "n/a"
-	if s.RejectServerP99 > 0 {
-		server = fmt.Sprintf("%s (%s)", fineMS(s.RejectServerP99), fineMS(s.RejectServerMax))
+	out := "none by the server"
+	if totalShed(s) > totalShedLocal(s) {
+		server := "n/a"
+		if s.RejectServerP99 > 0 {
+			server = fmt.Sprintf("%s (%s)", fineMS(s.RejectServerP99), fineMS(s.RejectServerMax))
+		}
+		out = fineMS(s.RejectClientP99) + " / " + server
 	}
-	return fineMS(s.RejectClientP99) + " / " + server
+	if n := totalShedLocal(s); n > 0 {
+		out += fmt.Sprintf("; %.0f %% refused by the client's throttle in %s", 100*float64(n)/float64(totalShed(s)), fineMS(s.RejectLocalP99))
+	}
+	return out
 }
 
 // fineMS shows a duration in milliseconds to the microsecond.

@@ -66,16 +66,22 @@ func TestVerdict(t *testing.T) {
 	t.Parallel()
 	r := &overloadReport{Capacity: 1000, UnloadedP99: 2 * time.Millisecond}
 	good := stepResult{Goodput: 950, AdmittedP99: 9 * time.Millisecond, LiveP99: time.Millisecond, ReadyP99: time.Millisecond,
-		RejectServerP99: 50 * time.Microsecond, RejectClientP99: 3 * time.Millisecond, Priorities: make([]prioResult, prioCount)}
+		RejectServerP99: 50 * time.Microsecond, RejectClientP99: 300 * time.Microsecond, Priorities: make([]prioResult, prioCount)}
 	assert.Equal(t, "ok", verdict(r, good, 2))
 	assert.Equal(t, "—", verdict(r, stepResult{}, 1))
 	bad := good
-	bad.Goodput, bad.AdmittedP99, bad.ReadyP99, bad.RejectServerP99 = 899, 11*time.Millisecond, 100*time.Millisecond, 2*time.Millisecond
+	bad.Goodput, bad.AdmittedP99, bad.ReadyP99, bad.RejectClientP99 = 899, 11*time.Millisecond, 100*time.Millisecond, 2*time.Millisecond
 	bad.Priorities = []prioResult{{}, {}, {}, {Sent: 80, Shed: 1}}
 	assert.Equal(t, "missed: goodput, p99, critical shed, probes, rejection latency", verdict(r, bad, 4))
-	noServer := good
-	noServer.RejectServerP99 = 0
-	assert.Equal(t, "missed: rejection latency", verdict(r, noServer, 2), "without Server-Timing the client-side latency counts")
+	slowToClient := good
+	slowToClient.RejectClientP99 = 600 * time.Millisecond
+	assert.Equal(t, "missed: rejection latency", verdict(r, slowToClient, 2),
+		"a refusal decided in 50 µs but answered in 600 ms is slow: the client's latency counts")
+	local := good
+	local.RejectClientP99, local.RejectServerP99 = 0, 0
+	local.Priorities = []prioResult{{Sent: 10, Shed: 5, ShedLocal: 5}, {}, {}, {}}
+	local.RejectLocalP99 = 20 * time.Microsecond
+	assert.Equal(t, "ok", verdict(r, local, 2), "refusals by the client's own throttle count at their latency")
 }
 
 // shedServer answers servio's routes like a server whose limiter refuses
@@ -151,6 +157,49 @@ func TestOverloadRun(t *testing.T) {
 	require.NoError(t, run(context.Background(), []string{"overload-table", out, out}, &table, io.Discard))
 	assert.Equal(t, 2, strings.Count(table.String(), "| 2x | fake |"), "one row per report: %s", table.String())
 	assert.Error(t, run(context.Background(), []string{"overload-table"}, io.Discard, io.Discard))
+}
+
+// TestOverloadClientThrottle: with -client-throttle, the class the server
+// keeps refusing (the assistant, low) is mostly refused by the client's own
+// throttle without being sent, the classes it accepts never are, probes
+// bypass the throttle, and -timeline slices add up to the step's totals.
+func TestOverloadClientThrottle(t *testing.T) {
+	t.Parallel()
+	srv := shedServer(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"overload", "-url", srv.URL, "-label", "fake", "-capacity", "200",
+		"-factors", "2", "-step-duration", "1s", "-trial-duration", "300ms", "-unloaded-rate", "50",
+		"-probe-rate", "20", "-assistant", "0.3", "-concurrency", "400", "-client-throttle", "1.1", "-timeline", "-json", out}, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	var rep overloadReport
+	require.NoError(t, json.Unmarshal(b, &rep))
+	require.Len(t, rep.Steps, 1)
+	s := rep.Steps[0]
+	low, normal, crit := s.Priorities[prioLow], s.Priorities[prioNormal], s.Priorities[prioCritical]
+	assert.Equal(t, low.Sent, low.Shed, "every assistant call refused, by the server or the client")
+	assert.Greater(t, low.ShedLocal, low.Sent/2, "most refused locally: the server refuses them all")
+	assert.Less(t, low.ShedLocal, low.Sent, "the throttle still lets some through")
+	assert.Positive(t, s.RejectLocalP99)
+	assert.Zero(t, normal.Shed+normal.ShedLocal, "the server accepts reads: never throttled")
+	assert.Equal(t, crit.Sent, crit.Good, "probes bypass the throttle")
+	assert.Contains(t, stdout.String(), "refused by the client's throttle")
+
+	var good, shed, local int
+	for _, sl := range s.Timeline {
+		good, shed, local = good+sl.Good, shed+sl.Shed, local+sl.Local
+		assert.LessOrEqual(t, sl.Mean, sl.Max)
+	}
+	var sentGood uint64
+	for _, p := range s.Priorities[:prioCritical] {
+		sentGood += p.Good
+	}
+	assert.Equal(t, int(sentGood), good, "the timeline counts every good answer (probes excluded)")
+	assert.Equal(t, int(low.Shed-low.ShedLocal), shed)
+	assert.Equal(t, int(low.ShedLocal), local)
+	assert.Contains(t, stderr.String(), "fake: 2x   0.00s good")
 }
 
 func TestParseProcStatCPU(t *testing.T) {
