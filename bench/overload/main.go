@@ -7,6 +7,10 @@
 //	perfkit   resilience.AdaptiveLimiter, configured as servio configures it
 //	failsafe  failsafe-go v0.9.8's adaptivelimiter built prioritized
 //	          (priority.Prioritizer calibrated every 100 ms)
+//	refuse    refuses every request but the probes: what a refusal costs
+//	          the server (scripts/bench-overload divides its CPU time by
+//	          the refusals), which bounds the goodput of any admission
+//	          that reads requests before refusing them
 //
 // Why a stand-in: servio is a package main in the perfkit module and
 // failsafe-go may only live in this bench module, so failsafe-go cannot be
@@ -72,7 +76,7 @@ type admission func(ctx context.Context, p prio) (release func(canceled bool), e
 
 func run() error {
 	addr := flag.String("addr", "127.0.0.1:18090", "listen address")
-	mode := flag.String("admission", "off", "off, perfkit or failsafe")
+	mode := flag.String("admission", "off", "off, perfkit, failsafe or refuse")
 	minLimit := flag.Int("min-limit", 100, "perfkit: MinLimit (servio's -adaptive-min-limit)")
 	maxQueue := flag.Int("max-queue", 64, "perfkit: MaxQueue (servio's)")
 	queueTimeout := flag.Duration("queue-timeout", 20*time.Millisecond, "perfkit: QueueTimeout (servio's)")
@@ -127,8 +131,15 @@ func run() error {
 				}
 			}, nil
 		}
+	case "refuse":
+		admit = func(_ context.Context, p prio) (func(bool), error) {
+			if p == resilience.PriorityCritical {
+				return func(bool) {}, nil
+			}
+			return nil, resilience.ErrOverloaded
+		}
 	default:
-		return fmt.Errorf("-admission %q: want off, perfkit or failsafe", *mode)
+		return fmt.Errorf("-admission %q: want off, perfkit, failsafe or refuse", *mode)
 	}
 
 	b := newBurner()

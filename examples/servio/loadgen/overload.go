@@ -151,6 +151,8 @@ type stepResult struct {
 	// server was overloaded, means something else had the core).
 	ServerCPU      time.Duration `json:"server_cpu_ns,omitempty"`
 	ServerCPUShare float64       `json:"server_cpu_share,omitempty"`
+	// Settled is the step without its first seconds.
+	Settled settledResult `json:"settled"`
 	// Timeline is the step in slices of timeSliceWidth (with -timeline).
 	Timeline []timeSlice `json:"timeline,omitempty"`
 	// GenCPUShare is the generator's own CPU time over the same span ÷
@@ -424,18 +426,23 @@ type stepStats struct {
 	start    time.Time
 	mu       sync.Mutex
 	admitted histogram
-	rejectC  histogram
-	rejectS  histogram
-	rejectL  histogram
-	lag      histogram
-	live     histogram
-	ready    histogram
-	prio     [prioCount]prioResult
-	dropped  uint64
-	timeouts uint64
-	probeBad uint64
-	lastGood time.Time   // the latest answer counted in goodput
-	timeline []timeSlice // with -timeline: by the answer's end
+	// settled: the requests due settleAfter or later into the step (the
+	// step's totals include the transient before shedding starts).
+	settled                                   time.Time
+	settledGood                               uint64
+	settledAdmitted, settledProbe, settledRej histogram
+	rejectC                                   histogram
+	rejectS                                   histogram
+	rejectL                                   histogram
+	lag                                       histogram
+	live                                      histogram
+	ready                                     histogram
+	prio                                      [prioCount]prioResult
+	dropped                                   uint64
+	timeouts                                  uint64
+	probeBad                                  uint64
+	lastGood                                  time.Time   // the latest answer counted in goodput
+	timeline                                  []timeSlice // with -timeline: by the answer's end
 	// firstShed is nanoseconds after start of the first shed answer + 1
 	// (0: none yet).
 	firstShed atomic.Int64
@@ -498,6 +505,19 @@ func (s *stepStats) record(x outcome) {
 		s.lag.record(x.started.Sub(x.due))
 	}
 	lat := x.end.Sub(x.due)
+	if !x.due.Before(s.settled) {
+		switch {
+		case x.class == prioCritical:
+			s.settledProbe.record(lat)
+		case x.shed:
+			s.settledRej.record(x.end.Sub(x.started))
+		default:
+			s.settledAdmitted.record(lat)
+			if good {
+				s.settledGood++
+			}
+		}
+	}
 	switch {
 	case x.route == "GET /health/live":
 		s.live.record(lat)
@@ -519,6 +539,8 @@ func (s *stepStats) result(name string, rate float64, d time.Duration) stepResul
 		LiveP99: s.live.quantile(.99), ReadyP99: s.ready.quantile(.99), ProbeFailures: s.probeBad,
 		RejectClientP99: s.rejectC.quantile(.99), RejectServerP99: s.rejectS.quantile(.99), RejectServerMax: s.rejectS.max,
 		RejectLocalP99: s.rejectL.quantile(.99), Timeline: s.timeline,
+		Settled: settledResult{After: s.settled.Sub(s.start), AdmittedP99: s.settledAdmitted.quantile(.99),
+			ProbeP99: s.settledProbe.quantile(.99), RejectP99: s.settledRej.quantile(.99)},
 		LagP99: s.lag.quantile(.99), TimeToShed: -1}
 	if f := s.firstShed.Load(); f > 0 {
 		r.TimeToShed = time.Duration(f - 1)
@@ -536,6 +558,9 @@ func (s *stepStats) result(name string, rate float64, d time.Duration) stepResul
 	if sent > 0 {
 		r.SuccessShare = float64(good) / float64(sent)
 	}
+	if rest := d - r.Settled.After; rest > 0 {
+		r.Settled.Goodput = float64(s.settledGood) / rest.Seconds()
+	}
 	// Over the step, or until the last good answer when a backlog was
 	// still answered after it (vegeta's throughput).
 	r.Goodput = float64(good) / max(d, s.lastGood.Sub(s.start)).Seconds()
@@ -551,6 +576,7 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 	}
 	gen0 := selfCPU()
 	st := &stepStats{start: time.Now()}
+	st.settled = st.start.Add(min(settleAfter, d/2))
 	if o.timeline {
 		st.timeline = []timeSlice{}
 	}
@@ -609,6 +635,26 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 		}
 	}
 	return r
+}
+
+// settleAfter is how far into a step (at most half of it) the settled
+// figures start: a step jumps from nothing to f× capacity at once, and
+// the limiter needs a moment to find its level while connections are
+// dialled by the thousand.
+const settleAfter = 2 * time.Second
+
+// settledResult is a step's figures for the requests due settleAfter or
+// later into it: the steady state, without the transient at its start.
+type settledResult struct {
+	After time.Duration `json:"after_ns"`
+	// Goodput counts the good answers to those requests over the rest of
+	// the step.
+	Goodput     float64       `json:"goodput_rps"`
+	AdmittedP99 time.Duration `json:"admitted_p99_ns"`
+	ProbeP99    time.Duration `json:"probe_p99_ns"` // live and ready together
+	// RejectP99 is the client-side latency of refusals, by the server or
+	// the client's throttle.
+	RejectP99 time.Duration `json:"reject_p99_ns"`
 }
 
 // timeSliceWidth is the width of a -timeline slice.

@@ -43,23 +43,46 @@ const (
 // verdict lists the done-when bounds a step at factor× capacity missed,
 // "ok" when it met them all, "—" below 2×.
 func verdict(r *overloadReport, s stepResult, factor float64) string {
+	probes := max(s.LiveP99, s.ReadyP99)
+	if s.ProbeFailures > 0 {
+		probes = doneProbeP99
+	}
+	return judge(r, factor, s.Goodput, s.AdmittedP99, probes, rejectLatency(s), criticalShed(s))
+}
+
+// criticalShed is how many critical requests (probes) step s refused.
+func criticalShed(s stepResult) uint64 {
+	if len(s.Priorities) <= prioCritical {
+		return 0
+	}
+	return s.Priorities[prioCritical].Shed
+}
+
+// settledVerdict is verdict for the step's settled figures (critical
+// refusals counted over the whole step).
+func settledVerdict(r *overloadReport, s stepResult, factor float64) string {
+	t := s.Settled
+	return judge(r, factor, t.Goodput, t.AdmittedP99, t.ProbeP99, t.RejectP99, criticalShed(s))
+}
+
+func judge(r *overloadReport, factor, goodput float64, p99, probes, reject time.Duration, criticalShed uint64) string {
 	if factor < 2 {
 		return "—"
 	}
 	var miss []string
-	if s.Goodput < doneGoodputShare*r.Capacity {
+	if goodput < doneGoodputShare*r.Capacity {
 		miss = append(miss, "goodput")
 	}
-	if s.AdmittedP99 > doneP99Factor*r.UnloadedP99 {
+	if p99 > doneP99Factor*r.UnloadedP99 {
 		miss = append(miss, "p99")
 	}
-	if s.Priorities[prioCritical].Shed > 0 {
+	if criticalShed > 0 {
 		miss = append(miss, "critical shed")
 	}
-	if s.LiveP99 >= doneProbeP99 || s.ReadyP99 >= doneProbeP99 || s.ProbeFailures > 0 {
+	if probes >= doneProbeP99 {
 		miss = append(miss, "probes")
 	}
-	if rej := rejectLatency(s); rej >= doneReject {
+	if reject >= doneReject {
 		miss = append(miss, "rejection latency")
 	}
 	if len(miss) == 0 {
@@ -92,6 +115,53 @@ func printOverloadTables(w io.Writer, reps []*overloadReport) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| step | configuration | offered | goodput | admitted p50 | admitted p99 | shed low / normal / high / critical | time to shed | live / ready p99 | rejection p99 client / server (max) | dropped / timeouts | generator lag p99 | CPU server / generator | done when (≥ 2×) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	forSteps(reps, func(r *overloadReport, s stepResult, factor float64) {
+		p99 := ms(s.AdmittedP99)
+		if r.UnloadedP99 > 0 {
+			p99 += fmt.Sprintf(" (%.1f×)", float64(s.AdmittedP99)/float64(r.UnloadedP99))
+		}
+		tts := "none"
+		if s.TimeToShed >= 0 {
+			tts = ms(s.TimeToShed)
+		}
+		cpu := "n/a"
+		if s.ServerCPU > 0 {
+			cpu = fmt.Sprintf("%.0f %%", 100*s.ServerCPUShare)
+		}
+		cpu += fmt.Sprintf(" / %.0f %%", 100*s.GenCPUShare)
+		fmt.Fprintf(w, "| %s | %s | %.0f req/s | %.0f req/s (%.0f %%) | %s | %s | %s | %s | %s / %s | %s | %d / %d | %s | %s | %s |\n",
+			s.Step, r.Label, s.Offered, s.Goodput, 100*s.Goodput/r.Capacity, ms(s.AdmittedP50), p99,
+			shedShares(s), tts, ms(s.LiveP99), ms(s.ReadyP99), rejections(s), s.Dropped, s.Timeouts, ms(s.LagP99), cpu, verdict(r, s, factor))
+	})
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Settled: the same steps without their first %s (requests due from then on):\n\n", ms(settleAfter))
+	printSettledTable(w, reps)
+}
+
+// printSettledTable writes each step's settled figures (the requests due
+// settleAfter or later into it), one row per step and configuration.
+func printSettledTable(w io.Writer, reps []*overloadReport) {
+	fmt.Fprintln(w, "| step | configuration | from | goodput | admitted p99 | probes p99 | rejection p99 (client) | done when (≥ 2×) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	forSteps(reps, func(r *overloadReport, s stepResult, factor float64) {
+		t := s.Settled
+		p99 := ms(t.AdmittedP99)
+		if r.UnloadedP99 > 0 {
+			p99 += fmt.Sprintf(" (%.1f×)", float64(t.AdmittedP99)/float64(r.UnloadedP99))
+		}
+		rej := "none shed"
+		if t.RejectP99 > 0 {
+			rej = fineMS(t.RejectP99)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.0f req/s (%.0f %%) | %s | %s | %s | %s |\n", s.Step, r.Label, ms(t.After),
+			t.Goodput, 100*t.Goodput/r.Capacity, p99, ms(t.ProbeP99), rej, settledVerdict(r, s, factor))
+	})
+}
+
+// forSteps calls f for each step of each report, steps in order and the
+// reports side by side within a step, with the step's multiple of the
+// report's capacity.
+func forSteps(reps []*overloadReport, f func(r *overloadReport, s stepResult, factor float64)) {
 	steps := 0
 	for _, r := range reps {
 		steps = max(steps, len(r.Steps))
@@ -106,22 +176,7 @@ func printOverloadTables(w io.Writer, reps []*overloadReport) {
 			if r.Capacity > 0 {
 				factor = s.Offered / r.Capacity
 			}
-			p99 := ms(s.AdmittedP99)
-			if r.UnloadedP99 > 0 {
-				p99 += fmt.Sprintf(" (%.1f×)", float64(s.AdmittedP99)/float64(r.UnloadedP99))
-			}
-			tts := "none"
-			if s.TimeToShed >= 0 {
-				tts = ms(s.TimeToShed)
-			}
-			cpu := "n/a"
-			if s.ServerCPU > 0 {
-				cpu = fmt.Sprintf("%.0f %%", 100*s.ServerCPUShare)
-			}
-			cpu += fmt.Sprintf(" / %.0f %%", 100*s.GenCPUShare)
-			fmt.Fprintf(w, "| %s | %s | %.0f req/s | %.0f req/s (%.0f %%) | %s | %s | %s | %s | %s / %s | %s | %d / %d | %s | %s | %s |\n",
-				s.Step, r.Label, s.Offered, s.Goodput, 100*s.Goodput/r.Capacity, ms(s.AdmittedP50), p99,
-				shedShares(s), tts, ms(s.LiveP99), ms(s.ReadyP99), rejections(s), s.Dropped, s.Timeouts, ms(s.LagP99), cpu, verdict(r, s, factor))
+			f(r, s, factor)
 		}
 	}
 }

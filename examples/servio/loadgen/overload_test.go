@@ -155,7 +155,8 @@ func TestOverloadRun(t *testing.T) {
 
 	var table bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"overload-table", out, out}, &table, io.Discard))
-	assert.Equal(t, 2, strings.Count(table.String(), "| 2x | fake |"), "one row per report: %s", table.String())
+	assert.Equal(t, 4, strings.Count(table.String(), "| 2x | fake |"), "one row per report, in the table and the settled one: %s", table.String())
+	assert.Contains(t, table.String(), "Settled: the same steps without their first")
 	assert.Error(t, run(context.Background(), []string{"overload-table"}, io.Discard, io.Discard))
 }
 
@@ -200,6 +201,13 @@ func TestOverloadClientThrottle(t *testing.T) {
 	assert.Equal(t, int(low.Shed-low.ShedLocal), shed)
 	assert.Equal(t, int(low.ShedLocal), local)
 	assert.Contains(t, stderr.String(), "fake: 2x   0.00s good")
+
+	// Settled: from half the 1 s step on (settleAfter is capped there).
+	assert.Equal(t, 500*time.Millisecond, s.Settled.After)
+	assert.InDelta(t, 400*0.7, s.Settled.Goodput, 400*0.7*0.3, "the reads and writes (70 %% of 400 req/s) answered")
+	assert.Positive(t, s.Settled.AdmittedP99)
+	assert.Positive(t, s.Settled.ProbeP99)
+	assert.Positive(t, s.Settled.RejectP99)
 }
 
 func TestParseProcStatCPU(t *testing.T) {
