@@ -7,10 +7,12 @@
 //	perfkit   resilience.AdaptiveLimiter, configured as servio configures it
 //	failsafe  failsafe-go v0.9.8's adaptivelimiter built prioritized
 //	          (priority.Prioritizer calibrated every 100 ms)
-//	refuse    refuses every request but the probes: what a refusal costs
-//	          the server (scripts/bench-overload divides its CPU time by
-//	          the refusals), which bounds the goodput of any admission
-//	          that reads requests before refusing them
+//	refuse    refuses every request but the probes and logins (the
+//	          generator signs in first): what a refusal costs the server
+//	          (scripts/bench-overload divides its CPU time by the
+//	          refusals, with logins left out of the mix), which bounds the
+//	          goodput of any admission that reads requests before refusing
+//	          them
 //
 // Why a stand-in: servio is a package main in the perfkit module and
 // failsafe-go may only live in this bench module, so failsafe-go cannot be
@@ -143,7 +145,11 @@ func run() error {
 	}
 
 	b := newBurner()
-	s := &http.Server{Addr: *addr, Handler: routes(admit, b, *scale), ReadHeaderTimeout: 10 * time.Second}
+	exempt := ""
+	if *mode == "refuse" {
+		exempt = "POST /auth/login"
+	}
+	s := &http.Server{Addr: *addr, Handler: routes(admit, b, *scale, exempt), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- s.ListenAndServe() }()
 	fmt.Fprintf(os.Stderr, "overload: serving on %s, admission %s, %.0f SHA-256 rounds per ms\n", *addr, *mode, b.perMS)
@@ -166,7 +172,9 @@ type route struct {
 	body    func(r *http.Request) (int, any)
 }
 
-func routes(admit admission, b *burner, scale float64) http.Handler {
+// routes serves servio's routes, each behind admit but the one whose
+// pattern is exempt.
+func routes(admit admission, b *burner, scale float64, exempt string) http.Handler {
 	menu := make([]map[string]any, 40)
 	for i := range menu {
 		menu[i] = map[string]any{"id": i + 1, "name": "dish " + strconv.Itoa(i+1), "price_cents": 900 + 10*i, "available": true}
@@ -209,7 +217,11 @@ func routes(admit admission, b *burner, scale float64) http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range all {
 		cost := time.Duration(float64(rt.cost) * scale)
-		mux.Handle(rt.pattern, shed(admit, rt.p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := admit
+		if rt.pattern == exempt {
+			a = nil
+		}
+		mux.Handle(rt.pattern, shed(a, rt.p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b.burn(cost)
 			if rt.wait > 0 {
 				select {
