@@ -71,8 +71,9 @@ type AdaptiveConfig struct {
 	// returns the CPU time (user + system) the process has used so far
 	// (ProcessCPUTime reads it from the OS). It is read with Delay; the
 	// shed level then rises only while the process kept at least 90 % of
-	// CPUs busy over the last 10 readings (100 ms by default), and falls
-	// fast otherwise (see AdaptiveLimiter). Default nil: the delay alone
+	// CPUs busy over the last 10 readings (100 ms by default) and the last
+	// reading was not mostly idle, and otherwise falls by how much room
+	// the CPUs had (see AdaptiveLimiter). Default nil: the delay alone
 	// moves the level.
 	CPUTime func() time.Duration
 	// CPUs is how many cores' worth of CPU time the process can use in a
@@ -227,14 +228,17 @@ var _ RetryAfterer = (*OverloadError)(nil)
 // process used at least 90 % of CPUs over the last 10 readings (100 ms at
 // the default DelayInterval: a burst fills the core for milliseconds, an
 // overload for good), and then by at most +0.05 per reading (0 to 1 in
-// 200 ms). While the core had room over those readings, or since the last
-// one (mostly idle: the backlog is gone, the level is past its point), the level
-// falls by 0.2·(0.9 − u)/0.1, at most 0.2, per reading (3 to 0 in 150 ms), u the window's
-// utilisation, or the last reading's when that is under 60 % and lower,
-// whatever the delay: up slowly, down fast. A last reading between 60 and
-// 90 % is noise on a full core (steal time on a virtual machine, the
-// reading's granularity), not room. Readings of CPUTime happen
-// with those of Delay, not per call. In the tests' simulated one-core
+// 200 ms at the default interval). While the core had room over those
+// readings, or stood mostly idle since the last one (the backlog is gone,
+// the level is past its point), the level falls by 0.2·(0.9 − u)/0.1, at
+// most 0.2, per reading (3 to 0 in 15 readings at u ≤ 80 %), u the
+// window's utilisation, or the last reading's when that is under 60 % and
+// lower, whatever the delay: up slowly, down faster. A last reading
+// between 60 and 90 % is noise on a full core (steal time on a virtual
+// machine, the reading's timing), not room: on this project's VM a
+// saturated core reads under 80 % in a quarter of its 10 ms readings.
+// Readings of CPUTime happen with those of Delay, not per call. In the
+// tests' simulated one-core
 // server with bursty arrivals (Poisson bursts of 8 on average), this
 // sheds nothing at 0.4× the capacity, where the delay alone sheds most
 // low and half the normal calls, and keeps goodput above 90 % of the

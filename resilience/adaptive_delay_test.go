@@ -414,8 +414,8 @@ func TestAdaptiveCPUGate(t *testing.T) {
 	read(70)
 	assert.InDelta(t, 3, l.ShedLevel(), 1e-9, "sustained: up to 3")
 	busy = 0.5
-	read(15)
-	assert.Zero(t, l.ShedLevel(), "the core has room: from 3 to 0 within 15 readings")
+	read(16)
+	assert.Zero(t, l.ShedLevel(), "the core has room: from 3 to 0 within 16 readings (0.2 a reading)")
 }
 
 // TestAdaptiveCPUGateNoisyReadings: a saturated core on a virtual machine

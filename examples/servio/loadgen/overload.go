@@ -8,16 +8,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/servio/perfkit/httpclient"
+	"github.com/servio/perfkit/resilience"
 )
 
 // `loadgen overload` measures how a server behaves past its capacity, open
@@ -229,8 +230,15 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 		return o, errors.New("-capacity, -unloaded-rate, -search-start and -probe-rate must be positive")
 	case o.stepDuration <= 0 || o.trialDuration <= 0 || o.timeout <= 0:
 		return o, errors.New("-step-duration, -trial-duration and -timeout must be positive")
-	case o.throttleK < 0 || (o.throttleK > 0 && o.throttleK < 1) || o.throttleWindow <= 0:
-		return o, errors.New("-client-throttle must be 0 (off) or at least 1, -client-throttle-window positive")
+	case !(o.throttleK == 0 || o.throttleK >= 1) || math.IsInf(o.throttleK, 0):
+		return o, errors.New("-client-throttle must be 0 (off) or a number of at least 1")
+	case o.throttleK > 0:
+		// The throttle checks the rest (its window holds 20 buckets).
+		t, err := httpclient.NewThrottle(http.DefaultTransport, httpclient.ThrottleConfig{K: o.throttleK, Window: o.throttleWindow})
+		if err != nil {
+			return o, fmt.Errorf("-client-throttle-window: %w", err)
+		}
+		t.Close()
 	}
 	return o, o.load.validate()
 }
@@ -409,7 +417,9 @@ func (e *engine) searchCapacity(ctx context.Context, o *overloadOptions, stderr 
 // what the server then served at 2×).
 func (e *engine) warmConns(ctx context.Context, rate float64) {
 	n := min(e.o.concurrency, max(32, int(rate/100)))
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// Generous: the body reads after the barrier run under it too, and a
+	// read cut short discards its connection.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var got, done sync.WaitGroup
 	got.Add(n)
@@ -460,21 +470,25 @@ type stepStats struct {
 	admitted histogram
 	// settled: the requests due settleAfter or later into the step (the
 	// step's totals include the transient before shedding starts).
-	settled                                   time.Time
-	settledGood                               uint64
-	settledAdmitted, settledProbe, settledRej histogram
-	rejectC                                   histogram
-	rejectS                                   histogram
-	rejectL                                   histogram
-	lag                                       histogram
-	live                                      histogram
-	ready                                     histogram
-	prio                                      [prioCount]prioResult
-	dropped                                   uint64
-	timeouts                                  uint64
-	probeBad                                  uint64
-	lastGood                                  time.Time   // the latest answer counted in goodput
-	timeline                                  []timeSlice // with -timeline: by the answer's end
+	settled         time.Time
+	settledGood     uint64
+	lastSettledGood time.Time
+	settledAdmitted histogram
+	settledProbe    histogram
+	settledRejS     histogram // the server's refusals, at the client
+	settledRejL     histogram // the client throttle's
+	rejectC         histogram
+	rejectS         histogram
+	rejectL         histogram
+	lag             histogram
+	live            histogram
+	ready           histogram
+	prio            [prioCount]prioResult
+	dropped         uint64
+	timeouts        uint64
+	probeBad        uint64
+	lastGood        time.Time   // the latest answer counted in goodput
+	timeline        []timeSlice // with -timeline: by the answer's end
 	// firstShed is nanoseconds after start of the first shed answer + 1
 	// (0: none yet).
 	firstShed atomic.Int64
@@ -494,7 +508,7 @@ type outcome struct {
 }
 
 func (s *stepStats) record(x outcome) {
-	if x.shed {
+	if x.shed && !x.local { // the server's first refusal
 		at := int64(x.end.Sub(s.start)) + 1
 		for {
 			cur := s.firstShed.Load()
@@ -507,7 +521,11 @@ func (s *stepStats) record(x outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.timeline != nil && x.class != prioCritical {
-		s.slice(x.end).add(x, good)
+		at := x.end
+		if errors.Is(x.err, errDropped) {
+			at = x.due // never sent: it counts when it was due
+		}
+		s.slice(at).add(x, good)
 	}
 	p := &s.prio[x.class]
 	p.Sent++
@@ -541,12 +559,17 @@ func (s *stepStats) record(x outcome) {
 		switch {
 		case x.class == prioCritical:
 			s.settledProbe.record(lat)
+		case x.shed && x.local:
+			s.settledRejL.record(x.end.Sub(x.started))
 		case x.shed:
-			s.settledRej.record(x.end.Sub(x.started))
+			s.settledRejS.record(x.end.Sub(x.started))
 		default:
 			s.settledAdmitted.record(lat)
 			if good {
 				s.settledGood++
+				if x.end.After(s.lastSettledGood) {
+					s.lastSettledGood = x.end
+				}
 			}
 		}
 	}
@@ -572,7 +595,7 @@ func (s *stepStats) result(name string, rate float64, d time.Duration) stepResul
 		RejectClientP99: s.rejectC.quantile(.99), RejectServerP99: s.rejectS.quantile(.99), RejectServerMax: s.rejectS.max,
 		RejectLocalP99: s.rejectL.quantile(.99), Timeline: s.timeline,
 		Settled: settledResult{After: s.settled.Sub(s.start), AdmittedP99: s.settledAdmitted.quantile(.99),
-			ProbeP99: s.settledProbe.quantile(.99), RejectP99: s.settledRej.quantile(.99)},
+			ProbeP99: s.settledProbe.quantile(.99), RejectP99: max(s.settledRejS.quantile(.99), s.settledRejL.quantile(.99))},
 		LagP99: s.lag.quantile(.99), TimeToShed: -1}
 	if f := s.firstShed.Load(); f > 0 {
 		r.TimeToShed = time.Duration(f - 1)
@@ -590,7 +613,9 @@ func (s *stepStats) result(name string, rate float64, d time.Duration) stepResul
 	if sent > 0 {
 		r.SuccessShare = float64(good) / float64(sent)
 	}
-	if rest := d - r.Settled.After; rest > 0 {
+	// Like Goodput: until the step's end or the last such answer if later
+	// (a backlog still answered after the step).
+	if rest := max(d, s.lastSettledGood.Sub(s.start)) - r.Settled.After; rest > 0 {
 		r.Settled.Goodput = float64(s.settledGood) / rest.Seconds()
 	}
 	// Over the step, or until the last good answer when a backlog was
@@ -614,7 +639,7 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 	}
 	clients, closeThrottles, err := e.classClients(o)
 	if err != nil {
-		panic(err) // the options were validated
+		panic(err) // parseOverloadFlags built one with these options
 	}
 	defer closeThrottles()
 	type job struct {
@@ -680,12 +705,13 @@ const settleAfter = 2 * time.Second
 type settledResult struct {
 	After time.Duration `json:"after_ns"`
 	// Goodput counts the good answers to those requests over the rest of
-	// the step.
+	// the step, or until the last of them when a backlog was still
+	// answered after it.
 	Goodput     float64       `json:"goodput_rps"`
 	AdmittedP99 time.Duration `json:"admitted_p99_ns"`
 	ProbeP99    time.Duration `json:"probe_p99_ns"` // live and ready together
-	// RejectP99 is the client-side latency of refusals, by the server or
-	// the client's throttle.
+	// RejectP99 is the client-side p99 latency of the server's refusals
+	// or of the client throttle's, whichever is higher.
 	RejectP99 time.Duration `json:"reject_p99_ns"`
 }
 
@@ -700,16 +726,19 @@ type timeSlice struct {
 	Good   int           `json:"good"`
 	Shed   int           `json:"shed"`       // refused by the server
 	Local  int           `json:"shed_local"` // refused by the client's throttle
-	Failed int           `json:"failed"`
-	// Latency from due time of the answers the server gave (good, shed
-	// or failed): mean and max.
+	Failed int           `json:"failed"`     // sent, not answered without a 5xx in time
+	// Dropped were due in this slice but never sent: every connection
+	// was busy.
+	Dropped int `json:"dropped"`
+	// Latency from due time of the requests sent (good, shed by the
+	// server or failed): mean and max.
 	Mean time.Duration `json:"mean_ns"`
 	Max  time.Duration `json:"max_ns"`
 	sum  time.Duration
 }
 
 func (t timeSlice) String() string {
-	return fmt.Sprintf("good %5d shed %5d local %5d failed %5d latency mean %s max %s", t.Good, t.Shed, t.Local, t.Failed, ms(t.Mean), ms(t.Max))
+	return fmt.Sprintf("good %5d shed %5d local %5d failed %5d dropped %5d latency mean %s max %s", t.Good, t.Shed, t.Local, t.Failed, t.Dropped, ms(t.Mean), ms(t.Max))
 }
 
 // slice returns the timeline's slice holding instant at, growing the
@@ -726,6 +755,9 @@ func (t *timeSlice) add(x outcome, good bool) {
 	switch {
 	case x.local:
 		t.Local++
+		return
+	case errors.Is(x.err, errDropped):
+		t.Dropped++
 		return
 	case x.shed:
 		t.Shed++
@@ -750,13 +782,13 @@ func processCPU(pid int) (time.Duration, error) {
 	return parseProcStatCPU(string(b))
 }
 
-// selfCPU returns this process's user + system CPU time (getrusage).
+// selfCPU returns this process's user + system CPU time
+// (resilience.ProcessCPUTime), 0 where the OS does not report it.
 func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
+	if cpu := resilience.ProcessCPUTime(); cpu != nil {
+		return cpu()
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return 0
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
@@ -817,9 +849,9 @@ func pace(ctx context.Context, start time.Time, rate float64, fire func(due time
 // transport is a fresh httpclient.ThrottleTransport per class (over
 // e.client's transport, so the connections are shared) for every class
 // but critical. close releases the throttles.
-func (e *engine) classClients(o *overloadOptions) (clients [prioCount]*http.Client, close func(), err error) {
+func (e *engine) classClients(o *overloadOptions) (clients [prioCount]*http.Client, release func(), err error) {
 	var throttles []*httpclient.ThrottleTransport
-	close = func() {
+	release = func() {
 		for _, t := range throttles {
 			t.Close()
 		}
@@ -831,13 +863,13 @@ func (e *engine) classClients(o *overloadOptions) (clients [prioCount]*http.Clie
 		}
 		t, err := httpclient.NewThrottle(e.client.Transport, httpclient.ThrottleConfig{K: o.throttleK, Window: o.throttleWindow})
 		if err != nil {
-			close()
+			release()
 			return clients, nil, err
 		}
 		throttles = append(throttles, t)
 		clients[i] = &http.Client{Transport: t}
 	}
-	return clients, close, nil
+	return clients, release, nil
 }
 
 // sendTimed sends o through c, due at due, giving up timeout after due.

@@ -47,7 +47,7 @@ func verdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, s.Goodput, s.AdmittedP99, probes, rejectLatency(s), criticalShed(s))
+	return judge(r, factor, s.Goodput, s.AdmittedP99, probes, rejectLatency(s), criticalShed(s)) + genNote(s)
 }
 
 // criticalShed is how many critical requests (probes) step s refused.
@@ -62,7 +62,23 @@ func criticalShed(s stepResult) uint64 {
 // refusals counted over the whole step).
 func settledVerdict(r *overloadReport, s stepResult, factor float64) string {
 	t := s.Settled
-	return judge(r, factor, t.Goodput, t.AdmittedP99, t.ProbeP99, t.RejectP99, criticalShed(s))
+	probes := t.ProbeP99
+	if s.ProbeFailures > 0 {
+		probes = doneProbeP99
+	}
+	return judge(r, factor, t.Goodput, t.AdmittedP99, probes, t.RejectP99, criticalShed(s)) + genNote(s)
+}
+
+// genSaturated is the generator's CPU share past which its own queueing
+// is part of every latency it measured.
+const genSaturated = 0.9
+
+// genNote marks a verdict whose step had the generator's core saturated.
+func genNote(s stepResult) string {
+	if s.GenCPUShare >= genSaturated {
+		return fmt.Sprintf(" (generator %.0f %% busy: latencies include its own queueing)", 100*s.GenCPUShare)
+	}
+	return ""
 }
 
 func judge(r *overloadReport, factor, goodput float64, p99, probes, reject time.Duration, criticalShed uint64) string {

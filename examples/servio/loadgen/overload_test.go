@@ -82,6 +82,26 @@ func TestVerdict(t *testing.T) {
 	local.Priorities = []prioResult{{Sent: 10, Shed: 5, ShedLocal: 5}, {}, {}, {}}
 	local.RejectLocalP99 = 20 * time.Microsecond
 	assert.Equal(t, "ok", verdict(r, local, 2), "refusals by the client's own throttle count at their latency")
+	busyGen := good
+	busyGen.GenCPUShare = 0.95
+	assert.Equal(t, "ok (generator 95 % busy: latencies include its own queueing)", verdict(r, busyGen, 2))
+	failing := good
+	failing.Settled = settledResult{Goodput: 950, AdmittedP99: time.Millisecond, ProbeP99: time.Millisecond}
+	assert.Equal(t, "ok", settledVerdict(r, failing, 2))
+	failing.ProbeFailures = 1
+	assert.Equal(t, "missed: probes", settledVerdict(r, failing, 2), "a probe answered fast but not 200 fails")
+}
+
+func TestParseOverloadThrottleFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-client-throttle", "NaN"}, {"-client-throttle", "0.5"}, {"-client-throttle", "-1"},
+		{"-client-throttle", "+Inf"}, {"-client-throttle", "2", "-client-throttle-window", "1ns"}} {
+		_, err := parseOverloadFlags(args, io.Discard)
+		assert.Error(t, err, "%v", args)
+	}
+	o, err := parseOverloadFlags([]string{"-client-throttle", "1.5", "-client-throttle-window", "2s"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 1.5, o.throttleK)
 }
 
 // shedServer answers servio's routes like a server whose limiter refuses
@@ -322,4 +342,41 @@ func TestSaturation(t *testing.T) {
 		mod(&s)
 		assert.Contains(t, saturation(s), name)
 	}
+}
+
+// TestStepStatsSettledAndTimeline: a dropped request counts in the slice it
+// was due in, apart from the latencies; settled goodput runs until the last
+// settled answer when a backlog is answered after the step; the settled
+// rejection p99 is the higher of the server's and the client throttle's;
+// the client's own refusals do not start "time to shed".
+func TestStepStatsSettledAndTimeline(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	st := &stepStats{start: start, settled: start.Add(time.Second), timeline: []timeSlice{}}
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+	// Due at 1.2 s, never sent: recorded at due+timeout.
+	st.record(outcome{class: prioNormal, route: "GET /orders/{id}", due: at(1200 * time.Millisecond), end: at(11200 * time.Millisecond), err: errDropped})
+	// Settled good answers: 4 due in [1 s, 2 s), the last answered at 3 s.
+	for i := range 4 {
+		due := at(time.Second + time.Duration(i)*100*time.Millisecond)
+		end := due.Add(10 * time.Millisecond)
+		if i == 3 {
+			end = at(3 * time.Second)
+		}
+		st.record(outcome{class: prioNormal, route: "GET /orders/{id}", due: due, started: due, end: end, status: 200})
+	}
+	st.record(outcome{class: prioLow, route: "POST /assistant/query", due: at(1500 * time.Millisecond), started: at(1500 * time.Millisecond),
+		end: at(1500*time.Millisecond + 20*time.Microsecond), shed: true, local: true})
+	st.record(outcome{class: prioLow, route: "POST /assistant/query", due: at(1600 * time.Millisecond), started: at(1600 * time.Millisecond),
+		end: at(1700 * time.Millisecond), status: 503, shed: true})
+
+	r := st.result("2x", 100, 2*time.Second)
+	require.Len(t, r.Timeline, 13, "slices up to the one holding the last answer (3 s), none for the dropped request's 11.2 s")
+	sl := r.Timeline[4] // [1 s, 1.25 s)
+	assert.Equal(t, 1, sl.Dropped)
+	assert.Equal(t, 3, sl.Good)
+	assert.Equal(t, 10*time.Millisecond, sl.Max, "the dropped request's 10 s is not a latency of the slice")
+	assert.InDelta(t, 4/2.0, r.Settled.Goodput, 1e-9, "4 good answers over [1 s, 3 s]")
+	assert.Equal(t, 100*time.Millisecond, r.Settled.RejectP99.Round(time.Millisecond), "the server's refusal, not the throttle's 20 µs")
+	assert.Equal(t, 1700*time.Millisecond, r.TimeToShed.Round(time.Millisecond), "the server's first refusal, at 1.7 s, not the throttle's at 1.5 s")
 }
