@@ -133,26 +133,32 @@ func shedServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
+// runFakeOverload runs `loadgen overload` against shedServer with a given
+// capacity of 200 req/s and short trials, plus args, and returns the JSON
+// report, its path and what the run printed.
+func runFakeOverload(t *testing.T, args ...string) (rep overloadReport, out string, stdout, stderr *bytes.Buffer) {
+	srv := shedServer(t)
+	out = filepath.Join(t.TempDir(), "r.json")
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	// -concurrency 400: a request finding every connection busy is dropped,
+	// and a -race run on a busy machine answers slowly.
+	base := []string{"overload", "-url", srv.URL, "-label", "fake", "-capacity", "200", "-trial-duration", "300ms",
+		"-unloaded-rate", "50", "-probe-rate", "20", "-concurrency", "400", "-json", out}
+	require.NoError(t, run(context.Background(), append(base, args...), stdout, stderr), stderr.String())
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep))
+	return rep, out, stdout, stderr
+}
+
 // TestOverloadRun runs the overload mode briefly with a given capacity
 // against a server that sheds the assistant: every low-priority request
 // is counted shed with its Server-Timing, nothing else is, probes went
 // out at their rate, and the JSON report renders in overload-table.
 func TestOverloadRun(t *testing.T) {
 	t.Parallel()
-	srv := shedServer(t)
-	out := filepath.Join(t.TempDir(), "r.json")
-	var stdout, stderr bytes.Buffer
-	// -concurrency 400: a request finding every connection busy is dropped,
-	// and a -race run on a busy machine answers slowly.
-	err := run(context.Background(), []string{"overload", "-url", srv.URL, "-label", "fake", "-capacity", "200",
-		"-factors", "1,2", "-step-duration", "500ms", "-trial-duration", "300ms", "-unloaded-rate", "50",
-		"-probe-rate", "20", "-assistant", "0.2", "-concurrency", "400", "-server-pid", strconv.Itoa(os.Getpid()), "-json", out}, &stdout, &stderr)
-	require.NoError(t, err, stderr.String())
-
-	b, err := os.ReadFile(out)
-	require.NoError(t, err)
-	var rep overloadReport
-	require.NoError(t, json.Unmarshal(b, &rep))
+	rep, out, stdout, _ := runFakeOverload(t, "-factors", "1,2", "-step-duration", "500ms", "-assistant", "0.2",
+		"-server-pid", strconv.Itoa(os.Getpid()))
 	require.Len(t, rep.Steps, 2)
 	assert.InDelta(t, 400, rep.Steps[1].Offered, 0.01, "2× the given capacity")
 	for _, s := range rep.Steps {
@@ -186,17 +192,8 @@ func TestOverloadRun(t *testing.T) {
 // bypass the throttle, and -timeline slices add up to the step's totals.
 func TestOverloadClientThrottle(t *testing.T) {
 	t.Parallel()
-	srv := shedServer(t)
-	out := filepath.Join(t.TempDir(), "r.json")
-	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"overload", "-url", srv.URL, "-label", "fake", "-capacity", "200",
-		"-factors", "2", "-step-duration", "1s", "-trial-duration", "300ms", "-unloaded-rate", "50",
-		"-probe-rate", "20", "-assistant", "0.3", "-concurrency", "400", "-client-throttle", "1.1", "-timeline", "-json", out}, &stdout, &stderr)
-	require.NoError(t, err, stderr.String())
-	b, err := os.ReadFile(out)
-	require.NoError(t, err)
-	var rep overloadReport
-	require.NoError(t, json.Unmarshal(b, &rep))
+	rep, _, stdout, stderr := runFakeOverload(t, "-factors", "2", "-step-duration", "1s", "-assistant", "0.3",
+		"-client-throttle", "1.1", "-timeline")
 	require.Len(t, rep.Steps, 1)
 	s := rep.Steps[0]
 	low, normal, crit := s.Priorities[prioLow], s.Priorities[prioNormal], s.Priorities[prioCritical]
