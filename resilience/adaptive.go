@@ -104,10 +104,10 @@ const (
 	delayMaxErr = 10
 	// With CPUTime: cpuWindow is how many readings the CPU utilisation
 	// gating the Delay signal spans, cpuBusy the utilisation at which it
-	// opens, cpuIdle the utilisation of a single reading that counts as
-	// the backlog gone, cpuMaxErr the largest error a reading adds (the level rises
-	// by at most 0.05 per reading) and cpuFall the gain of the fall when
-	// the core has room.
+	// opens, cpuIdle the utilisation under which a single reading counts
+	// as the backlog gone, cpuMaxErr the largest error a reading adds (the
+	// level rises by at most 0.05 per reading) and cpuFall the gain of the
+	// fall when the core has room.
 	cpuWindow = 10
 	cpuBusy   = 0.9
 	cpuIdle   = 0.6
@@ -589,9 +589,9 @@ func (l *AdaptiveLimiter) readDelay(now time.Time) {
 			// it is not overload) or stood mostly idle since the last
 			// reading (the backlog is gone: the level is past its point).
 			// The level falls, the faster the more room. A single reading
-			// a little under cpuBusy is noise (steal time, interrupts, the
-			// reading's granularity), not room: it must not undo the
-			// window's verdict.
+			// between cpuIdle and cpuBusy is noise on a full core (steal
+			// time, interrupts, the reading's timing), not room: it must
+			// not undo the window's verdict.
 			e = max((u-cpuBusy)/(1-cpuBusy), -1) * cpuFall
 		}
 	}
