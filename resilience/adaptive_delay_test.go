@@ -461,3 +461,47 @@ func TestProcessCPUTime(t *testing.T) {
 	assert.Positive(t, a, "the test process has used CPU by now")
 	assert.GreaterOrEqual(t, cpu(), a, "CPU time never goes back")
 }
+
+// TestAdaptiveDelayMaxRise: DelayMaxRise caps how far one reading of a
+// delay far above the target raises the shed level (by default a whole
+// level, 0.05 with CPUTime), the fall is unchanged, and a value outside
+// (0, 1] is refused.
+func TestAdaptiveDelayMaxRise(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		maxRise, want float64
+		cpu           bool
+	}{{0, 1, false}, {0.1, 0.1, false}, {0, 0.05, true}, {0.3, 0.3, true}} {
+		clock := &setClock{now: time.Unix(1e9, 0)}
+		d := 100 * time.Millisecond // 50× the target
+		cfg := AdaptiveConfig{Clock: clock, Delay: func() time.Duration { return d }, DelayMaxRise: c.maxRise}
+		if c.cpu {
+			start := clock.now
+			cfg.CPUTime, cfg.CPUs = func() time.Duration { return clock.now.Sub(start) }, 1 // always busy
+		}
+		l := newTestAdaptive(t, cfg)
+		read := func() {
+			clock.set(clock.now.Add(10 * time.Millisecond))
+			_, _ = l.Acquire(context.Background(), PriorityCritical)
+		}
+		read()
+		if c.cpu { // the CPU gate needs a window of readings first
+			for i := 0; i < 30 && l.ShedLevel() == 0; i++ {
+				read()
+			}
+			lvl := l.ShedLevel()
+			require.Positive(t, lvl, "%+v: a busy core opens the gate", c)
+			read()
+			assert.InDelta(t, c.want, l.ShedLevel()-lvl, 1e-9, "%+v", c)
+			continue
+		}
+		assert.InDelta(t, c.want, l.ShedLevel(), 1e-9, "%+v: one reading", c)
+		d = 0
+		read()
+		assert.InDelta(t, max(c.want-0.1, 0), l.ShedLevel(), 1e-9, "%+v: no delay, the level falls by 0.1", c)
+	}
+	for _, bad := range []float64{-0.1, 1.5, math.NaN()} {
+		_, err := NewAdaptiveLimiter(AdaptiveConfig{DelayMaxRise: bad})
+		assert.ErrorIs(t, err, ErrInvalidConfig, "DelayMaxRise %v", bad)
+	}
+}
