@@ -84,17 +84,29 @@ func run() error {
 	queueTimeout := flag.Duration("queue-timeout", 20*time.Millisecond, "perfkit: QueueTimeout (servio's)")
 	delayTarget := flag.Duration("delay-target", 2*time.Millisecond, "perfkit: DelayTarget (servio's -adaptive-delay-target)")
 	scale := flag.Float64("cost-scale", 1, "multiplies every route's CPU cost")
+	queueHeader := flag.String("queue-header", "", "perfkit: the request-start header (X-Request-Start) whose standing queue (resilience.QueueDelay) is the Delay; empty: the run-queue delay (resilience.SchedulerDelay)")
+	cpuGate := flag.Bool("cpu-gate", true, "perfkit: gate the Delay on the process's CPU use (AdaptiveConfig.CPUTime)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var admit admission
+	var (
+		admit admission
+		queue resilience.QueueDelay
+	)
 	switch *mode {
 	case "off":
 	case "perfkit":
-		l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{Name: "overload",
+		cfg := resilience.AdaptiveConfig{Name: "overload",
 			MinLimit: *minLimit, InitialLimit: *minLimit, MaxQueue: *maxQueue, QueueTimeout: *queueTimeout,
-			Delay: resilience.SchedulerDelay(), DelayTarget: *delayTarget, CPUTime: resilience.ProcessCPUTime()})
+			Delay: resilience.SchedulerDelay(), DelayTarget: *delayTarget}
+		if *queueHeader != "" {
+			cfg.Delay = queue.Delay
+		}
+		if *cpuGate {
+			cfg.CPUTime = resilience.ProcessCPUTime()
+		}
+		l, err := resilience.NewAdaptiveLimiter(cfg)
 		if err != nil {
 			return err
 		}
@@ -149,7 +161,11 @@ func run() error {
 	if *mode == "refuse" {
 		exempt = "POST /auth/login"
 	}
-	s := &http.Server{Addr: *addr, Handler: routes(admit, b, *scale, exempt), ReadHeaderTimeout: 10 * time.Second}
+	h := routes(admit, b, *scale, exempt)
+	if *queueHeader != "" {
+		h = observeQueue(&queue, *queueHeader, h)
+	}
+	s := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- s.ListenAndServe() }()
 	fmt.Fprintf(os.Stderr, "overload: serving on %s, admission %s, %.0f SHA-256 rounds per ms\n", *addr, *mode, b.perMS)
@@ -259,6 +275,15 @@ func shed(admit admission, p prio, next http.Handler) http.Handler {
 			return
 		}
 		defer func() { release(r.Context().Err() != nil) }()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// observeQueue records in q how long each request waited since the time
+// stamped in its header before next handles it, as servio does.
+func observeQueue(q *resilience.QueueDelay, header string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q.ObserveStamp(r.Header.Get(header), time.Now())
 		next.ServeHTTP(w, r)
 	})
 }

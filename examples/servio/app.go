@@ -59,6 +59,7 @@ type App struct {
 	// overload sheds requests past capacity by priority (nil when
 	// -adaptive-limit is off or in baseline mode).
 	overload *resilience.AdaptiveLimiter
+	queue    *resilience.QueueDelay // the wait since -adaptive-queue-header's stamp; nil without
 	// export serves GET /restaurants/{id}/orders/export (export.go).
 	export *exporter
 
@@ -225,6 +226,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 	}
 	if a.replicas != nil {
 		a.handler = a.dbSession(a.handler)
+	}
+	if a.queue != nil {
+		a.handler = observeQueue(a.queue, a.cfg.AdaptiveQueueHeader, a.handler)
 	}
 	if cfg.Baseline {
 		log.Warn("BASELINE mode: perfkit's cache, pool tuning, rate limits and LLM resilience are off")

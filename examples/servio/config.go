@@ -63,6 +63,15 @@ type Config struct {
 	// 0.6× and 0.8 % at 0.8×, so it stays off by default until a run on a
 	// quiet machine confirms it.
 	AdaptiveDelayTarget time.Duration
+	// AdaptiveQueueHeader, with AdaptiveDelayTarget, names the header in
+	// which a front proxy stamps each request's arrival, such as
+	// X-Request-Start (-adaptive-queue-header, ADAPTIVE_QUEUE_HEADER;
+	// default empty). The delay the limiter holds under its target is
+	// then the standing queue since that stamp (resilience.QueueDelay:
+	// the proxy, the network, socket buffers and the run queue) instead of
+	// the run-queue delay. Set it only behind a proxy that overwrites the
+	// header on every request: a client could otherwise claim any start.
+	AdaptiveQueueHeader string
 
 	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
 	TrustedProxies []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
@@ -150,6 +159,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		"floor of the adaptive concurrency limit: requests in flight it always admits (env ADAPTIVE_MIN_LIMIT)")
 	fs.DurationVar(&c.AdaptiveDelayTarget, "adaptive-delay-target", envDur("ADAPTIVE_DELAY_TARGET", 0),
 		"Go run-queue delay above which requests are shed by priority, e.g. 2ms; 0: off, the default (experimental; env ADAPTIVE_DELAY_TARGET)")
+	fs.StringVar(&c.AdaptiveQueueHeader, "adaptive-queue-header", getenv("ADAPTIVE_QUEUE_HEADER"),
+		"with -adaptive-delay-target: the header a front proxy stamps with each request's arrival (X-Request-Start, t=<µs>); the delay is then the queue since that stamp; set it only behind a proxy that overwrites the header (env ADAPTIVE_QUEUE_HEADER)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
@@ -256,6 +267,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("adaptive min limit must be positive, got %d", c.AdaptiveMinLimit)
 	case c.AdaptiveDelayTarget < 0:
 		return fmt.Errorf("adaptive delay target must not be negative, got %v", c.AdaptiveDelayTarget)
+	case c.AdaptiveQueueHeader != "" && !validHeaderName(c.AdaptiveQueueHeader):
+		return fmt.Errorf("adaptive queue header %q is not a header name", c.AdaptiveQueueHeader)
 	case c.UploadMaxBytes <= 0:
 		return fmt.Errorf("upload max bytes must be positive, got %d", c.UploadMaxBytes)
 	case c.SimLLMFailureRate < 0 || c.SimLLMFailureRate > 1:
@@ -318,4 +331,12 @@ func (c Config) validateJobs() error {
 		return fmt.Errorf("TWILIO_BASE_URL needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
 	}
 	return nil
+}
+
+// validHeaderName reports whether s is an HTTP field name (RFC 9110: a
+// token).
+func validHeaderName(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return r > '~' || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r)
+	})
 }

@@ -45,6 +45,14 @@ func (a *App) setupOverload(delay func() time.Duration) error {
 	if a.cfg.AdaptiveDelayTarget > 0 {
 		cfg.Delay, cfg.DelayTarget = resilience.SchedulerDelay(), a.cfg.AdaptiveDelayTarget
 		cfg.CPUTime = resilience.ProcessCPUTime()
+		if a.cfg.AdaptiveQueueHeader != "" {
+			// The whole queue since the proxy's stamp: its minimum per
+			// reading filters bursts without the CPU gate, and the level
+			// rises a tenth per reading at most (see
+			// resilience.AdaptiveConfig.DelayMaxRise).
+			a.queue = new(resilience.QueueDelay)
+			cfg.Delay, cfg.CPUTime, cfg.DelayMaxRise = a.queue.Delay, nil, 0.1
+		}
 		if delay != nil {
 			// Tests drive the delay alone: their process is not CPU-bound
 			// (the CPU gate is resilience's, tested there).
@@ -58,6 +66,16 @@ func (a *App) setupOverload(delay func() time.Duration) error {
 	a.overload = l
 	a.closers = append(a.closers, l.Close)
 	return nil
+}
+
+// observeQueue records in q how long each request waited since the
+// arrival a front proxy stamped in its header before servio began to
+// handle it (resilience.QueueDelay.ObserveStamp).
+func observeQueue(q *resilience.QueueDelay, header string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q.ObserveStamp(r.Header.Get(header), time.Now())
+		next.ServeHTTP(w, r)
+	})
 }
 
 // routePriority is the priority of a route under overload: health probes

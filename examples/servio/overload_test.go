@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -106,6 +107,19 @@ func TestOverloadOff(t *testing.T) {
 	assert.Equal(t, 5*time.Millisecond, cfg.AdaptiveDelayTarget, "ADAPTIVE_DELAY_TARGET=5ms")
 	_, err = parseConfig("servio", []string{"-adaptive-delay-target", "-1ms"}, func(string) string { return "" }, io.Discard, nil)
 	assert.Error(t, err, "a negative delay target is refused")
+	assert.Empty(t, cfg.AdaptiveQueueHeader, "no queue header by default: the run-queue delay")
+	cfg, err = parseConfig("servio", nil, func(k string) string {
+		if k == "ADAPTIVE_QUEUE_HEADER" {
+			return "X-Request-Start"
+		}
+		return ""
+	}, io.Discard, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "X-Request-Start", cfg.AdaptiveQueueHeader, "ADAPTIVE_QUEUE_HEADER")
+	for _, bad := range []string{"X Request", "X-Start:", "Ünicode"} {
+		_, err = parseConfig("servio", []string{"-adaptive-queue-header", bad}, func(string) string { return "" }, io.Discard, nil)
+		assert.Error(t, err, "%q is no header name", bad)
+	}
 
 	cfg = testConfig(t, "sqlite")
 	cfg.Baseline = true
@@ -141,4 +155,45 @@ func TestOverloadShedsOnRunQueueDelay(t *testing.T) {
 		status, _ := a.do("GET", "/restaurants/1/menu", "")
 		return status == http.StatusOK && a.overload.ShedLevel() == 0
 	}, 10*time.Second, 15*time.Millisecond, "with no delay the level falls back to 0")
+}
+
+// TestOverloadShedsOnQueueHeader: with -adaptive-queue-header the delay
+// is the wait since the stamp a front proxy puts in that header. Requests
+// stamped a second ago — a standing queue — are shed by priority (reads
+// once the level passes 1) while probes pass; with fresh stamps the level
+// falls back and reads are served. A stamp a client could forge from
+// further back than a minute is not counted, and the run-queue delay is
+// no longer read: this test's process is idle.
+func TestOverloadShedsOnQueueHeader(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "sqlite")
+	cfg.AdaptiveDelayTarget = 2 * time.Millisecond
+	cfg.AdaptiveQueueHeader = "X-Request-Start"
+	a := startApp(t, cfg)
+	get := func(path string, ago time.Duration) int {
+		req, err := http.NewRequest(http.MethodGet, a.URL+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("X-Request-Start", "t="+strconv.FormatInt(time.Now().Add(-ago).UnixMicro(), 10))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	for range 30 {
+		require.Equal(t, http.StatusOK, get("/restaurants/1/menu", 2*time.Minute), "a stamp older than a minute is not a queue")
+		time.Sleep(11 * time.Millisecond)
+	}
+	assert.Zero(t, a.overload.ShedLevel())
+
+	require.Eventually(t, func() bool {
+		return get("/restaurants/1/menu", time.Second) == http.StatusServiceUnavailable
+	}, 10*time.Second, 15*time.Millisecond, "a queue of 1 s sheds reads once the level passes 1")
+	assert.GreaterOrEqual(t, a.overload.ShedLevel(), 1.0, "normal is shed only after all of low")
+	assert.Equal(t, http.StatusOK, get("/health/live", time.Second), "health probes are never shed")
+
+	require.Eventually(t, func() bool {
+		return get("/restaurants/1/menu", 0) == http.StatusOK && a.overload.ShedLevel() == 0
+	}, 10*time.Second, 15*time.Millisecond, "no queue: the level falls back to 0")
 }

@@ -60,6 +60,9 @@ type engine struct {
 	menus   *menus
 	prog    progress
 	measure atomic.Bool
+	// requestStart is the header sendTimed stamps with each request's
+	// send time (overload's -request-start); "" none.
+	requestStart string
 }
 
 func drive(ctx context.Context, o options, stderr io.Writer) (*report, error) {

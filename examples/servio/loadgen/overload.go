@@ -72,6 +72,10 @@ type overloadOptions struct {
 	throttleK      float64
 	throttleWindow time.Duration
 	timeline       bool
+	// requestStart names the header that carries each request's send
+	// time, "t=<microseconds since the epoch>" (as a front proxy stamps
+	// X-Request-Start; a server may read its queue from it); "" sends none.
+	requestStart string
 }
 
 // Priority classes, in servio's order (resilience.Priority + 1).
@@ -216,6 +220,7 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 	fs.IntVar(&o.serverPID, "server-pid", 0, "process id of the server (Linux): report its CPU time per step from /proc")
 	fs.Float64Var(&o.throttleK, "client-throttle", 0, "K of httpclient's client-side adaptive throttling, one throttle per priority class (probes bypass it); 0: off, every request goes to the server")
 	fs.BoolVar(&o.timeline, "timeline", false, "record each step in 250 ms slices (answers, refusals, latency) in the JSON report and print them to stderr")
+	fs.StringVar(&o.requestStart, "request-start", "X-Request-Start", "header stamped with each request's send time, t=<µs since the epoch>, as a front proxy stamps it; empty: none")
 	fs.DurationVar(&o.throttleWindow, "client-throttle-window", 5*time.Second, "window of the client-side throttle (a new throttle starts with each step)")
 	// Overload needs many connections: a server that queues holds each
 	// request for seconds.
@@ -257,7 +262,8 @@ func parseFactors(s string) ([]float64, error) {
 
 // overload runs the unloaded step, the capacity search and the steps.
 func overload(ctx context.Context, o overloadOptions, stderr io.Writer) (*overloadReport, error) {
-	e := &engine{o: &o.load, client: overloadClient(o.load.concurrency), menus: &menus{items: map[int][]int64{}}}
+	e := &engine{o: &o.load, client: overloadClient(o.load.concurrency), menus: &menus{items: map[int][]int64{}},
+		requestStart: o.requestStart}
 	defer e.client.CloseIdleConnections()
 	if err := e.ping(ctx); err != nil {
 		return nil, err
@@ -877,8 +883,12 @@ func (e *engine) sendTimed(c *http.Client, o op, due time.Time, timeout time.Dur
 	x := outcome{class: routeClass(o.route), route: o.route, due: due}
 	ctx, cancel := context.WithDeadline(context.Background(), due.Add(timeout))
 	defer cancel()
+	req := e.newRequest(ctx, o)
 	x.started = time.Now()
-	resp, err := c.Do(e.newRequest(ctx, o))
+	if e.requestStart != "" {
+		req.Header.Set(e.requestStart, "t="+strconv.FormatInt(x.started.UnixMicro(), 10))
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		x.end, x.err = time.Now(), err
 		if errors.Is(err, httpclient.ErrThrottled) {
