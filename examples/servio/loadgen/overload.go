@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,15 @@ import (
 // off cannot keep its goodput; clients that throttle keep what reaches it
 // near K× what it accepts.
 //
+// Each request carries its send time in -request-start (X-Request-Start:
+// t=<µs>), as a front proxy stamps it, so a server can hold the queue
+// since then (servio's -adaptive-queue-header). With -route-costs (each
+// route's CPU cost in the server) the goodput is also counted in work,
+// and the done-when's goodput bound is judged on it: under pressure the
+// limiter keeps high-priority writes, which cost three reads each, and
+// sheds reads, so a server busy with useful work all along serves fewer
+// requests than its capacity in the offered mix.
+//
 //	loadgen overload -url http://127.0.0.1:8080 -label servio-perfkit -json out.json
 //	loadgen overload-table off.json perfkit.json failsafe.json
 type overloadOptions struct {
@@ -76,6 +86,9 @@ type overloadOptions struct {
 	// time, "t=<microseconds since the epoch>" (as a front proxy stamps
 	// X-Request-Start; a server may read its queue from it); "" sends none.
 	requestStart string
+	// routeCosts is each route's CPU cost in the server (-route-costs),
+	// nil: goodput is counted in requests only.
+	routeCosts routeCosts
 }
 
 // Priority classes, in servio's order (resilience.Priority + 1).
@@ -126,6 +139,14 @@ type stepResult struct {
 	Goodput float64 `json:"goodput_rps"`
 	// SuccessShare is those answers ÷ requests (probes excluded).
 	SuccessShare float64 `json:"success_share"`
+	// With -route-costs: WorkGoodput is Goodput weighted by each route's
+	// cost (cores' worth of the server's useful work), MeanCost the mean
+	// cost of the requests the step offered. WorkGoodput ÷ (capacity ×
+	// MeanCost) is the share of the capacity's work served: priorities
+	// that keep costly writes and shed cheap reads serve fewer requests
+	// for the same work.
+	WorkGoodput float64       `json:"work_goodput,omitempty"`
+	MeanCost    time.Duration `json:"mean_cost_ns,omitempty"`
 	// Admitted latency, from due time, of every request not shed
 	// (timeouts count at their timeout), probes excluded.
 	AdmittedP50 time.Duration `json:"admitted_p50_ns"`
@@ -221,6 +242,7 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 	fs.Float64Var(&o.throttleK, "client-throttle", 0, "K of httpclient's client-side adaptive throttling, one throttle per priority class (probes bypass it); 0: off, every request goes to the server")
 	fs.BoolVar(&o.timeline, "timeline", false, "record each step in 250 ms slices (answers, refusals, latency) in the JSON report and print them to stderr")
 	fs.StringVar(&o.requestStart, "request-start", "X-Request-Start", "header stamped with each request's send time, t=<µs since the epoch>, as a front proxy stamps it; empty: none")
+	fs.Var(&o.routeCosts, "route-costs", "each route's CPU cost in the server, for goodput weighted by work: comma-separated route=duration, * for the rest (e.g. 'POST /orders=0.95ms,POST /auth/login=20ms,*=0.35ms')")
 	fs.DurationVar(&o.throttleWindow, "client-throttle-window", 5*time.Second, "window of the client-side throttle (a new throttle starts with each step)")
 	// Overload needs many connections: a server that queues holds each
 	// request for seconds.
@@ -493,7 +515,11 @@ type stepStats struct {
 	dropped         uint64
 	timeouts        uint64
 	probeBad        uint64
-	lastGood        time.Time   // the latest answer counted in goodput
+	lastGood        time.Time  // the latest answer counted in goodput
+	costs           routeCosts // nil: no work-weighted goodput
+	sentCost        time.Duration
+	goodCost        time.Duration
+	settledGoodCost time.Duration
 	timeline        []timeSlice // with -timeline: by the answer's end
 	// firstShed is nanoseconds after start of the first shed answer + 1
 	// (0: none yet).
@@ -535,6 +561,14 @@ func (s *stepStats) record(x outcome) {
 	}
 	p := &s.prio[x.class]
 	p.Sent++
+	cost := time.Duration(0)
+	if s.costs != nil && x.class != prioCritical {
+		cost = s.costs.of(x.route)
+		s.sentCost += cost
+		if good {
+			s.goodCost += cost
+		}
+	}
 	switch {
 	case x.shed && x.local:
 		p.Shed++
@@ -573,6 +607,7 @@ func (s *stepStats) record(x outcome) {
 			s.settledAdmitted.record(lat)
 			if good {
 				s.settledGood++
+				s.settledGoodCost += cost
 				if x.end.After(s.lastSettledGood) {
 					s.lastSettledGood = x.end
 				}
@@ -623,10 +658,16 @@ func (s *stepStats) result(name string, rate float64, d time.Duration) stepResul
 	// (a backlog still answered after the step).
 	if rest := max(d, s.lastSettledGood.Sub(s.start)) - r.Settled.After; rest > 0 {
 		r.Settled.Goodput = float64(s.settledGood) / rest.Seconds()
+		r.Settled.WorkGoodput = s.settledGoodCost.Seconds() / rest.Seconds()
 	}
 	// Over the step, or until the last good answer when a backlog was
 	// still answered after it (vegeta's throughput).
-	r.Goodput = float64(good) / max(d, s.lastGood.Sub(s.start)).Seconds()
+	elapsed := max(d, s.lastGood.Sub(s.start)).Seconds()
+	r.Goodput = float64(good) / elapsed
+	if s.costs != nil && sent > 0 {
+		r.WorkGoodput = s.goodCost.Seconds() / elapsed
+		r.MeanCost = s.sentCost / time.Duration(sent)
+	}
 	return r
 }
 
@@ -638,7 +679,7 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 		cpu0, _ = processCPU(o.serverPID)
 	}
 	gen0 := selfCPU()
-	st := &stepStats{start: time.Now()}
+	st := &stepStats{start: time.Now(), costs: o.routeCosts}
 	st.settled = st.start.Add(min(settleAfter, d/2))
 	if o.timeline {
 		st.timeline = []timeSlice{}
@@ -714,6 +755,7 @@ type settledResult struct {
 	// the step, or until the last of them when a backlog was still
 	// answered after it.
 	Goodput     float64       `json:"goodput_rps"`
+	WorkGoodput float64       `json:"work_goodput,omitempty"` // with -route-costs
 	AdmittedP99 time.Duration `json:"admitted_p99_ns"`
 	ProbeP99    time.Duration `json:"probe_p99_ns"` // live and ready together
 	// RejectP99 is the client-side p99 latency of the server's refusals
@@ -965,4 +1007,50 @@ func totalShed(s stepResult) uint64 {
 		n += p.Shed
 	}
 	return n
+}
+
+// routeCosts is each route's CPU cost in the server, "*" for the routes
+// not named (-route-costs).
+type routeCosts map[string]time.Duration
+
+// of returns route's cost.
+func (c routeCosts) of(route string) time.Duration {
+	if d, ok := c[route]; ok {
+		return d
+	}
+	return c["*"]
+}
+
+// String formats c as -route-costs takes it.
+func (c routeCosts) String() string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + c[k].String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set parses "route=duration,...,*=duration": every route that can
+// be sent needs a cost, so "*" is required.
+func (c *routeCosts) Set(v string) error {
+	m := routeCosts{}
+	for part := range strings.SplitSeq(v, ",") {
+		route, ds, ok := strings.Cut(part, "=")
+		route = strings.TrimSpace(route)
+		d, err := time.ParseDuration(strings.TrimSpace(ds))
+		if !ok || route == "" || err != nil || d <= 0 {
+			return fmt.Errorf("-route-costs: %q is not route=positive duration", part)
+		}
+		m[route] = d
+	}
+	if _, ok := m["*"]; !ok {
+		return errors.New("-route-costs: give the other routes' cost as *=duration")
+	}
+	*c = m
+	return nil
 }

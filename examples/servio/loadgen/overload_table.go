@@ -47,7 +47,7 @@ func verdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, s.Goodput, s.AdmittedP99, probes, rejectLatency(s), criticalShed(s)) + genNote(s)
+	return judge(r, factor, goodputShare(r, s, s.Goodput, s.WorkGoodput), s.AdmittedP99, probes, rejectLatency(s), criticalShed(s)) + genNote(s)
 }
 
 // criticalShed is how many critical requests (probes) step s refused.
@@ -66,7 +66,30 @@ func settledVerdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, t.Goodput, t.AdmittedP99, probes, t.RejectP99, criticalShed(s)) + genNote(s)
+	return judge(r, factor, goodputShare(r, s, t.Goodput, t.WorkGoodput), t.AdmittedP99, probes, t.RejectP99, criticalShed(s)) + genNote(s)
+}
+
+// goodputShare is the share of r's capacity a goodput of step s served:
+// in work when the step has route costs (-route-costs; see
+// stepResult.WorkGoodput), else in requests.
+func goodputShare(r *overloadReport, s stepResult, goodput, work float64) float64 {
+	if r.Capacity <= 0 {
+		return 0
+	}
+	if s.MeanCost > 0 {
+		return work / (r.Capacity * s.MeanCost.Seconds())
+	}
+	return goodput / r.Capacity
+}
+
+// goodputCell formats a goodput and its share of the capacity, in
+// requests and, with route costs, in work.
+func goodputCell(r *overloadReport, s stepResult, goodput, work float64) string {
+	out := fmt.Sprintf("%.0f req/s (%.0f %%", goodput, 100*goodputShare(r, stepResult{}, goodput, 0))
+	if s.MeanCost > 0 {
+		out += fmt.Sprintf("; work %.0f %%", 100*goodputShare(r, s, goodput, work))
+	}
+	return out + ")"
 }
 
 // genSaturated is the generator's CPU share past which its own queueing
@@ -81,12 +104,12 @@ func genNote(s stepResult) string {
 	return ""
 }
 
-func judge(r *overloadReport, factor, goodput float64, p99, probes, reject time.Duration, criticalShed uint64) string {
+func judge(r *overloadReport, factor, goodputShare float64, p99, probes, reject time.Duration, criticalShed uint64) string {
 	if factor < 2 {
 		return "—"
 	}
 	var miss []string
-	if goodput < doneGoodputShare*r.Capacity {
+	if goodputShare < doneGoodputShare {
 		miss = append(miss, "goodput")
 	}
 	if p99 > doneP99Factor*r.UnloadedP99 {
@@ -145,8 +168,8 @@ func printOverloadTables(w io.Writer, reps []*overloadReport) {
 			cpu = fmt.Sprintf("%.0f %%", 100*s.ServerCPUShare)
 		}
 		cpu += fmt.Sprintf(" / %.0f %%", 100*s.GenCPUShare)
-		fmt.Fprintf(w, "| %s | %s | %.0f req/s | %.0f req/s (%.0f %%) | %s | %s | %s | %s | %s / %s | %s | %d / %d | %s | %s | %s |\n",
-			s.Step, r.Label, s.Offered, s.Goodput, 100*s.Goodput/r.Capacity, ms(s.AdmittedP50), p99,
+		fmt.Fprintf(w, "| %s | %s | %.0f req/s | %s | %s | %s | %s | %s | %s / %s | %s | %d / %d | %s | %s | %s |\n",
+			s.Step, r.Label, s.Offered, goodputCell(r, s, s.Goodput, s.WorkGoodput), ms(s.AdmittedP50), p99,
 			shedShares(s), tts, ms(s.LiveP99), ms(s.ReadyP99), rejections(s), s.Dropped, s.Timeouts, ms(s.LagP99), cpu, verdict(r, s, factor))
 	})
 	fmt.Fprintln(w)
@@ -169,8 +192,8 @@ func printSettledTable(w io.Writer, reps []*overloadReport) {
 		if t.RejectP99 > 0 {
 			rej = fineMS(t.RejectP99)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.0f req/s (%.0f %%) | %s | %s | %s | %s |\n", s.Step, r.Label, ms(t.After),
-			t.Goodput, 100*t.Goodput/r.Capacity, p99, ms(t.ProbeP99), rej, settledVerdict(r, s, factor))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Step, r.Label, ms(t.After),
+			goodputCell(r, s, t.Goodput, t.WorkGoodput), p99, ms(t.ProbeP99), rej, settledVerdict(r, s, factor))
 	})
 }
 

@@ -377,3 +377,41 @@ func TestStepStatsSettledAndTimeline(t *testing.T) {
 	assert.Equal(t, 100*time.Millisecond, r.Settled.RejectP99.Round(time.Millisecond), "the server's refusal, not the throttle's 20 µs")
 	assert.Equal(t, 1700*time.Millisecond, r.TimeToShed.Round(time.Millisecond), "the server's first refusal, at 1.7 s, not the throttle's at 1.5 s")
 }
+
+// TestWorkGoodput: with -route-costs the goodput counts each good answer
+// at its route's cost, so a step that kept the costly writes and shed
+// cheap reads is judged on the work it served, not on its request count;
+// the verdict uses it, and the tables show both.
+func TestWorkGoodput(t *testing.T) {
+	t.Parallel()
+	var costs routeCosts
+	require.NoError(t, costs.Set("POST /orders=0.9ms, *=0.3ms"))
+	assert.Equal(t, "*=300µs,POST /orders=900µs", costs.String())
+	for _, bad := range []string{"POST /orders=0.9ms", "*=0", "*=-1ms", "=1ms,*=1ms", "*"} {
+		var c routeCosts
+		assert.Error(t, c.Set(bad), "%q", bad)
+	}
+	start := time.Unix(1000, 0)
+	st := &stepStats{start: start, costs: costs}
+	send := func(route string, class int, status int, n int) {
+		for range n {
+			st.record(outcome{class: class, route: route, due: start, started: start, end: start.Add(time.Millisecond), status: status, shed: status == 503})
+		}
+	}
+	// Offered: 900 reads and 100 writes (mean cost 0.36 ms); served: 100
+	// writes and 200 reads = 0.15 s of work over the 1 s step.
+	send("GET /orders/{id}", prioNormal, 200, 200)
+	send("GET /orders/{id}", prioNormal, 503, 700)
+	send("POST /orders", prioHigh, 201, 100)
+	send("GET /health/live", prioCritical, 200, 10) // probes cost nothing here
+	r := st.result("2x", 1000, time.Second)
+	assert.Equal(t, 360*time.Microsecond, r.MeanCost)
+	assert.InDelta(t, 0.15, r.WorkGoodput, 1e-9)
+	assert.InDelta(t, 300, r.Goodput, 1e-9)
+	rep := &overloadReport{Capacity: 1000 * 0.15 / 0.36 / 0.95, UnloadedP99: time.Second} // work: 95 % of capacity
+	assert.InDelta(t, 0.95, goodputShare(rep, r, r.Goodput, r.WorkGoodput), 1e-9)
+	assert.Equal(t, "300 req/s (68 %; work 95 %)", goodputCell(rep, r, r.Goodput, r.WorkGoodput))
+	assert.Equal(t, "missed: rejection latency", verdict(rep, r, 2), "goodput judged on work: met")
+	r.MeanCost = 0 // no route costs: judged on requests
+	assert.Equal(t, "missed: goodput, rejection latency", verdict(rep, r, 2))
+}
