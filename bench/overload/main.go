@@ -86,6 +86,7 @@ func run() error {
 	scale := flag.Float64("cost-scale", 1, "multiplies every route's CPU cost")
 	queueHeader := flag.String("queue-header", "", "perfkit: the request-start header (X-Request-Start) whose standing queue (resilience.QueueDelay) is the Delay; empty: the run-queue delay (resilience.SchedulerDelay)")
 	cpuGate := flag.Bool("cpu-gate", true, "perfkit: gate the Delay on the process's CPU use (AdaptiveConfig.CPUTime)")
+	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -101,7 +102,10 @@ func run() error {
 			MinLimit: *minLimit, InitialLimit: *minLimit, MaxQueue: *maxQueue, QueueTimeout: *queueTimeout,
 			Delay: resilience.SchedulerDelay(), DelayTarget: *delayTarget}
 		if *queueHeader != "" {
-			cfg.Delay = queue.Delay
+			cfg.Delay, cfg.DelayMaxRise = queue.Delay, 0.1
+		}
+		if *maxRise > 0 {
+			cfg.DelayMaxRise = *maxRise
 		}
 		if *cpuGate {
 			cfg.CPUTime = resilience.ProcessCPUTime()
