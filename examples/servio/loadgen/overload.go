@@ -55,11 +55,11 @@ import (
 // Each request carries its send time in -request-start (X-Request-Start:
 // t=<µs>), as a front proxy stamps it, so a server can hold the queue
 // since then (servio's -adaptive-queue-header). With -route-costs (each
-// route's CPU cost in the server) the goodput is also counted in work,
-// and the done-when's goodput bound is judged on it: under pressure the
-// limiter keeps high-priority writes, which cost three reads each, and
-// sheds reads, so a server busy with useful work all along serves fewer
-// requests than its capacity in the offered mix.
+// route's CPU cost in the server) the goodput is also estimated in work:
+// under pressure the limiter keeps high-priority writes, which cost about
+// three reads each, and sheds reads, so a server busy with useful work all
+// along serves fewer requests than its capacity in the offered mix. The
+// done-when's goodput bound is still judged on requests.
 //
 //	loadgen overload -url http://127.0.0.1:8080 -label servio-perfkit -json out.json
 //	loadgen overload-table off.json perfkit.json failsafe.json

@@ -47,7 +47,7 @@ func verdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, goodputShare(r, s, s.Goodput, s.WorkGoodput), s.AdmittedP99, probes, rejectLatency(s), criticalShed(s)) + genNote(s)
+	return judge(r, factor, goodputShare(r, stepResult{}, s.Goodput, 0), s.AdmittedP99, probes, rejectLatency(s), criticalShed(s)) + genNote(s)
 }
 
 // criticalShed is how many critical requests (probes) step s refused.
@@ -66,12 +66,15 @@ func settledVerdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, goodputShare(r, s, t.Goodput, t.WorkGoodput), t.AdmittedP99, probes, t.RejectP99, criticalShed(s)) + genNote(s)
+	return judge(r, factor, goodputShare(r, stepResult{}, t.Goodput, 0), t.AdmittedP99, probes, t.RejectP99, criticalShed(s)) + genNote(s)
 }
 
 // goodputShare is the share of r's capacity a goodput of step s served:
 // in work when the step has route costs (-route-costs; see
-// stepResult.WorkGoodput), else in requests.
+// stepResult.WorkGoodput), else in requests. Verdicts judge requests, as
+// the done-when states it; the work share is an estimate (its route costs
+// are a model: a served request costs less at saturation than at low
+// load, where wakeups dominate) shown beside it.
 func goodputShare(r *overloadReport, s stepResult, goodput, work float64) float64 {
 	if r.Capacity <= 0 {
 		return 0
