@@ -103,6 +103,19 @@ func (c *ClientIP) Key(r *http.Request) string {
 	return netip.PrefixFrom(a, c.v6bits).Masked().String()
 }
 
+// TrustedPeer reports whether r came straight from a trusted proxy: its
+// RemoteAddr is in TrustedProxies (or a Unix-socket peer, with "unix").
+// Headers that such a proxy sets on every request, such as
+// X-Request-Start, can then be believed; from any other peer they are
+// the client's word.
+func (c *ClientIP) TrustedPeer(r *http.Request) bool {
+	peer, _ := parseHost(r.RemoteAddr)
+	if peer.IsValid() {
+		return c.isTrusted(peer)
+	}
+	return c.unix && unixPeer(r.RemoteAddr)
+}
+
 // find returns the client address and, when it is at hand, its canonical
 // IPv4 text (a substring of the request, so no allocation).
 func (c *ClientIP) find(r *http.Request) (netip.Addr, string) {

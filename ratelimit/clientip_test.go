@@ -158,3 +158,24 @@ func FuzzClientIP(f *testing.F) {
 		}
 	})
 }
+
+func TestClientIPTrustedPeer(t *testing.T) {
+	t.Parallel()
+	c, err := ratelimit.NewClientIP(ratelimit.IPConfig{TrustedProxies: []string{"10.0.0.0/8", "::1"}})
+	require.NoError(t, err)
+	for remote, want := range map[string]bool{
+		"10.1.2.3:443":           true,
+		"[::1]:80":               true,
+		"[::ffff:10.0.0.1]:5000": true, // mapped v4
+		"203.0.113.9:5000":       false,
+		"@":                      false, // a Unix-socket peer, "unix" not trusted
+		"garbage":                false,
+	} {
+		// A forwarding header naming a trusted hop does not make the peer trusted.
+		assert.Equal(t, want, c.TrustedPeer(request(remote, "X-Forwarded-For", "10.0.0.2")), remote)
+	}
+	u, err := ratelimit.NewClientIP(ratelimit.IPConfig{TrustedProxies: []string{"unix"}})
+	require.NoError(t, err)
+	assert.True(t, u.TrustedPeer(request("@")), "a Unix-socket peer with unix trusted")
+	assert.False(t, u.TrustedPeer(request("10.1.2.3:443")))
+}

@@ -109,7 +109,9 @@ const (
 	defaultDelayTarget        = 2 * time.Millisecond
 	defaultDelayInterval      = 10 * time.Millisecond
 	// delayGain is how far one reading moves the shed level per unit of
-	// relative error (delay/target − 1, clamped to [−1, delayMaxErr]).
+	// relative error (delay/target − 1, clamped to [−1, delayMaxErr] by
+	// default, [−1, cpuMaxErr] with CPUTime, [−1, DelayMaxRise/delayGain]
+	// when that is set).
 	delayGain   = 0.1
 	delayMaxErr = 10
 	// With CPUTime: cpuWindow is how many readings the CPU utilisation
@@ -211,7 +213,8 @@ var _ RetryAfterer = (*OverloadError)(nil)
 // limit never binds. With Delay set, the limiter also controls that wait,
 // CoDel- and Cinnamon-style: every DelayInterval a shed level s in [0, 3]
 // moves by 0.1 · clamp(delay/DelayTarget − 1, −1, 10·DelayMaxRise)
-// (DelayMaxRise 1 by default: −0.1 to +1 per reading), and a call of
+// (DelayMaxRise is 1 by default, 0.05 with CPUTime: the level moves by
+// −0.1 to +1 per reading without CPUTime), and a call of
 // priority Low, Normal or High is refused in a fraction clamp(s − k, 0, 1)
 // of cases, k = 0, 1, 2 — so Low goes first and entirely before any
 // Normal call is shed, and High last; Critical never. The fraction is

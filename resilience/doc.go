@@ -53,7 +53,12 @@
 //	permit.Release(err) // the latency feeds the limit
 //
 // Adaptive and Adaptive1 wrap a function, reading the priority from the
-// context (WithPriority).
+// context (WithPriority). A server whose handlers are CPU-bound also gives
+// the limiter a delay to hold under a target (AdaptiveConfig.Delay): the
+// Go run-queue delay (SchedulerDelay, gated on CPU use with
+// ProcessCPUTime), or, behind a proxy that stamps each request
+// (X-Request-Start), the whole queue since the stamp (QueueDelay,
+// ParseRequestStart).
 //
 // Configuration: every zero field means the documented default; a
 // constructor (NewPipeline, NewRetrier, NewCircuitBreaker, ...) returns an

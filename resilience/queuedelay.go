@@ -21,12 +21,18 @@ import (
 // it unqueued, while a standing queue — the server is past its capacity —
 // makes every request wait; so the minimum rises above a target only while
 // a queue persists for the whole interval (AdaptiveLimiter's
-// DelayInterval, 10 ms by default). It also bounds what a client that
-// forges its stamp can do: it raises the minimum only if every request of
-// an interval carries a forged stamp. Stamps come from the proxy's clock
+// DelayInterval, 10 ms by default). Stamps come from the proxy's clock
 // and are read by the server's: keep their skew well under the limiter's
-// DelayTarget (same host, or clocks kept by NTP/PTP), and trust the header
-// only when the proxy overwrites it (see ParseRequestStart).
+// DelayTarget (same host, or clocks kept by NTP/PTP). The wait includes
+// the proxy's own queueing: a proxy (or load generator) that falls behind
+// makes the server shed though its core has room.
+//
+// Observe only stamps set by a trusted proxy that overwrites the header on
+// every request (servio checks the peer against its trusted proxies). A
+// client that forges stamps controls the signal: a stamp of "now" in
+// every reading holds the minimum at 0 (no delay shedding), and at a
+// higher rate than the genuine requests an old stamp in every reading
+// raises the level until all but critical calls are shed.
 //
 // The zero value is ready to use. It is safe for concurrent use and does
 // not allocate.
@@ -52,13 +58,18 @@ func (q *QueueDelay) Observe(wait time.Duration) {
 	}
 }
 
-// maxStampAge is the oldest stamp ObserveStamp counts.
-const maxStampAge = time.Minute
+// maxStampAge is the oldest stamp ObserveStamp counts, maxStampAhead how
+// far ahead of this host's clock it may be (clock skew).
+const (
+	maxStampAge   = time.Minute
+	maxStampAhead = time.Second
+)
 
 // ObserveStamp records the wait from the request-start stamp v (a header
 // value, see ParseRequestStart) to now, and reports whether it did: a
-// missing or unreadable stamp, or one more than a minute old (a clock gone
-// wrong, or a forgery), is not counted.
+// missing or unreadable stamp, or one more than a minute old or a second
+// ahead (a clock gone wrong, or a forgery), is not counted; one less than
+// a second ahead (clock skew) counts as no wait.
 func (q *QueueDelay) ObserveStamp(v string, now time.Time) bool {
 	if v == "" {
 		return false
@@ -68,7 +79,7 @@ func (q *QueueDelay) ObserveStamp(v string, now time.Time) bool {
 		return false
 	}
 	wait := now.Sub(start)
-	if wait > maxStampAge {
+	if wait > maxStampAge || wait < -maxStampAhead {
 		return false
 	}
 	q.Observe(wait)
@@ -96,35 +107,33 @@ const (
 // X-Request-Start, the time a front proxy received the request:
 // "t=1764921600123456" or without "t=", in seconds, milliseconds,
 // microseconds or nanoseconds since the Unix epoch (told apart by size,
-// as APM agents do: nginx's "t=${msec}" gives "t=1764921600.123", Apache's
-// "%t" microseconds, Heroku's router milliseconds). It reports false for
-// anything else: empty, malformed, negative, or a time before 2001 or
-// after 2286 in every unit.
+// as APM agents do: nginx's "t=${msec}" gives seconds with a decimal
+// fraction, "t=1764921600.123"; Apache's "%t" microseconds; Heroku's
+// router bare milliseconds). It reports false for anything else: empty,
+// signs, exponents, hexadecimal, underscores, more than 19 integer or 9
+// fraction digits, or a time before 2001 or from 2286 on in every unit.
+// It does not allocate.
 //
-// The header is outside input: use it only behind a proxy that sets it on
-// every request, overwriting what clients send. A request that reaches the
-// server directly can claim any start; QueueDelay's minimum limits the
-// harm, not the trust.
+// The header is outside input: believe it only from a proxy that sets it
+// on every request, overwriting what clients send (see QueueDelay).
 func ParseRequestStart(v string) (time.Time, bool) {
 	v = strings.TrimSpace(v)
 	v = strings.TrimPrefix(v, "t=")
-	if v == "" || v[0] < '0' || v[0] > '9' {
+	intPart, frac, dotted := strings.Cut(v, ".")
+	if !allDigits(intPart, 19) || dotted && !allDigits(frac, 9) {
 		return time.Time{}, false
 	}
-	if strings.ContainsAny(v, ".eE") {
-		if strings.ContainsAny(v, "eE") {
+	n, _ := strconv.ParseUint(intPart, 10, 64) // ≤ 19 digits: no overflow
+	if dotted {
+		// Seconds with a fraction.
+		if n < stampMinSeconds || n >= stampMaxSeconds {
 			return time.Time{}, false
 		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < stampMinSeconds || f >= stampMaxSeconds {
-			return time.Time{}, false
+		ns, _ := strconv.ParseUint(frac, 10, 64)
+		for range 9 - len(frac) {
+			ns *= 10
 		}
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)), true
-	}
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
-		return time.Time{}, false
+		return time.Unix(int64(n), int64(ns)), true
 	}
 	for _, u := range [...]struct {
 		scale uint64 // units per second
@@ -135,4 +144,17 @@ func ParseRequestStart(v string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// allDigits reports whether s is 1 to maxLen ASCII digits.
+func allDigits(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -85,9 +85,15 @@ func run() error {
 	delayTarget := flag.Duration("delay-target", 2*time.Millisecond, "perfkit: DelayTarget (servio's -adaptive-delay-target)")
 	scale := flag.Float64("cost-scale", 1, "multiplies every route's CPU cost")
 	queueHeader := flag.String("queue-header", "", "perfkit: the request-start header (X-Request-Start) whose standing queue (resilience.QueueDelay) is the Delay; empty: the run-queue delay (resilience.SchedulerDelay)")
-	cpuGate := flag.Bool("cpu-gate", true, "perfkit: gate the Delay on the process's CPU use (AdaptiveConfig.CPUTime)")
+	cpuGate := flag.Bool("cpu-gate", true, "perfkit: gate the Delay on the process's CPU use (AdaptiveConfig.CPUTime); off by default with -queue-header, as servio")
 	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
+	if *queueHeader != "" && !flagSet("cpu-gate") {
+		*cpuGate = false
+	}
+	if *maxRise < 0 || *maxRise > 1 {
+		return fmt.Errorf("-delay-max-rise %v: want 0 (the default) or a level in (0, 1]", *maxRise)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -283,8 +289,16 @@ func shed(admit admission, p prio, next http.Handler) http.Handler {
 	})
 }
 
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // observeQueue records in q how long each request waited since the time
-// stamped in its header before next handles it, as servio does.
+// stamped in its header before next handles it, as servio does — but
+// from every peer: the benchmark's generator is the stand-in's proxy.
 func observeQueue(q *resilience.QueueDelay, header string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q.ObserveStamp(r.Header.Get(header), time.Now())

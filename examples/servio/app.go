@@ -228,7 +228,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		a.handler = a.dbSession(a.handler)
 	}
 	if a.queue != nil {
-		a.handler = observeQueue(a.queue, a.cfg.AdaptiveQueueHeader, a.handler)
+		proxies, err := ratelimit.NewClientIP(ratelimit.IPConfig{TrustedProxies: cfg.TrustedProxies})
+		if err != nil {
+			return nil, err
+		}
+		a.handler = observeQueue(a.queue, cfg.AdaptiveQueueHeader, proxies, a.handler)
 	}
 	if cfg.Baseline {
 		log.Warn("BASELINE mode: perfkit's cache, pool tuning, rate limits and LLM resilience are off")

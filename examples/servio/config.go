@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/servio/perfkit/internal/redact"
 	"github.com/servio/perfkit/metrics"
@@ -69,8 +72,9 @@ type Config struct {
 	// default empty). The delay the limiter holds under its target is
 	// then the standing queue since that stamp (resilience.QueueDelay:
 	// the proxy, the network, socket buffers and the run queue) instead of
-	// the run-queue delay. Set it only behind a proxy that overwrites the
-	// header on every request: a client could otherwise claim any start.
+	// the run-queue delay. Stamps are believed only from TrustedProxies
+	// (the peer, not X-Forwarded-For), which must overwrite the header on
+	// every request; it needs AdaptiveDelayTarget and TrustedProxies.
 	AdaptiveQueueHeader string
 
 	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
@@ -158,9 +162,9 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.IntVar(&c.AdaptiveMinLimit, "adaptive-min-limit", int(envInt("ADAPTIVE_MIN_LIMIT", 100)),
 		"floor of the adaptive concurrency limit: requests in flight it always admits (env ADAPTIVE_MIN_LIMIT)")
 	fs.DurationVar(&c.AdaptiveDelayTarget, "adaptive-delay-target", envDur("ADAPTIVE_DELAY_TARGET", 0),
-		"Go run-queue delay above which requests are shed by priority, e.g. 2ms; 0: off, the default (experimental; env ADAPTIVE_DELAY_TARGET)")
+		"Go run-queue delay (or, with -adaptive-queue-header, the queue since a proxy's stamp) above which requests are shed by priority, e.g. 2ms; 0: off, the default (experimental; env ADAPTIVE_DELAY_TARGET)")
 	fs.StringVar(&c.AdaptiveQueueHeader, "adaptive-queue-header", getenv("ADAPTIVE_QUEUE_HEADER"),
-		"with -adaptive-delay-target: the header a front proxy stamps with each request's arrival (X-Request-Start, t=<µs>); the delay is then the queue since that stamp; set it only behind a proxy that overwrites the header (env ADAPTIVE_QUEUE_HEADER)")
+		"with -adaptive-delay-target and -trusted-proxies: the header in which a front proxy stamps each request's arrival (X-Request-Start: t=<seconds.ms>, t=<µs>, or ms); the delay is then the queue since that stamp, believed only from the trusted proxies (env ADAPTIVE_QUEUE_HEADER)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
@@ -267,8 +271,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("adaptive min limit must be positive, got %d", c.AdaptiveMinLimit)
 	case c.AdaptiveDelayTarget < 0:
 		return fmt.Errorf("adaptive delay target must not be negative, got %v", c.AdaptiveDelayTarget)
-	case c.AdaptiveQueueHeader != "" && !validHeaderName(c.AdaptiveQueueHeader):
+	case c.AdaptiveQueueHeader != "" && !httpguts.ValidHeaderFieldName(c.AdaptiveQueueHeader):
 		return fmt.Errorf("adaptive queue header %q is not a header name", c.AdaptiveQueueHeader)
+	case c.AdaptiveQueueHeader != "" && c.AdaptiveDelayTarget == 0:
+		return errors.New("adaptive queue header needs an adaptive delay target (-adaptive-delay-target, e.g. 1ms): the queue since the stamp is the delay held under it")
+	case c.AdaptiveQueueHeader != "" && len(c.TrustedProxies) == 0:
+		return errors.New("adaptive queue header needs -trusted-proxies: only stamps from the proxies that set them are believed")
 	case c.UploadMaxBytes <= 0:
 		return fmt.Errorf("upload max bytes must be positive, got %d", c.UploadMaxBytes)
 	case c.SimLLMFailureRate < 0 || c.SimLLMFailureRate > 1:
@@ -331,12 +339,4 @@ func (c Config) validateJobs() error {
 		return fmt.Errorf("TWILIO_BASE_URL needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
 	}
 	return nil
-}
-
-// validHeaderName reports whether s is an HTTP field name (RFC 9110: a
-// token).
-func validHeaderName(s string) bool {
-	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
-		return r > '~' || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r)
-	})
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/servio/perfkit/ratelimit"
 	"github.com/servio/perfkit/resilience"
 )
 
@@ -35,6 +36,12 @@ import (
 // that has room, and shed nothing then. The delay is the whole process's:
 // a CPU quota that holds the process under 90 % of GOMAXPROCS cores turns
 // the signal off.
+//
+// With -adaptive-queue-header the delay is instead the queue since the
+// arrival a trusted front proxy stamps on each request
+// (resilience.QueueDelay: its minimum per 10 ms reading), which also sees
+// the requests still in socket buffers; bursts leave its minimum low, so
+// there is no CPU gate, and the level rises at most 0.1 per reading.
 func (a *App) setupOverload(delay func() time.Duration) error {
 	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
 		return nil
@@ -70,10 +77,14 @@ func (a *App) setupOverload(delay func() time.Duration) error {
 
 // observeQueue records in q how long each request waited since the
 // arrival a front proxy stamped in its header before servio began to
-// handle it (resilience.QueueDelay.ObserveStamp).
-func observeQueue(q *resilience.QueueDelay, header string, next http.Handler) http.Handler {
+// handle it (resilience.QueueDelay.ObserveStamp) — only for requests that
+// came straight from one of the -trusted-proxies: anyone else's stamp is
+// the client's word, and would let it switch the shedding off or on.
+func observeQueue(q *resilience.QueueDelay, header string, proxies *ratelimit.ClientIP, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q.ObserveStamp(r.Header.Get(header), time.Now())
+		if proxies.TrustedPeer(r) {
+			q.ObserveStamp(r.Header.Get(header), time.Now())
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -109,17 +109,21 @@ func TestOverloadOff(t *testing.T) {
 	assert.Error(t, err, "a negative delay target is refused")
 	assert.Empty(t, cfg.AdaptiveQueueHeader, "no queue header by default: the run-queue delay")
 	cfg, err = parseConfig("servio", nil, func(k string) string {
-		if k == "ADAPTIVE_QUEUE_HEADER" {
-			return "X-Request-Start"
-		}
-		return ""
+		return map[string]string{"ADAPTIVE_QUEUE_HEADER": "X-Request-Start", "ADAPTIVE_DELAY_TARGET": "1ms", "TRUSTED_PROXIES": "10.0.0.0/8"}[k]
 	}, io.Discard, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "X-Request-Start", cfg.AdaptiveQueueHeader, "ADAPTIVE_QUEUE_HEADER")
+	ok := []string{"-adaptive-delay-target", "1ms", "-trusted-proxies", "10.0.0.0/8"}
+	_, err = parseConfig("servio", append(ok, "-adaptive-queue-header", "X-Request-Start"), func(string) string { return "" }, io.Discard, nil)
+	require.NoError(t, err)
 	for _, bad := range []string{"X Request", "X-Start:", "Ünicode"} {
-		_, err = parseConfig("servio", []string{"-adaptive-queue-header", bad}, func(string) string { return "" }, io.Discard, nil)
+		_, err = parseConfig("servio", append(ok, "-adaptive-queue-header", bad), func(string) string { return "" }, io.Discard, nil)
 		assert.Error(t, err, "%q is no header name", bad)
 	}
+	_, err = parseConfig("servio", []string{"-adaptive-queue-header", "X-Request-Start", "-trusted-proxies", "10.0.0.0/8"}, func(string) string { return "" }, io.Discard, nil)
+	assert.ErrorContains(t, err, "delay target", "a queue header with no target would do nothing")
+	_, err = parseConfig("servio", []string{"-adaptive-queue-header", "X-Request-Start", "-adaptive-delay-target", "1ms"}, func(string) string { return "" }, io.Discard, nil)
+	assert.ErrorContains(t, err, "trusted-proxies", "stamps believed from nobody would do nothing")
 
 	cfg = testConfig(t, "sqlite")
 	cfg.Baseline = true
@@ -161,14 +165,29 @@ func TestOverloadShedsOnRunQueueDelay(t *testing.T) {
 // is the wait since the stamp a front proxy puts in that header. Requests
 // stamped a second ago — a standing queue — are shed by priority (reads
 // once the level passes 1) while probes pass; with fresh stamps the level
-// falls back and reads are served. A stamp a client could forge from
-// further back than a minute is not counted, and the run-queue delay is
-// no longer read: this test's process is idle.
+// falls back and reads are served. Stamps are believed only from the
+// trusted proxies (the peer address), and not when older than a minute;
+// the run-queue delay is no longer read (this test's process is idle).
 func TestOverloadShedsOnQueueHeader(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "sqlite")
 	cfg.AdaptiveDelayTarget = 2 * time.Millisecond
 	cfg.AdaptiveQueueHeader = "X-Request-Start"
+	cfg.TrustedProxies = []string{"192.0.2.0/24"} // not this test's loopback client
+	untrusted := startApp(t, cfg)
+	for range 30 {
+		req, err := http.NewRequest(http.MethodGet, untrusted.URL+"/restaurants/1/menu", nil)
+		require.NoError(t, err)
+		req.Header.Set("X-Request-Start", "t="+strconv.FormatInt(time.Now().Add(-time.Second).UnixMicro(), 10))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "a stamp from a peer that is no trusted proxy is not believed")
+		time.Sleep(11 * time.Millisecond)
+	}
+	assert.Zero(t, untrusted.overload.ShedLevel())
+
+	cfg.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
 	a := startApp(t, cfg)
 	get := func(path string, ago time.Duration) int {
 		req, err := http.NewRequest(http.MethodGet, a.URL+path, nil)

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/servio/perfkit/httpclient"
 	"github.com/servio/perfkit/resilience"
 )
@@ -259,6 +261,8 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 		return o, errors.New("-step-duration, -trial-duration and -timeout must be positive")
 	case !(o.throttleK == 0 || o.throttleK >= 1) || math.IsInf(o.throttleK, 0):
 		return o, errors.New("-client-throttle must be 0 (off) or a number of at least 1")
+	case o.requestStart != "" && !httpguts.ValidHeaderFieldName(o.requestStart):
+		return o, fmt.Errorf("-request-start %q is not a header name", o.requestStart)
 	case o.throttleK > 0:
 		// The throttle checks the rest (its window holds 20 buckets).
 		t, err := httpclient.NewThrottle(http.DefaultTransport, httpclient.ThrottleConfig{K: o.throttleK, Window: o.throttleWindow})
@@ -1036,15 +1040,19 @@ func (c routeCosts) String() string {
 }
 
 // Set parses "route=duration,...,*=duration": every route that can
-// be sent needs a cost, so "*" is required.
+// be sent needs a cost, so "*" is required; a route is named as the
+// tables name it ("POST /orders"), once.
 func (c *routeCosts) Set(v string) error {
 	m := routeCosts{}
 	for part := range strings.SplitSeq(v, ",") {
 		route, ds, ok := strings.Cut(part, "=")
 		route = strings.TrimSpace(route)
 		d, err := time.ParseDuration(strings.TrimSpace(ds))
-		if !ok || route == "" || err != nil || d <= 0 {
-			return fmt.Errorf("-route-costs: %q is not route=positive duration", part)
+		if !ok || err != nil || d <= 0 || !(route == "*" || routeName(route)) {
+			return fmt.Errorf("-route-costs: %q is not route=positive duration, the route as \"METHOD /path\" or *", part)
+		}
+		if _, dup := m[route]; dup {
+			return fmt.Errorf("-route-costs: %s given twice", route)
 		}
 		m[route] = d
 	}
@@ -1053,4 +1061,10 @@ func (c *routeCosts) Set(v string) error {
 	}
 	*c = m
 	return nil
+}
+
+// routeName reports whether s reads "METHOD /path", as op.route does.
+func routeName(s string) bool {
+	method, path, ok := strings.Cut(s, " ")
+	return ok && method != "" && strings.ToUpper(method) == method && strings.HasPrefix(path, "/") && !strings.ContainsAny(path, " \t")
 }

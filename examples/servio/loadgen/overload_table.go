@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -77,7 +78,7 @@ func settledVerdict(r *overloadReport, s stepResult, factor float64) string {
 // load, where wakeups dominate) shown beside it.
 func goodputShare(r *overloadReport, s stepResult, goodput, work float64) float64 {
 	if r.Capacity <= 0 {
-		return 0
+		return math.Inf(1) // no capacity to judge by
 	}
 	if s.MeanCost > 0 {
 		return work / (r.Capacity * s.MeanCost.Seconds())

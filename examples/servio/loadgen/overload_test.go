@@ -95,13 +95,19 @@ func TestVerdict(t *testing.T) {
 func TestParseOverloadThrottleFlags(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"-client-throttle", "NaN"}, {"-client-throttle", "0.5"}, {"-client-throttle", "-1"},
-		{"-client-throttle", "+Inf"}, {"-client-throttle", "2", "-client-throttle-window", "1ns"}} {
+		{"-client-throttle", "+Inf"}, {"-client-throttle", "2", "-client-throttle-window", "1ns"},
+		{"-request-start", "X Request Start"}, {"-route-costs", "GET /x=1ms"}} {
 		_, err := parseOverloadFlags(args, io.Discard)
 		assert.Error(t, err, "%v", args)
 	}
 	o, err := parseOverloadFlags([]string{"-client-throttle", "1.5", "-client-throttle-window", "2s"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, 1.5, o.throttleK)
+	assert.Equal(t, "X-Request-Start", o.requestStart, "each request is stamped by default")
+	o, err = parseOverloadFlags([]string{"-request-start", "", "-route-costs", "POST /orders=1ms,*=0.3ms"}, io.Discard)
+	require.NoError(t, err)
+	assert.Empty(t, o.requestStart)
+	assert.Equal(t, time.Millisecond, o.routeCosts.of("POST /orders"))
 }
 
 // shedServer answers servio's routes like a server whose limiter refuses
@@ -387,7 +393,8 @@ func TestWorkGoodput(t *testing.T) {
 	var costs routeCosts
 	require.NoError(t, costs.Set("POST /orders=0.9ms, *=0.3ms"))
 	assert.Equal(t, "*=300µs,POST /orders=900µs", costs.String())
-	for _, bad := range []string{"POST /orders=0.9ms", "*=0", "*=-1ms", "=1ms,*=1ms", "*"} {
+	for _, bad := range []string{"POST /orders=0.9ms", "*=0", "*=-1ms", "=1ms,*=1ms", "*", "orders=1ms,*=1ms",
+		"POST /orders=1ms,POST /orders=2ms,*=1ms"} {
 		var c routeCosts
 		assert.Error(t, c.Set(bad), "%q", bad)
 	}
