@@ -73,9 +73,9 @@ type AdaptiveConfig struct {
 	// 1, or 0.05 with CPUTime. A signal that sees the whole queue
 	// (QueueDelay) needs less than 1: the queue it reads lags the level
 	// by the queue's own length, and a level that rises a whole priority
-	// per reading overshoots — on the overload benchmark's stand-in, 0.1
-	// served 86 % of its capacity's work at 2× where 1 served 74 %
-	// (BENCHMARKS.md, "Overload").
+	// per reading overshoots — on the overload benchmark's stand-in at 2×,
+	// 0.1 served 86–87 % of its capacity's work where 1 served 74 %
+	// (single runs, BENCHMARKS.md "Overload").
 	DelayMaxRise float64
 	// CPUTime, when set with Delay, gates the Delay signal on CPU use: it
 	// returns the CPU time (user + system) the process has used so far
@@ -232,9 +232,10 @@ var _ RetryAfterer = (*OverloadError)(nil)
 // or so; the wait since a front proxy's stamp (QueueDelay) sees all of
 // it, and its minimum over a reading filters bursts, so it needs no CPU
 // gate. On the overload benchmark's stand-in with throttling clients,
-// QueueDelay (DelayMaxRise 0.1, no CPUTime) held admitted p99 at 53–56 ms
-// and probes at 41–60 ms at 2× and 4×, where SchedulerDelay (with
-// CPUTime) held 127–194 ms, for the same work served.
+// QueueDelay (DelayMaxRise 0.1, no CPUTime, a 1 ms target) held admitted
+// p99 at 39–51 ms and probes at 36–63 ms at 2× and 4×, where
+// SchedulerDelay (with CPUTime, 2 ms) held 133–375 ms, for about the same
+// work served (BENCHMARKS.md, "Overload").
 // Refusing is not free (the request is read and answered): a server
 // offered f× its capacity, whose refusal costs a share r of a served
 // call, serves at most (1 − f·r)/(1 − r) of its capacity; when refusals
