@@ -171,7 +171,9 @@ func TestOverloadShedsOnRunQueueDelay(t *testing.T) {
 func TestOverloadShedsOnQueueHeader(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "sqlite")
-	cfg.AdaptiveDelayTarget = 2 * time.Millisecond
+	// A target far above what a fresh stamp waits on a busy CI machine
+	// (a few ms), far below the 1 s stamps that make the queue.
+	cfg.AdaptiveDelayTarget = 50 * time.Millisecond
 	cfg.AdaptiveQueueHeader = "X-Request-Start"
 	cfg.TrustedProxies = []string{"192.0.2.0/24"} // not this test's loopback client
 	untrusted := startApp(t, cfg)

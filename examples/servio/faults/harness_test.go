@@ -338,6 +338,21 @@ func splitPath(ss []sample, path string) (of, others []sample) {
 	return of, others
 }
 
+// maxSendGap is the longest time between two consecutive sends of ss:
+// how long the sender (the test process) was stalled at worst.
+func maxSendGap(ss []sample) time.Duration {
+	at := make([]time.Time, len(ss))
+	for i, s := range ss {
+		at[i] = s.at
+	}
+	sort.Slice(at, func(i, j int) bool { return at[i].Before(at[j]) })
+	var gap time.Duration
+	for i := 1; i < len(at); i++ {
+		gap = max(gap, at[i].Sub(at[i-1]))
+	}
+	return gap
+}
+
 func p99(ss []sample) time.Duration {
 	if len(ss) == 0 {
 		return 0
