@@ -48,7 +48,7 @@ func verdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, goodputShare(r, stepResult{}, s.Goodput, 0), s.AdmittedP99, probes, rejectLatency(s), criticalShed(s)) + genNote(s)
+	return judge(r, factor, requestShare(r, s.Goodput), s.AdmittedP99, probes, rejectLatency(s), criticalShed(s)) + genNote(s)
 }
 
 // criticalShed is how many critical requests (probes) step s refused.
@@ -67,31 +67,36 @@ func settledVerdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, goodputShare(r, stepResult{}, t.Goodput, 0), t.AdmittedP99, probes, t.RejectP99, criticalShed(s)) + genNote(s)
+	return judge(r, factor, requestShare(r, t.Goodput), t.AdmittedP99, probes, t.RejectP99, criticalShed(s)) + genNote(s)
 }
 
-// goodputShare is the share of r's capacity a goodput of step s served:
-// in work when the step has route costs (-route-costs; see
-// stepResult.WorkGoodput), else in requests. Verdicts judge requests, as
-// the done-when states it; the work share is an estimate (its route costs
-// are a model: a served request costs less at saturation than at low
-// load, where wakeups dominate) shown beside it.
-func goodputShare(r *overloadReport, s stepResult, goodput, work float64) float64 {
+// requestShare is the share of r's capacity in requests a goodput
+// served: what the verdicts judge, as the done-when states it.
+func requestShare(r *overloadReport, goodput float64) float64 {
 	if r.Capacity <= 0 {
 		return math.Inf(1) // no capacity to judge by
 	}
-	if s.MeanCost > 0 {
-		return work / (r.Capacity * s.MeanCost.Seconds())
-	}
 	return goodput / r.Capacity
+}
+
+// workShare is the share of r's capacity in work a work goodput of step s
+// served (-route-costs; see stepResult.WorkGoodput), 0 without route
+// costs. An estimate shown beside the request share: the route costs are
+// a model (a served request costs less at saturation than at low load,
+// where wakeups dominate).
+func workShare(r *overloadReport, s stepResult, work float64) float64 {
+	if s.MeanCost <= 0 || r.Capacity <= 0 {
+		return 0
+	}
+	return work / (r.Capacity * s.MeanCost.Seconds())
 }
 
 // goodputCell formats a goodput and its share of the capacity, in
 // requests and, with route costs, in work.
 func goodputCell(r *overloadReport, s stepResult, goodput, work float64) string {
-	out := fmt.Sprintf("%.0f req/s (%.0f %%", goodput, 100*goodputShare(r, stepResult{}, goodput, 0))
+	out := fmt.Sprintf("%.0f req/s (%.0f %%", goodput, 100*requestShare(r, goodput))
 	if s.MeanCost > 0 {
-		out += fmt.Sprintf("; work %.0f %%", 100*goodputShare(r, s, goodput, work))
+		out += fmt.Sprintf("; work %.0f %%", 100*workShare(r, s, work))
 	}
 	return out + ")"
 }

@@ -416,7 +416,7 @@ func TestWorkGoodput(t *testing.T) {
 	assert.InDelta(t, 0.15, r.WorkGoodput, 1e-9)
 	assert.InDelta(t, 300, r.Goodput, 1e-9)
 	rep := &overloadReport{Capacity: 1000 * 0.15 / 0.36 / 0.95, UnloadedP99: time.Second} // work: 95 % of capacity
-	assert.InDelta(t, 0.95, goodputShare(rep, r, r.Goodput, r.WorkGoodput), 1e-9)
+	assert.InDelta(t, 0.95, workShare(rep, r, r.WorkGoodput), 1e-9)
 	assert.Equal(t, "300 req/s (68 %; work 95 %)", goodputCell(rep, r, r.Goodput, r.WorkGoodput))
 	assert.Equal(t, "missed: goodput, rejection latency", verdict(rep, r, 2), "goodput judged on requests")
 }
