@@ -38,6 +38,14 @@
 // Health probes are critical: perfkit admits them over the limit;
 // failsafe-go has no never-shed priority, so probes bypass its limiter.
 //
+// With -queue-header the perfkit limiter holds the queue since each
+// request's stamp (resilience.QueueDelay, as servio's
+// -adaptive-queue-header) under its target. -queue-stat mean or max holds
+// each reading's mean or longest wait there instead of its shortest (an
+// experiment; see waits), and -queue-log prints each second where a
+// request's time went: the wait before its handler, stamp to handler end,
+// the handler alone.
+//
 //	go run ./overload -addr 127.0.0.1:18090 -admission failsafe
 package main
 
@@ -53,6 +61,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -86,6 +95,8 @@ func run() error {
 	scale := flag.Float64("cost-scale", 1, "multiplies every route's CPU cost")
 	queueHeader := flag.String("queue-header", "", "perfkit: the request-start header (X-Request-Start) whose standing queue (resilience.QueueDelay) is the Delay; empty: the run-queue delay (resilience.SchedulerDelay)")
 	cpuGate := flag.Bool("cpu-gate", true, "perfkit: gate the Delay on the process's CPU use (AdaptiveConfig.CPUTime); off by default with -queue-header, as servio")
+	queueStat := flag.String("queue-stat", "min", "with -queue-header: the wait per reading the limiter holds under its target, min (resilience.QueueDelay), mean or max")
+	queueLog := flag.Bool("queue-log", false, "with -queue-header: print each second the readings' average min, mean and max wait and the p50 and p99 from stamp to handler end and of the handler")
 	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
 	if *queueHeader != "" && !flagSet("cpu-gate") {
@@ -99,7 +110,7 @@ func run() error {
 	defer stop()
 	var (
 		admit admission
-		queue resilience.QueueDelay
+		queue waits
 	)
 	switch *mode {
 	case "off":
@@ -108,7 +119,17 @@ func run() error {
 			MinLimit: *minLimit, InitialLimit: *minLimit, MaxQueue: *maxQueue, QueueTimeout: *queueTimeout,
 			Delay: resilience.SchedulerDelay(), DelayTarget: *delayTarget}
 		if *queueHeader != "" {
-			cfg.Delay, cfg.DelayMaxRise = queue.Delay, 0.1
+			cfg.DelayMaxRise = 0.1
+			switch *queueStat {
+			case "min":
+				cfg.Delay = queue.minDelay
+			case "mean":
+				cfg.Delay = queue.meanDelay
+			case "max":
+				cfg.Delay = queue.maxDelay
+			default:
+				return fmt.Errorf("-queue-stat %q: want min, mean or max", *queueStat)
+			}
 		}
 		if *maxRise > 0 {
 			cfg.DelayMaxRise = *maxRise
@@ -173,6 +194,9 @@ func run() error {
 	}
 	h := routes(admit, b, *scale, exempt)
 	if *queueHeader != "" {
+		if *queueLog {
+			go queue.log(ctx)
+		}
 		h = observeQueue(&queue, *queueHeader, h)
 	}
 	s := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
@@ -299,11 +323,121 @@ func flagSet(name string) bool {
 // observeQueue records in q how long each request waited since the time
 // stamped in its header before next handles it, as servio does — but
 // from every peer: the benchmark's generator is the stand-in's proxy.
-func observeQueue(q *resilience.QueueDelay, header string, next http.Handler) http.Handler {
+func observeQueue(q *waits, header string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q.ObserveStamp(r.Header.Get(header), time.Now())
+		t0 := time.Now()
+		v := r.Header.Get(header)
+		ok := q.min.ObserveStamp(v, t0) // servio's path, its checks included
+		var start time.Time
+		if ok {
+			start, _ = resilience.ParseRequestStart(v)
+			q.observe(t0.Sub(start))
+		}
 		next.ServeHTTP(w, r)
+		if ok {
+			end := time.Now()
+			q.total.record(end.Sub(start))
+			q.handler.record(end.Sub(t0))
+		}
 	})
+}
+
+// waits is the stand-in's QueueDelay (min, the limiter's Delay by default)
+// with, beside it, each reading's mean and longest wait (-queue-stat) and
+// what -queue-log prints. The mean and max are an experiment: Go's
+// scheduler starts the goroutines of one network poll's batch in reverse
+// order of readiness (runtime.netpollready pushes each onto a list head),
+// so on a saturated P the last arrival of a batch runs first and the
+// minimum wait stays near 0 while the batch's first arrival waited the
+// whole cycle.
+type waits struct {
+	min            resilience.QueueDelay
+	sum, n, max    atomic.Int64 // this reading's waits
+	logMin, logSum atomic.Int64 // since the last log line: readings' min and mean, summed
+	logMax, logN   atomic.Int64 // readings' max summed, and the readings
+	total, handler hist         // stamp to handler end, handler start to end
+}
+
+func (q *waits) observe(d time.Duration) {
+	d = max(d, 0)
+	q.sum.Add(int64(d))
+	q.n.Add(1)
+	for {
+		m := q.max.Load()
+		if int64(d) <= m || q.max.CompareAndSwap(m, int64(d)) {
+			return
+		}
+	}
+}
+
+// reading ends an interval and returns its shortest, mean and longest wait.
+func (q *waits) reading() (lo, mean, hi time.Duration) {
+	lo = q.min.Delay()
+	n, sum, m := q.n.Swap(0), q.sum.Swap(0), q.max.Swap(0)
+	if n > 0 {
+		mean = time.Duration(sum / n)
+	}
+	q.logMin.Add(int64(lo))
+	q.logSum.Add(int64(mean))
+	q.logMax.Add(m)
+	q.logN.Add(1)
+	return lo, mean, time.Duration(m)
+}
+
+func (q *waits) minDelay() time.Duration  { d, _, _ := q.reading(); return d }
+func (q *waits) meanDelay() time.Duration { _, d, _ := q.reading(); return d }
+func (q *waits) maxDelay() time.Duration  { _, _, d := q.reading(); return d }
+
+// log prints, each second, the readings' average min, mean and max wait and
+// the p50 and p99 of the time from stamp to handler end and of the handler.
+func (q *waits) log(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := q.logN.Swap(0)
+		if n == 0 {
+			continue
+		}
+		avg := func(v int64) float64 { return float64(v) / float64(n) / 1e6 }
+		t50, t99 := q.total.quantiles()
+		h50, h99 := q.handler.quantiles()
+		fmt.Fprintf(os.Stderr, "queue: %d readings, wait min %.2f mean %.2f max %.2f ms (averages); stamp to end p50 %.2f p99 %.2f ms; handler p50 %.2f p99 %.2f ms\n",
+			n, avg(q.logMin.Swap(0)), avg(q.logSum.Swap(0)), avg(q.logMax.Swap(0)), t50, t99, h50, h99)
+	}
+}
+
+// hist counts durations in 0.25 ms buckets up to 100 ms.
+type hist struct{ b [400]atomic.Int64 }
+
+func (h *hist) record(d time.Duration) {
+	h.b[max(min(int(d/(250*time.Microsecond)), len(h.b)-1), 0)].Add(1)
+}
+
+// quantiles returns the p50 and p99 in ms (their buckets' upper bounds;
+// 100: at least that) since its last call, and starts over.
+func (h *hist) quantiles() (p50, p99 float64) {
+	var c [len(h.b)]int64
+	var n, acc int64
+	for i := range h.b {
+		c[i] = h.b[i].Swap(0)
+		n += c[i]
+	}
+	p50, p99 = -1, -1
+	for i, v := range c {
+		acc += v
+		if p50 < 0 && acc*2 >= n {
+			p50 = float64(i+1) / 4
+		}
+		if p99 < 0 && acc*100 >= 99*n {
+			p99 = float64(i+1) / 4
+		}
+	}
+	return p50, p99
 }
 
 // burner spends CPU: SHA-256 rounds, calibrated at start.
