@@ -95,7 +95,7 @@ func run() error {
 	scale := flag.Float64("cost-scale", 1, "multiplies every route's CPU cost")
 	queueHeader := flag.String("queue-header", "", "perfkit: the request-start header (X-Request-Start) whose standing queue (resilience.QueueDelay) is the Delay; empty: the run-queue delay (resilience.SchedulerDelay)")
 	cpuGate := flag.Bool("cpu-gate", true, "perfkit: gate the Delay on the process's CPU use (AdaptiveConfig.CPUTime); off by default with -queue-header, as servio")
-	queueStat := flag.String("queue-stat", "min", "with -queue-header: the wait per reading the limiter holds under its target, min (resilience.QueueDelay), mean or max")
+	queueStat := flag.String("queue-stat", "min", "with -queue-header: the wait per reading the limiter holds under its target, min (resilience.QueueDelay), mean, max or minmax (the shortest of the last 5 readings' max)")
 	queueLog := flag.Bool("queue-log", false, "with -queue-header: print each second the readings' average min, mean and max wait and the p50 and p99 from stamp to handler end and of the handler")
 	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
@@ -127,6 +127,8 @@ func run() error {
 				cfg.Delay = queue.meanDelay
 			case "max":
 				cfg.Delay = queue.maxDelay
+			case "minmax":
+				cfg.Delay = queue.minMaxDelay
 			default:
 				return fmt.Errorf("-queue-stat %q: want min, mean or max", *queueStat)
 			}
@@ -352,10 +354,12 @@ func observeQueue(q *waits, header string, next http.Handler) http.Handler {
 // whole cycle.
 type waits struct {
 	min            resilience.QueueDelay
-	sum, n, max    atomic.Int64 // this reading's waits
-	logMin, logSum atomic.Int64 // since the last log line: readings' min and mean, summed
-	logMax, logN   atomic.Int64 // readings' max summed, and the readings
-	total, handler hist         // stamp to handler end, handler start to end
+	sum, n, max    atomic.Int64     // this reading's waits
+	logMin, logSum atomic.Int64     // since the last log line: readings' min and mean, summed
+	logMax, logN   atomic.Int64     // readings' max summed, and the readings
+	total, handler hist             // stamp to handler end, handler start to end
+	recent         [5]time.Duration // minMaxDelay's readings (one caller at a time)
+	next           uint64
 }
 
 func (q *waits) observe(d time.Duration) {
@@ -387,6 +391,21 @@ func (q *waits) reading() (lo, mean, hi time.Duration) {
 func (q *waits) minDelay() time.Duration  { d, _, _ := q.reading(); return d }
 func (q *waits) meanDelay() time.Duration { _, d, _ := q.reading(); return d }
 func (q *waits) maxDelay() time.Duration  { _, _, d := q.reading(); return d }
+
+// minMaxDelay is the shortest of the last len(recent) readings' longest
+// waits: under batches served last-in first-out the longest wait of a
+// reading is the batch's cycle, and the shortest of several cycles
+// rises only while the cycles stay long (CoDel's minimum, over batches).
+func (q *waits) minMaxDelay() time.Duration {
+	_, _, d := q.reading()
+	q.recent[q.next%uint64(len(q.recent))] = d
+	q.next++
+	m := d
+	for _, v := range q.recent[:min(q.next, uint64(len(q.recent)))] {
+		m = min(m, v)
+	}
+	return m
+}
 
 // log prints, each second, the readings' average min, mean and max wait and
 // the p50 and p99 of the time from stamp to handler end and of the handler.
