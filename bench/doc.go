@@ -4,5 +4,8 @@
 //
 // bench/overload is a program, not a benchmark: a stand-in for servio
 // whose admission is off, perfkit's AdaptiveLimiter or failsafe-go's
-// adaptivelimiter, driven by scripts/bench-overload.
+// adaptivelimiter, driven by scripts/bench-overload. bench/netpollorder
+// shows in which order a busy one-P Go server starts the requests that
+// arrived meanwhile (the reason resilience.QueueDelay's minimum reads a
+// standing queue low).
 package bench
