@@ -22,14 +22,14 @@ import (
 // makes every request wait; so the minimum rises above a target only while
 // a queue persists for the whole interval (AdaptiveLimiter's
 // DelayInterval, 10 ms by default). That assumes requests start in the
-// order they arrived. A saturated Go server starts the requests of one
-// network poll in reverse order (the runtime queues the goroutines it
-// wakes last-ready first), so the last arrival of a batch starts with no
-// wait while the first waited the batch's whole cycle: the minimum reads
-// a standing queue low, and the requests' mean wait can be several times
-// it (measured on one core at 4× capacity: minimum 2–6 ms, mean 9–14 ms,
-// per 10 ms reading; BENCHMARKS.md, "Overload"). Set DelayTarget with
-// that in mind. Stamps come from the proxy's clock
+// order they arrived. A Go server saturating one P (GOMAXPROCS=1) starts
+// the requests of one network poll in reverse order (the runtime queues
+// the goroutines it wakes last-ready first), so the last arrival of a
+// batch waits least while the first waited the batch's whole cycle: the
+// minimum reads a standing queue low, and the requests' mean wait can be
+// several times it (measured on one core at 4× capacity: minimum 2–6 ms,
+// mean 9–14 ms, per 10 ms reading; BENCHMARKS.md, "Overload"). Set
+// DelayTarget with that in mind. Stamps come from the proxy's clock
 // and are read by the server's: keep their skew well under the limiter's
 // DelayTarget (same host, or clocks kept by NTP/PTP). The wait includes
 // the proxy's own queueing: a proxy (or load generator) that falls behind

@@ -2,21 +2,24 @@
 // starts requests that arrived while its only P was busy: it runs a server
 // (GOMAXPROCS=1) and, as a second process, a client that keeps the
 // server's P busy for 9 ms with one request and meanwhile sends one
-// request on each of 16 idle connections, 0.1 ms apart. The server prints
-// the order in which their handlers started, for each of ten rounds.
+// request on each of 16 idle connections, 0.1 ms apart (the client spins
+// between them: a sleep that short takes about a millisecond). The server
+// prints the order in which their handlers started, for each of eleven
+// rounds; the first warms the connections up and is labelled so.
 //
 //	go build -o /tmp/npo ./netpollorder
 //	GOMAXPROCS=1 taskset -c 1 /tmp/npo -serve & sleep 0.5
 //	taskset -c 0 /tmp/npo; kill %1
 //
-// On Linux with Go 1.26 (5 Dec 2026, two runs) most rounds printed
-// batches in reverse order of arrival, such as [6 5 4 3 2 1 0 15 14 13 12
-// 11 10 9 8 7] or [3 2 1 0 7 6 5 4 11 10 9 8 15 14 13 12]; the others
-// were in arrival order or mixed (a batch of one). The runtime's network
+// On Linux with Go 1.26 (5 Dec 2026) eight of the ten rounds after the
+// warm-up printed [15 14 13 … 1 0], the reverse of the arrival order: all
+// sixteen arrived during one busy spell and were started by one poll (the
+// other two: two such batches, each reversed). The runtime's network
 // poller pushes each goroutine it wakes onto the head of a list
-// (runtime.netpollready), so the last request of a poll's batch starts
-// first. That is why resilience.QueueDelay's minimum wait reads a standing
-// queue low on a busy Go server (see its doc and BENCHMARKS.md, "Overload").
+// (runtime.netpollready) and runs them from there, so the last request of
+// a poll's batch starts first. That is why resilience.QueueDelay's minimum
+// wait reads a standing queue low on a busy one-P Go server (see its doc
+// and BENCHMARKS.md, "Overload").
 package main
 
 import (
@@ -25,6 +28,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -65,7 +69,7 @@ func server(addr string) error {
 			spin(9 * time.Millisecond) // under the runtime's 10 ms preemption
 		case i == -2:
 			mu.Lock()
-			fmt.Println("start order:", order)
+			fmt.Println(r.URL.Query().Get("round"), "start order:", order)
 			order = nil
 			mu.Unlock()
 		}
@@ -82,7 +86,7 @@ func client(addr string) error {
 		defer c.Close()
 		conns[k] = c
 	}
-	for range 10 {
+	for round := range 11 {
 		busy, err := net.Dial("tcp", addr)
 		if err != nil {
 			return err
@@ -91,11 +95,15 @@ func client(addr string) error {
 		time.Sleep(3 * time.Millisecond)
 		for k, c := range conns {
 			fmt.Fprintf(c, "GET /?i=%d HTTP/1.1\r\nHost: x\r\n\r\n", k)
-			time.Sleep(100 * time.Microsecond)
+			spin(100 * time.Microsecond)
 		}
 		time.Sleep(100 * time.Millisecond)
 		busy.Close()
-		resp, err := http.Get("http://" + addr + "/?i=-2")
+		label := "round " + strconv.Itoa(round)
+		if round == 0 {
+			label = "warm-up"
+		}
+		resp, err := http.Get("http://" + addr + "/?i=-2&round=" + url.QueryEscape(label))
 		if err != nil {
 			return err
 		}

@@ -42,9 +42,9 @@
 // request's stamp (resilience.QueueDelay, as servio's
 // -adaptive-queue-header) under its target. -queue-stat mean or max holds
 // each reading's mean or longest wait there instead of its shortest (an
-// experiment; see waits), and -queue-log prints each second where a
-// request's time went: the wait before its handler, stamp to handler end,
-// the handler alone.
+// experiment; see waits), and -queue-log prints each second where the
+// time went: the wait before the handlers and, for admitted requests,
+// stamp to handler end and the handler (its limiter queue included).
 //
 //	go run ./overload -addr 127.0.0.1:18090 -admission failsafe
 package main
@@ -61,6 +61,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -96,7 +97,7 @@ func run() error {
 	queueHeader := flag.String("queue-header", "", "perfkit: the request-start header (X-Request-Start) whose standing queue (resilience.QueueDelay) is the Delay; empty: the run-queue delay (resilience.SchedulerDelay)")
 	cpuGate := flag.Bool("cpu-gate", true, "perfkit: gate the Delay on the process's CPU use (AdaptiveConfig.CPUTime); off by default with -queue-header, as servio")
 	queueStat := flag.String("queue-stat", "min", "with -queue-header: the wait per reading the limiter holds under its target, min (resilience.QueueDelay), mean, max or minmax (the shortest of the last 5 readings' max)")
-	queueLog := flag.Bool("queue-log", false, "with -queue-header: print each second the readings' average min, mean and max wait and the p50 and p99 from stamp to handler end and of the handler")
+	queueLog := flag.Bool("queue-log", false, "with -queue-header: print each second the readings' average min, mean and max wait and, for admitted requests, the p50 and p99 from stamp to handler end and of the handler (its limiter queue included)")
 	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
 	if *queueHeader != "" && !flagSet("cpu-gate") {
@@ -104,6 +105,9 @@ func run() error {
 	}
 	if *maxRise < 0 || *maxRise > 1 {
 		return fmt.Errorf("-delay-max-rise %v: want 0 (the default) or a level in (0, 1]", *maxRise)
+	}
+	if (flagSet("queue-stat") || *queueLog) && (*mode != "perfkit" || *queueHeader == "") {
+		return errors.New("-queue-stat and -queue-log need -admission perfkit and -queue-header")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -120,6 +124,7 @@ func run() error {
 			Delay: resilience.SchedulerDelay(), DelayTarget: *delayTarget}
 		if *queueHeader != "" {
 			cfg.DelayMaxRise = 0.1
+			queue.extra = *queueStat != "min" || *queueLog
 			switch *queueStat {
 			case "min":
 				cfg.Delay = queue.minDelay
@@ -130,7 +135,7 @@ func run() error {
 			case "minmax":
 				cfg.Delay = queue.minMaxDelay
 			default:
-				return fmt.Errorf("-queue-stat %q: want min, mean or max", *queueStat)
+				return fmt.Errorf("-queue-stat %q: want min, mean, max or minmax", *queueStat)
 			}
 		}
 		if *maxRise > 0 {
@@ -325,18 +330,20 @@ func flagSet(name string) bool {
 // observeQueue records in q how long each request waited since the time
 // stamped in its header before next handles it, as servio does — but
 // from every peer: the benchmark's generator is the stand-in's proxy.
+// Without -queue-stat or -queue-log that is all it does, as servio.
 func observeQueue(q *waits, header string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
 		v := r.Header.Get(header)
-		ok := q.min.ObserveStamp(v, t0) // servio's path, its checks included
-		var start time.Time
-		if ok {
-			start, _ = resilience.ParseRequestStart(v)
-			q.observe(t0.Sub(start))
+		if !q.min.ObserveStamp(v, t0) || !q.extra {
+			next.ServeHTTP(w, r)
+			return
 		}
-		next.ServeHTTP(w, r)
-		if ok {
+		start, _ := resilience.ParseRequestStart(v) // ObserveStamp read it
+		q.observe(t0.Sub(start))
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		if sw.status != http.StatusServiceUnavailable { // admitted
 			end := time.Now()
 			q.total.record(end.Sub(start))
 			q.handler.record(end.Sub(t0))
@@ -344,22 +351,36 @@ func observeQueue(q *waits, header string, next http.Handler) http.Handler {
 	})
 }
 
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
 // waits is the stand-in's QueueDelay (min, the limiter's Delay by default)
-// with, beside it, each reading's mean and longest wait (-queue-stat) and
-// what -queue-log prints. The mean and max are an experiment: Go's
-// scheduler starts the goroutines of one network poll's batch in reverse
-// order of readiness (runtime.netpollready pushes each onto a list head),
-// so on a saturated P the last arrival of a batch runs first and the
-// minimum wait stays near 0 while the batch's first arrival waited the
-// whole cycle.
+// with, beside it when extra is set, each reading's mean and longest wait
+// (-queue-stat) and what -queue-log prints. The mean and max are an
+// experiment: on one P, Go's scheduler starts the goroutines of a network
+// poll's batch in reverse order of readiness (runtime.netpollready pushes
+// each onto a list head; see bench/netpollorder), so on a saturated P the
+// last arrival of a batch waits least and the minimum reads low while the
+// batch's first arrival waited the whole cycle.
 type waits struct {
 	min            resilience.QueueDelay
-	sum, n, max    atomic.Int64     // this reading's waits
-	logMin, logSum atomic.Int64     // since the last log line: readings' min and mean, summed
-	logMax, logN   atomic.Int64     // readings' max summed, and the readings
-	total, handler hist             // stamp to handler end, handler start to end
-	recent         [5]time.Duration // minMaxDelay's readings (one caller at a time)
-	next           uint64
+	extra          bool         // set before serving: track all below
+	sum, n, max    atomic.Int64 // this reading's waits
+	logMin, logSum atomic.Int64 // since the last log line: readings' min and mean, summed
+	logMax, logN   atomic.Int64 // readings' max summed, and the readings
+	total, handler hist         // admitted requests: stamp to handler end, handler start (limiter queue included) to end
+
+	mu     sync.Mutex       // guards recent and next (a late reading may overlap the next)
+	recent [5]time.Duration // minMaxDelay's readings
+	next   uint64
 }
 
 func (q *waits) observe(d time.Duration) {
@@ -398,6 +419,8 @@ func (q *waits) maxDelay() time.Duration  { _, _, d := q.reading(); return d }
 // rises only while the cycles stay long (CoDel's minimum, over batches).
 func (q *waits) minMaxDelay() time.Duration {
 	_, _, d := q.reading()
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.recent[q.next%uint64(len(q.recent))] = d
 	q.next++
 	m := d
@@ -407,8 +430,9 @@ func (q *waits) minMaxDelay() time.Duration {
 	return m
 }
 
-// log prints, each second, the readings' average min, mean and max wait and
-// the p50 and p99 of the time from stamp to handler end and of the handler.
+// log prints, each second, the readings' average min, mean and max wait and,
+// for admitted requests, the p50 and p99 from stamp to handler end and of
+// the handler.
 func (q *waits) log(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -423,10 +447,8 @@ func (q *waits) log(ctx context.Context) {
 			continue
 		}
 		avg := func(v int64) float64 { return float64(v) / float64(n) / 1e6 }
-		t50, t99 := q.total.quantiles()
-		h50, h99 := q.handler.quantiles()
-		fmt.Fprintf(os.Stderr, "queue: %d readings, wait min %.2f mean %.2f max %.2f ms (averages); stamp to end p50 %.2f p99 %.2f ms; handler p50 %.2f p99 %.2f ms\n",
-			n, avg(q.logMin.Swap(0)), avg(q.logSum.Swap(0)), avg(q.logMax.Swap(0)), t50, t99, h50, h99)
+		fmt.Fprintf(os.Stderr, "queue: %d readings, wait min %.2f mean %.2f max %.2f ms (averages); admitted: stamp to end %s, handler %s\n",
+			n, avg(q.logMin.Swap(0)), avg(q.logSum.Swap(0)), avg(q.logMax.Swap(0)), q.total.quantiles(), q.handler.quantiles())
 	}
 }
 
@@ -437,16 +459,19 @@ func (h *hist) record(d time.Duration) {
 	h.b[max(min(int(d/(250*time.Microsecond)), len(h.b)-1), 0)].Add(1)
 }
 
-// quantiles returns the p50 and p99 in ms (their buckets' upper bounds;
-// 100: at least that) since its last call, and starts over.
-func (h *hist) quantiles() (p50, p99 float64) {
+// quantiles returns "p50 X p99 Y ms" (their buckets' upper bounds; 100:
+// at least that), or "none", since its last call, and starts over.
+func (h *hist) quantiles() string {
 	var c [len(h.b)]int64
 	var n, acc int64
 	for i := range h.b {
 		c[i] = h.b[i].Swap(0)
 		n += c[i]
 	}
-	p50, p99 = -1, -1
+	if n == 0 {
+		return "none"
+	}
+	p50, p99 := -1.0, -1.0
 	for i, v := range c {
 		acc += v
 		if p50 < 0 && acc*2 >= n {
@@ -456,7 +481,7 @@ func (h *hist) quantiles() (p50, p99 float64) {
 			p99 = float64(i+1) / 4
 		}
 	}
-	return p50, p99
+	return fmt.Sprintf("p50 %.2f p99 %.2f ms", p50, p99)
 }
 
 // burner spends CPU: SHA-256 rounds, calibrated at start.
