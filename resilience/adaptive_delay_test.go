@@ -505,3 +505,127 @@ func TestAdaptiveDelayMaxRise(t *testing.T) {
 		assert.ErrorIs(t, err, ErrInvalidConfig, "DelayMaxRise %v", bad)
 	}
 }
+
+// TestAdaptiveMaxWait: while the shed level is above 0, a call that
+// arrived more than MaxWait (low), 2× (normal) or 4× (high) ago is
+// refused; critical calls and calls without an arrival time never are;
+// at level 0 nothing is refused for its age.
+func TestAdaptiveMaxWait(t *testing.T) {
+	t.Parallel()
+	clock := &setClock{now: time.Unix(1e9, 0)}
+	var d time.Duration
+	const maxWait = 10 * time.Millisecond
+	l := newTestAdaptive(t, AdaptiveConfig{Clock: clock, Delay: func() time.Duration { return d },
+		DelayMaxRise: 0.5, MaxWait: maxWait, MinLimit: 1000, InitialLimit: 1000, MaxLimit: 1000})
+	read := func() { // one reading of Delay, taken by a critical call
+		clock.set(clock.now.Add(10 * time.Millisecond))
+		pm, err := l.Acquire(context.Background(), PriorityCritical)
+		require.NoError(t, err)
+		pm.Release(nil)
+	}
+	arrived := func(ago time.Duration) context.Context {
+		return WithArrival(context.Background(), clock.now.Add(-ago))
+	}
+	admitted := func(ctx context.Context, p Priority) bool {
+		pm, err := l.Acquire(ctx, p)
+		if err != nil {
+			var oe *OverloadError
+			require.ErrorAs(t, err, &oe)
+			assert.Equal(t, p, oe.Priority)
+			return false
+		}
+		pm.Release(nil)
+		return true
+	}
+
+	read()
+	require.Zero(t, l.ShedLevel())
+	assert.True(t, admitted(arrived(time.Second), PriorityNormal), "level 0: an old call is admitted")
+
+	d = time.Second // far over the 2 ms target: the level rises by DelayMaxRise
+	read()
+	require.InDelta(t, 0.5, l.ShedLevel(), 1e-9)
+	for _, c := range []struct {
+		p   Priority
+		ago time.Duration
+		ok  bool
+	}{
+		{PriorityNormal, 2 * maxWait, true},
+		{PriorityNormal, 2*maxWait + 1, false},
+		{PriorityHigh, 4 * maxWait, true},
+		{PriorityHigh, 4*maxWait + 1, false},
+		{PriorityCritical, time.Hour, true},
+	} {
+		assert.Equal(t, c.ok, admitted(arrived(c.ago), c.p), "%v arrived %v ago at level 0.5", c.p, c.ago)
+	}
+	assert.True(t, admitted(context.Background(), PriorityNormal), "no arrival time: not refused for its age")
+	// Low calls are also shed by the level (every second one at 0.5):
+	// of four that arrived just over MaxWait ago none is admitted, of
+	// four that arrived at MaxWait two are.
+	old, fresh := 0, 0
+	for range 4 {
+		if admitted(arrived(maxWait+1), PriorityLow) {
+			old++
+		}
+		if admitted(arrived(maxWait), PriorityLow) {
+			fresh++
+		}
+	}
+	assert.Zero(t, old, "low calls older than MaxWait")
+	assert.Equal(t, 2, fresh, "low calls at MaxWait: only the level's share is shed")
+
+	d = 0
+	for range 10 {
+		read()
+	}
+	require.Zero(t, l.ShedLevel())
+	assert.True(t, admitted(arrived(time.Hour), PriorityHigh), "back at level 0: old calls are admitted again")
+
+	for _, c := range []AdaptiveConfig{{MaxWait: -1, Delay: func() time.Duration { return 0 }}, {MaxWait: time.Millisecond}} {
+		_, err := NewAdaptiveLimiter(c)
+		assert.ErrorIs(t, err, ErrInvalidConfig, "MaxWait %v, Delay set %v", c.MaxWait, c.Delay != nil)
+	}
+}
+
+// TestAdaptiveMaxWaitSaturates: a MaxWait too large to double twice does
+// not overflow into refusing everything.
+func TestAdaptiveMaxWaitSaturates(t *testing.T) {
+	t.Parallel()
+	clock := &setClock{now: time.Unix(1e9, 0)}
+	l := newTestAdaptive(t, AdaptiveConfig{Clock: clock, Delay: func() time.Duration { return time.Second },
+		DelayMaxRise: 0.5, MaxWait: time.Duration(math.MaxInt64 / 3)})
+	clock.set(clock.now.Add(10 * time.Millisecond))
+	_, _ = l.Acquire(context.Background(), PriorityCritical) // level 0.5
+	require.Positive(t, l.ShedLevel())
+	pm, err := l.Acquire(WithArrival(context.Background(), clock.now.Add(-time.Hour)), PriorityHigh)
+	require.NoError(t, err)
+	pm.Release(nil)
+}
+
+// TestAdaptiveMaxWaitDoesNotAllocate: admitting and refusing a call with
+// an arrival time, while the level is above 0, does not allocate. (Not
+// parallel: AllocsPerRun.)
+func TestAdaptiveMaxWaitDoesNotAllocate(t *testing.T) {
+	clock := &setClock{now: time.Unix(1e9, 0)}
+	l := newTestAdaptive(t, AdaptiveConfig{Clock: clock, Delay: func() time.Duration { return time.Second },
+		DelayMaxRise: 0.5, MaxWait: 10 * time.Millisecond, MinLimit: 1000, InitialLimit: 1000, MaxLimit: 1000})
+	clock.set(clock.now.Add(10 * time.Millisecond))
+	_, _ = l.Acquire(context.Background(), PriorityCritical) // level 0.5
+	require.Positive(t, l.ShedLevel())
+	for _, c := range []struct {
+		ago  time.Duration
+		want bool
+	}{{time.Millisecond, true}, {time.Second, false}} {
+		ctx := WithArrival(context.Background(), clock.now.Add(-c.ago))
+		var admitted bool
+		allocs := testing.AllocsPerRun(100, func() {
+			pm, err := l.Acquire(ctx, PriorityNormal)
+			admitted = err == nil
+			if admitted {
+				pm.Release(nil)
+			}
+		})
+		assert.Equal(t, c.want, admitted, "arrived %v ago", c.ago)
+		assert.Zero(t, allocs, "arrived %v ago", c.ago)
+	}
+}

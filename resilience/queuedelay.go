@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"context"
 	"math"
 	"strconv"
 	"strings"
@@ -165,4 +166,21 @@ func allDigits(s string, maxLen int) bool {
 		}
 	}
 	return true
+}
+
+// arrivalKey is the context key of WithArrival.
+type arrivalKey struct{}
+
+// WithArrival returns a copy of ctx that carries t, the time the call
+// arrived in front of the server: for an HTTP request, the request-start
+// stamp of a trusted front proxy (ParseRequestStart). An AdaptiveLimiter
+// with MaxWait refuses calls that arrived too long ago while it sheds.
+func WithArrival(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, arrivalKey{}, t)
+}
+
+// Arrival returns the arrival time WithArrival put in ctx, if any.
+func Arrival(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(arrivalKey{}).(time.Time)
+	return t, ok
 }

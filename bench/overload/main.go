@@ -42,9 +42,11 @@
 // request's stamp (resilience.QueueDelay, as servio's
 // -adaptive-queue-header) under its target. -queue-stat mean or max holds
 // each reading's mean or longest wait there instead of its shortest (an
-// experiment; see waits), and -queue-log prints each second where the
-// time went: the wait before the handlers and, for admitted requests,
-// stamp to handler end and the handler (its limiter queue included).
+// experiment; see waits); -max-wait refuses calls that arrived too long
+// ago while the limiter sheds (AdaptiveConfig.MaxWait, servio's
+// -adaptive-max-wait); -queue-log prints each second where the time went:
+// the wait before the handlers and, for admitted requests, stamp to
+// handler end and the handler (its limiter queue included).
 //
 //	go run ./overload -addr 127.0.0.1:18090 -admission failsafe
 package main
@@ -98,6 +100,7 @@ func run() error {
 	cpuGate := flag.Bool("cpu-gate", true, "perfkit: gate the Delay on the process's CPU use (AdaptiveConfig.CPUTime); off by default with -queue-header, as servio")
 	queueStat := flag.String("queue-stat", "min", "with -queue-header: the wait per reading the limiter holds under its target, min (resilience.QueueDelay), mean, max or minmax (the shortest of the last 5 readings' max)")
 	queueLog := flag.Bool("queue-log", false, "with -queue-header: print each second the readings' average min, mean and max wait and, for admitted requests, the p50 and p99 from stamp to handler end and of the handler (its limiter queue included)")
+	maxWait := flag.Duration("max-wait", 0, "perfkit with -queue-header: AdaptiveConfig.MaxWait (servio's -adaptive-max-wait): while the limiter sheds, refuse a call that arrived longer ago than this (low; normal 2×, high 4×)")
 	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
 	if *queueHeader != "" && !flagSet("cpu-gate") {
@@ -106,8 +109,8 @@ func run() error {
 	if *maxRise < 0 || *maxRise > 1 {
 		return fmt.Errorf("-delay-max-rise %v: want 0 (the default) or a level in (0, 1]", *maxRise)
 	}
-	if (flagSet("queue-stat") || *queueLog) && (*mode != "perfkit" || *queueHeader == "") {
-		return errors.New("-queue-stat and -queue-log need -admission perfkit and -queue-header")
+	if (flagSet("queue-stat") || *queueLog || *maxWait != 0) && (*mode != "perfkit" || *queueHeader == "") {
+		return errors.New("-queue-stat, -queue-log and -max-wait need -admission perfkit and -queue-header")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -125,6 +128,8 @@ func run() error {
 		if *queueHeader != "" {
 			cfg.DelayMaxRise = 0.1
 			queue.extra = *queueStat != "min" || *queueLog
+			queue.arrival = *maxWait > 0
+			cfg.MaxWait = *maxWait
 			switch *queueStat {
 			case "min":
 				cfg.Delay = queue.minDelay
@@ -335,7 +340,12 @@ func observeQueue(q *waits, header string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
 		v := r.Header.Get(header)
-		if !q.min.ObserveStamp(v, t0) || !q.extra {
+		ok := q.min.ObserveStamp(v, t0)
+		if ok && q.arrival {
+			start, _ := resilience.ParseRequestStart(v) // ObserveStamp read it
+			r = r.WithContext(resilience.WithArrival(r.Context(), start))
+		}
+		if !ok || !q.extra {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -373,6 +383,7 @@ func (w *statusWriter) WriteHeader(code int) {
 type waits struct {
 	min            resilience.QueueDelay
 	extra          bool         // set before serving: track all below
+	arrival        bool         // put each request's stamp in its context (resilience.WithArrival)
 	sum, n, max    atomic.Int64 // this reading's waits
 	logMin, logSum atomic.Int64 // since the last log line: readings' min and mean, summed
 	logMax, logN   atomic.Int64 // readings' max summed, and the readings

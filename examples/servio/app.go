@@ -232,7 +232,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		if err != nil {
 			return nil, err
 		}
-		a.handler = observeQueue(a.queue, cfg.AdaptiveQueueHeader, proxies, a.handler)
+		a.handler = observeQueue(a.queue, cfg.AdaptiveQueueHeader, proxies, cfg.AdaptiveMaxWait > 0, a.handler)
 	}
 	if cfg.Baseline {
 		log.Warn("BASELINE mode: perfkit's cache, pool tuning, rate limits and LLM resilience are off")

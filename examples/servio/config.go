@@ -76,6 +76,12 @@ type Config struct {
 	// (the peer, not X-Forwarded-For), which must overwrite the header on
 	// every request; it needs AdaptiveDelayTarget and TrustedProxies.
 	AdaptiveQueueHeader string
+	// AdaptiveMaxWait, with AdaptiveQueueHeader, refuses requests that
+	// waited too long since their stamp while the limiter sheds: more
+	// than AdaptiveMaxWait for low priority, twice that for normal, four
+	// times for high (resilience.AdaptiveConfig.MaxWait;
+	// -adaptive-max-wait, ADAPTIVE_MAX_WAIT; default 0, off).
+	AdaptiveMaxWait time.Duration
 
 	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
 	TrustedProxies []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
@@ -165,6 +171,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		"Go run-queue delay (or, with -adaptive-queue-header, the queue since a proxy's stamp) above which requests are shed by priority, e.g. 2ms; 0: off, the default (experimental; env ADAPTIVE_DELAY_TARGET)")
 	fs.StringVar(&c.AdaptiveQueueHeader, "adaptive-queue-header", getenv("ADAPTIVE_QUEUE_HEADER"),
 		"with -adaptive-delay-target and -trusted-proxies: the header in which a front proxy stamps each request's arrival (X-Request-Start: t=<seconds.ms>, t=<µs>, or ms); the delay is then the queue since that stamp, believed only from the trusted proxies (env ADAPTIVE_QUEUE_HEADER)")
+	fs.DurationVar(&c.AdaptiveMaxWait, "adaptive-max-wait", envDur("ADAPTIVE_MAX_WAIT", 0),
+		"with -adaptive-queue-header: while shedding, refuse a request that waited longer than this since its stamp (low priority; normal 2×, high 4×), e.g. 5ms; 0: off, the default (env ADAPTIVE_MAX_WAIT)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
@@ -277,6 +285,10 @@ func (c Config) validate() error {
 		return errors.New("adaptive queue header needs an adaptive delay target (-adaptive-delay-target, e.g. 1ms): the queue since the stamp is the delay held under it")
 	case c.AdaptiveQueueHeader != "" && len(c.TrustedProxies) == 0:
 		return errors.New("adaptive queue header needs -trusted-proxies: only stamps from the proxies that set them are believed")
+	case c.AdaptiveMaxWait < 0:
+		return fmt.Errorf("adaptive max wait must not be negative, got %v", c.AdaptiveMaxWait)
+	case c.AdaptiveMaxWait > 0 && c.AdaptiveQueueHeader == "":
+		return errors.New("adaptive max wait needs -adaptive-queue-header: the wait is counted from the proxy's stamp")
 	case c.UploadMaxBytes <= 0:
 		return fmt.Errorf("upload max bytes must be positive, got %d", c.UploadMaxBytes)
 	case c.SimLLMFailureRate < 0 || c.SimLLMFailureRate > 1:

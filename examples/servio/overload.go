@@ -41,7 +41,11 @@ import (
 // arrival a trusted front proxy stamps on each request
 // (resilience.QueueDelay: its minimum per 10 ms reading), which also sees
 // the requests still in socket buffers; bursts leave its minimum low, so
-// there is no CPU gate, and the level rises at most 0.1 per reading.
+// there is no CPU gate, and the level rises at most 0.1 per reading. With
+// -adaptive-max-wait as well, while the level is above 0 a request that
+// waited longer than that since its stamp (normal priority: twice,
+// high: four times) is refused before its handler runs
+// (resilience.AdaptiveConfig.MaxWait).
 func (a *App) setupOverload(delay func() time.Duration) error {
 	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
 		return nil
@@ -59,6 +63,7 @@ func (a *App) setupOverload(delay func() time.Duration) error {
 			// resilience.AdaptiveConfig.DelayMaxRise).
 			a.queue = new(resilience.QueueDelay)
 			cfg.Delay, cfg.CPUTime, cfg.DelayMaxRise = a.queue.Delay, nil, 0.1
+			cfg.MaxWait = a.cfg.AdaptiveMaxWait
 		}
 		if delay != nil {
 			// Tests drive the delay alone: their process is not CPU-bound
@@ -77,13 +82,19 @@ func (a *App) setupOverload(delay func() time.Duration) error {
 
 // observeQueue records in q how long each request waited since the
 // arrival a front proxy stamped in its header before servio began to
-// handle it (resilience.QueueDelay.ObserveStamp) — only for requests that
-// came straight from one of the -trusted-proxies: anyone else's stamp is
-// the client's word, and would let it switch the shedding off or on.
-func observeQueue(q *resilience.QueueDelay, header string, proxies *ratelimit.ClientIP, next http.Handler) http.Handler {
+// handle it (resilience.QueueDelay.ObserveStamp) and, with arrival set,
+// puts that arrival in the request's context for the limiter's MaxWait
+// (resilience.WithArrival) — only for requests that came straight from
+// one of the -trusted-proxies: anyone else's stamp is the client's word,
+// and would let it switch the shedding off or on.
+func observeQueue(q *resilience.QueueDelay, header string, proxies *ratelimit.ClientIP, arrival bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if proxies.TrustedPeer(r) {
-			q.ObserveStamp(r.Header.Get(header), time.Now())
+			v := r.Header.Get(header)
+			if q.ObserveStamp(v, time.Now()) && arrival {
+				start, _ := resilience.ParseRequestStart(v) // ObserveStamp read it
+				r = r.WithContext(resilience.WithArrival(r.Context(), start))
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -124,6 +124,16 @@ func TestOverloadOff(t *testing.T) {
 	assert.ErrorContains(t, err, "delay target", "a queue header with no target would do nothing")
 	_, err = parseConfig("servio", []string{"-adaptive-queue-header", "X-Request-Start", "-adaptive-delay-target", "1ms"}, func(string) string { return "" }, io.Discard, nil)
 	assert.ErrorContains(t, err, "trusted-proxies", "stamps believed from nobody would do nothing")
+	assert.Zero(t, cfg.AdaptiveMaxWait, "no max wait by default")
+	cfg, err = parseConfig("servio", append(ok, "-adaptive-queue-header", "X-Request-Start"), func(k string) string {
+		return map[string]string{"ADAPTIVE_MAX_WAIT": "5ms"}[k]
+	}, io.Discard, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Millisecond, cfg.AdaptiveMaxWait, "ADAPTIVE_MAX_WAIT=5ms")
+	_, err = parseConfig("servio", append(ok, "-adaptive-max-wait", "5ms"), func(string) string { return "" }, io.Discard, nil)
+	assert.ErrorContains(t, err, "adaptive-queue-header", "a max wait with no stamp to count from would do nothing")
+	_, err = parseConfig("servio", append(ok, "-adaptive-queue-header", "X-Request-Start", "-adaptive-max-wait", "-1ms"), func(string) string { return "" }, io.Discard, nil)
+	assert.Error(t, err, "a negative max wait is refused")
 
 	cfg = testConfig(t, "sqlite")
 	cfg.Baseline = true
@@ -217,4 +227,47 @@ func TestOverloadShedsOnQueueHeader(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return get("/restaurants/1/menu", 0) == http.StatusOK && a.overload.ShedLevel() == 0
 	}, 10*time.Second, 15*time.Millisecond, "no queue: the level falls back to 0")
+}
+
+// TestOverloadMaxWait: with -adaptive-max-wait, while the level is above
+// 0 but below 1 (only low-priority requests shed by it), a read (normal:
+// twice the max wait) that waited longer since its stamp is refused,
+// a probe of any age and a read without a stamp are served.
+func TestOverloadMaxWait(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "sqlite")
+	cfg.AdaptiveDelayTarget = 50 * time.Millisecond // far above a fresh stamp's wait on a busy machine
+	cfg.AdaptiveQueueHeader = "X-Request-Start"
+	cfg.AdaptiveMaxWait = 250 * time.Millisecond // reads: 500 ms
+	cfg.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
+	a := startApp(t, cfg)
+	get := func(path string, ago time.Duration) int {
+		req, err := http.NewRequest(http.MethodGet, a.URL+path, nil)
+		require.NoError(t, err)
+		if ago >= 0 {
+			req.Header.Set("X-Request-Start", "t="+strconv.FormatInt(time.Now().Add(-ago).UnixMicro(), 10))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Reads stamped a second ago raise the level (0.1 a reading at most;
+	// probes bypass the limiter, so they take no reading).
+	require.Eventually(t, func() bool {
+		get("/restaurants/1/menu", time.Second)
+		return a.overload.ShedLevel() > 0
+	}, 10*time.Second, 11*time.Millisecond, "a standing queue raises the level")
+	require.Less(t, a.overload.ShedLevel(), 0.5)
+	assert.Equal(t, http.StatusServiceUnavailable, get("/restaurants/1/menu", 2*time.Second), "a read that waited over twice the max wait is refused")
+	assert.Less(t, a.overload.ShedLevel(), 1.0, "normal is not shed by the level: the age refused it")
+	assert.Equal(t, http.StatusOK, get("/health/live", time.Hour/120), "probes are never refused for their age")
+	assert.Equal(t, http.StatusOK, get("/restaurants/1/menu", -1), "no stamp: not refused for its age")
+	require.Eventually(t, func() bool {
+		return get("/restaurants/1/menu", 0) == http.StatusOK && a.overload.ShedLevel() == 0
+	}, 10*time.Second, 15*time.Millisecond, "fresh stamps: the level falls back to 0")
+	// (At level 0 nothing is refused for its age — resilience's
+	// TestAdaptiveMaxWait, with a fake clock: here an old stamp raises the
+	// level in the very reading its own request takes.)
 }
