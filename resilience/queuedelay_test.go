@@ -1,6 +1,7 @@
 package resilience_test
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"sync"
@@ -141,4 +142,35 @@ func ExampleQueueDelay() {
 	// resilience.AdaptiveConfig{Delay: queue.Delay, DelayTarget: 5 * time.Millisecond}.
 	fmt.Println(queue.Delay())
 	// Output: 5ms
+}
+
+func ExampleWithArrival() {
+	// A limiter that holds the queue since a proxy's stamp and, while it
+	// sheds, refuses calls that waited too long: reads (normal priority)
+	// after 2× MaxWait.
+	queue := func() time.Duration { return time.Second } // a standing queue
+	l, err := resilience.NewAdaptiveLimiter(resilience.AdaptiveConfig{
+		Delay: queue, DelayTarget: time.Millisecond, DelayMaxRise: 0.5,
+		MaxWait: 100 * time.Millisecond, Name: "api",
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	// The middleware puts each request's stamp in its context:
+	// resilience.WithArrival(r.Context(), start), start from
+	// resilience.ParseRequestStart(r.Header.Get("X-Request-Start")).
+	for _, waited := range []time.Duration{0, time.Second} {
+		ctx := resilience.WithArrival(context.Background(), time.Now().Add(-waited))
+		p, err := l.Acquire(ctx, resilience.PriorityNormal)
+		if err != nil {
+			fmt.Printf("waited %v: %v\n", waited, err)
+			continue
+		}
+		fmt.Printf("waited %v: admitted\n", waited)
+		p.Release(nil)
+	}
+	// Output:
+	// waited 0s: admitted
+	// waited 1s: resilience: overloaded, normal priority call refused (api)
 }
