@@ -83,10 +83,16 @@ type AdaptiveConfig struct {
 	// (WithArrival; a front proxy's stamp, see ParseRequestStart) is
 	// refused if it arrived more than MaxWait ago for PriorityLow, 2×
 	// MaxWait for PriorityNormal, 4× for PriorityHigh; PriorityCritical
-	// never. A call without an arrival time is not affected. On one busy
-	// P the requests of a network poll start newest first (see
-	// QueueDelay), so the oldest of each batch reach Acquire last; refusing
-	// them is what bounds the admitted calls' wait. Default 0: off.
+	// never. The gate is on for every priority as soon as the level
+	// passes 0, though the level itself sheds High only above 2: an old
+	// call is late whatever its priority, and the thresholds keep the
+	// order. A call without an arrival time is not affected. The wait is
+	// counted from the proxy's clock: the hosts' clocks must agree to well
+	// under MaxWait. Refusals count in perfkit.resilience.adaptive.rejections
+	// like the level's, with the same *OverloadError. On one busy P the
+	// requests of a network poll start newest first (see QueueDelay), so
+	// the oldest of each batch reach Acquire last; refusing them is what
+	// bounds the admitted calls' wait. Default 0: off.
 	MaxWait time.Duration
 	// CPUTime, when set with Delay, gates the Delay signal on CPU use: it
 	// returns the CPU time (user + system) the process has used so far
@@ -248,9 +254,11 @@ var _ RetryAfterer = (*OverloadError)(nil)
 // SchedulerDelay (with CPUTime, 2 ms) held 133–375 ms, for about the same
 // work served (BENCHMARKS.md, "Overload"). Its minimum reads a Go server's
 // queue low, though (see QueueDelay); MaxWait then refuses the calls that
-// waited longest, which reach Acquire last: with a 5 ms MaxWait the same setup
-// held admitted p99 at 31–38 ms and served 61–88 % of capacity's
-// requests, against 60–127 ms and 19–80 % without, in three runs each.
+// waited longest, which reach Acquire last. In later runs of the same
+// setup on a slower machine, a 5 ms MaxWait held the settled admitted p99
+// at 30–38 ms against 47–127 ms without, serving about as much (three
+// paired runs: as much or more in each; one scripted run: 2–3 points
+// less at 2×).
 // Refusing is not free (the request is read and answered): a server
 // offered f× its capacity, whose refusal costs a share r of a served
 // call, serves at most (1 − f·r)/(1 − r) of its capacity; when refusals

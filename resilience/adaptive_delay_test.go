@@ -559,6 +559,7 @@ func TestAdaptiveMaxWait(t *testing.T) {
 		assert.Equal(t, c.ok, admitted(arrived(c.ago), c.p), "%v arrived %v ago at level 0.5", c.p, c.ago)
 	}
 	assert.True(t, admitted(context.Background(), PriorityNormal), "no arrival time: not refused for its age")
+	assert.True(t, admitted(WithArrival(context.Background(), time.Time{}), PriorityNormal), "a zero arrival time is none")
 	// Low calls are also shed by the level (every second one at 0.5):
 	// of four that arrived just over MaxWait ago none is admitted, of
 	// four that arrived at MaxWait two are.

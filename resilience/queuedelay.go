@@ -174,13 +174,15 @@ type arrivalKey struct{}
 // WithArrival returns a copy of ctx that carries t, the time the call
 // arrived in front of the server: for an HTTP request, the request-start
 // stamp of a trusted front proxy (ParseRequestStart). An AdaptiveLimiter
-// with MaxWait refuses calls that arrived too long ago while it sheds.
+// with MaxWait refuses calls that arrived too long ago while it sheds. The
+// zero time is no arrival (Arrival reports false).
 func WithArrival(ctx context.Context, t time.Time) context.Context {
 	return context.WithValue(ctx, arrivalKey{}, t)
 }
 
-// Arrival returns the arrival time WithArrival put in ctx, if any.
+// Arrival returns the arrival time WithArrival put in ctx, if any; a zero
+// time counts as none.
 func Arrival(ctx context.Context) (time.Time, bool) {
 	t, ok := ctx.Value(arrivalKey{}).(time.Time)
-	return t, ok
+	return t, ok && !t.IsZero()
 }

@@ -86,7 +86,9 @@ func (a *App) setupOverload(delay func() time.Duration) error {
 // puts that arrival in the request's context for the limiter's MaxWait
 // (resilience.WithArrival) — only for requests that came straight from
 // one of the -trusted-proxies: anyone else's stamp is the client's word,
-// and would let it switch the shedding off or on.
+// and would let it switch the shedding off or on. Stamps ObserveStamp
+// ignores (over a minute old, over a second ahead) give no arrival
+// either: such a request is never refused for its age.
 func observeQueue(q *resilience.QueueDelay, header string, proxies *ratelimit.ClientIP, arrival bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if proxies.TrustedPeer(r) {
