@@ -188,29 +188,15 @@ func TestOverloadShedsOnQueueHeader(t *testing.T) {
 	cfg.TrustedProxies = []string{"192.0.2.0/24"} // not this test's loopback client
 	untrusted := startApp(t, cfg)
 	for range 30 {
-		req, err := http.NewRequest(http.MethodGet, untrusted.URL+"/restaurants/1/menu", nil)
-		require.NoError(t, err)
-		req.Header.Set("X-Request-Start", "t="+strconv.FormatInt(time.Now().Add(-time.Second).UnixMicro(), 10))
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode, "a stamp from a peer that is no trusted proxy is not believed")
+		require.Equal(t, http.StatusOK, stampedGet(t, untrusted.URL+"/restaurants/1/menu", time.Second),
+			"a stamp from a peer that is no trusted proxy is not believed")
 		time.Sleep(11 * time.Millisecond)
 	}
 	assert.Zero(t, untrusted.overload.ShedLevel())
 
 	cfg.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
 	a := startApp(t, cfg)
-	get := func(path string, ago time.Duration) int {
-		req, err := http.NewRequest(http.MethodGet, a.URL+path, nil)
-		require.NoError(t, err)
-		req.Header.Set("X-Request-Start", "t="+strconv.FormatInt(time.Now().Add(-ago).UnixMicro(), 10))
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	get := func(path string, ago time.Duration) int { return stampedGet(t, a.URL+path, ago) }
 
 	for range 30 {
 		require.Equal(t, http.StatusOK, get("/restaurants/1/menu", 2*time.Minute), "a stamp older than a minute is not a queue")
@@ -241,18 +227,7 @@ func TestOverloadMaxWait(t *testing.T) {
 	cfg.AdaptiveMaxWait = 250 * time.Millisecond // reads: 500 ms
 	cfg.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
 	a := startApp(t, cfg)
-	get := func(path string, ago time.Duration) int {
-		req, err := http.NewRequest(http.MethodGet, a.URL+path, nil)
-		require.NoError(t, err)
-		if ago >= 0 {
-			req.Header.Set("X-Request-Start", "t="+strconv.FormatInt(time.Now().Add(-ago).UnixMicro(), 10))
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	get := func(path string, ago time.Duration) int { return stampedGet(t, a.URL+path, ago) }
 	// Reads stamped a second ago raise the level (0.1 a reading at most;
 	// probes bypass the limiter, so they take no reading).
 	require.Eventually(t, func() bool {
@@ -269,4 +244,20 @@ func TestOverloadMaxWait(t *testing.T) {
 	// (At level 0 nothing is refused for its age — resilience's
 	// TestAdaptiveMaxWait, with a fake clock: here an old stamp raises the
 	// level in the very reading its own request takes.)
+}
+
+// stampedGet GETs url with an X-Request-Start stamp ago in the past (none
+// when ago < 0) and returns the status.
+func stampedGet(t *testing.T, url string, ago time.Duration) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if ago >= 0 {
+		req.Header.Set("X-Request-Start", "t="+strconv.FormatInt(time.Now().Add(-ago).UnixMicro(), 10))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
