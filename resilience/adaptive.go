@@ -88,8 +88,9 @@ type AdaptiveConfig struct {
 	// call is late whatever its priority, and the thresholds keep the
 	// order. A call without an arrival time is not affected. The wait is
 	// counted from the proxy's clock: the hosts' clocks must agree to well
-	// under MaxWait. Refusals count in perfkit.resilience.adaptive.rejections
-	// like the level's, with the same *OverloadError. On one busy P the
+	// under MaxWait. Refusals return the same *OverloadError as the
+	// level's; perfkit.resilience.adaptive.rejections counts them with
+	// resilience.reason "late". On one busy P the
 	// requests of a network poll start newest first (see QueueDelay), so
 	// the oldest of each batch reach Acquire last; refusing them is what
 	// bounds the admitted calls' wait. Default 0: off.
@@ -112,6 +113,18 @@ type AdaptiveConfig struct {
 	// MeterProvider for metrics. Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 }
+
+// Why an AdaptiveLimiter refused a call: the resilience.reason attribute
+// of perfkit.resilience.adaptive.rejections.
+const (
+	rejectShed    = iota // the Delay signal's shed level drew it
+	rejectLate           // it arrived longer ago than MaxWait allows
+	rejectFull           // no room under the limit and the queue full
+	rejectQueued         // it waited in the queue: QueueTimeout or its context ended
+	rejectReasons        // the number of reasons
+)
+
+var rejectReasonNames = [rejectReasons]string{"shed", "late", "full", "queued"}
 
 // Defaults of AdaptiveConfig.
 const (
@@ -339,7 +352,7 @@ type AdaptiveLimiter struct {
 
 	rejections metric.Int64Counter
 	overLimit  metric.Int64Counter
-	rejectOpt  [prioritySlots][]metric.AddOption
+	rejectOpt  [rejectReasons][prioritySlots][]metric.AddOption // by reason, priority
 	overOpt    []metric.AddOption
 	reg        metric.Registration
 }
@@ -426,13 +439,15 @@ func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 	}
 	l.winStart = l.clock.Now()
 	bld := newBuilder(c.MeterProvider)
-	l.rejections = bld.counter("perfkit.resilience.adaptive.rejections", "{rejection}", "Calls refused by an adaptive limiter, by priority.")
+	l.rejections = bld.counter("perfkit.resilience.adaptive.rejections", "{rejection}", "Calls refused by an adaptive limiter, by priority and reason (shed, late, full, queued).")
 	l.overLimit = bld.counter("perfkit.resilience.adaptive.overlimit", "{request}", "Critical calls admitted over an adaptive limiter's limit.")
 	pol := attribute.String(attrPolicy, c.Name)
 	l.overOpt = addOpts(pol)
 	for i := range prioritySlots {
 		p := Priority(i) + PriorityLow
-		l.rejectOpt[i] = addOpts(pol, attribute.String("resilience.priority", p.String()))
+		for r, name := range rejectReasonNames {
+			l.rejectOpt[r][i] = addOpts(pol, attribute.String("resilience.priority", p.String()), attribute.String("resilience.reason", name))
+		}
 		l.full[i] = &OverloadError{Name: c.Name, Priority: p, Delay: c.RetryAfter}
 		l.timedOut[i] = &OverloadError{Name: c.Name, Priority: p, Delay: c.RetryAfter, Queued: true}
 		l.ctxCanceled[i] = &OverloadError{Name: c.Name, Priority: p, Delay: c.RetryAfter, Queued: true, Err: context.Canceled}
@@ -622,9 +637,14 @@ func (l *AdaptiveLimiter) Acquire(ctx context.Context, p Priority) (Permit, erro
 	l.mu.Lock()
 	// A call too old is refused before the level's share is drawn: the
 	// share (error diffusion) counts the calls it considers.
-	if !critical && (l.shed > 0 && waited > l.maxWaits[min(i, len(l.maxWaits)-1)] || l.shed > float64(i) && l.shedByDelay(i)) {
+	if !critical && l.shed > 0 && waited > l.maxWaits[min(i, len(l.maxWaits)-1)] {
 		l.mu.Unlock()
-		l.rejections.Add(ctx, 1, l.rejectOpt[i]...)
+		l.rejections.Add(ctx, 1, l.rejectOpt[rejectLate][i]...)
+		return Permit{}, l.full[i]
+	}
+	if !critical && l.shed > float64(i) && l.shedByDelay(i) {
+		l.mu.Unlock()
+		l.rejections.Add(ctx, 1, l.rejectOpt[rejectShed][i]...)
 		return Permit{}, l.full[i]
 	}
 	if critical || l.inflight < l.room(i) {
@@ -638,7 +658,7 @@ func (l *AdaptiveLimiter) Acquire(ctx context.Context, p Priority) (Permit, erro
 	}
 	if l.queued >= l.maxQueue {
 		l.mu.Unlock()
-		l.rejections.Add(ctx, 1, l.rejectOpt[i]...)
+		l.rejections.Add(ctx, 1, l.rejectOpt[rejectFull][i]...)
 		return Permit{}, l.full[i]
 	}
 	w := &adaptiveWaiter{ready: make(chan struct{})}
@@ -766,7 +786,7 @@ func (l *AdaptiveLimiter) wait(ctx context.Context, i int, w *adaptiveWaiter) (P
 		l.queued--
 	}
 	l.mu.Unlock()
-	l.rejections.Add(ctx, 1, l.rejectOpt[i]...)
+	l.rejections.Add(ctx, 1, l.rejectOpt[rejectQueued][i]...)
 	return Permit{}, rej
 }
 

@@ -630,3 +630,53 @@ func TestAdaptiveMaxWaitDoesNotAllocate(t *testing.T) {
 		assert.Zero(t, allocs, "arrived %v ago", c.ago)
 	}
 }
+
+// TestAdaptiveRejectionReasons: perfkit.resilience.adaptive.rejections
+// tells the Delay level's refusals (shed), MaxWait's (late), those with no
+// room and no queue (full) and a queued call's (queued) apart.
+func TestAdaptiveRejectionReasons(t *testing.T) {
+	t.Parallel()
+	reasons := func(reader *sdkmetric.ManualReader) map[string]int64 {
+		got := map[string]int64{}
+		eachMetric(t, reader, func(m metricdata.Metrics) {
+			if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "perfkit.resilience.adaptive.rejections" {
+				for _, p := range s.DataPoints {
+					r, _ := p.Attributes.Value("resilience.reason")
+					got[r.AsString()] += p.Value
+				}
+			}
+		})
+		return got
+	}
+	bg := context.Background()
+
+	reader := sdkmetric.NewManualReader()
+	clock := &setClock{now: time.Unix(1e9, 0)}
+	l := newTestAdaptive(t, AdaptiveConfig{Clock: clock, Delay: func() time.Duration { return time.Second },
+		DelayMaxRise: 0.5, MaxWait: 10 * time.Millisecond, MinLimit: 1, InitialLimit: 1, MaxLimit: 1,
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
+	clock.set(clock.now.Add(10 * time.Millisecond))
+	held, err := l.Acquire(bg, PriorityCritical) // takes the reading (level 0.5) and the only slot
+	require.NoError(t, err)
+	require.InDelta(t, 0.5, l.ShedLevel(), 1e-9)
+	_, err = l.Acquire(WithArrival(bg, clock.now.Add(-time.Second)), PriorityNormal)
+	require.ErrorIs(t, err, ErrOverloaded, "late")
+	for range 2 { // the level's share lets the first low call through (no room: full), sheds the second
+		_, err = l.Acquire(bg, PriorityLow)
+		require.ErrorIs(t, err, ErrOverloaded)
+	}
+	held.Release(nil)
+	assert.Equal(t, map[string]int64{"late": 1, "full": 1, "shed": 1}, reasons(reader))
+
+	reader = sdkmetric.NewManualReader()
+	l = newTestAdaptive(t, AdaptiveConfig{MinLimit: 1, InitialLimit: 1, MaxLimit: 1, MaxQueue: 1,
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
+	held, err = l.Acquire(bg, PriorityNormal)
+	require.NoError(t, err)
+	canceled, cancel := context.WithCancel(bg)
+	cancel()
+	_, err = l.Acquire(canceled, PriorityNormal) // queued, then its context is done
+	require.ErrorIs(t, err, ErrOverloaded)
+	held.Release(nil)
+	assert.Equal(t, map[string]int64{"queued": 1}, reasons(reader))
+}

@@ -572,19 +572,22 @@ func TestAdaptiveMetrics(t *testing.T) {
 	assert.Equal(t, int64(5), got["perfkit.resilience.adaptive.inflight"])
 	assert.Equal(t, int64(4), got["perfkit.resilience.adaptive.rejections"])
 	assert.Equal(t, int64(1), got["perfkit.resilience.adaptive.overlimit"], "the second critical call went over the limit of 4")
-	byPrio := map[string]int64{}
+	byPrio, byReason := map[string]int64{}, map[string]int64{}
 	eachMetric(t, reader, func(m metricdata.Metrics) {
 		if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "perfkit.resilience.adaptive.rejections" {
 			assert.Equal(t, "{rejection}", m.Unit)
 			for _, p := range s.DataPoints {
 				v, _ := p.Attributes.Value("resilience.priority")
+				r, _ := p.Attributes.Value("resilience.reason")
 				pol, _ := p.Attributes.Value(attrPolicy)
 				assert.Equal(t, "api", pol.AsString())
 				byPrio[v.AsString()] += p.Value
+				byReason[r.AsString()] += p.Value
 			}
 		}
 	})
 	assert.Equal(t, map[string]int64{"low": 2, "normal": 1, "high": 1}, byPrio)
+	assert.Equal(t, map[string]int64{"full": 4}, byReason, "no room and no queue")
 	for _, pm := range held {
 		pm.Release(nil)
 	}

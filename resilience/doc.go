@@ -97,6 +97,7 @@
 //	perfkit.resilience.adaptive.limit         {request}     current concurrency limit of an adaptive limiter (gauge)
 //	perfkit.resilience.adaptive.inflight      {request}     calls in flight through it (gauge)
 //	perfkit.resilience.adaptive.rejections    {rejection}   calls it refused, by resilience.priority (low, normal, high)
+//	                                                        and resilience.reason (shed, late, full, queued)
 //	perfkit.resilience.adaptive.overlimit     {request}     critical calls admitted over its limit
 //	perfkit.resilience.adaptive.shed_level    {level}       shed level driven by its Delay signal, 0 to 3 (gauge)
 //
