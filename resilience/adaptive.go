@@ -90,10 +90,10 @@ type AdaptiveConfig struct {
 	// counted from the proxy's clock: the hosts' clocks must agree to well
 	// under MaxWait. Refusals return the same *OverloadError as the
 	// level's; perfkit.resilience.adaptive.rejections counts them with
-	// resilience.reason "late". On one busy P the
-	// requests of a network poll start newest first (see QueueDelay), so
-	// the oldest of each batch reach Acquire last; refusing them is what
-	// bounds the admitted calls' wait. Default 0: off.
+	// resilience.reason "late". On one busy P the requests of a network
+	// poll start newest first (see QueueDelay), so the oldest of each
+	// batch reach Acquire last; refusing them is what bounds the admitted
+	// calls' wait. Default 0: off.
 	MaxWait time.Duration
 	// CPUTime, when set with Delay, gates the Delay signal on CPU use: it
 	// returns the CPU time (user + system) the process has used so far
