@@ -637,16 +637,7 @@ func TestAdaptiveMaxWaitDoesNotAllocate(t *testing.T) {
 func TestAdaptiveRejectionReasons(t *testing.T) {
 	t.Parallel()
 	reasons := func(reader *sdkmetric.ManualReader) map[string]int64 {
-		got := map[string]int64{}
-		eachMetric(t, reader, func(m metricdata.Metrics) {
-			if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "perfkit.resilience.adaptive.rejections" {
-				for _, p := range s.DataPoints {
-					r, _ := p.Attributes.Value("resilience.reason")
-					got[r.AsString()] += p.Value
-				}
-			}
-		})
-		return got
+		return byAttr(t, reader, "perfkit.resilience.adaptive.rejections", "resilience.reason")
 	}
 	bg := context.Background()
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
@@ -51,11 +52,18 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 // outcomes returns resilience.retry.calls by its outcome attribute.
 func outcomes(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 	t.Helper()
+	return byAttr(t, r, "perfkit.resilience.retry.calls", "outcome")
+}
+
+// byAttr returns the int64 sum named name by the value of its attribute
+// attr.
+func byAttr(t *testing.T, r *sdkmetric.ManualReader, name, attr string) map[string]int64 {
+	t.Helper()
 	out := map[string]int64{}
 	eachMetric(t, r, func(m metricdata.Metrics) {
-		if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "perfkit.resilience.retry.calls" {
+		if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == name {
 			for _, p := range sum.DataPoints {
-				v, _ := p.Attributes.Value("outcome")
+				v, _ := p.Attributes.Value(attribute.Key(attr))
 				out[v.AsString()] += p.Value
 			}
 		}

@@ -84,9 +84,14 @@ func (q *QueueDelay) ObserveStamp(v string, now time.Time) bool {
 		return false
 	}
 	start, ok := ParseRequestStart(v)
-	if !ok {
-		return false
-	}
+	return ok && q.ObserveArrival(start, now)
+}
+
+// ObserveArrival is ObserveStamp for a stamp already parsed: it records
+// the wait from start to now and reports whether it did (not for a start
+// more than a minute old or a second ahead). A caller that also needs the
+// arrival (WithArrival) parses the header once and calls this.
+func (q *QueueDelay) ObserveArrival(start, now time.Time) bool {
 	wait := now.Sub(start)
 	if wait > maxStampAge || wait < -maxStampAhead {
 		return false

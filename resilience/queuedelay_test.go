@@ -53,6 +53,11 @@ func TestQueueDelayObserveStamp(t *testing.T) {
 	assert.Equal(t, 12*time.Millisecond, q.Delay())
 	assert.True(t, q.ObserveStamp(stamp(-time.Millisecond), now), "a stamp slightly ahead (skew) counts as no wait")
 	assert.Zero(t, q.Delay())
+	// ObserveArrival is the same for a stamp already parsed.
+	assert.False(t, q.ObserveArrival(now.Add(-2*time.Minute), now), "older than a minute")
+	assert.False(t, q.ObserveArrival(now.Add(2*time.Second), now), "more than a second ahead")
+	assert.True(t, q.ObserveArrival(now.Add(-7*time.Millisecond), now))
+	assert.Equal(t, 7*time.Millisecond, q.Delay())
 }
 
 func TestParseRequestStartDoesNotAllocate(t *testing.T) {

@@ -340,16 +340,15 @@ func observeQueue(q *waits, header string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
 		v := r.Header.Get(header)
-		ok := q.min.ObserveStamp(v, t0)
+		start, ok := resilience.ParseRequestStart(v)
+		ok = ok && q.min.ObserveArrival(start, t0) // servio's path, its checks included
 		if ok && q.arrival {
-			start, _ := resilience.ParseRequestStart(v) // ObserveStamp read it
 			r = r.WithContext(resilience.WithArrival(r.Context(), start))
 		}
 		if !ok || !q.extra {
 			next.ServeHTTP(w, r)
 			return
 		}
-		start, _ := resilience.ParseRequestStart(v) // ObserveStamp read it
 		q.observe(t0.Sub(start))
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)

@@ -82,19 +82,18 @@ func (a *App) setupOverload(delay func() time.Duration) error {
 
 // observeQueue records in q how long each request waited since the
 // arrival a front proxy stamped in its header before servio began to
-// handle it (resilience.QueueDelay.ObserveStamp) and, with arrival set,
+// handle it (resilience.QueueDelay.ObserveArrival) and, with arrival set,
 // puts that arrival in the request's context for the limiter's MaxWait
 // (resilience.WithArrival) — only for requests that came straight from
 // one of the -trusted-proxies: anyone else's stamp is the client's word,
-// and would let it switch the shedding off or on. Stamps ObserveStamp
+// and would let it switch the shedding off or on. Stamps ObserveArrival
 // ignores (over a minute old, over a second ahead) give no arrival
 // either: such a request is never refused for its age.
 func observeQueue(q *resilience.QueueDelay, header string, proxies *ratelimit.ClientIP, arrival bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if proxies.TrustedPeer(r) {
-			v := r.Header.Get(header)
-			if q.ObserveStamp(v, time.Now()) && arrival {
-				start, _ := resilience.ParseRequestStart(v) // ObserveStamp read it
+			start, ok := resilience.ParseRequestStart(r.Header.Get(header))
+			if ok && q.ObserveArrival(start, time.Now()) && arrival {
 				r = r.WithContext(resilience.WithArrival(r.Context(), start))
 			}
 		}
