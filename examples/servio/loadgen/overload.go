@@ -73,10 +73,15 @@ type overloadOptions struct {
 	stepDuration  time.Duration
 	trialDuration time.Duration
 	unloadedRate  float64
-	searchStart   float64
-	timeout       time.Duration
-	probeRate     float64
-	serverPID     int
+	// unloadedDuration is the unloaded step's: its p99 is the reference
+	// the done-when's "5× the unloaded p99" divides by, and at 100 req/s
+	// a 4 s step's p99 is its 4th-slowest request (5.5–18 ms over twelve
+	// stand-in runs of 5 Dec 2026); 10 s gives it 10.
+	unloadedDuration time.Duration
+	searchStart      float64
+	timeout          time.Duration
+	probeRate        float64
+	serverPID        int
 	// throttleK, when positive, sends each priority class's requests
 	// through its own httpclient.ThrottleTransport (the SRE book's
 	// client-side adaptive throttling with this K, over throttleWindow),
@@ -128,6 +133,9 @@ type prioResult struct {
 	// (-client-throttle) without sending.
 	ShedLocal uint64 `json:"shed_local,omitempty"`
 	Failed    uint64 `json:"failed"`
+	// SentCost is the summed -route-costs of the requests sent (0
+	// without route costs), for the priority ceiling.
+	SentCost time.Duration `json:"sent_cost_ns,omitempty"`
 }
 
 // stepResult is what one step of offered load produced.
@@ -235,7 +243,8 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 		return err
 	})
 	fs.DurationVar(&o.stepDuration, "step-duration", 8*time.Second, "duration of each overload step")
-	fs.DurationVar(&o.trialDuration, "trial-duration", 4*time.Second, "duration of each capacity-search trial and of the unloaded step")
+	fs.DurationVar(&o.trialDuration, "trial-duration", 4*time.Second, "duration of each capacity-search trial")
+	fs.DurationVar(&o.unloadedDuration, "unloaded-duration", 10*time.Second, "duration of the unloaded step, whose p99 the verdicts' p99 bound is a multiple of")
 	fs.Float64Var(&o.unloadedRate, "unloaded-rate", 100, "offered rate of the unloaded step, req/s")
 	fs.Float64Var(&o.searchStart, "search-start", 1000, "first rate the capacity search tries, req/s")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "client timeout of each request, from its due time")
@@ -257,8 +266,8 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 	switch {
 	case o.capacity < 0 || o.unloadedRate <= 0 || o.searchStart <= 0 || o.probeRate < 0:
 		return o, errors.New("-capacity, -unloaded-rate, -search-start and -probe-rate must be positive")
-	case o.stepDuration <= 0 || o.trialDuration <= 0 || o.timeout <= 0:
-		return o, errors.New("-step-duration, -trial-duration and -timeout must be positive")
+	case o.stepDuration <= 0 || o.trialDuration <= 0 || o.unloadedDuration <= 0 || o.timeout <= 0:
+		return o, errors.New("-step-duration, -trial-duration, -unloaded-duration and -timeout must be positive")
 	case !(o.throttleK == 0 || o.throttleK >= 1) || math.IsInf(o.throttleK, 0):
 		return o, errors.New("-client-throttle must be 0 (off) or a number of at least 1")
 	case o.requestStart != "" && !httpguts.ValidHeaderFieldName(o.requestStart):
@@ -301,7 +310,7 @@ func overload(ctx context.Context, o overloadOptions, stderr io.Writer) (*overlo
 	// A short unmeasured run learns the menus, so the orders placed in
 	// the measured steps are valid.
 	e.step(ctx, &o, "warm-up", o.unloadedRate, min(o.trialDuration, 2*time.Second))
-	rep.Unloaded = e.step(ctx, &o, "unloaded", o.unloadedRate, o.trialDuration)
+	rep.Unloaded = e.step(ctx, &o, "unloaded", o.unloadedRate, o.unloadedDuration)
 	rep.UnloadedP99 = rep.Unloaded.AdmittedP99
 	fmt.Fprintf(stderr, "%s: unloaded %.0f req/s: p50 %s p99 %s\n", o.label, o.unloadedRate, ms(rep.Unloaded.AdmittedP50), ms(rep.UnloadedP99))
 	if rep.Capacity == 0 {
@@ -569,6 +578,7 @@ func (s *stepStats) record(x outcome) {
 	if s.costs != nil && x.class != prioCritical {
 		cost = s.costs.of(x.route)
 		s.sentCost += cost
+		p.SentCost += cost
 		if good {
 			s.goodCost += cost
 		}

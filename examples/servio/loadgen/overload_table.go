@@ -48,7 +48,7 @@ func verdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, requestShare(r, s.Goodput), s.AdmittedP99, probes, rejectLatency(s), criticalShed(s)) + genNote(s)
+	return judge(r, factor, requestShare(r, s.Goodput), priorityCeiling(r, s), s.AdmittedP99, probes, rejectLatency(s), criticalShed(s)) + genNote(s)
 }
 
 // criticalShed is how many critical requests (probes) step s refused.
@@ -67,7 +67,7 @@ func settledVerdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, requestShare(r, t.Goodput), t.AdmittedP99, probes, t.RejectP99, criticalShed(s)) + genNote(s)
+	return judge(r, factor, requestShare(r, t.Goodput), priorityCeiling(r, s), t.AdmittedP99, probes, t.RejectP99, criticalShed(s)) + genNote(s)
 }
 
 // requestShare is the share of r's capacity in requests a goodput
@@ -91,35 +91,88 @@ func workShare(r *overloadReport, s stepResult, work float64) float64 {
 	return work / (r.Capacity * s.MeanCost.Seconds())
 }
 
+// priorityCeiling is the share of r's capacity in requests that a
+// server doing exactly the capacity's work (capacity × the mean cost of
+// what step s offered) serves when it admits by priority alone — every
+// high request before any normal one, every normal one before any low —
+// at the route costs (-route-costs; each class at its mean cost), with
+// refusals free; 0 without route costs. It is 100 % at 1×. Past that the
+// order keeps the costly writes and sheds cheap reads, so at 4× it falls
+// under the done-when's 90 % of the requests: no limiter that keeps the
+// priority order can serve more requests than this, only the same work.
+func priorityCeiling(r *overloadReport, s stepResult) float64 {
+	if s.MeanCost <= 0 || r.Capacity <= 0 || s.Duration <= 0 || len(s.Priorities) < prioCount {
+		return 0
+	}
+	budget := r.Capacity * s.MeanCost.Seconds() // cores' worth of work per second
+	served := 0.0
+	for i := prioHigh; i >= prioLow; i-- {
+		p := s.Priorities[i]
+		if p.Sent == 0 {
+			continue
+		}
+		n := float64(p.Sent) / s.Duration.Seconds()
+		if cost := p.SentCost.Seconds() / float64(p.Sent); cost > 0 {
+			n = min(n, max(budget, 0)/cost)
+			budget -= n * cost
+		}
+		served += n
+	}
+	return served / r.Capacity
+}
+
 // goodputCell formats a goodput and its share of the capacity, in
-// requests and, with route costs, in work.
+// requests and, with route costs, in work and the priority ceiling.
 func goodputCell(r *overloadReport, s stepResult, goodput, work float64) string {
 	out := fmt.Sprintf("%.0f req/s (%.0f %%", goodput, 100*requestShare(r, goodput))
 	if s.MeanCost > 0 {
 		out += fmt.Sprintf("; work %.0f %%", 100*workShare(r, s, work))
+		if c := priorityCeiling(r, s); c > 0 {
+			out += fmt.Sprintf("; ceiling %.0f %%", 100*c)
+		}
 	}
 	return out + ")"
 }
 
 // genSaturated is the generator's CPU share past which its own queueing
-// is part of every latency it measured.
-const genSaturated = 0.9
+// is part of every latency it measured; genLagged the lag p99 (due to
+// sent) past which it stalled and sent in bursts (it is 3–20 ms when it
+// keeps pace on this project's machine; stalls of 0.2–0.5 s at a step's
+// start were seen on 5 Dec 2026).
+const (
+	genSaturated = 0.9
+	genLagged    = 100 * time.Millisecond
+)
 
-// genNote marks a verdict whose step had the generator's core saturated.
+// genNote marks a verdict whose step had the generator's core saturated
+// or the generator stalled.
 func genNote(s stepResult) string {
+	var notes []string
 	if s.GenCPUShare >= genSaturated {
-		return fmt.Sprintf(" (generator %.0f %% busy: latencies include its own queueing)", 100*s.GenCPUShare)
+		notes = append(notes, fmt.Sprintf("generator %.0f %% busy: latencies include its own queueing", 100*s.GenCPUShare))
 	}
-	return ""
+	if s.LagP99 >= genLagged {
+		notes = append(notes, fmt.Sprintf("generator lag p99 %s: it stalled and sent in bursts", ms(s.LagP99)))
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(notes, "; ") + ")"
 }
 
-func judge(r *overloadReport, factor, goodputShare float64, p99, probes, reject time.Duration, criticalShed uint64) string {
+// judge lists the bounds missed; ceiling (priorityCeiling, 0: unknown)
+// is named beside a goodput miss when it is under the bound itself.
+func judge(r *overloadReport, factor, goodputShare, ceiling float64, p99, probes, reject time.Duration, criticalShed uint64) string {
 	if factor < 2 {
 		return "—"
 	}
 	var miss []string
 	if goodputShare < doneGoodputShare {
-		miss = append(miss, "goodput")
+		g := "goodput"
+		if ceiling > 0 && ceiling < doneGoodputShare {
+			g += fmt.Sprintf(" (priority ceiling %.0f %%)", 100*ceiling)
+		}
+		miss = append(miss, g)
 	}
 	if p99 > doneP99Factor*r.UnloadedP99 {
 		miss = append(miss, "p99")

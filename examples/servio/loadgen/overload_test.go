@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -85,6 +86,10 @@ func TestVerdict(t *testing.T) {
 	busyGen := good
 	busyGen.GenCPUShare = 0.95
 	assert.Equal(t, "ok (generator 95 % busy: latencies include its own queueing)", verdict(r, busyGen, 2))
+	stalled := busyGen
+	stalled.LagP99 = 300 * time.Millisecond
+	assert.Equal(t, "ok (generator 95 % busy: latencies include its own queueing; generator lag p99 300.00ms: it stalled and sent in bursts)",
+		verdict(r, stalled, 2))
 	failing := good
 	failing.Settled = settledResult{Goodput: 950, AdmittedP99: time.Millisecond, ProbeP99: time.Millisecond}
 	assert.Equal(t, "ok", settledVerdict(r, failing, 2))
@@ -96,7 +101,7 @@ func TestParseOverloadThrottleFlags(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"-client-throttle", "NaN"}, {"-client-throttle", "0.5"}, {"-client-throttle", "-1"},
 		{"-client-throttle", "+Inf"}, {"-client-throttle", "2", "-client-throttle-window", "1ns"},
-		{"-request-start", "X Request Start"}, {"-route-costs", "GET /x=1ms"}} {
+		{"-request-start", "X Request Start"}, {"-route-costs", "GET /x=1ms"}, {"-unloaded-duration", "0s"}} {
 		_, err := parseOverloadFlags(args, io.Discard)
 		assert.Error(t, err, "%v", args)
 	}
@@ -104,6 +109,7 @@ func TestParseOverloadThrottleFlags(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1.5, o.throttleK)
 	assert.Equal(t, "X-Request-Start", o.requestStart, "each request is stamped by default")
+	assert.Equal(t, 10*time.Second, o.unloadedDuration, "the unloaded p99 from 1,000 requests at 100 req/s")
 	o, err = parseOverloadFlags([]string{"-request-start", "", "-route-costs", "POST /orders=1ms,*=0.3ms"}, io.Discard)
 	require.NoError(t, err)
 	assert.Empty(t, o.requestStart)
@@ -149,7 +155,7 @@ func runFakeOverload(t *testing.T, args ...string) (rep overloadReport, out stri
 	// -concurrency 400: a request finding every connection busy is dropped,
 	// and a -race run on a busy machine answers slowly.
 	base := []string{"overload", "-url", srv.URL, "-label", "fake", "-capacity", "200", "-trial-duration", "300ms",
-		"-unloaded-rate", "50", "-probe-rate", "20", "-concurrency", "400", "-json", out}
+		"-unloaded-duration", "300ms", "-unloaded-rate", "50", "-probe-rate", "20", "-concurrency", "400", "-json", out}
 	require.NoError(t, run(context.Background(), append(base, args...), stdout, stderr), stderr.String())
 	b, err := os.ReadFile(out)
 	require.NoError(t, err)
@@ -417,6 +423,46 @@ func TestWorkGoodput(t *testing.T) {
 	assert.InDelta(t, 300, r.Goodput, 1e-9)
 	rep := &overloadReport{Capacity: 1000 * 0.15 / 0.36 / 0.95, UnloadedP99: time.Second} // work: 95 % of capacity
 	assert.InDelta(t, 0.95, workShare(rep, r, r.WorkGoodput), 1e-9)
-	assert.Equal(t, "300 req/s (68 %; work 95 %)", goodputCell(rep, r, r.Goodput, r.WorkGoodput))
-	assert.Equal(t, "missed: goodput, rejection latency", verdict(rep, r, 2), "goodput judged on requests")
+	// The ceiling: of the capacity's 0.158 s of work a second, 100 writes
+	// take 0.09 s and the rest serves 226 of the 900 reads: 326 requests.
+	assert.Equal(t, "300 req/s (68 %; work 95 %; ceiling 74 %)", goodputCell(rep, r, r.Goodput, r.WorkGoodput))
+	assert.Equal(t, "missed: goodput (priority ceiling 74 %), rejection latency", verdict(rep, r, 2),
+		"goodput judged on requests, the ceiling named when it is under the bound")
+}
+
+// TestPriorityCeiling: the requests a server doing the capacity's work
+// serves admitting strictly by priority — all offered at 1×; past it the
+// high-priority class first at its cost, then normal with what is left.
+func TestPriorityCeiling(t *testing.T) {
+	t.Parallel()
+	// The overload script's mix at 1,000 req/s of capacity: 5 % writes at
+	// 0.95 ms (high), 95 % reads at 0.35 ms (normal), 0.1 % low at 0.35 ms;
+	// probes (critical) cost nothing and do not count.
+	step := func(f float64) stepResult {
+		d := 2 * time.Second
+		n := func(share float64) uint64 { return uint64(math.Round(f * 1000 * share * d.Seconds())) }
+		s := stepResult{Duration: d, Priorities: make([]prioResult, prioCount)}
+		s.Priorities[prioHigh] = prioResult{Sent: n(0.05)}
+		s.Priorities[prioNormal] = prioResult{Sent: n(0.949)}
+		s.Priorities[prioLow] = prioResult{Sent: n(0.001)}
+		s.Priorities[prioCritical] = prioResult{Sent: 40}
+		var sent, cost time.Duration
+		for i, c := range []time.Duration{350 * time.Microsecond, 350 * time.Microsecond, 950 * time.Microsecond} {
+			p := &s.Priorities[i]
+			p.SentCost = time.Duration(p.Sent) * c
+			sent += time.Duration(p.Sent)
+			cost += p.SentCost
+		}
+		s.MeanCost = cost / sent
+		return s
+	}
+	r := &overloadReport{Capacity: 1000}
+	assert.InDelta(t, 1, priorityCeiling(r, step(1)), 1e-9, "at capacity everything fits")
+	// 4×: 200 writes/s take 0.19 s of the 0.38 s of work a second; the
+	// 0.19 s left serve 543 of the 3,796 reads; no low request.
+	assert.InDelta(t, (200+0.19/0.00035)/1000, priorityCeiling(r, step(4)), 1e-9)
+	assert.InDelta(t, (100+0.285/0.00035)/1000, priorityCeiling(r, step(2)), 1e-9)
+	assert.Zero(t, priorityCeiling(r, stepResult{Duration: time.Second, Priorities: make([]prioResult, prioCount)}), "no route costs: unknown")
+	assert.Equal(t, "missed: goodput (priority ceiling 74 %)", judge(&overloadReport{Capacity: 1000, UnloadedP99: time.Second},
+		4, 0.7, priorityCeiling(r, step(4)), time.Millisecond, time.Millisecond, 0, 0))
 }
