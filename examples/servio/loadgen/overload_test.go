@@ -190,6 +190,9 @@ func TestOverloadRun(t *testing.T) {
 	}
 	assert.Positive(t, cpu, "the server (this process) used CPU, read from /proc")
 	assert.Contains(t, stdout.String(), "| 2x | fake | 400 req/s |")
+	assert.Positive(t, rep.Unloaded.LiveP99, "the unloaded step probes too")
+	assert.Contains(t, stdout.String(), "| fake | 200 req/s (given) | "+ms(rep.Unloaded.AdmittedP50)+" | "+ms(rep.UnloadedP99)+" | "+
+		ms(max(rep.Unloaded.LiveP99, rep.Unloaded.ReadyP99))+" |", "the unloaded probes' p99: the floor of any latency")
 
 	var table bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"overload-table", out, out}, &table, io.Discard))
