@@ -172,7 +172,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.StringVar(&c.AdaptiveQueueHeader, "adaptive-queue-header", getenv("ADAPTIVE_QUEUE_HEADER"),
 		"with -adaptive-delay-target and -trusted-proxies: the header in which a front proxy stamps each request's arrival (X-Request-Start: t=<seconds.ms>, t=<µs>, or ms); the delay is then the queue since that stamp, believed only from the trusted proxies (env ADAPTIVE_QUEUE_HEADER)")
 	fs.DurationVar(&c.AdaptiveMaxWait, "adaptive-max-wait", envDur("ADAPTIVE_MAX_WAIT", 0),
-		"with -adaptive-queue-header: while shedding, refuse a request that waited longer than this since its stamp (low priority; normal 2×, high 4×), e.g. 5ms; 0: off, the default (env ADAPTIVE_MAX_WAIT)")
+		"with -adaptive-queue-header: while shedding, refuse a request that waited longer than this since its stamp (low priority; normal 2×, high 4×), e.g. 2ms; 0: off, the default (env ADAPTIVE_MAX_WAIT)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")

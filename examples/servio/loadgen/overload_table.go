@@ -136,23 +136,24 @@ func goodputCell(r *overloadReport, s stepResult, goodput, work float64) string 
 
 // genSaturated is the generator's CPU share past which its own queueing
 // is part of every latency it measured; genLagged the lag p99 (due to
-// sent) past which it stalled and sent in bursts (it is 3–20 ms when it
-// keeps pace on this project's machine; stalls of 0.2–0.5 s at a step's
-// start were seen on 5 Dec 2026).
+// sent) past which it did not offer the step's rate on time: it stalled
+// (0.2–0.5 s at a step's start in some runs of 5 Dec 2026) or had every
+// connection busy with a server that queued, and sent late, in bursts
+// (the lag is 3–20 ms when it keeps pace on this project's machine).
 const (
 	genSaturated = 0.9
 	genLagged    = 100 * time.Millisecond
 )
 
 // genNote marks a verdict whose step had the generator's core saturated
-// or the generator stalled.
+// or its requests sent late.
 func genNote(s stepResult) string {
 	var notes []string
 	if s.GenCPUShare >= genSaturated {
 		notes = append(notes, fmt.Sprintf("generator %.0f %% busy: latencies include its own queueing", 100*s.GenCPUShare))
 	}
 	if s.LagP99 >= genLagged {
-		notes = append(notes, fmt.Sprintf("generator lag p99 %s: it stalled and sent in bursts", ms(s.LagP99)))
+		notes = append(notes, fmt.Sprintf("generator lag p99 %s: it sent late, in bursts", ms(s.LagP99)))
 	}
 	if len(notes) == 0 {
 		return ""

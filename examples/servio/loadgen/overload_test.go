@@ -88,7 +88,7 @@ func TestVerdict(t *testing.T) {
 	assert.Equal(t, "ok (generator 95 % busy: latencies include its own queueing)", verdict(r, busyGen, 2))
 	stalled := busyGen
 	stalled.LagP99 = 300 * time.Millisecond
-	assert.Equal(t, "ok (generator 95 % busy: latencies include its own queueing; generator lag p99 300.00ms: it stalled and sent in bursts)",
+	assert.Equal(t, "ok (generator 95 % busy: latencies include its own queueing; generator lag p99 300.00ms: it sent late, in bursts)",
 		verdict(r, stalled, 2))
 	failing := good
 	failing.Settled = settledResult{Goodput: 950, AdmittedP99: time.Millisecond, ProbeP99: time.Millisecond}
