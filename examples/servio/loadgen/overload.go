@@ -75,8 +75,9 @@ type overloadOptions struct {
 	unloadedRate  float64
 	// unloadedDuration is the unloaded step's: its p99 is the reference
 	// the done-when's "5× the unloaded p99" divides by, and at 100 req/s
-	// a 4 s step's p99 is its 4th-slowest request (5.5–18 ms over twelve
-	// stand-in runs of 5 Dec 2026); 10 s gives it 10.
+	// a 4 s step's p99 is its 5th-slowest request (3.0–18 ms over
+	// eighteen stand-in runs of 5 Dec 2026); 10 s makes it the 11th of
+	// 1,000.
 	unloadedDuration time.Duration
 	searchStart      float64
 	timeout          time.Duration
@@ -169,7 +170,8 @@ type stepResult struct {
 	TimeToShed    time.Duration `json:"time_to_shed_ns"`
 	LiveP99       time.Duration `json:"live_p99_ns"`
 	ReadyP99      time.Duration `json:"ready_p99_ns"`
-	ProbeFailures uint64        `json:"probe_failures"` // probes not answered 200 in time
+	ProbeP99      time.Duration `json:"probe_p99_ns,omitempty"` // live and ready together
+	ProbeFailures uint64        `json:"probe_failures"`         // probes not answered 200 in time
 	// Latency of shed answers: client-side from send to answer, and
 	// server-side from Server-Timing (0 when the server sends none).
 	RejectClientP99 time.Duration `json:"reject_client_p99_ns"`
@@ -243,7 +245,7 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 		return err
 	})
 	fs.DurationVar(&o.stepDuration, "step-duration", 8*time.Second, "duration of each overload step")
-	fs.DurationVar(&o.trialDuration, "trial-duration", 4*time.Second, "duration of each capacity-search trial")
+	fs.DurationVar(&o.trialDuration, "trial-duration", 4*time.Second, "duration of each capacity-search trial (and of the unmeasured warm-up, at most 2s)")
 	fs.DurationVar(&o.unloadedDuration, "unloaded-duration", 10*time.Second, "duration of the unloaded step, whose p99 the verdicts' p99 bound is a multiple of")
 	fs.Float64Var(&o.unloadedRate, "unloaded-rate", 100, "offered rate of the unloaded step, req/s")
 	fs.Float64Var(&o.searchStart, "search-start", 1000, "first rate the capacity search tries, req/s")
@@ -652,6 +654,10 @@ func (s *stepStats) result(name string, rate float64, d time.Duration) stepResul
 		Settled: settledResult{After: s.settled.Sub(s.start), AdmittedP99: s.settledAdmitted.quantile(.99),
 			ProbeP99: s.settledProbe.quantile(.99), RejectP99: max(s.settledRejS.quantile(.99), s.settledRejL.quantile(.99))},
 		LagP99: s.lag.quantile(.99), TimeToShed: -1}
+	var probes histogram
+	probes.merge(&s.live)
+	probes.merge(&s.ready)
+	r.ProbeP99 = probes.quantile(.99)
 	if f := s.firstShed.Load(); f > 0 {
 		r.TimeToShed = time.Duration(f - 1)
 	}
