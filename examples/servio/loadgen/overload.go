@@ -802,11 +802,16 @@ type timeSlice struct {
 	// server or failed): mean and max.
 	Mean time.Duration `json:"mean_ns"`
 	Max  time.Duration `json:"max_ns"`
-	sum  time.Duration
+	// LagMax is the longest of those requests' lag, from due time to
+	// sent: how late the generator itself was, which tells its stalls
+	// from the server's.
+	LagMax time.Duration `json:"lag_max_ns"`
+	sum    time.Duration
 }
 
 func (t timeSlice) String() string {
-	return fmt.Sprintf("good %5d shed %5d local %5d failed %5d dropped %5d latency mean %s max %s", t.Good, t.Shed, t.Local, t.Failed, t.Dropped, ms(t.Mean), ms(t.Max))
+	return fmt.Sprintf("good %5d shed %5d local %5d failed %5d dropped %5d latency mean %s max %s, generator lag max %s",
+		t.Good, t.Shed, t.Local, t.Failed, t.Dropped, ms(t.Mean), ms(t.Max), ms(t.LagMax))
 }
 
 // slice returns the timeline's slice holding instant at, growing the
@@ -838,6 +843,9 @@ func (t *timeSlice) add(x outcome, good bool) {
 	t.sum += lat
 	t.Max = max(t.Max, lat)
 	t.Mean = t.sum / time.Duration(t.Good+t.Shed+t.Failed)
+	if !x.started.IsZero() {
+		t.LagMax = max(t.LagMax, x.started.Sub(x.due))
+	}
 }
 
 // processCPU returns the user + system CPU time of process pid, from

@@ -144,11 +144,11 @@ func goodputCell(r *overloadReport, s stepResult, goodput, work float64) string 
 
 // genSaturated is the generator's CPU share past which its own queueing
 // is part of every latency it measured; genLagged the lag p99 (due to
-// sent) past which it did not offer the step's rate on time: it stalled
-// (0.2–0.5 s at a step's start in some runs of 5 Dec 2026) or had every
-// connection busy with a server that queued, and sent late, in bursts
-// (on this project's machine the lag p99 is 3–20 ms at the stand-in's
-// rates when it keeps pace, 40–75 ms at servio's).
+// sent) past which it did not offer the step's rate on time — mostly
+// because every connection it may hold (-concurrency) was busy with a
+// server that queued — and sent late, in bursts (on this project's
+// machine the lag p99 is 3–20 ms at the stand-in's rates when it keeps
+// pace, 40–75 ms at servio's). Each timeline slice shows the lag too.
 const (
 	genSaturated = 0.9
 	genLagged    = 100 * time.Millisecond

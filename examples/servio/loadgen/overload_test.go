@@ -376,7 +376,11 @@ func TestStepStatsSettledAndTimeline(t *testing.T) {
 		if i == 3 {
 			end = at(3 * time.Second)
 		}
-		st.record(outcome{class: prioNormal, route: "GET /orders/{id}", due: due, started: due, end: end, status: 200})
+		started := due
+		if i == 0 {
+			started = due.Add(5 * time.Millisecond) // the generator was 5 ms late
+		}
+		st.record(outcome{class: prioNormal, route: "GET /orders/{id}", due: due, started: started, end: end, status: 200})
 	}
 	st.record(outcome{class: prioLow, route: "POST /assistant/query", due: at(1500 * time.Millisecond), started: at(1500 * time.Millisecond),
 		end: at(1500*time.Millisecond + 20*time.Microsecond), shed: true, local: true})
@@ -389,6 +393,8 @@ func TestStepStatsSettledAndTimeline(t *testing.T) {
 	assert.Equal(t, 1, sl.Dropped)
 	assert.Equal(t, 3, sl.Good)
 	assert.Equal(t, 10*time.Millisecond, sl.Max, "the dropped request's 10 s is not a latency of the slice")
+	assert.Equal(t, 5*time.Millisecond, sl.LagMax, "the generator's own lateness, from due to sent")
+	assert.Contains(t, sl.String(), "generator lag max 5.00ms")
 	assert.InDelta(t, 4/2.0, r.Settled.Goodput, 1e-9, "4 good answers over [1 s, 3 s]")
 	assert.Equal(t, 100*time.Millisecond, r.Settled.RejectP99.Round(time.Millisecond), "the server's refusal, not the throttle's 20 µs")
 	assert.Equal(t, 1700*time.Millisecond, r.TimeToShed.Round(time.Millisecond), "the server's first refusal, at 1.7 s, not the throttle's at 1.5 s")
