@@ -63,6 +63,10 @@ type engine struct {
 	// requestStart is the header sendTimed stamps with each request's
 	// send time (overload's -request-start); "" none.
 	requestStart string
+	// runClients, with overload's -client-throttle-per-run, are the
+	// clients of each priority class every step shares; nil: each step
+	// builds its own (classClients).
+	runClients *[prioCount]*http.Client
 }
 
 func drive(ctx context.Context, o options, stderr io.Writer) (*report, error) {

@@ -48,7 +48,9 @@ import (
 // httpclient.ThrottleTransport (the SRE book's client-side adaptive
 // throttling), which refuses locally, without sending, once the server
 // keeps refusing that class; those refusals count as shed (and apart, as
-// shed locally). Probes never pass a throttle. Refusing costs the server
+// shed locally). Probes never pass a throttle. A new throttle starts with
+// each step (steps stay independent) unless -client-throttle-per-run keeps
+// one per class for the whole run, as long-lived clients keep theirs. Refusing costs the server
 // nearly as much as serving a cheap request (it reads and answers each
 // one), so a server offered f× its capacity by clients that do not back
 // off cannot keep its goodput; clients that throttle keep what reaches it
@@ -89,6 +91,9 @@ type overloadOptions struct {
 	// as a perfkit client of the server would; probes bypass it.
 	throttleK      float64
 	throttleWindow time.Duration
+	// throttlePerRun keeps one throttle per class for the whole run, as a
+	// long-lived client keeps its own, instead of a new one per step.
+	throttlePerRun bool
 	timeline       bool
 	// requestStart names the header that carries each request's send
 	// time, "t=<microseconds since the epoch>" (as a front proxy stamps
@@ -256,7 +261,8 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 	fs.BoolVar(&o.timeline, "timeline", false, "record each step in 250 ms slices (answers, refusals, latency) in the JSON report and print them to stderr")
 	fs.StringVar(&o.requestStart, "request-start", "X-Request-Start", "header stamped with each request's send time, t=<µs since the epoch>, as a front proxy stamps it; empty: none")
 	fs.Var(&o.routeCosts, "route-costs", "each route's CPU cost in the server, for goodput weighted by work: comma-separated route=duration, * for the rest (e.g. 'POST /orders=0.95ms,POST /auth/login=20ms,*=0.35ms')")
-	fs.DurationVar(&o.throttleWindow, "client-throttle-window", 5*time.Second, "window of the client-side throttle (a new throttle starts with each step)")
+	fs.DurationVar(&o.throttleWindow, "client-throttle-window", 5*time.Second, "window of the client-side throttle (a new throttle starts with each step unless -client-throttle-per-run)")
+	fs.BoolVar(&o.throttlePerRun, "client-throttle-per-run", false, "keep one client-side throttle per priority class for the whole run (warm-up and unloaded steps included), as long-lived clients keep theirs, instead of a new one per step")
 	// Overload needs many connections: a server that queues holds each
 	// request for seconds.
 	if err := fs.Parse(append([]string{"-concurrency", "4000", "-warmup", "0s"}, args...)); err != nil {
@@ -307,6 +313,14 @@ func overload(ctx context.Context, o overloadOptions, stderr io.Writer) (*overlo
 	}
 	if err := e.login(ctx); err != nil {
 		return nil, err
+	}
+	if o.throttlePerRun && o.throttleK > 0 {
+		clients, release, err := e.classClients(&o)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		e.runClients = &clients
 	}
 	rep := &overloadReport{Label: o.label, Target: o.load.target, Capacity: o.capacity}
 	// A short unmeasured run learns the menus, so the orders placed in
@@ -704,11 +718,17 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 	if o.timeline {
 		st.timeline = []timeSlice{}
 	}
-	clients, closeThrottles, err := e.classClients(o)
-	if err != nil {
-		panic(err) // parseOverloadFlags built one with these options
+	var clients [prioCount]*http.Client
+	if e.runClients != nil {
+		clients = *e.runClients
+	} else {
+		c, closeThrottles, err := e.classClients(o)
+		if err != nil {
+			panic(err) // parseOverloadFlags built one with these options
+		}
+		defer closeThrottles()
+		clients = c
 	}
-	defer closeThrottles()
 	type job struct {
 		op  op
 		due time.Time

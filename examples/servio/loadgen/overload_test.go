@@ -243,6 +243,27 @@ func TestOverloadClientThrottle(t *testing.T) {
 	assert.Positive(t, s.Settled.RejectP99)
 }
 
+// TestOverloadClientThrottlePerRun: with -client-throttle-per-run the
+// throttles live through the whole run, so a step starts with the window
+// the earlier steps filled: the assistant calls the server refused during
+// the warm-up and unloaded steps keep the step's own from being sent,
+// where a new throttle sends at least its MinRequests (10) first.
+func TestOverloadClientThrottlePerRun(t *testing.T) {
+	t.Parallel()
+	rep, _, _, _ := runFakeOverload(t, "-factors", "2", "-step-duration", "1s", "-assistant", "0.3",
+		"-client-throttle", "1.1", "-client-throttle-per-run", "-unloaded-duration", "1s")
+	require.Len(t, rep.Steps, 1)
+	require.Positive(t, rep.Unloaded.Priorities[prioLow].Shed, "the unloaded step's assistant calls were refused")
+	low := rep.Steps[0].Priorities[prioLow]
+	assert.Equal(t, low.Sent, low.Shed, "every assistant call refused, by the server or the client")
+	assert.Less(t, low.Shed-low.ShedLocal, uint64(10), "the server saw fewer than a new throttle's first 10")
+
+	rep, _, _, _ = runFakeOverload(t, "-factors", "2", "-step-duration", "1s", "-assistant", "0.3",
+		"-client-throttle", "1.1", "-unloaded-duration", "1s")
+	low = rep.Steps[0].Priorities[prioLow]
+	assert.GreaterOrEqual(t, low.Shed-low.ShedLocal, uint64(10), "a new throttle per step sends its first 10")
+}
+
 func TestParseProcStatCPU(t *testing.T) {
 	t.Parallel()
 	// pid, a command name with a space and a parenthesis, then state and
