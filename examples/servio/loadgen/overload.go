@@ -341,7 +341,7 @@ func overload(ctx context.Context, o overloadOptions, stderr io.Writer) (*overlo
 			return nil, ctx.Err()
 		}
 		e.cooldown(ctx, o.timeout)
-		e.warmConns(ctx, f*rep.Capacity)
+		e.warmConns(ctx)
 		s := e.step(ctx, &o, strconv.FormatFloat(f, 'g', -1, 64)+"x", f*rep.Capacity, o.stepDuration)
 		fmt.Fprintf(stderr, "%s: %s (%.0f req/s): goodput %.0f req/s, admitted p99 %s, shed %d\n",
 			o.label, s.Step, s.Offered, s.Goodput, ms(s.AdmittedP99), totalShed(s))
@@ -458,22 +458,28 @@ func (e *engine) searchCapacity(ctx context.Context, o *overloadOptions, stderr 
 			return stepResult{}, false
 		}
 		e.cooldown(ctx, o.timeout)
-		e.warmConns(ctx, rate)
+		e.warmConns(ctx)
 		s := e.step(ctx, o, "trial", rate, o.trialDuration)
 		return s, ctx.Err() == nil
 	}, func(line string) { fmt.Fprintf(stderr, "%s: %s\n", o.label, line) })
 }
 
-// warmConns opens the connections a step at rate req/s needs when the
-// server keeps up (10 ms of arrivals, at least 32, at most -concurrency),
-// holding every answer until all have come so that each takes its own
-// connection, and leaves them idle in the pool. Without it every step
-// starts with a storm of dials — thousands in its first 100 ms at 15,000
-// req/s — which the server must accept on the same core, and the step
-// measures that instead of the load (a capacity search stopped at 73 % of
-// what the server then served at 2×).
-func (e *engine) warmConns(ctx context.Context, rate float64) {
-	n := min(e.o.concurrency, max(32, int(rate/100)))
+// warmConns opens every connection -concurrency allows, holding every
+// answer until all have come so that each takes its own connection, and
+// leaves them idle in the pool (later calls find them there), so a step
+// never dials: the generator holds its connections as a front proxy
+// holds its pool to the server. Without it every step started with a
+// storm of dials — thousands in its first 100 ms at 15,000 req/s — and a
+// capacity search stopped at 73 % of what the server then served at 2×.
+// Warming only the 10 ms of arrivals a step needs when the server keeps
+// up was not enough: a server near capacity that fell behind for a moment
+// made the generator dial more (6,872 in one 8 s step), the accepts of
+// those connections waited behind the whole run queue, their requests
+// behind them, and the server answered almost nothing for 0.5–1.2 s (4 of
+// 6 steps of the stand-in at a quarter of its costs, 5,000 req/s, 5 Dec
+// 2026; with every connection warmed, 0 of 4).
+func (e *engine) warmConns(ctx context.Context) {
+	n := e.o.concurrency
 	// Generous: the body reads after the barrier run under it too, and a
 	// read cut short discards its connection.
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

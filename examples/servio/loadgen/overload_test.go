@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,6 +264,31 @@ func TestOverloadClientThrottlePerRun(t *testing.T) {
 		"-client-throttle", "1.1", "-unloaded-duration", "1s")
 	low = rep.Steps[0].Priorities[prioLow]
 	assert.GreaterOrEqual(t, low.Shed-low.ShedLocal, uint64(10), "a new throttle per step sends its first 10")
+}
+
+// TestWarmConns: the generator opens every connection -concurrency
+// allows before a step and keeps them, so a later warm-up (and the step)
+// dials none; the server's count of new connections says so.
+func TestWarmConns(t *testing.T) {
+	t.Parallel()
+	var dialled atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"status":"pass"}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialled.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	const n = 50
+	e := &engine{o: &options{target: srv.URL, concurrency: n}, client: overloadClient(n)}
+	t.Cleanup(e.client.CloseIdleConnections)
+	e.warmConns(context.Background())
+	assert.Equal(t, int64(n), dialled.Load(), "one connection per allowed request")
+	e.warmConns(context.Background())
+	assert.Equal(t, int64(n), dialled.Load(), "the second warm-up reuses them")
 }
 
 func TestParseProcStatCPU(t *testing.T) {
