@@ -475,9 +475,9 @@ func (e *engine) searchCapacity(ctx context.Context, o *overloadOptions, stderr 
 // up was not enough: a server near capacity that fell behind for a moment
 // made the generator dial more (6,872 in one 8 s step), the accepts of
 // those connections waited behind the whole run queue, their requests
-// behind them, and the server answered almost nothing for 0.5–1.2 s (4 of
-// 6 steps of the stand-in at a quarter of its costs, 5,000 req/s, 5 Dec
-// 2026; with every connection warmed, 0 of 4).
+// behind them, and the server fell 0.6–1.5 s behind (5 of 6 steps of the
+// stand-in at a quarter of its costs, 5,000 req/s, 5 Dec 2026; with every
+// connection warmed, 0 of 4).
 func (e *engine) warmConns(ctx context.Context) {
 	n := e.o.concurrency
 	// Generous: the body reads after the barrier run under it too, and a
