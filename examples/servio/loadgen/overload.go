@@ -48,12 +48,13 @@ import (
 // httpclient.ThrottleTransport (the SRE book's client-side adaptive
 // throttling), which refuses locally, without sending, once the server
 // keeps refusing that class; those refusals count as shed (and apart, as
-// shed locally). Probes never pass a throttle. A new throttle starts with
-// each step (steps stay independent) unless -client-throttle-per-run keeps
-// one per class for the whole run, as long-lived clients keep theirs. Refusing costs the server
-// nearly as much as serving a cheap request (it reads and answers each
-// one), so a server offered f× its capacity by clients that do not back
-// off cannot keep its goodput; clients that throttle keep what reaches it
+// shed locally). Probes never pass a throttle. A new throttle starts
+// with each step (steps stay independent) unless -client-throttle-per-run
+// keeps one per class for the whole run, as long-lived clients keep
+// theirs. Refusing costs the server nearly as much as serving a cheap
+// request (it reads and answers each one), so a server offered f× its
+// capacity by clients that do not back off cannot keep its goodput;
+// clients that throttle keep what reaches it
 // near K× what it accepts.
 //
 // Each request carries its send time in -request-start (X-Request-Start:
@@ -207,14 +208,17 @@ type stepResult struct {
 
 // overloadReport is one configuration's run.
 type overloadReport struct {
-	Label       string        `json:"label"`
-	Target      string        `json:"target"`
-	Capacity    float64       `json:"capacity_rps"`
-	Searched    bool          `json:"capacity_searched"`
-	UnloadedP99 time.Duration `json:"unloaded_p99_ns"`
-	Unloaded    stepResult    `json:"unloaded"`
-	Trials      []stepResult  `json:"trials,omitempty"`
-	Steps       []stepResult  `json:"steps"`
+	Label    string  `json:"label"`
+	Target   string  `json:"target"`
+	Capacity float64 `json:"capacity_rps"`
+	Searched bool    `json:"capacity_searched"`
+	// ThrottlePerRun: -client-throttle-per-run (one throttle per class
+	// for the whole run).
+	ThrottlePerRun bool          `json:"client_throttle_per_run,omitempty"`
+	UnloadedP99    time.Duration `json:"unloaded_p99_ns"`
+	Unloaded       stepResult    `json:"unloaded"`
+	Trials         []stepResult  `json:"trials,omitempty"`
+	Steps          []stepResult  `json:"steps"`
 }
 
 func runOverload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -278,6 +282,10 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 		return o, errors.New("-step-duration, -trial-duration, -unloaded-duration and -timeout must be positive")
 	case !(o.throttleK == 0 || o.throttleK >= 1) || math.IsInf(o.throttleK, 0):
 		return o, errors.New("-client-throttle must be 0 (off) or a number of at least 1")
+	case o.throttlePerRun && (o.throttleK == 0 || o.capacity == 0):
+		// A capacity search's saturated trials would leave refusals in
+		// the windows, and the next trial would read as saturated.
+		return o, errors.New("-client-throttle-per-run needs -client-throttle and -capacity")
 	case o.requestStart != "" && !httpguts.ValidHeaderFieldName(o.requestStart):
 		return o, fmt.Errorf("-request-start %q is not a header name", o.requestStart)
 	case o.throttleK > 0:
@@ -314,7 +322,7 @@ func overload(ctx context.Context, o overloadOptions, stderr io.Writer) (*overlo
 	if err := e.login(ctx); err != nil {
 		return nil, err
 	}
-	if o.throttlePerRun && o.throttleK > 0 {
+	if o.throttlePerRun {
 		clients, release, err := e.classClients(&o)
 		if err != nil {
 			return nil, err
@@ -322,7 +330,7 @@ func overload(ctx context.Context, o overloadOptions, stderr io.Writer) (*overlo
 		defer release()
 		e.runClients = &clients
 	}
-	rep := &overloadReport{Label: o.label, Target: o.load.target, Capacity: o.capacity}
+	rep := &overloadReport{Label: o.label, Target: o.load.target, Capacity: o.capacity, ThrottlePerRun: o.throttlePerRun}
 	// A short unmeasured run learns the menus, so the orders placed in
 	// the measured steps are valid.
 	e.step(ctx, &o, "warm-up", o.unloadedRate, min(o.trialDuration, 2*time.Second))
@@ -340,8 +348,7 @@ func overload(ctx context.Context, o overloadOptions, stderr io.Writer) (*overlo
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		e.cooldown(ctx, o.timeout)
-		e.warmConns(ctx)
+		e.warm(ctx, &o, stderr)
 		s := e.step(ctx, &o, strconv.FormatFloat(f, 'g', -1, 64)+"x", f*rep.Capacity, o.stepDuration)
 		fmt.Fprintf(stderr, "%s: %s (%.0f req/s): goodput %.0f req/s, admitted p99 %s, shed %d\n",
 			o.label, s.Step, s.Offered, s.Goodput, ms(s.AdmittedP99), totalShed(s))
@@ -457,42 +464,62 @@ func (e *engine) searchCapacity(ctx context.Context, o *overloadOptions, stderr 
 		if ctx.Err() != nil {
 			return stepResult{}, false
 		}
-		e.cooldown(ctx, o.timeout)
-		e.warmConns(ctx)
+		e.warm(ctx, o, stderr)
 		s := e.step(ctx, o, "trial", rate, o.trialDuration)
 		return s, ctx.Err() == nil
 	}, func(line string) { fmt.Fprintf(stderr, "%s: %s\n", o.label, line) })
 }
 
+// warm readies the server and the generator for a step: it opens the
+// connections (warmConns; a short count is printed), then waits for the
+// server to be quiet again (cooldown), the burst of opening them included.
+func (e *engine) warm(ctx context.Context, o *overloadOptions, stderr io.Writer) {
+	if n := e.warmConns(ctx); n < e.o.concurrency && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "%s: warmed %d of %d connections (raise ulimit -n?); the step dials the rest\n", o.label, n, e.o.concurrency)
+	}
+	e.cooldown(ctx, o.timeout)
+}
+
 // warmConns opens every connection -concurrency allows, holding every
 // answer until all have come so that each takes its own connection, and
 // leaves them idle in the pool (later calls find them there), so a step
-// never dials: the generator holds its connections as a front proxy
-// holds its pool to the server. Without it every step started with a
+// dials almost nothing (the probes may take a few more): the generator
+// holds its connections as a front proxy holds its pool to the server.
+// It returns how many it holds. Without it every step started with a
 // storm of dials — thousands in its first 100 ms at 15,000 req/s — and a
 // capacity search stopped at 73 % of what the server then served at 2×.
 // Warming only the 10 ms of arrivals a step needs when the server keeps
 // up was not enough: a server near capacity that fell behind for a moment
-// made the generator dial more (6,872 in one 8 s step), the accepts of
-// those connections waited behind the whole run queue, their requests
-// behind them, and the server fell 0.6–1.5 s behind (5 of 6 steps of the
-// stand-in at a quarter of its costs, 5,000 req/s, 5 Dec 2026; with every
-// connection warmed, 0 of 4).
-func (e *engine) warmConns(ctx context.Context) {
+// made the generator dial more (6,872 in one 8 s step, by nstat), the
+// accepts of those connections waited behind the whole run queue, their
+// requests behind them, and the server fell 0.6–1.5 s behind (5 of 6
+// steps of the stand-in at a quarter of its costs, 5,000 req/s, 5 Dec
+// 2026; with every connection warmed, 0 of 4).
+func (e *engine) warmConns(ctx context.Context) int {
 	n := e.o.concurrency
-	// Generous: the body reads after the barrier run under it too, and a
-	// read cut short discards its connection.
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// The deadline bounds the wait for an answer, not the body reads
+	// after the barrier: a read cut short discards its connection.
+	deadline, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var got, done sync.WaitGroup
+	var (
+		got, done sync.WaitGroup
+		held      atomic.Int64
+	)
 	got.Add(n)
 	for range n {
 		done.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.o.target+"/health/live", nil)
+			rctx, rcancel := context.WithCancel(ctx)
+			defer rcancel()
+			stop := context.AfterFunc(deadline, rcancel)
+			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, e.o.target+"/health/live", nil)
 			resp, err := e.client.Do(req)
+			answered := stop() // false: the deadline already cancelled it
 			got.Done()
 			if err != nil {
 				return
+			}
+			if answered {
+				held.Add(1)
 			}
 			got.Wait() // hold the connection until every request has one
 			_, _ = io.Copy(io.Discard, resp.Body)
@@ -500,6 +527,7 @@ func (e *engine) warmConns(ctx context.Context) {
 		})
 	}
 	done.Wait()
+	return int(held.Load())
 }
 
 // cooldown waits until the server answers /health/live within 10 ms again
@@ -789,8 +817,7 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 
 // settleAfter is how far into a step (at most half of it) the settled
 // figures start: a step jumps from nothing to f× capacity at once, and
-// the limiter needs a moment to find its level while connections are
-// dialled by the thousand.
+// the limiter needs a moment to find its level.
 const settleAfter = 2 * time.Second
 
 // settledResult is a step's figures for the requests due settleAfter or
@@ -828,9 +855,11 @@ type timeSlice struct {
 	// server or failed): mean and max.
 	Mean time.Duration `json:"mean_ns"`
 	Max  time.Duration `json:"max_ns"`
-	// LagMax is the longest of those requests' lag, from due time to
-	// sent: how late the generator itself was, which tells its stalls
-	// from the server's.
+	// LagMax is the longest lag, from due time to the call that sends
+	// it, of the requests that ended in this slice (local refusals left
+	// out): how late the generator itself was. A wait for a connection
+	// inside the transport comes after that call, so it counts in the
+	// latency, not here.
 	LagMax time.Duration `json:"lag_max_ns"`
 	sum    time.Duration
 }
@@ -946,7 +975,8 @@ func pace(ctx context.Context, start time.Time, rate float64, fire func(due time
 	}
 }
 
-// classClients returns the client of each priority class for one step:
+// classClients returns the client of each priority class for one step
+// (or, with -client-throttle-per-run, for the whole run):
 // e.client for every class without -client-throttle, else a client whose
 // transport is a fresh httpclient.ThrottleTransport per class (over
 // e.client's transport, so the connections are shared) for every class

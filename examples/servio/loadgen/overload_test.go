@@ -103,7 +103,8 @@ func TestParseOverloadThrottleFlags(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"-client-throttle", "NaN"}, {"-client-throttle", "0.5"}, {"-client-throttle", "-1"},
 		{"-client-throttle", "+Inf"}, {"-client-throttle", "2", "-client-throttle-window", "1ns"},
-		{"-request-start", "X Request Start"}, {"-route-costs", "GET /x=1ms"}, {"-unloaded-duration", "0s"}} {
+		{"-request-start", "X Request Start"}, {"-route-costs", "GET /x=1ms"}, {"-unloaded-duration", "0s"},
+		{"-client-throttle-per-run", "-capacity", "100"}, {"-client-throttle-per-run", "-client-throttle", "2"}} {
 		_, err := parseOverloadFlags(args, io.Discard)
 		assert.Error(t, err, "%v", args)
 	}
@@ -239,7 +240,13 @@ func TestOverloadClientThrottle(t *testing.T) {
 
 	// Settled: from half the 1 s step on (settleAfter is capped there).
 	assert.Equal(t, 500*time.Millisecond, s.Settled.After)
-	assert.InDelta(t, 400*0.7, s.Settled.Goodput, 400*0.7*0.3, "the reads and writes (70 %% of 400 req/s) answered")
+	// The reads and writes, 70 % of 400 req/s, answered. Goodput counts
+	// until the last answer when one comes after the step (a backlog), so
+	// on a busy machine (a -race run among the other packages' tests) one
+	// answer late by half a second halves it: only the upper bound is
+	// tight (TestStepStatsSettledAndTimeline checks the arithmetic).
+	assert.LessOrEqual(t, s.Settled.Goodput, 400*0.7*1.3, "no more than the reads and writes offered")
+	assert.GreaterOrEqual(t, s.Settled.Goodput, 400*0.7*0.3, "the reads and writes answered")
 	assert.Positive(t, s.Settled.AdmittedP99)
 	assert.Positive(t, s.Settled.ProbeP99)
 	assert.Positive(t, s.Settled.RejectP99)
@@ -252,16 +259,20 @@ func TestOverloadClientThrottle(t *testing.T) {
 // where a new throttle sends at least its MinRequests (10) first.
 func TestOverloadClientThrottlePerRun(t *testing.T) {
 	t.Parallel()
+	// A 30 s window: the unloaded step's refusals must still be in it
+	// when the step starts, however long the cooldown between them takes.
 	rep, _, _, _ := runFakeOverload(t, "-factors", "2", "-step-duration", "1s", "-assistant", "0.3",
-		"-client-throttle", "1.1", "-client-throttle-per-run", "-unloaded-duration", "1s")
+		"-client-throttle", "1.1", "-client-throttle-window", "30s", "-client-throttle-per-run", "-unloaded-duration", "1s")
 	require.Len(t, rep.Steps, 1)
+	assert.True(t, rep.ThrottlePerRun, "the report says so")
 	require.Positive(t, rep.Unloaded.Priorities[prioLow].Shed, "the unloaded step's assistant calls were refused")
 	low := rep.Steps[0].Priorities[prioLow]
 	assert.Equal(t, low.Sent, low.Shed, "every assistant call refused, by the server or the client")
 	assert.Less(t, low.Shed-low.ShedLocal, uint64(10), "the server saw fewer than a new throttle's first 10")
 
 	rep, _, _, _ = runFakeOverload(t, "-factors", "2", "-step-duration", "1s", "-assistant", "0.3",
-		"-client-throttle", "1.1", "-unloaded-duration", "1s")
+		"-client-throttle", "1.1", "-client-throttle-window", "30s", "-unloaded-duration", "1s")
+	require.Len(t, rep.Steps, 1)
 	low = rep.Steps[0].Priorities[prioLow]
 	assert.GreaterOrEqual(t, low.Shed-low.ShedLocal, uint64(10), "a new throttle per step sends its first 10")
 }
@@ -285,10 +296,16 @@ func TestWarmConns(t *testing.T) {
 	const n = 50
 	e := &engine{o: &options{target: srv.URL, concurrency: n}, client: overloadClient(n)}
 	t.Cleanup(e.client.CloseIdleConnections)
-	e.warmConns(context.Background())
+	assert.Equal(t, n, e.warmConns(context.Background()))
 	assert.Equal(t, int64(n), dialled.Load(), "one connection per allowed request")
-	e.warmConns(context.Background())
+	assert.Equal(t, n, e.warmConns(context.Background()))
 	assert.Equal(t, int64(n), dialled.Load(), "the second warm-up reuses them")
+
+	// A server that cannot answer: nothing held, and no wait past ctx.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	dead := &engine{o: &options{target: "http://127.0.0.1:1", concurrency: 4}, client: overloadClient(4)}
+	assert.Zero(t, dead.warmConns(ctx))
 }
 
 func TestParseProcStatCPU(t *testing.T) {
