@@ -54,8 +54,7 @@ import (
 // theirs. Refusing costs the server nearly as much as serving a cheap
 // request (it reads and answers each one), so a server offered f× its
 // capacity by clients that do not back off cannot keep its goodput;
-// clients that throttle keep what reaches it
-// near K× what it accepts.
+// clients that throttle keep what reaches it near K× what it accepts.
 //
 // Each request carries its send time in -request-start (X-Request-Start:
 // t=<µs>), as a front proxy stamps it, so a server can hold the queue
