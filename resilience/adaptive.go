@@ -331,8 +331,7 @@ type AdaptiveLimiter struct {
 	delayTarget   time.Duration
 	delayInterval time.Duration
 	delayMaxErr   float64                          // the largest error a reading adds
-	maxWait       time.Duration                    // AdaptiveConfig.MaxWait
-	maxWaits      [prioritySlots - 1]time.Duration // the wait past which a call of each priority but critical is refused
+	maxWaits      [prioritySlots - 1]time.Duration // the wait past which a call of each priority but critical is refused (all 0: MaxWait off)
 	delayNext     atomic.Int64                     // UnixNano of the next reading
 	cpuFn         func() time.Duration
 	cpus          int
@@ -434,7 +433,7 @@ func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 		tolerance: c.Tolerance, smoothing: c.Smoothing, maxQueue: c.MaxQueue, queueTimeout: c.QueueTimeout,
 		limit:   float64(c.InitialLimit),
 		delayFn: c.Delay, delayTarget: cmp.Or(c.DelayTarget, defaultDelayTarget),
-		delayInterval: cmp.Or(c.DelayInterval, defaultDelayInterval), delayMaxErr: maxErr, maxWait: c.MaxWait,
+		delayInterval: cmp.Or(c.DelayInterval, defaultDelayInterval), delayMaxErr: maxErr,
 		cpuFn: c.CPUTime, cpus: c.CPUs,
 	}
 	for i := range l.maxWaits {
@@ -635,7 +634,7 @@ func (l *AdaptiveLimiter) Acquire(ctx context.Context, p Priority) (Permit, erro
 	}
 	critical := p >= PriorityCritical
 	waited := time.Duration(-1) // unknown
-	if l.maxWait > 0 && !critical {
+	if l.maxWaits[0] > 0 && !critical {
 		if t, ok := Arrival(ctx); ok {
 			waited = now.Sub(t)
 		}
