@@ -48,6 +48,16 @@
 // the wait before the handlers and, for admitted requests, stamp to
 // handler end and the handler (its limiter queue included).
 //
+// -work-slots N (an experiment, not in scripts/bench-overload) lets at most
+// N admitted handlers run at once behind a FIFO semaphore, and with
+// -queue-header the Delay becomes the wait from the stamp to a slot. Run
+// with GOMAXPROCS=2 on one core and N = 1, one P is always free to read
+// requests and refuse them as they come, instead of every P running
+// handlers while new requests wait for the next network poll (on one
+// busy P, up to 10 ms): the refusals' client p99 fell from 27–35 ms to
+// 7–20 ms, but the server served 55–81 % of the capacity's requests
+// instead of 86–103 %, its core 88–90 % busy (BENCHMARKS.md "Overload").
+//
 //	go run ./overload -addr 127.0.0.1:18090 -admission failsafe
 package main
 
@@ -101,6 +111,7 @@ func run() error {
 	queueStat := flag.String("queue-stat", "min", "with -queue-header: the wait per reading the limiter holds under its target, min (resilience.QueueDelay), mean, max or minmax (the shortest of the last 5 readings' max)")
 	queueLog := flag.Bool("queue-log", false, "with -queue-header: print each second the readings' average min, mean and max wait and, for admitted requests, the p50 and p99 from stamp to handler end and of the handler (its limiter queue included)")
 	maxWait := flag.Duration("max-wait", 0, "perfkit with -queue-header: AdaptiveConfig.MaxWait (servio's -adaptive-max-wait): while the limiter sheds, refuse a call that arrived longer ago than this (low; normal 2×, high 4×)")
+	workSlots := flag.Int("work-slots", 0, "experiment: at most N admitted handlers run at once (a FIFO semaphore after the limiter; critical exempt); with -queue-header the Delay is then the wait from the stamp to a slot. Run with GOMAXPROCS above the cores so that a P is free to read and refuse")
 	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
 	if *queueHeader != "" && !flagSet("cpu-gate") {
@@ -199,6 +210,11 @@ func run() error {
 		return fmt.Errorf("-admission %q: want off, perfkit, failsafe or refuse", *mode)
 	}
 
+	if *workSlots > 0 {
+		slots = make(chan struct{}, *workSlots)
+		slotQ = &queue.min
+		queue.arrival = true
+	}
 	b := newBurner()
 	exempt := ""
 	if *mode == "refuse" {
@@ -321,9 +337,22 @@ func shed(admit admission, p prio, next http.Handler) http.Handler {
 			return
 		}
 		defer func() { release(r.Context().Err() != nil) }()
+		if slots != nil && p != resilience.PriorityCritical {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if start, ok := resilience.Arrival(r.Context()); ok {
+				slotQ.ObserveArrival(start, time.Now())
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// slots and slotQ: -work-slots (experiment).
+var (
+	slots chan struct{}
+	slotQ *resilience.QueueDelay
+)
 
 // flagSet reports whether the flag name was given on the command line.
 func flagSet(name string) bool {
@@ -341,7 +370,9 @@ func observeQueue(q *waits, header string, next http.Handler) http.Handler {
 		t0 := time.Now()
 		v := r.Header.Get(header)
 		start, ok := resilience.ParseRequestStart(v)
-		ok = ok && q.min.ObserveArrival(start, t0) // servio's path, its checks included
+		if slots == nil {
+			ok = ok && q.min.ObserveArrival(start, t0) // servio's path, its checks included
+		}
 		if ok && q.arrival {
 			r = r.WithContext(resilience.WithArrival(r.Context(), start))
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -104,7 +105,7 @@ func TestParseOverloadThrottleFlags(t *testing.T) {
 	for _, args := range [][]string{{"-client-throttle", "NaN"}, {"-client-throttle", "0.5"}, {"-client-throttle", "-1"},
 		{"-client-throttle", "+Inf"}, {"-client-throttle", "2", "-client-throttle-window", "1ns"},
 		{"-request-start", "X Request Start"}, {"-route-costs", "GET /x=1ms"}, {"-unloaded-duration", "0s"},
-		{"-client-throttle-per-run", "-capacity", "100"}, {"-client-throttle-per-run", "-client-throttle", "2"}} {
+		{"-gc-limit-mib", "-1"}, {"-client-throttle-per-run", "-capacity", "100"}, {"-client-throttle-per-run", "-client-throttle", "2"}} {
 		_, err := parseOverloadFlags(args, io.Discard)
 		assert.Error(t, err, "%v", args)
 	}
@@ -112,6 +113,7 @@ func TestParseOverloadThrottleFlags(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1.5, o.throttleK)
 	assert.Equal(t, "X-Request-Start", o.requestStart, "each request is stamped by default")
+	assert.Equal(t, 1024, o.gcLimitMiB, "the collector held off to 1 GiB by default")
 	assert.Equal(t, 10*time.Second, o.unloadedDuration, "the unloaded p99 from 1,000 requests at 100 req/s")
 	o, err = parseOverloadFlags([]string{"-request-start", "", "-route-costs", "POST /orders=1ms,*=0.3ms"}, io.Discard)
 	require.NoError(t, err)
@@ -158,12 +160,32 @@ func runFakeOverload(t *testing.T, args ...string) (rep overloadReport, out stri
 	// -concurrency 400: a request finding every connection busy is dropped,
 	// and a -race run on a busy machine answers slowly.
 	base := []string{"overload", "-url", srv.URL, "-label", "fake", "-capacity", "200", "-trial-duration", "300ms",
-		"-unloaded-duration", "300ms", "-unloaded-rate", "50", "-probe-rate", "20", "-concurrency", "400", "-json", out}
+		"-unloaded-duration", "300ms", "-unloaded-rate", "50", "-probe-rate", "20", "-concurrency", "400", "-json", out,
+		"-gc-limit-mib", "256"} // the collector held off as by default, with room for -race's shadow memory
 	require.NoError(t, run(context.Background(), append(base, args...), stdout, stderr), stderr.String())
 	b, err := os.ReadFile(out)
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &rep))
 	return rep, out, stdout, stderr
+}
+
+// TestGCOff: gcOff holds the collector off (GOGC=off, the first holder's
+// limit) until its last holder gives it back, twice over is once, and then
+// the settings from before return. Not parallel: the settings are the
+// process's (the parallel tests, paused meanwhile, hold it too).
+func TestGCOff(t *testing.T) {
+	percent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	before, limit := percent(), debug.SetMemoryLimit(-1)
+	r1 := gcOff(64)
+	r2 := gcOff(128)
+	assert.Equal(t, -1, percent())
+	assert.Equal(t, int64(64<<20), debug.SetMemoryLimit(-1), "the first holder's limit")
+	r1()
+	r1()
+	assert.Equal(t, -1, percent(), "the second holder still holds it")
+	r2()
+	assert.Equal(t, before, percent())
+	assert.Equal(t, limit, debug.SetMemoryLimit(-1))
 }
 
 // TestOverloadRun runs the overload mode briefly with a given capacity
