@@ -57,6 +57,8 @@
 // busy P, up to 10 ms): the refusals' client p99 fell from 27–35 ms to
 // 7–20 ms, but the server served 55–81 % of the capacity's requests
 // instead of 86–103 %, its core 88–90 % busy (BENCHMARKS.md "Overload").
+// Stamps are then put in the context unchecked (the generator is
+// trusted) and observed, with ObserveArrival's checks, at the slot.
 //
 //	go run ./overload -addr 127.0.0.1:18090 -admission failsafe
 package main
@@ -210,6 +212,9 @@ func run() error {
 		return fmt.Errorf("-admission %q: want off, perfkit, failsafe or refuse", *mode)
 	}
 
+	if *workSlots > 0 && (*mode != "perfkit" || *queueLog || *queueStat != "min") {
+		return errors.New("-work-slots needs -admission perfkit, without -queue-log or -queue-stat (they read the wait at the request's read, the slots' Delay at the slot)")
+	}
 	if *workSlots > 0 {
 		slots = make(chan struct{}, *workSlots)
 		slotQ = &queue.min
@@ -338,7 +343,11 @@ func shed(admit admission, p prio, next http.Handler) http.Handler {
 		}
 		defer func() { release(r.Context().Err() != nil) }()
 		if slots != nil && p != resilience.PriorityCritical {
-			slots <- struct{}{}
+			select {
+			case slots <- struct{}{}:
+			case <-r.Context().Done():
+				return // the client went away while it waited for a slot
+			}
 			defer func() { <-slots }()
 			if start, ok := resilience.Arrival(r.Context()); ok {
 				slotQ.ObserveArrival(start, time.Now())

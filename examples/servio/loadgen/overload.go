@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -68,7 +69,8 @@ import (
 //
 // The generator runs on one core, and its own delays count in every
 // latency (measured from when a request was due): by default its garbage
-// collector is held off until its heap reaches 1 GiB (-gc-limit-mib), which
+// collector is held off until its memory reaches 1 GiB, and collects
+// between steps (-gc-limit-mib), which
 // took its lag p99 at 4× from 10–36 ms to 8 ms in two pairs of runs.
 //
 //	loadgen overload -url http://127.0.0.1:8080 -label servio-perfkit -json out.json
@@ -109,8 +111,9 @@ type overloadOptions struct {
 	// nil: goodput is counted in requests only.
 	routeCosts routeCosts
 	// gcLimitMiB, when positive, turns the generator's garbage collector
-	// off until its heap reaches this many MiB (GOGC=off with
-	// GOMEMLIMIT), for the run: on its one core the collector's work
+	// off until the runtime's memory reaches this many MiB (GOGC=off with
+	// GOMEMLIMIT; a lower GOMEMLIMIT stays), for the run, and collects
+	// before each step (warm): on its one core the collector's work
 	// delayed sends and reads by milliseconds. Two stand-in runs of 5 Dec
 	// 2026 (MaxWait 2 ms, perfkit clients), each followed by the same run
 	// with the collector off: the generator's lag p99 at 4× fell from 36
@@ -266,14 +269,16 @@ var gcState struct {
 	percent, limit int64
 }
 
-// gcOff turns the garbage collector off until the heap reaches limitMiB
-// (the first holder's limit) and returns a function that gives it back;
-// the last holder's return restores the settings from before the first.
+// gcOff turns the garbage collector off until the Go runtime's memory
+// reaches limitMiB (the first holder's limit, or a lower one set before,
+// e.g. by GOMEMLIMIT) and returns a function that gives it back; the last
+// holder's return restores the settings from before the first.
 func gcOff(limitMiB int) (restore func()) {
 	gcState.Lock()
 	defer gcState.Unlock()
 	if gcState.holders == 0 {
-		gcState.limit = debug.SetMemoryLimit(int64(limitMiB) << 20)
+		gcState.limit = debug.SetMemoryLimit(-1)
+		debug.SetMemoryLimit(min(gcState.limit, int64(limitMiB)<<20))
 		gcState.percent = int64(debug.SetGCPercent(-1))
 	}
 	gcState.holders++
@@ -307,7 +312,7 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 	fs.Float64Var(&o.searchStart, "search-start", 1000, "first rate the capacity search tries, req/s")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "client timeout of each request, from its due time")
 	fs.Float64Var(&o.probeRate, "probe-rate", 10, "/health/live and /health/ready probes per second, each")
-	fs.IntVar(&o.gcLimitMiB, "gc-limit-mib", 1024, "collect the generator's garbage only when its heap reaches this many MiB (GOGC=off, GOMEMLIMIT), so that its collector does not delay its sends and reads; 0: the runtime's settings")
+	fs.IntVar(&o.gcLimitMiB, "gc-limit-mib", 1024, "collect the generator's garbage between steps, and within one only when the Go runtime's memory reaches this many MiB (GOGC=off, GOMEMLIMIT), so that its collector does not delay its sends and reads; 0: the runtime's settings")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "process id of the server (Linux): report its CPU time per step from /proc")
 	fs.Float64Var(&o.throttleK, "client-throttle", 0, "K of httpclient's client-side adaptive throttling, one throttle per priority class (probes bypass it); 0: off, every request goes to the server")
 	fs.BoolVar(&o.timeline, "timeline", false, "record each step in 250 ms slices (answers, refusals, latency) in the JSON report and print them to stderr")
@@ -326,8 +331,8 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 	switch {
 	case o.capacity < 0 || o.unloadedRate <= 0 || o.searchStart <= 0 || o.probeRate < 0:
 		return o, errors.New("-capacity, -unloaded-rate, -search-start and -probe-rate must be positive")
-	case o.gcLimitMiB < 0:
-		return o, errors.New("-gc-limit-mib must be 0 (the runtime's settings) or positive")
+	case o.gcLimitMiB < 0 || o.gcLimitMiB > 1<<30:
+		return o, errors.New("-gc-limit-mib must be 0 (the runtime's settings) or a positive number of MiB up to 2^30")
 	case o.stepDuration <= 0 || o.trialDuration <= 0 || o.unloadedDuration <= 0 || o.timeout <= 0:
 		return o, errors.New("-step-duration, -trial-duration, -unloaded-duration and -timeout must be positive")
 	case !(o.throttleK == 0 || o.throttleK >= 1) || math.IsInf(o.throttleK, 0):
@@ -521,11 +526,17 @@ func (e *engine) searchCapacity(ctx context.Context, o *overloadOptions, stderr 
 }
 
 // warm readies the server and the generator for a step: it opens the
-// connections (warmConns; a short count is printed), then waits for the
-// server to be quiet again (cooldown), the burst of opening them included.
+// connections (warmConns; a short count is printed), collects the
+// generator's garbage when -gc-limit-mib holds its collector off (each step
+// starts with an empty heap and reaches the limit only past about 1 GiB of
+// its own allocations), then waits for the server to be quiet again
+// (cooldown), the burst of opening them included.
 func (e *engine) warm(ctx context.Context, o *overloadOptions, stderr io.Writer) {
 	if n := e.warmConns(ctx); n < e.o.concurrency && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "%s: warmed %d of %d connections (raise ulimit -n?); the step dials the rest\n", o.label, n, e.o.concurrency)
+	}
+	if o.gcLimitMiB > 0 {
+		runtime.GC()
 	}
 	e.cooldown(ctx, o.timeout)
 }

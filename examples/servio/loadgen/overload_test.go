@@ -105,7 +105,7 @@ func TestParseOverloadThrottleFlags(t *testing.T) {
 	for _, args := range [][]string{{"-client-throttle", "NaN"}, {"-client-throttle", "0.5"}, {"-client-throttle", "-1"},
 		{"-client-throttle", "+Inf"}, {"-client-throttle", "2", "-client-throttle-window", "1ns"},
 		{"-request-start", "X Request Start"}, {"-route-costs", "GET /x=1ms"}, {"-unloaded-duration", "0s"},
-		{"-gc-limit-mib", "-1"}, {"-client-throttle-per-run", "-capacity", "100"}, {"-client-throttle-per-run", "-client-throttle", "2"}} {
+		{"-gc-limit-mib", "-1"}, {"-gc-limit-mib", "1073741825"}, {"-client-throttle-per-run", "-capacity", "100"}, {"-client-throttle-per-run", "-client-throttle", "2"}} {
 		_, err := parseOverloadFlags(args, io.Discard)
 		assert.Error(t, err, "%v", args)
 	}
@@ -178,6 +178,8 @@ func TestGCOff(t *testing.T) {
 	before, limit := percent(), debug.SetMemoryLimit(-1)
 	r1 := gcOff(64)
 	r2 := gcOff(128)
+	t.Cleanup(r1) // a failed assertion below must not leave it off
+	t.Cleanup(r2)
 	assert.Equal(t, -1, percent())
 	assert.Equal(t, int64(64<<20), debug.SetMemoryLimit(-1), "the first holder's limit")
 	r1()
@@ -186,6 +188,13 @@ func TestGCOff(t *testing.T) {
 	r2()
 	assert.Equal(t, before, percent())
 	assert.Equal(t, limit, debug.SetMemoryLimit(-1))
+
+	debug.SetMemoryLimit(32 << 20) // as GOMEMLIMIT=32MiB would
+	defer debug.SetMemoryLimit(limit)
+	r3 := gcOff(64)
+	assert.Equal(t, int64(32<<20), debug.SetMemoryLimit(-1), "a lower limit set before stays")
+	r3()
+	assert.Equal(t, int64(32<<20), debug.SetMemoryLimit(-1))
 }
 
 // TestOverloadRun runs the overload mode briefly with a given capacity
