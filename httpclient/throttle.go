@@ -81,7 +81,14 @@ type ThrottleConfig struct {
 	// (below 1 a healthy host would be throttled). Lower is more
 	// aggressive: K 1.1 wastes little of an overloaded host's capacity on
 	// requests it will refuse, but a host that refuses by design (rate
-	// limits) gets throttled sooner.
+	// limits) gets throttled sooner, and the slow start after a burst of
+	// refusals lasts longer (see ThrottleTransport: 4.5 Windows for K 1.1
+	// at 15× overload, 1.3 for K 2). On the overload benchmark
+	// (BENCHMARKS.md "Overload"; a host that refuses cost it 10–15 % of
+	// a served request) K 1.1 kept 90–101 % of the host's capacity in
+	// five of eight steps, but in two, fresh throttles that met the
+	// opening burst of refusals kept only 27 and 49 % (K 2 in the same
+	// runs: 81–130 %).
 	K float64
 	// Window is how far back requests and accepts are counted, in 20 time
 	// buckets: a count leaves the window at most Window after it was made.
