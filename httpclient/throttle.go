@@ -85,10 +85,11 @@ type ThrottleConfig struct {
 	// refusals lasts longer (see ThrottleTransport: 4.5 Windows for K 1.1
 	// at 15× overload, 1.3 for K 2). On the overload benchmark
 	// (BENCHMARKS.md "Overload"; a host that refuses cost it 10–15 % of
-	// a served request) K 1.1 kept 90–101 % of the host's capacity in
-	// five of eight steps, but in two, fresh throttles that met the
-	// opening burst of refusals kept only 27 and 49 % (K 2 in the same
-	// runs: 81–130 %).
+	// a served request) K 1.1 kept 88–109 % of the host's capacity in
+	// all twelve steps with throttles kept across steps; throttles new at
+	// each step, which met the step's opening refusals with nothing in
+	// their window, kept 90–106 % in eight of twelve steps and 27, 49, 77
+	// and 89.9 % in the other four (K 2 in the runs beside them: 81–130 %).
 	K float64
 	// Window is how far back requests and accepts are counted, in 20 time
 	// buckets: a count leaves the window at most Window after it was made.
