@@ -70,8 +70,8 @@ import (
 // The generator runs on one core, and its own delays count in every
 // latency (measured from when a request was due): by default its garbage
 // collector is held off until its memory reaches 1 GiB, and collects
-// between steps (-gc-limit-mib), which
-// took its lag p99 at 4× from 10–36 ms to 8 ms in two pairs of runs.
+// between steps (-gc-limit-mib), which took its lag p99 at 4× from 10–36
+// ms to 8 ms in two pairs of runs.
 //
 //	loadgen overload -url http://127.0.0.1:8080 -label servio-perfkit -json out.json
 //	loadgen overload-table off.json perfkit.json failsafe.json
