@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -113,6 +114,27 @@ type AdaptiveConfig struct {
 	// CPUs is how many cores' worth of CPU time the process can use in a
 	// second, for CPUTime. Default runtime.GOMAXPROCS(0) at each reading.
 	CPUs int
+	// NetworkFirst, with a queue (MaxQueue), hands a slot freed while
+	// calls wait to the next of them only after the Go runtime has polled
+	// the network, and lets the goroutines that poll woke run first. It is
+	// for a server whose CPU-bound handlers share few Ps (GOMAXPROCS=1)
+	// behind a small limit (MinLimit = MaxLimit = the handlers that may
+	// run at once, 1 on one P). The runtime polls the network only when a
+	// P runs out of goroutines to run, or every 10 ms (sysmon) when none
+	// does; a limiter that hands each freed slot straight to a waiter
+	// keeps a P busy for good, so a new request waits in its socket buffer
+	// for that tick and then in the run queue, and a refusal takes as long
+	// as any answer. With NetworkFirst the requests that arrive while a
+	// handler runs reach Acquire before the next handler starts, so the
+	// queue's bound refuses them at once. A call is then admitted at once
+	// only while no call of its priority or higher waits (first in, first
+	// out). A handoff costs a write to a pipe and a goroutine's wake-up,
+	// and only while calls wait. It starts a goroutine that Close stops.
+	// On the overload benchmark's stand-in (reads only, one P, limit 1,
+	// MaxQueue 16, throttling clients) the refusals reached the client in
+	// 2.5–3 ms at p99 where MaxWait's took 25–47 ms, serving 93 % of the
+	// capacity at 2× and 4× (BENCHMARKS.md, "Overload").
+	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.
 	Clock Clock
@@ -355,6 +377,12 @@ type AdaptiveLimiter struct {
 
 	full, timedOut, ctxCanceled, ctxDeadline [prioritySlots]*OverloadError
 
+	// NetworkFirst: a byte in the pipe asks handOffLoop to dispatch after
+	// the next network poll; handOffPending (l.mu) says one is there.
+	handOffR, handOffW *os.File
+	handOffPending     bool
+	closeOnce          sync.Once
+
 	rejections metric.Int64Counter
 	overLimit  metric.Int64Counter
 	rejectOpt  [rejectReasons][prioritySlots][]metric.AddOption // by reason, priority
@@ -443,6 +471,14 @@ func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 		}
 	}
 	l.winStart = l.clock.Now()
+	if c.NetworkFirst {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		l.handOffR, l.handOffW = r, w
+		go l.handOffLoop()
+	}
 	bld := newBuilder(c.MeterProvider)
 	l.rejections = bld.counter("perfkit.resilience.adaptive.rejections", "{rejection}", "Calls refused by an adaptive limiter, by priority and reason (shed, late, full, queued).")
 	l.overLimit = bld.counter("perfkit.resilience.adaptive.overlimit", "{request}", "Critical calls admitted over an adaptive limiter's limit.")
@@ -492,13 +528,67 @@ func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 	return l, bld.err()
 }
 
-// Close stops reporting the limiter's gauges to the MeterProvider. The
-// limiter keeps working.
+// Close stops reporting the limiter's gauges to the MeterProvider and,
+// with NetworkFirst, stops its goroutine: calls still queued then get
+// their slot as soon as one frees, without waiting for a network poll.
+// The limiter keeps working.
 func (l *AdaptiveLimiter) Close() error {
-	if l.reg == nil {
+	var err error
+	l.closeOnce.Do(func() {
+		if l.handOffW != nil {
+			l.mu.Lock()
+			w := l.handOffW
+			l.handOffW = nil // handOff dispatches directly from now on
+			l.dispatch()
+			l.mu.Unlock()
+			err = w.Close() // handOffLoop reads EOF and returns
+		}
+		if l.reg != nil {
+			err = errors.Join(err, l.reg.Unregister())
+		}
+	})
+	return err
+}
+
+// handOff gives the slots free to queued calls: at once, or with
+// NetworkFirst after the next network poll, when it returns the pipe to
+// write a byte to once l.mu is released (kick). l.mu held.
+func (l *AdaptiveLimiter) handOff() *os.File {
+	if l.handOffW == nil {
+		l.dispatch()
 		return nil
 	}
-	return l.reg.Unregister()
+	if l.queued == 0 || l.handOffPending {
+		return nil
+	}
+	l.handOffPending = true
+	return l.handOffW
+}
+
+// kick writes the byte that wakes handOffLoop at the next network poll.
+func kick(w *os.File) {
+	if w != nil {
+		// An error means Close closed it: Close dispatched already.
+		_, _ = w.Write([]byte{0})
+	}
+}
+
+// handOffLoop (NetworkFirst) dispatches after each network poll that
+// found a byte in the pipe, once the goroutines that poll woke — new
+// requests, on a server — have had their turn.
+func (l *AdaptiveLimiter) handOffLoop() {
+	defer l.handOffR.Close()
+	var b [64]byte
+	for {
+		if _, err := l.handOffR.Read(b[:]); err != nil {
+			return // Close
+		}
+		runtime.Gosched()
+		l.mu.Lock()
+		l.handOffPending = false
+		l.dispatch()
+		l.mu.Unlock()
+	}
 }
 
 // Name returns the limiter's name.
@@ -559,8 +649,9 @@ func (p Permit) Release(err error) {
 			l.update(now)
 		}
 	}
-	l.dispatch()
+	w := l.handOff()
 	l.mu.Unlock()
+	kick(w)
 }
 
 // update closes the window (see AdaptiveLimiter for the rule). l.mu held.
@@ -652,12 +743,18 @@ func (l *AdaptiveLimiter) Acquire(ctx context.Context, p Priority) (Permit, erro
 		l.rejections.Add(ctx, 1, l.rejectOpt[rejectShed][i]...)
 		return Permit{}, l.full[i]
 	}
-	if critical || l.inflight < l.room(i) {
+	if critical || (l.inflight < l.room(i) && !l.waitingFrom(i)) {
 		l.admitLocked()
 		over := float64(l.inflight) > l.limit
 		l.mu.Unlock()
 		if over {
 			l.overLimit.Add(ctx, 1, l.overOpt...)
+		}
+		if l.handOffR != nil && !critical {
+			// NetworkFirst: the goroutines already runnable — requests
+			// read or about to be — reach Acquire before this call's work
+			// starts, and queue behind it or are refused.
+			runtime.Gosched()
 		}
 		return Permit{l: l, start: now}, nil
 	}
@@ -671,6 +768,18 @@ func (l *AdaptiveLimiter) Acquire(ctx context.Context, p Priority) (Permit, erro
 	l.queued++
 	l.mu.Unlock()
 	return l.wait(ctx, i, w)
+}
+
+// waitingFrom reports whether a call of priority index i or higher is
+// queued: a new call does not pass it (with NetworkFirst, a freed slot
+// stays free until the next network poll). l.mu held.
+func (l *AdaptiveLimiter) waitingFrom(i int) bool {
+	for ; i < len(l.queues); i++ {
+		if len(l.queues[i]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // readDelay reads Delay if no other call took this interval's reading,
@@ -771,6 +880,7 @@ func (l *AdaptiveLimiter) wait(ctx context.Context, i int, w *adaptiveWaiter) (P
 		rej = l.timedOut[i]
 	}
 	l.mu.Lock()
+	var kw *os.File
 	if w.granted {
 		// A slot was handed over as the wait ended. A timed-out call takes
 		// it; a call whose context is done gives it back.
@@ -779,7 +889,7 @@ func (l *AdaptiveLimiter) wait(ctx context.Context, i int, w *adaptiveWaiter) (P
 			return Permit{l: l, start: l.clock.Now()}, nil
 		}
 		l.inflight--
-		l.dispatch()
+		kw = l.handOff()
 	} else {
 		q := l.queues[i]
 		for j, x := range q {
@@ -791,6 +901,7 @@ func (l *AdaptiveLimiter) wait(ctx context.Context, i int, w *adaptiveWaiter) (P
 		l.queued--
 	}
 	l.mu.Unlock()
+	kick(kw)
 	l.rejections.Add(ctx, 1, l.rejectOpt[rejectQueued][i]...)
 	return Permit{}, rej
 }

@@ -104,6 +104,8 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:18090", "listen address")
 	mode := flag.String("admission", "off", "off, perfkit, failsafe or refuse")
 	minLimit := flag.Int("min-limit", 100, "perfkit: MinLimit (servio's -adaptive-min-limit)")
+	maxLimit := flag.Int("max-limit", 0, "perfkit: MaxLimit (servio's -adaptive-max-limit); 0: the limiter's default")
+	networkFirst := flag.Bool("network-first", false, "perfkit: AdaptiveConfig.NetworkFirst (servio's -adaptive-network-first): a freed slot passes to a queued call only after the runtime polled the network; with a small limit (-min-limit 1 -max-limit 1)")
 	maxQueue := flag.Int("max-queue", 64, "perfkit: MaxQueue (servio's)")
 	queueTimeout := flag.Duration("queue-timeout", 20*time.Millisecond, "perfkit: QueueTimeout (servio's)")
 	delayTarget := flag.Duration("delay-target", 2*time.Millisecond, "perfkit: DelayTarget (servio's -adaptive-delay-target)")
@@ -136,8 +138,8 @@ func run() error {
 	case "off":
 	case "perfkit":
 		cfg := resilience.AdaptiveConfig{Name: "overload",
-			MinLimit: *minLimit, InitialLimit: *minLimit, MaxQueue: *maxQueue, QueueTimeout: *queueTimeout,
-			Delay: resilience.SchedulerDelay(), DelayTarget: *delayTarget}
+			MinLimit: *minLimit, MaxLimit: *maxLimit, InitialLimit: *minLimit, MaxQueue: *maxQueue, QueueTimeout: *queueTimeout,
+			Delay: resilience.SchedulerDelay(), DelayTarget: *delayTarget, NetworkFirst: *networkFirst}
 		if *queueHeader != "" {
 			cfg.DelayMaxRise = 0.1
 			queue.extra = *queueStat != "min" || *queueLog
@@ -166,6 +168,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
+		defer l.Close()
 		admit = func(ctx context.Context, p prio) (func(bool), error) {
 			pm, err := l.Acquire(ctx, p)
 			if err != nil {

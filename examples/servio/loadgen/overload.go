@@ -168,6 +168,9 @@ type stepResult struct {
 	Step     string        `json:"step"` // unloaded, trial, 1x, 2x, 4x
 	Offered  float64       `json:"offered_rps"`
 	Duration time.Duration `json:"duration_ns"`
+	// StartUnixNano is when the step began (Unix nanoseconds), to match
+	// it with other records of the run (scripts/wire-latency.py).
+	StartUnixNano int64 `json:"start_unix_ns,omitempty"`
 	// Goodput is the answers without a 5xx, in time, per second from
 	// the step's start to its end or to the last such answer if later
 	// (probes excluded).
@@ -755,7 +758,7 @@ func (s *stepStats) record(x outcome) {
 func (s *stepStats) result(name string, rate float64, d time.Duration) stepResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := stepResult{Step: name, Offered: rate, Duration: d, Dropped: s.dropped, Timeouts: s.timeouts,
+	r := stepResult{Step: name, Offered: rate, Duration: d, StartUnixNano: s.start.UnixNano(), Dropped: s.dropped, Timeouts: s.timeouts,
 		AdmittedP50: s.admitted.quantile(.5), AdmittedP99: s.admitted.quantile(.99),
 		LiveP99: s.live.quantile(.99), ReadyP99: s.ready.quantile(.99), ProbeFailures: s.probeBad,
 		RejectClientP99: s.rejectC.quantile(.99), RejectServerP99: s.rejectS.quantile(.99), RejectServerMax: s.rejectS.max,

@@ -1,0 +1,148 @@
+package resilience
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// handOffOrder runs one round on one P: a call holds the limiter's only
+// slot and another waits for it; a byte arrives on a connection whose
+// reader is parked in the network poller; then the slot is released. It
+// returns which ran first: "network" (the reader) or "queued" (the
+// waiting call, given the slot).
+func handOffOrder(t *testing.T, networkFirst bool) string {
+	t.Helper()
+	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: networkFirst})
+	require.NoError(t, err)
+	defer l.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	defer server.Close()
+
+	ctx := context.Background()
+	held, err := l.Acquire(ctx, PriorityNormal)
+	require.NoError(t, err)
+	order := make(chan string, 2)
+	go func() {
+		pm, err := l.Acquire(ctx, PriorityNormal)
+		if err == nil {
+			order <- "queued"
+			pm.Release(nil)
+		}
+	}()
+	go func() {
+		var b [1]byte
+		if _, err := server.Read(b[:]); err == nil {
+			order <- "network"
+		}
+	}()
+	// Let both park: the waiter in the queue, the reader in the poller.
+	for deadline := time.Now().Add(10 * time.Second); l.Queued() != 1; {
+		require.True(t, time.Now().Before(deadline), "the second call never queued")
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond)
+	// No scheduling point from here to the release: the byte waits for
+	// the next network poll.
+	_, err = client.Write([]byte{1})
+	require.NoError(t, err)
+	held.Release(nil)
+	first := <-order
+	<-order
+	return first
+}
+
+// NetworkFirst's promise: a request that arrived while the slot was busy
+// runs before the next queued call takes the slot. Without it the queued
+// call runs first (the control, which shows the round can tell them
+// apart: the runtime could poll the network in between, on a sysmon tick
+// or a syscall's handoff, so it needs only one of several rounds).
+func TestAdaptiveNetworkFirstPollsBeforeHandOff(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const rounds = 10
+	for i := range rounds {
+		require.Equal(t, "network", handOffOrder(t, true), "round %d: with NetworkFirst the queued call took the slot before the request that had arrived was read", i)
+	}
+	queuedFirst := 0
+	for range rounds {
+		if handOffOrder(t, false) == "queued" {
+			queuedFirst++
+		}
+	}
+	require.Positive(t, queuedFirst, "without NetworkFirst the request that had arrived ran first in every round: the round does not tell the two apart")
+}
+
+// While a handoff waits for the network poll, a new call of the same
+// priority does not take the free slot: it queues behind the waiting one.
+func TestAdaptiveNetworkFirstKeepsOrder(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: true})
+	require.NoError(t, err)
+	defer l.Close()
+	ctx := context.Background()
+	held, err := l.Acquire(ctx, PriorityNormal)
+	require.NoError(t, err)
+	order := make(chan string, 2)
+	acquire := func(name string) {
+		pm, err := l.Acquire(ctx, PriorityNormal)
+		if err == nil {
+			order <- name
+			pm.Release(nil)
+		}
+	}
+	go acquire("first")
+	for deadline := time.Now().Add(10 * time.Second); l.Queued() != 1; {
+		require.True(t, time.Now().Before(deadline), "the first call never queued")
+		time.Sleep(time.Millisecond)
+	}
+	held.Release(nil)
+	// The slot is free but handed to "first" only after a poll, which
+	// needs this goroutine to give up the P.
+	require.Equal(t, 0, l.InFlight())
+	go acquire("second")
+	require.Equal(t, "first", <-order)
+	require.Equal(t, "second", <-order)
+	require.Equal(t, 0, l.InFlight())
+	require.Equal(t, 0, l.Queued())
+}
+
+// Close stops the handoff goroutine (goleak checks it in TestMain) and
+// hands the slot of a call still queued directly.
+func TestAdaptiveNetworkFirstClose(t *testing.T) {
+	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: true})
+	require.NoError(t, err)
+	held, err := l.Acquire(context.Background(), PriorityNormal)
+	require.NoError(t, err)
+	got := make(chan error, 1)
+	go func() {
+		pm, err := l.Acquire(context.Background(), PriorityNormal)
+		if err == nil {
+			pm.Release(nil)
+		}
+		got <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); l.Queued() != 1; {
+		require.True(t, time.Now().Before(deadline), "the call never queued")
+		time.Sleep(time.Millisecond)
+	}
+	require.NoError(t, l.Close())
+	require.NoError(t, l.Close(), "a second Close")
+	held.Release(nil)
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queued call never got the slot after Close")
+	}
+}
