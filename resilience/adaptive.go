@@ -573,6 +573,15 @@ func kick(w *os.File) {
 	}
 }
 
+// yieldTwice lets the goroutines runnable on this P run first. One
+// runtime.Gosched is not enough: every 61st turn the scheduler takes from
+// its global queue first, where Gosched just put the caller, and the
+// caller would run again at once; the next turn is never such a one.
+func yieldTwice() {
+	runtime.Gosched()
+	runtime.Gosched()
+}
+
 // handOffLoop (NetworkFirst) dispatches after each network poll that
 // found a byte in the pipe, once the goroutines that poll woke — new
 // requests, on a server — have had their turn.
@@ -583,7 +592,7 @@ func (l *AdaptiveLimiter) handOffLoop() {
 		if _, err := l.handOffR.Read(b[:]); err != nil {
 			return // Close
 		}
-		runtime.Gosched()
+		yieldTwice()
 		l.mu.Lock()
 		l.handOffPending = false
 		l.dispatch()
@@ -754,7 +763,7 @@ func (l *AdaptiveLimiter) Acquire(ctx context.Context, p Priority) (Permit, erro
 			// NetworkFirst: the goroutines already runnable — requests
 			// read or about to be — reach Acquire before this call's work
 			// starts, and queue behind it or are refused.
-			runtime.Gosched()
+			yieldTwice()
 		}
 		return Permit{l: l, start: now}, nil
 	}

@@ -2,7 +2,7 @@ package resilience
 
 import (
 	"context"
-	"net"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -11,8 +11,8 @@ import (
 )
 
 // handOffOrder runs one round on one P: a call holds the limiter's only
-// slot and another waits for it; a byte arrives on a connection whose
-// reader is parked in the network poller; then the slot is released. It
+// slot and another waits for it; a byte arrives in a pipe whose reader is
+// parked in the network poller (as a request's on a connection); then the slot is released. It
 // returns which ran first: "network" (the reader) or "queued" (the
 // waiting call, given the slot).
 func handOffOrder(t *testing.T, networkFirst bool) string {
@@ -20,15 +20,13 @@ func handOffOrder(t *testing.T, networkFirst bool) string {
 	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: networkFirst})
 	require.NoError(t, err)
 	defer l.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer client.Close()
-	server, err := ln.Accept()
+	// A pipe, not a TCP connection: its byte is readable as soon as the
+	// write returns (loopback TCP may deliver later, from a softirq), and
+	// the runtime's network poller waits on both alike.
+	server, client, err := os.Pipe()
 	require.NoError(t, err)
 	defer server.Close()
+	defer client.Close()
 
 	ctx := context.Background()
 	held, err := l.Acquire(ctx, PriorityNormal)
@@ -115,6 +113,29 @@ func TestAdaptiveNetworkFirstKeepsOrder(t *testing.T) {
 	require.Equal(t, "second", <-order)
 	require.Equal(t, 0, l.InFlight())
 	require.Equal(t, 0, l.Queued())
+}
+
+// A call admitted at once first lets the goroutines already runnable run:
+// a request read (or about to be) while the slot was free reaches Acquire
+// before the admitted call's work starts, and queues behind it.
+func TestAdaptiveNetworkFirstAdmitYields(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: true})
+	require.NoError(t, err)
+	defer l.Close()
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() { // runnable, not yet run: this goroutine keeps the P
+		defer close(done)
+		if pm, err := l.Acquire(ctx, PriorityNormal); err == nil {
+			pm.Release(nil)
+		}
+	}()
+	pm, err := l.Acquire(ctx, PriorityNormal)
+	require.NoError(t, err)
+	require.Equal(t, 1, l.Queued(), "the runnable goroutine reached Acquire before the admitted call went on")
+	pm.Release(nil)
+	<-done
 }
 
 // Close stops the handoff goroutine (goleak checks it in TestMain) and

@@ -48,6 +48,14 @@
 // the wait before the handlers and, for admitted requests, stamp to
 // handler end and the handler (its limiter queue included).
 //
+// -network-first, with -min-limit 1 -max-limit 1 -max-queue N
+// -queue-timeout 0 (scripts/bench-overload's "nf" run), runs one request
+// at a time, queues N and refuses the rest at once, and passes each freed
+// slot on only after the Go runtime has polled the network
+// (AdaptiveConfig.NetworkFirst, servio's -adaptive-network-first): on one
+// busy P a new request is then read between two handlers instead of at
+// the runtime's next 10 ms poll.
+//
 // -work-slots N (an experiment, not in scripts/bench-overload) lets at most
 // N admitted handlers run at once behind a FIFO semaphore, and with
 // -queue-header the Delay becomes the wait from the stamp to a slot. Run

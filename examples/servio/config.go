@@ -82,6 +82,18 @@ type Config struct {
 	// times for high (resilience.AdaptiveConfig.MaxWait;
 	// -adaptive-max-wait, ADAPTIVE_MAX_WAIT; default 0, off).
 	AdaptiveMaxWait time.Duration
+	// AdaptiveNetworkFirst, when positive, runs at most that many
+	// requests at once (the limit fixed there), queues up to eight times
+	// as many more and refuses the rest at once, and passes each freed
+	// slot on only after the Go runtime has polled the network
+	// (resilience.AdaptiveConfig.NetworkFirst), so a request that arrives
+	// while the core is busy is read, and refused or queued, before the
+	// next handler starts (-adaptive-network-first,
+	// ADAPTIVE_NETWORK_FIRST; default 0, off). For CPU-bound handlers on
+	// SQLite: one per core. Every route but the probes counts, the
+	// assistant's model call and the export included, so a slot held
+	// waiting on I/O holds the others back.
+	AdaptiveNetworkFirst int
 
 	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
 	TrustedProxies []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
@@ -173,6 +185,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		"with -adaptive-delay-target and -trusted-proxies: the header in which a front proxy stamps each request's arrival (X-Request-Start: t=<seconds.ms>, t=<µs>, or ms); the delay is then the queue since that stamp, believed only from the trusted proxies (env ADAPTIVE_QUEUE_HEADER)")
 	fs.DurationVar(&c.AdaptiveMaxWait, "adaptive-max-wait", envDur("ADAPTIVE_MAX_WAIT", 0),
 		"with -adaptive-queue-header: while shedding, refuse a request that waited longer than this since its stamp (low priority; normal 2×, high 4×), e.g. 2ms; 0: off, the default (env ADAPTIVE_MAX_WAIT)")
+	fs.IntVar(&c.AdaptiveNetworkFirst, "adaptive-network-first", int(envInt("ADAPTIVE_NETWORK_FIRST", 0)),
+		"run at most this many requests at once, queue 8× as many, refuse the rest at once, and pass a freed slot on only after the runtime polled the network (CPU-bound handlers on SQLite: 1 per core); 0: off, the default (env ADAPTIVE_NETWORK_FIRST)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
@@ -289,6 +303,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("adaptive max wait must not be negative, got %v", c.AdaptiveMaxWait)
 	case c.AdaptiveMaxWait > 0 && c.AdaptiveQueueHeader == "":
 		return errors.New("adaptive max wait needs -adaptive-queue-header: the wait is counted from the proxy's stamp")
+	case c.AdaptiveNetworkFirst < 0:
+		return fmt.Errorf("adaptive network first must not be negative, got %d", c.AdaptiveNetworkFirst)
 	case c.UploadMaxBytes <= 0:
 		return fmt.Errorf("upload max bytes must be positive, got %d", c.UploadMaxBytes)
 	case c.SimLLMFailureRate < 0 || c.SimLLMFailureRate > 1:

@@ -46,6 +46,14 @@ import (
 // waited longer than that since its stamp (normal priority: twice,
 // high: four times) is refused before its handler runs
 // (resilience.AdaptiveConfig.MaxWait).
+//
+// With -adaptive-network-first N the limit is N (the adaptive limit and
+// -adaptive-min-limit do not apply), N×8 requests queue and the rest are
+// refused at once, and a slot freed while requests wait passes on only
+// after the Go runtime has polled the network
+// (resilience.AdaptiveConfig.NetworkFirst): on a busy core a new request
+// is then read between two handlers, not after the runtime's next 10 ms
+// poll, so its refusal is fast too.
 func (a *App) setupOverload(delay func() time.Duration) error {
 	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
 		return nil
@@ -70,6 +78,10 @@ func (a *App) setupOverload(delay func() time.Duration) error {
 			// (the CPU gate is resilience's, tested there).
 			cfg.Delay, cfg.CPUTime = delay, nil
 		}
+	}
+	if n := a.cfg.AdaptiveNetworkFirst; n > 0 {
+		cfg.MinLimit, cfg.MaxLimit, cfg.InitialLimit = n, n, n
+		cfg.MaxQueue, cfg.QueueTimeout, cfg.NetworkFirst = 8*n, 0, true
 	}
 	l, err := resilience.NewAdaptiveLimiter(cfg)
 	if err != nil {

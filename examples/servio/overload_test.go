@@ -261,3 +261,53 @@ func stampedGet(t *testing.T, url string, ago time.Duration) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestOverloadNetworkFirst: with -adaptive-network-first 1 one request
+// runs at a time and eight queue; the next read is refused at once (503,
+// servio's body), a probe still passes, and once the running request ends
+// the queued ones are all served, in turn.
+func TestOverloadNetworkFirst(t *testing.T) {
+	t.Parallel()
+	none := func(string) string { return "" }
+	cfg, err := parseConfig("servio", nil, none, io.Discard, nil)
+	require.NoError(t, err)
+	assert.Zero(t, cfg.AdaptiveNetworkFirst, "off by default")
+	cfg, err = parseConfig("servio", nil, func(k string) string {
+		return map[string]string{"ADAPTIVE_NETWORK_FIRST": "2"}[k]
+	}, io.Discard, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 2, cfg.AdaptiveNetworkFirst, "ADAPTIVE_NETWORK_FIRST=2")
+	_, err = parseConfig("servio", []string{"-adaptive-network-first", "-1"}, none, io.Discard, nil)
+	assert.Error(t, err, "a negative count is refused")
+
+	cfg = testConfig(t, "sqlite")
+	cfg.AdaptiveNetworkFirst = 1
+	a := startApp(t, cfg)
+	require.Equal(t, 1, a.overload.Limit(), "the limit is the count")
+	held, err := a.overload.Acquire(context.Background(), resilience.PriorityNormal)
+	require.NoError(t, err)
+	statuses := make(chan int, 8)
+	for range 8 {
+		go func() {
+			status, _ := a.do("GET", "/restaurants/1/menu", "")
+			statuses <- status
+		}()
+	}
+	require.Eventually(t, func() bool { return a.overload.Queued() == 8 }, 10*time.Second, time.Millisecond, "eight reads queue")
+	status, body := a.do("GET", "/restaurants/1/menu", "")
+	assert.Equal(t, http.StatusServiceUnavailable, status, "the ninth is refused at once: %s", body)
+	assert.Contains(t, string(body), "server overloaded (normal priority)")
+	status, _ = a.do("GET", "/health/ready", "")
+	assert.Equal(t, http.StatusOK, status, "probes are never queued or shed")
+	held.Release(nil)
+	for range 8 {
+		select {
+		case s := <-statuses:
+			assert.Equal(t, http.StatusOK, s, "a queued read is served")
+		case <-time.After(30 * time.Second):
+			t.Fatal("a queued read was never served")
+		}
+	}
+	assert.Equal(t, 0, a.overload.InFlight())
+	assert.Equal(t, 0, a.overload.Queued())
+}
