@@ -116,24 +116,37 @@ type AdaptiveConfig struct {
 	CPUs int
 	// NetworkFirst, with a queue (MaxQueue), hands a slot freed while
 	// calls wait to the next of them only after the Go runtime has polled
-	// the network, and lets the goroutines that poll woke run first. It is
-	// for a server whose CPU-bound handlers share few Ps (GOMAXPROCS=1)
-	// behind a small limit (MinLimit = MaxLimit = the handlers that may
-	// run at once, 1 on one P). The runtime polls the network only when a
-	// P runs out of goroutines to run, or every 10 ms (sysmon) when none
-	// does; a limiter that hands each freed slot straight to a waiter
-	// keeps a P busy for good, so a new request waits in its socket buffer
-	// for that tick and then in the run queue, and a refusal takes as long
-	// as any answer. With NetworkFirst the requests that arrive while a
-	// handler runs reach Acquire before the next handler starts, so the
-	// queue's bound refuses them at once. A call is then admitted at once
-	// only while no call of its priority or higher waits (first in, first
-	// out). A handoff costs a write to a pipe and a goroutine's wake-up,
-	// and only while calls wait. It starts a goroutine that Close stops.
-	// On the overload benchmark's stand-in (reads only, one P, limit 1,
-	// MaxQueue 16, throttling clients) the refusals reached the client in
-	// 2.5–3 ms at p99 where MaxWait's took 25–47 ms, serving 93 % of the
-	// capacity at 2× and 4× (BENCHMARKS.md, "Overload").
+	// the network, and lets the goroutines that poll woke run first; a
+	// call admitted at once also lets the goroutines already runnable run
+	// before it returns. It is for a server whose CPU-bound handlers share
+	// few Ps (GOMAXPROCS=1) behind a small fixed limit (MinLimit =
+	// MaxLimit = the handlers that may run at once, 1 on one P). The
+	// runtime polls the network only when a P runs out of goroutines to
+	// run, or every 10 ms (sysmon) when none does; a limiter that hands
+	// each freed slot straight to a waiter keeps the P busy for good, so a
+	// new request waits in its socket buffer for that tick and then in the
+	// run queue, and a refusal takes as long as any answer. With
+	// NetworkFirst the requests that arrive while a handler runs reach
+	// Acquire before the next handler starts, and MaxQueue's bound
+	// refuses them at once. A call is then admitted at once only while no
+	// call of its priority or higher waits. A handoff costs a write to a
+	// pipe and a goroutine's wake-up, and only while calls wait. It starts
+	// a goroutine that Close stops.
+	//
+	// It does not fit every server: a handler that holds its slot while it
+	// waits on I/O holds every queued call back, and one that runs long on
+	// the CPU (a 20 ms password hash) delays the reading of new requests
+	// for as long — for such a mix prefer MaxWait. And if other work keeps
+	// the Ps busy, a handoff waits for the runtime's 10 ms poll.
+	//
+	// On the overload benchmark's stand-in with the mix (reads
+	// only, 0.4 ms each; one P; limit 1, MaxQueue 8; clients that throttle
+	// at K = 2), two runs served 98–100 % of the capacity at 2× and 95–103
+	// % at 4×, admitted p99 7.3–9.8 ms, probes 3–7 ms, and its refusals
+	// left the server 0.37–0.38 ms (p50) and 1.75–2.24 ms (p99) after the
+	// request arrived (tcpdump on the loopback), against 6.9–7.5 and
+	// 23–26 ms for MaxWait 2 ms in the same runs (BENCHMARKS.md,
+	// "Overload").
 	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.
@@ -569,9 +582,12 @@ func (l *AdaptiveLimiter) handOff() *os.File {
 func kick(w *os.File) {
 	if w != nil {
 		// An error means Close closed it: Close dispatched already.
-		_, _ = w.Write([]byte{0})
+		_, _ = w.Write(handOffByte[:])
 	}
 }
+
+// handOffByte is what kick writes (an array: no allocation per write).
+var handOffByte [1]byte
 
 // yieldTwice lets the goroutines runnable on this P run first. One
 // runtime.Gosched is not enough: every 61st turn the scheduler takes from

@@ -58,7 +58,10 @@
 // Go run-queue delay (SchedulerDelay, gated on CPU use with
 // ProcessCPUTime), or, behind a proxy that stamps each request
 // (X-Request-Start), the whole queue since the stamp (QueueDelay,
-// ParseRequestStart).
+// ParseRequestStart). On one busy P a request is read only when the
+// runtime polls the network; with AdaptiveConfig.NetworkFirst a slot
+// freed while calls wait passes on only after such a poll, so requests
+// are read, and refused if the queue is full, between two handlers.
 //
 // Configuration: every zero field means the documented default; a
 // constructor (NewPipeline, NewRetrier, NewCircuitBreaker, ...) returns an
