@@ -46,10 +46,7 @@ func handOffOrder(t *testing.T, networkFirst bool) string {
 		}
 	}()
 	// Let both park: the waiter in the queue, the reader in the poller.
-	for deadline := time.Now().Add(10 * time.Second); l.Queued() != 1; {
-		require.True(t, time.Now().Before(deadline), "the second call never queued")
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, l, 1)
 	time.Sleep(5 * time.Millisecond)
 	// No scheduling point from here to the release: the byte waits for
 	// the next network poll.
@@ -84,10 +81,7 @@ func TestAdaptiveNetworkFirstPollsBeforeHandOff(t *testing.T) {
 // While a handoff waits for the network poll, a new call of the same
 // priority does not take the free slot: it queues behind the waiting one.
 func TestAdaptiveNetworkFirstKeepsOrder(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: true})
-	require.NoError(t, err)
-	defer l.Close()
+	l := oneSlotNetworkFirst(t)
 	ctx := context.Background()
 	held, err := l.Acquire(ctx, PriorityNormal)
 	require.NoError(t, err)
@@ -100,10 +94,7 @@ func TestAdaptiveNetworkFirstKeepsOrder(t *testing.T) {
 		}
 	}
 	go acquire("first")
-	for deadline := time.Now().Add(10 * time.Second); l.Queued() != 1; {
-		require.True(t, time.Now().Before(deadline), "the first call never queued")
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, l, 1)
 	held.Release(nil)
 	// The slot is free but handed to "first" only after a poll, which
 	// needs this goroutine to give up the P.
@@ -119,10 +110,7 @@ func TestAdaptiveNetworkFirstKeepsOrder(t *testing.T) {
 // a request read (or about to be) while the slot was free reaches Acquire
 // before the admitted call's work starts, and queues behind it.
 func TestAdaptiveNetworkFirstAdmitYields(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: true})
-	require.NoError(t, err)
-	defer l.Close()
+	l := oneSlotNetworkFirst(t)
 	ctx := context.Background()
 	done := make(chan struct{})
 	go func() { // runnable, not yet run: this goroutine keeps the P
@@ -141,8 +129,7 @@ func TestAdaptiveNetworkFirstAdmitYields(t *testing.T) {
 // Close stops the handoff goroutine (goleak checks it in TestMain) and
 // hands the slot of a call still queued directly.
 func TestAdaptiveNetworkFirstClose(t *testing.T) {
-	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: true})
-	require.NoError(t, err)
+	l := oneSlotNetworkFirst(t)
 	held, err := l.Acquire(context.Background(), PriorityNormal)
 	require.NoError(t, err)
 	got := make(chan error, 1)
@@ -153,10 +140,7 @@ func TestAdaptiveNetworkFirstClose(t *testing.T) {
 		}
 		got <- err
 	}()
-	for deadline := time.Now().Add(10 * time.Second); l.Queued() != 1; {
-		require.True(t, time.Now().Before(deadline), "the call never queued")
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, l, 1)
 	require.NoError(t, l.Close())
 	require.NoError(t, l.Close(), "a second Close")
 	held.Release(nil)
@@ -166,4 +150,17 @@ func TestAdaptiveNetworkFirstClose(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the queued call never got the slot after Close")
 	}
+}
+
+// oneSlotNetworkFirst returns a limiter of one slot and a queue of four
+// with NetworkFirst, and runs the rest of the test on one P; both are
+// undone when the test ends.
+func oneSlotNetworkFirst(t *testing.T) *AdaptiveLimiter {
+	t.Helper()
+	prev := runtime.GOMAXPROCS(1)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	return l
 }
