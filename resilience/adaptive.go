@@ -129,9 +129,14 @@ type AdaptiveConfig struct {
 	// NetworkFirst the requests that arrive while a handler runs reach
 	// Acquire before the next handler starts, and MaxQueue's bound
 	// refuses them at once. A call is then admitted at once only while no
-	// call of its priority or higher waits. A handoff costs a write to a
-	// pipe and a goroutine's wake-up, and only while calls wait. It starts
-	// a goroutine that Close stops.
+	// call of its priority or higher waits. Costs: every admitted call
+	// (but critical ones) yields twice (runtime.Gosched), and a handoff
+	// while calls wait writes a byte to a pipe and wakes a goroutine. It
+	// starts that goroutine, which Close stops; if the pipe fails,
+	// handoffs go direct. It needs MaxQueue (nothing is ever handed off
+	// without a queue) and an OS whose pipes Go's network poller serves
+	// (Linux, the BSDs, macOS; elsewhere a handoff does not wait for a
+	// poll).
 	//
 	// It does not fit every server: a handler that holds its slot while it
 	// waits on I/O holds every queued call back, and one that runs long on
@@ -140,8 +145,8 @@ type AdaptiveConfig struct {
 	// the Ps busy, a handoff waits for the runtime's 10 ms poll.
 	//
 	// On the overload benchmark's stand-in with the mix (reads
-	// only, 0.4 ms each; one P; limit 1, MaxQueue 8; clients that throttle
-	// at K = 2), two runs served 98–100 % of the capacity at 2× and 95–103
+	// only, 0.4 ms each; one P; limit 1, MaxQueue 8, the stamp's queue as
+	// Delay; clients that throttle at K = 2), two runs served 98–100 % of the capacity at 2× and 95–103
 	// % at 4×, admitted p99 7.3–9.8 ms, probes 3–7 ms, and its refusals
 	// left the server 0.37–0.38 ms (p50) and 1.75–2.24 ms (p99) after the
 	// request arrived (tcpdump on the loopback), against 6.9–7.5 and
@@ -391,8 +396,11 @@ type AdaptiveLimiter struct {
 	full, timedOut, ctxCanceled, ctxDeadline [prioritySlots]*OverloadError
 
 	// NetworkFirst: a byte in the pipe asks handOffLoop to dispatch after
-	// the next network poll; handOffPending (l.mu) says one is there.
+	// the next network poll. Under l.mu: handOffOn while handoffs go
+	// through the pipe (until Close or a pipe error), handOffPending while
+	// a byte is in it.
 	handOffR, handOffW *os.File
+	handOffOn          bool
 	handOffPending     bool
 	closeOnce          sync.Once
 
@@ -484,14 +492,6 @@ func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 		}
 	}
 	l.winStart = l.clock.Now()
-	if c.NetworkFirst {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return nil, err
-		}
-		l.handOffR, l.handOffW = r, w
-		go l.handOffLoop()
-	}
 	bld := newBuilder(c.MeterProvider)
 	l.rejections = bld.counter("perfkit.resilience.adaptive.rejections", "{rejection}", "Calls refused by an adaptive limiter, by priority and reason (shed, late, full, queued).")
 	l.overLimit = bld.counter("perfkit.resilience.adaptive.overlimit", "{request}", "Critical calls admitted over an adaptive limiter's limit.")
@@ -538,7 +538,18 @@ func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 			bld.errs = append(bld.errs, err)
 		}
 	}
-	return l, bld.err()
+	if err := bld.err(); err != nil {
+		return l, err
+	}
+	if c.NetworkFirst {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		l.handOffR, l.handOffW, l.handOffOn = r, w, true
+		go l.handOffLoop()
+	}
+	return l, nil
 }
 
 // Close stops reporting the limiter's gauges to the MeterProvider and,
@@ -549,12 +560,8 @@ func (l *AdaptiveLimiter) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
 		if l.handOffW != nil {
-			l.mu.Lock()
-			w := l.handOffW
-			l.handOffW = nil // handOff dispatches directly from now on
-			l.dispatch()
-			l.mu.Unlock()
-			err = w.Close() // handOffLoop reads EOF and returns
+			l.directHandOff()
+			err = l.handOffW.Close() // handOffLoop reads EOF and returns
 		}
 		if l.reg != nil {
 			err = errors.Join(err, l.reg.Unregister())
@@ -564,26 +571,39 @@ func (l *AdaptiveLimiter) Close() error {
 }
 
 // handOff gives the slots free to queued calls: at once, or with
-// NetworkFirst after the next network poll, when it returns the pipe to
-// write a byte to once l.mu is released (kick). l.mu held.
-func (l *AdaptiveLimiter) handOff() *os.File {
-	if l.handOffW == nil {
+// NetworkFirst after the next network poll, when it reports that a byte
+// must be written to the pipe once l.mu is released (kick). l.mu held.
+func (l *AdaptiveLimiter) handOff() (kick bool) {
+	if !l.handOffOn {
 		l.dispatch()
-		return nil
+		return false
 	}
 	if l.queued == 0 || l.handOffPending {
-		return nil
+		return false
 	}
 	l.handOffPending = true
-	return l.handOffW
+	return true
 }
 
-// kick writes the byte that wakes handOffLoop at the next network poll.
-func kick(w *os.File) {
-	if w != nil {
-		// An error means Close closed it: Close dispatched already.
-		_, _ = w.Write(handOffByte[:])
+// kick writes the byte that wakes handOffLoop at the next network poll
+// when handOff asked for it. If the write fails (Close closed the pipe,
+// or anything else), handoffs go direct from then on.
+func (l *AdaptiveLimiter) kick(do bool) {
+	if !do {
+		return
 	}
+	if _, err := l.handOffW.Write(handOffByte[:]); err != nil {
+		l.directHandOff()
+	}
+}
+
+// directHandOff ends NetworkFirst's handoffs: the slots free go to queued
+// calls now, and later ones at once.
+func (l *AdaptiveLimiter) directHandOff() {
+	l.mu.Lock()
+	l.handOffOn, l.handOffPending = false, false
+	l.dispatch()
+	l.mu.Unlock()
 }
 
 // handOffByte is what kick writes (an array: no allocation per write).
@@ -606,7 +626,8 @@ func (l *AdaptiveLimiter) handOffLoop() {
 	var b [64]byte
 	for {
 		if _, err := l.handOffR.Read(b[:]); err != nil {
-			return // Close
+			l.directHandOff() // EOF after Close, or a pipe that failed
+			return
 		}
 		yieldTwice()
 		l.mu.Lock()
@@ -674,9 +695,9 @@ func (p Permit) Release(err error) {
 			l.update(now)
 		}
 	}
-	w := l.handOff()
+	k := l.handOff()
 	l.mu.Unlock()
-	kick(w)
+	l.kick(k)
 }
 
 // update closes the window (see AdaptiveLimiter for the rule). l.mu held.
@@ -778,8 +799,10 @@ func (l *AdaptiveLimiter) Acquire(ctx context.Context, p Priority) (Permit, erro
 		if l.handOffR != nil && !critical {
 			// NetworkFirst: the goroutines already runnable — requests
 			// read or about to be — reach Acquire before this call's work
-			// starts, and queue behind it or are refused.
+			// starts, and queue behind it or are refused. The call's
+			// latency starts when its work does.
 			yieldTwice()
+			now = l.clock.Now()
 		}
 		return Permit{l: l, start: now}, nil
 	}
@@ -905,7 +928,7 @@ func (l *AdaptiveLimiter) wait(ctx context.Context, i int, w *adaptiveWaiter) (P
 		rej = l.timedOut[i]
 	}
 	l.mu.Lock()
-	var kw *os.File
+	var k bool
 	if w.granted {
 		// A slot was handed over as the wait ended. A timed-out call takes
 		// it; a call whose context is done gives it back.
@@ -914,7 +937,7 @@ func (l *AdaptiveLimiter) wait(ctx context.Context, i int, w *adaptiveWaiter) (P
 			return Permit{l: l, start: l.clock.Now()}, nil
 		}
 		l.inflight--
-		kw = l.handOff()
+		k = l.handOff()
 	} else {
 		q := l.queues[i]
 		for j, x := range q {
@@ -926,7 +949,7 @@ func (l *AdaptiveLimiter) wait(ctx context.Context, i int, w *adaptiveWaiter) (P
 		l.queued--
 	}
 	l.mu.Unlock()
-	kick(kw)
+	l.kick(k)
 	l.rejections.Add(ctx, 1, l.rejectOpt[rejectQueued][i]...)
 	return Permit{}, rej
 }

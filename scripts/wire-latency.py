@@ -10,7 +10,9 @@ sent in the step's settled part (from its start + settled.after to its end).
 That is the answer time a client on another machine sees, less the
 network: it leaves out the generator's own delays (its scheduler, its
 collector) that its client-side figures include. HTTP/1.1 without
-pipelining (one request in flight per connection), as loadgen sends.
+pipelining (one request in flight per connection), as loadgen sends; a
+request whose connection closes unanswered is dropped. Answers are
+counted by when they were sent, not by when the request was due.
 """
 import json
 import struct
@@ -19,7 +21,8 @@ from collections import defaultdict
 
 
 def packets(path):
-    """Yields (time, src port, dst port, payload) of TCP/IPv4 packets."""
+    """Yields (time, src port, dst port, TCP flags, payload) of TCP/IPv4
+    packets that carry a payload or open or close a connection."""
     with open(path, "rb") as f:
         head = f.read(24)
         magic = struct.unpack("<I", head[:4])[0]
@@ -51,9 +54,11 @@ def packets(path):
             sport, dport = struct.unpack(">HH", tcp[:4])
             off = (tcp[12] >> 4) * 4
             size = total - ihl - off  # the payload's length, even if cut
-            if size <= 0:
+            flags = tcp[13]
+            if size <= 0 and not flags & 7:  # a bare ACK
                 continue
-            yield sec + frac / (1e9 if nano else 1e6), sport, dport, tcp[off:]
+            payload = tcp[off:] if size > 0 else b""
+            yield sec + frac / (1e9 if nano else 1e6), sport, dport, flags, payload
 
 
 def quantile(v, q):
@@ -74,7 +79,12 @@ def main():
     if not steps:
         sys.exit("wire-latency: the report's steps carry no start time")
     sent = {}  # client port -> time of the request's first packet
-    for t, sport, dport, payload in packets(path):
+    for t, sport, dport, flags, payload in packets(path):
+        client = dport if sport == port else sport
+        if flags & 7:  # FIN, SYN or RST: a request left unanswered ends here
+            sent.pop(client, None)
+        if not payload:
+            continue
         if dport == port:
             sent.setdefault(sport, t)
         elif sport == port and dport in sent:

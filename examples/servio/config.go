@@ -82,15 +82,16 @@ type Config struct {
 	// times for high (resilience.AdaptiveConfig.MaxWait;
 	// -adaptive-max-wait, ADAPTIVE_MAX_WAIT; default 0, off).
 	AdaptiveMaxWait time.Duration
-	// AdaptiveNetworkFirst, when positive, runs at most that many
-	// requests at once (the limit fixed there), queues up to eight times
+	// AdaptiveNetworkFirst, when positive, fixes the adaptive limit at
+	// that many requests (each priority's share of it applies: low 50 %,
+	// normal 75 %, high 90 %, at least one each), queues up to eight times
 	// as many more and refuses the rest at once, and passes each freed
 	// slot on only after the Go runtime has polled the network
 	// (resilience.AdaptiveConfig.NetworkFirst), so a request that arrives
 	// while the core is busy is read, and refused or queued, before the
 	// next handler starts (-adaptive-network-first,
 	// ADAPTIVE_NETWORK_FIRST; default 0, off). For CPU-bound handlers on
-	// SQLite: one per core. Every route but the probes counts, the
+	// SQLite on one core: 1. Every route but the probes counts, the
 	// assistant's model call and the export included, so a slot held
 	// waiting on I/O holds the others back.
 	AdaptiveNetworkFirst int
@@ -186,7 +187,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.DurationVar(&c.AdaptiveMaxWait, "adaptive-max-wait", envDur("ADAPTIVE_MAX_WAIT", 0),
 		"with -adaptive-queue-header: while shedding, refuse a request that waited longer than this since its stamp (low priority; normal 2×, high 4×), e.g. 2ms; 0: off, the default (env ADAPTIVE_MAX_WAIT)")
 	fs.IntVar(&c.AdaptiveNetworkFirst, "adaptive-network-first", int(envInt("ADAPTIVE_NETWORK_FIRST", 0)),
-		"run at most this many requests at once, queue 8× as many, refuse the rest at once, and pass a freed slot on only after the runtime polled the network (CPU-bound handlers on SQLite: 1 per core); 0: off, the default (env ADAPTIVE_NETWORK_FIRST)")
+		"fix the adaptive limit at this many requests (priority shares apply: normal 75 %, at least 1), queue 8× as many, refuse the rest at once, and pass a freed slot on only after the runtime polled the network (CPU-bound handlers on SQLite, one core: 1); 0: off, the default (env ADAPTIVE_NETWORK_FIRST)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")

@@ -162,3 +162,16 @@ func (a *testApp) doJSON(method, path, body string, want int, out any) {
 
 // jsonUnmarshal decodes s into v.
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// statusOf sends req with the default client and returns the answer's
+// status once its body is drained, or 0 if the request failed. It calls
+// no require, so it is safe off the test's goroutine.
+func statusOf(req *http.Request) int {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -262,10 +262,11 @@ func stampedGet(t *testing.T, url string, ago time.Duration) int {
 	return resp.StatusCode
 }
 
-// TestOverloadNetworkFirst: with -adaptive-network-first 1 one request
-// runs at a time and eight queue; the next read is refused at once (503,
-// servio's body), a probe still passes, and once the running request ends
-// the queued ones are all served, in turn.
+// TestOverloadNetworkFirst: servio's wiring of -adaptive-network-first 1
+// (resilience's tests cover the handoff itself): one request runs at a
+// time and eight queue; the next read is refused at once (503, servio's
+// body), a probe still passes, and once the running request ends the
+// queued ones are all served.
 func TestOverloadNetworkFirst(t *testing.T) {
 	t.Parallel()
 	none := func(string) string { return "" }
@@ -289,8 +290,8 @@ func TestOverloadNetworkFirst(t *testing.T) {
 	statuses := make(chan int, 8)
 	for range 8 {
 		go func() {
-			status, _ := a.do("GET", "/restaurants/1/menu", "")
-			statuses <- status
+			req, _ := http.NewRequest("GET", a.URL+"/restaurants/1/menu", nil)
+			statuses <- statusOf(req)
 		}()
 	}
 	require.Eventually(t, func() bool { return a.overload.Queued() == 8 }, 10*time.Second, time.Millisecond, "eight reads queue")
