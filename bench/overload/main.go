@@ -116,7 +116,7 @@ func run() error {
 	networkFirst := flag.Bool("network-first", false, "perfkit: AdaptiveConfig.NetworkFirst (servio's -adaptive-network-first): a freed slot passes to a queued call only after the runtime polled the network; with a small limit (-min-limit 1 -max-limit 1)")
 	maxQueue := flag.Int("max-queue", 64, "perfkit: MaxQueue (servio's)")
 	queueTimeout := flag.Duration("queue-timeout", 20*time.Millisecond, "perfkit: QueueTimeout (servio's)")
-	delayTarget := flag.Duration("delay-target", 2*time.Millisecond, "perfkit: DelayTarget (servio's -adaptive-delay-target)")
+	delayTarget := flag.Duration("delay-target", 2*time.Millisecond, "perfkit: DelayTarget (servio's -adaptive-delay-target); 0: no Delay signal, as servio's default (the concurrency limit and its queue alone shed)")
 	scale := flag.Float64("cost-scale", 1, "multiplies every route's CPU cost")
 	queueHeader := flag.String("queue-header", "", "perfkit: the request-start header (X-Request-Start) whose standing queue (resilience.QueueDelay) is the Delay; empty: the run-queue delay (resilience.SchedulerDelay)")
 	cpuGate := flag.Bool("cpu-gate", true, "perfkit: gate the Delay on the process's CPU use (AdaptiveConfig.CPUTime); off by default with -queue-header, as servio")
@@ -171,6 +171,12 @@ func run() error {
 		}
 		if *cpuGate {
 			cfg.CPUTime = resilience.ProcessCPUTime()
+		}
+		if *delayTarget == 0 {
+			if *queueHeader != "" {
+				return errors.New("-queue-header needs a -delay-target: the queue since the stamp is the delay held under it")
+			}
+			cfg.Delay, cfg.CPUTime = nil, nil
 		}
 		l, err := resilience.NewAdaptiveLimiter(cfg)
 		if err != nil {
