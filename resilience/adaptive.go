@@ -145,13 +145,14 @@ type AdaptiveConfig struct {
 	// the Ps busy, a handoff waits for the runtime's 10 ms poll.
 	//
 	// On the overload benchmark's stand-in with the mix (reads
-	// only, 0.4 ms each; one P; limit 1, MaxQueue 8, the stamp's queue as
-	// Delay; clients that throttle at K = 2), two runs served 98–100 % of the capacity at 2× and 95–103
-	// % at 4×, admitted p99 7.3–9.8 ms, probes 3–7 ms, and its refusals
-	// left the server 0.37–0.38 ms (p50) and 1.75–2.24 ms (p99) after the
-	// request arrived (tcpdump on the loopback), against 6.9–7.5 and
-	// 23–26 ms for MaxWait 2 ms in the same runs (BENCHMARKS.md,
-	// "Overload").
+	// only, 0.4 ms each; one P; limit 1, MaxQueue 8; clients that throttle
+	// at K = 2), in three runs it served 98 / 103 %, 100 / 95 % and 75 /
+	// 89 % of the capacity at 2× / 4× (the last against a capacity found
+	// 11 % higher, where MaxWait served 77 / 77 %), admitted p99 7–10 ms,
+	// probes 1.7–11 ms, and its refusals left the server 0.36–0.45 ms (p50)
+	// and 1.75–4.35 ms (p99) after the request arrived (tcpdump on the
+	// loopback), against 6.9–7.6 and 23–28 ms for MaxWait 2 ms in the same
+	// runs (BENCHMARKS.md, "Overload").
 	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.
