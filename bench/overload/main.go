@@ -49,7 +49,8 @@
 // handler end and the handler (its limiter queue included).
 //
 // -network-first, with -min-limit 1 -max-limit 1 -max-queue N
-// -queue-timeout 0 (scripts/bench-overload's "nf" run), runs one request
+// -queue-timeout 0 -delay-target 0 (scripts/bench-overload's "nf" run:
+// no delay signal, as servio's -adaptive-network-first alone), runs one request
 // at a time, queues N and refuses the rest at once, and passes each freed
 // slot on only after the Go runtime has polled the network
 // (AdaptiveConfig.NetworkFirst, servio's -adaptive-network-first): on one
@@ -112,7 +113,7 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:18090", "listen address")
 	mode := flag.String("admission", "off", "off, perfkit, failsafe or refuse")
 	minLimit := flag.Int("min-limit", 100, "perfkit: MinLimit (servio's -adaptive-min-limit)")
-	maxLimit := flag.Int("max-limit", 0, "perfkit: MaxLimit (servio's -adaptive-max-limit); 0: the limiter's default")
+	maxLimit := flag.Int("max-limit", 0, "perfkit: MaxLimit (servio's -adaptive-network-first N sets MinLimit = MaxLimit = N); 0: the limiter's default")
 	networkFirst := flag.Bool("network-first", false, "perfkit: AdaptiveConfig.NetworkFirst (servio's -adaptive-network-first): a freed slot passes to a queued call only after the runtime polled the network; with a small limit (-min-limit 1 -max-limit 1)")
 	maxQueue := flag.Int("max-queue", 64, "perfkit: MaxQueue (servio's)")
 	queueTimeout := flag.Duration("queue-timeout", 20*time.Millisecond, "perfkit: QueueTimeout (servio's)")
