@@ -22,7 +22,9 @@
 // and with perfkit's limiter with the same generator (loadgen overload),
 // which shows how close the stand-in is to the real thing.
 //
-// The handlers burn CPU (SHA-256 rounds calibrated at start) for about as
+// The handlers burn CPU (SHA-256 rounds calibrated at start, or
+// -rounds-per-ms from a -calibrate run, so that every server of a
+// comparison does the same work per request) for about as
 // long as servio spends on the route — measured with loadgen at 300 req/s
 // and servio's CPU time from /proc (utime+stime ÷ requests, GOMAXPROCS=1):
 // 0.36 ms a request for reads alone, 0.95 ms for an order write, 20 ms for
@@ -83,6 +85,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -125,8 +128,15 @@ func run() error {
 	queueLog := flag.Bool("queue-log", false, "with -queue-header: print each second the readings' average min, mean and max wait and, for admitted requests, the p50 and p99 from stamp to handler end and of the handler (its limiter queue included)")
 	maxWait := flag.Duration("max-wait", 0, "perfkit with -queue-header: AdaptiveConfig.MaxWait (servio's -adaptive-max-wait): while the limiter sheds, refuse a call that arrived longer ago than this (low; normal 2×, high 4×)")
 	workSlots := flag.Int("work-slots", 0, "experiment: at most N admitted handlers run at once (a FIFO semaphore after the limiter; critical exempt); with -queue-header the Delay is then the wait from the stamp to a slot. Run with GOMAXPROCS above the cores so that a P is free to read and refuse")
+	roundsPerMS := flag.Float64("rounds-per-ms", 0, "the CPU burn's SHA-256 rounds per ms (what -calibrate prints); 0: calibrate at start. Give every server of a comparison the same value: calibrations at start differ by a few percent, and so would the work per request")
+	calibrate := flag.Bool("calibrate", false, "print the CPU burn's SHA-256 rounds per ms on this core and exit")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (until SIGTERM) to this file")
 	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
+	if *calibrate {
+		fmt.Printf("%.0f\n", newBurner().perMS)
+		return nil
+	}
 	if *queueHeader != "" && !flagSet("cpu-gate") {
 		*cpuGate = false
 	}
@@ -138,6 +148,17 @@ func run() error {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	defer stop()
 	var (
 		admit admission
@@ -238,7 +259,13 @@ func run() error {
 		slotQ = &queue.min
 		queue.arrival = true
 	}
-	b := newBurner()
+	if *roundsPerMS < 0 {
+		return fmt.Errorf("-rounds-per-ms %v: want 0 (calibrate) or more", *roundsPerMS)
+	}
+	b := &burner{perMS: *roundsPerMS}
+	if b.perMS == 0 {
+		b = newBurner()
+	}
 	exempt := ""
 	if *mode == "refuse" {
 		exempt = "POST /auth/login"
@@ -552,21 +579,22 @@ func (h *hist) quantiles() string {
 	return fmt.Sprintf("p50 %.2f p99 %.2f ms", p50, p99)
 }
 
-// burner spends CPU: SHA-256 rounds, calibrated at start.
+// burner spends CPU: SHA-256 rounds, perMS of them per millisecond.
 type burner struct{ perMS float64 }
 
+// newBurner calibrates a burner on the calling goroutine's core.
 func newBurner() *burner {
-	b := &burner{}
-	// The fastest of several timed batches: other processes on the core
-	// only ever make a batch slower.
+	// The fastest of the batches timed over 200 ms: other processes on
+	// the core only ever make a batch slower, and 200 ms outlasts a short
+	// dip (20 batches, 3 ms, once read 18 % low right after a server on
+	// the core stopped, 5 Dec 2026).
 	best := time.Duration(1 << 62)
-	for range 20 {
+	for start := time.Now(); time.Since(start) < 200*time.Millisecond; {
 		t0 := time.Now()
 		rounds(2000)
 		best = min(best, time.Since(t0))
 	}
-	b.perMS = 2000 / (float64(best) / float64(time.Millisecond))
-	return b
+	return &burner{perMS: 2000 / (float64(best) / float64(time.Millisecond))}
 }
 
 func (b *burner) burn(d time.Duration) {
