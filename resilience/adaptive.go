@@ -146,13 +146,14 @@ type AdaptiveConfig struct {
 	//
 	// On the overload benchmark's stand-in with the mix (reads
 	// only, 0.4 ms each; one P; limit 1, MaxQueue 8; clients that throttle
-	// at K = 2), in three runs it served 98 / 103 %, 100 / 95 % and 75 /
-	// 89 % of the capacity at 2× / 4× (the last against a capacity found
-	// 11 % higher, where MaxWait served 77 / 77 %), admitted p99 7–10 ms,
-	// probes 1.7–11 ms, and its refusals left the server 0.36–0.45 ms (p50)
-	// and 1.75–4.35 ms (p99) after the request arrived (tcpdump on the
-	// loopback), against 6.9–7.6 and 23–28 ms for MaxWait 2 ms in the same
-	// runs (BENCHMARKS.md, "Overload").
+	// at K = 2), in eight runs it served 75–119 % of the capacity at 2×
+	// and 81–118 % at 4× (medians 97.5 / 92 %; the capacity each run found
+	// moved by ±20 %), admitted p99 at most 3.5× the unloaded p99, probes
+	// at most 22 ms, and its refusals left the server 0.31–0.47 ms (p50)
+	// and 1.4–4.4 ms (p99) after the request arrived (tcpdump on the
+	// loopback; a server that only refuses: p99 0.8–2.8 ms), against
+	// about 7 and 23–29 ms for MaxWait 2 ms in the same runs
+	// (BENCHMARKS.md, "Overload").
 	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.
