@@ -148,8 +148,9 @@ type AdaptiveConfig struct {
 	// only, 0.4 ms each; one P; limit 1, MaxQueue 8; clients that throttle
 	// at K = 2), in eight runs it served 75–119 % of the capacity at 2×
 	// and 81–118 % at 4× (medians 97.5 / 92 %; the capacity each run found
-	// moved by ±20 %), admitted p99 at most 3.5× the unloaded p99, probes
-	// at most 22 ms, and its refusals left the server 0.31–0.47 ms (p50)
+	// moved by ±20 %), admitted p99 7–11 ms (at most 3.5× its own
+	// unloaded p99), probes at most 22 ms, and at 2× and 4× its refusals
+	// left the server 0.31–0.47 ms (p50)
 	// and 1.4–4.4 ms (p99) after the request arrived (tcpdump on the
 	// loopback; a server that only refuses: p99 0.8–2.8 ms), against
 	// about 7 and 23–29 ms for MaxWait 2 ms in the same runs

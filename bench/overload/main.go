@@ -81,6 +81,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -139,6 +140,9 @@ func run() error {
 	}
 	if *queueHeader != "" && !flagSet("cpu-gate") {
 		*cpuGate = false
+	}
+	if !(*roundsPerMS >= 0) || math.IsInf(*roundsPerMS, 0) {
+		return fmt.Errorf("-rounds-per-ms %v: want 0 (calibrate) or a finite rate above 0", *roundsPerMS)
 	}
 	if *maxRise < 0 || *maxRise > 1 {
 		return fmt.Errorf("-delay-max-rise %v: want 0 (the default) or a level in (0, 1]", *maxRise)
@@ -258,9 +262,6 @@ func run() error {
 		slots = make(chan struct{}, *workSlots)
 		slotQ = &queue.min
 		queue.arrival = true
-	}
-	if *roundsPerMS < 0 {
-		return fmt.Errorf("-rounds-per-ms %v: want 0 (calibrate) or more", *roundsPerMS)
 	}
 	b := &burner{perMS: *roundsPerMS}
 	if b.perMS == 0 {
