@@ -410,9 +410,49 @@ func TestFindCapacityBySaturation(t *testing.T) {
 		assert.GreaterOrEqual(t, got, lowest, "%+v: close below saturation", c)
 		assert.Len(t, trials, len(f.rates))
 		assert.Len(t, lines, len(f.rates), "one line per trial")
-		assert.LessOrEqual(t, len(trials), capacityMaxRaises+1+capacityBisections)
+		assert.LessOrEqual(t, len(trials), 2*(capacityMaxRaises+1+capacityBisections))
 		t.Logf("%+v: capacity %.0f after %d trials %v", c, got, len(trials), f.rates)
 	}
+}
+
+// TestFindCapacityConfirmsSaturation: one saturated trial near the knee
+// does not end the search; a rate counts as saturated when a second trial
+// agrees, and each saturated rate is tried twice.
+func TestFindCapacityConfirmsSaturation(t *testing.T) {
+	t.Parallel()
+	f := &fakeServer{capacity: 6000, withCPU: true}
+	fluked := false
+	var lines []string
+	got, trials := findCapacity(1000, func(rate float64) (stepResult, bool) {
+		s, ok := f.trial(rate)
+		if rate == 3375 && !fluked { // 56 % of a core; one trial reads it full
+			fluked = true
+			s.ServerCPUShare = capacityMaxCPU
+		}
+		return s, ok
+	}, func(l string) { lines = append(lines, l) })
+	assert.True(t, fluked)
+	assert.Greater(t, got, 3375.0, "a lone saturated trial does not end the search")
+	assert.LessOrEqual(t, got, capacityMaxCPU*f.capacity)
+	rate := func(l string) string { return strings.Fields(strings.TrimPrefix(l, "again: "))[1] }
+	for i, l := range lines {
+		first := !strings.HasPrefix(l, "again: ")
+		if first && strings.Contains(l, "→ saturated") {
+			if assert.Less(t, i+1, len(lines), "a saturated trial is tried again") {
+				assert.True(t, strings.HasPrefix(lines[i+1], "again: "), "a saturated trial is tried again: %q", lines[i+1])
+				assert.Equal(t, rate(l), rate(lines[i+1]), "at the same rate")
+			}
+		}
+		if !first {
+			assert.Contains(t, lines[i-1], "→ saturated", "only a saturated trial is tried again")
+		}
+	}
+	assert.Equal(t, 2, strings.Count(strings.Join(lines, "\n"), "trial 3375 req/s"), "3375 tried twice")
+	assert.Len(t, trials, len(lines))
+
+	// The search without the fluke reaches the same rate.
+	want, _ := findCapacity(1000, (&fakeServer{capacity: 6000, withCPU: true}).trial, func(string) {})
+	assert.Equal(t, want, got)
 }
 
 func TestFindCapacityBounded(t *testing.T) {
