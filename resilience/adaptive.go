@@ -152,7 +152,7 @@ type AdaptiveConfig struct {
 	// unloaded p99), probes at most 22 ms, and at 2× and 4× its refusals
 	// left the server 0.31–0.47 ms (p50) and 1.3–4.4 ms (p99) after the
 	// request arrived (tcpdump on the loopback; a server that only
-	// refuses: p99 0.7–2.8 ms), against about 7 and 23–31 ms for MaxWait
+	// refuses: p99 0.7–2.8 ms), against about 7 and 23–30 ms for MaxWait
 	// 2 ms in the same runs (BENCHMARKS.md, "Overload").
 	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system

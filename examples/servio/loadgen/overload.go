@@ -460,12 +460,15 @@ func saturation(s stepResult) string {
 // capacityBisections times between the last unsaturated rate and the
 // first saturated one. A rate counts as saturated only when a second
 // trial at it is saturated too: one trial near the knee (its server CPU
-// at the 95 % bound, or a pause) otherwise ended the search a grid step
-// or more low (5 Dec 2026: 2,109 req/s saturated at 95 % of a core,
-// capacity 2,004; the same search after the runs found 2,320, with 2,109
-// at 87 %). It returns the highest unsaturated rate tried (0 when even
-// the lowest was saturated) and every trial, and passes log one line per
-// trial (rate, goodput, CPU, verdict). At most
+// at the 95 % bound, or a pause) otherwise ended the search well below
+// (5 Dec 2026: 2,109 req/s saturated at 95 % of a core, capacity 2,004;
+// the same search after the runs found 2,320, with 2,109 at 87 %). The
+// rule is one-sided — a trial below saturation is taken at once — so a
+// rate near the knee now counts as saturated less often, and the search
+// leans high by at most a bisection step. It returns the highest rate
+// tried that was not found saturated (0 when even the lowest was) and
+// every trial, and passes log one line per trial (rate, goodput, CPU,
+// verdict). At most
 // 2·(capacityMaxRaises+1+capacityBisections) trials; trial returns false
 // to end the search early (interrupted).
 func findCapacity(start float64, trial func(rate float64) (stepResult, bool), log func(string)) (float64, []stepResult) {
@@ -527,7 +530,8 @@ func findCapacity(start float64, trial func(rate float64) (stepResult, bool), lo
 }
 
 // searchCapacity finds the capacity by saturation (findCapacity), one
-// trial of -trial-duration per rate after a cooldown, and prints each
+// trial of -trial-duration per rate (two when the first is saturated),
+// each after a cooldown, and prints each
 // trial's line to stderr.
 func (e *engine) searchCapacity(ctx context.Context, o *overloadOptions, stderr io.Writer) (float64, []stepResult) {
 	return findCapacity(o.searchStart, func(rate float64) (stepResult, bool) {

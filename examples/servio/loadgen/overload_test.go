@@ -453,6 +453,22 @@ func TestFindCapacityConfirmsSaturation(t *testing.T) {
 	// The search without the fluke reaches the same rate.
 	want, _ := findCapacity(1000, (&fakeServer{capacity: 6000, withCPU: true}).trial, func(string) {})
 	assert.Equal(t, want, got)
+
+	// Interrupted during the second trial: the search keeps the last rate
+	// not found saturated, and the interrupted trial is not counted.
+	f = &fakeServer{capacity: 6000, withCPU: true}
+	got, trials = findCapacity(1000, func(rate float64) (stepResult, bool) {
+		if len(f.rates) == 4 { // the fifth call: 3375 again
+			return stepResult{}, false
+		}
+		s, ok := f.trial(rate)
+		if rate == 3375 {
+			s.ServerCPUShare = capacityMaxCPU
+		}
+		return s, ok
+	}, func(string) {})
+	assert.Equal(t, 2250.0, got)
+	assert.Len(t, trials, 4)
 }
 
 func TestFindCapacityBounded(t *testing.T) {
