@@ -583,7 +583,8 @@ func (h *hist) quantiles() string {
 // burner spends CPU: SHA-256 rounds, perMS of them per millisecond.
 type burner struct{ perMS float64 }
 
-// newBurner calibrates a burner on the calling goroutine's core.
+// newBurner calibrates a burner on the CPU the process runs on (the
+// scripts pin it with taskset).
 func newBurner() *burner {
 	// The fastest of the batches timed over 200 ms: other processes on
 	// the core only ever make a batch slower, and 200 ms outlasts a short
