@@ -546,6 +546,7 @@ func NewAdaptiveLimiter(c AdaptiveConfig) (*AdaptiveLimiter, error) {
 	if c.NetworkFirst {
 		r, w, err := os.Pipe()
 		if err != nil {
+			_ = l.Close() // the gauges registered above
 			return nil, err
 		}
 		l.handOffR, l.handOffW, l.handOffOn = r, w, true

@@ -49,8 +49,9 @@ import (
 //
 // With -adaptive-network-first N the limit is N (the adaptive limit and
 // -adaptive-min-limit do not apply; each priority's share of it does, at
-// least one request), N×8 requests queue and the rest are refused at once, and a slot freed while requests wait passes on only
-// after the Go runtime has polled the network
+// least one request), N×8 requests queue and the rest are refused at
+// once, and a slot freed while requests wait passes on only after the Go
+// runtime has polled the network
 // (resilience.AdaptiveConfig.NetworkFirst): on a busy core a new request
 // is then read between two handlers, not after the runtime's next 10 ms
 // poll, so its refusal is fast too.
