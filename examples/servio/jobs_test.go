@@ -193,6 +193,7 @@ func TestJobsExactlyOnceThroughFaults(t *testing.T) {
 			t.Parallel()
 			cfg := jobsConfig(t, dialect)
 			cfg.JobMaxAttempts = 5 // more than the 4 failures, so only a wrong snooze could discard a job
+			const failures = 4     // the sends that fail without a Retry-After: the only ones that use an attempt
 			opts := jobsOptions()
 			opts.jobs.smsPolicy = func(p *resilience.PipelineConfig) {
 				// Open for 1 s: the failed jobs' retries (50–200 ms later)
@@ -210,10 +211,17 @@ func TestJobsExactlyOnceThroughFaults(t *testing.T) {
 				}
 				require.Eventually(t, func() bool { return states(riverJobs(t, a.db, a.st.Dialect()))["completed"] == len(want) }, jobWait, 10*time.Millisecond,
 					"all confirmations completed; jobs %+v", riverJobs(t, a.db, a.st.Dialect()))
+				// One job may take all 4 failures (the breaker's half-open
+				// probe can be the same job each time) and succeed on its
+				// 5th attempt; a snooze that used an attempt would push the
+				// attempts past the failures.
+				used := 0
 				for _, j := range riverJobs(t, a.db, a.st.Dialect()) {
 					snoozed += j.snoozes
-					assert.Less(t, j.attempt, int64(cfg.JobMaxAttempts), "job of order %d used %d attempts", j.orderID, j.attempt)
+					used += int(j.attempt) - 1
+					assert.LessOrEqual(t, j.attempt, int64(cfg.JobMaxAttempts), "job of order %d used %d attempts", j.orderID, j.attempt)
 				}
+				assert.LessOrEqual(t, used, failures, "attempts beyond the first only for the failed sends; snoozes use none")
 				return snoozed
 			}
 
