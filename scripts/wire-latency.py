@@ -5,7 +5,8 @@ Reads a capture of loopback traffic to PORT (tcpdump -i lo -w PCAP 'tcp
 port PORT', IPv4, Ethernet or Linux "cooked" framing) and, for each step of
 loadgen's JSON report that carries its start time, prints the time from a
 request's first payload packet to the first payload packet of its answer,
-by status (503: the server's refusals), for the requests whose answers were
+by status (503: the server's refusals) — quantiles and the share
+answered in under 1 ms — for the requests whose answers were
 sent in the step's settled part (from its start + settled.after to its end).
 That is the answer time a client on another machine sees, less the
 network: it leaves out the generator's own delays (its scheduler, its
@@ -93,13 +94,15 @@ def main():
             for _, lo, hi, by in steps:
                 if lo <= t < hi:
                     by[status].append(t - t0)
-    print("| step | status | answers | p50 | p90 | p99 | max |")
-    print("|---|---|---|---|---|---|---|")
+    print("| step | status | answers | p50 | p90 | p95 | p99 | max | under 1 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, _, _, by in steps:
         for status in sorted(by):
             v = sorted(by[status])
-            print("| %s | %s | %d | %.3f ms | %.3f ms | %.3f ms | %.3f ms |" % (
-                name, status, len(v), quantile(v, .5) * 1e3, quantile(v, .9) * 1e3, quantile(v, .99) * 1e3, v[-1] * 1e3))
+            under = sum(1 for d in v if d < 1e-3)
+            print("| %s | %s | %d | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %.2f %% |" % (
+                name, status, len(v), quantile(v, .5) * 1e3, quantile(v, .9) * 1e3, quantile(v, .95) * 1e3,
+                quantile(v, .99) * 1e3, v[-1] * 1e3, 100 * under / len(v)))
 
 
 if __name__ == "__main__":

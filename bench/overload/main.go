@@ -131,11 +131,16 @@ func run() error {
 	workSlots := flag.Int("work-slots", 0, "experiment: at most N admitted handlers run at once (a FIFO semaphore after the limiter; critical exempt); with -queue-header the Delay is then the wait from the stamp to a slot. Run with GOMAXPROCS above the cores so that a P is free to read and refuse")
 	roundsPerMS := flag.Float64("rounds-per-ms", 0, "the CPU burn's SHA-256 rounds per ms (what -calibrate prints); 0: calibrate at start. Give every server of a comparison the same value: calibrations at start differ by a few percent, and so would the work per request")
 	calibrate := flag.Bool("calibrate", false, "print the CPU burn's SHA-256 rounds per ms on this core and exit")
+	stallsFor := flag.Duration("stalls", 0, "spin for this long on this core, print how often the core stopped (gaps over 50 µs between two clock readings) and exit: the machine's own stalls, which no server on the core can answer faster than")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (until SIGTERM) to this file")
 	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
 	if *calibrate {
 		fmt.Printf("%.0f\n", newBurner().perMS)
+		return nil
+	}
+	if *stallsFor > 0 {
+		fmt.Println(measureStalls(*stallsFor))
 		return nil
 	}
 	if *queueHeader != "" && !flagSet("cpu-gate") {
@@ -609,4 +614,51 @@ func rounds(n int) {
 		h = sha256.Sum256(h[:])
 	}
 	runtime.KeepAlive(h)
+}
+
+// measureStalls spins for d reading the clock and reports the gaps
+// between two readings over 50 µs: time the core ran something else (the
+// hypervisor, an interrupt, another thread of this process such as the
+// runtime's sysmon). A request that arrives in such a gap, or whose
+// answer spans one, waits for it on any server pinned to the core, so
+// the share of time in gaps of 0.5 ms and more is a floor under a
+// latency's tail there.
+func measureStalls(d time.Duration) string {
+	const least = 50 * time.Microsecond
+	bounds := []time.Duration{100 * time.Microsecond, 500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond}
+	var n, lost [5]int64 // per bucket: < 0.1 ms, < 0.5 ms, < 1 ms, < 2 ms, more
+	var longest time.Duration
+	start := time.Now()
+	last := start
+	for last.Sub(start) < d {
+		now := time.Now()
+		if g := now.Sub(last); g > least {
+			b := 0
+			for b < len(bounds) && g >= bounds[b] {
+				b++
+			}
+			n[b]++
+			lost[b] += int64(g)
+			longest = max(longest, g)
+		}
+		last = now
+	}
+	total := float64(last.Sub(start))
+	pct := func(from int) float64 {
+		var s int64
+		for _, l := range lost[from:] {
+			s += l
+		}
+		return 100 * float64(s) / total
+	}
+	count := func(from int) (c int64) {
+		for _, x := range n[from:] {
+			c += x
+		}
+		return c
+	}
+	secs := total / float64(time.Second)
+	return fmt.Sprintf("%.0f s: stalls ≥ 0.5 ms %.1f/s (%.2f %% of the time), ≥ 1 ms %.1f/s (%.2f %%), ≥ 2 ms %.1f/s (%.2f %%); 50 µs–0.5 ms %.0f/s (%.2f %%); longest %.2f ms",
+		secs, float64(count(2))/secs, pct(2), float64(count(3))/secs, pct(3), float64(count(4))/secs, pct(4),
+		float64(n[0]+n[1])/secs, 100*float64(lost[0]+lost[1])/total, float64(longest)/float64(time.Millisecond))
 }
