@@ -81,6 +81,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -132,6 +133,7 @@ func run() error {
 	roundsPerMS := flag.Float64("rounds-per-ms", 0, "the CPU burn's SHA-256 rounds per ms (what -calibrate prints); 0: calibrate at start. Give every server of a comparison the same value: calibrations at start differ by a few percent, and so would the work per request")
 	calibrate := flag.Bool("calibrate", false, "print the CPU burn's SHA-256 rounds per ms on this core and exit")
 	stallsFor := flag.Duration("stalls", 0, "spin for this long on this core, print how often the core stopped (gaps over 50 µs between two clock readings) and exit: the machine's own stalls, which no server on the core can answer faster than")
+	burnLog := flag.String("burn-log", "", "append to this file every 250 ms the time (Unix ns), the SHA-256 rounds burned so far and the wall time spent burning them (ns): the core's speed while the handlers ran, which a slower core (the hypervisor's other guests) lowers")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (until SIGTERM) to this file")
 	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
@@ -271,6 +273,14 @@ func run() error {
 	b := &burner{perMS: *roundsPerMS}
 	if b.perMS == 0 {
 		b = newBurner()
+	}
+	if *burnLog != "" {
+		f, err := os.OpenFile(*burnLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		go b.log(ctx, f)
 	}
 	exempt := ""
 	if *mode == "refuse" {
@@ -585,8 +595,16 @@ func (h *hist) quantiles() string {
 	return fmt.Sprintf("p50 %.2f p99 %.2f ms", p50, p99)
 }
 
-// burner spends CPU: SHA-256 rounds, perMS of them per millisecond.
-type burner struct{ perMS float64 }
+// burner spends CPU: SHA-256 rounds, perMS of them per millisecond. It
+// counts the rounds burned and the wall time they took: a burn is never
+// preempted by another goroutine (no call in it yields, and it is far
+// shorter than the runtime's 10 ms preemption), so rounds per ms of that
+// time is the speed the core gave the handlers, less whatever took the
+// core from this thread meanwhile (the hypervisor, interrupts).
+type burner struct {
+	perMS        float64
+	done, wallNS atomic.Int64
+}
 
 // newBurner calibrates a burner on the CPU the process runs on (the
 // scripts pin it with taskset).
@@ -605,7 +623,25 @@ func newBurner() *burner {
 }
 
 func (b *burner) burn(d time.Duration) {
-	rounds(int(b.perMS * float64(d) / float64(time.Millisecond)))
+	n := int(b.perMS * float64(d) / float64(time.Millisecond))
+	t0 := time.Now()
+	rounds(n)
+	b.wallNS.Add(int64(time.Since(t0)))
+	b.done.Add(int64(n))
+}
+
+// log writes the counters to w every 250 ms until ctx is done (-burn-log).
+func (b *burner) log(ctx context.Context, w io.Writer) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			fmt.Fprintf(w, "%d %d %d\n", now.UnixNano(), b.done.Load(), b.wallNS.Load())
+		}
+	}
 }
 
 func rounds(n int) {
