@@ -146,14 +146,15 @@ type AdaptiveConfig struct {
 	//
 	// On the overload benchmark's stand-in with the mix (reads
 	// only, 0.4 ms each; one P; limit 1, MaxQueue 8; clients that throttle
-	// at K = 2), in eleven runs it served 75–119 % of the capacity at 2×
-	// and 81–118 % at 4× (medians 98 / 95 %; the capacity each run found
-	// moved by ±20 %), admitted p99 7–11 ms (at most 3.9× its own
-	// unloaded p99), probes at most 22 ms, and at 2× and 4× its refusals
-	// left the server 0.31–0.47 ms (p50) and 1.3–4.4 ms (p99) after the
-	// request arrived (tcpdump on the loopback; a server that only
-	// refuses: p99 0.2–2.8 ms), against about 7 and 22–30 ms for MaxWait
-	// 2 ms in the same runs (BENCHMARKS.md, "Overload").
+	// at K = 2), in nineteen runs it served 75–119 % of the capacity at
+	// 2× and 78–118 % at 4× (medians 98 / 93 %; the capacity each run
+	// found moved by ±20 %), admitted p99 7–23 ms (at most 4.2× its own
+	// unloaded p99), probes at most 32 ms, and at 2× and 4× its refusals
+	// left the server 0.31–0.49 ms (p50) and 1.3–5.9 ms (p99) after the
+	// request arrived (tcpdump on the loopback; in the last eight runs
+	// 92–98 % of them under 1 ms, where a server that only refuses
+	// answered 94–99 % under 1 ms), against about 7 and 22–37 ms for
+	// MaxWait 2 ms in the same runs (BENCHMARKS.md, "Overload").
 	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.

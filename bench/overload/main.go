@@ -71,6 +71,13 @@
 // Stamps are then put in the context unchecked (the generator is
 // trusted) and observed, with ObserveArrival's checks, at the slot.
 //
+// Two measurements of the machine rather than of a server: -stalls D
+// spins on the core for D and prints how often something else took it
+// (the hypervisor, interrupts: gaps between two clock readings), a floor
+// under any latency's tail there; -burn-log FILE records the speed the
+// core gave the handlers' burns every 250 ms, which scripts/bench-overload
+// compares per step with the speed at which the capacity was found.
+//
 //	go run ./overload -addr 127.0.0.1:18090 -admission failsafe
 package main
 
