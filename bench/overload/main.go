@@ -76,7 +76,8 @@
 // (the hypervisor, interrupts: gaps between two clock readings), a floor
 // under any latency's tail there; -burn-log FILE records the speed the
 // core gave the handlers' burns every 250 ms, which scripts/bench-overload
-// compares per step with the speed at which the capacity was found.
+// compares per step with the limiter-off run's 1× step, where the
+// capacity was meant to hold.
 //
 //	go run ./overload -addr 127.0.0.1:18090 -admission failsafe
 package main
@@ -148,7 +149,10 @@ func run() error {
 		fmt.Printf("%.0f\n", newBurner().perMS)
 		return nil
 	}
-	if *stallsFor > 0 {
+	if flagSet("stalls") {
+		if *stallsFor <= 0 {
+			return fmt.Errorf("-stalls %v: want a duration above 0", *stallsFor)
+		}
 		fmt.Println(measureStalls(*stallsFor))
 		return nil
 	}
@@ -603,11 +607,14 @@ func (h *hist) quantiles() string {
 }
 
 // burner spends CPU: SHA-256 rounds, perMS of them per millisecond. It
-// counts the rounds burned and the wall time they took: a burn is never
-// preempted by another goroutine (no call in it yields, and it is far
-// shorter than the runtime's 10 ms preemption), so rounds per ms of that
-// time is the speed the core gave the handlers, less whatever took the
-// core from this thread meanwhile (the hypervisor, interrupts).
+// counts the rounds burned and the wall time they took. With GOMAXPROCS=1
+// (as the script runs it) a burn shorter than the runtime's 10 ms
+// preemption — a read's 0.3 ms — is never interrupted by another
+// goroutine (no call in it yields), so rounds per ms of that time is the
+// speed the core gave the handlers, less whatever took the core from this
+// thread meanwhile (the hypervisor, interrupts). A 20 ms login burn may be
+// preempted, and with more Ps than cores burns share the core: the log
+// then reads low (the reads-only runs the script compares have neither).
 type burner struct {
 	perMS        float64
 	done, wallNS atomic.Int64
@@ -645,8 +652,10 @@ func (b *burner) log(ctx context.Context, w io.Writer) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			fmt.Fprintf(w, "%d %d %d\n", now.UnixNano(), b.done.Load(), b.wallNS.Load())
+		case <-t.C:
+			// The time of the reading, not the tick's: on one busy P this
+			// goroutine may run well after its tick.
+			fmt.Fprintf(w, "%d %d %d\n", time.Now().UnixNano(), b.done.Load(), b.wallNS.Load())
 		}
 	}
 }
@@ -665,7 +674,8 @@ func rounds(n int) {
 // runtime's sysmon). A request that arrives in such a gap, or whose
 // answer spans one, waits for it on any server pinned to the core, so
 // the share of time in gaps of 0.5 ms and more is a floor under a
-// latency's tail there.
+// latency's tail there. The gaps under 0.5 ms include the runtime's own
+// preemption of this spin (sysmon's signal every 10 ms).
 func measureStalls(d time.Duration) string {
 	const least = 50 * time.Microsecond
 	bounds := []time.Duration{100 * time.Microsecond, 500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond}
@@ -701,7 +711,7 @@ func measureStalls(d time.Duration) string {
 		return c
 	}
 	secs := total / float64(time.Second)
-	return fmt.Sprintf("%.0f s: stalls ≥ 0.5 ms %.1f/s (%.2f %% of the time), ≥ 1 ms %.1f/s (%.2f %%), ≥ 2 ms %.1f/s (%.2f %%); 50 µs–0.5 ms %.0f/s (%.2f %%); longest %.2f ms",
+	return fmt.Sprintf("%.1f s: stalls ≥ 0.5 ms %.1f/s (%.2f %% of the time), ≥ 1 ms %.1f/s (%.2f %%), ≥ 2 ms %.1f/s (%.2f %%); 50 µs–0.5 ms %.0f/s (%.2f %%); longest %.2f ms",
 		secs, float64(count(2))/secs, pct(2), float64(count(3))/secs, pct(3), float64(count(4))/secs, pct(4),
 		float64(n[0]+n[1])/secs, 100*float64(lost[0]+lost[1])/total, float64(longest)/float64(time.Millisecond))
 }
