@@ -556,21 +556,28 @@ func (q *waits) minMaxDelay() time.Duration {
 // for admitted requests, the p50 and p99 from stamp to handler end and of
 // the handler.
 func (q *waits) log(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	every(ctx, time.Second, func() {
+		n := q.logN.Swap(0)
+		if n == 0 {
+			return
+		}
+		avg := func(v int64) float64 { return float64(v) / float64(n) / 1e6 }
+		fmt.Fprintf(os.Stderr, "queue: %d readings, wait min %.2f mean %.2f max %.2f ms (averages); admitted: stamp to end %s, handler %s\n",
+			n, avg(q.logMin.Swap(0)), avg(q.logSum.Swap(0)), avg(q.logMax.Swap(0)), q.total.quantiles(), q.handler.quantiles())
+	})
+}
+
+// every calls fn every d until ctx is done.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			fn()
 		}
-		n := q.logN.Swap(0)
-		if n == 0 {
-			continue
-		}
-		avg := func(v int64) float64 { return float64(v) / float64(n) / 1e6 }
-		fmt.Fprintf(os.Stderr, "queue: %d readings, wait min %.2f mean %.2f max %.2f ms (averages); admitted: stamp to end %s, handler %s\n",
-			n, avg(q.logMin.Swap(0)), avg(q.logSum.Swap(0)), avg(q.logMax.Swap(0)), q.total.quantiles(), q.handler.quantiles())
 	}
 }
 
@@ -646,18 +653,11 @@ func (b *burner) burn(d time.Duration) {
 
 // log writes the counters to w every 250 ms until ctx is done (-burn-log).
 func (b *burner) log(ctx context.Context, w io.Writer) {
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			// The time of the reading, not the tick's: on one busy P this
-			// goroutine may run well after its tick.
-			fmt.Fprintf(w, "%d %d %d\n", time.Now().UnixNano(), b.done.Load(), b.wallNS.Load())
-		}
-	}
+	every(ctx, 250*time.Millisecond, func() {
+		// The time of the reading, not the tick's: on one busy P this
+		// goroutine may run well after its tick.
+		fmt.Fprintf(w, "%d %d %d\n", time.Now().UnixNano(), b.done.Load(), b.wallNS.Load())
+	})
 }
 
 func rounds(n int) {
