@@ -141,7 +141,7 @@ func run() error {
 	roundsPerMS := flag.Float64("rounds-per-ms", 0, "the CPU burn's SHA-256 rounds per ms (what -calibrate prints); 0: calibrate at start. Give every server of a comparison the same value: calibrations at start differ by a few percent, and so would the work per request")
 	calibrate := flag.Bool("calibrate", false, "print the CPU burn's SHA-256 rounds per ms on this core and exit")
 	stallsFor := flag.Duration("stalls", 0, "spin for this long on this core, print how often the core stopped (gaps over 50 µs between two clock readings) and exit: the machine's own stalls, which no server on the core can answer faster than")
-	burnLog := flag.String("burn-log", "", "append to this file every 250 ms the time (Unix ns), the SHA-256 rounds burned so far and the wall time spent burning them (ns): the core's speed while the handlers ran, which a slower core (the hypervisor's other guests) lowers")
+	burnLog := flag.String("burn-log", "", "append to this file every 250 ms the time (Unix ns), the SHA-256 rounds burned so far and the wall time spent burning them (ns): the core's speed while the handlers ran, which whatever takes the core from the server (the hypervisor, interrupts) lowers; with GOMAXPROCS=1 and short burns (see burner)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (until SIGTERM) to this file")
 	maxRise := flag.Float64("delay-max-rise", 0, "perfkit: AdaptiveConfig.DelayMaxRise; 0: servio's (0.1 with -queue-header, else the limiter's default)")
 	flag.Parse()
