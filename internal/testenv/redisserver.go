@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -53,7 +54,7 @@ func StartRedis(t testing.TB, args ...string) *RedisServer {
 			continue
 		}
 		s.Addr = loopback(s.Port)
-		if err = s.start(); err == nil || !strings.Contains(err.Error(), "Address already in use") {
+		if err = s.start(); err == nil || !errors.Is(err, errPortTaken) && !strings.Contains(err.Error(), "Address already in use") {
 			break
 		}
 	}
@@ -103,10 +104,43 @@ func (s *RedisServer) start() error {
 		_ = cmd.Wait()
 		return fmt.Errorf("redis-server on %s did not start: %v\n%s", s.Addr, err, out.String())
 	}
+	// Whatever answered may be another test's process that took the port
+	// first (this redis-server then exits with "Address already in use"):
+	// only this process's own process_id counts as started.
+	if pid, err := redisPID(s.Addr); err != nil || pid != cmd.Process.Pid {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if err == nil {
+			err = fmt.Errorf("process %d answers there, not redis-server %d", pid, cmd.Process.Pid)
+		}
+		return fmt.Errorf("redis-server on %s: %w: %v\n%s", s.Addr, errPortTaken, err, out.String())
+	}
 	s.mu.Lock()
 	s.cmd = cmd
 	s.mu.Unlock()
 	return nil
+}
+
+// errPortTaken: something other than the redis-server just started
+// answers on its port.
+var errPortTaken = errors.New("port taken by another process")
+
+// redisPID returns the process_id that the Redis server on addr reports.
+func redisPID(addr string) (int, error) {
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: time.Second})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, fmt.Errorf("no process_id in INFO server of %s", addr)
 }
 
 // Client returns a new client of this server, closed when the test ends.

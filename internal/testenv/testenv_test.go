@@ -60,6 +60,20 @@ func TestStartRedisKillRestartPause(t *testing.T) {
 	assert.ErrorIs(t, c.Get(ctx, "k").Err(), redis.Nil, "a restarted server starts empty")
 }
 
+// TestStartRedisPortTaken: a redis-server started on a port another
+// process took first must not pass for started because that process
+// answers there (a cluster node that was in fact another test's
+// standalone Redis failed `redis-cli --cluster create`, CI 5 Dec 2026).
+func TestStartRedisPortTaken(t *testing.T) {
+	t.Parallel()
+	first := StartRedis(t)
+	second := &RedisServer{t: t, dir: t.TempDir(), Port: first.Port, Addr: first.Addr}
+	err := second.start()
+	require.ErrorIs(t, err, errPortTaken)
+	second.Kill() // nothing to kill: start did not keep it
+	require.NoError(t, first.Client().Ping(context.Background()).Err(), "the first server is untouched")
+}
+
 func TestRedisCluster(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
