@@ -54,7 +54,7 @@ func StartRedis(t testing.TB, args ...string) *RedisServer {
 			continue
 		}
 		s.Addr = loopback(s.Port)
-		if err = s.start(); err == nil || !errors.Is(err, errPortTaken) && !strings.Contains(err.Error(), "Address already in use") {
+		if err = s.start(); !errors.Is(err, errPortTaken) {
 			break
 		}
 	}
@@ -102,7 +102,10 @@ func (s *RedisServer) start() error {
 	if err := waitTCP(s.Addr, 5*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		return fmt.Errorf("redis-server on %s did not start: %v\n%s", s.Addr, err, out.String())
+		if strings.Contains(out.String(), "Address already in use") {
+			err = fmt.Errorf("%w: %v", errPortTaken, err)
+		}
+		return fmt.Errorf("redis-server on %s did not start: %w\n%s", s.Addr, err, out.String())
 	}
 	// Whatever answered may be another test's process that took the port
 	// first (this redis-server then exits with "Address already in use"):
@@ -121,8 +124,8 @@ func (s *RedisServer) start() error {
 	return nil
 }
 
-// errPortTaken: something other than the redis-server just started
-// answers on its port.
+// errPortTaken: the redis-server just started could not have its port
+// (another process bound it first, and may answer there).
 var errPortTaken = errors.New("port taken by another process")
 
 // redisPID returns the process_id that the Redis server on addr reports.
