@@ -90,6 +90,13 @@ type ThrottleConfig struct {
 	// each step, which met the step's opening refusals with nothing in
 	// their window, kept 90–106 % in eight of twelve steps and 27, 49, 77
 	// and 89.9 % in the other four (K 2 in the runs beside them: 81–130 %).
+	// A host sent K× what it accepts refuses about K − 1 requests per one
+	// it serves (counted there: 0.92–1.10 at K 2, 0.48–0.64 at K 1.5), so
+	// where a refusal costs the host a tenth of a served request or more,
+	// K 1.5 loses half as much of its capacity to refusals as K 2 (in hand
+	// rounds there it kept 92–100 % of the host's own rate, K 2 81–99 %)
+	// and, unlike K 1.1, still sends enough to keep the host's core busy
+	// (K 1.1: 90–96 %).
 	K float64
 	// Window is how far back requests and accepts are counted, in 20 time
 	// buckets: a count leaves the window at most Window after it was made.

@@ -154,7 +154,12 @@ type AdaptiveConfig struct {
 	// request arrived (tcpdump on the loopback; in the last eight runs
 	// 92–98 % of them under 1 ms, where a server that only refuses
 	// answered 94–99 % under 1 ms), against about 7 and 22–37 ms for
-	// MaxWait 2 ms in the same runs (BENCHMARKS.md, "Overload").
+	// MaxWait 2 ms in the same runs (BENCHMARKS.md, "Overload"). Every
+	// request it refuses is still read and answered on its core: clients
+	// that throttle at K = 1.5 send it half the refusals of K = 2 (0.5
+	// against 1 per served read); in hand rounds beside the limiter-off
+	// server's own rate that kept 92–100 % of it against 81–99 %, though
+	// in four script runs the machine's drift hid the difference.
 	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.
