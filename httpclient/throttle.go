@@ -96,7 +96,7 @@ type ThrottleConfig struct {
 	// K 1.5 loses half as much of its capacity to refusals as K 2 (in hand
 	// rounds there it kept 92–100 % of the host's own rate, K 2 81–99 %)
 	// and, unlike K 1.1, still sends enough to keep the host's core busy
-	// (K 1.1: 90–96 %).
+	// (K 1.1: 89.5–96 %).
 	K float64
 	// Window is how far back requests and accepts are counted, in 20 time
 	// buckets: a count leaves the window at most Window after it was made.
