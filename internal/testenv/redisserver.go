@@ -99,9 +99,14 @@ func (s *RedisServer) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting redis-server: %w", err)
 	}
-	if err := waitTCP(s.Addr, 5*time.Second); err != nil {
+	// stop ends a start that failed; out is read only after it (Wait
+	// ends the copying into out).
+	stop := func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+	}
+	if err := waitTCP(s.Addr, 5*time.Second); err != nil {
+		stop()
 		if strings.Contains(out.String(), "Address already in use") {
 			err = fmt.Errorf("%w: %v", errPortTaken, err)
 		}
@@ -111,8 +116,7 @@ func (s *RedisServer) start() error {
 	// first (this redis-server then exits with "Address already in use"):
 	// only this process's own process_id counts as started.
 	if pid, err := redisPID(s.Addr); err != nil || pid != cmd.Process.Pid {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		stop()
 		if err == nil {
 			err = fmt.Errorf("process %d answers there, not redis-server %d", pid, cmd.Process.Pid)
 		}
@@ -138,7 +142,7 @@ func redisPID(addr string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(info, "\n") {
+	for line := range strings.Lines(info) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
 			return strconv.Atoi(v)
 		}
