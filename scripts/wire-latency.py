@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""wire-latency.py PCAP PORT REPORT.json: the server's answer times on the wire.
+"""wire-latency.py PCAP PORT REPORT.json [OUT.json]: the server's answer times on the wire.
 
 Reads a capture of loopback traffic to PORT (tcpdump -i lo -w PCAP 'tcp
 port PORT', IPv4, Ethernet or Linux "cooked" framing) and, for each step of
@@ -14,6 +14,11 @@ collector) that its client-side figures include. HTTP/1.1 without
 pipelining (one request in flight per connection), as loadgen sends; a
 request whose connection closes unanswered is dropped. Answers are
 counted by when they were sent, not by when the request was due.
+
+With OUT.json it also writes the same figures as JSON, for `loadgen
+overload-runs`: {"steps": [{"step", "status", "answers", "p50_ns",
+"p90_ns", "p95_ns", "p99_ns", "max_ns", "under_1ms"}]}, under_1ms a share
+from 0 to 1.
 """
 import json
 import struct
@@ -67,9 +72,10 @@ def quantile(v, q):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
     path, port, report = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    out = sys.argv[4] if len(sys.argv) == 5 else None
     steps = []
     for s in json.load(open(report))["steps"]:
         if not s.get("start_unix_ns"):
@@ -94,15 +100,24 @@ def main():
             for _, lo, hi, by in steps:
                 if lo <= t < hi:
                     by[status].append(t - t0)
-    print("| step | status | answers | p50 | p90 | p95 | p99 | max | under 1 ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
     for name, _, _, by in steps:
         for status in sorted(by):
             v = sorted(by[status])
-            under = sum(1 for d in v if d < 1e-3)
-            print("| %s | %s | %d | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %.2f %% |" % (
-                name, status, len(v), quantile(v, .5) * 1e3, quantile(v, .9) * 1e3, quantile(v, .95) * 1e3,
-                quantile(v, .99) * 1e3, v[-1] * 1e3, 100 * under / len(v)))
+            row = {"step": name, "status": status, "answers": len(v), "max_ns": round(v[-1] * 1e9),
+                   "under_1ms": sum(1 for d in v if d < 1e-3) / len(v)}
+            for q in (50, 90, 95, 99):
+                row["p%d_ns" % q] = round(quantile(v, q / 100) * 1e9)
+            rows.append(row)
+    print("| step | status | answers | p50 | p90 | p95 | p99 | max | under 1 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print("| %s | %s | %d | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %.2f %% |" % (
+            r["step"], r["status"], r["answers"], *(r[k] / 1e6 for k in ("p50_ns", "p90_ns", "p95_ns", "p99_ns", "max_ns")),
+            100 * r["under_1ms"]))
+    if out:
+        with open(out, "w") as f:
+            json.dump({"steps": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,12 @@
 // step, a capacity search (or -capacity), then 1×, 2× and 4× that rate,
 // reporting goodput, admitted latency, shed share by priority, time to
 // shed, probe and rejection latency; `loadgen overload-table` sets several
-// runs' JSON side by side (scripts/bench-overload runs it all):
+// runs' JSON side by side (scripts/bench-overload runs it all), and
+// `loadgen overload-runs` judges several runs of that script together, on
+// the medians of each done-when figure:
 //
 //	go run ./examples/servio/loadgen overload -url http://127.0.0.1:8080 -json run.json
+//	go run ./examples/servio/loadgen overload-runs bench/out/overload/runs/*
 //
 // Only loopback targets are accepted.
 package main
@@ -86,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runOverload(ctx, args[1:], stdout, stderr)
 		case "overload-table":
 			return runOverloadTable(args[1:], stdout)
+		case "overload-runs":
+			return runOverloadRuns(args[1:], stdout, stderr)
 		}
 	}
 	o, err := parseFlags(args, stderr)

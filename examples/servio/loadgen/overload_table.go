@@ -48,7 +48,7 @@ func verdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, requestShare(r, s.Goodput), priorityCeiling(r, s), s.AdmittedP99, probes, rejectLatency(s), criticalShed(s)) + genNote(s)
+	return judge(factor, requestShare(r, s.Goodput), priorityCeiling(r, s), unloadedFactor(r, s.AdmittedP99), probes, rejectLatency(s), criticalShed(s)) + genNote(s)
 }
 
 // criticalShed is how many critical requests (probes) step s refused.
@@ -67,7 +67,7 @@ func settledVerdict(r *overloadReport, s stepResult, factor float64) string {
 	if s.ProbeFailures > 0 {
 		probes = doneProbeP99
 	}
-	return judge(r, factor, requestShare(r, t.Goodput), priorityCeiling(r, s), t.AdmittedP99, probes, t.RejectP99, criticalShed(s)) + genNote(s)
+	return judge(factor, requestShare(r, t.Goodput), priorityCeiling(r, s), unloadedFactor(r, t.AdmittedP99), probes, t.RejectP99, criticalShed(s)) + genNote(s)
 }
 
 // requestShare is the share of r's capacity in requests a goodput
@@ -170,9 +170,23 @@ func genNote(s stepResult) string {
 	return " (" + strings.Join(notes, "; ") + ")"
 }
 
-// judge lists the bounds missed; ceiling (priorityCeiling, 0: unknown)
-// is named beside a goodput miss when it is under the bound itself.
-func judge(r *overloadReport, factor, goodputShare, ceiling float64, p99, probes, reject time.Duration, criticalShed uint64) string {
+// unloadedFactor is an admitted p99 as a multiple of r's unloaded p99
+// (+Inf when r has none and the p99 is above 0).
+func unloadedFactor(r *overloadReport, p99 time.Duration) float64 {
+	if r.UnloadedP99 <= 0 {
+		if p99 > 0 {
+			return math.Inf(1)
+		}
+		return 0
+	}
+	return float64(p99) / float64(r.UnloadedP99)
+}
+
+// judge lists the bounds missed at factor× capacity, "—" below 2×;
+// ceiling (priorityCeiling, 0: unknown) is named beside a goodput miss
+// when it is under the bound itself; p99Factor is the admitted p99 as a
+// multiple of the unloaded p99 (unloadedFactor).
+func judge(factor, goodputShare, ceiling, p99Factor float64, probes, reject time.Duration, criticalShed uint64) string {
 	if factor < 2 {
 		return "—"
 	}
@@ -184,7 +198,7 @@ func judge(r *overloadReport, factor, goodputShare, ceiling float64, p99, probes
 		}
 		miss = append(miss, g)
 	}
-	if p99 > doneP99Factor*r.UnloadedP99 {
+	if p99Factor > doneP99Factor {
 		miss = append(miss, "p99")
 	}
 	if criticalShed > 0 {

@@ -637,6 +637,5 @@ func TestPriorityCeiling(t *testing.T) {
 		old.Priorities[i].SentCost = 0
 	}
 	assert.Zero(t, priorityCeiling(r, old), "no per-class costs: unknown, not offered ÷ capacity")
-	assert.Equal(t, "missed: goodput (priority ceiling 74 %)", judge(&overloadReport{Capacity: 1000, UnloadedP99: time.Second},
-		4, 0.7, priorityCeiling(r, step(4)), time.Millisecond, time.Millisecond, 0, 0))
+	assert.Equal(t, "missed: goodput (priority ceiling 74 %)", judge(4, 0.7, priorityCeiling(r, step(4)), 0.001, time.Millisecond, 0, 0))
 }

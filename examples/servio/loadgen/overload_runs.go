@@ -1,0 +1,319 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// runOverloadRuns judges several runs of scripts/bench-overload together:
+//
+//	loadgen overload-runs [-configs a,b] [-beside off-sat-] DIR...
+//
+// Each DIR is one run's output (the script keeps each valid run in
+// bench/out/overload/runs/STAMP): the JSON reports of `loadgen overload
+// -json` and, for the runs captured on the wire, scripts/wire-latency.py's
+// NAME.wire.json. On a machine whose speed drifts by ±10 % within minutes
+// one run's verdict is a coin toss near a bound; this prints, for each
+// configuration and each step at 2× capacity or more, the median and the
+// range over the runs of every done-when figure (settled), in how many
+// runs each bound was met, and the verdict on the medians.
+func runOverloadRuns(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("overload-runs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configs := fs.String("configs", "", "comma-separated labels to judge, in this order (default: every label, sorted)")
+	beside := fs.String("beside", "off-sat-", "labels holding this are the limiter-off server past saturation in the same run: "+
+		"the mean of their settled goodput is that run's own throughput, which every goodput is also given against (empty: none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("overload-runs: name the directories of the runs (bench/out/overload/runs/*)")
+	}
+	runs := make([]*overloadRun, 0, fs.NArg())
+	for _, dir := range fs.Args() {
+		r, err := loadOverloadRun(dir, *beside)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	var labels []string
+	if *configs != "" {
+		labels = strings.Split(*configs, ",")
+	} else {
+		for _, r := range runs {
+			for l := range r.reports {
+				if !slices.Contains(labels, l) {
+					labels = append(labels, l)
+				}
+			}
+		}
+		slices.Sort(labels)
+	}
+	printOverloadRuns(stdout, runs, labels)
+	return nil
+}
+
+// overloadRun is one run of the overload script: its reports by label,
+// the wire figures of those captured, and the limiter-off server's own
+// saturated throughput (0: not measured).
+type overloadRun struct {
+	dir     string
+	reports map[string]*overloadReport
+	wire    map[string][]wireStep
+	beside  float64
+}
+
+// wireStep is one row of scripts/wire-latency.py's JSON: the answers of
+// one status sent in a step's settled part, timed on the wire.
+type wireStep struct {
+	Step     string        `json:"step"`
+	Status   string        `json:"status"`
+	Answers  int           `json:"answers"`
+	P50      time.Duration `json:"p50_ns"`
+	P99      time.Duration `json:"p99_ns"`
+	Max      time.Duration `json:"max_ns"`
+	Under1ms float64       `json:"under_1ms"` // share, 0 to 1
+}
+
+const wireSuffix = ".wire.json"
+
+// loadOverloadRun reads the reports in dir; labels holding beside (when
+// not empty) give the run's saturated throughput.
+func loadOverloadRun(dir, beside string) (*overloadRun, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	r := &overloadRun{dir: dir, reports: map[string]*overloadReport{}, wire: map[string][]wireStep{}}
+	var sat []float64
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if name, ok := strings.CutSuffix(filepath.Base(f), wireSuffix); ok {
+			var w struct {
+				Steps []wireStep `json:"steps"`
+			}
+			if err := json.Unmarshal(b, &w); err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			r.wire[name] = w.Steps
+			continue
+		}
+		var rep overloadReport
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		if rep.Label == "" || len(rep.Steps) == 0 {
+			return nil, fmt.Errorf("%s: not a report of `loadgen overload -json` (no label or no steps)", f)
+		}
+		if _, dup := r.reports[rep.Label]; dup {
+			return nil, fmt.Errorf("%s: a second report labelled %q in %s", f, rep.Label, dir)
+		}
+		r.reports[rep.Label] = &rep
+		if beside != "" && strings.Contains(rep.Label, beside) {
+			sat = append(sat, rep.Steps[0].Settled.Goodput)
+		}
+	}
+	if len(r.reports) == 0 {
+		return nil, fmt.Errorf("overload-runs: no reports in %s", dir)
+	}
+	if len(sat) > 0 {
+		r.beside = mean(sat)
+	}
+	return r, nil
+}
+
+// runFigures are one step's settled done-when figures in one run.
+type runFigures struct {
+	goodput  float64 // share of the run's capacity
+	beside   float64 // share of the run's saturated throughput, NaN without
+	p99      float64 // × the unloaded p99
+	probes   time.Duration
+	critical uint64
+	reject   time.Duration // client-side p99 of the refusals, 0 when none
+	wire     *wireStep     // the 503s on the wire, nil when not captured
+	verdict  string        // settledVerdict
+}
+
+// stepFigures collects, over the runs that have label, the figures of
+// its steps at 2× capacity or more, by step name in the order of the
+// first run's report, and the factor of each.
+func stepFigures(runs []*overloadRun, label string) (order []string, factors map[string]float64, by map[string][]runFigures) {
+	factors, by = map[string]float64{}, map[string][]runFigures{}
+	for _, run := range runs {
+		r := run.reports[label]
+		if r == nil {
+			continue
+		}
+		forSteps([]*overloadReport{r}, func(r *overloadReport, s stepResult, factor float64) {
+			if factor < 2 {
+				return
+			}
+			if _, ok := by[s.Step]; !ok {
+				order = append(order, s.Step)
+				factors[s.Step] = factor
+			}
+			t := s.Settled
+			probes := t.ProbeP99
+			if s.ProbeFailures > 0 {
+				probes = max(probes, doneProbeP99)
+			}
+			f := runFigures{goodput: requestShare(r, t.Goodput), beside: math.NaN(), p99: unloadedFactor(r, t.AdmittedP99),
+				probes: probes, critical: criticalShed(s), reject: t.RejectP99, verdict: settledVerdict(r, s, factor)}
+			if run.beside > 0 {
+				f.beside = t.Goodput / run.beside
+			}
+			for i, w := range run.wire[label] {
+				if w.Step == s.Step && w.Status == "503" {
+					f.wire = &run.wire[label][i]
+				}
+			}
+			by[s.Step] = append(by[s.Step], f)
+		})
+	}
+	return order, factors, by
+}
+
+// printOverloadRuns writes one row per label and step at 2× or more.
+func printOverloadRuns(w io.Writer, runs []*overloadRun, labels []string) {
+	fmt.Fprintf(w, "%d runs: %s. Each cell: the median over the runs that have the configuration (the range; how many met the bound). "+
+		"Settled figures; goodput also against each run's own limiter-off server offered past its capacity (\"beside\"), where measured.\n\n",
+		len(runs), strings.Join(runDirs(runs), ", "))
+	fmt.Fprintln(w, "| configuration | step | runs | goodput, of the capacity | beside the off server | admitted p99 × unloaded | probes p99 | critical shed | refusals p99 (client) | refusals on the wire p50 / p99 / under 1 ms | runs ok | verdict on the medians |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, label := range labels {
+		order, factors, by := stepFigures(runs, label)
+		for _, step := range order {
+			fs := by[step]
+			n := len(fs)
+			good := pick(fs, func(f runFigures) float64 { return f.goodput })
+			p99 := pick(fs, func(f runFigures) float64 { return f.p99 })
+			probes := pick(fs, func(f runFigures) float64 { return float64(f.probes) })
+			var critical uint64
+			ok := 0
+			var rejects, wp50, wp99, wUnder, beside []float64
+			for _, f := range fs {
+				critical += f.critical
+				if strings.HasPrefix(f.verdict, "ok") {
+					ok++
+				}
+				if f.reject > 0 {
+					rejects = append(rejects, float64(f.reject))
+				}
+				if f.wire != nil {
+					wp50 = append(wp50, float64(f.wire.P50))
+					wp99 = append(wp99, float64(f.wire.P99))
+					wUnder = append(wUnder, f.wire.Under1ms)
+				}
+				if !math.IsNaN(f.beside) {
+					beside = append(beside, f.beside)
+				}
+			}
+			besideCell := "–"
+			if len(beside) > 0 {
+				besideCell = fmt.Sprintf("%s (of %d)", shareCell(beside), len(beside))
+			}
+			rejectCell := "none shed"
+			if len(rejects) > 0 {
+				rejectCell = durCell(rejects, doneReject)
+			}
+			wireCell := "–"
+			if len(wp99) > 0 {
+				wireCell = fmt.Sprintf("%s / %s / %.1f %% (of %d)", fineMS(time.Duration(median(wp50))), durCell(wp99, doneReject),
+					100*median(wUnder), len(wp99))
+			}
+			// A step with no refusals met the refusal bound.
+			reject := time.Duration(0)
+			if len(rejects) > 0 {
+				reject = time.Duration(median(rejects))
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %d | %s | %s | %d of %d | %s |\n",
+				label, step, n, shareCell(good), besideCell,
+				factorCell(p99), durCell(probes, doneProbeP99), critical, rejectCell, wireCell, ok, n,
+				judge(factors[step], median(good), 0, median(p99), time.Duration(median(probes)), reject, critical))
+		}
+	}
+}
+
+func runDirs(runs []*overloadRun) []string {
+	out := make([]string, len(runs))
+	for i, r := range runs {
+		out[i] = filepath.Base(r.dir)
+	}
+	return out
+}
+
+// pick maps fs through f.
+func pick(fs []runFigures, f func(runFigures) float64) []float64 {
+	out := make([]float64, len(fs))
+	for i, x := range fs {
+		out[i] = f(x)
+	}
+	return out
+}
+
+// median is the middle of v (the mean of the two middle values for an
+// even count), NaN for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func mean(v []float64) float64 {
+	sum := 0.0
+	for _, x := range v {
+		sum += x
+	}
+	return sum / float64(len(v))
+}
+
+// count is how many values of v meet ok.
+func count(v []float64, ok func(float64) bool) int {
+	n := 0
+	for _, x := range v {
+		if ok(x) {
+			n++
+		}
+	}
+	return n
+}
+
+// shareCell is "93.0 % (84.0–101.0 %; 5 ≥ 90 %)": the median of the
+// shares v, their range, and how many met the goodput bound.
+func shareCell(v []float64) string {
+	return fmt.Sprintf("%.1f %% (%.1f–%.1f %%; %d ≥ %.0f %%)", 100*median(v), 100*slices.Min(v), 100*slices.Max(v),
+		count(v, func(x float64) bool { return x >= doneGoodputShare }), 100*doneGoodputShare)
+}
+
+// factorCell is "2.1× (1.2–6.0×; 4 ≤ 5×)" for admitted p99s as
+// multiples of the unloaded p99.
+func factorCell(v []float64) string {
+	return fmt.Sprintf("%.1f× (%.1f–%.1f×; %d ≤ %d×)", median(v), slices.Min(v), slices.Max(v),
+		count(v, func(x float64) bool { return x <= doneP99Factor }), doneP99Factor)
+}
+
+// durCell is "0.84ms (0.50–3.10ms; 5 < 1.00ms)" for durations v in ns
+// and their bound.
+func durCell(v []float64, bound time.Duration) string {
+	return fmt.Sprintf("%s (%s–%s; %d < %s)", ms(time.Duration(median(v))), ms(time.Duration(slices.Min(v))), ms(time.Duration(slices.Max(v))),
+		count(v, func(x float64) bool { return x < float64(bound) }), ms(bound))
+}
