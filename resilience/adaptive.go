@@ -161,19 +161,19 @@ type AdaptiveConfig struct {
 	// server's own rate that kept 92–100 % of it against 81–99 %, though
 	// in four script runs the machine's drift hid the difference.
 	//
-	// What is left of its refusals' tail is the garbage collector's: on
-	// one P a mark phase shares the core with the handlers, and a request
-	// that allocates meanwhile helps mark before its refusal is written.
-	// The stand-in (39 MB live, 4,000 connections) marked for 40–70 ms
-	// about every 1.6 s; over nine script runs at 2× and 4× (K = 1.5) it
-	// answered 98 % of its refusals in under 1 ms on the wire (p50
-	// 0.34 ms) but their p99 was 1.26–2.85 ms. With the collector held
-	// off (GOGC=off and a GOMEMLIMIT above what a run allocates) the p99
-	// was 0.65–1.19 ms (medians 0.77 / 0.92 ms, six runs), at a cost:
-	// memory never reused is faulted in (5.5× the page faults), and
-	// goodput fell 2–17 %. Fewer, later collections (GOGC=400, or GOGC=off
-	// with a 512 MiB limit) only moved the delay: one collection that fell
-	// in a 10 s step took that step's p99 to 4.6–5.5 ms.
+	// Most of what is left of its refusals' tail comes with the garbage
+	// collector: on one P a mark phase runs its mark worker on the core
+	// the handlers and refusals wait for. The stand-in (39 MB live, 4,000
+	// connections) marked for about 40 ms (at most 75; about 11 ms of
+	// worker CPU) every 1.5 s or so; over nine script runs at 2× and 4×
+	// (K = 1.5) it answered 98 % of its refusals in under 1 ms on the wire
+	// (p50 0.34 ms) but their p99 was 1.26–2.85 ms. With the collector
+	// held off (GOGC=off and a GOMEMLIMIT above what a run allocates, a
+	// benchmark-only setting) the p99 was 0.65–1.19 ms (medians 0.77 /
+	// 0.92 ms, six runs), and goodput 2–17 % lower, for reasons not yet
+	// settled. Collecting less often (GOGC=400, or GOGC=off with a 512 MiB
+	// limit; one hand run each) left a step with one collection under
+	// 1 ms, and took two 4× steps to 4.6–5.5 ms.
 	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.
