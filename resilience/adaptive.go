@@ -170,8 +170,8 @@ type AdaptiveConfig struct {
 	// (p50 0.34 ms) but their p99 was 1.26–2.85 ms. With the collector
 	// held off (GOGC=off and a GOMEMLIMIT above what a run allocates, a
 	// benchmark-only setting) the p99 was 0.65–1.19 ms (medians 0.77 /
-	// 0.92 ms, six runs), and goodput 2–17 % lower, for reasons not yet
-	// settled. Collecting less often (GOGC=400, or GOGC=off with a 512 MiB
+	// 0.92 ms, six runs), and goodput 2–17 % lower (2–10 % in two more
+	// runs with the order swapped), for reasons not yet settled. Collecting less often (GOGC=400, or GOGC=off with a 512 MiB
 	// limit; one hand run each) left a step with one collection under
 	// 1 ms, and took two 4× steps to 4.6–5.5 ms.
 	NetworkFirst bool
