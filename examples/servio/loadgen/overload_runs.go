@@ -186,12 +186,8 @@ func stepFigures(runs []*overloadRun, label string) (order []string, factors map
 				factors[s.Step] = factor
 			}
 			t := s.Settled
-			probes := t.ProbeP99
-			if s.ProbeFailures > 0 {
-				probes = max(probes, doneProbeP99)
-			}
 			f := runFigures{goodput: requestShare(r, t.Goodput), beside: math.NaN(), p99: unloadedFactor(r, t.AdmittedP99),
-				probes: probes, critical: criticalShed(s), reject: t.RejectP99}
+				probes: settledProbes(s), critical: criticalShed(s), reject: t.RejectP99}
 			if run.beside > 0 {
 				f.beside = t.Goodput / run.beside
 			}

@@ -63,11 +63,16 @@ func criticalShed(s stepResult) uint64 {
 // refusals counted over the whole step).
 func settledVerdict(r *overloadReport, s stepResult, factor float64) string {
 	t := s.Settled
-	probes := t.ProbeP99
+	return judge(factor, requestShare(r, t.Goodput), priorityCeiling(r, s), unloadedFactor(r, t.AdmittedP99), settledProbes(s), t.RejectP99, criticalShed(s)) + genNote(s)
+}
+
+// settledProbes is step s's settled probe p99, at least the done-when
+// bound when a probe failed (a probe answered fast but not 200 fails).
+func settledProbes(s stepResult) time.Duration {
 	if s.ProbeFailures > 0 {
-		probes = doneProbeP99
+		return max(s.Settled.ProbeP99, doneProbeP99)
 	}
-	return judge(factor, requestShare(r, t.Goodput), priorityCeiling(r, s), unloadedFactor(r, t.AdmittedP99), probes, t.RejectP99, criticalShed(s)) + genNote(s)
+	return s.Settled.ProbeP99
 }
 
 // requestShare is the share of r's capacity in requests a goodput
