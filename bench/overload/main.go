@@ -32,7 +32,12 @@
 // and adds its own HTTP handling (about 0.05 ms) — and the assistant
 // waits 150 ms, servio's simulated LLM. Answers are JSON of servio's
 // shape, with menus from an in-memory table (no database: servio's reads
-// are L1 cache hits in this mix) so loadgen can place valid orders. The
+// are L1 cache hits in this mix) so loadgen can place valid orders. And
+// each request with a CPU cost allocates, beyond its HTTP and JSON,
+// -garbage bytes (default: what servio allocates per read beyond the
+// stand-in, about 3.5 KB; see defaultGarbage), so that it allocates what
+// servio does (about 6 KB a read) and its collector runs as often: on one
+// core each mark phase delays what waits for the core. The
 // measurements came from a busy machine; scripts/bench-overload prints both
 // servers' capacity, so how close the stand-in is shows in every run.
 // -cost-scale scales every cost. Refusals are servio's: 503, Retry-After,
@@ -132,6 +137,7 @@ func run() error {
 	queueTimeout := flag.Duration("queue-timeout", 20*time.Millisecond, "perfkit: QueueTimeout (servio's)")
 	delayTarget := flag.Duration("delay-target", 2*time.Millisecond, "perfkit: DelayTarget (servio's -adaptive-delay-target); 0: no Delay signal, as servio's default (the concurrency limit and its queue alone shed)")
 	scale := flag.Float64("cost-scale", 1, "multiplies every route's CPU cost")
+	garbage := flag.Int("garbage", defaultGarbage, "bytes each request with a CPU cost allocates and drops, beyond the stand-in's own HTTP and JSON (see defaultGarbage): on one core how often the collector runs shapes every latency's tail; 0: none")
 	queueHeader := flag.String("queue-header", "", "perfkit: the request-start header (X-Request-Start) whose standing queue (resilience.QueueDelay) is the Delay; empty: the run-queue delay (resilience.SchedulerDelay)")
 	cpuGate := flag.Bool("cpu-gate", true, "perfkit: gate the Delay on the process's CPU use (AdaptiveConfig.CPUTime); off by default with -queue-header, as servio")
 	queueStat := flag.String("queue-stat", "min", "with -queue-header: the wait per reading the limiter holds under its target, min (resilience.QueueDelay), mean, max or minmax (the shortest of the last 5 readings' max)")
@@ -297,7 +303,7 @@ func run() error {
 	if *mode == "refuse" {
 		exempt = "POST /auth/login"
 	}
-	h := routes(admit, b, *scale, exempt)
+	h := routes(admit, b, *scale, *garbage, exempt)
 	if *queueHeader != "" {
 		if *queueLog {
 			go queue.log(ctx)
@@ -327,19 +333,74 @@ type route struct {
 	body    func(r *http.Request) (int, any)
 }
 
+// defaultGarbage is what servio allocates per read beyond what the
+// stand-in does: at 1,500 req/s of the issue's reads (loadgen overload,
+// GOMAXPROCS=1, 6 Dec 2026; TotalAlloc over 10 s of the step) servio
+// allocated 5,955 B in 76 allocations per request and the stand-in 2,424 B
+// in 26. A stand-in that allocated less than servio would collect less
+// often than servio does, and on one core each mark phase delays the
+// requests that wait for the core (BENCHMARKS.md "Overload").
+const defaultGarbage = 3531
+
+// garbageNode is drop's unit: 64 bytes, a size class of its own, with a
+// pointer, as most of a request's allocations in servio are small and
+// hold pointers.
+type garbageNode struct {
+	next *garbageNode
+	_    [56]byte
+}
+
+// garbageSink keeps drop's allocations from being optimized away.
+var garbageSink atomic.Pointer[garbageNode]
+
+// drop allocates about n bytes on the heap, as a chain of 64-byte nodes,
+// and leaves them for the collector: 3,531 bytes are 55 allocations of
+// 3,520, where servio makes 50 more than the stand-in.
+func drop(n int) {
+	var head *garbageNode
+	for range n / 64 {
+		head = &garbageNode{next: head}
+	}
+	garbageSink.Store(head)
+}
+
 // routes serves servio's routes, each behind admit but the one whose
 // pattern is exempt.
-func routes(admit admission, b *burner, scale float64, exempt string) http.Handler {
-	menu := make([]map[string]any, 40)
+func routes(admit admission, b *burner, scale float64, garbage int, exempt string) http.Handler {
+	// Typed values, as servio encodes (maps cost encoding/json a
+	// reflect allocation per key: the stand-in allocated about 6 KB per
+	// request where servio allocates about 2 KB, and on one core how
+	// often the collector runs shapes the refusals' tail).
+	type menuItem struct {
+		ID         int    `json:"id"`
+		Name       string `json:"name"`
+		PriceCents int    `json:"price_cents"`
+		Available  bool   `json:"available"`
+	}
+	type orderItem struct {
+		MenuItemID int `json:"menu_item_id"`
+		Quantity   int `json:"quantity"`
+	}
+	type orderBody struct {
+		ID           int         `json:"id"`
+		RestaurantID int         `json:"restaurant_id"`
+		Status       string      `json:"status"`
+		TotalCents   int         `json:"total_cents"`
+		Items        []orderItem `json:"items"`
+	}
+	type status struct {
+		Status string `json:"status"`
+	}
+	menu := make([]menuItem, 40)
 	for i := range menu {
-		menu[i] = map[string]any{"id": i + 1, "name": "dish " + strconv.Itoa(i+1), "price_cents": 900 + 10*i, "available": true}
+		menu[i] = menuItem{ID: i + 1, Name: "dish " + strconv.Itoa(i+1), PriceCents: 900 + 10*i, Available: true}
 	}
 	ok := func(v any) func(*http.Request) (int, any) {
 		return func(*http.Request) (int, any) { return http.StatusOK, v }
 	}
-	order := map[string]any{"id": 1, "restaurant_id": 1, "status": "pending", "total_cents": 2700,
-		"items": []map[string]any{{"menu_item_id": 1, "quantity": 2}, {"menu_item_id": 2, "quantity": 1}}}
-	orders := make([]map[string]any, 20)
+	order := &orderBody{ID: 1, RestaurantID: 1, Status: "pending", TotalCents: 2700,
+		Items: []orderItem{{MenuItemID: 1, Quantity: 2}, {MenuItemID: 2, Quantity: 1}}}
+	orders := make([]*orderBody, 20)
 	for i := range orders {
 		orders[i] = order
 	}
@@ -348,14 +409,14 @@ func routes(admit admission, b *burner, scale float64, exempt string) http.Handl
 		write = 900 * time.Microsecond
 		login = 20 * time.Millisecond
 	)
-	health := ok(map[string]string{"status": "pass"})
+	health := ok(&status{Status: "pass"})
 	all := []route{
 		{"GET /health", resilience.PriorityCritical, 0, 0, health},
 		{"GET /health/live", resilience.PriorityCritical, 0, 0, health},
 		{"GET /health/ready", resilience.PriorityCritical, 0, 0, health},
-		{"GET /restaurants/{id}/menu", resilience.PriorityNormal, read, 0, ok(menu)},
+		{"GET /restaurants/{id}/menu", resilience.PriorityNormal, read, 0, ok(&menu)},
 		{"GET /orders/{id}", resilience.PriorityNormal, read, 0, ok(order)},
-		{"GET /restaurants/{id}/orders", resilience.PriorityNormal, read, 0, ok(orders)},
+		{"GET /restaurants/{id}/orders", resilience.PriorityNormal, read, 0, ok(&orders)},
 		{"GET /restaurants/{id}/inventory/low-stock", resilience.PriorityNormal, read, 0, ok([]any{})},
 		{"POST /orders", resilience.PriorityHigh, write, 0, func(*http.Request) (int, any) { return http.StatusCreated, order }},
 		{"PATCH /orders/{id}", resilience.PriorityHigh, write, 0, ok(order)},
@@ -378,6 +439,9 @@ func routes(admit admission, b *burner, scale float64, exempt string) http.Handl
 		}
 		mux.Handle(rt.pattern, shed(a, rt.p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b.burn(cost)
+			if cost > 0 && garbage > 0 {
+				drop(garbage)
+			}
 			if rt.wait > 0 {
 				select {
 				case <-time.After(rt.wait):
