@@ -162,18 +162,23 @@ type AdaptiveConfig struct {
 	// in four script runs the machine's drift hid the difference.
 	//
 	// Most of what is left of its refusals' tail comes with the garbage
-	// collector: on one P a mark phase runs its mark worker on the core
-	// the handlers and refusals wait for. The stand-in (39 MB live, 4,000
-	// connections) marked for about 40 ms (at most 75; about 11 ms of
-	// worker CPU) every 1.5 s or so; over nine script runs at 2× and 4×
-	// (K = 1.5) it answered 98 % of its refusals in under 1 ms on the wire
-	// (p50 0.34 ms) but their p99 was 1.26–2.85 ms. With the collector
-	// held off (GOGC=off and a GOMEMLIMIT above what a run allocates, a
-	// benchmark-only setting) the p99 was 0.65–1.19 ms (medians 0.77 /
-	// 0.92 ms, six runs), and goodput 2–17 % lower (2–10 % in two more
-	// runs with the order swapped), for reasons not yet settled. Collecting less often (GOGC=400, or GOGC=off with a 512 MiB
-	// limit; one hand run each) left a step with one collection under
-	// 1 ms, and took two 4× steps to 4.6–5.5 ms.
+	// collector, and only because the P is busy. With no idle time a mark
+	// phase is done by the runtime's fractional worker, in stints of
+	// about 7 % of the phase so far (1.4 ms 20 ms in, 5 ms at 70 ms)
+	// during which nothing else runs on the P; a server with idle time
+	// marks between requests (the stand-in refusing everything, 17 %
+	// busy, answered at p99 0.34 ms through nine collections). A phase
+	// lasts as long as there is to mark, and each open connection is a
+	// goroutine and buffers: the stand-in marked for about 45 ms with
+	// 4,000 connections, about 18 ms with 1,000. So fewer connections per
+	// instance (a front proxy's pool) shorten the stints, where a higher
+	// GOGC only makes them rarer and longer. Over eight script runs at 2×
+	// and 4× (K = 1.5, the stand-in allocating what servio does per
+	// request) the refusals' p99 on the wire was 2.37 / 1.81 ms (medians)
+	// with 4,000 connections, 1.44 / 1.32 ms with 1,024, and 0.91 / 1.15
+	// ms with the collector held off (GOGC=off and a GOMEMLIMIT above
+	// what a run allocates, a benchmark-only setting); 97–98 % of them
+	// left in under 1 ms with the collector on (p50 0.5 ms).
 	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.

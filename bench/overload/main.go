@@ -388,7 +388,7 @@ func routes(admit admission, b *burner, scale float64, garbage int, exempt strin
 		TotalCents   int         `json:"total_cents"`
 		Items        []orderItem `json:"items"`
 	}
-	type status struct {
+	type healthBody struct {
 		Status string `json:"status"`
 	}
 	menu := make([]menuItem, 40)
@@ -409,7 +409,7 @@ func routes(admit admission, b *burner, scale float64, garbage int, exempt strin
 		write = 900 * time.Microsecond
 		login = 20 * time.Millisecond
 	)
-	health := ok(&status{Status: "pass"})
+	health := ok(&healthBody{Status: "pass"})
 	all := []route{
 		{"GET /health", resilience.PriorityCritical, 0, 0, health},
 		{"GET /health/live", resilience.PriorityCritical, 0, 0, health},
