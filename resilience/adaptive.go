@@ -166,13 +166,15 @@ type AdaptiveConfig struct {
 	// phase is done by the runtime's fractional worker, in stints of
 	// about 7 % of the phase so far (1.4 ms 20 ms in, 5 ms at 70 ms)
 	// during which nothing else runs on the P; a server with idle time
-	// marks between requests (the stand-in refusing everything, 17 %
-	// busy, answered at p99 0.34 ms through nine collections). A phase
-	// lasts as long as there is to mark, and each open connection is a
-	// goroutine and buffers: the stand-in marked for about 45 ms with
-	// 4,000 connections, about 18 ms with 1,000. So fewer connections per
-	// instance (a front proxy's pool) shorten the stints, where a higher
-	// GOGC only makes them rarer and longer. Over eight script runs at 2×
+	// does most of its marking between requests, in short phases (the
+	// stand-in refusing everything, 17 % busy, answered at p99 0.34 ms
+	// through four collections). A phase lasts as long as there is to
+	// mark, and each open connection is a goroutine and buffers: the
+	// stand-in marked for about 50 ms with 4,000 connections, about 18 ms
+	// with 1,000. Fewer connections per instance (a front proxy's pool)
+	// shorten the stints but, the heap being smaller, collect more often;
+	// in single hand runs fewer connections with a higher GOGC (400) did
+	// best. Over eight script runs at 2×
 	// and 4× (K = 1.5, the stand-in allocating what servio does per
 	// request) the refusals' p99 on the wire was 2.37 / 1.81 ms (medians)
 	// with 4,000 connections, 1.44 / 1.32 ms with 1,024, and 0.91 / 1.15

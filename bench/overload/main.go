@@ -337,7 +337,8 @@ type route struct {
 // stand-in does: at 1,500 req/s of the issue's reads (loadgen overload,
 // GOMAXPROCS=1, 6 Dec 2026; TotalAlloc over 10 s of the step) servio
 // allocated 5,955 B in 76 allocations per request and the stand-in 2,424 B
-// in 26. A stand-in that allocated less than servio would collect less
+// in 26. Calibrated on reads, it is dropped by every route with a CPU
+// cost (writes, logins and the assistant too). A stand-in that allocated less than servio would collect less
 // often than servio does, and on one core each mark phase delays the
 // requests that wait for the core (BENCHMARKS.md "Overload").
 const defaultGarbage = 3531
@@ -368,9 +369,9 @@ func drop(n int) {
 // pattern is exempt.
 func routes(admit admission, b *burner, scale float64, garbage int, exempt string) http.Handler {
 	// Typed values, as servio encodes (maps cost encoding/json a
-	// reflect allocation per key: the stand-in allocated about 6 KB per
-	// request where servio allocates about 2 KB, and on one core how
-	// often the collector runs shapes the refusals' tail).
+	// reflect allocation per key: the stand-in allocated about 10 KB per
+	// read where servio allocates about 6 KB, and on one core how often
+	// the collector runs shapes the refusals' tail).
 	type menuItem struct {
 		ID         int    `json:"id"`
 		Name       string `json:"name"`
