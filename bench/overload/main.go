@@ -338,9 +338,10 @@ type route struct {
 // GOMAXPROCS=1, 6 Dec 2026; TotalAlloc over 10 s of the step) servio
 // allocated 5,955 B in 76 allocations per request and the stand-in 2,424 B
 // in 26. Calibrated on reads, it is dropped by every route with a CPU
-// cost (writes, logins and the assistant too). A stand-in that allocated less than servio would collect less
-// often than servio does, and on one core each mark phase delays the
-// requests that wait for the core (BENCHMARKS.md "Overload").
+// cost (writes, logins and the assistant too). A stand-in that allocated
+// less than servio would collect less often than servio does, and on one
+// core each mark phase delays the requests that wait for the core
+// (BENCHMARKS.md "Overload").
 const defaultGarbage = 3531
 
 // garbageNode is drop's unit: 64 bytes, a size class of its own, with a
