@@ -3,6 +3,7 @@ package metrics
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +31,12 @@ func TestSetupProcessMetrics(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = f.Close() })
 	}
+	// The kernel splits a process's CPU time into user and system by
+	// where its clock ticks landed; a young test binary may have had
+	// every tick in the kernel (CI once read user = 0). Spin in user
+	// mode until a tick lands there, so "user CPU > 0" checks our
+	// reading, not the scheduler's luck.
+	burnUserCPU(t)
 	witness := prometheus.NewRegistry()
 	witness.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	before, err := witness.Gather()
@@ -74,6 +81,25 @@ func TestSetupProcessMetrics(t *testing.T) {
 	for _, name := range []string{"process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"} {
 		assert.NotContains(t, fams, name, "not served twice")
 	}
+}
+
+// burnUserCPU spins until getrusage credits the process some user time
+// (a few ticks at most; it gives up after 30 s of wall time).
+func burnUserCPU(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	x := uint64(1)
+	for time.Now().Before(deadline) {
+		var ru syscall.Rusage
+		require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+		if ru.Utime.Nano() > 0 {
+			return
+		}
+		for range 1_000_000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	require.Failf(t, "no user CPU", "getrusage credited no user time after 30 s of spinning (x=%d)", x)
 }
 
 type processReadingT struct {
