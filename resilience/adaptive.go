@@ -171,17 +171,16 @@ type AdaptiveConfig struct {
 	// through four collections). A phase lasts as long as there is to
 	// mark, and each open connection is a goroutine and buffers: the
 	// stand-in marked for about 50 ms with 4,000 connections, about 18 ms
-	// with 1,000. Fewer connections per instance (a front proxy's pool)
-	// shorten the stints but, the heap being smaller, collect more often;
-	// with a higher GOGC as well (1,024 connections, GOGC=400, four
-	// interleaved hand rounds) the refusals' p99 was 0.97 / 0.86 ms at
-	// 2× / 4× (medians) and every other bound held. Over eight script runs at 2×
+	// with 1,000. So bound the connections to one instance (a front
+	// proxy's pool) and raise GOGC with them, since the smaller heap
+	// would otherwise collect more often. Over eight script runs at 2×
 	// and 4× (K = 1.5, the stand-in allocating what servio does per
-	// request) the refusals' p99 on the wire was 2.37 / 1.81 ms (medians)
-	// with 4,000 connections, 1.44 / 1.32 ms with 1,024, and 0.91 / 1.15
-	// ms with the collector held off (GOGC=off and a GOMEMLIMIT above
-	// what a run allocates, a benchmark-only setting); 97–98 % of them
-	// left in under 1 ms with the collector on (p50 0.5 ms).
+	// request), with 1,024 connections and GOGC=400 every bound held on
+	// the medians and in seven runs of eight at each step: refusals on
+	// the wire at p99 0.64 / 0.65 ms (99.5 / 99.6 % under 1 ms), goodput 104 /
+	// 108 % of the capacity, admitted p99 2.6 / 2.5× unloaded, probes at
+	// most 5.6 ms; with 4,000 connections at the default GOGC the
+	// refusals' p99 was 1.27 / 1.29 ms (BENCHMARKS.md, "Overload").
 	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.
