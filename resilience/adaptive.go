@@ -177,10 +177,11 @@ type AdaptiveConfig struct {
 	// and 4× (K = 1.5, the stand-in allocating what servio does per
 	// request), with 1,024 connections and GOGC=400 every bound held on
 	// the medians and in seven runs of eight at each step: refusals on
-	// the wire at p99 0.64 / 0.65 ms (99.5 / 99.6 % under 1 ms), goodput 104 /
-	// 108 % of the capacity, admitted p99 2.6 / 2.5× unloaded, probes at
-	// most 5.6 ms; with 4,000 connections at the default GOGC the
-	// refusals' p99 was 1.27 / 1.29 ms (BENCHMARKS.md, "Overload").
+	// the wire at p99 0.64 / 0.65 ms (99.5 / 99.6 % under 1 ms),
+	// goodput 104 / 108 % of the capacity, admitted p99 2.6 / 2.5×
+	// unloaded, probes at most 5.6 ms; with 4,000 connections at the
+	// default GOGC the refusals' p99 was 1.27 / 1.29 ms (BENCHMARKS.md,
+	// "Overload").
 	NetworkFirst bool
 	// Clock measures latencies and times queue waits. Default the system
 	// clock.
