@@ -89,7 +89,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -99,7 +98,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -110,6 +108,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 	"github.com/failsafe-go/failsafe-go/priority"
 
+	"github.com/servio/perfkit/internal/cpuburn"
 	"github.com/servio/perfkit/resilience"
 )
 
@@ -695,24 +694,12 @@ type burner struct {
 
 // newBurner calibrates a burner on the CPU the process runs on (the
 // scripts pin it with taskset).
-func newBurner() *burner {
-	// The fastest of the batches timed over 200 ms: other processes on
-	// the core only ever make a batch slower, and 200 ms outlasts a short
-	// dip (20 batches, 3 ms, once read 18 % low right after a server on
-	// the core stopped, 5 Dec 2026).
-	best := time.Duration(1 << 62)
-	for start := time.Now(); time.Since(start) < 200*time.Millisecond; {
-		t0 := time.Now()
-		rounds(2000)
-		best = min(best, time.Since(t0))
-	}
-	return &burner{perMS: 2000 / (float64(best) / float64(time.Millisecond))}
-}
+func newBurner() *burner { return &burner{perMS: cpuburn.Calibrate()} }
 
 func (b *burner) burn(d time.Duration) {
-	n := int(b.perMS * float64(d) / float64(time.Millisecond))
+	n := cpuburn.For(d, b.perMS)
 	t0 := time.Now()
-	rounds(n)
+	cpuburn.Rounds(n)
 	b.wallNS.Add(int64(time.Since(t0)))
 	b.done.Add(int64(n))
 }
@@ -724,14 +711,6 @@ func (b *burner) log(ctx context.Context, w io.Writer) {
 		// goroutine may run well after its tick.
 		fmt.Fprintf(w, "%d %d %d\n", time.Now().UnixNano(), b.done.Load(), b.wallNS.Load())
 	})
-}
-
-func rounds(n int) {
-	var h [32]byte
-	for range n {
-		h = sha256.Sum256(h[:])
-	}
-	runtime.KeepAlive(h)
 }
 
 // measureStalls spins for d reading the clock and reports the gaps

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
@@ -52,6 +53,8 @@ type App struct {
 	simSMS  *simSMS              // nil when TWILIO_BASE_URL is set
 	smsURL  string               // the SMS upstream's base URL
 	tokens  *tokenSigner
+	// benchCostPaid counts the requests that paid -bench-cpu-cost.
+	benchCostPaid atomic.Int64
 	// dummyHash is checked when a login names no user (see login).
 	dummyHash string
 	// hashGate bounds concurrent password checks (nil in baseline mode).

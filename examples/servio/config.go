@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +96,18 @@ type Config struct {
 	// assistant's model call and the export included, so a slot held
 	// waiting on I/O holds the others back.
 	AdaptiveNetworkFirst int
+	// BenchCPUCost, when positive, adds that much CPU work to every
+	// request past admission, the probes, metrics and the export aside
+	// (-bench-cpu-cost, BENCH_CPU_COST; default 0, off): a benchmark-only
+	// setting that brings servio's capacity on one core within what one
+	// generator core can offer at 4× (its reads alone serve 11,000
+	// req/s there). The work is counted in SHA-256 rounds at
+	// BenchRoundsPerMS, not timed, so a slower core does the same work.
+	BenchCPUCost time.Duration
+	// BenchRoundsPerMS is the rate BenchCPUCost converts at
+	// (-bench-rounds-per-ms, BENCH_ROUNDS_PER_MS; default 0: calibrated
+	// on the core at start, as the overload benchmark's stand-in does).
+	BenchRoundsPerMS float64
 
 	RateLimit      bool     // -rate-limit, RATE_LIMIT; default true (false: no limits, e.g. for load tests)
 	TrustedProxies []string // -trusted-proxies, TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
@@ -188,6 +201,10 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		"with -adaptive-queue-header: while shedding, refuse a request that waited longer than this since its stamp (low priority; normal 2×, high 4×), e.g. 2ms; 0: off, the default (env ADAPTIVE_MAX_WAIT)")
 	fs.IntVar(&c.AdaptiveNetworkFirst, "adaptive-network-first", int(envInt("ADAPTIVE_NETWORK_FIRST", 0)),
 		"fix the adaptive limit at this many requests (priority shares apply: normal 75 %, at least 1), queue 8× as many, refuse the rest at once, and pass a freed slot on only after the runtime polled the network (CPU-bound handlers on SQLite, one core: 1); 0: off, the default (env ADAPTIVE_NETWORK_FIRST)")
+	fs.DurationVar(&c.BenchCPUCost, "bench-cpu-cost", envDur("BENCH_CPU_COST", 0),
+		"benchmarks only: add this much CPU work (SHA-256 rounds) to every admitted request but the probes, metrics and the export, e.g. 0.3ms; 0: off, the default (env BENCH_CPU_COST)")
+	fs.Float64Var(&c.BenchRoundsPerMS, "bench-rounds-per-ms", envFloat("BENCH_ROUNDS_PER_MS", 0),
+		"with -bench-cpu-cost: SHA-256 rounds per ms of cost; 0: calibrate at start, the default (env BENCH_ROUNDS_PER_MS)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
 	proxies := fs.String("trusted-proxies", getenv("TRUSTED_PROXIES"), "comma-separated proxy CIDRs whose X-Forwarded-For is believed (env TRUSTED_PROXIES)")
 	fs.StringVar(&c.OpenAIBaseURL, "openai-base-url", getenv("OPENAI_BASE_URL"), "OpenAI-compatible API base URL; empty: simulated upstream (env OPENAI_BASE_URL)")
@@ -306,6 +323,10 @@ func (c Config) validate() error {
 		return errors.New("adaptive max wait needs -adaptive-queue-header: the wait is counted from the proxy's stamp")
 	case c.AdaptiveNetworkFirst < 0:
 		return fmt.Errorf("adaptive network first must not be negative, got %d", c.AdaptiveNetworkFirst)
+	case c.BenchCPUCost < 0:
+		return fmt.Errorf("bench CPU cost must not be negative, got %v", c.BenchCPUCost)
+	case !(c.BenchRoundsPerMS >= 0) || math.IsInf(c.BenchRoundsPerMS, 0):
+		return fmt.Errorf("bench rounds per ms must be 0 (calibrate) or a finite rate above 0, got %v", c.BenchRoundsPerMS)
 	case c.UploadMaxBytes <= 0:
 		return fmt.Errorf("upload max bytes must be positive, got %d", c.UploadMaxBytes)
 	case c.SimLLMFailureRate < 0 || c.SimLLMFailureRate > 1:

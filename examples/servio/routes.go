@@ -60,8 +60,9 @@ func (a *App) routes() (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
+	cost := a.benchCost()
 	handle := func(t ratelimit.Tier, method, path string, h http.HandlerFunc) {
-		mux.Handle(method+" "+path, a.shed(method, path)(global(byTier[t.Name](h))))
+		mux.Handle(method+" "+path, a.shed(method, path)(global(byTier[t.Name](cost(h)))))
 		allowed[path] = append(allowed[path], method)
 	}
 	handle(tiers.API, "GET", "/restaurants/{id}/menu", a.getMenu)
