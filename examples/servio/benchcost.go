@@ -10,7 +10,8 @@ import (
 // -bench-cpu-cost of CPU work before its handler (inside the adaptive
 // limiter's admission, as a handler's own work would be), or one that
 // changes nothing when the cost is off. routes applies it to every route
-// the limiter guards; the probes, /metrics and the export never pay it.
+// the limiter guards; the probes, /health/metrics and the export never
+// pay it.
 // With -bench-rounds-per-ms 0 it calibrates on the core first (200 ms).
 func (a *App) benchCost() func(http.HandlerFunc) http.HandlerFunc {
 	if a.cfg.BenchCPUCost <= 0 {

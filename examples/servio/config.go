@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -97,7 +96,7 @@ type Config struct {
 	// waiting on I/O holds the others back.
 	AdaptiveNetworkFirst int
 	// BenchCPUCost, when positive, adds that much CPU work to every
-	// request past admission, the probes, metrics and the export aside
+	// request past admission, the probes, /health/metrics and the export aside
 	// (-bench-cpu-cost, BENCH_CPU_COST; default 0, off): a benchmark-only
 	// setting that brings servio's capacity on one core within what one
 	// generator core can offer at 4× (its reads alone serve 11,000
@@ -202,7 +201,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.IntVar(&c.AdaptiveNetworkFirst, "adaptive-network-first", int(envInt("ADAPTIVE_NETWORK_FIRST", 0)),
 		"fix the adaptive limit at this many requests (priority shares apply: normal 75 %, at least 1), queue 8× as many, refuse the rest at once, and pass a freed slot on only after the runtime polled the network (CPU-bound handlers on SQLite, one core: 1); 0: off, the default (env ADAPTIVE_NETWORK_FIRST)")
 	fs.DurationVar(&c.BenchCPUCost, "bench-cpu-cost", envDur("BENCH_CPU_COST", 0),
-		"benchmarks only: add this much CPU work (SHA-256 rounds) to every admitted request but the probes, metrics and the export, e.g. 0.3ms; 0: off, the default (env BENCH_CPU_COST)")
+		"benchmarks only: add this much CPU work (SHA-256 rounds) to every admitted request but the probes, /health/metrics and the export, e.g. 0.3ms; 0: off, the default (env BENCH_CPU_COST)")
 	fs.Float64Var(&c.BenchRoundsPerMS, "bench-rounds-per-ms", envFloat("BENCH_ROUNDS_PER_MS", 0),
 		"with -bench-cpu-cost: SHA-256 rounds per ms of cost; 0: calibrate at start, the default (env BENCH_ROUNDS_PER_MS)")
 	fs.BoolVar(&c.RateLimit, "rate-limit", envBool("RATE_LIMIT", true), "enforce the rate-limit tiers (env RATE_LIMIT)")
@@ -325,8 +324,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("adaptive network first must not be negative, got %d", c.AdaptiveNetworkFirst)
 	case c.BenchCPUCost < 0:
 		return fmt.Errorf("bench CPU cost must not be negative, got %v", c.BenchCPUCost)
-	case !(c.BenchRoundsPerMS >= 0) || math.IsInf(c.BenchRoundsPerMS, 0):
-		return fmt.Errorf("bench rounds per ms must be 0 (calibrate) or a finite rate above 0, got %v", c.BenchRoundsPerMS)
+	case !(c.BenchRoundsPerMS >= 0) || c.BenchRoundsPerMS > 1e7:
+		return fmt.Errorf("bench rounds per ms must be 0 (calibrate) or a rate above 0 up to 1e7, got %v", c.BenchRoundsPerMS)
+	case c.BenchRoundsPerMS > 0 && c.BenchCPUCost == 0:
+		return errors.New("bench rounds per ms needs -bench-cpu-cost: it is the rate the cost converts at")
 	case c.UploadMaxBytes <= 0:
 		return fmt.Errorf("upload max bytes must be positive, got %d", c.UploadMaxBytes)
 	case c.SimLLMFailureRate < 0 || c.SimLLMFailureRate > 1:

@@ -12,31 +12,45 @@ import (
 	"github.com/servio/perfkit/resilience"
 )
 
-// BenchmarkRefusal: what a refusal costs servio in process, through its
-// whole handler (metrics middleware, route reporting, error wrapper,
-// the limiter's refusal and the 503 body), with -adaptive-network-first 1
-// and the one slot held and the queue full, so every request is refused.
-// The overload benchmark's stand-in refuses in 33–55 µs of CPU over the
-// wire (BENCHMARKS.md, "Overload"); this is servio's part apart from
-// net/http's reading and writing.
-func BenchmarkRefusal(b *testing.B) {
-	cfg := testConfig(b, "sqlite")
-	cfg.AdaptiveNetworkFirst = 1
-	a := startApp(b, cfg)
+// saturate holds the one slot of an app started with
+// -adaptive-network-first 1 and fills its queue (eight), so that every
+// further normal-priority request is refused; the cleanup lets them go.
+func saturate(tb testing.TB, a *testApp) {
+	tb.Helper()
+	require.Equal(tb, 1, a.overload.Limit(), "saturate needs -adaptive-network-first 1")
 	held, err := a.overload.Acquire(context.Background(), resilience.PriorityNormal)
-	require.NoError(b, err)
+	require.NoError(tb, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 8)
 	for range 8 {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			p, err := a.overload.Acquire(ctx, resilience.PriorityNormal)
-			if err == nil {
+			if p, err := a.overload.Acquire(ctx, resilience.PriorityNormal); err == nil {
 				p.Release(nil)
 			}
 		}()
 	}
-	require.Eventually(b, func() bool { return a.overload.Queued() == 8 }, 10*time.Second, time.Millisecond)
+	tb.Cleanup(func() {
+		cancel()
+		for range 8 {
+			<-done
+		}
+		held.Release(nil)
+	})
+	require.Eventually(tb, func() bool { return a.overload.Queued() == 8 }, 10*time.Second, time.Millisecond, "eight queue")
+}
+
+// BenchmarkRefusal: what servio's handler chain costs a refusal in
+// process (metrics middleware, route reporting, error wrapper, the
+// limiter's refusal and the 503 body), with -adaptive-network-first 1
+// saturated so every request is refused. It leaves out net/http's
+// reading, parsing and writing, and the syscalls: the whole cost of a
+// refusal over the wire is more.
+func BenchmarkRefusal(b *testing.B) {
+	cfg := testConfig(b, "sqlite")
+	cfg.AdaptiveNetworkFirst = 1
+	a := startApp(b, cfg)
+	saturate(b, a)
 	h := a.Handler()
 	req := httptest.NewRequest("GET", "/restaurants/1/menu", nil)
 	b.ReportAllocs()
@@ -47,10 +61,4 @@ func BenchmarkRefusal(b *testing.B) {
 			b.Fatalf("status %d, want 503", w.Code)
 		}
 	}
-	b.StopTimer()
-	cancel()
-	for range 8 {
-		<-done
-	}
-	held.Release(nil)
 }
