@@ -141,8 +141,11 @@ type AdaptiveConfig struct {
 	// It does not fit every server: a handler that holds its slot while it
 	// waits on I/O holds every queued call back, and one that runs long on
 	// the CPU (a 20 ms password hash) delays the reading of new requests
-	// for as long — for such a mix prefer MaxWait. And if other work keeps
-	// the Ps busy, a handoff waits for the runtime's 10 ms poll.
+	// for as long — for such a mix prefer MaxWait, or, where the long
+	// work comes in phases (queries to an embedded database, then an
+	// encode), yield to the network between them (YieldToNetwork). And if
+	// other work keeps the Ps busy, a handoff waits for the runtime's 10 ms
+	// poll.
 	//
 	// On the overload benchmark's stand-in with the mix (reads
 	// only, 0.4 ms each; one P; limit 1, MaxQueue 8; clients that throttle
@@ -432,6 +435,7 @@ type AdaptiveLimiter struct {
 	handOffR, handOffW *os.File
 	handOffOn          bool
 	handOffPending     bool
+	yielded            chan struct{} // closed after the next poll: YieldToNetwork's callers wait on it
 	closeOnce          sync.Once
 
 	rejections metric.Int64Counter
@@ -634,7 +638,53 @@ func (l *AdaptiveLimiter) directHandOff() {
 	l.mu.Lock()
 	l.handOffOn, l.handOffPending = false, false
 	l.dispatch()
+	l.resumeYielded()
 	l.mu.Unlock()
+}
+
+// resumeYielded lets the callers of YieldToNetwork waiting for this poll
+// go on. l.mu held.
+func (l *AdaptiveLimiter) resumeYielded() {
+	if l.yielded != nil {
+		close(l.yielded)
+		l.yielded = nil
+	}
+}
+
+// YieldToNetwork, with NetworkFirst, blocks until the Go runtime has
+// next polled the network and the goroutines that poll woke — new
+// requests, on a server — have had their turn (and reached Acquire, to
+// queue or be refused); without NetworkFirst, or once Close has run or
+// the limiter's pipe failed, it returns at once. An admitted call keeps
+// its slot meanwhile.
+//
+// A handler that runs long on the CPU without blocking holds the P, and
+// so the reading of new requests, for as long: on one P their refusals
+// wait for it. A handler that blocks on the network (a query to a
+// database server) lets the runtime poll there; one that does not (an
+// embedded database such as SQLite, a large encode, a computation) can
+// call YieldToNetwork between its phases instead, so that no stretch of
+// its work is longer than the refusals can wait. It costs a byte written
+// to a pipe and two goroutine switches (about 5 µs), and on a P with
+// other work to run, the time to run it.
+func (l *AdaptiveLimiter) YieldToNetwork() {
+	if l.handOffR == nil {
+		return
+	}
+	l.mu.Lock()
+	if !l.handOffOn {
+		l.mu.Unlock()
+		return
+	}
+	if l.yielded == nil {
+		l.yielded = make(chan struct{})
+	}
+	ch := l.yielded
+	kick := !l.handOffPending
+	l.handOffPending = true
+	l.mu.Unlock()
+	l.kick(kick)
+	<-ch
 }
 
 // handOffByte is what kick writes (an array: no allocation per write).
@@ -660,11 +710,23 @@ func (l *AdaptiveLimiter) handOffLoop() {
 			l.directHandOff() // EOF after Close, or a pipe that failed
 			return
 		}
+		// The callers of YieldToNetwork that asked before this poll go on
+		// after its goroutines' turn; those that ask during it wait for
+		// the next one, asked for below.
+		l.mu.Lock()
+		yielded := l.yielded
+		l.yielded = nil
+		l.mu.Unlock()
 		yieldTwice()
 		l.mu.Lock()
-		l.handOffPending = false
+		l.handOffPending = l.yielded != nil
+		again := l.handOffPending
 		l.dispatch()
 		l.mu.Unlock()
+		if yielded != nil {
+			close(yielded)
+		}
+		l.kick(again)
 	}
 }
 

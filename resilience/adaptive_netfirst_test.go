@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,4 +201,133 @@ func requireServed(t *testing.T, got <-chan error, msg string) {
 	case <-time.After(10 * time.Second):
 		t.Fatal(msg)
 	}
+}
+
+// yieldOrder runs one round on one P: a call holds the limiter's only
+// slot; a byte arrives in a pipe whose reader is parked in the network
+// poller; the call then yields to the network and goes on. It returns
+// which ran first: "network" (the reader) or "yielded" (the call, past
+// YieldToNetwork).
+func yieldOrder(t *testing.T, networkFirst bool) string {
+	t.Helper()
+	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: networkFirst})
+	require.NoError(t, err)
+	defer l.Close()
+	server, client, err := os.Pipe()
+	require.NoError(t, err)
+	defer server.Close()
+	defer client.Close()
+
+	held, err := l.Acquire(context.Background(), PriorityNormal)
+	require.NoError(t, err)
+	order := make(chan string, 2)
+	go func() {
+		var b [1]byte
+		if _, err := server.Read(b[:]); err == nil {
+			order <- "network"
+		}
+	}()
+	time.Sleep(5 * time.Millisecond) // the reader parks in the poller
+	// No scheduling point from the write to YieldToNetwork.
+	_, err = client.Write([]byte{1})
+	require.NoError(t, err)
+	l.YieldToNetwork()
+	order <- "yielded"
+	require.Equal(t, 1, l.InFlight(), "the call kept its slot")
+	held.Release(nil)
+	first := <-order
+	<-order
+	return first
+}
+
+// YieldToNetwork's promise: a request that arrived while a call ran on
+// the CPU is read before the call goes on. Without NetworkFirst it
+// returns at once, and the call goes on first (the control; the runtime
+// may poll in between on a sysmon tick, so it needs one round of several).
+func TestAdaptiveNetworkFirstYieldToNetwork(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const rounds = 10
+	for i := range rounds {
+		require.Equal(t, "network", yieldOrder(t, true), "round %d: the call went on past YieldToNetwork before the request that had arrived was read", i)
+	}
+	wentOn := 0
+	for range rounds {
+		if yieldOrder(t, false) == "yielded" {
+			wentOn++
+		}
+	}
+	require.Positive(t, wentOn, "without NetworkFirst the request that had arrived ran first in every round: the round does not tell the two apart")
+}
+
+// A call that yields keeps its slot: a call queued behind it does not
+// get the slot at the poll, only at the release.
+func TestAdaptiveNetworkFirstYieldKeepsSlot(t *testing.T) {
+	l := oneSlotNetworkFirst(t)
+	order := make(chan string, 2)
+	held, got := holdAndQueue(t, l, func() { order <- "queued" })
+	l.YieldToNetwork()
+	order <- "yielded"
+	require.Equal(t, 1, l.Queued(), "the queued call still waits")
+	held.Release(nil)
+	requireServed(t, got, "the queued call never got the slot")
+	require.Equal(t, "yielded", <-order)
+	require.Equal(t, "queued", <-order)
+}
+
+// After Close, or once the pipe failed, YieldToNetwork returns at once.
+func TestAdaptiveNetworkFirstYieldAfterClose(t *testing.T) {
+	returns := func(l *AdaptiveLimiter, msg string) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { l.YieldToNetwork(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal(msg)
+		}
+	}
+	l := oneSlotNetworkFirst(t)
+	require.NoError(t, l.Close())
+	returns(l, "YieldToNetwork blocked after Close")
+	l = oneSlotNetworkFirst(t)
+	require.NoError(t, l.handOffR.Close())
+	returns(l, "YieldToNetwork blocked after the pipe failed")
+	returns(l, "YieldToNetwork blocked once handoffs went direct")
+}
+
+// Many goroutines yielding while others acquire and release, on every P:
+// every yield returns, every call is served or refused, nothing is left
+// in flight (run with -race).
+func TestAdaptiveNetworkFirstYieldConcurrent(t *testing.T) {
+	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 2, MaxLimit: 2, MaxQueue: 8, NetworkFirst: true})
+	require.NoError(t, err)
+	defer l.Close()
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				if g%2 == 0 {
+					l.YieldToNetwork()
+					continue
+				}
+				pm, err := l.Acquire(context.Background(), PriorityNormal)
+				if err != nil {
+					continue
+				}
+				l.YieldToNetwork()
+				pm.Release(nil)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a yield or a call never returned")
+	}
+	require.Equal(t, 0, l.InFlight())
+	require.Equal(t, 0, l.Queued())
 }

@@ -61,7 +61,10 @@
 // ParseRequestStart). On one busy P a request is read only when the
 // runtime polls the network; with AdaptiveConfig.NetworkFirst a slot
 // freed while calls wait passes on only after such a poll, so requests
-// are read, and refused if the queue is full, between two handlers.
+// are read, and refused if the queue is full, between two handlers; a
+// handler that runs long without blocking (a query to an embedded
+// database) calls AdaptiveLimiter.YieldToNetwork between its phases to
+// let them be read there too.
 //
 // Configuration: every zero field means the documented default; a
 // constructor (NewPipeline, NewRetrier, NewCircuitBreaker, ...) returns an

@@ -167,6 +167,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		a.closers = append(a.closers, a.replicas.Close)
 		a.st = store.NewReplicated(a.replicas, dialect)
 	}
+	// Before anything else uses the store: it may yield to the limiter.
+	if err := a.setupOverload(opts.overloadDelay); err != nil {
+		return nil, err
+	}
 	if err := a.st.Migrate(ctx, a.db, log); err != nil {
 		return nil, err
 	}
@@ -219,9 +223,6 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, opts appOptions) 
 		return nil, err
 	}
 	if err := a.setupHealth(mp, cmp.Or(opts.healthInterval, healthInterval)); err != nil {
-		return nil, err
-	}
-	if err := a.setupOverload(opts.overloadDelay); err != nil {
 		return nil, err
 	}
 	if a.handler, err = a.routes(); err != nil {

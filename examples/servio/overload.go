@@ -54,7 +54,12 @@ import (
 // runtime has polled the network
 // (resilience.AdaptiveConfig.NetworkFirst): on a busy core a new request
 // is then read between two handlers, not after the runtime's next 10 ms
-// poll, so its refusal is fast too.
+// poll, so its refusal is fast too. The store then yields to the network
+// (resilience.AdaptiveLimiter.YieldToNetwork) before and after each read
+// and transaction: a query to the embedded SQLite runs on the handler's
+// goroutine, where one to PostgreSQL would wait on the network and let
+// the runtime read new requests meanwhile, so a handler that queries
+// holds the core no longer than its longest stretch between yields.
 func (a *App) setupOverload(delay func() time.Duration) error {
 	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
 		return nil
@@ -90,6 +95,9 @@ func (a *App) setupOverload(delay func() time.Duration) error {
 	}
 	a.overload = l
 	a.closers = append(a.closers, l.Close)
+	if cfg.NetworkFirst {
+		a.st.SetYield(l.YieldToNetwork)
+	}
 	return nil
 }
 

@@ -40,6 +40,8 @@ func scanOrder(r scanner) (Order, error) {
 
 // Order returns one order with its items in one query.
 func (s *Store) Order(ctx context.Context, id int64) (Order, error) {
+	s.yielded()
+	defer s.yielded()
 	return s.order(ctx, s.db, id)
 }
 

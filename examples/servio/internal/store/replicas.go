@@ -22,8 +22,10 @@ func NewReplicated(c *dbpool.Cluster, d Dialect) *Store {
 }
 
 // read runs fn, a read that may see a replica's data, through the cluster,
-// or on the primary without one.
+// or on the primary without one, between two yields (SetYield).
 func (s *Store) read(ctx context.Context, fn func(Conn) error) error {
+	s.yielded()
+	defer s.yielded()
 	if s.cluster == nil {
 		return fn(s.db)
 	}

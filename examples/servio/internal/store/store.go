@@ -101,11 +101,28 @@ type Store struct {
 	d       Dialect
 	q       queries
 	cluster *dbpool.Cluster // nil: every read on db (see NewReplicated)
+	yield   func()          // nil: none (see SetYield)
 }
 
 // New returns a Store over db, which speaks dialect d.
 func New(db Conn, d Dialect) *Store {
 	return &Store{db: db, d: d, q: buildQueries(d)}
+}
+
+// SetYield makes the store call f before and after each of its reads and
+// transactions (f nil: none), as servio's adaptive limiter's
+// YieldToNetwork with -adaptive-network-first: a query to an embedded
+// database runs on the caller's goroutine, without the network wait that
+// lets the Go runtime read new requests during a query to a database
+// server, so a handler that queries yields there instead. Call it before
+// the store is used.
+func (s *Store) SetYield(f func()) { s.yield = f }
+
+// yielded runs the store's yield function, if any.
+func (s *Store) yielded() {
+	if s.yield != nil {
+		s.yield()
+	}
 }
 
 // Dialect returns the store's SQL dialect.
@@ -215,8 +232,10 @@ func (d *dbTime) parse(s string) error {
 }
 
 // inTx runs fn in a transaction, committing when it returns nil and rolling
-// back otherwise, a panic in fn included.
+// back otherwise, a panic in fn included, between two yields (SetYield).
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.yielded()
+	defer s.yielded()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
