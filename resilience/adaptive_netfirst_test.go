@@ -331,3 +331,49 @@ func TestAdaptiveNetworkFirstYieldConcurrent(t *testing.T) {
 	require.Equal(t, 0, l.InFlight())
 	require.Equal(t, 0, l.Queued())
 }
+
+// A call that yields while the handoff goroutine takes its turn — here a
+// reader woken by the same poll that woke the handoff goroutine — waits
+// for the next poll, which the handoff goroutine asks for: it returns. On
+// one P the two woken goroutines run in either order, so each round
+// tests that case or the one where both yields share a poll; ten rounds.
+func TestAdaptiveNetworkFirstYieldDuringTurn(t *testing.T) {
+	l := oneSlotNetworkFirst(t)
+	for i := range 10 {
+		server, client, err := os.Pipe()
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var b [1]byte
+			if _, err := server.Read(b[:]); err == nil {
+				l.YieldToNetwork()
+			}
+		}()
+		time.Sleep(5 * time.Millisecond) // the reader parks in the poller
+		_, err = client.Write([]byte{1})
+		require.NoError(t, err)
+		l.YieldToNetwork()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: a yield made during the handoff goroutine's turn never returned", i)
+		}
+		require.NoError(t, server.Close())
+		require.NoError(t, client.Close())
+	}
+}
+
+// BenchmarkAdaptiveYieldToNetwork: what one YieldToNetwork costs with
+// NetworkFirst on an otherwise idle process (run with -cpu 1: one P, as
+// NetworkFirst is meant for): a pipe write, a network poll, the handoff
+// goroutine's read and turn, and the switches back.
+func BenchmarkAdaptiveYieldToNetwork(b *testing.B) {
+	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: true})
+	require.NoError(b, err)
+	defer l.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		l.YieldToNetwork()
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/servio/perfkit/examples/servio/internal/store"
 	"github.com/servio/perfkit/ratelimit"
 	"github.com/servio/perfkit/resilience"
 )
@@ -54,12 +55,13 @@ import (
 // runtime has polled the network
 // (resilience.AdaptiveConfig.NetworkFirst): on a busy core a new request
 // is then read between two handlers, not after the runtime's next 10 ms
-// poll, so its refusal is fast too. The store then yields to the network
-// (resilience.AdaptiveLimiter.YieldToNetwork) before and after each read
-// and transaction: a query to the embedded SQLite runs on the handler's
-// goroutine, where one to PostgreSQL would wait on the network and let
-// the runtime read new requests meanwhile, so a handler that queries
-// holds the core no longer than its longest stretch between yields.
+// poll, so its refusal is fast too. On SQLite the store then yields to
+// the network (resilience.AdaptiveLimiter.YieldToNetwork) before and
+// after each read and transaction (store.Store.SetYield): a query to the
+// embedded SQLite runs on the handler's goroutine, where one to
+// PostgreSQL waits on the network and lets the runtime read new requests
+// meanwhile, so a handler that queries holds the core no longer than its
+// longest stretch between yields.
 func (a *App) setupOverload(delay func() time.Duration) error {
 	if !a.cfg.AdaptiveLimit || a.cfg.Baseline {
 		return nil
@@ -95,7 +97,9 @@ func (a *App) setupOverload(delay func() time.Duration) error {
 	}
 	a.overload = l
 	a.closers = append(a.closers, l.Close)
-	if cfg.NetworkFirst {
+	if cfg.NetworkFirst && a.st.Dialect() == store.SQLite {
+		// A query to PostgreSQL waits on the network, where the runtime
+		// polls already.
 		a.st.SetYield(l.YieldToNetwork)
 	}
 	return nil

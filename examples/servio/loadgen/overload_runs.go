@@ -42,7 +42,8 @@ func runOverloadRuns(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	configs := fs.String("configs", "", "comma-separated labels to judge, in this order (default: every label, sorted)")
 	beside := fs.String("beside", "off-sat-", "labels holding this are the limiter-off server past saturation in the same run: "+
-		"the mean of their settled goodput is that run's own throughput, which every goodput is also given against (empty: none)")
+		"the mean of their settled goodput is that server's own throughput, which the goodput of every label that starts as theirs do "+
+		"(standin-reads-off-sat-before: standin-reads-) is also given against (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,13 +82,27 @@ func runOverloadRuns(args []string, stdout, stderr io.Writer) error {
 }
 
 // overloadRun is one run of the overload script: its reports by label,
-// the wire figures of those captured, and the limiter-off server's own
-// saturated throughput (0: not measured).
+// the wire figures of those captured, and the limiter-off servers' own
+// saturated throughput, by the prefix of their labels before the beside
+// string (standin-reads- for standin-reads-off-sat-before): a label is
+// judged beside the server whose prefix it starts with, the longest such.
 type overloadRun struct {
 	dir     string
 	reports map[string]*overloadReport
 	wire    map[string][]wireStep
-	beside  float64
+	beside  map[string]float64
+}
+
+// besideOf returns the saturated throughput label is judged beside in
+// the run, 0 when none was measured for its server.
+func (r *overloadRun) besideOf(label string) float64 {
+	best, v := -1, 0.0
+	for prefix, b := range r.beside {
+		if strings.HasPrefix(label, prefix) && len(prefix) > best {
+			best, v = len(prefix), b
+		}
+	}
+	return v
 }
 
 // wireStep is one row of scripts/wire-latency.py's JSON: the answers of
@@ -105,7 +120,8 @@ type wireStep struct {
 const wireSuffix = ".wire.json"
 
 // loadOverloadRun reads the reports in dir; labels holding beside (when
-// not empty) give the run's saturated throughput.
+// not empty) give the saturated throughput of their server (their
+// prefix before it).
 func loadOverloadRun(dir, beside string) (*overloadRun, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("overload-runs: %w", err)
@@ -114,8 +130,8 @@ func loadOverloadRun(dir, beside string) (*overloadRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &overloadRun{dir: dir, reports: map[string]*overloadReport{}, wire: map[string][]wireStep{}}
-	var sat []float64
+	r := &overloadRun{dir: dir, reports: map[string]*overloadReport{}, wire: map[string][]wireStep{}, beside: map[string]float64{}}
+	sat := map[string][]float64{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -142,15 +158,16 @@ func loadOverloadRun(dir, beside string) (*overloadRun, error) {
 			return nil, fmt.Errorf("%s: a second report labelled %q in %s", f, rep.Label, dir)
 		}
 		r.reports[rep.Label] = &rep
-		if beside != "" && strings.Contains(rep.Label, beside) {
-			sat = append(sat, rep.Steps[0].Settled.Goodput)
+		if i := strings.Index(rep.Label, beside); beside != "" && i >= 0 {
+			prefix := rep.Label[:i]
+			sat[prefix] = append(sat[prefix], rep.Steps[0].Settled.Goodput)
 		}
 	}
 	if len(r.reports) == 0 {
 		return nil, fmt.Errorf("overload-runs: no reports in %s", dir)
 	}
-	if len(sat) > 0 {
-		r.beside = mean(sat)
+	for prefix, v := range sat {
+		r.beside[prefix] = mean(v)
 	}
 	return r, nil
 }
@@ -188,8 +205,8 @@ func stepFigures(runs []*overloadRun, label string) (order []string, factors map
 			t := s.Settled
 			f := runFigures{goodput: requestShare(r, t.Goodput), beside: math.NaN(), p99: unloadedFactor(r, t.AdmittedP99),
 				probes: settledProbes(s), critical: criticalShed(s), reject: t.RejectP99}
-			if run.beside > 0 {
-				f.beside = t.Goodput / run.beside
+			if b := run.besideOf(label); b > 0 {
+				f.beside = t.Goodput / b
 			}
 			reject := f.reject
 			for i, w := range run.wire[label] {

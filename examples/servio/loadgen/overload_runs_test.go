@@ -155,3 +155,20 @@ func TestMedian(t *testing.T) {
 	assert.Equal(t, 2.5, median([]float64{4, 1, 3, 2}))
 	assert.True(t, median(nil) != median(nil), "NaN for none")
 }
+
+// A label is judged beside its own server's saturated run only: the one
+// whose label starts as its own does (standin- beside standin-off-sat-),
+// never beside another server's.
+func TestOverloadRunsBesideOwnServer(t *testing.T) {
+	t.Parallel()
+	msec := time.Millisecond
+	dir := writeRun(t, []overloadReport{
+		fakeReport("standin-off-sat-before", fakeStep("1.2x", 1.2, 0.8, 50*msec, 0)),
+		fakeReport("standin-nf", fakeStep("2x", 2, 0.96, 6*msec, 0)),
+		fakeReport("servio-nf", fakeStep("2x", 2, 0.96, 6*msec, 0)),
+	}, nil)
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"overload-runs", dir}, &out, io.Discard))
+	assert.Contains(t, out.String(), "| standin-nf | 2x | 1 | 96.0 % (96.0–96.0 %; 1 ≥ 90 %) | 120.0 % (120.0–120.0 %; 1 ≥ 90 %) (of 1) |", "960 beside the stand-in's 800 req/s")
+	assert.Contains(t, out.String(), "| servio-nf | 2x | 1 | 96.0 % (96.0–96.0 %; 1 ≥ 90 %) | – |", "no saturated servio ran")
+}

@@ -26,6 +26,11 @@ func NewReplicated(c *dbpool.Cluster, d Dialect) *Store {
 func (s *Store) read(ctx context.Context, fn func(Conn) error) error {
 	s.yielded()
 	defer s.yielded()
+	return s.route(ctx, fn)
+}
+
+// route runs fn through the cluster, or on the primary without one.
+func (s *Store) route(ctx context.Context, fn func(Conn) error) error {
 	if s.cluster == nil {
 		return fn(s.db)
 	}
@@ -62,10 +67,13 @@ func (s *Store) ReplicaReader() Reader { return replicaReader{s} }
 // replicaReader is ReplicaReader's Reader.
 type replicaReader struct{ s *Store }
 
-// QueryContext runs query through the Store's read path.
+// QueryContext runs query through the Store's read routing. It does not
+// yield (SetYield): its rows stream after it returns, on a connection a
+// yield would hold, and the export that reads them is not behind the
+// adaptive limiter.
 func (r replicaReader) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	var rows *sql.Rows
-	err := r.s.read(ctx, func(c Conn) error {
+	err := r.s.route(ctx, func(c Conn) error {
 		var err error
 		rows, err = c.QueryContext(ctx, query, args...)
 		return err

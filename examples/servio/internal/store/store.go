@@ -109,13 +109,17 @@ func New(db Conn, d Dialect) *Store {
 	return &Store{db: db, d: d, q: buildQueries(d)}
 }
 
-// SetYield makes the store call f before and after each of its reads and
-// transactions (f nil: none), as servio's adaptive limiter's
-// YieldToNetwork with -adaptive-network-first: a query to an embedded
-// database runs on the caller's goroutine, without the network wait that
-// lets the Go runtime read new requests during a query to a database
-// server, so a handler that queries yields there instead. Call it before
-// the store is used.
+// SetYield makes the store call f before and after each read on its read
+// path (menus, single orders, order pages, low stock) and each
+// transaction (order placement, status changes, menu edits, the demo
+// data) — f nil: none — as servio's adaptive limiter's YieldToNetwork
+// with -adaptive-network-first on SQLite: a query to an embedded database
+// runs on the caller's goroutine, without the network wait that lets the
+// Go runtime read new requests during a query to a database server, so a
+// handler that queries yields there instead. The single statements
+// outside those (a login's user lookup, idempotency claims, menu item
+// updates) and the export's reader (ReplicaReader) do not yield. Call it
+// before the store is used.
 func (s *Store) SetYield(f func()) { s.yield = f }
 
 // yielded runs the store's yield function, if any.

@@ -11,7 +11,8 @@ import (
 
 // SetYield's promise: the yield function runs before and after each read
 // and each transaction, and outside them (not while the query runs: a
-// yield inside a query would hold its connection across the wait).
+// yield inside a query would hold its connection across the wait); the
+// export's reader, whose rows outlive its call, does not yield.
 func TestSetYieldAroundReadsAndTransactions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -47,9 +48,15 @@ func TestSetYieldAroundReadsAndTransactions(t *testing.T) {
 		require.NoError(t, tc.run(), tc.name)
 		assert.Equal(t, 2, yields, "%s: one yield before, one after", tc.name)
 	}
+	yields = 0
+	rows, err := s.ReplicaReader().QueryContext(ctx, "SELECT id FROM orders")
+	require.NoError(t, err)
+	require.NoError(t, rows.Close())
+	assert.Zero(t, yields, "the export's reader does not yield: its rows stream on the connection after it returns")
+
 	s.SetYield(nil)
 	yields = 0
-	_, err := s.Menu(ctx, rid)
+	_, err = s.Menu(ctx, rid)
 	require.NoError(t, err)
 	assert.Zero(t, yields, "SetYield(nil): none")
 }
