@@ -21,16 +21,32 @@ func handOffOrder(t *testing.T, networkFirst bool) string {
 	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: networkFirst})
 	require.NoError(t, err)
 	defer l.Close()
-	// A pipe, not a TCP connection: its byte is readable as soon as the
-	// write returns (loopback TCP may deliver later, from a softirq), and
-	// the runtime's network poller waits on both alike.
-	server, client, err := os.Pipe()
-	require.NoError(t, err)
-	defer server.Close()
-	defer client.Close()
-
 	order := make(chan string, 2)
 	held, _ := holdAndQueue(t, l, func() { order <- "queued" })
+	// No scheduling point from the byte's write to the release: the byte
+	// waits for the next network poll.
+	arriveOnNetwork(t, order)
+	held.Release(nil)
+	first := <-order
+	<-order
+	return first
+}
+
+// arriveOnNetwork starts a reader parked in the network poller (as a
+// request's goroutine on a connection) and, once it has parked, writes it
+// a byte, which waits for the runtime's next network poll; the reader
+// sends "network" on order when it runs. A pipe, not a TCP connection:
+// its byte is readable as soon as the write returns (loopback TCP may
+// deliver later, from a softirq), and the poller waits on both alike.
+// The pipe is closed when the test ends.
+func arriveOnNetwork(t *testing.T, order chan<- string) {
+	t.Helper()
+	server, client, err := os.Pipe()
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = server.Close()
+		_ = client.Close()
+	})
 	go func() {
 		var b [1]byte
 		if _, err := server.Read(b[:]); err == nil {
@@ -38,14 +54,8 @@ func handOffOrder(t *testing.T, networkFirst bool) string {
 		}
 	}()
 	time.Sleep(5 * time.Millisecond) // the reader parks in the poller
-	// No scheduling point from here to the release: the byte waits for
-	// the next network poll.
 	_, err = client.Write([]byte{1})
 	require.NoError(t, err)
-	held.Release(nil)
-	first := <-order
-	<-order
-	return first
 }
 
 // NetworkFirst's promise: a request that arrived while the slot was busy
@@ -213,24 +223,11 @@ func yieldOrder(t *testing.T, networkFirst bool) string {
 	l, err := NewAdaptiveLimiter(AdaptiveConfig{MinLimit: 1, MaxLimit: 1, MaxQueue: 4, NetworkFirst: networkFirst})
 	require.NoError(t, err)
 	defer l.Close()
-	server, client, err := os.Pipe()
-	require.NoError(t, err)
-	defer server.Close()
-	defer client.Close()
-
 	held, err := l.Acquire(context.Background(), PriorityNormal)
 	require.NoError(t, err)
 	order := make(chan string, 2)
-	go func() {
-		var b [1]byte
-		if _, err := server.Read(b[:]); err == nil {
-			order <- "network"
-		}
-	}()
-	time.Sleep(5 * time.Millisecond) // the reader parks in the poller
-	// No scheduling point from the write to YieldToNetwork.
-	_, err = client.Write([]byte{1})
-	require.NoError(t, err)
+	// No scheduling point from the byte's write to YieldToNetwork.
+	arriveOnNetwork(t, order)
 	l.YieldToNetwork()
 	order <- "yielded"
 	require.Equal(t, 1, l.InFlight(), "the call kept its slot")
