@@ -60,22 +60,32 @@ func arriveOnNetwork(t *testing.T, order chan<- string) {
 
 // NetworkFirst's promise: a request that arrived while the slot was busy
 // runs before the next queued call takes the slot. Without it the queued
-// call runs first (the control, which shows the round can tell them
-// apart: the runtime could poll the network in between, on a sysmon tick
-// or a syscall's handoff, so it needs only one of several rounds).
+// call runs first (the control).
 func TestAdaptiveNetworkFirstPollsBeforeHandOff(t *testing.T) {
+	requireNetworkFirst(t, handOffOrder, "queued", "with NetworkFirst the queued call took the slot before the request that had arrived was read")
+}
+
+// requireNetworkFirst runs round ten times with NetworkFirst on one P,
+// requiring "network" (the request that had arrived) to run first each
+// time, then ten times without, requiring other to run first at least
+// once: the control, which shows the round tells the two apart (the
+// runtime may poll in between, on a sysmon tick or a syscall's handoff,
+// so it needs only one of several rounds). miss says what went wrong
+// when a round with NetworkFirst fails.
+func requireNetworkFirst(t *testing.T, round func(t *testing.T, networkFirst bool) string, other, miss string) {
+	t.Helper()
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	const rounds = 10
 	for i := range rounds {
-		require.Equal(t, "network", handOffOrder(t, true), "round %d: with NetworkFirst the queued call took the slot before the request that had arrived was read", i)
+		require.Equal(t, "network", round(t, true), "round %d: %s", i, miss)
 	}
-	queuedFirst := 0
+	otherFirst := 0
 	for range rounds {
-		if handOffOrder(t, false) == "queued" {
-			queuedFirst++
+		if round(t, false) == other {
+			otherFirst++
 		}
 	}
-	require.Positive(t, queuedFirst, "without NetworkFirst the request that had arrived ran first in every round: the round does not tell the two apart")
+	require.Positive(t, otherFirst, "without NetworkFirst the request that had arrived ran first in every round: the round does not tell the two apart")
 }
 
 // While a handoff waits for the network poll, a new call of the same
@@ -239,21 +249,9 @@ func yieldOrder(t *testing.T, networkFirst bool) string {
 
 // YieldToNetwork's promise: a request that arrived while a call ran on
 // the CPU is read before the call goes on. Without NetworkFirst it
-// returns at once, and the call goes on first (the control; the runtime
-// may poll in between on a sysmon tick, so it needs one round of several).
+// returns at once, and the call goes on first (the control).
 func TestAdaptiveNetworkFirstYieldToNetwork(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	const rounds = 10
-	for i := range rounds {
-		require.Equal(t, "network", yieldOrder(t, true), "round %d: the call went on past YieldToNetwork before the request that had arrived was read", i)
-	}
-	wentOn := 0
-	for range rounds {
-		if yieldOrder(t, false) == "yielded" {
-			wentOn++
-		}
-	}
-	require.Positive(t, wentOn, "without NetworkFirst the request that had arrived ran first in every round: the round does not tell the two apart")
+	requireNetworkFirst(t, yieldOrder, "yielded", "the call went on past YieldToNetwork before the request that had arrived was read")
 }
 
 // A call that yields keeps its slot: a call queued behind it does not
