@@ -167,7 +167,8 @@ func openPgxpoolDB(b *testing.B, dsn string) *sql.DB {
 }
 
 // BenchmarkSelect1SQLite is SELECT 1 on an SQLite file (modernc), bare with
-// the same pragmas and through dbpool.
+// the same pragmas and through dbpool, with its statement cache (the
+// default) and without.
 func BenchmarkSelect1SQLite(b *testing.B) {
 	path := testenv.SQLitePath(b)
 	bare, err := sql.Open("sqlite", dbpool.SQLiteDSN(path))
@@ -177,8 +178,55 @@ func BenchmarkSelect1SQLite(b *testing.B) {
 	db, err := dbpool.Open(context.Background(), "sqlite", path, dbpool.Config{Logger: quiet})
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = db.Close() })
+	nocache, err := dbpool.Open(context.Background(), "sqlite", path, dbpool.Config{Logger: quiet, StatementCache: -1})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = nocache.Close() })
 	b.Run("bare", func(b *testing.B) { benchSelect1(b, bare, deadlineCtx(b)) })
 	b.Run("dbpool", func(b *testing.B) { benchSelect1(b, db, deadlineCtx(b)) })
+	b.Run("dbpool-nocache", func(b *testing.B) { benchSelect1(b, nocache, deadlineCtx(b)) })
+}
+
+// BenchmarkStatementCacheSQLite is a keyset page of 20 rows with a joined
+// count per row, the shape of servio's order page, through dbpool on an
+// SQLite file with the statement cache (the default) and without.
+func BenchmarkStatementCacheSQLite(b *testing.B) {
+	ctx := context.Background()
+	path := testenv.SQLitePath(b)
+	for _, tc := range []struct {
+		name  string
+		cache int
+	}{{"cache", 0}, {"nocache", -1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			db, err := dbpool.Open(ctx, "sqlite", path, dbpool.Config{Logger: quiet, StatementCache: tc.cache})
+			require.NoError(b, err)
+			b.Cleanup(func() { _ = db.Close() })
+			_, err = db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS o (id INTEGER PRIMARY KEY, shop INTEGER NOT NULL, name TEXT NOT NULL, created TEXT NOT NULL);
+				CREATE TABLE IF NOT EXISTS li (id INTEGER PRIMARY KEY, o INTEGER NOT NULL REFERENCES o (id), qty INTEGER NOT NULL);
+				CREATE INDEX IF NOT EXISTS o_shop ON o (shop, created DESC, id DESC);
+				CREATE INDEX IF NOT EXISTS li_o ON li (o);
+				INSERT INTO o (shop, name, created) WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 400)
+					SELECT v % 4, 'guest ' || v, printf('2026-12-%02d', 1 + v % 28) FROM n WHERE NOT EXISTS (SELECT 1 FROM o);
+				INSERT INTO li (o, qty) WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 1200)
+					SELECT 1 + v % 400, v % 5 + 1 FROM n WHERE NOT EXISTS (SELECT 1 FROM li)`)
+			require.NoError(b, err)
+			const page = `SELECT o.id, o.name, o.created, (SELECT COUNT(*) FROM li WHERE li.o = o.id) FROM o
+				WHERE o.shop = ? AND (o.created, o.id) < (?, ?) ORDER BY o.created DESC, o.id DESC LIMIT 20`
+			b.ReportAllocs()
+			for b.Loop() {
+				rows, err := db.QueryContext(ctx, page, 1, "2026-12-31", 1<<30)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for rows.Next() {
+					n++
+				}
+				if err := rows.Close(); err != nil || n != 20 {
+					b.Fatal(err, n)
+				}
+			}
+		})
+	}
 }
 
 // BenchmarkSpike is HikariCP's spike test: connecting takes 150 ms, a query

@@ -35,6 +35,8 @@ type conn struct {
 	resetter  driver.SessionResetter
 	validator driver.Validator
 	checker   driver.NamedValueChecker
+
+	stmts *stmtCache // nil: no statement cache (Config.StatementCache)
 }
 
 var (
@@ -72,6 +74,7 @@ func (p *pool) newConn(ci driver.Conn) *conn {
 	c.resetter, _ = ci.(driver.SessionResetter)
 	c.validator, _ = ci.(driver.Validator)
 	c.checker, _ = ci.(driver.NamedValueChecker)
+	c.stmts = newStmtCache(p.cfg.StatementCache, c.preparer)
 	p.track(c)
 	return c
 }
@@ -130,45 +133,72 @@ func (c *conn) deadline(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, c.p.cfg.QueryTimeout)
 }
 
-// QueryContext runs a query through the driver, observed.
+// QueryContext runs a query through the driver, observed: on the
+// connection's cached prepared statement for query when there is a cache.
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if c.queryer == nil {
+	if c.queryer == nil && c.stmts == nil {
 		return nil, driver.ErrSkip
 	}
 	ctx = c.enter(ctx)
 	ctx, cancel := c.deadline(ctx)
 	start := time.Now()
-	rows, err := c.queryer.QueryContext(ctx, query, args)
-	return c.rows(ctx, cancel, start, query, args, rows, err)
+	var rows driver.Rows
+	cs, err := c.stmts.take(ctx, query)
+	switch {
+	case err != nil:
+	case cs != nil:
+		rows, err = cs.query.QueryContext(ctx, args)
+	case c.queryer != nil:
+		rows, err = c.queryer.QueryContext(ctx, query, args)
+	default:
+		err = driver.ErrSkip
+	}
+	return c.rows(ctx, cancel, start, query, args, rows, err, cs)
 }
 
-func (c *conn) rows(ctx context.Context, cancel context.CancelFunc, start time.Time, query string, args []driver.NamedValue, rows driver.Rows, err error) (driver.Rows, error) {
-	if errors.Is(err, driver.ErrSkip) {
+// rows observes a query and wraps its rows so that closing them releases
+// the default query timeout's context and the cached statement cs (nil:
+// none) they run on.
+func (c *conn) rows(ctx context.Context, cancel context.CancelFunc, start time.Time, query string, args []driver.NamedValue, rows driver.Rows, err error, cs *cachedStmt) (driver.Rows, error) {
+	if !errors.Is(err, driver.ErrSkip) {
+		err = c.observe(ctx, start, query, args, err, cancel != nil)
+	}
+	if err != nil || rows == nil {
+		if cs != nil {
+			cs.busy = false
+		}
 		if cancel != nil {
 			cancel()
 		}
-		return nil, err
-	}
-	err = c.observe(ctx, start, query, args, err, cancel != nil)
-	if cancel == nil {
 		return rows, err
 	}
-	if err != nil || rows == nil {
-		cancel()
-		return rows, err
+	if cancel == nil && cs == nil {
+		return rows, nil
 	}
-	return &cancelRows{Rows: rows, cancel: cancel}, nil
+	return &cancelRows{Rows: rows, cancel: cancel, stmt: cs}, nil
 }
 
-// ExecContext runs a statement through the driver, observed.
+// ExecContext runs a statement through the driver, observed: on the
+// connection's cached prepared statement for query when there is a cache.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if c.execer == nil {
+	if c.execer == nil && c.stmts == nil {
 		return nil, driver.ErrSkip
 	}
 	ctx = c.enter(ctx)
 	ctx, cancel := c.deadline(ctx)
 	start := time.Now()
-	res, err := c.execer.ExecContext(ctx, query, args)
+	var res driver.Result
+	cs, err := c.stmts.take(ctx, query)
+	switch {
+	case err != nil:
+	case cs != nil:
+		res, err = cs.exec.ExecContext(ctx, args)
+		cs.busy = false
+	case c.execer != nil:
+		res, err = c.execer.ExecContext(ctx, query, args)
+	default:
+		err = driver.ErrSkip
+	}
 	if !errors.Is(err, driver.ErrSkip) {
 		err = c.observe(ctx, start, query, args, err, cancel != nil)
 	}
@@ -275,9 +305,10 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 	return driver.ErrSkip
 }
 
-// Close closes the driver connection.
+// Close closes the cached statements and the driver connection.
 func (c *conn) Close() error {
 	c.p.untrack(c)
+	c.stmts.close()
 	return c.ci.Close()
 }
 
@@ -349,7 +380,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 			rows, err = s.si.Query(vals) //lint:ignore SA1019 fallback for drivers without StmtQueryContext
 		}
 	}
-	return s.c.rows(ctx, cancel, start, s.query, args, rows, err)
+	return s.c.rows(ctx, cancel, start, s.query, args, rows, err, nil)
 }
 
 // CheckNamedValue forwards to the statement's or the connection's checker
@@ -384,10 +415,12 @@ func values(args []driver.NamedValue) ([]driver.Value, error) {
 	return vals, nil
 }
 
-// cancelRows releases the default query timeout when the rows close.
+// cancelRows releases the default query timeout (cancel) and the cached
+// statement the rows run on (stmt) when the rows close; either may be nil.
 type cancelRows struct {
 	driver.Rows
 	cancel context.CancelFunc
+	stmt   *cachedStmt
 }
 
 var (
@@ -401,7 +434,12 @@ var (
 
 func (r *cancelRows) Close() error {
 	err := r.Rows.Close()
-	r.cancel()
+	if r.stmt != nil {
+		r.stmt.busy = false
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
 	return err
 }
 

@@ -33,7 +33,12 @@
 //   - slow-query logging (default > 1 s, arguments redacted), OpenTelemetry
 //     metrics (below), a saturation signal, leak detection with the
 //     acquiring stack, and a per-context query counter (CountQueries) that
-//     lets a test prove a handler makes no N+1 queries.
+//     lets a test prove a handler makes no N+1 queries;
+//   - a per-connection cache of prepared statements by SQL text
+//     (StatementCache, on by default for SQLite, whose driver parses and
+//     plans every statement given as text again): SQL a connection ran
+//     before skips parsing and planning, and a statement whose rows are
+//     open is never run a second time before they close.
 //
 // All of it lives in a driver wrapper and a background maintainer over a
 // plain database/sql pool. The returned *DB has database/sql's methods that

@@ -54,10 +54,14 @@ func isMemorySQLite(dsn string) bool {
 	return strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory")
 }
 
-// sqliteConfig applies the SQLite defaults. An in-memory database gets one
-// connection that is never closed: MaxOpen 1, MinConns 1, no idle timeout,
-// no max uses (closing the connection would drop the data).
+// sqliteConfig applies the SQLite defaults: SQLiteDSN's pragmas and a
+// statement cache of DefaultSQLiteStatementCache. An in-memory database
+// gets one connection that is never closed: MaxOpen 1, MinConns 1, no idle
+// timeout, no max uses (closing the connection would drop the data).
 func sqliteConfig(cfg Config, dsn string) (Config, string, error) {
+	if cfg.StatementCache == 0 {
+		cfg.StatementCache = DefaultSQLiteStatementCache
+	}
 	if !isMemorySQLite(dsn) {
 		return cfg, SQLiteDSN(dsn), nil
 	}
