@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -31,7 +30,8 @@ func scanOrder(r scanner) (Order, error) {
 	o.CreatedAt, o.UpdatedAt = created.t, updated.t
 	o.Items = []OrderItem{}
 	if len(items) > 0 {
-		if err := json.Unmarshal(items, &o.Items); err != nil {
+		var err error
+		if o.Items, err = decodeItems(items); err != nil {
 			return o, fmt.Errorf("store: order %d items: %w", o.ID, err)
 		}
 	}

@@ -40,9 +40,15 @@ type queries struct {
 
 func buildQueries(d Dialect) queries {
 	now := "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+	// The items come from a subquery in id order (the index on order_id
+	// yields them so) rather than through the aggregate's own ORDER BY,
+	// which sorts every order's items in a temporary b-tree: SQLite never
+	// flattens an ordered subquery into an aggregate, so it aggregates in
+	// the subquery's order.
 	items := `(SELECT json_group_array(json_object('id', oi.id, 'menu_item_id', oi.menu_item_id, 'name', oi.name,
-		'quantity', oi.quantity, 'unit_price_cents', oi.unit_price_cents) ORDER BY oi.id)
-		FROM order_items oi WHERE oi.order_id = o.id)`
+		'quantity', oi.quantity, 'unit_price_cents', oi.unit_price_cents))
+		FROM (SELECT id, menu_item_id, name, quantity, unit_price_cents FROM order_items
+			WHERE order_id = o.id ORDER BY id) oi)`
 	forUpdate := ""
 	if d == Postgres {
 		now = "now()"
