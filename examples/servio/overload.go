@@ -181,7 +181,9 @@ func shedTiming(d time.Duration) string {
 
 // overloaded answers a request the limiter refused: 503, Retry-After in
 // whole seconds (at least 1) and {"error": ..., "retry_after": s}, the
-// shape of a rate-limit denial.
+// shape of a rate-limit denial. Refusals are what an overloaded server
+// answers most, so the body is appended by hand (its text needs no JSON
+// escaping: TestOverloadedBody) and the header is set in canonical form.
 func overloaded(w http.ResponseWriter, err error) {
 	secs, prio := int64(1), ""
 	var oe *resilience.OverloadError
@@ -189,9 +191,14 @@ func overloaded(w http.ResponseWriter, err error) {
 		secs = max(1, int64((oe.RetryAfter()+time.Second-1)/time.Second))
 		prio = " (" + oe.Priority.String() + " priority)"
 	}
-	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-		"error":       "server overloaded" + prio + "; retry in " + strconv.FormatInt(secs, 10) + " s",
-		"retry_after": secs,
-	})
+	var buf [128]byte
+	b := append(buf[:0], `{"error":"server overloaded`...)
+	b = append(b, prio...)
+	b = append(b, "; retry in "...)
+	b = strconv.AppendInt(b, secs, 10)
+	b = append(b, ` s","retry_after":`...)
+	b = strconv.AppendInt(b, secs, 10)
+	b = append(b, '}')
+	w.Header()["Retry-After"] = []string{strconv.FormatInt(secs, 10)}
+	writeRaw(w, http.StatusServiceUnavailable, b)
 }

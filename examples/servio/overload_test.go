@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -311,4 +313,31 @@ func TestOverloadNetworkFirst(t *testing.T) {
 	}
 	assert.Equal(t, 0, a.overload.InFlight())
 	assert.Equal(t, 0, a.overload.Queued())
+}
+
+// TestOverloadedBody: the hand-appended refusal is byte for byte what
+// encoding/json made of it (and so valid JSON) for every priority and
+// retry delay, with Retry-After in whole seconds, at least 1.
+func TestOverloadedBody(t *testing.T) {
+	t.Parallel()
+	prios := []resilience.Priority{resilience.PriorityCritical, resilience.PriorityHigh, resilience.PriorityNormal, resilience.PriorityLow, resilience.Priority(99)}
+	w := httptest.NewRecorder()
+	overloaded(w, errors.New("not an OverloadError"))
+	assert.Equal(t, `{"error":"server overloaded; retry in 1 s","retry_after":1}`+"\n", w.Body.String())
+	for _, p := range prios {
+		for _, d := range []time.Duration{0, time.Millisecond, 1500 * time.Millisecond, 90 * time.Second} {
+			w := httptest.NewRecorder()
+			overloaded(w, &resilience.OverloadError{Priority: p, Delay: d})
+			secs := max(1, int64((d+time.Second-1)/time.Second))
+			want, err := json.Marshal(map[string]any{
+				"error":       "server overloaded (" + p.String() + " priority); retry in " + strconv.FormatInt(secs, 10) + " s",
+				"retry_after": secs,
+			})
+			require.NoError(t, err)
+			assert.Equal(t, string(want)+"\n", w.Body.String(), "%v %v", p, d)
+			assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+			assert.Equal(t, strconv.FormatInt(secs, 10), w.Header().Get("Retry-After"))
+			assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
+		}
+	}
 }
