@@ -57,8 +57,11 @@ type Config struct {
 	// shared: the same text asked again meanwhile runs uncached. Default
 	// DefaultSQLiteStatementCache for Open with "sqlite" (modernc.org/sqlite
 	// prepares every statement it is given as text; on servio's order page
-	// that was about a quarter of the query's cost), 0 otherwise (pgx's
-	// stdlib driver caches prepared statements itself); negative: off.
+	// that was about a quarter of the query's cost), 0 otherwise; negative:
+	// off. Leave it off for PostgreSQL through pgx: pgx caches prepared
+	// statements itself, and a statement cached here would cost a
+	// round trip to deallocate when evicted. A driver whose statements
+	// convert their own arguments is not cached.
 	StatementCache int
 	// IdleTimeout closes connections idle this long, checked every
 	// MaintainInterval, but keeps MinConns idle ones open (HikariCP's

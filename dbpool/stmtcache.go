@@ -15,7 +15,10 @@ type stmtCache struct {
 	prep driver.ConnPrepareContext
 	m    map[string]*list.Element // of *cachedStmt
 	lru  list.List                // front: most recently used
-	off  bool                     // the driver's statements cannot run with a context
+	// off: the driver's statements cannot run with a context, or convert
+	// their arguments themselves (database/sql converted them for the
+	// connection, as for SQL given as text, not for the statement).
+	off bool
 }
 
 // cachedStmt is a prepared statement of the cache. busy is set while a
@@ -63,7 +66,9 @@ func (sc *stmtCache) take(ctx context.Context, query string) (*cachedStmt, error
 	}
 	q, qok := si.(driver.StmtQueryContext)
 	x, xok := si.(driver.StmtExecContext)
-	if !qok || !xok {
+	_, checks := si.(driver.NamedValueChecker)
+	_, converts := si.(driver.ColumnConverter) //lint:ignore SA1019 a driver that still converts per column
+	if !qok || !xok || checks || converts {
 		sc.off = true
 		_ = si.Close()
 		return nil, nil

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -106,4 +109,65 @@ func TestDecodeItemsReadsWhatTheDatabasesWrite(t *testing.T) {
 		require.NoError(t, json.Unmarshal(raw, &want))
 		assert.Equal(t, want, got.Items)
 	})
+}
+
+// TestOrderItemsInIDOrderWhateverTheIndex: on SQLite the items reach the
+// aggregate from a subquery ordered by id, not through the aggregate's own
+// ORDER BY. With the order_id index replaced by one that yields an order's
+// items by quantity, descending (a control shows it does), single orders
+// and order pages still list their items in id order.
+func TestOrderItemsInIDOrderWhateverTheIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t, SQLite)
+	require.NoError(t, s.Seed(ctx, SeedOptions{Restaurants: 1, Items: 5, Orders: 1}))
+	var rid int64
+	require.NoError(t, s.db.QueryRowContext(ctx, "SELECT id FROM restaurants").Scan(&rid))
+	var menu []int64
+	rows, err := s.db.QueryContext(ctx, "SELECT id FROM menu_items WHERE restaurant_id = ? ORDER BY id", rid)
+	require.NoError(t, err)
+	for rows.Next() {
+		var id int64
+		require.NoError(t, rows.Scan(&id))
+		menu = append(menu, id)
+	}
+	require.NoError(t, rows.Err())
+	require.NoError(t, rows.Close())
+	var in []NewOrderItem
+	for i, id := range menu {
+		in = append(in, NewOrderItem{MenuItemID: id, Quantity: i + 1}) // quantity rises with the item's id
+	}
+	var placed []Order
+	for range 3 {
+		o, err := s.CreateOrder(ctx, NewOrder{RestaurantID: rid, CustomerName: "q", Items: in})
+		require.NoError(t, err)
+		placed = append(placed, o)
+	}
+	_, err = s.db.ExecContext(ctx, "DROP INDEX idx_order_items_order; CREATE INDEX test_items_by_quantity ON order_items (order_id, quantity DESC)")
+	require.NoError(t, err)
+
+	// Control: without an ORDER BY the index's order shows.
+	var firstUnordered int64
+	require.NoError(t, s.db.QueryRowContext(ctx, "SELECT id FROM order_items WHERE order_id = ? LIMIT 1", placed[0].ID).Scan(&firstUnordered))
+	require.Equal(t, placed[0].Items[len(placed[0].Items)-1].ID, firstUnordered, "the index yields the highest quantity, the last id, first")
+	plan := queryPlan(t, s.db.(*sql.DB), "EXPLAIN QUERY PLAN "+s.q.orderGet, placed[0].ID)
+	require.Contains(t, plan, "test_items_by_quantity", plan)
+
+	inIDOrder := func(items []OrderItem) {
+		t.Helper()
+		assert.True(t, slices.IsSortedFunc(items, func(a, b OrderItem) int { return cmp.Compare(a.ID, b.ID) }), "%+v", items)
+	}
+	for _, o := range placed {
+		got, err := s.Order(ctx, o.ID)
+		require.NoError(t, err)
+		require.Len(t, got.Items, len(menu))
+		inIDOrder(got.Items)
+		assert.Equal(t, o.Items, got.Items)
+	}
+	page, err := s.Orders(ctx, OrdersQuery{RestaurantID: rid, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, page.Orders, len(placed)+1)
+	for _, o := range page.Orders {
+		inIDOrder(o.Items)
+	}
 }

@@ -40,11 +40,14 @@ type queries struct {
 
 func buildQueries(d Dialect) queries {
 	now := "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-	// The items come from a subquery in id order (the index on order_id
-	// yields them so) rather than through the aggregate's own ORDER BY,
-	// which sorts every order's items in a temporary b-tree: SQLite never
-	// flattens an ordered subquery into an aggregate, so it aggregates in
-	// the subquery's order.
+	// The items come from a subquery in id order rather than through the
+	// aggregate's own ORDER BY, which sorts every order's items in a
+	// temporary b-tree even though idx_order_items_order already yields
+	// them by (order_id, rowid = id). SQLite's documentation leaves an
+	// aggregate's input order unspecified without that ORDER BY; SQLite
+	// does not flatten an ordered subquery into an aggregate query and
+	// keeps its ORDER BY, which TestOrderItemsInIDOrderWhateverTheIndex
+	// checks where the index would yield them in another order.
 	items := `(SELECT json_group_array(json_object('id', oi.id, 'menu_item_id', oi.menu_item_id, 'name', oi.name,
 		'quantity', oi.quantity, 'unit_price_cents', oi.unit_price_cents))
 		FROM (SELECT id, menu_item_id, name, quantity, unit_price_cents FROM order_items
