@@ -217,6 +217,15 @@ type stepResult struct {
 	// server was overloaded, means something else had the core).
 	ServerCPU      time.Duration `json:"server_cpu_ns,omitempty"`
 	ServerCPUShare float64       `json:"server_cpu_share,omitempty"`
+	// ServerWait is the time the server's threads spent runnable but
+	// waiting for a core over the same span, with -server-pid (Linux
+	// schedstat, summed over its threads; see processRunDelay);
+	// ServerWaitShare that time ÷ the wall time. With the server pinned
+	// to a core of its own it is the time other work took that core from
+	// it (plus its own threads waiting for each other): a step whose
+	// share stands out had its core taken, and its tails say so.
+	ServerWait      time.Duration `json:"server_wait_ns,omitempty"`
+	ServerWaitShare float64       `json:"server_wait_share,omitempty"`
 	// Settled is the step without its first seconds.
 	Settled settledResult `json:"settled"`
 	// Timeline is the step in slices of timeSliceWidth (with -timeline).
@@ -317,7 +326,7 @@ func parseOverloadFlags(args []string, stderr io.Writer) (overloadOptions, error
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "client timeout of each request, from its due time")
 	fs.Float64Var(&o.probeRate, "probe-rate", 10, "/health/live and /health/ready probes per second, each")
 	fs.IntVar(&o.gcLimitMiB, "gc-limit-mib", 1024, "collect the generator's garbage between steps, and within one only when the Go runtime's memory reaches this many MiB (GOGC=off, GOMEMLIMIT), so that its collector does not delay its sends and reads; 0: the runtime's settings")
-	fs.IntVar(&o.serverPID, "server-pid", 0, "process id of the server (Linux): report its CPU time per step from /proc")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "process id of the server (Linux): report its CPU time and its threads' run-queue wait per step from /proc")
 	fs.Float64Var(&o.throttleK, "client-throttle", 0, "K of httpclient's client-side adaptive throttling, one throttle per priority class (probes bypass it); 0: off, every request goes to the server")
 	fs.BoolVar(&o.timeline, "timeline", false, "record each step in 250 ms slices (answers, refusals, latency) in the JSON report and print them to stderr")
 	fs.StringVar(&o.requestStart, "request-start", "X-Request-Start", "header stamped with each request's send time, t=<µs since the epoch>, as a front proxy stamps it; empty: none")
@@ -822,9 +831,10 @@ func (s *stepStats) result(name string, rate float64, d time.Duration) stepResul
 // step offers rate req/s of the mix for d, plus the probes, and waits for
 // every request to end (at most -timeout after the last one was due).
 func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate float64, d time.Duration) stepResult {
-	var cpu0 time.Duration
+	var cpu0, wait0 time.Duration
 	if o.serverPID > 0 {
 		cpu0, _ = processCPU(o.serverPID)
+		wait0, _ = processRunDelay(o.serverPID)
 	}
 	gen0 := selfCPU()
 	st := &stepStats{start: time.Now(), costs: o.routeCosts}
@@ -890,6 +900,10 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 		if cpu, err := processCPU(o.serverPID); err == nil && cpu0 > 0 {
 			r.ServerCPU = cpu - cpu0
 			r.ServerCPUShare = r.ServerCPU.Seconds() / time.Since(st.start).Seconds()
+		}
+		if wait, err := processRunDelay(o.serverPID); err == nil && wait0 > 0 {
+			r.ServerWait = wait - wait0
+			r.ServerWaitShare = r.ServerWait.Seconds() / time.Since(st.start).Seconds()
 		}
 	}
 	return r
@@ -991,6 +1005,47 @@ func processCPU(pid int) (time.Duration, error) {
 		return 0, err
 	}
 	return parseProcStatCPU(string(b))
+}
+
+// processRunDelay returns the time process pid's threads have spent
+// runnable but waiting for a core, summed over the threads alive now
+// (the second field of /proc/<pid>/task/<tid>/schedstat, in ns; Linux
+// with schedstats, on by default). A thread that exited takes its share
+// with it: over a step the difference undercounts by what threads that
+// ended in it had waited.
+func processRunDelay(pid int) (time.Duration, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		d, err := parseSchedstatWait(string(b))
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+// parseSchedstatWait reads the run-queue wait (the second of its three
+// fields, in ns) from a /proc schedstat line.
+func parseSchedstatWait(line string) (time.Duration, error) {
+	f := strings.Fields(line)
+	if len(f) != 3 {
+		return 0, fmt.Errorf("/proc schedstat: %d fields, want 3", len(f))
+	}
+	v, err := strconv.ParseUint(f[1], 10, 63)
+	if err != nil {
+		return 0, fmt.Errorf("/proc schedstat: %w", err)
+	}
+	return time.Duration(v), nil
 }
 
 // selfCPU returns this process's user + system CPU time

@@ -250,7 +250,7 @@ func printOverloadTables(w io.Writer, reps []*overloadReport) {
 		fmt.Fprintf(w, "| %s | %.0f req/s (%s) | %s | %s | %s |\n", r.Label, r.Capacity, how, ms(r.Unloaded.AdmittedP50), ms(r.UnloadedP99), ms(probes))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| step | configuration | offered | goodput | admitted p50 | admitted p99 | shed low / normal / high / critical | time to shed | live / ready p99 | rejection p99 client / server (max) | dropped / timeouts | generator lag p99 | CPU server / generator | done when (≥ 2×) |")
+	fmt.Fprintln(w, "| step | configuration | offered | goodput | admitted p50 | admitted p99 | shed low / normal / high / critical | time to shed | live / ready p99 | rejection p99 client / server (max) | dropped / timeouts | generator lag p99 | CPU server (its threads' run-queue wait) / generator | done when (≥ 2×) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	forSteps(reps, func(r *overloadReport, s stepResult, factor float64) {
 		p99 := ms(s.AdmittedP99)
@@ -264,6 +264,9 @@ func printOverloadTables(w io.Writer, reps []*overloadReport) {
 		cpu := "n/a"
 		if s.ServerCPU > 0 {
 			cpu = fmt.Sprintf("%.0f %%", 100*s.ServerCPUShare)
+		}
+		if s.ServerWait > 0 {
+			cpu += fmt.Sprintf(" (waited %.1f %%)", 100*s.ServerWaitShare)
 		}
 		cpu += fmt.Sprintf(" / %.0f %%", 100*s.GenCPUShare)
 		fmt.Fprintf(w, "| %s | %s | %.0f req/s | %s | %s | %s | %s | %s | %s / %s | %s | %d / %d | %s | %s | %s |\n",

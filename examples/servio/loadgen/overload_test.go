@@ -356,6 +356,23 @@ func TestParseProcStatCPU(t *testing.T) {
 	assert.Positive(t, self)
 }
 
+func TestParseSchedstatWait(t *testing.T) {
+	t.Parallel()
+	d, err := parseSchedstatWait("123456789 2500000 4242\n")
+	require.NoError(t, err)
+	assert.Equal(t, 2500*time.Microsecond, d)
+	for _, bad := range []string{"", "1 2", "1 2 3 4", "1 x 3", "1 -2 3"} {
+		_, err := parseSchedstatWait(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+	// This process's own threads: readable, never negative.
+	self, err := processRunDelay(os.Getpid())
+	require.NoError(t, err, "this test's own /proc entries")
+	assert.GreaterOrEqual(t, self, time.Duration(0))
+	_, err = processRunDelay(-1)
+	assert.Error(t, err, "no such process")
+}
+
 // fakeServer models a server of capacity req/s for the capacity search:
 // below capacity it answers everything, its CPU share grows with the
 // rate (cpuPerReq of a core per req/s) and its p99 grows far past any
