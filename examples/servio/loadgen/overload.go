@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -219,11 +220,14 @@ type stepResult struct {
 	ServerCPUShare float64       `json:"server_cpu_share,omitempty"`
 	// ServerWait is the time the server's threads spent runnable but
 	// waiting for a core over the same span, with -server-pid (Linux
-	// schedstat, summed over its threads; see processRunDelay);
+	// schedstat, summed over its threads; see threadRunDelays);
 	// ServerWaitShare that time ÷ the wall time. With the server pinned
-	// to a core of its own it is the time other work took that core from
-	// it (plus its own threads waiting for each other): a step whose
-	// share stands out had its core taken, and its tails say so.
+	// to a core it bounds from above the time other work took that core
+	// from it: its own threads waiting for each other count too (with
+	// GOMAXPROCS=1 the runtime's sysmon, a thread back from a syscall),
+	// and summed over threads it can exceed the wall time. Under 1 % of
+	// a step in the overload script's servio runs; a step far above its
+	// neighbours had something else on its core.
 	ServerWait      time.Duration `json:"server_wait_ns,omitempty"`
 	ServerWaitShare float64       `json:"server_wait_share,omitempty"`
 	// Settled is the step without its first seconds.
@@ -831,10 +835,11 @@ func (s *stepStats) result(name string, rate float64, d time.Duration) stepResul
 // step offers rate req/s of the mix for d, plus the probes, and waits for
 // every request to end (at most -timeout after the last one was due).
 func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate float64, d time.Duration) stepResult {
-	var cpu0, wait0 time.Duration
+	var cpu0 time.Duration
+	var wait0 map[string]time.Duration
 	if o.serverPID > 0 {
 		cpu0, _ = processCPU(o.serverPID)
-		wait0, _ = processRunDelay(o.serverPID)
+		wait0, _ = threadRunDelays("/proc", o.serverPID)
 	}
 	gen0 := selfCPU()
 	st := &stepStats{start: time.Now(), costs: o.routeCosts}
@@ -901,8 +906,8 @@ func (e *engine) step(ctx context.Context, o *overloadOptions, name string, rate
 			r.ServerCPU = cpu - cpu0
 			r.ServerCPUShare = r.ServerCPU.Seconds() / time.Since(st.start).Seconds()
 		}
-		if wait, err := processRunDelay(o.serverPID); err == nil && wait0 > 0 {
-			r.ServerWait = wait - wait0
+		if wait, err := threadRunDelays("/proc", o.serverPID); err == nil && wait0 != nil {
+			r.ServerWait = runDelaySince(wait0, wait)
 			r.ServerWaitShare = r.ServerWait.Seconds() / time.Since(st.start).Seconds()
 		}
 	}
@@ -1007,31 +1012,49 @@ func processCPU(pid int) (time.Duration, error) {
 	return parseProcStatCPU(string(b))
 }
 
-// processRunDelay returns the time process pid's threads have spent
-// runnable but waiting for a core, summed over the threads alive now
-// (the second field of /proc/<pid>/task/<tid>/schedstat, in ns; Linux
-// with schedstats, on by default). A thread that exited takes its share
-// with it: over a step the difference undercounts by what threads that
-// ended in it had waited.
-func processRunDelay(pid int) (time.Duration, error) {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+// threadRunDelays returns, by thread id, the time each thread of
+// process pid has spent runnable but waiting for a core, from
+// root/<pid>/task/<tid>/schedstat (root is /proc; Linux with
+// schedstats, on by default). A thread that ends while it is read is
+// left out; an error when none could be read.
+func threadRunDelays(root string, pid int) (map[string]time.Duration, error) {
+	dir := filepath.Join(root, strconv.Itoa(pid), "task")
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var sum time.Duration
+	waits := make(map[string]time.Duration, len(tasks))
 	for _, t := range tasks {
-		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
 		if err != nil {
 			continue // the thread ended meanwhile
 		}
 		d, err := parseSchedstatWait(string(b))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		sum += d
+		waits[t.Name()] = d
 	}
-	return sum, nil
+	if len(waits) == 0 {
+		return nil, fmt.Errorf("%s: no thread's schedstat readable", dir)
+	}
+	return waits, nil
+}
+
+// runDelaySince is the run-queue wait between two readings of
+// threadRunDelays: for each thread of the second, what it waited since
+// the first (all of it for a thread started in between). A thread that
+// ended in between takes its share with it, so the sum undercounts by
+// that; it is never negative.
+func runDelaySince(before, after map[string]time.Duration) time.Duration {
+	var sum time.Duration
+	for tid, w := range after {
+		if b, ok := before[tid]; ok {
+			w -= b
+		}
+		sum += max(w, 0)
+	}
+	return sum
 }
 
 // parseSchedstatWait reads the run-queue wait (the second of its three

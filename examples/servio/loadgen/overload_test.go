@@ -365,12 +365,45 @@ func TestParseSchedstatWait(t *testing.T) {
 		_, err := parseSchedstatWait(bad)
 		assert.Error(t, err, "%q", bad)
 	}
-	// This process's own threads: readable, never negative.
-	self, err := processRunDelay(os.Getpid())
-	require.NoError(t, err, "this test's own /proc entries")
-	assert.GreaterOrEqual(t, self, time.Duration(0))
-	_, err = processRunDelay(-1)
+}
+
+func TestThreadRunDelays(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	write := func(tid, line string) {
+		dir := filepath.Join(root, "42", "task", tid)
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "schedstat"), []byte(line), 0o644))
+	}
+	write("42", "900 1000 7\n")
+	write("43", "900 5000 7\n")
+	before, err := threadRunDelays(root, 42)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]time.Duration{"42": 1000, "43": 5000}, before)
+
+	// 42 waited 500 ns more, 43 ended (its 5,000 ns left with it), 44
+	// started and waited 300 ns: 800 ns, not 800 − 5,000.
+	write("42", "950 1500 9\n")
+	require.NoError(t, os.RemoveAll(filepath.Join(root, "42", "task", "43")))
+	write("44", "10 300 1\n")
+	after, err := threadRunDelays(root, 42)
+	require.NoError(t, err)
+	assert.Equal(t, 800*time.Nanosecond, runDelaySince(before, after))
+	assert.Equal(t, time.Duration(0), runDelaySince(after, after))
+
+	write("45", "garbage\n")
+	_, err = threadRunDelays(root, 42)
+	assert.Error(t, err, "a malformed schedstat")
+	_, err = threadRunDelays(root, 7)
 	assert.Error(t, err, "no such process")
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "8", "task", "8"), 0o755))
+	_, err = threadRunDelays(root, 8)
+	assert.Error(t, err, "no thread's schedstat readable")
+
+	// This process's own threads, from the real /proc.
+	self, err := threadRunDelays("/proc", os.Getpid())
+	require.NoError(t, err, "this test's own /proc entries")
+	assert.NotEmpty(t, self)
 }
 
 // fakeServer models a server of capacity req/s for the capacity search:
