@@ -226,8 +226,9 @@ type stepResult struct {
 	// from it: its own threads waiting for each other count too (with
 	// GOMAXPROCS=1 the runtime's sysmon, a thread back from a syscall),
 	// and summed over threads it can exceed the wall time. Under 1 % of
-	// a step in the overload script's servio runs; a step far above its
-	// neighbours had something else on its core.
+	// a 2× or 4× step in the overload script's servio runs of 6 Dec 2026
+	// (up to 3.5 % at 1×, where its threads sleep and wake more); a step
+	// far above its neighbours had something else on its core.
 	ServerWait      time.Duration `json:"server_wait_ns,omitempty"`
 	ServerWaitShare float64       `json:"server_wait_share,omitempty"`
 	// Settled is the step without its first seconds.
